@@ -1,0 +1,3 @@
+"""Receptionist: a multi-tenant AI phone receptionist."""
+
+__version__ = "0.1.0"

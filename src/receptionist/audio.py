@@ -1,0 +1,62 @@
+"""PCM helpers for the hot path: streaming resampling and levels.
+
+All audio here is 16-bit little-endian mono PCM in `bytes`. Resampling keeps filter state between
+chunks (soxr's streaming API), so a call's audio is resampled as one continuous signal rather than
+as 100 ms islands with clicks at every edge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+
+class StreamResampler:
+    """Resamples one continuous stream. When rates match it is a no-op that costs nothing."""
+
+    __slots__ = ("_stream", "in_rate", "out_rate")
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+        self._stream = (
+            None
+            if in_rate == out_rate
+            else soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality="HQ")
+        )
+
+    def process(self, pcm: bytes) -> bytes:
+        if self._stream is None or not pcm:
+            return pcm
+        out = self._stream.resample_chunk(np.frombuffer(pcm, dtype="<i2"))
+        return out.tobytes()
+
+    def flush(self) -> bytes:
+        """Drain the filter's delay line (end of a turn)."""
+        if self._stream is None:
+            return b""
+        tail = self._stream.resample_chunk(np.zeros(0, dtype="<i2"), last=True).tobytes()
+        self.reset()
+        return tail
+
+    def reset(self) -> None:
+        """Forget buffered samples (barge-in): the next chunk starts a new signal."""
+        if self._stream is not None:
+            self._stream = soxr.ResampleStream(
+                self.in_rate, self.out_rate, 1, dtype="int16", quality="HQ"
+            )
+
+
+def duration_ms(pcm_len: int, sample_rate: int) -> float:
+    return pcm_len * 500.0 / sample_rate
+
+
+def rms(pcm: bytes) -> float:
+    if len(pcm) < 2:
+        return 0.0
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    return float(np.sqrt(np.mean(x * x)))
+
+
+def silence(ms: int, sample_rate: int) -> bytes:
+    return b"\x00\x00" * (sample_rate * ms // 1000)

@@ -1,0 +1,144 @@
+"""The ASGI app: Exotel WebSocket route, health, readiness and metrics.
+
+`create_app` wires the pieces (settings, tenant repository, database, engine factory); everything
+per call lives in `CallSession`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from receptionist.bridge.metrics import Metrics
+from receptionist.bridge.recorder import CallRecorder
+from receptionist.bridge.session import CallSession
+from receptionist.config import Settings
+from receptionist.engines.base import EngineFactory
+from receptionist.store.db import Database
+from receptionist.tenants.model import Tenant
+from receptionist.tenants.repository import TenantRepository
+
+log = logging.getLogger("receptionist.bridge")
+
+TurnCallback = Callable[[CallSession, str, dict[str, Any]], None]
+
+
+@dataclass
+class BridgeContext:
+    settings: Settings
+    tenants: TenantRepository
+    db: Database
+    engine_factory: EngineFactory
+    store: CallRecorder
+    metrics: Metrics = field(default_factory=Metrics)
+    registry: dict[str, CallSession] = field(default_factory=dict)
+    on_turn: TurnCallback | None = None
+
+    def _credentials_for(self, tenant: Tenant | None) -> tuple[str, str] | None:
+        if tenant is not None and tenant.exotel_auth_user_env and tenant.exotel_auth_token_env:
+            user = os.environ.get(tenant.exotel_auth_user_env)
+            token = os.environ.get(tenant.exotel_auth_token_env)
+            if user and token:
+                return user, token
+            # Named but unset: fail closed rather than silently accepting anyone.
+            return ("", "\x00unset")
+        return self.settings.exotel_auth
+
+    def check_tenant_auth(self, tenant: Tenant | None, ws: WebSocket) -> bool:
+        expected = self._credentials_for(tenant)
+        if expected is None:
+            return True
+        return _basic_auth_matches(ws.headers.get("authorization"), expected)
+
+
+def _basic_auth_matches(header: str | None, expected: tuple[str, str]) -> bool:
+    if not header or not header[:6].lower() == "basic ":
+        return False
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    user, _, token = decoded.partition(":")
+    # Compare both parts in constant time, always both, so timing reveals nothing.
+    ok_user = hmac.compare_digest(user.encode(), expected[0].encode())
+    ok_token = hmac.compare_digest(token.encode(), expected[1].encode())
+    return ok_user and ok_token
+
+
+def _tenant_hint(ws: WebSocket) -> str | None:
+    return ws.path_params.get("tenant_id") or ws.query_params.get("tenant") or None
+
+
+async def exotel_stream(ws: WebSocket) -> None:
+    ctx: BridgeContext = ws.app.state.ctx
+    hint = _tenant_hint(ws)
+    tenant: Tenant | None = None
+    if hint:
+        with contextlib.suppress(Exception):  # unknown tenants are rejected after `start`
+            tenant = ctx.tenants.get(hint)
+    if not ctx.check_tenant_auth(tenant, ws):
+        # Before accept: the handshake fails with HTTP 403 and no audio ever flows.
+        ctx.metrics.calls_rejected["unauthorized"] += 1
+        log.warning("rejected Exotel connection for %r: bad or missing Basic auth", hint)
+        await ws.close(code=1008)
+        return
+    await ws.accept()
+    session = CallSession(ctx, ws, hint)
+    try:
+        await session.run()
+    except Exception:  # never let one call take the worker down
+        log.exception("call %s: unhandled error", session.call_sid or "-")
+
+
+async def healthz(request: Request) -> JSONResponse:
+    ctx: BridgeContext = request.app.state.ctx
+    return JSONResponse({"status": "ok", "active_calls": len(ctx.registry)})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    ctx: BridgeContext = request.app.state.ctx
+    try:
+        await asyncio.wait_for(ctx.db.ping(), 3.0)
+    except Exception as exc:
+        return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, status_code=503)
+    return JSONResponse({"status": "ready", "active_calls": len(ctx.registry)})
+
+
+async def metrics(request: Request) -> PlainTextResponse:
+    ctx: BridgeContext = request.app.state.ctx
+    return PlainTextResponse(ctx.metrics.render(len(ctx.registry)))
+
+
+def create_app(ctx: BridgeContext) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await ctx.store.replay_spool()
+        yield
+        # uvicorn closes live calls with 1012 before this point; each session saved its call.
+
+    app = Starlette(
+        routes=[
+            WebSocketRoute("/exotel/{tenant_id}", exotel_stream),
+            WebSocketRoute("/exotel", exotel_stream),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    return app

@@ -1,0 +1,64 @@
+"""Process-wide counters for /metrics (Prometheus text format). No per-frame allocation."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from receptionist.bridge.latency import LatencyHistogram
+
+
+@dataclass
+class Metrics:
+    calls_started: int = 0
+    calls_ended: Counter[str] = field(default_factory=Counter)  # by status
+    calls_rejected: Counter[str] = field(default_factory=Counter)  # by reason
+    bad_frames: Counter[str] = field(default_factory=Counter)  # by kind
+    frames_in: int = 0
+    frames_out: int = 0
+    clears_sent: int = 0
+    persist_failures: int = 0
+    latency_in: LatencyHistogram = field(default_factory=LatencyHistogram)
+    latency_out: LatencyHistogram = field(default_factory=LatencyHistogram)
+    greeting: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    def render(self, active_calls: int) -> str:
+        lines = [
+            "# TYPE receptionist_active_calls gauge",
+            f"receptionist_active_calls {active_calls}",
+            "# TYPE receptionist_calls_started_total counter",
+            f"receptionist_calls_started_total {self.calls_started}",
+            "# TYPE receptionist_calls_ended_total counter",
+        ]
+        lines += [
+            f'receptionist_calls_ended_total{{status="{k}"}} {v}'
+            for k, v in sorted(self.calls_ended.items())
+        ]
+        lines.append("# TYPE receptionist_calls_rejected_total counter")
+        lines += [
+            f'receptionist_calls_rejected_total{{reason="{k}"}} {v}'
+            for k, v in sorted(self.calls_rejected.items())
+        ]
+        lines.append("# TYPE receptionist_bad_frames_total counter")
+        lines += [
+            f'receptionist_bad_frames_total{{kind="{k}"}} {v}'
+            for k, v in sorted(self.bad_frames.items())
+        ]
+        lines += [
+            "# TYPE receptionist_frames_in_total counter",
+            f"receptionist_frames_in_total {self.frames_in}",
+            "# TYPE receptionist_frames_out_total counter",
+            f"receptionist_frames_out_total {self.frames_out}",
+            "# TYPE receptionist_clears_sent_total counter",
+            f"receptionist_clears_sent_total {self.clears_sent}",
+            "# TYPE receptionist_persist_failures_total counter",
+            f"receptionist_persist_failures_total {self.persist_failures}",
+        ]
+        for name, hist in (
+            ("receptionist_bridge_latency_in_seconds", self.latency_in),
+            ("receptionist_bridge_latency_out_seconds", self.latency_out),
+            ("receptionist_greeting_seconds", self.greeting),
+        ):
+            lines.append(f"# TYPE {name} histogram")
+            lines += hist.prometheus(name)
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,145 @@
+"""Writes calls to the store without ever losing one.
+
+The row is created at `start` and completed at the end, however the call ends. If the database is
+down at the end, the finished call is retried briefly and then written to a spool folder as JSON;
+the spool is replayed at the next start-up (and by `receptionist db replay-spool`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from receptionist.store.calls import FinishedCall, NewCall, TokenUsage, create_call, finish_call
+from receptionist.store.db import Database
+
+if TYPE_CHECKING:
+    from receptionist.bridge.session import CallSession
+    from receptionist.telephony.exotel import Start
+
+log = logging.getLogger("receptionist.recorder")
+
+RETRY_DELAYS_S = (0.2, 1.0, 3.0)
+
+
+class CallRecorder:
+    def __init__(
+        self, db: Database, spool_dir: Path, *, retry_delays: tuple[float, ...] = RETRY_DELAYS_S
+    ) -> None:
+        self.db = db
+        self.spool_dir = spool_dir
+        self.retry_delays = retry_delays
+
+    async def create(self, session: CallSession, start: Start, tenant_id: str) -> None:
+        engine = session.engine
+        new = NewCall(
+            call_sid=start.call_sid,
+            tenant=tenant_id,
+            stream_sid=start.stream_sid,
+            from_number=start.from_number,
+            to_number=start.to_number,
+            direction="inbound",
+            custom_parameters=start.custom_parameters,
+            sample_rate=start.sample_rate,
+            engine=engine.name if engine else None,
+            model=engine.model if engine else None,
+            started_at=session.started_at,
+        )
+        try:
+            await create_call(self.db, new)
+        except Exception as exc:  # the call goes on; finish() creates the row if needed
+            session.ctx.metrics.persist_failures += 1
+            session.note("db_unavailable_at_start", f"{type(exc).__name__}: {exc}")
+
+    async def finish(self, session: CallSession) -> None:
+        usage = [
+            TokenUsage(
+                model_name=u.model,
+                purpose="live",
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                input_audio_tokens=u.input_audio_tokens,
+                input_text_tokens=u.input_text_tokens,
+                output_audio_tokens=u.output_audio_tokens,
+                output_text_tokens=u.output_text_tokens,
+                total_tokens=u.total_tokens or None,
+            )
+            for u in session.usage.values()
+        ]
+        finished = FinishedCall(
+            call_sid=session.call_sid,
+            status=session.status,
+            end_reason=session.end_reason or None,
+            error=session.error,
+            transcript=session.transcript.snapshot(session.elapsed_ms()),
+            stats=session.stats.as_json(),
+            events=session.events,
+            answered_at=session.answered_at,
+            usage=usage,
+            tenant=session.tenant.tenant_id if session.tenant else None,
+            started_at=session.started_at,
+        )
+        ok = await self._write(finished)
+        if not ok:
+            session.ctx.metrics.persist_failures += 1
+
+    async def _write(self, finished: FinishedCall) -> bool:
+        for delay in (*self.retry_delays, None):
+            try:
+                await finish_call(self.db, finished)
+                return True
+            except Exception as exc:
+                if delay is None:
+                    path = self._spool(finished)
+                    log.error(
+                        "call %s: database unavailable (%s); saved to %s for replay",
+                        finished.call_sid,
+                        exc,
+                        path,
+                    )
+                    return False
+                log.warning("call %s: saving failed (%s), retrying", finished.call_sid, exc)
+                await asyncio.sleep(delay)
+        return False
+
+    def _spool(self, finished: FinishedCall) -> Path:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        path = self.spool_dir / f"{finished.call_sid or 'unknown'}-{uuid.uuid4().hex[:8]}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(dataclasses.asdict(finished)))
+        os.replace(tmp, path)  # atomic: a crash never leaves half a file under a .json name
+        return path
+
+    async def replay_spool(self) -> int:
+        """Write spooled calls to the database; returns how many were saved."""
+        if not self.spool_dir.is_dir():
+            return 0
+        saved = 0
+        for path in sorted(self.spool_dir.glob("*.json")):
+            try:
+                finished = _load_finished(orjson.loads(path.read_bytes()))
+                await finish_call(self.db, finished)
+            except Exception as exc:
+                log.warning("spooled call %s not replayed yet: %s", path.name, exc)
+                continue
+            path.unlink()
+            saved += 1
+        if saved:
+            log.info("replayed %d spooled call(s) into the database", saved)
+        return saved
+
+
+def _load_finished(data: dict[str, Any]) -> FinishedCall:
+    data["usage"] = [TokenUsage(**u) for u in data.get("usage") or []]
+    for key in ("answered_at", "ended_at", "started_at"):
+        if data.get(key):
+            data[key] = datetime.fromisoformat(data[key])
+    return FinishedCall(**data)

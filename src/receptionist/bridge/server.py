@@ -1,0 +1,54 @@
+"""Running the ASGI app under uvicorn: in-process (demo, tests, bench) or as worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+
+from receptionist.config import Settings
+
+# Hard cap on a WebSocket message; frames above MAX_FRAME_BYTES are dropped by the session itself
+# (counted, the call goes on), so this only guards memory against absurd frames.
+WS_HARD_MAX_BYTES = 16 * 1024 * 1024
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "ws": "websockets-sansio",
+        "http": "httptools",
+        "loop": "uvloop",
+        "ws_max_size": WS_HARD_MAX_BYTES,
+        "ws_per_message_deflate": False,  # Exotel does not compress; deflate would cost CPU
+        "ws_ping_interval": settings.keepalive_interval_s or None,
+        "ws_ping_timeout": settings.keepalive_timeout_s,
+        "timeout_graceful_shutdown": 5,
+        "log_config": None,  # our own logging set-up
+        "access_log": False,
+        "lifespan": "on",
+    }
+
+
+@contextlib.asynccontextmanager
+async def serve_in_process(
+    app: Any, settings: Settings, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[int]:
+    """Serve `app` on this event loop; yields the bound port, stops on exit."""
+    opts = uvicorn_options(settings)
+    opts.pop("loop")  # we are already inside a running loop
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **opts))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises the start-up error
+            raise RuntimeError("server stopped during start-up")
+        await asyncio.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield bound
+    finally:
+        server.should_exit = True
+        await task

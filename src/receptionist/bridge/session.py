@@ -1,0 +1,477 @@
+"""CallSession: one Exotel call, bridged to one voice engine.
+
+Two pumps and a watchdog per call: the WebSocket receive loop (caller → engine) runs in the
+connection's own task, the engine's event loop (engine → caller) in a second task, and a 1 Hz
+watchdog handles silence and the maximum call length. Each frame costs one parse, one resample and
+one serialisation; nothing on the per-frame path logs, allocates a task or touches the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from receptionist.audio import StreamResampler, duration_ms, rms
+from receptionist.bridge.latency import LatencyHistogram
+from receptionist.bridge.transcript import TranscriptRecorder
+from receptionist.engines.base import (
+    AgentAudio,
+    AgentTranscript,
+    CallerTranscript,
+    EngineClosed,
+    EngineError,
+    EngineRequest,
+    GoingAway,
+    Interrupted,
+    TurnComplete,
+    Usage,
+    VoiceEngine,
+)
+from receptionist.telephony import exotel
+from receptionist.tenants.repository import TenantError
+
+if TYPE_CHECKING:
+    from receptionist.bridge.app import BridgeContext
+    from receptionist.tenants.model import Tenant
+
+log = logging.getLogger("receptionist.call")
+
+START_TIMEOUT_S = 10.0
+MAX_EVENTS = 200  # per call: beyond this only counters grow (a flood of bad frames stays bounded)
+GOODBYE_GRACE_S = 15.0
+
+
+def say_instruction(text: str) -> str:
+    """How we ask the voice model to speak fixed words (greeting, prompts, goodbyes)."""
+    return f"(Say this to the caller now, word for word, then wait: «{text}»)"
+
+
+@dataclass(slots=True)
+class CallStats:
+    frames_in: int = 0
+    frames_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    clears: int = 0
+    marks_sent: int = 0
+    marks_received: int = 0
+    dtmf: int = 0
+    interruptions: int = 0
+    agent_turns: int = 0
+    bad_frames: Counter[str] = field(default_factory=Counter)
+    latency_in: LatencyHistogram = field(default_factory=LatencyHistogram)
+    latency_out: LatencyHistogram = field(default_factory=LatencyHistogram)
+    greeting_ms: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "clears": self.clears,
+            "marks_sent": self.marks_sent,
+            "marks_received": self.marks_received,
+            "dtmf": self.dtmf,
+            "interruptions": self.interruptions,
+            "agent_turns": self.agent_turns,
+            "bad_frames": dict(self.bad_frames),
+            "greeting_ms": None if self.greeting_ms is None else round(self.greeting_ms, 2),
+            "latency_in": self.latency_in.to_json(),
+            "latency_out": self.latency_out.to_json(),
+        }
+
+
+class CallSession:
+    def __init__(self, ctx: BridgeContext, ws: WebSocket, tenant_hint: str | None) -> None:
+        self.ctx = ctx
+        self.ws = ws
+        self.tenant_hint = tenant_hint
+        self.call_sid = ""
+        self.stream_sid = ""
+        self.tenant: Tenant | None = None
+        self.engine: VoiceEngine | None = None
+        self.stats = CallStats()
+        self.events: list[dict[str, Any]] = []
+        self.transcript = TranscriptRecorder()
+        self.usage: dict[str, Usage] = {}
+        self.status = "in_progress"
+        self.end_reason = ""
+        self.error: str | None = None
+        self.started_at = datetime.now(UTC)
+        self._t0 = time.monotonic()
+        self.answered_at: datetime | None = None
+        # caller-side state
+        self._last_activity = self._t0
+        self._playback_until = self._t0  # when the agent audio we sent finishes playing
+        self._prompted = False
+        self._hangup: str | None = None  # reason, once we decided to end the call
+        self._hangup_turn_done = False
+        self._hangup_deadline = 0.0
+        self._mark_seq = 0
+        self._pending_goodbye_mark: str | None = None
+        self._closed = asyncio.Event()
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def elapsed_ms(self) -> float:
+        return (time.monotonic() - self._t0) * 1000.0
+
+    def note(self, kind: str, detail: str = "", *, level: int = logging.WARNING) -> None:
+        """Record something that happened on the call row (bounded) and log the first of a kind."""
+        if len(self.events) < MAX_EVENTS:
+            self.events.append(
+                {"t_ms": round(self.elapsed_ms()), "kind": kind, "detail": detail[:300]}
+            )
+        log.log(level, "call %s: %s %s", self.call_sid or "-", kind, detail)
+
+    def bad_frame(self, kind: str, detail: str) -> None:
+        first = kind not in self.stats.bad_frames
+        self.stats.bad_frames[kind] += 1
+        self.ctx.metrics.bad_frames[kind] += 1
+        if first:  # later ones of the same kind are only counted: no log flood
+            self.note(f"bad_frame:{kind}", detail)
+
+    async def _send(self, text: str) -> None:
+        await self.ws.send_text(text)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        start = await self._await_start()
+        if start is None:
+            return
+        self.call_sid, self.stream_sid = start.call_sid, start.stream_sid
+        self.ctx.metrics.calls_started += 1
+        tenant_id = (
+            self.tenant_hint
+            or start.custom_parameters.get("tenant")
+            or start.custom_parameters.get("tenant_id")
+            or ""
+        )
+        try:
+            self.tenant = self.ctx.tenants.get(tenant_id)
+        except TenantError as exc:
+            await self._reject(start, tenant_id, "tenant_unavailable", str(exc))
+            return
+        if not self.ctx.check_tenant_auth(self.tenant, self.ws):
+            await self._reject(start, tenant_id, "unauthorized", "bad Exotel credentials")
+            return
+        self.ctx.registry[self.call_sid] = self
+        try:
+            await self._converse(start)
+        finally:
+            self.ctx.registry.pop(self.call_sid, None)
+            await asyncio.shield(self._persist_end())
+
+    async def _await_start(self) -> exotel.Start | None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.ctx.metrics.calls_rejected["no_start"] += 1
+                log.warning("connection closed: no start frame within %.0fs", START_TIMEOUT_S)
+                await self._close(1008, "no start frame")
+                return None
+            try:
+                msg = await asyncio.wait_for(self.ws.receive(), remaining)
+            except TimeoutError:
+                continue
+            if msg["type"] == "websocket.disconnect":
+                return None
+            event = self._parse(msg)
+            if isinstance(event, exotel.Start):
+                return event
+            if isinstance(event, exotel.Media):
+                self.bad_frame("media_before_start", "media frame before start")
+            elif event is not None and not isinstance(event, exotel.Connected):
+                self.bad_frame("event_before_start", type(event).__name__.lower())
+
+    async def _reject(self, start: exotel.Start, tenant_id: str, reason: str, detail: str) -> None:
+        self.ctx.metrics.calls_rejected[reason] += 1
+        log.error("call %s rejected (%s): %s", start.call_sid, reason, detail)
+        self.status, self.end_reason, self.error = "rejected", reason, detail
+        await self._close(1008, detail[:120])
+        await self.ctx.store.create(self, start, tenant_id or "(none)")
+        await asyncio.shield(self._persist_end())
+
+    def _parse(self, msg: dict[str, Any]) -> exotel.Event | None:
+        text = msg.get("text")
+        if text is None:
+            data = msg.get("bytes")
+            self.bad_frame("binary_frame", f"{len(data or b'')} bytes")
+            return None
+        if len(text) > self.ctx.settings.max_frame_bytes:
+            self.bad_frame("oversized_frame", f"{len(text)} bytes")
+            return None
+        try:
+            return exotel.parse_frame(text)
+        except exotel.ProtocolError as exc:
+            self.bad_frame(exc.kind, exc.detail)
+            return None
+
+    async def _converse(self, start: exotel.Start) -> None:
+        assert self.tenant is not None
+        tenant = self.tenant
+        request = EngineRequest(
+            call_sid=start.call_sid,
+            tenant_id=tenant.tenant_id,
+            system_instruction=tenant.system_instruction,
+            language=tenant.primary_language,
+            voice=tenant.voice,
+            model=tenant.model,
+        )
+        await self.ctx.store.create(self, start, tenant.tenant_id)
+        try:
+            engine = self.ctx.engine_factory(request)
+        except EngineError as exc:
+            await self._engine_failed(str(exc))
+            return
+        self.engine = engine
+        log.info(
+            "call %s: tenant=%s from=%s rate=%d engine=%s",
+            self.call_sid,
+            tenant.tenant_id,
+            start.from_number,
+            start.sample_rate,
+            engine.name,
+        )
+        try:
+            await engine.connect()
+        except EngineError as exc:
+            await self._engine_failed(str(exc))
+            return
+        self._in_rs = StreamResampler(start.sample_rate, engine.input_rate)
+        self._out_rs = StreamResampler(engine.output_rate, start.sample_rate)
+        self._chunker = exotel.OutboundChunker(start.sample_rate)
+        self._emit = exotel.Emitter(start.stream_sid)
+        self._rate = start.sample_rate
+        pump = asyncio.create_task(self._engine_to_caller(engine), name=f"pump-{self.call_sid}")
+        watchdog = asyncio.create_task(self._watchdog(engine), name=f"watch-{self.call_sid}")
+        try:
+            await engine.say(say_instruction(tenant.greeting))
+            await self._caller_to_engine(engine)
+        except Exception as exc:  # a bug or a dead engine socket: end this call, not the server
+            if self.status == "in_progress":
+                self.status, self.end_reason = "failed", "bridge_error"
+                self.error = f"{type(exc).__name__}: {exc}"[:300]
+            log.exception("call %s: bridge error", self.call_sid)
+        finally:
+            for task in (pump, watchdog):
+                task.cancel()
+            await asyncio.gather(pump, watchdog, return_exceptions=True)
+            await engine.close()
+            await self._close(1000, self.end_reason or "call ended")
+
+    async def _engine_failed(self, reason: str) -> None:
+        self.status, self.end_reason, self.error = "failed", "engine_unavailable", reason
+        log.error("call %s: %s", self.call_sid, reason)
+        # Exotel moves on to the flow's next applet (e.g. a Connect to the owner) on a clean close.
+        await self._close(1000, "assistant unavailable")
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self.ws.application_state == WebSocketState.CONNECTING:
+            await self.ws.accept()
+        with contextlib.suppress(Exception):
+            if self.ws.application_state == WebSocketState.CONNECTED:
+                await self.ws.close(code=code, reason=reason[:120])
+
+    # --- caller → engine --------------------------------------------------------------------
+
+    async def _caller_to_engine(self, engine: VoiceEngine) -> None:
+        receive = self.ws.receive
+        stats = self.stats
+        metrics = self.ctx.metrics
+        threshold = self.ctx.settings.speech_rms_threshold
+        in_rs = self._in_rs
+        send_audio = engine.send_audio
+        perf = time.perf_counter
+        while True:
+            msg = await receive()
+            t0 = perf()
+            if msg["type"] == "websocket.disconnect":
+                if not self.end_reason:
+                    server_restart = msg.get("code") == 1012
+                    self.end_reason = "server_restart" if server_restart else "caller_disconnected"
+                    self.status = "completed"
+                return
+            event = self._parse(msg)
+            if type(event) is exotel.Media:
+                stats.frames_in += 1
+                stats.bytes_in += len(event.pcm)
+                if rms(event.pcm) > threshold:
+                    self._last_activity = time.monotonic()
+                await send_audio(in_rs.process(event.pcm))
+                dt = perf() - t0
+                stats.latency_in.record(dt)
+                metrics.latency_in.record(dt)
+                metrics.frames_in += 1
+            elif event is None:
+                continue
+            elif isinstance(event, exotel.Stop):
+                self.status = "completed"
+                self.end_reason = self.end_reason or f"stop:{event.reason or 'callended'}"
+                return
+            elif isinstance(event, exotel.Mark):
+                stats.marks_received += 1
+                if event.name == self._pending_goodbye_mark:
+                    self._playback_until = time.monotonic()
+            elif isinstance(event, exotel.Dtmf):
+                stats.dtmf += 1
+                self.note("dtmf", event.digit, level=logging.INFO)
+            elif isinstance(event, exotel.Start):
+                self.bad_frame("duplicate_start", event.stream_sid)
+
+    # --- engine → caller --------------------------------------------------------------------
+
+    async def _engine_to_caller(self, engine: VoiceEngine) -> None:
+        stats = self.stats
+        metrics = self.ctx.metrics
+        out_rs, chunker, emit = self._out_rs, self._chunker, self._emit
+        send = self._send
+        perf = time.perf_counter
+        rate = self._rate
+        async for ev in engine.events():
+            t0 = perf()
+            if type(ev) is AgentAudio:
+                chunks = chunker.push(out_rs.process(ev.pcm))
+                if chunks:
+                    await self._send_audio(chunks, send, emit, rate)
+                dt = perf() - t0
+                stats.latency_out.record(dt)
+                metrics.latency_out.record(dt)
+                self.transcript.agent_activity(self.elapsed_ms())
+            elif type(ev) is AgentTranscript:
+                self.transcript.agent_text(ev.text, self.elapsed_ms())
+            elif type(ev) is CallerTranscript:
+                self._last_activity = time.monotonic()
+                self.transcript.caller_text(ev.text, self.elapsed_ms())
+            elif type(ev) is TurnComplete:
+                tail = chunker.push(out_rs.flush()) + chunker.flush()
+                if tail:
+                    await self._send_audio(tail, send, emit, rate)
+                await self._turn_done(interrupted=False)
+            elif type(ev) is Interrupted:
+                chunker.reset()
+                out_rs.reset()
+                await send(emit.clear())
+                stats.clears += 1
+                stats.interruptions += 1
+                metrics.clears_sent += 1
+                self._playback_until = time.monotonic()
+                await self._turn_done(interrupted=True)
+            elif type(ev) is Usage:
+                self._add_usage(ev)
+            elif type(ev) is GoingAway:
+                self.note("engine_go_away", f"time_left={ev.time_left_s}", level=logging.INFO)
+            elif type(ev) is EngineClosed:
+                if ev.error and self._hangup is None:
+                    self.status, self.end_reason, self.error = "failed", "engine_error", ev.error
+                    log.error("call %s: %s", self.call_sid, ev.error)
+                    await self._close(1000, "assistant unavailable")
+                return
+
+    async def _send_audio(
+        self, chunks: list[bytes], send: Any, emit: exotel.Emitter, rate: int
+    ) -> None:
+        now = time.monotonic()
+        if self.answered_at is None:
+            self.answered_at = datetime.now(UTC)
+            self.stats.greeting_ms = (now - self._t0) * 1000.0
+            self.ctx.metrics.greeting.record(now - self._t0)
+        for chunk in chunks:
+            await send(emit.media(chunk))
+            self.stats.frames_out += 1
+            self.stats.bytes_out += len(chunk)
+            self.ctx.metrics.frames_out += 1
+        played = sum(duration_ms(len(c), rate) for c in chunks) / 1000.0
+        self._playback_until = max(self._playback_until, now) + played
+
+    async def _turn_done(self, *, interrupted: bool) -> None:
+        self.stats.agent_turns += 1
+        turn = self.transcript.agent_done(self.elapsed_ms(), interrupted=interrupted)
+        if turn is not None and not interrupted:
+            self._mark_seq += 1
+            name = f"agent-turn-{self._mark_seq}"
+            await self._send(self._emit.mark(name))
+            self.stats.marks_sent += 1
+            if self._hangup is not None and not self._hangup_turn_done:
+                self._hangup_turn_done = True
+                self._pending_goodbye_mark = name
+        if turn is not None and self.ctx.on_turn is not None:
+            caller = self.transcript.last_caller_text()
+            self.ctx.on_turn(self, caller, turn)
+
+    def _add_usage(self, ev: Usage) -> None:
+        prev = self.usage.get(ev.model)
+        if prev is None:
+            self.usage[ev.model] = ev
+            return
+        self.usage[ev.model] = Usage(
+            model=ev.model,
+            input_tokens=prev.input_tokens + ev.input_tokens,
+            output_tokens=prev.output_tokens + ev.output_tokens,
+            total_tokens=prev.total_tokens + ev.total_tokens,
+            input_audio_tokens=prev.input_audio_tokens + ev.input_audio_tokens,
+            input_text_tokens=prev.input_text_tokens + ev.input_text_tokens,
+            output_audio_tokens=prev.output_audio_tokens + ev.output_audio_tokens,
+            output_text_tokens=prev.output_text_tokens + ev.output_text_tokens,
+        )
+
+    # --- silence and length limits ------------------------------------------------------------
+
+    async def _watchdog(self, engine: VoiceEngine) -> None:
+        s = self.ctx.settings
+        assert self.tenant is not None
+        messages = self.tenant.messages
+        while True:
+            await asyncio.sleep(min(1.0, s.silence_prompt_after_s / 4))
+            now = time.monotonic()
+            if self._hangup is not None:
+                played = self._hangup_turn_done and now >= self._playback_until
+                if played or now >= self._hangup_deadline:
+                    self.status = "completed"
+                    self.end_reason = self._hangup
+                    await self._close(1000, self._hangup)
+                    return
+                continue
+            if now - self._t0 >= s.max_call_duration_s:
+                await self._begin_hangup(engine, "max_duration", messages.goodbye_max_duration)
+                continue
+            quiet_since = max(self._last_activity, self._playback_until)
+            silent = now - quiet_since
+            if silent >= s.silence_hangup_after_s:
+                await self._begin_hangup(engine, "caller_silent", messages.goodbye_inactive)
+            elif silent >= s.silence_prompt_after_s and not self._prompted:
+                self._prompted = True
+                self.note(
+                    "silence_prompt", f"{silent:.0f}s without caller speech", level=logging.INFO
+                )
+                await engine.say(say_instruction(messages.still_there))
+            elif silent < s.silence_prompt_after_s:
+                self._prompted = False
+
+    async def _begin_hangup(self, engine: VoiceEngine, reason: str, goodbye: str) -> None:
+        self._hangup = reason
+        self._hangup_deadline = time.monotonic() + GOODBYE_GRACE_S
+        self.note("hangup", reason, level=logging.INFO)
+        await engine.say(say_instruction(goodbye))
+
+    # --- persistence --------------------------------------------------------------------------
+
+    async def _persist_end(self) -> None:
+        if self.status == "in_progress":
+            self.status, self.end_reason = "completed", self.end_reason or "caller_disconnected"
+        self.ctx.metrics.calls_ended[self.status] += 1
+        await self.ctx.store.finish(self)

@@ -1,0 +1,90 @@
+"""Builds a call's transcript from the engine's transcription pieces.
+
+Gemini sends the caller's transcription in pieces, often after the agent has started answering;
+so one exchange (caller turn + agent turn) is kept open and committed in speaking order when the
+agent's turn completes or is interrupted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class _Turn:
+    speaker: str
+    start_ms: float
+    end_ms: float
+    parts: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "speaker": self.speaker,
+            "text": "".join(self.parts).strip(),
+            "start_ms": round(self.start_ms),
+            "end_ms": round(self.end_ms),
+        }
+        if self.interrupted:
+            d["interrupted"] = True
+        return d
+
+
+class TranscriptRecorder:
+    __slots__ = ("_agent", "_caller", "turns")
+
+    def __init__(self) -> None:
+        self.turns: list[dict[str, Any]] = []
+        self._caller: _Turn | None = None
+        self._agent: _Turn | None = None
+
+    def caller_text(self, text: str, t_ms: float) -> None:
+        if self._caller is None:
+            self._caller = _Turn("caller", t_ms, t_ms)
+        self._caller.parts.append(text)
+        self._caller.end_ms = t_ms
+
+    def agent_text(self, text: str, t_ms: float) -> None:
+        self.agent_activity(t_ms)
+        assert self._agent is not None
+        self._agent.parts.append(text)
+
+    def agent_activity(self, t_ms: float) -> None:
+        if self._agent is None:
+            self._agent = _Turn("agent", t_ms, t_ms)
+        self._agent.end_ms = t_ms
+
+    def agent_done(self, t_ms: float, *, interrupted: bool = False) -> dict[str, Any] | None:
+        """Commit the open exchange; returns the agent turn (for live printing) if it said anything."""
+        agent = self._agent
+        if self._caller is not None and self._caller.parts:
+            self.turns.append(self._caller.as_dict())
+        self._caller = None
+        self._agent = None
+        if agent is None:
+            return None
+        agent.end_ms = max(agent.end_ms, t_ms)
+        agent.interrupted = interrupted
+        turn = agent.as_dict()
+        if turn["text"] or interrupted:
+            self.turns.append(turn)
+        return turn
+
+    def snapshot(self, t_ms: float) -> list[dict[str, Any]]:
+        """Everything so far, including an exchange still open (call ended mid-sentence)."""
+        out = list(self.turns)
+        if self._caller is not None and self._caller.parts:
+            out.append(self._caller.as_dict())
+        if self._agent is not None and self._agent.parts:
+            open_turn = self._agent.as_dict()
+            open_turn["end_ms"] = round(max(self._agent.end_ms, t_ms))
+            open_turn["incomplete"] = True
+            out.append(open_turn)
+        return out
+
+    def last_caller_text(self) -> str:
+        for t in reversed(self.turns):
+            if t["speaker"] == "caller":
+                return str(t["text"])
+        return ""

@@ -1,0 +1,39 @@
+"""Builds the bridge's context and ASGI app from settings (also the uvicorn factory for workers)."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from receptionist.bridge.app import BridgeContext, TurnCallback, create_app
+from receptionist.bridge.recorder import CallRecorder
+from receptionist.config import Settings, load_settings
+from receptionist.engines.base import EngineFactory
+from receptionist.engines.factory import make_engine_factory
+from receptionist.logs import setup_logging
+from receptionist.store.db import Database
+from receptionist.tenants.repository import TenantRepository
+
+
+def build_context(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    engine_factory: EngineFactory | None = None,
+    on_turn: TurnCallback | None = None,
+) -> BridgeContext:
+    db = db or Database(settings.database_url)
+    return BridgeContext(
+        settings=settings,
+        tenants=TenantRepository(settings.tenants_dir),
+        db=db,
+        engine_factory=engine_factory or make_engine_factory(settings),
+        store=CallRecorder(db, settings.spool_dir),
+        on_turn=on_turn,
+    )
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory (`--factory`) used when serving with several worker processes."""
+    settings = load_settings()
+    setup_logging(settings.log_level, json_lines=settings.log_json)
+    return create_app(build_context(settings))

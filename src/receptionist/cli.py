@@ -1,0 +1,345 @@
+"""The `receptionist` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from receptionist.config import Settings, SettingsError, load_settings
+from receptionist.logs import setup_logging
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+tenants_app = typer.Typer(no_args_is_help=True, help="Tenant folders: list, validate, sync.")
+db_app = typer.Typer(no_args_is_help=True, help="Database: migrations and spool replay.")
+calls_app = typer.Typer(no_args_is_help=True, help="Stored calls.")
+sim_app = typer.Typer(no_args_is_help=True, help="Local doubles of the external services.")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(db_app, name="db")
+app.add_typer(calls_app, name="calls")
+app.add_typer(sim_app, name="sim")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    setup_logging(settings.log_level, json_lines=settings.log_json)
+    return settings
+
+
+def _run(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        return asyncio.run(coro)
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes sharing the port.")] = None,
+) -> None:
+    """Run the bridge: Exotel WebSocket at /exotel/<tenant>, /healthz, /readyz, /metrics."""
+    import uvicorn
+
+    from receptionist.bridge.server import uvicorn_options
+    from receptionist.engines.factory import gemini_config
+
+    settings = _settings(host=host, port=port, workers=workers)
+    try:
+        gemini_config(settings)  # fail now, with one clear line, not at the first call
+    except SettingsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    _run(_prepare_database(settings))
+    uvicorn.run(
+        "receptionist.bridge.wiring:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers if settings.workers > 1 else None,
+        **uvicorn_options(settings),
+    )
+
+
+async def _prepare_database(settings: Settings) -> None:
+    from receptionist.store.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        await db.upgrade()
+    finally:
+        await db.dispose()
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    tenant: Annotated[str, typer.Option(help="Tenant to call.")] = "bakery",
+    fast: Annotated[bool, typer.Option(help="Do not pace audio in real time.")] = False,
+) -> None:
+    """Place one simulated call through the real server against the local Gemini Live double."""
+    from receptionist.demo import run_demo
+
+    settings = _settings()
+    code = _run(run_demo(settings, tenant, realtime=not fast, console=console))
+    raise typer.Exit(code)
+
+
+# --- call (simulated caller / load generator) -------------------------------------------------
+
+
+@app.command()
+def call(
+    target: Annotated[str, typer.Argument(help="ws:// URL of the bridge, or a tenant id.")],
+    say: Annotated[list[str] | None, typer.Option("--say", help="A caller line (repeat).")] = None,
+    wav: Annotated[Path | None, typer.Option(help="Feed this WAV instead of lines.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Save the agent's audio to this WAV.")] = None,
+    calls: Annotated[int, typer.Option(min=1, help="Number of calls.")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, help="Calls at once.")] = 1,
+    realtime: Annotated[bool, typer.Option(help="Pace audio in real time.")] = True,
+    sample_rate: Annotated[int, typer.Option(help="Stream rate: 8000, 16000, 24000.")] = 8000,
+    from_number: Annotated[str, typer.Option("--from", help="Caller number.")] = "+919800000099",
+    user: Annotated[str | None, typer.Option(help="Basic-auth user.")] = None,
+    password: Annotated[str | None, typer.Option(help="Basic-auth token.")] = None,
+) -> None:
+    """Call the bridge like Exotel does: stream audio, print what happens, summarise."""
+    from receptionist.sim.call_cli import run_call_command
+
+    settings = _settings()
+    url = target
+    if "://" not in target:
+        url = f"ws://127.0.0.1:{settings.port}/exotel/{target}"
+    code = _run(
+        run_call_command(
+            url=url,
+            lines=list(say or []),
+            wav_in=wav,
+            wav_out=out,
+            calls=calls,
+            concurrency=concurrency,
+            realtime=realtime,
+            sample_rate=sample_rate,
+            from_number=from_number,
+            auth=(user, password) if user and password else None,
+            console=console,
+        )
+    )
+    raise typer.Exit(code)
+
+
+# --- tenants ----------------------------------------------------------------------------------
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """List tenants with their status."""
+    from receptionist.tenants.repository import TenantRepository
+
+    settings = _settings()
+    repo = TenantRepository(settings.tenants_dir)
+    loaded, broken = repo.load_all()
+    for t in loaded:
+        state = "active" if t.active else "inactive"
+        console.print(f"{t.tenant_id:<16} {state:<9} {t.name}  ({', '.join(t.languages)})")
+    for tid, problems in broken.items():
+        console.print(f"{tid:<16} [red]broken[/red]    {len(problems)} problem(s)")
+
+
+@tenants_app.command("validate")
+def tenants_validate(
+    tenant: Annotated[str | None, typer.Argument(help="One tenant (default: all).")] = None,
+) -> None:
+    """Report every problem in the tenant folders, with file and line."""
+    from receptionist.tenants.validate import validate_all, validate_tenant
+
+    settings = _settings()
+    root = settings.tenants_dir
+    results = {tenant: validate_tenant(root, tenant)} if tenant else validate_all(root)
+    bad = 0
+    for tid, problems in sorted(results.items()):
+        if not problems:
+            console.print(f"[green]ok[/green]      {tid}")
+            continue
+        bad += 1
+        for p in problems:
+            console.print(f"[red]problem[/red] {p}", highlight=False)
+    raise typer.Exit(1 if bad else 0)
+
+
+@tenants_app.command("sync")
+def tenants_sync() -> None:
+    """Upsert every valid tenant into the tenant_configs table."""
+    settings = _settings()
+    raise typer.Exit(_run(_sync_tenants(settings)))
+
+
+async def _sync_tenants(settings: Settings) -> int:
+    from receptionist.store.db import Database
+    from receptionist.store.tenant_configs import TenantConfigRow, upsert_tenant
+    from receptionist.tenants.repository import TenantRepository
+
+    loaded, broken = TenantRepository(settings.tenants_dir).load_all()
+    db = Database(settings.database_url)
+    try:
+        await db.upgrade()
+        for t in loaded:
+            changed = await upsert_tenant(
+                db,
+                TenantConfigRow(
+                    tenant_id=t.tenant_id,
+                    tenant_name=t.name,
+                    owner_phone=t.owner_phone,
+                    is_active=t.active,
+                    languages=list(t.languages),
+                    call_type_schema=t.call_type_schema,
+                    config=t.raw_config,
+                    prompt_version=t.prompt_version,
+                ),
+            )
+            console.print(f"{'updated' if changed else 'unchanged':<9} {t.tenant_id}")
+    finally:
+        await db.dispose()
+    for tid, problems in broken.items():
+        console.print(f"[red]skipped[/red]   {tid}: {problems[0]}", highlight=False)
+    return 1 if broken else 0
+
+
+# --- db ---------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the tables (idempotent)."""
+    settings = _settings()
+    _run(_prepare_database(settings))
+    from receptionist.store.db import Database
+
+    console.print(f"database at {Database.redact(settings.database_url)} is up to date")
+
+
+@db_app.command("replay-spool")
+def db_replay_spool() -> None:
+    """Write calls saved to the spool folder (database was down) into the database."""
+    settings = _settings()
+
+    async def go() -> int:
+        from receptionist.bridge.recorder import CallRecorder
+        from receptionist.store.db import Database
+
+        db = Database(settings.database_url)
+        try:
+            await db.upgrade()
+            return await CallRecorder(db, settings.spool_dir).replay_spool()
+        finally:
+            await db.dispose()
+
+    console.print(f"replayed {_run(go())} call(s)")
+
+
+# --- calls ------------------------------------------------------------------------------------
+
+
+@calls_app.command("list")
+def calls_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+) -> None:
+    """The latest calls."""
+    settings = _settings()
+
+    async def go() -> list[dict[str, Any]]:
+        from receptionist.store.calls import list_calls
+        from receptionist.store.db import Database
+
+        db = Database(settings.database_url)
+        try:
+            return await list_calls(db, tenant=tenant, limit=limit)
+        finally:
+            await db.dispose()
+
+    for row in _run(go()):
+        turns = len(row.get("transcript") or [])
+        console.print(
+            f"{row['started_at']!s:<26} {row['call_sid']:<24} {row['tenant'] or '-':<10} "
+            f"{row['status']:<11} {row.get('end_reason') or '':<20} {turns} turns",
+            highlight=False,
+        )
+
+
+@calls_app.command("show")
+def calls_show(call_sid: str) -> None:
+    """One call as JSON: transcript, usage, stats, events."""
+    settings = _settings()
+
+    async def go() -> dict[str, Any] | None:
+        from receptionist.store.calls import get_call
+        from receptionist.store.db import Database
+
+        db = Database(settings.database_url)
+        try:
+            return await get_call(db, call_sid)
+        finally:
+            await db.dispose()
+
+    row = _run(go())
+    if row is None:
+        err.print(f"no call {call_sid!r}")
+        raise typer.Exit(1)
+    sys.stdout.write(json.dumps(row, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+# --- sim --------------------------------------------------------------------------------------
+
+
+@sim_app.command("gemini")
+def sim_gemini(
+    host: str = "127.0.0.1",
+    port: int = 9443,
+    ca_out: Annotated[Path, typer.Option(help="Write the CA certificate here.")] = Path(
+        "data/sim-ca.pem"
+    ),
+    realtime: bool = True,
+    api_key: str = "sim-key",
+) -> None:
+    """Run the Gemini Live double (TLS). Point GEMINI_BASE_URL and GEMINI_CA_FILE at it."""
+    _settings()
+
+    async def go() -> None:
+        from receptionist.sim.gemini_live import FakeGeminiLive
+
+        fake = FakeGeminiLive(api_key=api_key, realtime=realtime)
+        await fake.start(host, port)
+        ca_out.parent.mkdir(parents=True, exist_ok=True)
+        ca_out.write_bytes(Path(fake.ca_file).read_bytes())
+        console.print(
+            f"Gemini Live double at {fake.base_url}\n"
+            f"  GEMINI_BASE_URL={fake.base_url} GEMINI_CA_FILE={ca_out} GEMINI_API_KEY={api_key}",
+            highlight=False,
+        )
+        await asyncio.Event().wait()
+
+    _run(go())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,124 @@
+"""Every knob in one place: environment variables (or a `.env` file), validated at start-up.
+
+A wrong value stops the process with one line naming the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_LIVE_MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
+
+
+class SettingsError(RuntimeError):
+    """A setting is wrong. The message is one line that names the environment variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- storage -------------------------------------------------------------------------------
+    database_url: str = Field(
+        "sqlite:///data/receptionist.db",
+        description="SQLite file (default) or PostgreSQL/Supabase URL (postgresql://...).",
+    )
+
+    spool_dir: Path = Field(
+        Path("data/spool"), description="Calls that could not be saved wait here for replay."
+    )
+
+    # --- tenants -------------------------------------------------------------------------------
+    tenants_dir: Path = Field(Path("tenants"), description="Folder of tenant folders.")
+
+    # --- Gemini --------------------------------------------------------------------------------
+    gemini_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+        description="Gemini API key (GOOGLE_API_KEY is accepted too).",
+    )
+    gemini_live_model: str = Field(DEFAULT_LIVE_MODEL, description="Live (native audio) model.")
+    gemini_api_version: str = Field("v1beta", description="API version for the Live endpoint.")
+    gemini_base_url: str | None = Field(
+        None, description="Override the Gemini endpoint (https://host:port), e.g. the local double."
+    )
+    gemini_ca_file: Path | None = Field(
+        None, description="Extra CA certificate (PEM) trusted for GEMINI_BASE_URL."
+    )
+    gemini_voice: str | None = Field(None, description="Default prebuilt voice (tenant overrides).")
+    gemini_connect_timeout_s: float = Field(10.0, gt=0)
+
+    # --- server --------------------------------------------------------------------------------
+    host: str = "0.0.0.0"
+    port: int = Field(8765, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="Server processes sharing the port.")
+    keepalive_interval_s: float = Field(
+        20.0, ge=0, description="WebSocket ping interval towards Exotel; 0 disables."
+    )
+    keepalive_timeout_s: float = Field(20.0, gt=0)
+
+    # --- Exotel stream auth (Basic auth in the applet URL) ------------------------------------
+    exotel_ws_user: str | None = Field(None, description="Global Basic-auth user (API key).")
+    exotel_ws_password: SecretStr | None = Field(None, description="Global Basic-auth token.")
+
+    # --- call limits ---------------------------------------------------------------------------
+    max_frame_bytes: int = Field(262_144, ge=1024, description="Larger frames are dropped.")
+    max_call_duration_s: float = Field(600.0, gt=0)
+    silence_prompt_after_s: float = Field(60.0, gt=0, description="Ask 'are you there?' after.")
+    silence_hangup_after_s: float = Field(90.0, gt=0, description="Say goodbye and hang up after.")
+    speech_rms_threshold: float = Field(
+        500.0, ge=0, description="Caller audio louder than this counts as activity."
+    )
+
+    # --- operations ----------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = Field(False, description="One JSON object per log line.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+    @property
+    def gemini_key(self) -> str | None:
+        return self.gemini_api_key.get_secret_value() if self.gemini_api_key else None
+
+    @property
+    def exotel_auth(self) -> tuple[str, str] | None:
+        if self.exotel_ws_user and self.exotel_ws_password:
+            return self.exotel_ws_user, self.exotel_ws_password.get_secret_value()
+        return None
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[0]) if loc else "?"
+    field = Settings.model_fields.get(name)
+    alias = field.validation_alias if field else None
+    if isinstance(alias, AliasChoices):
+        return " or ".join(str(c) for c in alias.choices)
+    return name.upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; raise SettingsError with one clear line on the first bad value."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {str(value)[:60]!r})"
+        raise SettingsError(f"setting {_env_name(err['loc'])}: {err['msg']}{shown}") from None
+    if settings.silence_hangup_after_s <= settings.silence_prompt_after_s:
+        raise SettingsError(
+            "setting SILENCE_HANGUP_AFTER_S: must be greater than SILENCE_PROMPT_AFTER_S"
+        )
+    if bool(settings.exotel_ws_user) != bool(settings.exotel_ws_password):
+        raise SettingsError("setting EXOTEL_WS_USER/EXOTEL_WS_PASSWORD: set both or neither")
+    if settings.gemini_ca_file and not settings.gemini_ca_file.is_file():
+        raise SettingsError(f"setting GEMINI_CA_FILE: no such file {settings.gemini_ca_file}")
+    return settings

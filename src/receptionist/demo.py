@@ -1,0 +1,85 @@
+"""`receptionist demo`: one complete call with no keys and no external services.
+
+It starts the Gemini Live double (TLS, on loopback), the real bridge on SQLite, places a simulated
+Exotel call to a tenant, prints the conversation as it happens and then what was stored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from rich.console import Console
+
+from receptionist.bridge.app import create_app
+from receptionist.bridge.server import serve_in_process
+from receptionist.bridge.session import CallSession
+from receptionist.bridge.wiring import build_context
+from receptionist.config import Settings
+from receptionist.sim.caller import CallerScript, CallOptions, TranscriptEvent, place_call
+from receptionist.sim.gemini_live import FakeGeminiLive
+from receptionist.sim.scenarios import caller_lines, live_script
+from receptionist.store.calls import get_call
+from receptionist.store.db import Database
+from receptionist.tenants.repository import TenantError, TenantRepository
+
+
+async def run_demo(settings: Settings, tenant_id: str, *, realtime: bool, console: Console) -> int:
+    try:
+        tenant = TenantRepository(settings.tenants_dir).get(tenant_id)
+    except TenantError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    async with FakeGeminiLive(
+        api_key="demo-key", script=live_script(tenant_id), realtime=realtime
+    ) as fake:
+        settings = settings.model_copy(
+            update={
+                "gemini_api_key": SecretStr("demo-key"),
+                "gemini_base_url": fake.base_url,
+                "gemini_ca_file": Path(fake.ca_file),
+            }
+        )
+        db = Database(settings.database_url)
+        await db.upgrade()
+
+        def on_turn(session: CallSession, caller: str, turn: dict[str, Any]) -> None:
+            mark = " [interrupted]" if turn.get("interrupted") else ""
+            console.print(f"  [bold]agent[/bold]  {turn['text']}{mark}", highlight=False)
+
+        def on_event(ev: TranscriptEvent) -> None:
+            if ev.kind == "caller_said":
+                console.print(f"  [cyan]caller[/cyan] {ev.text}", highlight=False)
+
+        ctx = build_context(settings, db=db, on_turn=on_turn)
+        console.print(
+            f"[bold]Receptionist demo[/bold]: calling [green]{tenant.name}[/green] ({tenant_id})"
+            " through the real bridge, with the local Gemini Live double (scripted replies)."
+        )
+        async with serve_in_process(create_app(ctx), settings) as port:
+            url = f"ws://127.0.0.1:{port}/exotel/{tenant_id}"
+            console.print(f"  bridge at {url}\n")
+            result = await place_call(
+                CallOptions(url=url, realtime=realtime, on_event=on_event),
+                CallerScript(utterances=caller_lines(tenant_id)),
+            )
+        row = await get_call(db, result.call_sid)
+        await db.dispose()
+    console.print()
+    if not result.ok or row is None:
+        console.print(f"[red]call failed:[/red] {result.error or 'no call row stored'}")
+        return 1
+    usage = ", ".join(
+        f"{u['model_name']}: {u['input_tokens']} in / {u['output_tokens']} out tokens"
+        for u in row.get("usage") or []
+    )
+    console.print(
+        f"[bold]Stored[/bold] call {row['call_sid']} ({row['status']}, {row['end_reason']}) in "
+        f"{db.safe_url}\n"
+        f"  {len(row['transcript'] or [])} transcript turns, first audio after "
+        f"{result.greeting_ms:.0f} ms, {usage or 'no usage'}\n"
+        f"  see it with: receptionist calls show {row['call_sid']}",
+        highlight=False,
+    )
+    return 0

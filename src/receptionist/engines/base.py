@@ -1,0 +1,121 @@
+"""The VoiceEngine interface: what the bridge needs from any realtime voice model.
+
+An engine takes the caller's audio at `input_rate` and yields typed events. Events are plain
+slotted dataclasses: the bridge dispatches on their type with a few `isinstance` checks per frame,
+no queues or per-frame tasks in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAudio:
+    pcm: bytes  # 16-bit mono at the engine's output_rate
+
+
+@dataclass(frozen=True, slots=True)
+class CallerTranscript:
+    text: str  # a piece of what the engine heard; pieces of one turn are concatenated
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTranscript:
+    text: str  # a piece of what the agent said
+
+
+@dataclass(frozen=True, slots=True)
+class TurnComplete:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """The caller spoke over the agent: drop any agent audio not yet played."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens billed for one model response (the engine's own accounting unit)."""
+
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    input_audio_tokens: int = 0
+    input_text_tokens: int = 0
+    output_audio_tokens: int = 0
+    output_text_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GoingAway:
+    """The engine's server will close the session soon (Gemini `goAway`)."""
+
+    time_left_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineClosed:
+    """The engine stopped producing events; `error` is set when that was not asked for."""
+
+    error: str | None = None
+
+
+EngineEvent = (
+    AgentAudio
+    | CallerTranscript
+    | AgentTranscript
+    | TurnComplete
+    | Interrupted
+    | Usage
+    | GoingAway
+    | EngineClosed
+)
+
+
+class EngineError(RuntimeError):
+    """The engine could not start or failed; the message is safe to store on the call row."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRequest:
+    """What one call asks of an engine."""
+
+    call_sid: str
+    tenant_id: str
+    system_instruction: str
+    language: str  # BCP-47 primary language, e.g. "hi-IN"
+    voice: str | None = None
+    model: str | None = None
+    vocabulary: tuple[str, ...] = field(default_factory=tuple)
+
+
+class VoiceEngine(Protocol):
+    name: str
+    model: str
+    input_rate: int
+    output_rate: int
+
+    async def connect(self) -> None:
+        """Open the session; raise EngineError with a clear reason on failure."""
+
+    async def say(self, text: str) -> None:
+        """Make the agent speak `text` now (greeting, 'are you still there?', goodbye)."""
+
+    async def send_audio(self, pcm: bytes) -> None:
+        """Caller audio at `input_rate`."""
+
+    def events(self) -> AsyncIterator[EngineEvent]:
+        """Events until the session ends; the last one is EngineClosed."""
+        ...
+
+    async def close(self) -> None:
+        """Close the session; idempotent."""
+
+
+class EngineFactory(Protocol):
+    def __call__(self, request: EngineRequest) -> VoiceEngine: ...

@@ -1,0 +1,674 @@
+"""Simulated caller: plays Exotel's side of a Voicebot stream against our bridge.
+
+A real WebSocket client speaking the Exotel protocol (frames from `telephony.exotel`): it sends
+`connected` and `start`, then streams the caller's audio as ~100 ms `media` frames without a break
+(scripted synthetic speech or a WAV file, silence in between, as a phone line never stops sending),
+and finally `stop`. On the receiving side it behaves like Exotel's player: agent `media` is queued
+on a simulated playback clock (it "plays" in real time from when it arrives), `clear` drops what is
+still queued, and each `mark` is echoed back once the audio queued before it has finished playing.
+
+It measures what a caller experiences: greeting latency (start frame sent -> first agent audio),
+per-turn response latency (caller's last voiced frame sent -> first agent audio of the reply),
+barge-in clears, and protocol errors. Exotel carries no transcripts, so the events only say what
+the caller said and when agent audio started and stopped.
+
+One call costs one coroutine plus one receive task; frames are pre-sliced and base64-encoded once
+per utterance (and once per rate for silence), so one process can run hundreds of calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import math
+import time
+import uuid
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import numpy as np
+import orjson
+import soxr
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.protocol import State
+
+from receptionist.sim.speech import SPEECH_RMS_THRESHOLD, rms_int16, synth_speech
+from receptionist.telephony.exotel import (
+    connected_frame,
+    dtmf_frame,
+    mark_frame,
+    parse_outbound,
+    start_frame,
+    stop_frame,
+)
+
+__all__ = [
+    "CallOptions",
+    "CallResult",
+    "CallerScript",
+    "TranscriptEvent",
+    "exotel_url",
+    "place_call",
+    "run_load",
+]
+
+#: Silence after a voiced frame that ends a caller turn when a WAV is split into turns.
+TURN_GAP_MS = 500
+
+
+@dataclass(slots=True)
+class CallerScript:
+    """What the simulated caller says and when."""
+
+    utterances: list[str] = field(default_factory=list)
+    #: Silence sent right after each utterance (the voice model needs ~500 ms to end a turn).
+    pause_ms: int = 700
+    #: Before each utterance, wait until the agent's reply is over (quiet for `agent_quiet_ms`
+    #: after some agent audio since the caller's previous turn) or `turn_timeout_s` passed.
+    wait_for_agent: bool = True
+    agent_quiet_ms: int = 600
+    turn_timeout_s: float = 15.0
+    #: After the final agent reply is over, keep the line open this long, then send `stop`.
+    hangup_after_ms: int = 800
+    #: Utterance index -> ms after the agent's current reply (greeting for index 0) *started*:
+    #: speak over the agent instead of waiting for it to finish.
+    barge_in: dict[int, int] = field(default_factory=dict)
+    #: Utterance index -> DTMF digits pressed just before that utterance.
+    dtmf: dict[int, str] = field(default_factory=dict)
+
+
+def _call_sid() -> str:
+    return "CAsim" + uuid.uuid4().hex[:24]
+
+
+def _stream_sid() -> str:
+    return "MZsim" + uuid.uuid4().hex[:24]
+
+
+@dataclass(slots=True)
+class CallOptions:
+    #: ws://host:port/exotel/<tenant>, possibly with a query (e.g. `?sample-rate=16000`).
+    url: str
+    call_sid: str = field(default_factory=_call_sid)
+    stream_sid: str = field(default_factory=_stream_sid)
+    from_number: str = "+919800000099"
+    to_number: str = "+918000000001"
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+    sample_rate: int = 8000
+    frame_ms: int = 100
+    #: Pace media at real time on a monotonic schedule. When False, scripted audio (utterances,
+    #: DTMF and the pause after each utterance) goes out as fast as the socket takes it; the
+    #: silence sent while *waiting* for the agent is still paced, since waiting is real time.
+    realtime: bool = True
+    #: (user, token) -> `Authorization: Basic base64(user:token)`.
+    auth: tuple[str, str] | None = None
+    #: Stream this WAV (16-bit PCM; resampled to `sample_rate`) instead of scripted utterances.
+    wav_in: Path | None = None
+    #: Save all agent audio received (concatenated, at `sample_rate`) to this WAV.
+    wav_out: Path | None = None
+    connect_timeout_s: float = 10.0
+    max_call_s: float = 120.0
+    on_event: Callable[[TranscriptEvent], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEvent:
+    """Something that happened on the call, `t_ms` after the start frame was sent.
+
+    Kinds: connected, caller_said, dtmf, agent_audio_start, agent_audio_end, clear, mark,
+    bad_frame, turn_timeout, hangup, closed, error.
+    """
+
+    t_ms: float
+    kind: str
+    text: str = ""
+
+
+@dataclass(slots=True)
+class CallResult:
+    call_sid: str
+    ok: bool = False
+    error: str | None = None
+    close_code: int | None = None
+    close_reason: str = ""
+    #: "caller" when we sent `stop` first, "server" when the server closed before that.
+    closed_by: str = ""
+    greeting_ms: float | None = None
+    response_ms: list[float] = field(default_factory=list)
+    agent_audio_ms: float = 0.0
+    #: All WebSocket messages sent / received (any event).
+    frames_sent: int = 0
+    frames_received: int = 0
+    media_sent: int = 0
+    media_received: int = 0
+    clears: int = 0
+    #: Agent audio still queued for playback when a `clear` arrived (dropped), in ms.
+    cleared_ms: float = 0.0
+    marks_echoed: int = 0
+    bad_frames: int = 0
+    turn_timeouts: int = 0
+    #: Caller turns that got no agent reply before the caller spoke again or hung up.
+    unanswered_turns: int = 0
+    #: Worst lateness of a paced media frame behind its schedule (client overload), in ms.
+    max_send_lag_ms: float = 0.0
+    duration_s: float = 0.0
+    events: list[TranscriptEvent] = field(default_factory=list)
+
+
+def exotel_url(
+    base: str, tenant: str, *, sample_rate: int = 8000, params: dict[str, str] | None = None
+) -> str:
+    """`base` (ws://host:port) + `/exotel/<tenant>` with `sample-rate` and custom parameters in
+    the query, the way an Exotel Voicebot applet URL is configured."""
+    query: dict[str, str] = {}
+    if sample_rate != 8000:
+        query["sample-rate"] = str(sample_rate)
+    query.update(params or {})
+    url = base.rstrip("/") + "/exotel/" + tenant
+    return url + ("?" + urlencode(query) if query else "")
+
+
+# --- audio clips, pre-sliced and pre-encoded -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Clip:
+    payloads: tuple[str, ...]  # base64 PCM, one per frame
+    voiced: tuple[bool, ...]
+    turn_ends: frozenset[int]  # frame indexes that are the last voiced frame of a caller turn
+    duration_ms: float
+
+
+def _frame_bytes(sample_rate: int, frame_ms: int) -> int:
+    return max(1, sample_rate * frame_ms // 1000) * 2
+
+
+@functools.lru_cache(maxsize=16)
+def _silence_payload(sample_rate: int, frame_ms: int) -> str:
+    return base64.b64encode(bytes(_frame_bytes(sample_rate, frame_ms))).decode()
+
+
+def _clip_from_pcm(pcm: bytes, sample_rate: int, frame_ms: int) -> _Clip:
+    size = _frame_bytes(sample_rate, frame_ms)
+    if len(pcm) % size:
+        pcm = pcm + bytes(size - len(pcm) % size)  # pad the last frame with silence
+    frames = [pcm[i : i + size] for i in range(0, len(pcm), size)]
+    voiced = tuple(rms_int16(f) > SPEECH_RMS_THRESHOLD for f in frames)
+    gap = math.ceil(TURN_GAP_MS / frame_ms)
+    ends = frozenset(i for i, v in enumerate(voiced) if v and not any(voiced[i + 1 : i + 1 + gap]))
+    return _Clip(
+        payloads=tuple(base64.b64encode(f).decode() for f in frames),
+        voiced=voiced,
+        turn_ends=ends,
+        duration_ms=len(pcm) * 500 / sample_rate,
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _utterance_clip(text: str, sample_rate: int, frame_ms: int) -> _Clip:
+    return _clip_from_pcm(synth_speech(text, sample_rate), sample_rate, frame_ms)
+
+
+def _read_wav(path: Path, sample_rate: int) -> bytes:
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2:
+            raise ValueError(f"{path}: need 16-bit PCM, got {8 * w.getsampwidth()}-bit")
+        channels, src_rate = w.getnchannels(), w.getframerate()
+        data = w.readframes(w.getnframes())
+    x = np.frombuffer(data, dtype="<i2")
+    if channels > 1:
+        x = x[: len(x) - len(x) % channels].reshape(-1, channels).mean(axis=1).astype(np.int16)
+    if src_rate != sample_rate:
+        x = soxr.resample(x, src_rate, sample_rate, quality="HQ")
+    return np.asarray(x, dtype="<i2").tobytes()
+
+
+@functools.lru_cache(maxsize=8)
+def _wav_clip(path: str, mtime_ns: int, sample_rate: int, frame_ms: int) -> _Clip:
+    return _clip_from_pcm(_read_wav(Path(path), sample_rate), sample_rate, frame_ms)
+
+
+def _load_wav_clip(path: Path, sample_rate: int, frame_ms: int) -> _Clip:
+    return _wav_clip(str(path), path.stat().st_mtime_ns, sample_rate, frame_ms)
+
+
+def _write_wav(path: Path, pcm: bytes, sample_rate: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm)
+
+
+class _MediaFrames:
+    """Caller `media` frames from pre-encoded payloads. Byte-for-byte the same text as
+    `exotel.caller_media_frame` (checked by the tests), minus the per-frame base64 encode."""
+
+    __slots__ = ("_mid",)
+
+    def __init__(self, stream_sid: str) -> None:
+        self._mid = '","stream_sid":' + orjson.dumps(stream_sid).decode() + ',"media":{"chunk":"'
+
+    def build(self, payload_b64: str, *, sequence: int, chunk: int, timestamp_ms: int) -> str:
+        return (
+            '{"event":"media","sequence_number":"'
+            + str(sequence)
+            + self._mid
+            + str(chunk)
+            + '","timestamp":"'
+            + str(timestamp_ms)
+            + '","payload":"'
+            + payload_b64
+            + '"}}'
+        )
+
+
+# --- one call ----------------------------------------------------------------------------------
+
+
+class _Closed(Exception):
+    """The connection closed under the sender."""
+
+
+class _Call:
+    def __init__(self, opts: CallOptions, script: CallerScript | None) -> None:
+        self.opts = opts
+        self.script = script
+        self.cfg = script or CallerScript()
+        self.res = CallResult(call_sid=opts.call_sid)
+        self.ws: ClientConnection | None = None
+        self.receiver: asyncio.Task[None] | None = None
+        self.frames = _MediaFrames(opts.stream_sid)
+        self.silence_b64 = _silence_payload(opts.sample_rate, opts.frame_ms)
+        self.frame_s = opts.frame_ms / 1000.0
+        self.bytes_per_s = opts.sample_rate * 2
+        self.quiet_s = self.cfg.agent_quiet_ms / 1000.0
+        self.t0 = time.monotonic()
+        self.next_t = 0.0
+        self.seq = 0
+        self.chunk = 0
+        self.closed = False
+        self.hung_up = False
+        self.aborted = False
+        # caller turn state
+        self.in_turn = False
+        self.turn_no = 0
+        self.awaiting_since: float | None = None  # end of caller turn, no reply seen yet
+        self.reply_seen = False  # agent audio since the caller's last turn end (or call start)
+        self.reply_started: float | None = None
+        # agent playback state
+        self.speaking = False
+        self.seg_start = 0.0
+        self.seg_bytes = 0
+        self.last_arrival = 0.0
+        self.playback_end = 0.0
+        self.pending_marks: list[tuple[float, str]] = []
+        self.agent_bytes = 0
+        self.agent_pcm: bytearray | None = bytearray() if opts.wav_out else None
+
+    # events
+
+    def _emit(self, kind: str, text: str = "", now: float | None = None) -> None:
+        t = (now if now is not None else time.monotonic()) - self.t0
+        ev = TranscriptEvent(round(t * 1000.0, 1), kind, text)
+        self.res.events.append(ev)
+        cb = self.opts.on_event
+        if cb is not None:
+            with contextlib.suppress(Exception):  # a printing problem must not break the call
+                cb(ev)
+
+    # sending
+
+    async def _send(self, text: str) -> None:
+        ws = self.ws
+        assert ws is not None
+        if self.closed:
+            raise _Closed
+        await ws.send(text)
+        self.res.frames_sent += 1
+
+    async def _send_media(self, payload: str, *, paced: bool) -> float:
+        """Send one media frame (on schedule when paced); returns its send time."""
+        if paced:
+            delay = self.next_t - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif -delay * 1000.0 > self.res.max_send_lag_ms:
+                self.res.max_send_lag_ms = round(-delay * 1000.0, 1)
+            self.next_t += self.frame_s
+        else:
+            await asyncio.sleep(0)  # let the receiver run between burst frames
+            self.next_t = time.monotonic() + self.frame_s
+        self.seq += 1
+        self.chunk += 1
+        await self._send(
+            self.frames.build(
+                payload,
+                sequence=self.seq,
+                chunk=self.chunk,
+                timestamp_ms=self.chunk * self.opts.frame_ms,
+            )
+        )
+        self.res.media_sent += 1
+        now = time.monotonic()
+        self._update(now)
+        await self._echo_due_marks(now)
+        return now
+
+    async def _play(self, clip: _Clip, *, paced: bool) -> None:
+        for i, payload in enumerate(clip.payloads):
+            voiced = clip.voiced[i]
+            if voiced and not self.in_turn:
+                self.in_turn = True
+                if self.awaiting_since is not None:  # spoke again without a reply
+                    self.res.unanswered_turns += 1
+                    self.awaiting_since = None
+            sent = await self._send_media(payload, paced=paced)
+            if i in clip.turn_ends:
+                self.in_turn = False
+                self.turn_no += 1
+                self.awaiting_since = sent
+                self.reply_seen = False
+                self.reply_started = None
+
+    async def _silence(self, ms: float, *, paced: bool) -> None:
+        for _ in range(math.ceil(ms / self.opts.frame_ms)):
+            await self._send_media(self.silence_b64, paced=paced)
+
+    async def _wait(self, cond: Callable[[], bool], timeout_s: float) -> bool:
+        """Stream paced silence until `cond()` holds; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            now = time.monotonic()
+            self._update(now)
+            if cond():
+                return True
+            if now >= deadline:
+                self.res.turn_timeouts += 1
+                self._emit("turn_timeout", f"no agent reply within {timeout_s:g} s", now)
+                return False
+            await self._send_media(self.silence_b64, paced=True)
+
+    def _agent_done(self) -> bool:
+        return self.reply_seen and not self.speaking
+
+    def _barge_in_due(self, after_s: float) -> bool:
+        started = self.reply_started
+        return started is not None and time.monotonic() >= started + after_s
+
+    async def _echo_due_marks(self, now: float) -> None:
+        if not self.pending_marks or self.pending_marks[0][0] > now:
+            return
+        while self.pending_marks and self.pending_marks[0][0] <= now:
+            _, name = self.pending_marks.pop(0)
+            self.seq += 1
+            await self._send(mark_frame(self.opts.stream_sid, name, sequence=self.seq))
+            self.res.marks_echoed += 1
+            self._emit("mark", name, now)
+
+    def _update(self, now: float) -> None:
+        """Time-driven state: the agent's audio segment ends after `agent_quiet_ms` of quiet."""
+        if self.speaking and now - max(self.last_arrival, self.playback_end) >= self.quiet_s:
+            self._end_segment(now, "")
+
+    def _end_segment(self, now: float, why: str) -> None:
+        self.speaking = False
+        ms = self.seg_bytes * 1000.0 / self.bytes_per_s
+        self._emit("agent_audio_end", f"{ms:.0f} ms{why}", now)
+
+    # the script
+
+    async def _script(self) -> None:
+        opts, cfg = self.opts, self.cfg
+        fast = not opts.realtime
+        if opts.wav_in is not None:
+            path = Path(opts.wav_in)
+            clip = await asyncio.to_thread(_load_wav_clip, path, opts.sample_rate, opts.frame_ms)
+            self._emit("caller_said", f"[wav {path.name}, {clip.duration_ms / 1000:.1f} s]")
+            await self._play(clip, paced=not fast)
+            await self._silence(cfg.pause_ms, paced=not fast)
+        elif self.script is not None:
+            for i, text in enumerate(cfg.utterances):
+                if i in cfg.barge_in:
+                    await self._wait(
+                        functools.partial(self._barge_in_due, cfg.barge_in[i] / 1000.0),
+                        cfg.turn_timeout_s,
+                    )
+                elif cfg.wait_for_agent:
+                    await self._wait(self._agent_done, cfg.turn_timeout_s)
+                for digit in cfg.dtmf.get(i, ""):
+                    self.seq += 1
+                    await self._send(dtmf_frame(opts.stream_sid, digit, sequence=self.seq))
+                    self._emit("dtmf", digit)
+                    await self._silence(opts.frame_ms, paced=not fast)
+                clip = _utterance_clip(text, opts.sample_rate, opts.frame_ms)
+                self._emit("caller_said", text)
+                await self._play(clip, paced=not fast)
+                await self._silence(cfg.pause_ms, paced=not fast)
+        await self._wait(self._agent_done, cfg.turn_timeout_s)  # the final reply
+        await self._silence(cfg.hangup_after_ms, paced=True)
+        self.seq += 1
+        await self._send(stop_frame(opts.stream_sid, opts.call_sid, sequence=self.seq))
+        self.hung_up = True
+        self._emit("hangup")
+
+    # receiving
+
+    async def _receive(self) -> None:
+        ws = self.ws
+        assert ws is not None
+        try:
+            async for raw in ws:
+                self.res.frames_received += 1
+                self._on_frame(raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed = True
+            if not self.res.closed_by:
+                self.res.closed_by = "caller" if self.hung_up or self.aborted else "server"
+
+    def _bad(self, why: str) -> None:
+        self.res.bad_frames += 1
+        self._emit("bad_frame", why)
+
+    def _on_frame(self, raw: str | bytes) -> None:
+        try:
+            msg = parse_outbound(raw)
+        except ValueError as exc:  # ProtocolError and orjson.JSONDecodeError
+            self._bad(str(exc)[:120])
+            return
+        event = msg.get("event")
+        now = time.monotonic()
+        if event == "media":
+            pcm = msg["pcm"]
+            if len(pcm) & 1:
+                self._bad(f"odd-length media payload ({len(pcm)} bytes)")
+                return
+            self._on_agent_audio(pcm, now)
+        elif event == "mark":
+            body = msg.get("mark")
+            name = body.get("name") if isinstance(body, dict) else None
+            if not isinstance(name, str):
+                self._bad("mark without a name")
+                return
+            # Exotel answers once the audio queued before the mark has been played.
+            self.pending_marks.append((max(now, self.playback_end), name))
+        elif event == "clear":
+            self.res.clears += 1
+            dropped = max(0.0, self.playback_end - now)
+            self.res.cleared_ms += dropped * 1000.0
+            self.playback_end = min(self.playback_end, now)
+            self.pending_marks = [(now, name) for _, name in self.pending_marks]
+            self._emit("clear", f"dropped {dropped * 1000:.0f} ms of queued agent audio", now)
+            if self.speaking:
+                self._end_segment(now, " (cut by clear)")
+        else:
+            self._bad(f"unexpected event {str(event)[:40]!r}")
+
+    def _on_agent_audio(self, pcm: bytes, now: float) -> None:
+        res = self.res
+        res.media_received += 1
+        n = len(pcm)
+        self.agent_bytes += n
+        if self.agent_pcm is not None:
+            self.agent_pcm += pcm
+        if res.greeting_ms is None:
+            res.greeting_ms = round((now - self.t0) * 1000.0, 1)
+        if not self.speaking:
+            self.speaking = True
+            self.seg_start = now
+            self.seg_bytes = 0
+            label = "greeting" if self.turn_no == 0 else f"reply to turn {self.turn_no}"
+            self._emit("agent_audio_start", label, now)
+            if self.awaiting_since is not None:
+                res.response_ms.append(round((now - self.awaiting_since) * 1000.0, 1))
+                self.awaiting_since = None
+        if not self.reply_seen:
+            self.reply_seen = True
+            self.reply_started = now
+        self.seg_bytes += n
+        self.last_arrival = now
+        self.playback_end = max(now, self.playback_end) + n / self.bytes_per_s
+
+    # the whole call
+
+    async def _session(self) -> None:
+        opts = self.opts
+        headers: dict[str, str] = {}
+        if opts.auth is not None:
+            token = base64.b64encode(f"{opts.auth[0]}:{opts.auth[1]}".encode()).decode()
+            headers["Authorization"] = "Basic " + token
+        try:
+            self.ws = await connect(
+                opts.url,
+                additional_headers=headers or None,
+                max_size=2**22,
+                compression=None,
+                ping_interval=None,
+                open_timeout=opts.connect_timeout_s,
+                close_timeout=5,
+                proxy=None,
+            )
+        except InvalidStatus as exc:
+            self.res.error = f"connect: HTTP {exc.response.status_code}"
+            return
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            self.res.error = f"connect: {type(exc).__name__}: {exc}"[:200]
+            return
+        ws = self.ws
+        self.receiver = receiver = asyncio.create_task(self._receive())
+        try:
+            await self._send(connected_frame())
+            self.seq = 1
+            await self._send(
+                start_frame(
+                    stream_sid=opts.stream_sid,
+                    call_sid=opts.call_sid,
+                    from_number=opts.from_number,
+                    to_number=opts.to_number,
+                    custom_parameters=opts.custom_parameters,
+                    sample_rate=opts.sample_rate,
+                    sequence=self.seq,
+                )
+            )
+            self.t0 = time.monotonic()
+            self.next_t = self.t0
+            self._emit("connected", opts.url, self.t0)
+            await self._script()
+        except (_Closed, ConnectionClosed):
+            pass
+        await ws.close()
+        await receiver
+
+    async def run(self) -> CallResult:
+        res = self.res
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.opts.max_call_s):
+                await self._session()
+        except TimeoutError:
+            res.error = f"timeout: call still running after {self.opts.max_call_s:g} s"
+        except Exception as exc:
+            res.error = f"{type(exc).__name__}: {exc}"[:200]
+        finally:
+            ws = self.ws
+            if ws is not None and ws.state is not State.CLOSED:
+                self.aborted = True
+                ws.transport.abort()
+            if self.receiver is not None and not self.receiver.done():
+                self.receiver.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self.receiver
+        now = time.monotonic()
+        if self.speaking:
+            self._end_segment(now, " (call ended)")
+        if ws is not None:
+            res.close_code = ws.close_code
+            res.close_reason = ws.close_reason or ""
+            if not res.closed_by:
+                res.closed_by = "caller" if self.hung_up else "server"
+            self._emit("closed", f"{res.close_code} {res.close_reason}".strip(), now)
+            if res.error is None and res.close_code not in (1000, 1001):
+                res.error = f"closed {res.close_code} {res.close_reason}".strip()
+        if res.error is not None:
+            self._emit("error", res.error, now)
+        res.ok = res.error is None
+        res.agent_audio_ms = round(self.agent_bytes * 1000.0 / self.bytes_per_s, 1)
+        res.duration_s = round(now - started, 3)
+        if self.opts.wav_out is not None and self.agent_pcm is not None:
+            try:
+                await asyncio.to_thread(
+                    _write_wav,
+                    Path(self.opts.wav_out),
+                    bytes(self.agent_pcm),
+                    self.opts.sample_rate,
+                )
+            except OSError as exc:
+                res.ok = False
+                res.error = res.error or f"wav_out: {exc}"[:200]
+        return res
+
+
+async def place_call(opts: CallOptions, script: CallerScript | None = None) -> CallResult:
+    """Place one simulated Exotel call. Never raises for call failures (they land in
+    `CallResult.error`) and never runs longer than `opts.max_call_s` (+ the close)."""
+    return await _Call(opts, script).run()
+
+
+async def run_load(
+    make_opts: Callable[[int], CallOptions],
+    script: CallerScript,
+    *,
+    calls: int,
+    concurrency: int,
+    on_done: Callable[[CallResult], None] | None = None,
+) -> list[CallResult]:
+    """Place `calls` calls, at most `concurrency` at a time; results in call-index order.
+
+    An exception inside one call (even from `make_opts`) becomes a failed CallResult; it never
+    aborts the run.
+    """
+    results: list[CallResult | None] = [None] * calls
+    sem = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(i: int) -> None:
+        async with sem:
+            try:
+                res = await place_call(make_opts(i), script)
+            except Exception as exc:
+                res = CallResult(call_sid=f"call-{i}", error=f"{type(exc).__name__}: {exc}"[:200])
+            results[i] = res
+            if on_done is not None:
+                with contextlib.suppress(Exception):
+                    on_done(res)
+
+    await asyncio.gather(*(one(i) for i in range(calls)))
+    return [r for r in results if r is not None]

@@ -1,0 +1,894 @@
+"""A protocol-faithful Gemini Live API double (``BidiGenerateContent`` over TLS WebSocket).
+
+The *unmodified* ``google-genai`` SDK talks to :class:`FakeGeminiLive` over a real TLS
+WebSocket on 127.0.0.1. The SDK always forces ``wss://`` for Live and always passes an SSL
+context to ``websockets.connect``, so the double serves TLS with a throw-away ``trustme`` CA
+(:mod:`receptionist.sim.tls`).
+
+Client configuration (verified against google-genai 3.6.1, ``_api_client.py``
+``_ensure_websocket_ssl_ctx``: ``HttpOptions.async_client_args["ssl"]`` is passed verbatim to
+``websockets.asyncio.client.connect(ssl=...)``; other keys not accepted by ``connect`` are
+dropped)::
+
+    client = genai.Client(
+        api_key="test-key",
+        http_options=types.HttpOptions(
+            base_url=fake.base_url,                         # "https://127.0.0.1:PORT"
+            async_client_args={"ssl": fake.client_ssl_context},
+        ),
+    )
+
+Alternative without passing a context: set ``SSL_CERT_FILE=fake.ca_file`` *before* the
+``genai.Client`` is built (the SDK builds its websocket SSL context once, in the client
+constructor, from ``SSL_CERT_FILE``/``SSL_CERT_DIR`` or certifi).
+
+Protocol summary (see /work/shared/PROTOCOLS.md "Gemini Live API"):
+
+* Path: anything ending in ``GenerativeService.BidiGenerateContent`` (any api_version; a
+  ``//ws`` prefix is tolerated); other paths get HTTP 404 in the handshake.
+* Auth: ``x-goog-api-key`` header or ``key`` query parameter. A wrong key is rejected like the
+  real service: the WebSocket is accepted, the first (setup) frame is read, then the server
+  closes with code **1007** and reason ``"API key not valid. Please pass a valid API key."``.
+  The SDK surfaces that from ``live.connect()`` as ``google.genai.errors.APIError`` with
+  ``code == 1007`` and the reason in its message. (An HTTP 401/403 in the handshake would
+  instead surface as a bare ``websockets.exceptions.InvalidStatus``, which is less clear, and
+  closing *before* the setup frame is read can make the SDK's ``ws.send(setup)`` raise a raw
+  ``ConnectionClosed`` instead of ``APIError``.)
+* First client frame must be ``{"setup": {...}}``; the reply is ``{"setupComplete": {}}``.
+  Keys are accepted in snake_case and camelCase at every level. Frames may be text or binary.
+* Caller turns: energy VAD over ``realtime_input.audio`` / ``media_chunks`` (20 ms windows,
+  :data:`~receptionist.sim.speech.SPEECH_RMS_THRESHOLD`), the turn ends after
+  ``end_of_turn_silence_ms`` of received unvoiced *audio* (not wall clock), on
+  ``audioStreamEnd``, or on ``activityEnd`` (manual VAD; energy VAD is off when setup sets
+  ``realtimeInputConfig.automaticActivityDetection.disabled``). ``realtime_input.text`` is a
+  caller turn too (no input transcription is sent for it).
+* ``client_content`` with ``turnComplete``: the first one is the greeting: the agent says
+  ``script.greeting`` if set, else the received text itself. Later ones with text are spoken
+  back verbatim; without text they take the next scripted turn.
+* Each caller turn takes the next :class:`ScriptedTurn` (then ``script.fallback_reply``) and
+  sends ``inputTranscription`` (the scripted ``heard``, in one or two pieces; only if setup
+  asked for ``inputAudioTranscription``), then the reply: 24 kHz PCM ``inlineData`` chunks of
+  ``chunk_ms`` interleaved with word-by-word ``outputTranscription`` (only if asked for), then
+  ``generationComplete``, then ``{"serverContent": {"turnComplete": true}, "usageMetadata":
+  {...}}`` in ONE frame (the SDK's ``receive()`` stops iterating at ``turnComplete``, so usage
+  sent in a later frame would only show up in the next ``receive()`` loop), then
+  ``sessionResumptionUpdate`` if setup contained ``sessionResumption``.
+* Usage is deterministic: 25 tokens per second of audio (caller audio, silence included, and
+  agent audio), text tokens = ceil(chars / 4). ``promptTokenCount`` is the whole context so
+  far (system instruction + client texts + all caller audio + all earlier agent output), so it
+  grows every turn like a real model that re-bills the context.
+* Barge-in: the agent is "speaking" while a reply task runs or until the wall-clock time at
+  which the audio sent so far would have finished playing at the caller. Caller speech (a
+  voiced window or ``activityStart``) during that time sends ``{"serverContent":
+  {"interrupted": true}}`` at once, cancels the rest of the reply, and starts the next caller
+  turn. No ``turnComplete`` is sent for an interrupted reply.
+
+SDK behaviour worth knowing: ``session.receive()`` ends after every ``turnComplete``; any
+server close (even 1000) while receiving raises ``errors.APIError`` with the close code
+(1011 → ``APIError(code=1011)``; codes 4xx/5xx would map to ClientError/ServerError).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import math
+import re
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from receptionist.sim.speech import SPEECH_RMS_THRESHOLD, rms_int16, synth_speech
+from receptionist.sim.tls import TestCA
+
+__all__ = [
+    "AGENT_MIME",
+    "AGENT_SAMPLE_RATE",
+    "AUDIO_TOKENS_PER_S",
+    "INVALID_KEY_CLOSE_CODE",
+    "INVALID_KEY_REASON",
+    "PATH_SUFFIX",
+    "AgentReply",
+    "CallScript",
+    "CallerTurn",
+    "Failure",
+    "FakeGeminiLive",
+    "LiveSessionRecord",
+    "ScriptedTurn",
+    "serve_forever",
+]
+
+log = logging.getLogger(__name__)
+
+PATH_SUFFIX = "GenerativeService.BidiGenerateContent"
+AGENT_SAMPLE_RATE = 24000
+AGENT_MIME = "audio/pcm;rate=24000"
+AUDIO_TOKENS_PER_S = 25
+INVALID_KEY_CLOSE_CODE = 1007
+INVALID_KEY_REASON = "API key not valid. Please pass a valid API key."
+INTERNAL_ERROR_CODE = 1011
+INTERNAL_ERROR_REASON = "Internal error encountered."
+DEFAULT_REPLY = "Sure, I can help with that."
+MAX_STORED_FRAMES = 2000  # per session; audio frames are never stored, only counted
+
+_VAD_WINDOW_MS = 20
+
+
+# --------------------------------------------------------------------------- data model
+
+
+@dataclass
+class ScriptedTurn:
+    """One caller turn of a script: what the model "heard" and what it replies."""
+
+    heard: str
+    reply: str
+
+
+@dataclass
+class CallScript:
+    """What the fake model says during one session."""
+
+    turns: list[ScriptedTurn] = field(default_factory=list)
+    greeting: str | None = None
+    fallback_reply: str = DEFAULT_REPLY
+    #: Input transcription for caller turns beyond ``turns`` ("" → none is sent).
+    fallback_heard: str = ""
+    #: Think time before the first audio chunk of every reply.
+    reply_delay_ms: int = 0
+
+
+@dataclass
+class Failure:
+    """Fault injection."""
+
+    reject_key: bool = False  # every key is rejected (close 1007 after the setup frame)
+    close_after_turns: int | None = None  # close 1011 right after the N-th completed reply
+    go_away_after_s: float | None = None  # send goAway this many seconds after setupComplete
+    go_away_time_left: str = "10s"
+    fail_setup: bool = False  # close 1011 right after receiving setup
+    accept_delay_s: float = 0.0  # slow opening handshake
+
+
+@dataclass
+class CallerTurn:
+    index: int
+    source: str  # "audio" | "activity" | "text" | "client_content"
+    heard: str
+    speech_ms: float
+    ended_at: float  # time.monotonic()
+    barge_in: bool = False
+
+
+@dataclass
+class AgentReply:
+    text: str
+    kind: str  # "greeting" | "echo" | "turn" | "fallback"
+    started_at: float  # time.monotonic() when the reply was decided
+    first_audio_at: float | None = None
+    ended_at: float | None = None
+    audio_ms: float = 0.0  # agent audio actually sent
+    chunks: int = 0
+    completed: bool = False  # turnComplete sent
+    interrupted: bool = False
+
+
+@dataclass
+class LiveSessionRecord:
+    """What happened on one connection. Light: audio is only counted, never stored."""
+
+    index: int
+    path: str
+    api_key: str | None
+    headers: dict[str, str]
+    key_ok: bool
+    connected_at: float  # time.monotonic()
+    connected_wall: float  # time.time()
+    setup: dict[str, Any] | None = None
+    model: str | None = None
+    system_instruction: str | None = None
+    setup_at: float | None = None
+    frames: list[dict[str, Any]] = field(default_factory=list)  # non-audio client frames
+    frames_dropped: int = 0
+    frame_counts: dict[str, int] = field(default_factory=dict)
+    audio_chunks: int = 0
+    audio_bytes: int = 0
+    audio_ms: float = 0.0
+    caller_turns: list[CallerTurn] = field(default_factory=list)
+    replies: list[AgentReply] = field(default_factory=list)
+    interruptions: list[float] = field(default_factory=list)  # time.monotonic()
+    usage: list[dict[str, Any]] = field(default_factory=list)  # usageMetadata sent
+    resumption_handles: list[str] = field(default_factory=list)
+    go_away_sent_at: float | None = None
+    closed_at: float | None = None
+    close_code: int | None = None
+    close_reason: str | None = None
+    error: str | None = None
+
+    @property
+    def heard(self) -> list[str]:
+        return [t.heard for t in self.caller_turns]
+
+    @property
+    def reply_texts(self) -> list[str]:
+        return [r.text for r in self.replies]
+
+    @property
+    def completed_replies(self) -> int:
+        return sum(1 for r in self.replies if r.completed)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+_QUOTED = re.compile(r"«(.+?)»", re.S)
+
+
+@lru_cache(maxsize=256)
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def _get(d: Any, snake: str) -> Any:
+    """``d[snake]`` or ``d[camelCase(snake)]``; None if ``d`` is not a dict or has neither."""
+    if not isinstance(d, dict):
+        return None
+    v = d.get(snake)
+    if v is None:
+        v = d.get(_camel(snake))
+    return v
+
+
+_RATE_RE = re.compile(r"rate\s*=\s*(\d+)")
+
+
+@lru_cache(maxsize=64)
+def _rate_from_mime(mime: str) -> int:
+    m = _RATE_RE.search(mime or "")
+    return int(m.group(1)) if m else 16000
+
+
+def _content_text(content: Any) -> str:
+    """Text of a Content dict, a list of them, a Part or a plain string."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(t for t in (_content_text(c) for c in content) if t)
+    if isinstance(content, dict):
+        text = _get(content, "text")
+        if isinstance(text, str):
+            return text
+        return _content_text(_get(content, "parts"))
+    return ""
+
+
+def _split_pieces(text: str) -> list[str]:
+    """Word pieces carrying their leading whitespace; ``"".join(pieces) == text.rstrip()``."""
+    return re.findall(r"\s*\S+", text)
+
+
+def _two_pieces(text: str) -> list[str]:
+    pieces = _split_pieces(text)
+    if len(pieces) < 2:
+        return [text] if text else []
+    mid = len(pieces) // 2
+    return ["".join(pieces[:mid]), "".join(pieces[mid:])]
+
+
+def _b64decode(data: str) -> bytes:
+    """Standard or URL-safe base64, padding optional (the SDK sends URL-safe base64)."""
+    if len(data) % 4:
+        data += "=" * (-len(data) % 4)
+    return base64.b64decode(data, altchars=b"-_")
+
+
+def _dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+_GENERATION_COMPLETE = _dumps({"serverContent": {"generationComplete": True}})
+_INTERRUPTED = _dumps({"serverContent": {"interrupted": True}})
+_SETUP_COMPLETE = _dumps({"setupComplete": {}})
+
+
+@lru_cache(maxsize=64)
+def _reply_plan(
+    text: str, chunk_ms: int, audio: bool, transcribe: bool
+) -> tuple[tuple[bytes, float], ...]:
+    """Pre-serialized frames of one reply as ``(frame, audio_seconds)``.
+
+    Audio mode: ``inlineData`` chunks with ``outputTranscription`` word pieces placed just
+    before the chunk in which the word starts. Text mode: ``modelTurn`` text pieces.
+    """
+    pieces = _split_pieces(text)
+    if not audio:
+        return tuple(
+            (_dumps({"serverContent": {"modelTurn": {"parts": [{"text": p}]}}}), 0.0)
+            for p in pieces
+        )
+    pcm = synth_speech(text, AGENT_SAMPLE_RATE)
+    total_s = len(pcm) / (2 * AGENT_SAMPLE_RATE)
+    step = max(2, int(AGENT_SAMPLE_RATE * chunk_ms / 1000) * 2)
+    # Start time (s) of every piece, proportional to its character position.
+    starts: list[float] = []
+    pos = 0
+    n_chars = max(1, len(text))
+    for p in pieces:
+        stripped = len(p) - len(p.lstrip())
+        starts.append(total_s * (pos + stripped) / n_chars)
+        pos += len(p)
+    frames: list[tuple[bytes, float]] = []
+    k = 0
+    t = 0.0
+    for off in range(0, len(pcm), step):
+        chunk = pcm[off : off + step]
+        secs = len(chunk) / (2 * AGENT_SAMPLE_RATE)
+        while transcribe and k < len(pieces) and starts[k] < t + secs:
+            frames.append(
+                (_dumps({"serverContent": {"outputTranscription": {"text": pieces[k]}}}), 0.0)
+            )
+            k += 1
+        data = base64.b64encode(chunk).decode("ascii")
+        part = {"inlineData": {"mimeType": AGENT_MIME, "data": data}}
+        frames.append((_dumps({"serverContent": {"modelTurn": {"parts": [part]}}}), secs))
+        t += secs
+    while transcribe and k < len(pieces):
+        frames.append(
+            (_dumps({"serverContent": {"outputTranscription": {"text": pieces[k]}}}), 0.0)
+        )
+        k += 1
+    return tuple(frames)
+
+
+def _voiced_windows(pcm: bytes, rate: int) -> tuple[list[bool], float]:
+    """Per-20 ms-window voicing of a chunk and the window duration in seconds."""
+    n = len(pcm) // 2
+    win = max(1, rate * _VAD_WINDOW_MS // 1000)
+    if n <= win * 3 // 2:
+        return [rms_int16(pcm) >= SPEECH_RMS_THRESHOLD], n / rate
+    x = np.frombuffer(pcm, dtype="<i2", count=n).astype(np.float32)
+    full = (n // win) * win
+    w = x[:full].reshape(-1, win)
+    voiced = (np.sqrt(np.einsum("ij,ij->i", w, w) / win) >= SPEECH_RMS_THRESHOLD).tolist()
+    if full < n:
+        voiced.append(rms_int16(pcm[full * 2 : n * 2]) >= SPEECH_RMS_THRESHOLD)
+    return voiced, win / rate
+
+
+# --------------------------------------------------------------------------- one session
+
+
+class _Session:
+    def __init__(self, fake: FakeGeminiLive, ws: ServerConnection, rec: LiveSessionRecord):
+        self.fake = fake
+        self.ws = ws
+        self.rec = rec
+        self.script: CallScript = CallScript()
+        self.turn_idx = 0
+        self.greeted = False
+        # setup options
+        self.audio_out = True
+        self.input_transcription = False
+        self.output_transcription = False
+        self.resumption = False
+        self.auto_vad = True
+        # caller VAD state
+        self.in_speech = False
+        self.speech_s = 0.0
+        self.silence_s = 0.0
+        self.barge_in = False
+        # agent state
+        self.reply_task: asyncio.Task[None] | None = None
+        self.current: AgentReply | None = None
+        self.playback_end = 0.0
+        self.replies_done = 0
+        # usage (context grows over the session)
+        self.text_in_chars = 0
+        self.audio_in_s = 0.0
+        self.ctx_out_audio_tokens = 0
+        self.ctx_out_text_tokens = 0
+        self.go_away_task: asyncio.Task[None] | None = None
+
+    # ---- plumbing
+
+    async def _send(self, frame: bytes) -> None:
+        await self.ws.send(frame)
+
+    def _store(self, msg: dict[str, Any]) -> None:
+        if len(self.rec.frames) < MAX_STORED_FRAMES:
+            self.rec.frames.append(msg)
+        else:
+            self.rec.frames_dropped += 1
+
+    def _count(self, kind: str) -> None:
+        fc = self.rec.frame_counts
+        fc[kind] = fc.get(kind, 0) + 1
+
+    # ---- lifecycle
+
+    async def run(self) -> None:
+        ws, fake, rec = self.ws, self.fake, self.rec
+        try:
+            first = orjson.loads(await ws.recv())
+        except ConnectionClosed:
+            return
+        except orjson.JSONDecodeError:
+            await ws.close(1007, "Invalid JSON payload received.")
+            return
+        if not rec.key_ok or fake.failure.reject_key:
+            rec.error = "invalid api key"
+            await ws.close(INVALID_KEY_CLOSE_CODE, INVALID_KEY_REASON)
+            return
+        setup = _get(first, "setup")
+        if not isinstance(setup, dict):
+            rec.error = "first frame is not setup"
+            await ws.close(1007, "Invalid JSON payload: the first message must be setup.")
+            return
+        self._count("setup")
+        self._apply_setup(setup)
+        if fake.failure.fail_setup:
+            await ws.close(INTERNAL_ERROR_CODE, INTERNAL_ERROR_REASON)
+            return
+        await self._send(_SETUP_COMPLETE)
+        if fake.failure.go_away_after_s is not None:
+            self.go_away_task = asyncio.create_task(self._go_away_later())
+        async for raw in ws:
+            try:
+                msg = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                await ws.close(1007, "Invalid JSON payload received.")
+                return
+            if isinstance(msg, dict):
+                await self._on_frame(msg)
+
+    async def shutdown(self) -> None:
+        for task in (self.reply_task, self.go_away_task):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.wait([task])
+
+    def _apply_setup(self, setup: dict[str, Any]) -> None:
+        rec, fake = self.rec, self.fake
+        rec.setup = setup
+        rec.setup_at = time.monotonic()
+        model = _get(setup, "model")
+        rec.model = model if isinstance(model, str) else None
+        si = _content_text(_get(setup, "system_instruction"))
+        rec.system_instruction = si or None
+        self.text_in_chars += len(si)
+        gen = _get(setup, "generation_config") or {}
+        modalities = _get(gen, "response_modalities") or ["AUDIO"]
+        self.audio_out = any(str(m).upper() == "AUDIO" for m in modalities)
+        self.input_transcription = _get(setup, "input_audio_transcription") is not None
+        self.output_transcription = _get(setup, "output_audio_transcription") is not None
+        self.resumption = _get(setup, "session_resumption") is not None
+        aad = _get(_get(setup, "realtime_input_config"), "automatic_activity_detection")
+        self.auto_vad = not bool(_get(aad, "disabled"))
+        script = fake.script
+        if callable(script):
+            script = script(setup)
+        self.script = script if isinstance(script, CallScript) else CallScript()
+
+    async def _go_away_later(self) -> None:
+        assert self.fake.failure.go_away_after_s is not None
+        await asyncio.sleep(self.fake.failure.go_away_after_s)
+        with contextlib.suppress(ConnectionClosed):
+            await self._send(_dumps({"goAway": {"timeLeft": self.fake.failure.go_away_time_left}}))
+            self.rec.go_away_sent_at = time.monotonic()
+
+    # ---- client frames
+
+    async def _on_frame(self, msg: dict[str, Any]) -> None:
+        ri = _get(msg, "realtime_input")
+        if ri is not None:
+            await self._on_realtime_input(ri, msg)
+            return
+        cc = _get(msg, "client_content")
+        if cc is not None:
+            self._count("client_content")
+            self._store(msg)
+            await self._on_client_content(cc)
+            return
+        if _get(msg, "tool_response") is not None:
+            self._count("tool_response")
+        else:
+            self._count("other")
+        self._store(msg)
+
+    async def _on_realtime_input(self, ri: dict[str, Any], msg: dict[str, Any]) -> None:
+        audio = _get(ri, "audio")
+        chunks = _get(ri, "media_chunks")
+        if audio is None and not chunks:
+            self._count("realtime_input")
+            self._store(msg)
+        else:
+            self._count("realtime_input.audio")
+        if _get(ri, "activity_start") is not None:
+            await self._speech_started()
+        if isinstance(audio, dict):
+            await self._on_audio(audio)
+        if isinstance(chunks, list):
+            for blob in chunks:
+                if isinstance(blob, dict):
+                    await self._on_audio(blob)
+        if _get(ri, "activity_end") is not None and self.in_speech:
+            await self._end_caller_turn("activity")
+        if _get(ri, "audio_stream_end") and self.in_speech:
+            await self._end_caller_turn("audio")
+        text = _get(ri, "text")
+        if isinstance(text, str) and text:
+            self.text_in_chars += len(text)
+            await self._caller_turn_done("text", heard_override=text)
+
+    async def _on_audio(self, blob: dict[str, Any]) -> None:
+        data = _get(blob, "data")
+        if not data:
+            return
+        pcm = _b64decode(data) if isinstance(data, str) else bytes(data)
+        rate = _rate_from_mime(_get(blob, "mime_type") or "")
+        rec = self.rec
+        dur = len(pcm) / (2 * rate)
+        rec.audio_chunks += 1
+        rec.audio_bytes += len(pcm)
+        rec.audio_ms += dur * 1000.0
+        self.audio_in_s += dur
+        if not self.auto_vad:
+            if self.in_speech:
+                self.speech_s += dur
+            return
+        voiced, win_s = _voiced_windows(pcm, rate)
+        eot_s = self.fake.end_of_turn_silence_ms / 1000.0
+        last = len(voiced) - 1
+        for i, v in enumerate(voiced):
+            w = win_s if i < last else dur - win_s * last
+            if v:
+                if not self.in_speech:
+                    await self._speech_started()
+                self.speech_s += w
+                self.silence_s = 0.0
+            elif self.in_speech:
+                self.silence_s += w
+                if self.silence_s >= eot_s - 1e-9:
+                    await self._end_caller_turn("audio")
+
+    async def _on_client_content(self, cc: dict[str, Any]) -> None:
+        text = _content_text(_get(cc, "turns"))
+        quoted = _QUOTED.search(text)
+        if quoted:  # "say these words: «...»", as a real model would, speaks only the words
+            text = quoted.group(1).strip()
+        self.text_in_chars += len(text)
+        if not _get(cc, "turn_complete"):
+            return
+        if not self.greeted:
+            self.greeted = True
+            reply = self.script.greeting or text
+            if reply:
+                await self._start_reply(reply, "greeting")
+                return
+        if text:
+            await self._start_reply(text, "echo")
+        else:
+            await self._caller_turn_done("client_content")
+
+    # ---- caller turns and barge-in
+
+    def _agent_busy(self) -> bool:
+        task = self.reply_task
+        return (task is not None and not task.done()) or time.monotonic() < self.playback_end
+
+    async def _speech_started(self) -> None:
+        self.in_speech = True
+        self.speech_s = 0.0
+        self.silence_s = 0.0
+        self.barge_in = False
+        if self._agent_busy():
+            self.barge_in = True
+            await self._interrupt()
+
+    async def _interrupt(self) -> None:
+        task = self.reply_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        reply = self.current
+        now = time.monotonic()
+        if reply is not None:
+            reply.interrupted = True
+            if not reply.completed:
+                reply.ended_at = now
+                self._add_output_context(reply)
+        self.playback_end = 0.0
+        self.rec.interruptions.append(now)
+        with contextlib.suppress(ConnectionClosed):
+            await self._send(_INTERRUPTED)
+
+    async def _end_caller_turn(self, source: str) -> None:
+        self.in_speech = False
+        self.silence_s = 0.0
+        await self._caller_turn_done(source)
+
+    async def _caller_turn_done(self, source: str, heard_override: str | None = None) -> None:
+        script = self.script
+        if self.turn_idx < len(script.turns):
+            st = script.turns[self.turn_idx]
+            heard, reply, kind = st.heard, st.reply, "turn"
+        else:
+            heard, reply, kind = script.fallback_heard, script.fallback_reply, "fallback"
+        self.turn_idx += 1
+        if heard_override is not None:
+            heard = heard_override
+        self.rec.caller_turns.append(
+            CallerTurn(
+                index=len(self.rec.caller_turns),
+                source=source,
+                heard=heard,
+                speech_ms=self.speech_s * 1000.0 if source in ("audio", "activity") else 0.0,
+                ended_at=time.monotonic(),
+                barge_in=self.barge_in,
+            )
+        )
+        self.barge_in = False
+        self.speech_s = 0.0
+        if heard and source in ("audio", "activity") and self.input_transcription:
+            for piece in _two_pieces(heard):
+                await self._send(_dumps({"serverContent": {"inputTranscription": {"text": piece}}}))
+        await self._start_reply(reply, kind)
+
+    # ---- agent replies
+
+    async def _start_reply(self, text: str, kind: str) -> None:
+        task = self.reply_task
+        if task is not None and not task.done():
+            await self._interrupt()
+        reply = AgentReply(text=text, kind=kind, started_at=time.monotonic())
+        self.rec.replies.append(reply)
+        self.current = reply
+        self.reply_task = asyncio.create_task(self._speak(reply))
+
+    def _add_output_context(self, reply: AgentReply) -> int:
+        if self.audio_out:
+            tokens = round(reply.audio_ms / 1000.0 * AUDIO_TOKENS_PER_S)
+            self.ctx_out_audio_tokens += tokens
+        else:
+            tokens = math.ceil(len(reply.text) / 4)
+            self.ctx_out_text_tokens += tokens
+        return tokens
+
+    def _usage(self, reply: AgentReply) -> dict[str, Any]:
+        text_in = math.ceil(self.text_in_chars / 4) + self.ctx_out_text_tokens
+        audio_in = round(self.audio_in_s * AUDIO_TOKENS_PER_S) + self.ctx_out_audio_tokens
+        prompt = text_in + audio_in
+        out = self._add_output_context(reply)
+        modality = "AUDIO" if self.audio_out else "TEXT"
+        return {
+            "promptTokenCount": prompt,
+            "responseTokenCount": out,
+            "totalTokenCount": prompt + out,
+            "promptTokensDetails": [
+                {"modality": "TEXT", "tokenCount": text_in},
+                {"modality": "AUDIO", "tokenCount": audio_in},
+            ],
+            "responseTokensDetails": [{"modality": modality, "tokenCount": out}],
+        }
+
+    async def _speak(self, reply: AgentReply) -> None:
+        fake, ws = self.fake, self.ws
+        try:
+            if self.script.reply_delay_ms > 0:
+                await asyncio.sleep(self.script.reply_delay_ms / 1000.0)
+            plan = _reply_plan(reply.text, fake.chunk_ms, self.audio_out, self.output_transcription)
+            start: float | None = None
+            sent_s = 0.0
+            for frame, secs in plan:
+                if secs:
+                    now = time.monotonic()
+                    if start is None:
+                        start = now
+                        reply.first_audio_at = now
+                    elif fake.realtime:
+                        target = start + sent_s
+                        if target > now:
+                            await asyncio.sleep(target - now)
+                            now = time.monotonic()
+                    if self.playback_end < now:
+                        self.playback_end = now
+                    self.playback_end += secs
+                    sent_s += secs
+                    reply.chunks += 1
+                    reply.audio_ms += secs * 1000.0
+                await ws.send(frame)
+            await ws.send(_GENERATION_COMPLETE)
+            usage = self._usage(reply)
+            reply.completed = True
+            reply.ended_at = time.monotonic()
+            self.rec.usage.append(usage)
+            await ws.send(_dumps({"serverContent": {"turnComplete": True}, "usageMetadata": usage}))
+            self.replies_done += 1
+            if self.resumption:
+                handle = f"fake-{self.rec.index}-{self.replies_done}"
+                self.rec.resumption_handles.append(handle)
+                await ws.send(
+                    _dumps({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+                )
+            n = fake.failure.close_after_turns
+            if n is not None and self.replies_done >= n:
+                await ws.close(INTERNAL_ERROR_CODE, INTERNAL_ERROR_REASON)
+        except ConnectionClosed:
+            pass
+
+
+# --------------------------------------------------------------------------- the server
+
+ScriptArg = CallScript | Callable[[dict[str, Any]], CallScript] | None
+
+
+class FakeGeminiLive:
+    """In-process Gemini Live double over TLS WebSocket (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = "test-key",
+        script: ScriptArg = None,
+        realtime: bool = False,
+        chunk_ms: int = 40,
+        end_of_turn_silence_ms: int = 500,
+        failure: Failure | None = None,
+        tls: TestCA | None = None,
+    ) -> None:
+        self.api_key = api_key  # None: any non-empty key is accepted
+        self.script: ScriptArg = script
+        self.realtime = realtime
+        self.chunk_ms = chunk_ms
+        self.end_of_turn_silence_ms = end_of_turn_silence_ms
+        self.failure = failure or Failure()
+        self.tls = tls or TestCA()
+        self._server_ssl = self.tls.server_ssl_context()
+        self._client_ssl = self.tls.client_ssl_context()
+        self.sessions: list[LiveSessionRecord] = []
+        self.rejected_paths: list[str] = []
+        self._session_added = asyncio.Event()
+        self._server: Server | None = None
+        self._port: int | None = None
+        self._host = "127.0.0.1"
+
+    # ---- properties
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("FakeGeminiLive is not started")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"https://{host}:{self.port}"
+
+    @property
+    def client_ssl_context(self) -> ssl.SSLContext:
+        return self._client_ssl
+
+    @property
+    def ca_file(self) -> str:
+        return self.tls.ca_file
+
+    # ---- lifecycle
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeGeminiLive:
+        self._host = host
+        self._server = await serve(
+            self._handler,
+            host,
+            port,
+            ssl=self._server_ssl,
+            process_request=self._process_request,
+            compression=None,
+            max_size=2**24,
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> FakeGeminiLive:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def wait_for_sessions(self, n: int, within_s: float = 5.0) -> None:
+        """Wait until at least ``n`` sessions have connected (TimeoutError after ``within_s``)."""
+        async with asyncio.timeout(within_s):
+            while len(self.sessions) < n:
+                self._session_added.clear()
+                await self._session_added.wait()
+
+    # ---- websockets callbacks
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        if self.failure.accept_delay_s > 0:
+            await asyncio.sleep(self.failure.accept_delay_s)
+        path = urlsplit(request.path).path
+        if not path.endswith(PATH_SUFFIX):
+            self.rejected_paths.append(request.path)
+            return connection.respond(404, "Not Found\n")
+        return None
+
+    def _key_of(self, request: Request) -> str | None:
+        key = request.headers.get("x-goog-api-key")
+        if key:
+            return key
+        keys = parse_qs(urlsplit(request.path).query).get("key")
+        return keys[0] if keys else None
+
+    def _key_ok(self, key: str | None) -> bool:
+        if not key:
+            return False
+        return self.api_key is None or key == self.api_key
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        request = ws.request
+        assert request is not None
+        key = self._key_of(request)
+        rec = LiveSessionRecord(
+            index=len(self.sessions),
+            path=request.path,
+            api_key=key,
+            headers={k.lower(): v for k, v in request.headers.raw_items()},
+            key_ok=self._key_ok(key),
+            connected_at=time.monotonic(),
+            connected_wall=time.time(),
+        )
+        self.sessions.append(rec)
+        self._session_added.set()
+        session = _Session(self, ws, rec)
+        try:
+            await session.run()
+        except ConnectionClosed:
+            pass
+        except Exception as exc:  # a bug in the double: record it and fail the session
+            log.exception("FakeGeminiLive session %d failed", rec.index)
+            rec.error = repr(exc)
+            with contextlib.suppress(Exception):
+                await ws.close(INTERNAL_ERROR_CODE, INTERNAL_ERROR_REASON)
+        finally:
+            await session.shutdown()
+            rec.closed_at = time.monotonic()
+            if ws.close_code is None:
+                with contextlib.suppress(Exception):
+                    await ws.close()
+            rec.close_code = ws.close_code
+            rec.close_reason = ws.close_reason
+
+
+async def serve_forever(host: str = "127.0.0.1", port: int = 0, **kw: Any) -> None:
+    """Run a :class:`FakeGeminiLive` until cancelled (prints its base URL and CA file)."""
+    fake = FakeGeminiLive(**kw)
+    await fake.start(host, port)
+    print(f"FakeGeminiLive on {fake.base_url} (CA file: {fake.ca_file})", flush=True)
+    try:
+        await asyncio.Future()
+    finally:
+        await fake.stop()

@@ -1,0 +1,385 @@
+"""The call record: created when a stream starts, finished (transcript, stats, usage) at hang-up.
+
+``finish_call`` hands the call to the post-call pipeline by setting ``stage='transcript_saved'``.
+All functions take a :class:`~receptionist.store.db.Database` and plain dataclasses, and return
+plain dicts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from receptionist.store.db import Database, upsert_insert
+from receptionist.store.schema import (
+    CALL_STATUS_IN_PROGRESS,
+    CALL_STATUSES,
+    STAGE_LIVE,
+    STAGE_TRANSCRIPT_SAVED,
+    ai_token_usage,
+    call_details,
+    utcnow,
+)
+
+
+@dataclass(kw_only=True, slots=True)
+class NewCall:
+    """What is known when Exotel's ``start`` frame arrives."""
+
+    call_sid: str
+    tenant: str | None
+    stream_sid: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    direction: str | None = None
+    custom_parameters: dict[str, Any] = field(default_factory=dict)
+    sample_rate: int | None = None
+    engine: str | None = None
+    model: str | None = None
+    started_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(kw_only=True, slots=True)
+class TokenUsage:
+    """Tokens one model spent on one call for one purpose ('live' | 'analysis' | 'message')."""
+
+    model_name: str
+    purpose: str = "live"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    input_audio_tokens: int = 0
+    input_text_tokens: int = 0
+    output_audio_tokens: int = 0
+    output_text_tokens: int = 0
+    total_tokens: int | None = None  # None: input_tokens + output_tokens
+    details: dict[str, Any] | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class FinishedCall:
+    """Everything the bridge knows when a call ends."""
+
+    call_sid: str
+    status: str  # 'completed' | 'failed' (or 'in_progress' for a partial save)
+    end_reason: str | None = None
+    error: str | None = None
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    answered_at: datetime | None = None
+    ended_at: datetime = field(default_factory=utcnow)
+    usage: list[TokenUsage] = field(default_factory=list)
+    # Only used when no row exists yet (create_call never happened) or the row lacks them.
+    tenant: str | None = None
+    started_at: datetime | None = None
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+async def create_call(db: Database, c: NewCall) -> None:
+    """Record a call that just started. Idempotent on ``call_sid``: the first row is kept."""
+    now = utcnow()
+    stmt = (
+        upsert_insert(db.dialect, call_details)
+        .values(
+            session_id=str(uuid.uuid4()),
+            call_sid=c.call_sid,
+            stream_sid=c.stream_sid,
+            tenant=c.tenant,
+            from_number=c.from_number,
+            to_number=c.to_number,
+            direction=c.direction,
+            custom_parameters=dict(c.custom_parameters or {}),
+            sample_rate=c.sample_rate,
+            engine=c.engine,
+            model=c.model,
+            status=CALL_STATUS_IN_PROGRESS,
+            started_at=c.started_at,
+            stage=STAGE_LIVE,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["call_sid"])
+    )
+    async with db.begin() as conn:
+        await conn.execute(stmt)
+
+
+def _duration_ms(started: datetime | None, ended: datetime | None) -> int | None:
+    if started is None or ended is None:
+        return None
+    return max(0, round((ended - started).total_seconds() * 1000))
+
+
+def _merge_events(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]) -> list[dict]:
+    merged = list(old or [])
+    for ev in new:
+        if ev not in merged:
+            merged.append(ev)
+    return merged
+
+
+def _aggregate_usage(usage: list[TokenUsage]) -> list[TokenUsage]:
+    """One entry per (model_name, purpose): several entries of the same pair are summed."""
+    by_key: dict[tuple[str, str], TokenUsage] = {}
+    for u in usage:
+        total = u.total_tokens if u.total_tokens is not None else u.input_tokens + u.output_tokens
+        key = (u.model_name, u.purpose)
+        have = by_key.get(key)
+        if have is None:
+            by_key[key] = TokenUsage(
+                model_name=u.model_name,
+                purpose=u.purpose,
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                input_audio_tokens=u.input_audio_tokens,
+                input_text_tokens=u.input_text_tokens,
+                output_audio_tokens=u.output_audio_tokens,
+                output_text_tokens=u.output_text_tokens,
+                total_tokens=total,
+                details=dict(u.details) if u.details else None,
+            )
+            continue
+        have.input_tokens += u.input_tokens
+        have.output_tokens += u.output_tokens
+        have.input_audio_tokens += u.input_audio_tokens
+        have.input_text_tokens += u.input_text_tokens
+        have.output_audio_tokens += u.output_audio_tokens
+        have.output_text_tokens += u.output_text_tokens
+        have.total_tokens = (have.total_tokens or 0) + total
+        if u.details:
+            have.details = {**(have.details or {}), **u.details}
+    return list(by_key.values())
+
+
+async def upsert_token_usage(
+    conn: AsyncConnection,
+    call_sid: str,
+    tenant: str | None,
+    usage: list[TokenUsage],
+) -> None:
+    """Write one ai_token_usage row per (model_name, purpose) inside the caller's transaction.
+
+    A re-run overwrites the figures instead of adding a second row; a cost already computed is
+    kept when the figures did not change and cleared (to be costed again) when they did.
+    """
+    rows = _aggregate_usage(usage)
+    if not rows:
+        return
+    now = utcnow()
+    values = [
+        {
+            "call_sid": call_sid,
+            "tenant": tenant,
+            "model_name": u.model_name,
+            "purpose": u.purpose,
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "input_audio_tokens": u.input_audio_tokens,
+            "input_text_tokens": u.input_text_tokens,
+            "output_audio_tokens": u.output_audio_tokens,
+            "output_text_tokens": u.output_text_tokens,
+            "total_tokens": u.total_tokens or 0,
+            "details": u.details,
+            "created_at": now,
+        }
+        for u in rows
+    ]
+    stmt = upsert_insert(conn.dialect.name, ai_token_usage).values(values)
+    ex = stmt.excluded
+    t = ai_token_usage.c
+    figures = (
+        "input_tokens",
+        "output_tokens",
+        "input_audio_tokens",
+        "input_text_tokens",
+        "output_audio_tokens",
+        "output_text_tokens",
+        "total_tokens",
+    )
+    unchanged = sa.and_(*(t[name] == ex[name] for name in figures))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["call_sid", "model_name", "purpose"],
+        set_={
+            **{name: ex[name] for name in figures},
+            "tenant": sa.func.coalesce(ex.tenant, t.tenant),
+            "details": ex.details,
+            "total_cost": sa.case((unchanged, t.total_cost), else_=sa.null()),
+            "currency": sa.case((unchanged, t.currency), else_=sa.null()),
+        },
+    )
+    await conn.execute(stmt)
+
+
+async def finish_call(db: Database, f: FinishedCall) -> None:
+    """Store the end of a call and its token usage in one transaction.
+
+    Sets ``stage='transcript_saved'`` (attempts 0, due now) so the post-call pipeline picks the call
+    up, unless the pipeline already moved it further (a repeated finish never rewinds it). Works
+    when ``create_call`` never happened: the row is inserted then. Safe to call twice.
+    """
+    if f.status not in CALL_STATUSES:
+        raise ValueError(
+            f"unknown call status {f.status!r}; expected one of {sorted(CALL_STATUSES)}"
+        )
+    now = utcnow()
+    c = call_details.c
+    async with db.begin(immediate=True) as conn:
+        row = (
+            (
+                await conn.execute(
+                    sa.select(c.id, c.tenant, c.started_at, c.events, c.stage)
+                    .where(c.call_sid == f.call_sid)
+                    .with_for_update()
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            started_at = f.started_at
+            tenant = f.tenant
+            await conn.execute(
+                sa.insert(call_details).values(
+                    session_id=str(uuid.uuid4()),
+                    call_sid=f.call_sid,
+                    tenant=tenant,
+                    custom_parameters={},
+                    status=f.status,
+                    end_reason=f.end_reason,
+                    error=f.error,
+                    transcript=list(f.transcript),
+                    stats=dict(f.stats),
+                    events=list(f.events),
+                    started_at=started_at,
+                    answered_at=f.answered_at,
+                    ended_at=f.ended_at,
+                    duration_ms=_duration_ms(started_at, f.ended_at),
+                    stage=STAGE_TRANSCRIPT_SAVED,
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        else:
+            started_at = row["started_at"] or f.started_at
+            tenant = row["tenant"] or f.tenant
+            values: dict[str, Any] = {
+                "tenant": tenant,
+                "status": f.status,
+                "end_reason": f.end_reason,
+                "error": f.error,
+                "transcript": list(f.transcript),
+                "stats": dict(f.stats),
+                "events": _merge_events(row["events"], f.events),
+                "started_at": started_at,
+                "answered_at": f.answered_at,
+                "ended_at": f.ended_at,
+                "duration_ms": _duration_ms(started_at, f.ended_at),
+                "updated_at": now,
+            }
+            if row["stage"] in (STAGE_LIVE, STAGE_TRANSCRIPT_SAVED):
+                values.update(
+                    stage=STAGE_TRANSCRIPT_SAVED,
+                    attempts=0,
+                    next_attempt_at=now,
+                    last_error=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            await conn.execute(sa.update(call_details).where(c.id == row["id"]).values(**values))
+        await upsert_token_usage(conn, f.call_sid, tenant, f.usage)
+
+
+async def record_call_event(db: Database, call_sid: str, kind: str, detail: Any = None) -> bool:
+    """Append ``{t_ms, kind, detail}`` to the call's events (t_ms counted from the call start).
+
+    Returns False when the call is not recorded. Meant for rare mid-call warnings; the bulk of a
+    call's events travel with :func:`finish_call`.
+    """
+    c = call_details.c
+    now = utcnow()
+    async with db.begin(immediate=True) as conn:
+        row = (
+            (
+                await conn.execute(
+                    sa.select(c.id, c.started_at, c.events)
+                    .where(c.call_sid == call_sid)
+                    .with_for_update()
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return False
+        t_ms = _duration_ms(row["started_at"], now) or 0
+        events = [*(row["events"] or []), {"t_ms": t_ms, "kind": kind, "detail": detail}]
+        await conn.execute(
+            sa.update(call_details).where(c.id == row["id"]).values(events=events, updated_at=now)
+        )
+    return True
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+async def get_call(db: Database, call_sid: str) -> dict[str, Any] | None:
+    """The call row as a dict, with its ai_token_usage rows (dicts) under ``"usage"``."""
+    async with db.session() as conn:
+        row = (
+            (await conn.execute(sa.select(call_details).where(call_details.c.call_sid == call_sid)))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        usage = (
+            (
+                await conn.execute(
+                    sa.select(ai_token_usage)
+                    .where(ai_token_usage.c.call_sid == call_sid)
+                    .order_by(ai_token_usage.c.id)
+                )
+            )
+            .mappings()
+            .all()
+        )
+    out = dict(row)
+    out["usage"] = [dict(u) for u in usage]
+    return out
+
+
+async def list_calls(
+    db: Database, *, tenant: str | None = None, limit: int = 50, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Calls, newest first (by start time), optionally of one tenant."""
+    c = call_details.c
+    stmt = sa.select(call_details)
+    if tenant is not None:
+        stmt = stmt.where(c.tenant == tenant)
+    stmt = stmt.order_by(c.started_at.desc().nulls_last(), c.id.desc()).limit(limit).offset(offset)
+    async with db.session() as conn:
+        rows = (await conn.execute(stmt)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+__all__ = [
+    "FinishedCall",
+    "NewCall",
+    "TokenUsage",
+    "create_call",
+    "finish_call",
+    "get_call",
+    "list_calls",
+    "record_call_event",
+    "upsert_token_usage",
+]

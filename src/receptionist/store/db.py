@@ -1,0 +1,345 @@
+"""The database handle: one async engine for SQLite (embedded default) or PostgreSQL (Supabase).
+
+Usage::
+
+    db = Database(settings.database_url)
+    await db.upgrade()                    # Alembic migrations to head (idempotent)
+    async with db.begin() as conn:        # AsyncConnection inside a transaction, committed on exit
+        await conn.execute(...)
+    async with db.session() as conn:      # AsyncConnection, no transaction started: read, or
+        ...                               # call conn.commit() yourself
+    await db.dispose()
+
+Every call is async; nothing blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Query parameters that the asyncpg driver (through SQLAlchemy) accepts as-is.
+_ASYNCPG_PASSTHROUGH = frozenset(
+    {
+        "prepared_statement_cache_size",
+        "statement_cache_size",
+        "max_cached_statement_lifetime",
+        "max_cacheable_statement_size",
+        "command_timeout",
+        "target_session_attrs",
+        "krbsrvname",
+        "gsslib",
+        "direct_tls",
+    }
+)
+_ASYNCPG_FLOAT_PARAMS = frozenset({"command_timeout"})
+_ASYNCPG_INT_PARAMS = frozenset(
+    {
+        "prepared_statement_cache_size",
+        "statement_cache_size",
+        "max_cached_statement_lifetime",
+        "max_cacheable_statement_size",
+    }
+)
+_SSL_MODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+_SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)")
+
+
+class DatabaseError(RuntimeError):
+    """A problem with the database configuration or connection, worded for an operator."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database could not be reached (wrong address, server down, bad credentials)."""
+
+
+def _json_dumps(value: Any) -> str:
+    # keep Hindi, Kannada, ... readable in the stored JSON
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _normalise(url: str) -> tuple[URL, dict[str, Any]]:
+    """Turn a user-facing database URL into an async SQLAlchemy URL plus driver connect args."""
+    raw = url.strip()
+    if raw.startswith("postgres://"):  # Heroku / Supabase spelling
+        raw = "postgresql://" + raw[len("postgres://") :]
+    try:
+        parsed = make_url(raw)
+    except Exception:  # sqlalchemy.exc.ArgumentError
+        raise DatabaseError(f"not a database URL: {Database.redact(url)!r}") from None
+
+    backend = parsed.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if backend == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+        db_path = parsed.database
+        if db_path and db_path != ":memory:" and not db_path.startswith("file:"):
+            Path(db_path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return parsed, connect_args
+
+    if backend == "postgresql":
+        query = dict(parsed.query)
+        kept: dict[str, str | tuple[str, ...]] = {}
+        sslmode = query.pop("sslmode", None) or query.pop("ssl", None)
+        if isinstance(sslmode, tuple):
+            sslmode = sslmode[-1]
+        if sslmode:
+            mode = str(sslmode).lower()
+            if mode in {"true", "1", "on"}:
+                mode = "require"
+            elif mode in {"false", "0", "off"}:
+                mode = "disable"
+            if mode not in _SSL_MODES:
+                raise DatabaseError(f"unknown sslmode {sslmode!r} in {Database.redact(url)}")
+            connect_args["ssl"] = mode
+        app_name = query.pop("application_name", None)
+        if app_name:
+            connect_args["server_settings"] = {"application_name": str(app_name)}
+        connect_timeout = query.pop("connect_timeout", None)
+        if connect_timeout:
+            connect_args["timeout"] = float(str(connect_timeout))
+        if str(query.pop("pgbouncer", "")).lower() == "true":
+            # transaction-mode pooler (Supabase port 6543): no prepared statements may be kept
+            connect_args["statement_cache_size"] = 0
+            connect_args["prepared_statement_cache_size"] = 0
+        for key, value in query.items():
+            if key not in _ASYNCPG_PASSTHROUGH:
+                continue  # libpq-only parameters (options, sslrootcert, ...) asyncpg would reject
+            val = value[-1] if isinstance(value, tuple) else value
+            if key in _ASYNCPG_INT_PARAMS:
+                connect_args[key] = int(val)
+            elif key in _ASYNCPG_FLOAT_PARAMS:
+                connect_args[key] = float(val)
+            elif key == "direct_tls":
+                connect_args[key] = val.lower() in {"1", "true", "on", "yes"}
+            else:
+                kept[key] = val
+        parsed = parsed.set(drivername="postgresql+asyncpg", query=kept)
+        return parsed, connect_args
+
+    raise DatabaseError(
+        f"unsupported database {backend!r} in {Database.redact(url)}: use sqlite:///path or "
+        "postgresql://user:password@host:5432/db"
+    )
+
+
+class Database:
+    """An async engine plus the few operations every part of the app needs."""
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 5) -> None:
+        self._url, connect_args = _normalise(url)
+        self._connect_args = connect_args
+        self._dialect = self._url.get_backend_name()
+        kwargs: dict[str, Any] = {
+            "echo": echo,
+            "json_serializer": _json_dumps,
+            "connect_args": connect_args,
+        }
+        if self._dialect == "sqlite":
+            if self._url.database in (None, "", ":memory:"):
+                kwargs["poolclass"] = StaticPool
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+        self._engine: AsyncEngine = create_async_engine(self._url, **kwargs)
+        if self._dialect == "sqlite":
+            _install_sqlite_hooks(self._engine)
+
+    # --- identity ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The normalised SQLAlchemy URL, password included: never log it, use ``safe_url``."""
+        return self._url.render_as_string(hide_password=False)
+
+    @property
+    def safe_url(self) -> str:
+        """The normalised URL with the password masked, for logs and error messages."""
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._dialect
+
+    @property
+    def connect_args(self) -> dict[str, Any]:
+        """Driver arguments derived from the URL (e.g. ``{"ssl": "require"}`` for asyncpg)."""
+        return dict(self._connect_args)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    def __repr__(self) -> str:
+        return f"Database({self.safe_url!r})"
+
+    @staticmethod
+    def redact(url: str) -> str:
+        """``url`` with any password replaced by ``***`` (works on malformed URLs too)."""
+        try:
+            return make_url(url.strip()).render_as_string(hide_password=True)
+        except Exception:
+            return _PASSWORD_IN_URL.sub(r"\g<head>***\g<at>", url)
+
+    # --- connections ------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncConnection]:
+        """A connection with no transaction started (SQLAlchemy autobegins on first use).
+
+        Nothing is committed unless the caller calls ``await conn.commit()``.
+        """
+        async with self._engine.connect() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def begin(self, *, immediate: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection inside a transaction: committed on normal exit, rolled back on error.
+
+        ``immediate=True`` takes SQLite's write lock at BEGIN (``BEGIN IMMEDIATE``), so a
+        read-then-write transaction waits for other writers instead of failing with "database is
+        locked". It changes nothing on PostgreSQL (use ``SELECT ... FOR UPDATE`` there).
+        """
+        async with self._engine.connect() as conn:
+            if immediate and self._dialect == "sqlite":
+                conn = await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            async with conn.begin():
+                yield conn
+
+    async def ping(self, *, timeout_s: float = 10.0) -> None:
+        """Run ``SELECT 1``; raise :class:`DatabaseUnavailable` with a clear message if it fails."""
+        try:
+            async with asyncio.timeout(timeout_s), self._engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except TimeoutError:
+            raise DatabaseUnavailable(
+                f"database unreachable: no answer from {self.safe_url} within {timeout_s:g}s"
+            ) from None
+        except Exception as exc:
+            raise DatabaseUnavailable(
+                f"database unreachable at {self.safe_url}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    async def dispose(self) -> None:
+        await self._engine.dispose()
+
+    # --- migrations -------------------------------------------------------------------------
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Apply the Alembic migrations up to ``revision``. Safe to run again and concurrently.
+
+        On PostgreSQL an advisory lock serialises several processes upgrading at once; on SQLite
+        the transaction takes the write lock up front.
+        """
+        async with self.begin(immediate=True) as conn:
+            if self._dialect == "postgresql":
+                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+            await conn.run_sync(_run_alembic, "upgrade", revision)
+
+    async def downgrade(self, revision: str) -> None:
+        """Revert the migrations down to ``revision`` (``"base"`` drops everything)."""
+        async with self.begin(immediate=True) as conn:
+            await conn.run_sync(_run_alembic, "downgrade", revision)
+
+    async def current_revision(self) -> str | None:
+        """The Alembic revision the database is at, or None before the first upgrade."""
+        async with self.session() as conn:
+            return await conn.run_sync(_current_revision)
+
+
+def upsert_insert(dialect: str, table: sa.Table) -> Any:
+    """``INSERT`` for ``dialect`` ("sqlite" / "postgresql") with ``on_conflict_do_nothing`` /
+    ``on_conflict_do_update`` available (both dialects spell them the same)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    raise DatabaseError(f"no upsert for dialect {dialect!r}")
+
+
+# an arbitrary constant: pg_advisory_xact_lock key for migrations
+_LOCK_KEY = 0x52_45_43_45_50  # "RECEP"
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Any:
+    """An Alembic ``Config`` built in code (no alembic.ini); ``connection`` is handed to env.py."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    cfg.set_main_option("path_separator", "os")
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _run_alembic(connection: sa.Connection, action: str, revision: str) -> None:
+    from alembic import command
+
+    cfg = alembic_config(connection)
+    if action == "upgrade":
+        command.upgrade(cfg, revision)
+    elif action == "downgrade":
+        command.downgrade(cfg, revision)
+    else:  # pragma: no cover - internal misuse
+        raise ValueError(action)
+
+
+def _current_revision(connection: sa.Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    """WAL, busy timeout and foreign keys on every connection; real BEGIN for transactions.
+
+    The sqlite3 driver's legacy transaction handling (no BEGIN before SELECT or DDL) is switched
+    off and SQLAlchemy emits BEGIN itself, so transactions, savepoints and migrations behave as
+    on PostgreSQL.
+    """
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+
+__all__ = [
+    "Database",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "alembic_config",
+    "upsert_insert",
+]

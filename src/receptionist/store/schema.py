@@ -1,0 +1,283 @@
+"""Database tables (SQLAlchemy 2 Core), portable across SQLite and PostgreSQL.
+
+The table names and the seed's columns are kept (tenant_configs, call_details, exotel_call_details,
+notifications, ai_token_usage); the columns the design needs are added. The Alembic migrations in
+``receptionist/store/migrations/versions`` create exactly these tables; a test compares the two.
+
+Portability rules:
+- JSON columns are ``JSON`` on SQLite and ``JSONB`` on PostgreSQL; Python ``None`` is stored as SQL
+  NULL (not the JSON literal ``null``).
+- Timestamps are ``UTCDateTime``: ``TIMESTAMP WITH TIME ZONE`` on PostgreSQL, ISO text on SQLite;
+  values are always written and returned as timezone-aware UTC datetimes.
+- Auto-increment primary keys are BIGINT on PostgreSQL and INTEGER (the rowid) on SQLite.
+- ``call_details.tenant`` is deliberately not a foreign key: a call of an unknown or not yet synced
+  tenant is still recorded.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+# --- values used in the call record ------------------------------------------------------------
+
+CALL_STATUS_IN_PROGRESS = "in_progress"
+CALL_STATUS_COMPLETED = "completed"
+CALL_STATUS_FAILED = "failed"
+CALL_STATUS_REJECTED = "rejected"  # unknown/inactive tenant or bad credentials: never answered
+CALL_STATUSES = frozenset(
+    {CALL_STATUS_IN_PROGRESS, CALL_STATUS_COMPLETED, CALL_STATUS_FAILED, CALL_STATUS_REJECTED}
+)
+
+#: The call is being handled by a bridge; the post-call pipeline leaves it alone.
+STAGE_LIVE = "live"
+#: The call ended and its transcript is stored: the first stage the post-call pipeline works on.
+STAGE_TRANSCRIPT_SAVED = "transcript_saved"
+
+TOKEN_PURPOSES = frozenset({"live", "analysis", "message"})
+
+
+def utcnow() -> datetime:
+    """The current time as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware timestamp stored in UTC on every backend.
+
+    Naive datetimes are taken to be UTC. SQLite has no time zone support, so the value is stored
+    there as naive UTC and given ``tzinfo=UTC`` again when read.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def json_type() -> sa.types.TypeEngine[Any]:
+    """JSON on SQLite, JSONB on PostgreSQL; ``None`` is stored as SQL NULL."""
+    return sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def id_type() -> sa.types.TypeEngine[int]:
+    """BIGINT auto-increment on PostgreSQL, INTEGER (the rowid alias) on SQLite."""
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _created_at() -> sa.Column[datetime]:
+    return sa.Column(
+        "created_at", UTCDateTime(), nullable=False, default=utcnow, server_default=sa.func.now()
+    )
+
+
+def _updated_at() -> sa.Column[datetime]:
+    return sa.Column(
+        "updated_at",
+        UTCDateTime(),
+        nullable=False,
+        default=utcnow,
+        onupdate=utcnow,
+        server_default=sa.func.now(),
+    )
+
+
+tenant_configs = sa.Table(
+    "tenant_configs",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.Text(), nullable=False),
+    sa.Column("tenant_name", sa.Text(), nullable=False),
+    sa.Column("call_type_schema", json_type(), nullable=True),
+    sa.Column("owner_phone", sa.Text(), nullable=True),
+    sa.Column("is_active", sa.Boolean(), nullable=False, default=True, server_default=sa.true()),
+    sa.Column("languages", json_type(), nullable=True),
+    # the whole parsed tenant.toml
+    sa.Column("config", json_type(), nullable=True),
+    # a hash of the tenant's prompt files: tells which prompt answered a call
+    sa.Column("prompt_version", sa.Text(), nullable=True),
+    _created_at(),
+    _updated_at(),
+    sa.UniqueConstraint("tenant_id"),
+)
+
+
+call_details = sa.Table(
+    "call_details",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("session_id", sa.Text(), nullable=False),
+    sa.Column("call_sid", sa.Text(), nullable=False),
+    sa.Column("stream_sid", sa.Text(), nullable=True),
+    sa.Column("tenant", sa.Text(), nullable=True),
+    sa.Column("from_number", sa.Text(), nullable=True),
+    sa.Column("to_number", sa.Text(), nullable=True),
+    sa.Column("direction", sa.Text(), nullable=True),
+    sa.Column("custom_parameters", json_type(), nullable=True),
+    sa.Column("sample_rate", sa.Integer(), nullable=True),
+    sa.Column("engine", sa.Text(), nullable=True),
+    sa.Column("model", sa.Text(), nullable=True),
+    sa.Column(
+        "status",
+        sa.Text(),
+        nullable=False,
+        default=CALL_STATUS_IN_PROGRESS,
+        server_default=CALL_STATUS_IN_PROGRESS,
+    ),
+    sa.Column("end_reason", sa.Text(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    # list of turns: {speaker: "caller"|"agent", text, start_ms, end_ms, interrupted?}
+    sa.Column("transcript", json_type(), nullable=True),
+    sa.Column("call_type", sa.Text(), nullable=True),
+    sa.Column("summary", sa.Text(), nullable=True),
+    sa.Column("critical_call_details", json_type(), nullable=True),
+    # frame counters, bad-input counters, latency figures
+    sa.Column("stats", json_type(), nullable=True),
+    # list of {t_ms, kind, detail}: bad input, warnings
+    sa.Column("events", json_type(), nullable=True),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("answered_at", UTCDateTime(), nullable=True),  # first agent audio
+    sa.Column("ended_at", UTCDateTime(), nullable=True),
+    sa.Column("duration_ms", sa.Integer(), nullable=True),
+    # post-call pipeline: the call record is the job
+    sa.Column("stage", sa.Text(), nullable=False, default=STAGE_LIVE, server_default=STAGE_LIVE),
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("lease_owner", sa.Text(), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    _created_at(),
+    _updated_at(),
+    sa.UniqueConstraint("session_id"),
+    sa.UniqueConstraint("call_sid"),
+    sa.Index(None, "tenant", "started_at"),
+    sa.Index(None, "started_at"),
+    sa.Index(None, "stage", "next_attempt_at"),
+)
+
+
+exotel_call_details = sa.Table(
+    "exotel_call_details",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("call_sid", sa.Text(), nullable=False),
+    sa.Column("tenant", sa.Text(), nullable=True),
+    sa.Column("from_number", sa.Text(), nullable=True),
+    sa.Column("to_number", sa.Text(), nullable=True),
+    sa.Column("call_duration", sa.Integer(), nullable=True),  # seconds, as Exotel reports it
+    sa.Column("call_status", sa.Text(), nullable=True),
+    sa.Column("recording_url", sa.Text(), nullable=True),
+    sa.Column("price", sa.Numeric(12, 6), nullable=True),
+    sa.Column("start_time", UTCDateTime(), nullable=True),
+    sa.Column("end_time", UTCDateTime(), nullable=True),
+    sa.Column("direction", sa.Text(), nullable=True),
+    sa.Column("exotel_data", json_type(), nullable=True),  # the raw API answer
+    sa.Column("fetched_at", UTCDateTime(), nullable=True),
+    _created_at(),
+    sa.UniqueConstraint("call_sid"),
+    sa.Index(None, "tenant"),
+)
+
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("call_sid", sa.Text(), nullable=True),
+    sa.Column("tenant", sa.Text(), nullable=True),
+    sa.Column("recipient", sa.Text(), nullable=True),
+    sa.Column("recipient_type", sa.Text(), nullable=True),  # customer | owner
+    sa.Column("message_type", sa.Text(), nullable=True),
+    sa.Column("template_name", sa.Text(), nullable=True),
+    sa.Column("status", sa.Text(), nullable=False, default="pending", server_default="pending"),
+    sa.Column("idempotency_key", sa.Text(), nullable=False),
+    sa.Column("provider", sa.Text(), nullable=True),
+    sa.Column("provider_ref", sa.Text(), nullable=True),
+    sa.Column("payload", json_type(), nullable=True),
+    sa.Column("details", json_type(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0, server_default="0"),
+    _created_at(),
+    _updated_at(),
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Column("delivered_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("idempotency_key"),
+    sa.Index(None, "call_sid"),
+    sa.Index(None, "tenant", "created_at"),
+)
+
+
+ai_token_usage = sa.Table(
+    "ai_token_usage",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("call_sid", sa.Text(), nullable=False),
+    sa.Column("tenant", sa.Text(), nullable=True),
+    sa.Column("model_name", sa.Text(), nullable=False),
+    sa.Column("purpose", sa.Text(), nullable=False, default="live", server_default="live"),
+    sa.Column("input_tokens", sa.Integer(), nullable=False, default=0, server_default="0"),
+    sa.Column("output_tokens", sa.Integer(), nullable=False, default=0, server_default="0"),
+    sa.Column("input_audio_tokens", sa.Integer(), nullable=False, default=0, server_default="0"),
+    sa.Column("input_text_tokens", sa.Integer(), nullable=False, default=0, server_default="0"),
+    sa.Column("output_audio_tokens", sa.Integer(), nullable=False, default=0, server_default="0"),
+    sa.Column("output_text_tokens", sa.Integer(), nullable=False, default=0, server_default="0"),
+    sa.Column("total_tokens", sa.Integer(), nullable=False, default=0, server_default="0"),
+    sa.Column("total_cost", sa.Numeric(12, 6), nullable=True),  # filled by the costing step
+    sa.Column("currency", sa.Text(), nullable=True),
+    sa.Column("details", json_type(), nullable=True),
+    _created_at(),
+    # one row per (call, model, purpose): a re-run overwrites, never adds. Its index also serves
+    # lookups by call_sid.
+    sa.UniqueConstraint("call_sid", "model_name", "purpose"),
+    sa.Index(None, "tenant", "created_at"),
+)
+
+
+__all__ = [
+    "CALL_STATUSES",
+    "CALL_STATUS_COMPLETED",
+    "CALL_STATUS_FAILED",
+    "CALL_STATUS_IN_PROGRESS",
+    "STAGE_LIVE",
+    "STAGE_TRANSCRIPT_SAVED",
+    "TOKEN_PURPOSES",
+    "UTCDateTime",
+    "ai_token_usage",
+    "call_details",
+    "exotel_call_details",
+    "json_type",
+    "metadata",
+    "notifications",
+    "tenant_configs",
+    "utcnow",
+]
