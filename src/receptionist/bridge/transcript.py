@@ -56,10 +56,12 @@ class TranscriptRecorder:
         self._agent.end_ms = t_ms
 
     def agent_done(self, t_ms: float, *, interrupted: bool = False) -> dict[str, Any] | None:
-        """Commit the open exchange; returns the agent turn (for live printing) if it said anything."""
+        """Commit the open exchange; returns the agent turn if one was open (even if silent)."""
         agent = self._agent
-        if self._caller is not None and self._caller.parts:
-            self.turns.append(self._caller.as_dict())
+        if self._caller is not None:
+            said = self._caller.as_dict()
+            if said["text"]:
+                self.turns.append(said)
         self._caller = None
         self._agent = None
         if agent is None:
@@ -74,8 +76,10 @@ class TranscriptRecorder:
     def snapshot(self, t_ms: float) -> list[dict[str, Any]]:
         """Everything so far, including an exchange still open (call ended mid-sentence)."""
         out = list(self.turns)
-        if self._caller is not None and self._caller.parts:
-            out.append(self._caller.as_dict())
+        if self._caller is not None:
+            said = self._caller.as_dict()
+            if said["text"]:
+                out.append(said)
         if self._agent is not None and self._agent.parts:
             open_turn = self._agent.as_dict()
             open_turn["end_ms"] = round(max(self._agent.end_ms, t_ms))

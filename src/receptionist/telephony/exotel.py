@@ -7,7 +7,9 @@ dataclasses out, so the module is tested against frames written from the documen
 
 Outgoing audio follows Exotel's chunk rules (support article 3000108630): at least 100 ms per chunk,
 at most 100 KB, always a multiple of 320 bytes; a short last piece makes Exotel wait 20 ms and
-leaves a gap, so the tail of a turn is padded with silence instead.
+leaves a gap, so the tail of a turn is padded with silence instead. The article's minimum reads
+"3.2k [100ms data]", which is 100 ms at 16 kHz but 200 ms at 8 kHz; we honour both readings:
+a chunk is at least 3,200 bytes and at least 100 ms.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import orjson
 SUPPORTED_RATES = (8000, 16000, 24000)
 CHUNK_ALIGN_BYTES = 320
 MAX_CHUNK_BYTES = 100_000
+MIN_CHUNK_BYTES = 3_200
 
 
 class ProtocolError(ValueError):
@@ -85,6 +88,15 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
+def _body(msg: dict[str, Any], key: str) -> dict[str, Any]:
+    body = msg.get(key)
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise ProtocolError("missing_field", f"{key} is not an object")
+    return body
+
+
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ("" if value is None else str(value))
 
@@ -105,16 +117,16 @@ def parse_frame(data: str | bytes) -> Event:
     if event == "connected":
         return Connected()
     if event == "dtmf":
-        body = msg.get("dtmf") or {}
+        body = _body(msg, "dtmf")
         digit = _str(body.get("digit"))
         if not digit:
             raise ProtocolError("missing_field", "dtmf.digit")
         return Dtmf(digit=digit, duration_ms=_int(body.get("duration")))
     if event == "mark":
-        body = msg.get("mark") or {}
+        body = _body(msg, "mark")
         return Mark(name=_str(body.get("name")))
     if event == "stop":
-        body = msg.get("stop") or {}
+        body = _body(msg, "stop")
         return Stop(call_sid=_str(body.get("call_sid")), reason=_str(body.get("reason")))
     raise ProtocolError("unknown_event", _str(event)[:40] or "(none)")
 
@@ -147,8 +159,9 @@ def _parse_start(msg: dict[str, Any]) -> Start:
     call_sid = _str(body.get("call_sid"))
     if not call_sid:
         raise ProtocolError("missing_field", "start.call_sid")
-    fmt = body.get("media_format") or {}
-    rate = _int(fmt.get("sample_rate"), 8000)
+    fmt = _body(body, "media_format")
+    raw_rate = fmt.get("sample_rate")
+    rate = 8000 if raw_rate in (None, "") else _int(raw_rate, -1)
     if rate not in SUPPORTED_RATES:
         raise ProtocolError("bad_sample_rate", str(fmt.get("sample_rate")))
     params = body.get("custom_parameters") or {}
@@ -215,7 +228,7 @@ class OutboundChunker:
     @property
     def min_bytes(self) -> int:
         raw = self.sample_rate * 2 * self.min_ms // 1000
-        return max(CHUNK_ALIGN_BYTES, raw - raw % CHUNK_ALIGN_BYTES)
+        return max(MIN_CHUNK_BYTES, raw - raw % CHUNK_ALIGN_BYTES)
 
     @property
     def buffered(self) -> int:
@@ -226,14 +239,17 @@ class OutboundChunker:
         if len(self._buf) < self.min_bytes:
             return []
         usable = len(self._buf) - len(self._buf) % CHUNK_ALIGN_BYTES
+        step = MAX_CHUNK_BYTES - MAX_CHUNK_BYTES % CHUNK_ALIGN_BYTES
         out: list[bytes] = []
         start = 0
         while usable - start > MAX_CHUNK_BYTES:
-            end = start + MAX_CHUNK_BYTES - MAX_CHUNK_BYTES % CHUNK_ALIGN_BYTES
-            out.append(bytes(self._buf[start:end]))
-            start = end
-        out.append(bytes(self._buf[start:usable]))
-        del self._buf[:usable]
+            out.append(bytes(self._buf[start : start + step]))
+            start += step
+        if usable - start >= self.min_bytes:
+            out.append(bytes(self._buf[start:usable]))
+            start = usable
+        # A remainder under the minimum (only after a split) waits for more audio or flush().
+        del self._buf[:start]
         return out
 
     def flush(self) -> list[bytes]:
@@ -243,7 +259,7 @@ class OutboundChunker:
         if pad:
             self._buf += b"\x00" * pad
         out = self.push(b"")
-        if self._buf:  # shorter than 100 ms: still send it, padded and aligned
+        if self._buf:  # shorter than the minimum: still send it, padded and aligned
             out.append(bytes(self._buf))
             self._buf.clear()
         return out
