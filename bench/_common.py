@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import binascii
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -205,7 +206,7 @@ class TreeSampler:
         xs = self.cpu_samples
         return [
             round((c1 - c0) / (t1 - t0), 2)
-            for (t0, c0), (t1, c1) in zip(xs, xs[1:], strict=False)
+            for (t0, c0), (t1, c1) in itertools.pairwise(xs)
             if t1 > t0
         ]
 
@@ -250,7 +251,10 @@ def measure_floor(call_seconds: int = 200, repeats: int = 5) -> dict[str, Any]:
     frame8 = 1600  # 100 ms at 8 kHz, 16-bit
     frames_in = [
         exotel.caller_media_frame(
-            "MZbench", pcm8[i : i + frame8], sequence=i // frame8 + 2, chunk=i // frame8 + 1,
+            "MZbench",
+            pcm8[i : i + frame8],
+            sequence=i // frame8 + 2,
+            chunk=i // frame8 + 1,
             timestamp_ms=(i // frame8 + 1) * 100,
         )
         for i in range(0, frame8 * 10, frame8)
@@ -290,8 +294,11 @@ def measure_floor(call_seconds: int = 200, repeats: int = 5) -> dict[str, Any]:
                 ev = loads_frame(text)
                 out = rs.process(ev.pcm)  # type: ignore[union-attr]
                 dumps(
-                    {"realtimeInput": {"audio": {"data": b2a(out, newline=False).decode(),
-                                                 "mimeType": mime16}}}
+                    {
+                        "realtimeInput": {
+                            "audio": {"data": b2a(out, newline=False).decode(), "mimeType": mime16}
+                        }
+                    }
                 )
 
     def model_to_caller() -> None:

@@ -33,7 +33,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     REPO_ROOT,
     TreeSampler,
     free_port,
@@ -144,10 +144,9 @@ def _wait_healthz(port: int, proc: Proc, timeout_s: float) -> None:
     while time.monotonic() < deadline:
         if not proc.alive():
             raise RuntimeError(f"server exited at start:\n{_tail(proc.log_path)}")
-        with contextlib.suppress(OSError):
-            with opener.open(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
+        with contextlib.suppress(OSError), opener.open(url, timeout=2) as resp:
+            if resp.status == 200:
+                return
         time.sleep(0.1)
     raise RuntimeError(f"server /healthz not 200 within {timeout_s:g} s:\n{_tail(proc.log_path)}")
 
@@ -162,8 +161,21 @@ def _start_py_spy(
     if exe is None:
         raise RuntimeError("py-spy not found: .venv/bin/pip install py-spy")
     out.parent.mkdir(parents=True, exist_ok=True)
-    argv = [exe, "record", "--pid", str(pid), "--subprocesses", "--rate", "100", "--gil",
-            "--nonblocking", "--format", "raw", "-o", str(out)]
+    argv = [
+        exe,
+        "record",
+        "--pid",
+        str(pid),
+        "--subprocesses",
+        "--rate",
+        "100",
+        "--gil",
+        "--nonblocking",
+        "--format",
+        "raw",
+        "-o",
+        str(out),
+    ]
     if duration_s:
         argv += ["--duration", str(int(duration_s))]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(tmp / "spy.log", "wb"))  # noqa: SIM115
@@ -203,8 +215,11 @@ def summarise_collapsed(path: Path, top: int = 25) -> dict[str, Any]:
                 continue
             count = int(n)
             total += count
-            frames = [_frame_name(f) for f in stack.split(";") if f and not f.startswith("process ")
-                      and not f.startswith("thread ")]
+            frames = [
+                _frame_name(f)
+                for f in stack.split(";")
+                if f and not f.startswith("process ") and not f.startswith("thread ")
+            ]
             if not frames:
                 continue
             self_c[frames[-1]] = self_c.get(frames[-1], 0) + count
@@ -215,8 +230,12 @@ def summarise_collapsed(path: Path, top: int = 25) -> dict[str, Any]:
         items = sorted(d.items(), key=lambda kv: -kv[1])[:top]
         return [(k, round(100.0 * v / total, 1)) for k, v in items] if total else []
 
-    return {"samples": total, "collapsed_stacks": str(path),
-            "top_self_pct": pct(self_c), "top_inclusive_pct": pct(incl_c)}
+    return {
+        "samples": total,
+        "collapsed_stacks": str(path),
+        "top_self_pct": pct(self_c),
+        "top_inclusive_pct": pct(incl_c),
+    }
 
 
 # --- database --------------------------------------------------------------------------------
@@ -251,9 +270,7 @@ def _stats_of(row: dict[str, Any]) -> dict[str, Any]:
 # --- the run ----------------------------------------------------------------------------------
 
 
-async def _calls(
-    url: str, n: int, concurrency: int, turns: int, max_call_s: float
-) -> list[Any]:
+async def _calls(url: str, n: int, concurrency: int, turns: int, max_call_s: float) -> list[Any]:
     from receptionist.sim.caller import CallerScript, CallOptions, run_load
 
     script = CallerScript(utterances=[h for h, _ in short_lines(turns)])
@@ -294,9 +311,19 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     double = Proc(
         "double",
         [
-            sys.executable, str(Path(__file__).resolve().parent / "_common.py"), "double",
-            "--ready-file", str(ready), "--ca-out", str(ca_file), "--api-key", "bench-key",
-            "--turns", str(args.turns), "--stats-out", str(double_stats),
+            sys.executable,
+            str(Path(__file__).resolve().parent / "_common.py"),
+            "double",
+            "--ready-file",
+            str(ready),
+            "--ca-out",
+            str(ca_file),
+            "--api-key",
+            "bench-key",
+            "--turns",
+            str(args.turns),
+            "--stats-out",
+            str(double_stats),
         ],
         env,
         tmp / "double.log",
@@ -346,7 +373,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
         srv = TreeSampler(server.pid)
         dbl = TreeSampler(double.pid)
-        me = TreeSampler(os.getpid())
+        TreeSampler(os.getpid())
         rss_cold = srv.rss_now()
 
         # 3a. warm-up: lazy imports and first-call allocations are not per-call costs
@@ -467,6 +494,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "server_cores_busy_timeline": srv.cores_busy_timeline(),
         "server_cores_busy_max": max(srv.cores_busy_timeline(), default=None),
         "double_cpu_ms": round(dbl_cpu_ms, 1),
+        "double_cores_busy_timeline": dbl.cores_busy_timeline(),
         "double_cpu_ms_per_call_second": _r(dbl_cpu_ms / call_seconds if call_seconds else None, 3),
         "caller_cpu_ms": round(caller_cpu_s * 1000.0, 1),
         "caller_cpu_ms_per_call_second": _r(
@@ -568,42 +596,70 @@ def print_table(res: dict[str, Any]) -> None:
     rows = [
         ("calls ok / failed", f"{f['calls_ok']} / {f['calls_failed']}", ""),
         ("wall / call-seconds", f"{_fmt(f['wall_s'])} s / {_fmt(f['call_seconds'])} s", ""),
-        ("bridge CPU ms per call-second", _fmt(f["bridge_cpu_ms_per_call_second"]),
-         f"budget {res['budget_cpu_ms_per_call_second']}, Pipecat 23-45"),
-        ("  floor (in + out)", _fmt(f.get("floor_cpu_ms_per_call_second")),
-         f"in {_fmt(f.get('floor_in_cpu_ms_per_call_second'))}, "
-         f"out {_fmt(f.get('floor_out_cpu_ms_per_call_second'))}"),
+        (
+            "bridge CPU ms per call-second",
+            _fmt(f["bridge_cpu_ms_per_call_second"]),
+            f"budget {res['budget_cpu_ms_per_call_second']}, Pipecat 23-45",
+        ),
+        (
+            "  floor (in + out)",
+            _fmt(f.get("floor_cpu_ms_per_call_second")),
+            f"in {_fmt(f.get('floor_in_cpu_ms_per_call_second'))}, "
+            f"out {_fmt(f.get('floor_out_cpu_ms_per_call_second'))}",
+        ),
         ("  ratio to floor", _fmt(f.get("ratio_to_floor")), "budget <= 2x the design's floor"),
         ("  server cores busy (mean)", _fmt(f["server_cpu_cores_busy_mean"]), ""),
         ("  server cores busy (max 0.5 s)", _fmt(f["server_cores_busy_max"]), ""),
         ("double CPU ms per call-second", _fmt(f["double_cpu_ms_per_call_second"]), ""),
         ("caller CPU ms per call-second", _fmt(f["caller_cpu_ms_per_call_second"]), ""),
-        ("RSS KB per call", _fmt(f["rss_kb_per_call"]),
-         f"budget {res['budget_rss_kb_per_call']}, Pipecat ~11000; idle {f['rss_idle_kb']} KB, "
-         f"peak {f['rss_peak_kb']} KB"),
-        ("added latency in  p50 / p99 ms",
-         f"{_fmt(f['added_latency_in_ms_p50'])} / {_fmt(f['added_latency_in_ms_p99'])}",
-         f"max {_fmt(f['added_latency_in_ms_max'])}"),
-        ("added latency out p50 / p99 ms",
-         f"{_fmt(f['added_latency_out_ms_p50'])} / {_fmt(f['added_latency_out_ms_p99'])}",
-         f"max {_fmt(f['added_latency_out_ms_max'])}"),
-        ("added latency all p50 / p99 ms",
-         f"{_fmt(f['added_latency_ms_p50'])} / {_fmt(f['added_latency_ms_p99'])}",
-         f"budget p99 {res['budget_p99_added_latency_ms']}"),
-        ("first greeting p50 / p99 ms",
-         f"{_fmt(f['first_greeting_ms_p50'])} / {_fmt(f['first_greeting_ms_p99'])}",
-         "start sent -> first agent audio"),
-        ("response p50 / p99 ms",
-         f"{_fmt(f['response_ms_p50'])} / {_fmt(f['response_ms_p99'])}",
-         "incl. the double's 500 ms end-of-turn"),
-        ("dropped frames (in)", _fmt(f["dropped_frames"]),
-         f"sent {f['media_sent_by_caller']}, counted {f['frames_in_counted_by_server']}, "
-         f"bad {f['bad_frames']}"),
-        ("agent audio lost ms", _fmt(f["agent_audio_lost_ms"]),
-         f"double sent {_fmt(f['agent_audio_sent_by_double_ms'])}, "
-         f"caller got {_fmt(f['agent_audio_received_by_caller_ms'])}"),
-        ("caller max send lag ms", _fmt(f["max_send_lag_ms"]),
-         "UNRELIABLE (caller overloaded)" if f["caller_overloaded"] else "ok (< 50)"),
+        (
+            "RSS KB per call",
+            _fmt(f["rss_kb_per_call"]),
+            f"budget {res['budget_rss_kb_per_call']}, Pipecat ~11000; idle {f['rss_idle_kb']} KB, "
+            f"peak {f['rss_peak_kb']} KB",
+        ),
+        (
+            "added latency in  p50 / p99 ms",
+            f"{_fmt(f['added_latency_in_ms_p50'])} / {_fmt(f['added_latency_in_ms_p99'])}",
+            f"max {_fmt(f['added_latency_in_ms_max'])}",
+        ),
+        (
+            "added latency out p50 / p99 ms",
+            f"{_fmt(f['added_latency_out_ms_p50'])} / {_fmt(f['added_latency_out_ms_p99'])}",
+            f"max {_fmt(f['added_latency_out_ms_max'])}",
+        ),
+        (
+            "added latency all p50 / p99 ms",
+            f"{_fmt(f['added_latency_ms_p50'])} / {_fmt(f['added_latency_ms_p99'])}",
+            f"budget p99 {res['budget_p99_added_latency_ms']}",
+        ),
+        (
+            "first greeting p50 / p99 ms",
+            f"{_fmt(f['first_greeting_ms_p50'])} / {_fmt(f['first_greeting_ms_p99'])}",
+            "start sent -> first agent audio",
+        ),
+        (
+            "response p50 / p99 ms",
+            f"{_fmt(f['response_ms_p50'])} / {_fmt(f['response_ms_p99'])}",
+            "incl. the double's 500 ms end-of-turn",
+        ),
+        (
+            "dropped frames (in)",
+            _fmt(f["dropped_frames"]),
+            f"sent {f['media_sent_by_caller']}, counted {f['frames_in_counted_by_server']}, "
+            f"bad {f['bad_frames']}",
+        ),
+        (
+            "agent audio lost ms",
+            _fmt(f["agent_audio_lost_ms"]),
+            f"double sent {_fmt(f['agent_audio_sent_by_double_ms'])}, "
+            f"caller got {_fmt(f['agent_audio_received_by_caller_ms'])}",
+        ),
+        (
+            "caller max send lag ms",
+            _fmt(f["max_send_lag_ms"]),
+            "UNRELIABLE (caller overloaded)" if f["caller_overloaded"] else "ok (< 50)",
+        ),
     ]
     title = (
         f"bridge_load: {p['calls']} calls, concurrency {p['concurrency']}, workers "
@@ -634,17 +690,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--turns", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     ap.add_argument("--db", default="sqlite", help="'sqlite' (temp file) or a database URL")
-    ap.add_argument("--warmup", type=int, default=None,
-                    help="warm-up calls before measuring (default: --workers)")
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="warm-up calls before measuring (default: --workers)",
+    )
     ap.add_argument("--max-call-s", type=float, default=120.0)
     ap.add_argument("--timeout", type=float, default=900.0, help="overall limit, seconds")
-    ap.add_argument("--py-spy", type=Path, default=None,
-                    help="record the server with py-spy during the run: collapsed stacks to "
-                    "this path (a .svg flame graph beside it); CPU figures are then perturbed")
-    ap.add_argument("--py-spy-duration", type=float, default=None,
-                    help="profile only the first S seconds of the run (the call-start burst)")
-    ap.add_argument("--no-floor", dest="floor", action="store_false",
-                    help="skip the in-process floor measurement")
+    ap.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        help="record the server with py-spy during the run: collapsed stacks to "
+        "this path (a .svg flame graph beside it); CPU figures are then perturbed",
+    )
+    ap.add_argument(
+        "--py-spy-duration",
+        type=float,
+        default=None,
+        help="profile only the first S seconds of the run (the call-start burst)",
+    )
+    ap.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the in-process floor measurement",
+    )
     args = ap.parse_args(argv)
     if args.warmup is None:
         args.warmup = args.workers

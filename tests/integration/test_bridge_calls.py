@@ -1,4 +1,4 @@
-"""Real calls over loopback: simulated Exotel caller → bridge (uvicorn) → google-genai → Live double.
+"""Real calls over loopback: simulated Exotel caller → bridge → google-genai → Live double.
 
 Runs on SQLite and PostgreSQL (the `db` fixture)."""
 
@@ -128,7 +128,8 @@ async def test_wideband_streams(sqlite_db: Database, tmp_path: Path, rate: int) 
     assert len(result.response_ms) == 2
     row = await get_call(sqlite_db, result.call_sid)
     assert row is not None and row["sample_rate"] == rate
-    assert [t["speaker"] for t in row["transcript"]] == ["agent", "caller", "agent", "caller", "agent"]
+    speakers = [t["speaker"] for t in row["transcript"]]
+    assert speakers == ["agent", "caller", "agent", "caller", "agent"]
     # Agent audio arrives at the stream's rate: ~the spoken duration, not 3x or 1/3 of it.
     agent_ms = sum(r.audio_ms for r in fake.sessions[0].replies)
     assert 0.8 * agent_ms <= result.agent_audio_ms <= 1.2 * agent_ms + 200

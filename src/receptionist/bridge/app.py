@@ -66,7 +66,7 @@ class BridgeContext:
 
 
 def _basic_auth_matches(header: str | None, expected: tuple[str, str]) -> bool:
-    if not header or not header[:6].lower() == "basic ":
+    if not header or header[:6].lower() != "basic ":
         return False
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -203,7 +204,7 @@ class CallSession:
         await self.ctx.store.create(self, start, tenant_id or "(none)")
         await asyncio.shield(self._persist_end())
 
-    def _parse(self, msg: dict[str, Any]) -> exotel.Event | None:
+    def _parse(self, msg: Mapping[str, Any]) -> exotel.Event | None:
         text = msg.get("text")
         if text is None:
             data = msg.get("bytes")

@@ -1,0 +1,356 @@
+"""Bad input never crashes the server or other calls, and the call row records what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from receptionist.sim.caller import CallerScript, CallOptions, place_call
+from receptionist.sim.gemini_live import CallScript, Failure, FakeGeminiLive, ScriptedTurn
+from receptionist.sim.speech import silence, synth_speech
+from receptionist.store.calls import get_call, list_calls
+from receptionist.store.db import Database
+from receptionist.telephony import exotel
+from tests.integration.bridge_harness import Bridge, running_bridge
+
+TURNS = [ScriptedTurn(heard="Are you open today?", reply="Yes, till nine.")]
+
+
+class RawCall:
+    """A hand-driven Exotel connection for sending malformed frames."""
+
+    def __init__(self, ws: Any, call_sid: str) -> None:
+        self.ws = ws
+        self.call_sid = call_sid
+        self.stream_sid = "MZ" + call_sid
+        self.seq = 0
+        self.received: list[dict[str, Any]] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            self.received.append(orjson.loads(msg))
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    async def start(self, **params: str) -> None:
+        await self.ws.send(exotel.connected_frame())
+        await self.ws.send(
+            exotel.start_frame(
+                stream_sid=self.stream_sid,
+                call_sid=self.call_sid,
+                from_number="+919800000042",
+                to_number="+918000000001",
+                custom_parameters=params,
+                sequence=self.next_seq(),
+            )
+        )
+
+    async def speak(self, text: str) -> None:
+        pcm = synth_speech(text, 8000) + silence(900, 8000)
+        for i in range(0, len(pcm), 1600):
+            seq = self.next_seq()
+            frame = exotel.caller_media_frame(
+                self.stream_sid, pcm[i : i + 1600], sequence=seq, chunk=seq, timestamp_ms=seq * 100
+            )
+            await self.ws.send(frame)
+
+    async def wait_for(self, event: str, count: int = 1) -> None:
+        async with asyncio.timeout(10):
+            while sum(1 for m in self.received if m.get("event") == event) < count:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+
+    async def hang_up(self) -> None:
+        await self.ws.send(exotel.stop_frame(self.stream_sid, self.call_sid, sequence=999))
+        await asyncio.sleep(0.05)
+        await self.ws.close()
+        await self._reader
+
+
+def sid() -> str:
+    return "CAtest" + os.urandom(6).hex()
+
+
+async def row_for(db: Database, call_sid: str) -> dict[str, Any]:
+    for _ in range(100):  # the row is finished right after the socket closes
+        row = await get_call(db, call_sid)
+        if row is not None and row["status"] != "in_progress":
+            return row
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"call {call_sid} never finished: {row}")
+
+
+async def test_malformed_frames_are_counted_and_the_call_goes_on(
+    db: Database, tmp_path: Path
+) -> None:
+    async with (
+        FakeGeminiLive(script=CallScript(turns=TURNS)) as fake,
+        running_bridge(db, tmp_path, fake, max_frame_bytes=4096) as bridge,
+        connect(bridge.url("bakery"), max_size=2**22) as ws,
+    ):
+        call = RawCall(ws, sid())
+        await ws.send(
+            exotel.caller_media_frame("MZx", b"\0" * 320, sequence=0, chunk=0, timestamp_ms=0)
+        )
+        await call.start()
+        await call.wait_for("media")  # greeting audio
+        bad = [
+            "this is not json",
+            b"\x00\x01binary",
+            '{"event":"transfer","stream_sid":"x"}',
+            '{"event":"media","media":{"payload":"@@not-base64@@"}}',
+            '{"event":"media","media":{"payload":"' + base64.b64encode(b"abc").decode() + '"}}',
+            '{"event":"media","media":{"payload":"' + "A" * 8000 + '"}}',
+            "[1, 2, 3]",
+            '{"event":"dtmf","dtmf":"5"}',
+        ]
+        for frame in bad:
+            await ws.send(frame)
+        await call.speak("Are you open today?")
+        await call.wait_for("mark", count=2)  # greeting + the answer, so the call went on
+        await call.hang_up()
+    row = await row_for(db, call.call_sid)
+    assert row["status"] == "completed"
+    counts = row["stats"]["bad_frames"]
+    assert counts == {
+        "media_before_start": 1,
+        "not_json": 1,
+        "binary_frame": 1,
+        "unknown_event": 1,
+        "bad_base64": 1,
+        "odd_length_pcm": 1,
+        "oversized_frame": 1,
+        "not_object": 1,
+        "missing_field": 1,
+    }
+    kinds = {e["kind"] for e in row["events"]}
+    assert {f"bad_frame:{k}" for k in counts} <= kinds
+    assert [t["text"] for t in row["transcript"] if t["speaker"] == "caller"] == [TURNS[0].heard]
+    assert fake.sessions[0].caller_turns, "the model still heard the caller"
+
+
+async def test_flood_of_bad_frames_stays_bounded(sqlite_db: Database, tmp_path: Path) -> None:
+    async with (
+        FakeGeminiLive() as fake,
+        running_bridge(sqlite_db, tmp_path, fake) as bridge,
+        connect(bridge.url("bakery")) as ws,
+    ):
+        call = RawCall(ws, sid())
+        await call.start()
+        for _ in range(2000):
+            await ws.send("garbage")
+        await call.hang_up()
+    row = await row_for(sqlite_db, call.call_sid)
+    assert row["stats"]["bad_frames"] == {"not_json": 2000}
+    assert len(row["events"]) <= 200
+
+
+@pytest.mark.parametrize(
+    ("tenant", "reason"), [("nosuchshop", "unknown"), ("inactive", "inactive"), ("../etc", "")]
+)
+async def test_unknown_or_inactive_tenant_is_refused_with_reason(
+    db: Database, tmp_path: Path, tenant: str, reason: str
+) -> None:
+    async with (
+        FakeGeminiLive() as fake,
+        running_bridge(db, tmp_path, fake) as bridge,
+    ):
+        result = await place_call(
+            CallOptions(url=bridge.url(tenant), realtime=False), CallerScript(utterances=["Hi"])
+        )
+        # The server is still fine for everyone else.
+        ok = await place_call(
+            CallOptions(url=bridge.url("saloon"), realtime=False), CallerScript(utterances=[])
+        )
+    if tenant == "../etc":  # not even routed to the Exotel endpoint
+        assert not result.ok
+        assert ok.ok
+        return
+    assert not result.ok
+    assert result.close_code == 1008
+    assert reason in result.close_reason.lower()
+    assert not fake.sessions or all("Glow" in (s.system_instruction or "") for s in fake.sessions)
+    row = await row_for(db, result.call_sid)
+    assert row["status"] == "rejected"
+    assert row["end_reason"] == "tenant_unavailable"
+    assert ok.ok, ok.error
+
+
+async def test_no_tenant_anywhere_is_refused(sqlite_db: Database, tmp_path: Path) -> None:
+    async with FakeGeminiLive() as fake, running_bridge(sqlite_db, tmp_path, fake) as bridge:
+        result = await place_call(CallOptions(url=bridge.url(None), realtime=False), None)
+    assert result.close_code == 1008
+    row = await row_for(sqlite_db, result.call_sid)
+    assert row["status"] == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("failure", "api_key"),
+    [(Failure(reject_key=True), "test-key"), (Failure(fail_setup=True), "test-key")],
+    ids=["key_rejected", "setup_fails"],
+)
+async def test_gemini_refusing_ends_call_cleanly_and_marks_failed(
+    db: Database, tmp_path: Path, failure: Failure, api_key: str
+) -> None:
+    async with (
+        FakeGeminiLive(failure=failure) as fake,
+        running_bridge(db, tmp_path, fake) as bridge,
+    ):
+        result = await place_call(
+            CallOptions(url=bridge.url("bakery"), realtime=False), CallerScript(utterances=["Hi"])
+        )
+    assert result.close_code == 1000  # a clean end: Exotel moves on to the next applet
+    row = await row_for(db, result.call_sid)
+    assert row["status"] == "failed"
+    assert row["end_reason"] == "engine_unavailable"
+    assert "Gemini Live connect failed" in row["error"]
+
+
+async def test_gemini_unreachable(sqlite_db: Database, tmp_path: Path) -> None:
+    fake = FakeGeminiLive()
+    await fake.start()
+    port_url = fake.base_url
+    await fake.stop()  # nothing listens there any more
+    async with running_bridge(sqlite_db, tmp_path, fake, gemini_base_url=port_url) as bridge:
+        result = await place_call(CallOptions(url=bridge.url("bakery"), realtime=False), None)
+    row = await row_for(sqlite_db, result.call_sid)
+    assert row["status"] == "failed"
+    assert "connect failed" in row["error"]
+
+
+async def test_engine_dropping_mid_call_saves_transcript(db: Database, tmp_path: Path) -> None:
+    turns = [*TURNS, ScriptedTurn(heard="And tomorrow?", reply="Also till nine.")]
+    async with (
+        FakeGeminiLive(
+            script=CallScript(turns=turns), failure=Failure(close_after_turns=2)
+        ) as fake,
+        running_bridge(db, tmp_path, fake) as bridge,
+    ):
+        result = await place_call(
+            CallOptions(url=bridge.url("bakery"), realtime=False),
+            CallerScript(utterances=["Are you open today?", "And tomorrow?"]),
+        )
+    assert result.closed_by == "server"
+    row = await row_for(db, result.call_sid)
+    assert row["status"] == "failed"
+    assert row["end_reason"] == "engine_error"
+    texts = [t["text"] for t in row["transcript"]]
+    assert TURNS[0].heard in texts and TURNS[0].reply in texts
+
+
+async def test_caller_disconnecting_mid_sentence_keeps_transcript(
+    db: Database, tmp_path: Path
+) -> None:
+    long_reply = "Our menu has vanilla, pineapple, butterscotch and black forest cakes " * 3
+    script = CallScript(turns=[ScriptedTurn(heard="What is on the menu?", reply=long_reply)])
+    async with (
+        FakeGeminiLive(script=script, realtime=True) as fake,
+        running_bridge(db, tmp_path, fake) as bridge,
+        connect(bridge.url("bakery")) as ws,
+    ):
+        call = RawCall(ws, sid())
+        await call.start()
+        await call.wait_for("mark")  # greeting done
+        await call.speak("What is on the menu?")
+        await asyncio.sleep(1.5)  # the agent is mid-sentence
+        ws.transport.abort()  # no stop frame, no close handshake: the line just drops
+    row = await row_for(db, call.call_sid)
+    assert row["end_reason"] == "caller_disconnected"
+    caller = [t for t in row["transcript"] if t["speaker"] == "caller"]
+    assert caller and caller[0]["text"] == "What is on the menu?"
+    agent_last = row["transcript"][-1]
+    assert agent_last["speaker"] == "agent" and agent_last.get("incomplete")
+    assert long_reply.startswith(agent_last["text"][:20])
+
+
+async def _auth_bridge_call(bridge: Bridge, auth: tuple[str, str] | None) -> Any:
+    return await place_call(
+        CallOptions(url=bridge.url("bakery"), realtime=False, auth=auth),
+        CallerScript(utterances=[]),
+    )
+
+
+async def test_basic_auth_global(sqlite_db: Database, tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    async with (
+        FakeGeminiLive() as fake,
+        running_bridge(
+            sqlite_db,
+            tmp_path,
+            fake,
+            exotel_ws_user="exo-key",
+            exotel_ws_password=SecretStr("exo-token"),
+        ) as bridge,
+    ):
+        missing = await _auth_bridge_call(bridge, None)
+        wrong = await _auth_bridge_call(bridge, ("exo-key", "nope"))
+        right = await _auth_bridge_call(bridge, ("exo-key", "exo-token"))
+        with pytest.raises(InvalidStatus):
+            async with connect(
+                bridge.url("bakery"), additional_headers={"Authorization": "Basic !!!"}
+            ):
+                pass
+    assert "403" in (missing.error or "") and "403" in (wrong.error or "")
+    assert not fake.sessions[1:]  # rejected calls never reached the model
+    assert right.ok, right.error
+    calls = await list_calls(sqlite_db)
+    assert [c["call_sid"] for c in calls] == [right.call_sid]
+
+
+async def test_basic_auth_per_tenant(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BAKERY_EXOTEL_KEY", "bk")
+    monkeypatch.setenv("BAKERY_EXOTEL_TOKEN", "bt")
+    async with FakeGeminiLive() as fake, running_bridge(sqlite_db, tmp_path, fake) as bridge:
+        toml = bridge.ctx.settings.tenants_dir / "bakery" / "tenant.toml"
+        text = (
+            toml.read_text()
+            .replace("# [exotel]\n# auth_user_env", "[exotel]\nauth_user_env")
+            .replace("# auth_token_env", "auth_token_env")
+        )
+        toml.write_text(text)
+        bridge.ctx.tenants.invalidate("bakery")
+        wrong = await _auth_bridge_call(bridge, ("exo-key", "exo-token"))
+        right = await _auth_bridge_call(bridge, ("bk", "bt"))
+        other_tenant = await place_call(
+            CallOptions(url=bridge.url("saloon"), realtime=False), CallerScript(utterances=[])
+        )
+    assert "403" in (wrong.error or "")
+    assert right.ok, right.error
+    assert other_tenant.ok, other_tenant.error
+
+
+async def test_database_outage_spools_and_replays(tmp_path: Path, sqlite_db: Database) -> None:
+    broken = Database("postgresql://nobody@127.0.0.1:9/nowhere")  # nothing listens on port 9
+    async with FakeGeminiLive(script=CallScript(turns=TURNS)) as fake:
+        async with running_bridge(broken, tmp_path, fake) as bridge:
+            result = await place_call(
+                CallOptions(url=bridge.url("bakery"), realtime=False),
+                CallerScript(utterances=["Are you open today?"]),
+            )
+            assert result.ok, result.error  # the caller noticed nothing
+            assert bridge.ctx.metrics.persist_failures >= 1
+            spool = bridge.ctx.settings.spool_dir
+        files = list(spool.glob("*.json"))
+        assert len(files) == 1
+        from receptionist.bridge.recorder import CallRecorder
+
+        assert await CallRecorder(sqlite_db, spool).replay_spool() == 1
+    assert not list(spool.glob("*.json"))
+    row = await get_call(sqlite_db, result.call_sid)
+    assert row is not None and row["status"] == "completed"
+    assert TURNS[0].reply in [t["text"] for t in row["transcript"]]
+    assert row["usage"]
+    await broken.dispose()
