@@ -260,6 +260,11 @@ async def _read_rows(db_url: str, sids: set[str], wait_s: float) -> list[dict[st
         await db.dispose()
 
 
+def _dt(v: Any) -> datetime:
+    d = v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
 def _stats_of(row: dict[str, Any]) -> dict[str, Any]:
     stats = row.get("stats") or {}
     if isinstance(stats, str | bytes):
@@ -462,6 +467,19 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         if st.get("greeting_ms") is not None:
             server_greeting.append(float(st["greeting_ms"]))
     both = LatencyHistogram.merged([h_in, h_out])
+    # created_at - started_at: when the row was written relative to the session start
+    # (store.calls sets created_at in Python before the INSERT). Seconds here mean the row was
+    # NOT created at start (create_call failed, e.g. "database is locked") and finish_call
+    # inserted it at hang-up.
+    insert_delay = []
+    event_kinds: dict[str, int] = {}
+    for row in rows:
+        with contextlib.suppress(Exception):
+            delta = _dt(row.get("created_at")) - _dt(row.get("started_at"))
+            insert_delay.append(delta.total_seconds() * 1000.0)
+        for ev in row.get("events") or []:
+            kind = ev.get("kind", "?") if isinstance(ev, dict) else "?"
+            event_kinds[kind] = event_kinds.get(kind, 0) + 1
     row_sids = {r["call_sid"] for r in rows}
     media_sent_rowed = sum(r.media_sent for r in results if r.call_sid in row_sids)
     media_sent = sum(r.media_sent for r in results)
@@ -526,6 +544,14 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "first_greeting_ms_p99": _r(percentile(greet, 99), 1),
         "first_greeting_ms_max": _r(max(greet) if greet else None, 1),
         "server_greeting_ms_p99": _r(percentile(server_greeting, 99), 1),
+        "first_greeting_ms_deciles": [
+            _r(percentile(greet, q), 0) for q in (10, 20, 30, 40, 50, 60, 70, 80, 90, 99, 100)
+        ],
+        "row_created_after_start_ms_p50": _r(percentile(insert_delay, 50), 1),
+        "row_created_after_start_ms_p99": _r(percentile(insert_delay, 99), 1),
+        "row_created_after_start_ms_max": _r(max(insert_delay) if insert_delay else None, 1),
+        "rows_created_late_over_1s": sum(1 for d in insert_delay if d > 1000.0),
+        "call_event_kinds": event_kinds,
         "response_ms_p50": _r(percentile(resp, 50), 1),
         "response_ms_p99": _r(percentile(resp, 99), 1),
         "response_ms_max": _r(max(resp) if resp else None, 1),

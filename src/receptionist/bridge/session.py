@@ -113,7 +113,7 @@ class CallSession:
         # caller-side state
         self._last_activity = self._t0
         self._playback_until = self._t0  # when the agent audio we sent finishes playing
-        self._prompted = False
+        self._prompted_at: float | None = None  # when we asked "are you still there?"
         self._hangup: str | None = None  # reason, once we decided to end the call
         self._hangup_turn_done = False
         self._hangup_deadline = 0.0
@@ -450,18 +450,18 @@ class CallSession:
             if now - self._t0 >= s.max_call_duration_s:
                 await self._begin_hangup(engine, "max_duration", messages.goodbye_max_duration)
                 continue
-            quiet_since = max(self._last_activity, self._playback_until)
-            silent = now - quiet_since
-            if silent >= s.silence_hangup_after_s:
+            if self._prompted_at is not None and self._last_activity > self._prompted_at:
+                self._prompted_at = None  # the caller answered
+            # Silence is counted while neither side speaks: the agent's own audio pauses it,
+            # and after the prompt it counts afresh from the prompt.
+            silent = now - max(self._last_activity, self._playback_until, self._prompted_at or 0.0)
+            if self._prompted_at is None:
+                if silent >= s.silence_prompt_after_s:
+                    self._prompted_at = now
+                    self.note("silence_prompt", f"{silent:.0f}s silent", level=logging.INFO)
+                    await engine.say(say_instruction(messages.still_there))
+            elif silent >= s.silence_hangup_after_s - s.silence_prompt_after_s:
                 await self._begin_hangup(engine, "caller_silent", messages.goodbye_inactive)
-            elif silent >= s.silence_prompt_after_s and not self._prompted:
-                self._prompted = True
-                self.note(
-                    "silence_prompt", f"{silent:.0f}s without caller speech", level=logging.INFO
-                )
-                await engine.say(say_instruction(messages.still_there))
-            elif silent < s.silence_prompt_after_s:
-                self._prompted = False
 
     async def _begin_hangup(self, engine: VoiceEngine, reason: str, goodbye: str) -> None:
         self._hangup = reason

@@ -98,6 +98,7 @@ class GeminiLiveEngine:
         self._session: Any = None
         self._stack: AsyncExitStack | None = None
         self._handle: str | None = None
+        self._resume_pending = False
         self._closing = False
 
     def _connect_config(self) -> types.LiveConnectConfig:
@@ -167,6 +168,9 @@ class GeminiLiveEngine:
                         for event in self._map(msg):
                             yield event
                             if isinstance(event, GoingAway):
+                                # Swap sessions between turns, not in the middle of a reply.
+                                self._resume_pending = True
+                            elif isinstance(event, TurnComplete) and self._resume_pending:
                                 await self._resume()
                     if session is not self._session:
                         break  # resumed: continue on the new session
@@ -176,6 +180,8 @@ class GeminiLiveEngine:
                     return
                 if session is not self._session:
                     continue  # the old session closed after we swapped in a new one
+                if self._resume_pending and await self._resume():
+                    continue  # the server closed as announced; carry on where it left off
                 yield EngineClosed(error=f"Gemini Live session ended: {_describe(exc)}")
                 return
 
@@ -218,21 +224,23 @@ class GeminiLiveEngine:
             out.append(GoingAway(_parse_seconds(msg.go_away.time_left)))
         return out
 
-    async def _resume(self) -> None:
+    async def _resume(self) -> bool:
         """Swap in a new session resumed from the last handle; keep the old one on failure."""
         if not self._handle:
             log.warning("goAway without a resumption handle; the session will end when closed")
-            return
+            return False
         try:
             stack, session = await self._open()
         except EngineError as exc:
             log.warning("session resumption failed: %s", exc)
-            return
+            return False
+        self._resume_pending = False
         old = self._stack
         self._stack, self._session = stack, session
         if old is not None:
             with contextlib.suppress(Exception):
                 await old.aclose()
+        return True
 
     async def close(self) -> None:
         self._closing = True
