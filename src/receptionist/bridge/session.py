@@ -120,6 +120,7 @@ class CallSession:
         self._mark_seq = 0
         self._pending_goodbye_mark: str | None = None
         self._closed = asyncio.Event()
+        self._created: asyncio.Task[None] | None = None
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -230,13 +231,14 @@ class CallSession:
             voice=tenant.voice,
             model=tenant.model,
         )
-        await self.ctx.store.create(self, start, tenant.tenant_id)
         try:
             engine = self.ctx.engine_factory(request)
         except EngineError as exc:
             await self._engine_failed(str(exc))
             return
         self.engine = engine
+        # The row is written while the model connects: a slow database never delays the greeting.
+        self._created = asyncio.create_task(self.ctx.store.create(self, start, tenant.tenant_id))
         log.info(
             "call %s: tenant=%s from=%s rate=%d engine=%s",
             self.call_sid,
@@ -475,4 +477,6 @@ class CallSession:
         if self.status == "in_progress":
             self.status, self.end_reason = "completed", self.end_reason or "caller_disconnected"
         self.ctx.metrics.calls_ended[self.status] += 1
+        if self._created is not None:
+            await asyncio.gather(self._created, return_exceptions=True)
         await self.ctx.store.finish(self)

@@ -1,8 +1,10 @@
 """Gemini Live through the official google-genai SDK (`client.aio.live.connect`).
 
-One `genai.Client` per process (it holds the HTTP/TLS set-up); one Live session per call. The SDK's
-`receive()` stops after every `turnComplete`, so `events()` loops over it. A `goAway` is answered
-by opening a new session with the latest resumption handle and swapping it in, so a long call
+One `genai.Client` per process (it holds the HTTP/TLS set-up); one Live session per call, opened
+by the SDK (URL, key, setup frame, errors) which also sends the text turns. Audio frames and
+server messages go over the SDK session's own socket through `live_wire` (the SDK's per-frame
+pydantic round trips were ~40 % of the bridge's CPU). A `goAway` is answered by opening a new
+session with the latest resumption handle and swapping it in between turns, so a long call
 survives the server's connection limit.
 """
 
@@ -19,27 +21,23 @@ from pathlib import Path
 from typing import Any
 
 from google import genai
-from google.genai import errors, types
+from google.genai import types
+from websockets.exceptions import ConnectionClosed
 
 from receptionist.engines.base import (
-    AgentAudio,
-    AgentTranscript,
-    CallerTranscript,
     EngineClosed,
     EngineError,
     EngineEvent,
     EngineRequest,
     GoingAway,
-    Interrupted,
     TurnComplete,
-    Usage,
 )
+from receptionist.engines.live_wire import audio_frame, parse_server_message
 
 log = logging.getLogger(__name__)
 
 INPUT_RATE = 16_000
 OUTPUT_RATE = 24_000
-_AUDIO_MIME = f"audio/pcm;rate={INPUT_RATE}"
 
 
 @dataclass(frozen=True)
@@ -65,26 +63,6 @@ def make_client(cfg: GeminiLiveConfig) -> genai.Client:
     return genai.Client(api_key=cfg.api_key, http_options=types.HttpOptions(**opts))
 
 
-def _parse_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return float(value.rstrip("s"))
-    except ValueError:
-        return None
-
-
-def _modality_tokens(details: list[types.ModalityTokenCount] | None) -> tuple[int, int]:
-    audio = text = 0
-    for d in details or ():
-        modality = str(getattr(d.modality, "value", d.modality) or "").upper()
-        if modality == "AUDIO":
-            audio += d.token_count or 0
-        elif modality == "TEXT":
-            text += d.token_count or 0
-    return audio, text
-
-
 class GeminiLiveEngine:
     name = "gemini-live"
     input_rate = INPUT_RATE
@@ -96,6 +74,7 @@ class GeminiLiveEngine:
         self._request = request
         self.model = request.model or cfg.model
         self._session: Any = None
+        self._ws: Any = None
         self._stack: AsyncExitStack | None = None
         self._handle: str | None = None
         self._resume_pending = False
@@ -150,6 +129,7 @@ class GeminiLiveEngine:
 
     async def connect(self) -> None:
         self._stack, self._session = await self._open()
+        self._ws = _socket_of(self._session)
 
     async def say(self, text: str) -> None:
         await self._session.send_client_content(
@@ -157,24 +137,24 @@ class GeminiLiveEngine:
         )
 
     async def send_audio(self, pcm: bytes) -> None:
-        await self._session.send_realtime_input(audio=types.Blob(data=pcm, mime_type=_AUDIO_MIME))
+        await self._ws.send(audio_frame(pcm))
 
     async def events(self) -> AsyncIterator[EngineEvent]:
         while True:
-            session = self._session
+            session, ws = self._session, self._ws
             try:
-                while True:
-                    async for msg in session.receive():
-                        for event in self._map(msg):
-                            yield event
-                            if isinstance(event, GoingAway):
-                                # Swap sessions between turns, not in the middle of a reply.
-                                self._resume_pending = True
-                            elif isinstance(event, TurnComplete) and self._resume_pending:
-                                await self._resume()
-                    if session is not self._session:
-                        break  # resumed: continue on the new session
-            except (errors.APIError, OSError, ValueError) as exc:
+                while session is self._session:
+                    parsed = parse_server_message(await ws.recv(decode=False), self.model)
+                    if parsed.resumption_handle:
+                        self._handle = parsed.resumption_handle
+                    for event in parsed.events:
+                        yield event
+                        if isinstance(event, GoingAway):
+                            # Swap sessions between turns, not in the middle of a reply.
+                            self._resume_pending = True
+                        elif isinstance(event, TurnComplete) and self._resume_pending:
+                            await self._resume()
+            except (ConnectionClosed, OSError, ValueError) as exc:
                 if self._closing:
                     yield EngineClosed()
                     return
@@ -184,45 +164,6 @@ class GeminiLiveEngine:
                     continue  # the server closed as announced; carry on where it left off
                 yield EngineClosed(error=f"Gemini Live session ended: {_describe(exc)}")
                 return
-
-    def _map(self, msg: types.LiveServerMessage) -> list[EngineEvent]:
-        out: list[EngineEvent] = []
-        sc = msg.server_content
-        if sc is not None:
-            if sc.interrupted:
-                out.append(Interrupted())
-            if sc.input_transcription is not None and sc.input_transcription.text:
-                out.append(CallerTranscript(sc.input_transcription.text))
-            if sc.model_turn is not None:
-                for part in sc.model_turn.parts or ():
-                    if part.inline_data is not None and part.inline_data.data:
-                        out.append(AgentAudio(part.inline_data.data))
-            if sc.output_transcription is not None and sc.output_transcription.text:
-                out.append(AgentTranscript(sc.output_transcription.text))
-            if sc.turn_complete:
-                out.append(TurnComplete())
-        um = msg.usage_metadata
-        if um is not None:
-            in_audio, in_text = _modality_tokens(um.prompt_tokens_details)
-            out_audio, out_text = _modality_tokens(um.response_tokens_details)
-            out.append(
-                Usage(
-                    model=self.model,
-                    input_tokens=um.prompt_token_count or 0,
-                    output_tokens=um.response_token_count or 0,
-                    total_tokens=um.total_token_count or 0,
-                    input_audio_tokens=in_audio,
-                    input_text_tokens=in_text,
-                    output_audio_tokens=out_audio,
-                    output_text_tokens=out_text,
-                )
-            )
-        sru = msg.session_resumption_update
-        if sru is not None and sru.resumable and sru.new_handle:
-            self._handle = sru.new_handle
-        if msg.go_away is not None:
-            out.append(GoingAway(_parse_seconds(msg.go_away.time_left)))
-        return out
 
     async def _resume(self) -> bool:
         """Swap in a new session resumed from the last handle; keep the old one on failure."""
@@ -237,6 +178,7 @@ class GeminiLiveEngine:
         self._resume_pending = False
         old = self._stack
         self._stack, self._session = stack, session
+        self._ws = _socket_of(session)
         if old is not None:
             with contextlib.suppress(Exception):
                 await old.aclose()
@@ -250,7 +192,19 @@ class GeminiLiveEngine:
                 await stack.aclose()
 
 
+def _socket_of(session: Any) -> Any:
+    """The SDK session's WebSocket, used for the per-frame path (see live_wire)."""
+    ws = getattr(session, "_ws", None)
+    if ws is None or not hasattr(ws, "recv"):
+        raise EngineError("this google-genai version exposes no Live socket; pin google-genai")
+    return ws
+
+
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionClosed):
+        frame = exc.rcvd
+        code, reason = (frame.code, frame.reason) if frame else (1006, "connection lost")
+        return f"closed {code} {reason}".strip()[:300]
     text = str(exc).strip() or type(exc).__name__
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         text = "timed out"
