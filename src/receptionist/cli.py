@@ -32,7 +32,7 @@ def _settings(**overrides: Any) -> Settings:
     try:
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     setup_logging(settings.log_level, json_lines=settings.log_json)
     return settings
@@ -66,7 +66,7 @@ def serve(
     try:
         gemini_config(settings)  # fail now, with one clear line, not at the first call
     except SettingsError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     _run(_prepare_database(settings))
     uvicorn.run(

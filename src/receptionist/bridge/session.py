@@ -300,6 +300,7 @@ class CallSession:
         in_rs = self._in_rs
         send_audio = engine.send_audio
         perf = time.perf_counter
+        next_level_check = 0.0
         while True:
             msg = await receive()
             t0 = perf()
@@ -313,8 +314,10 @@ class CallSession:
             if type(event) is exotel.Media:
                 stats.frames_in += 1
                 stats.bytes_in += len(event.pcm)
-                if rms(event.pcm) > threshold:
-                    self._last_activity = time.monotonic()
+                if t0 >= next_level_check:  # a few level checks a second are plenty
+                    next_level_check = t0 + 0.25
+                    if rms(event.pcm) > threshold:
+                        self._last_activity = time.monotonic()
                 await send_audio(in_rs.process(event.pcm))
                 dt = perf() - t0
                 stats.latency_in.record(dt)
