@@ -580,6 +580,10 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         figures["ratio_to_floor"] = _r(bridge_cpu / f if bridge_cpu and f else None, 2)
     return {
         "bench": "bridge_load",
+        # The headline figures at the top level, under the names the issue asks for.
+        "calls": args.calls,
+        "concurrency": args.concurrency,
+        **{k: figures.get(k) for k in HEADLINE},
         "date": started_at.isoformat(timespec="seconds"),
         "machine": machine_info(),
         "git_commit": git_commit(),
@@ -603,6 +607,18 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "server_log_tail": server_log_tail.splitlines()[-40:],
         **({"profile": profile} if profile else {}),
     }
+
+
+HEADLINE = (
+    "bridge_cpu_ms_per_call_second",
+    "floor_cpu_ms_per_call_second",
+    "ratio_to_floor",
+    "added_latency_ms_p50",
+    "added_latency_ms_p99",
+    "first_greeting_ms_p99",
+    "dropped_frames",
+    "rss_kb_per_call",
+)
 
 
 # --- output ------------------------------------------------------------------------------------
