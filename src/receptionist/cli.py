@@ -98,9 +98,12 @@ def demo(
     fast: Annotated[bool, typer.Option(help="Do not pace audio in real time.")] = False,
 ) -> None:
     """Place one simulated call through the real server against the local Gemini Live double."""
+    import logging
+
     from receptionist.demo import run_demo
 
     settings = _settings()
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # the demo prints its own story
     code = _run(run_demo(settings, tenant, realtime=not fast, console=console))
     raise typer.Exit(code)
 

@@ -122,3 +122,23 @@ async def test_readyz_reports_database_down(tmp_path: Path) -> None:
     assert ready.json()["status"] == "unavailable"
     assert health.status_code == 200  # alive, just not ready
     await broken.dispose()
+
+
+async def test_keepalive_pings_reach_exotel(sqlite_db: Database, tmp_path: Path) -> None:
+    """Raw socket, so we see the ping frames a WebSocket library would answer silently."""
+    async with (
+        FakeGeminiLive() as fake,
+        running_bridge(sqlite_db, tmp_path, fake, keepalive_interval_s=0.2) as b,
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
+        writer.write(
+            b"GET /exotel/bakery HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        status = await reader.readuntil(b"\r\n\r\n")
+        assert status.startswith(b"HTTP/1.1 101")
+        async with asyncio.timeout(3):
+            first = await reader.readexactly(2)
+        writer.close()
+    assert first[0] == 0x89  # FIN + opcode 9: ping
