@@ -150,6 +150,73 @@ def call(
     raise typer.Exit(code)
 
 
+# --- post-call worker and costs ----------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="Process what is due, then exit.")] = False,
+) -> None:
+    """Run a post-call pipeline worker (several may run against one database)."""
+    settings = _settings()
+
+    async def go() -> None:
+        from receptionist.postcall.wiring import make_worker, pipeline_deps
+        from receptionist.store.db import Database
+        from receptionist.tenants.repository import TenantRepository
+
+        db = Database(settings.database_url)
+        try:
+            await db.upgrade()
+            w = make_worker(
+                settings, pipeline_deps(settings, db, TenantRepository(settings.tenants_dir))
+            )
+            if once:
+                console.print(f"ran {await w.drain()} step(s)")
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            import signal
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await w.run(stop)
+        finally:
+            await db.dispose()
+
+    try:
+        _run(go())
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def costs(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    month: Annotated[str | None, typer.Option(help="YYYY-MM (default: this month, UTC).")] = None,
+) -> None:
+    """AI cost per tenant and model for a month, in USD and INR."""
+    from datetime import UTC, datetime
+
+    settings = _settings()
+    month = month or datetime.now(UTC).strftime("%Y-%m")
+
+    async def go() -> Any:
+        from receptionist.postcall.costs import monthly_spend
+        from receptionist.store.db import Database
+
+        db = Database(settings.database_url)
+        try:
+            return await monthly_spend(db, tenant=tenant, month=month)
+        finally:
+            await db.dispose()
+
+    from receptionist.postcall.costs import costs_table
+
+    console.print(costs_table(_run(go()), settings.usd_inr_rate, title=f"AI costs {month}"))
+
+
 # --- tenants ----------------------------------------------------------------------------------
 
 
@@ -287,6 +354,35 @@ def calls_list(
             f"{row['status']:<11} {row.get('end_reason') or '':<20} {turns} turns",
             highlight=False,
         )
+
+
+@calls_app.command("retry")
+def calls_retry(
+    call_sid: str,
+    stage: Annotated[str, typer.Option(help="Stage to restart from.")] = "transcript_saved",
+) -> None:
+    """Put a call (e.g. a `failed` one) back into the post-call pipeline."""
+    from receptionist.postcall.pipeline import PENDING_STAGES
+
+    if stage not in PENDING_STAGES:
+        typer.echo(f"error: --stage must be one of {', '.join(PENDING_STAGES)}", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+
+    async def go() -> bool:
+        from receptionist.store.db import Database
+        from receptionist.store.jobs import reschedule
+
+        db = Database(settings.database_url)
+        try:
+            return await reschedule(db, call_sid, stage=stage)
+        finally:
+            await db.dispose()
+
+    if not _run(go()):
+        typer.echo(f"no call {call_sid!r}", err=True)
+        raise typer.Exit(1)
+    console.print(f"call {call_sid} will be processed again from {stage}")
 
 
 @calls_app.command("show")

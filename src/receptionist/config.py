@@ -5,6 +5,7 @@ A wrong value stops the process with one line naming the variable (see `load_set
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -79,6 +80,14 @@ class Settings(BaseSettings):
         500.0, ge=0, description="Caller audio louder than this counts as activity."
     )
 
+    # --- post-call pipeline ------------------------------------------------------------------
+    run_worker: bool = Field(True, description="`serve` runs a pipeline worker in-process.")
+    pipeline_max_attempts: int = Field(5, ge=1, description="Tries per step before `failed`.")
+    pipeline_lease_s: float = Field(120.0, gt=0, description="A dead worker's claim expires.")
+    pipeline_backoff_s: float = Field(5.0, gt=0, description="First retry delay (doubles).")
+    pricing_file: Path | None = Field(None, description="Own pricing table (TOML).")
+    usd_inr_rate: Decimal = Field(Decimal("84"), gt=0, description="For costs shown in INR.")
+
     # --- operations ----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = Field(False, description="One JSON object per log line.")
@@ -123,6 +132,8 @@ def load_settings(**overrides: object) -> Settings:
         )
     if bool(settings.exotel_ws_user) != bool(settings.exotel_ws_password):
         raise SettingsError("setting EXOTEL_WS_USER/EXOTEL_WS_PASSWORD: set both or neither")
+    if settings.pricing_file and not settings.pricing_file.is_file():
+        raise SettingsError(f"setting PRICING_FILE: no such file {settings.pricing_file}")
     if settings.gemini_ca_file and not settings.gemini_ca_file.is_file():
         raise SettingsError(f"setting GEMINI_CA_FILE: no such file {settings.gemini_ca_file}")
     return settings

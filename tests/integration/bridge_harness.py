@@ -56,6 +56,7 @@ async def running_bridge(
         "gemini_ca_file": Path(fake.ca_file),
         "gemini_connect_timeout_s": 5.0,
         "keepalive_interval_s": 0,
+        "run_worker": False,  # pipeline tests turn it on
     }
     values.update(settings)
     cfg = load_settings(**values)

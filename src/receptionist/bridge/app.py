@@ -28,6 +28,7 @@ from receptionist.bridge.recorder import CallRecorder
 from receptionist.bridge.session import CallSession
 from receptionist.config import Settings
 from receptionist.engines.base import EngineFactory
+from receptionist.postcall.worker import Worker
 from receptionist.store.db import Database
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantRepository
@@ -47,6 +48,7 @@ class BridgeContext:
     metrics: Metrics = field(default_factory=Metrics)
     registry: dict[str, CallSession] = field(default_factory=dict)
     on_turn: TurnCallback | None = None
+    worker: Worker | None = None  # the in-process post-call worker, woken when a call is saved
 
     def _credentials_for(self, tenant: Tenant | None) -> tuple[str, str] | None:
         if tenant is not None and tenant.exotel_auth_user_env and tenant.exotel_auth_token_env:
@@ -127,8 +129,13 @@ def create_app(ctx: BridgeContext) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ctx.store.replay_spool()
+        stop = asyncio.Event()
+        worker_task = asyncio.create_task(ctx.worker.run(stop)) if ctx.worker else None
         yield
         # uvicorn closes live calls with 1012 before this point; each session saved its call.
+        stop.set()
+        if worker_task is not None:
+            await worker_task  # a step in flight finishes; an unfinished one is retried later
 
     app = Starlette(
         routes=[

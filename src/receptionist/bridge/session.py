@@ -483,3 +483,5 @@ class CallSession:
         if self._created is not None:
             await asyncio.gather(self._created, return_exceptions=True)
         await self.ctx.store.finish(self)
+        if self.ctx.worker is not None:
+            self.ctx.worker.wake.set()

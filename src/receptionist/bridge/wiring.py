@@ -10,6 +10,7 @@ from receptionist.config import Settings, load_settings
 from receptionist.engines.base import EngineFactory
 from receptionist.engines.factory import make_engine_factory
 from receptionist.logs import setup_logging
+from receptionist.postcall.wiring import make_worker, pipeline_deps
 from receptionist.store.db import Database
 from receptionist.tenants.repository import TenantRepository
 
@@ -22,13 +23,18 @@ def build_context(
     on_turn: TurnCallback | None = None,
 ) -> BridgeContext:
     db = db or Database(settings.database_url)
+    tenants = TenantRepository(settings.tenants_dir)
+    worker = (
+        make_worker(settings, pipeline_deps(settings, db, tenants)) if settings.run_worker else None
+    )
     return BridgeContext(
         settings=settings,
-        tenants=TenantRepository(settings.tenants_dir),
+        tenants=tenants,
         db=db,
         engine_factory=engine_factory or make_engine_factory(settings),
         store=CallRecorder(db, settings.spool_dir),
         on_turn=on_turn,
+        worker=worker,
     )
 
 

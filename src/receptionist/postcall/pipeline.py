@@ -1,0 +1,102 @@
+"""The post-call pipeline: after hang-up each call moves through its stages, one idempotent,
+committed step at a time.
+
+    transcript_saved ──analyse──▶ analysed ──cost──▶ costed ──(actions: next issue)──▶ done
+          any step failing max_attempts times, or not retryable ──▶ failed (last_error kept)
+
+A step's own writes and the stage change commit in one transaction where they can (analysis), or
+the step is idempotent on its own (costing fills only rows not yet costed), so a worker killed at
+any instant leaves each call either before or after a step, never half-way, and a re-run writes
+nothing twice. Rejected calls (never answered) go straight to `done`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from receptionist.postcall.analysis import Analysis, validate_details
+from receptionist.postcall.costs import cost_call
+from receptionist.postcall.pricing import PricingTable, UnknownModelPrice
+from receptionist.store.calls import get_call
+from receptionist.store.db import Database
+from receptionist.store.jobs import Claim, advance
+from receptionist.store.schema import utcnow
+from receptionist.tenants.model import Tenant
+from receptionist.tenants.repository import TenantError, TenantRepository
+
+log = logging.getLogger("receptionist.pipeline")
+
+TRANSCRIPT_SAVED = "transcript_saved"
+ANALYSED = "analysed"
+COSTED = "costed"
+DONE = "done"
+NEXT_STAGE = {TRANSCRIPT_SAVED: ANALYSED, ANALYSED: COSTED, COSTED: DONE}
+PENDING_STAGES = tuple(NEXT_STAGE)
+
+Analyzer = Callable[[Tenant, list[dict[str, Any]], datetime], Awaitable[Analysis]]
+
+
+class StepError(Exception):
+    """A step could not be done; `retryable` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass
+class PipelineDeps:
+    db: Database
+    tenants: TenantRepository
+    pricing: PricingTable
+    analyzer: Analyzer
+
+
+async def run_step(deps: PipelineDeps, claim: Claim, *, worker_id: str) -> str:
+    """Do the claimed call's next step; returns its new stage ('' if the lease was lost)."""
+    row = await get_call(deps.db, claim.call_sid)
+    if row is None:
+        raise StepError("call row vanished", retryable=False)
+    if claim.stage == TRANSCRIPT_SAVED:
+        if row["status"] == "rejected":
+            return await _advance(deps, claim, worker_id, DONE, {})
+        analysis = await _analyse(deps, row)
+        values = {
+            "call_type": analysis.call_type,
+            "summary": analysis.summary,
+            "critical_call_details": {**analysis.details, "_analyzer": analysis.analyzer},
+        }
+        return await _advance(deps, claim, worker_id, ANALYSED, values)
+    if claim.stage == ANALYSED:
+        try:
+            await cost_call(deps.db, claim.call_sid, deps.pricing)
+        except UnknownModelPrice as exc:
+            raise StepError(str(exc), retryable=False) from exc
+        return await _advance(deps, claim, worker_id, COSTED, {})
+    if claim.stage == COSTED:
+        return await _advance(deps, claim, worker_id, DONE, {})
+    raise StepError(f"no step for stage {claim.stage!r}", retryable=False)
+
+
+async def _advance(
+    deps: PipelineDeps, claim: Claim, worker_id: str, to_stage: str, values: dict[str, Any]
+) -> str:
+    async with deps.db.begin(immediate=True) as conn:
+        ok = await advance(conn, claim, worker_id=worker_id, to_stage=to_stage, values=values)
+    return to_stage if ok else ""
+
+
+async def _analyse(deps: PipelineDeps, row: dict[str, Any]) -> Analysis:
+    try:
+        tenant = deps.tenants.get_any(row["tenant"] or "")
+    except TenantError as exc:  # deleted or broken since the call: a person must look
+        raise StepError(f"tenant unavailable: {exc}", retryable=False) from exc
+    analysis = await deps.analyzer(tenant, row["transcript"] or [], utcnow())
+    problems = validate_details(tenant, analysis.call_type, analysis.details)
+    if problems:
+        raise StepError(f"analysis invalid: {'; '.join(problems)[:500]}", retryable=False)
+    return analysis

@@ -1,0 +1,120 @@
+"""A pipeline worker: claims calls with work due, runs their next step, repeats.
+
+Runs inside `receptionist serve` (woken the moment a call is saved, so the owner hears about an
+order seconds after hang-up) or standalone as `receptionist worker`, several at once against the
+same database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+
+from receptionist.postcall.pipeline import DONE, PENDING_STAGES, PipelineDeps, StepError, run_step
+from receptionist.store.jobs import STAGE_FAILED, Claim, claim, retry_later
+
+log = logging.getLogger("receptionist.worker")
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        deps: PipelineDeps,
+        *,
+        worker_id: str | None = None,
+        lease_s: float = 60.0,
+        max_attempts: int = 5,
+        backoff_base_s: float = 5.0,
+        poll_s: float = 1.0,
+        batch: int = 4,
+    ) -> None:
+        self.deps = deps
+        self.worker_id = worker_id or new_worker_id()
+        self.lease_s = lease_s
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.poll_s = poll_s
+        self.batch = batch
+        self.wake = asyncio.Event()
+        self.steps_done = 0
+        self.steps_failed = 0
+
+    async def run_once(self) -> int:
+        """Claim a batch and run one step of each; returns how many were claimed."""
+        claims = await claim(
+            self.deps.db,
+            worker_id=self.worker_id,
+            stages=PENDING_STAGES,
+            lease_s=self.lease_s,
+            limit=self.batch,
+        )
+        for c in claims:
+            await self._step(c)
+        return len(claims)
+
+    async def _step(self, c: Claim) -> None:
+        try:
+            stage = await run_step(self.deps, c, worker_id=self.worker_id)
+        except Exception as exc:  # every failure is recorded on the row, never lost
+            retryable = exc.retryable if isinstance(exc, StepError) else True
+            reason = str(exc) if isinstance(exc, StepError) else f"{type(exc).__name__}: {exc}"
+            stage = await retry_later(
+                self.deps.db,
+                c,
+                worker_id=self.worker_id,
+                error=reason,
+                max_attempts=self.max_attempts,
+                base_s=self.backoff_base_s,
+                retryable=retryable,
+            )
+            self.steps_failed += 1
+            level = logging.ERROR if stage == STAGE_FAILED else logging.WARNING
+            log.log(level, "call %s: %s failed (%s) -> %s", c.call_sid, c.stage, reason, stage)
+            return
+        self.steps_done += 1
+        if stage == DONE:
+            log.info("call %s: post-call pipeline done", c.call_sid)
+        elif not stage:
+            log.warning(
+                "call %s: lease lost during %s; another worker owns it", c.call_sid, c.stage
+            )
+
+    async def drain(self) -> int:
+        """Run until nothing is due (tests, `receptionist worker --once`); returns steps run."""
+        total = 0
+        while n := await self.run_once():
+            total += n
+        return total
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("pipeline worker %s started", self.worker_id)
+        while not stop.is_set():
+            try:
+                busy = await self.run_once()
+            except Exception:  # database down: keep the worker alive and try again
+                log.exception("worker %s: claiming failed; retrying", self.worker_id)
+                busy = 0
+            if busy:
+                continue
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_s):
+                    await _first(self.wake, stop)
+        log.info("pipeline worker %s stopped", self.worker_id)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waits = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()

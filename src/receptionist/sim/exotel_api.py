@@ -1,0 +1,295 @@
+"""A protocol-faithful double of Exotel's Call Details REST API (v1).
+
+Serves ``GET /v1/Accounts/{account_sid}/Calls/{call_sid}[.json]`` over real HTTP (uvicorn on
+127.0.0.1, an ephemeral port) so :mod:`receptionist.telephony.exotel_api` is tested through
+httpx exactly as in production::
+
+    async with FakeExotelApi() as fake:
+        fake.add_call("c0ffee01", from_number="09876543210", to_number="08047112233",
+                      duration_s=42, price="1.500", final_after_s=0.2)
+        cfg = ExotelApiConfig("ACtest", "key", "token", base_url=fake.base_url)
+
+Behaviour (see the docstring of :mod:`receptionist.telephony.exotel_api` for the sources):
+
+* Body ``{"Call": {...}}`` with the documented keys only (``Sid``, ``ParentCallSid``,
+  ``DateCreated``, ``DateUpdated``, ``AccountSid``, ``To``, ``From``, ``PhoneNumberSid``,
+  ``Status``, ``StartTime``, ``EndTime``, ``Duration``, ``Price``, ``Direction``,
+  ``AnsweredBy``, ``RecordingUrl``); numbers as strings, times ``YYYY-MM-DD HH:MM:SS`` in IST.
+  Without ``.json`` the same record comes back as XML (``<TwilioResponse><Call>…``).
+* Asynchronous fill-in: until ``final_after_s`` has elapsed since :meth:`add_call`, the call
+  reads as Exotel's record right after hang-up: ``Status`` is ``pending_status`` (default
+  ``completed``) and ``Duration``, ``EndTime``, ``Price`` are ``null``. Exotel documents *that*
+  these fields arrive late (~5 min) but not *how* they look before; ``null`` and the
+  "completed but unpriced" shape are our assumption (the parser also accepts ``""``).
+* Order of checks per request: record it, ``delay_s``, scripted faults (``fail_next``,
+  ``garble_next``: like a load balancer, before auth), Basic auth (401), account sid in the
+  path (403: valid credentials, another account), unknown call (404). Error bodies are
+  ``{"RestException": {"Status": <code>, "Message": "..."}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from xml.sax.saxutils import escape
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from receptionist.telephony.exotel_api import IST
+
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+_GARBLED = b'{"Call": {"Sid": "trunc'  # a body cut short mid-string: not valid JSON
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    path: str
+    auth_user: str | None
+    at: float  # the double's clock (time.monotonic by default)
+    status_code: int
+
+
+@dataclass
+class _FakeCall:
+    sid: str
+    from_number: str
+    to_number: str
+    status: str
+    pending_status: str
+    direction: str
+    duration_s: int
+    price: Decimal | None
+    recording_url: str | None
+    phone_number_sid: str
+    start_time: datetime
+    added_at: float
+    final_after_s: float
+
+
+def _fmt(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(IST).strftime(_TIME_FORMAT)
+
+
+def _error(status: int, message: str) -> Response:
+    body = {"RestException": {"Status": status, "Message": message}}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+class FakeExotelApi:
+    def __init__(
+        self,
+        account_sid: str = "ACtest",
+        api_key: str = "key",
+        api_token: str = "token",
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.account_sid = account_sid
+        self.api_key = api_key
+        self.api_token = api_token
+        self.clock = clock
+        #: Seconds every response is held back (for client timeout tests).
+        self.delay_s = 0.0
+        self.requests: list[RecordedRequest] = []
+        self._calls: dict[str, _FakeCall] = {}
+        self._fail: list[int] = []
+        self._garble = 0
+        self._closing = asyncio.Event()
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._port: int | None = None
+        self._app = Starlette(
+            routes=[Route("/v1/Accounts/{account_sid}/Calls/{call_ref}", self._handle)]
+        )
+
+    # ---- scripting
+
+    def add_call(
+        self,
+        call_sid: str,
+        *,
+        from_number: str,
+        to_number: str,
+        status: str = "completed",
+        direction: str = "inbound",
+        duration_s: int = 30,
+        price: Decimal | str | None = "1.000",
+        recording_url: str | None = None,
+        phone_number_sid: str | None = None,
+        start_time: datetime | None = None,
+        final_after_s: float = 0.0,
+        pending_status: str = "completed",
+    ) -> None:
+        """Register a call. Until ``final_after_s`` has passed it reads as "just hung up"."""
+        if start_time is None:
+            start_time = datetime.now(IST).replace(microsecond=0) - timedelta(seconds=duration_s)
+        self._calls[call_sid] = _FakeCall(
+            sid=call_sid,
+            from_number=from_number,
+            to_number=to_number,
+            status=status,
+            pending_status=pending_status,
+            direction=direction,
+            duration_s=duration_s,
+            price=None if price is None else Decimal(str(price)),
+            recording_url=recording_url,
+            phone_number_sid=phone_number_sid or to_number,
+            start_time=start_time,
+            added_at=self.clock(),
+            final_after_s=final_after_s,
+        )
+
+    def fail_next(self, n: int = 1, status: int = 500) -> None:
+        """The next ``n`` requests get HTTP ``status`` with a RestException body."""
+        self._fail.extend([status] * n)
+
+    def garble_next(self, n: int = 1) -> None:
+        """The next ``n`` requests get HTTP 200 with a body that is not valid JSON."""
+        self._garble += n
+
+    def call_record(self, call_sid: str) -> dict[str, Any]:
+        """The ``Call`` object the double would serve now (for assertions)."""
+        return self._record(self._calls[call_sid])
+
+    # ---- the record
+
+    def _record(self, call: _FakeCall) -> dict[str, Any]:
+        final = self.clock() - call.added_at >= call.final_after_s
+        end_time = call.start_time + timedelta(seconds=call.duration_s)
+        updated = end_time + timedelta(minutes=5) if final else end_time
+        return {
+            "Sid": call.sid,
+            "ParentCallSid": None,
+            "DateCreated": _fmt(call.start_time),
+            "DateUpdated": _fmt(updated),
+            "AccountSid": self.account_sid,
+            "To": call.to_number,
+            "From": call.from_number,
+            "PhoneNumberSid": call.phone_number_sid,
+            "Status": call.status if final else call.pending_status,
+            "StartTime": _fmt(call.start_time),
+            "EndTime": _fmt(end_time) if final else None,
+            "Duration": str(call.duration_s) if final else None,
+            "Price": None if (call.price is None or not final) else f"{call.price:.3f}",
+            "Direction": call.direction,
+            "AnsweredBy": None,
+            "RecordingUrl": call.recording_url,
+        }
+
+    @staticmethod
+    def _xml(record: dict[str, Any]) -> Response:
+        fields = "".join(
+            f"<{k}>{escape(v) if v is not None else ''}</{k}>" for k, v in record.items()
+        )
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<TwilioResponse><Call>{fields}</Call></TwilioResponse>"
+        )
+        return Response(body, media_type="application/xml")
+
+    # ---- HTTP
+
+    def _auth_user(self, request: Request) -> tuple[str | None, str | None]:
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic" or not value:
+            return None, None
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None, None
+        user, sep, password = decoded.partition(":")
+        return (user, password) if sep else (user, None)
+
+    async def _handle(self, request: Request) -> Response:
+        user, password = self._auth_user(request)
+        response = await self._respond(request, user, password)
+        self.requests.append(
+            RecordedRequest(request.url.path, user, self.clock(), response.status_code)
+        )
+        return response
+
+    async def _respond(self, request: Request, user: str | None, password: str | None) -> Response:
+        if self.delay_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.delay_s)
+        if self._fail:
+            status = self._fail.pop(0)
+            return _error(status, "Too many requests" if status == 429 else "Server error")
+        if self._garble:
+            self._garble -= 1
+            return Response(_GARBLED, media_type="application/json")
+        if user != self.api_key or password != self.api_token:
+            return _error(401, "Authentication failed")
+        if request.path_params["account_sid"] != self.account_sid:
+            return _error(403, "Not allowed to access this account")
+        call_ref: str = request.path_params["call_ref"]
+        as_json = call_ref.endswith(".json")
+        call = self._calls.get(call_ref.removesuffix(".json"))
+        if call is None:
+            return _error(404, "Call not found")
+        record = self._record(call)
+        if not as_json:
+            return self._xml(record)
+        return Response(orjson.dumps({"Call": record}), media_type="application/json")
+
+    # ---- lifecycle
+
+    @property
+    def app(self) -> Starlette:
+        return self._app
+
+    @property
+    def base_url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("FakeExotelApi is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    async def start(self) -> FakeExotelApi:
+        self._closing = asyncio.Event()
+        config = uvicorn.Config(
+            self._app,
+            host="127.0.0.1",
+            port=0,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("FakeExotelApi stopped during start-up")
+            await asyncio.sleep(0.005)
+        self._port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        self._closing.set()  # wake delayed handlers so shutdown does not wait for them
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        self._server = None
+        self._task = None
+        self._port = None
+
+    async def __aenter__(self) -> FakeExotelApi:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
