@@ -26,6 +26,7 @@ import re
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ sys.path.insert(0, str(REPO_ROOT / "src"))
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench._common import git_commit  # noqa: E402
+
 from receptionist.postcall.analysis import validate_details  # noqa: E402
 from receptionist.postcall.offline_analyzer import analyze_offline, transliterate  # noqa: E402
 from receptionist.tenants.model import Tenant  # noqa: E402
@@ -127,6 +129,13 @@ class FieldCounts:
         }
 
 
+@dataclass
+class Pooled:
+    fields: FieldCounts = field(default_factory=FieldCounts)
+    correct: int = 0
+    calls: int = 0
+
+
 def _field_types(tenant: Tenant) -> dict[str, str]:
     types: dict[str, str] = {}
     for ct in tenant.call_types:
@@ -187,7 +196,7 @@ def load_records(path: Path) -> list[dict[str, Any]]:
 
 def run(tenants_dir: Path, data_dir: Path, show_errors: bool) -> dict[str, Any]:
     results: dict[str, Any] = {"offline": {}, "baseline": {}}
-    pooled = {"offline": [FieldCounts(), 0, 0], "baseline": [FieldCounts(), 0, 0]}
+    pooled = {"offline": Pooled(), "baseline": Pooled()}
     label_problems: list[str] = []
     elapsed = 0.0
     for tid in TENANTS:
@@ -220,17 +229,17 @@ def run(tenants_dir: Path, data_dir: Path, show_errors: bool) -> dict[str, Any]:
         base_preds: list[tuple[str, dict[str, Any]]] = [(majority, {}) for _ in records]
         for kind, pr in (("offline", preds), ("baseline", base_preds)):
             s = score(tenant, records, pr)
-            pooled[kind][0].add(s.pop("_total"))  # type: ignore[union-attr]
-            pooled[kind][1] += s["call_type_correct"]  # type: ignore[operator]
-            pooled[kind][2] += s["calls"]  # type: ignore[operator]
+            pooled[kind].fields.add(s.pop("_total"))
+            pooled[kind].correct += s["call_type_correct"]
+            pooled[kind].calls += s["calls"]
             if kind == "baseline":
                 s["description"] = f"always {majority!r}, no details"
             results[kind][tid] = s
-    for kind, (counts, correct, n) in pooled.items():
+    for kind, pool in pooled.items():
         results[kind]["overall"] = {
-            "calls": n,
-            "call_type_accuracy": round(correct / n, 3) if n else None,  # type: ignore[operator]
-            "details_overall": counts.figures(),  # type: ignore[union-attr]
+            "calls": pool.calls,
+            "call_type_accuracy": round(pool.correct / pool.calls, 3) if pool.calls else None,
+            "details_overall": pool.fields.figures(),
         }
     results["label_problems"] = label_problems
     results["offline_ms_per_call"] = round(

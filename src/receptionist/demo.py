@@ -6,6 +6,7 @@ Exotel call to a tenant, prints the conversation as it happens and then what was
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ async def run_demo(settings: Settings, tenant_id: str, *, realtime: bool, consol
                 CallOptions(url=url, realtime=realtime, on_event=on_event),
                 CallerScript(utterances=caller_lines(tenant_id)),
             )
-        row = await get_call(db, result.call_sid)
+            row = await _after_pipeline(db, result.call_sid)
         await db.dispose()
     console.print()
     if not result.ok or row is None:
@@ -72,6 +73,7 @@ async def run_demo(settings: Settings, tenant_id: str, *, realtime: bool, consol
         return 1
     usage = ", ".join(
         f"{u['model_name']}: {u['input_tokens']} in / {u['output_tokens']} out tokens"
+        + (f", ${u['total_cost']:.4f}" if u.get("total_cost") is not None else "")
         for u in row.get("usage") or []
     )
     console.print(
@@ -82,4 +84,23 @@ async def run_demo(settings: Settings, tenant_id: str, *, realtime: bool, consol
         f"  see it with: receptionist calls show {row['call_sid']}",
         highlight=False,
     )
+    details = {k: v for k, v in (row.get("critical_call_details") or {}).items() if k[0] != "_"}
+    analyzer = (row.get("critical_call_details") or {}).get("_analyzer", "?")
+    console.print(
+        f"[bold]Analysed[/bold] ({analyzer} analyzer; pipeline stage {row['stage']}): "
+        f"{row.get('call_type')}, {row.get('summary') or ''}\n"
+        + "\n".join(f"  {k}: {v}" for k, v in details.items()),
+        highlight=False,
+    )
     return 0
+
+
+async def _after_pipeline(db: Database, call_sid: str) -> dict[str, Any] | None:
+    """The call row once the in-process worker has finished with it (or after 15 s)."""
+    row = None
+    for _ in range(300):
+        row = await get_call(db, call_sid)
+        if row is not None and row["stage"] in ("done", "failed"):
+            break
+        await asyncio.sleep(0.05)
+    return row

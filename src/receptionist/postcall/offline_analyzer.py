@@ -22,6 +22,7 @@ paraphrases; Devanagari names are kept as spoken (see :func:`transliterate` for 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -46,10 +47,24 @@ __all__ = [
 
 AGENT_WEIGHT = 0.35
 
+
+def _nfc(text: str) -> str:
+    """NFC form: "ढ़" and "ड़" always as letter + nukta, so patterns and speech compare equal."""
+    return unicodedata.normalize("NFC", text)
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+def _rx(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    return re.compile(_nfc(pattern), flags)
+
+
 # --------------------------------------------------------------------------- text helpers
 
-_WORD_RE = re.compile(r"[0-9a-z\u0900-\u097f]+")
-_SENT_SPLIT = re.compile(r"(?<=[.?!।])\s+|\n+")
+_WORD_RE = _rx(r"[0-9a-z\u0900-\u097f]+")
+_SENT_SPLIT = _rx(r"(?<=[.?!।])\s+|\n+")
 
 STOPWORDS = frozenset(
     [
@@ -236,7 +251,7 @@ class _Turn:
 def _turns(transcript: Iterable[dict[str, Any]]) -> list[_Turn]:
     out = []
     for t in transcript:
-        text = str(t.get("text") or "").strip()
+        text = _nfc(str(t.get("text") or "")).strip()
         if text:
             out.append(_Turn(str(t.get("speaker") or ""), text))
     return out
@@ -258,6 +273,7 @@ _DIGIT_WORDS: dict[str, str] = {
     "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
     "six": "6", "seven": "7", "eight": "8", "nine": "9",
 }  # fmt: skip
+_NUM_WORDS = {_nfc(k): v for k, v in _NUM_WORDS.items()}
 _DEVANAGARI_DIGITS = str.maketrans("०१२३४५६७८९", "0123456789")
 
 
@@ -272,10 +288,10 @@ def _num(token: str) -> float | None:
 
 # --------------------------------------------------------------------------- phones
 
-_PHONE_RE = re.compile(
+_PHONE_RE = _rx(
     r"(?<![\d+])(?:\+\s*91[\s-]*|0091[\s-]*|91[\s-]+|0[\s-]*)?([6-9](?:[\s-]*\d){9})(?![\s-]*\d)"
 )
-_SPOKEN_DIGITS_RE = re.compile(
+_SPOKEN_DIGITS_RE = _rx(
     r"\b(?:(?:double|triple)\s+)?(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
     r"(?:[\s,-]+(?:(?:double|triple)\s+)?(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|\d))+\b",
     re.IGNORECASE,
@@ -306,7 +322,7 @@ def _spoken_digits_to_numbers(text: str) -> str:
 
 def extract_phones(text: str) -> list[str]:
     """Indian mobile numbers in ``text`` as ``+91XXXXXXXXXX``, in the order said."""
-    text = _spoken_digits_to_numbers(text.translate(_DEVANAGARI_DIGITS))
+    text = _spoken_digits_to_numbers(_nfc(text).translate(_DEVANAGARI_DIGITS))
     out = []
     for m in _PHONE_RE.finditer(text):
         digits = re.sub(r"\D", "", m.group(1))
@@ -333,26 +349,28 @@ _WEEKDAYS = {
     "saturday": 5, "sat": 5, "shanivar": 5, "shaniwar": 5, "शनिवार": 5,
     "sunday": 6, "sun": 6, "ravivar": 6, "raviwar": 6, "itwaar": 6, "इतवार": 6, "रविवार": 6,
 }  # fmt: skip
-_PAST_CUES = re.compile(
+_MONTHS = {_nfc(k): v for k, v in _MONTHS.items()}
+_WEEKDAYS = {_nfc(k): v for k, v in _WEEKDAYS.items()}
+_PAST_CUES = _rx(
     r"\b(?:yesterday|gave|given|was|did|tha|thi|diya|di|karaya|karayi)\b|था|थी|दिया|दी\b|कराया|कराई"
 )
 _MONTH_NAMES = "|".join(sorted(_MONTHS, key=len, reverse=True))
-_DAY_MONTH_RE = re.compile(
+_DAY_MONTH_RE = _rx(
     rf"(?<![\d/])(\d{{1,2}})(?:st|nd|rd|th)?\s*(?:of\s+)?({_MONTH_NAMES})\b(?:\s*,?\s*(\d{{4}}))?",
     re.IGNORECASE,
 )
-_MONTH_DAY_RE = re.compile(
+_MONTH_DAY_RE = _rx(
     rf"\b({_MONTH_NAMES})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:\s*,?\s*(\d{{4}}))?", re.IGNORECASE
 )
-_NUMERIC_DATE_RE = re.compile(r"(?<![\d:.])(\d{1,2})[/-](\d{1,2})(?:[/-](\d{2,4}))?(?![\d:])")
-_ISO_DATE_RE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
-_TARIKH_RE = re.compile(r"(\d{1,2})\s*(?:तारीख|tarikh|tareekh|taarikh)")
-_RELATIVE_RE = re.compile(
+_NUMERIC_DATE_RE = _rx(r"(?<![\d:.])(\d{1,2})[/-](\d{1,2})(?:[/-](\d{2,4}))?(?![\d:])")
+_ISO_DATE_RE = _rx(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+_TARIKH_RE = _rx(r"(\d{1,2})\s*(?:तारीख|tarikh|tareekh|taarikh)")
+_RELATIVE_RE = _rx(
     r"day after tomorrow|परसों|parso|parson|parsoon|tomorrow|tmrw|कल|\bkal\b|today|tonight|आज"
     r"|\baaj\b|yesterday",
     re.IGNORECASE,
 )
-_WEEKDAY_RE = re.compile(
+_WEEKDAY_RE = _rx(
     r"(?:\b(next|this|coming|agle|agla)\s+)?("
     + "|".join(sorted((k for k in _WEEKDAYS if len(k) > 3), key=len, reverse=True))
     + r")",
@@ -391,7 +409,7 @@ def extract_dates(text: str, today: date) -> list[tuple[int, date]]:
     "कल"/"kal" means yesterday in a sentence with a past-tense cue ("... diya tha").
     """
     found: list[tuple[int, int, date]] = []  # (start, end, date)
-    low = text.lower()
+    low = _nfc(text).lower()
     for m in _ISO_DATE_RE.finditer(low):
         d = _future_date(today, int(m.group(2)), int(m.group(3)), int(m.group(1)))
         if d:
@@ -469,13 +487,13 @@ _NUM_ALT = "|".join(sorted((k for k in _NUM_WORDS if _NUM_WORDS[k] <= 12), key=l
 _HOUR = rf"(\d{{1,2}}|{_NUM_ALT})"
 _TIME_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # 5:30 pm, 5.30pm, 5 pm, five pm, 5 o'clock in the evening
-    (re.compile(rf"\b{_HOUR}(?:[:.](\d{{2}}))?\s*(a\.?m\.?|p\.?m\.?)(?![a-z])", re.I), "ampm"),
-    (re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)\b"), "hhmm"),
-    (re.compile(rf"\bhalf\s+past\s+{_HOUR}\b", re.I), "halfpast"),
-    (re.compile(rf"\bquarter\s+past\s+{_HOUR}\b", re.I), "quarterpast"),
-    (re.compile(rf"\bquarter\s+to\s+{_HOUR}\b", re.I), "quarterto"),
+    (_rx(rf"\b{_HOUR}(?:[:.](\d{{2}}))?\s*(a\.?m\.?|p\.?m\.?)(?![a-z])", re.I), "ampm"),
+    (_rx(r"\b([01]?\d|2[0-3]):([0-5]\d)\b"), "hhmm"),
+    (_rx(rf"\bhalf\s+past\s+{_HOUR}\b", re.I), "halfpast"),
+    (_rx(rf"\bquarter\s+past\s+{_HOUR}\b", re.I), "quarterpast"),
+    (_rx(rf"\bquarter\s+to\s+{_HOUR}\b", re.I), "quarterto"),
     (
-        re.compile(
+        _rx(
             rf"(सुबह|subah|morning|दोपहर|dopahar|afternoon|शाम|shaam|sham|evening|रात|raat|night)"
             rf"\s*(?:को\s*|ko\s*|at\s*|around\s*)?(साढ़े\s*|saade\s*|sadhe\s*)?{_HOUR}"
             rf"(?:[:.](\d{{2}}))?\s*(?:बजे|baje|o'?clock)?",
@@ -484,14 +502,14 @@ _TIME_PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "daypart_before",
     ),
     (
-        re.compile(
+        _rx(
             rf"(साढ़े\s*|saade\s*|sadhe\s*)?{_HOUR}(?:[:.](\d{{2}}))?\s*(?:बजे|baje|o'?clock)"
             rf"(?:\s*(?:in the\s*)?(morning|evening|afternoon|night))?",
             re.I,
         ),
         "baje",
     ),
-    (re.compile(r"(डेढ़|dedh|ढाई|dhai)\s*(?:बजे|baje)", re.I), "dedh"),
+    (_rx(r"(डेढ़|dedh|ढाई|dhai)\s*(?:बजे|baje)", re.I), "dedh"),
 ]
 _DAYPART_PM = ("दोपहर", "dopahar", "afternoon", "शाम", "shaam", "sham", "evening", "रात", "raat",
                "night")  # fmt: skip
@@ -510,6 +528,7 @@ def _fix_ambiguous(h: int) -> int:
 def extract_times(text: str) -> list[tuple[int, str]]:
     """``(position, "HH:MM")`` for each clock time in ``text``."""
     found: list[tuple[int, int, str]] = []
+    text = _nfc(text)
     for pat, kind in _TIME_PATTERNS:
         for m in pat.finditer(text):
             h: int | None
@@ -572,10 +591,10 @@ def extract_times(text: str) -> list[tuple[int, str]]:
 
 # --------------------------------------------------------------------------- quantities
 
-_QTY_RE = re.compile(
+_QTY_RE = _rx(
     r"(?:(half|आधा|aadha|adha)|(डेढ़|dedh)|(ढाई|dhai)|(\d+(?:\.\d+)?|[a-z]+|[\u0900-\u097f]+)"
     r"(?:\s+and\s+a\s+half)?)\s*(?:-\s*)?(kg|kgs|kilo|kilos|kilogram|kilograms|किलो|g|gm|gms|grams?"
-    r"|ग्राम)\b",
+    r"|ग्राम)(?![a-z\u0900-\u097f])",
     re.IGNORECASE,
 )
 
@@ -583,6 +602,7 @@ _QTY_RE = re.compile(
 def extract_quantities(text: str) -> list[tuple[int, float]]:
     """``(position, kg)`` for each weight said: "2 kg", "one kilo", "half kg", "डेढ़ किलो"."""
     out = []
+    text = _nfc(text)
     for m in _QTY_RE.finditer(text):
         unit = m.group(5).lower()
         if m.group(1):
@@ -605,7 +625,10 @@ def extract_quantities(text: str) -> list[tuple[int, float]]:
 
 def _quantity_near(text: str, start: int, end: int) -> str | None:
     """The weight said just after (or just before) an item: "1 kg", "0.5 kg", "250 g"."""
-    for seg, ok in ((text[end : end + 25], lambda p: p < 10), (text[max(0, start - 25) : start], None)):
+    for seg, ok in (
+        (text[end : end + 25], lambda p: p < 10),
+        (text[max(0, start - 25) : start], None),
+    ):
         for m in _QTY_RE.finditer(seg):
             if ok is not None and not ok(m.start()):
                 continue
@@ -634,23 +657,26 @@ def _count_before(text: str, pos: int) -> int | None:
 
 _NAME_WORD = r"[A-Z][a-z]+|[\u0900-\u097f]+"
 _NAME_PATTERNS = [
-    re.compile(
+    _rx(
         rf"(?i:my name is|my name's|name is|naam hai|this is|i am|i'm|myself)\s+"
         rf"((?:{_NAME_WORD})(?:\s+(?:{_NAME_WORD})){{0,2}})"
     ),
-    re.compile(
-        r"(?:मेरा नाम|नाम|mera naam|naam)\s+((?:[\u0900-\u097f]+\s+){0,2}?[\u0900-\u097f]+)\s+(?:है|हैं)"
+    _rx(
+        r"(?:मेरा नाम|नाम|mera naam|naam)\s+"
+        r"((?:[\u0900-\u097f]+\s+){0,2}?[\u0900-\u097f]+)\s+(?:है|हैं)"
     ),
-    re.compile(r"(?:mera naam|naam)\s+((?:[A-Za-z]+\s+){0,2}?[A-Za-z]+)\s+hai\b", re.I),
-    re.compile(
-        rf"((?:{_NAME_WORD})(?:\s+(?:{_NAME_WORD})){{0,2}})\s+(?:bol raha|bol rahi|बोल रहा|बोल रही)"
+    _rx(r"(?:mera naam|naam)\s+((?:[A-Za-z]+\s+){0,2}?[A-Za-z]+)\s+hai\b", re.I),
+    _rx(
+        rf"((?:{_NAME_WORD})(?:\s+(?:{_NAME_WORD})){{0,2}})"
+        r"\s+(?:bol raha|bol rahi|बोल रहा|बोल रही)"
     ),
-    re.compile(rf"\bname\s*(?:is|:)?\s+((?:{_NAME_WORD})(?:\s+(?:{_NAME_WORD})){{0,2}})"),
+    _rx(rf"\bname\s*(?:is|:)?\s+((?:{_NAME_WORD})(?:\s+(?:{_NAME_WORD})){{0,2}})"),
 ]
 _PATIENT_PATTERNS = [
-    re.compile(
-        rf"(?:patient(?:'s)? name is|patient ka naam|patient is|for my (?:son|daughter|mother|father"
-        rf"|wife|husband|mother-in-law|father-in-law|grandfather|grandmother|baby)|मरीज़? का नाम"
+    _rx(
+        rf"(?:patient(?:'s)? name is|patient ka naam|patient is"
+        rf"|for my (?:son|daughter|mother|father|wife|husband|mother-in-law|father-in-law"
+        rf"|grandfather|grandmother|baby)|मरीज़? का नाम"
         rf"|मेरी (?:माँ|मां|मम्मी|बेटी|पत्नी)|मेरे (?:पिताजी|पापा|बेटे|पति)|beta|beti)\s*(?:is|hai|है)?\s*"
         rf"((?:{_NAME_WORD})(?:\s+(?:{_NAME_WORD})){{0,2}})"
     ),
@@ -753,6 +779,7 @@ def extract_names(text: str, *, patient: bool = False) -> list[tuple[int, str]]:
     With ``patient``, also phrases naming someone else as the patient ("for my mother X").
     """
     out: list[tuple[int, str]] = []
+    text = _nfc(text)
     pats = (_PATIENT_PATTERNS + _NAME_PATTERNS) if patient else _NAME_PATTERNS
     seen: set[int] = set()
     for pat in pats:
@@ -892,6 +919,9 @@ _INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "urine", "vitamin", "ecg"),
     ),
 }  # fmt: skip
+_INTENTS = {
+    k: (tuple(_nfc(w) for w in a), tuple(_nfc(w) for w in b)) for k, (a, b) in _INTENTS.items()
+}
 _ENQUIRY_WORDS = ("enquiry", "inquiry", "question", "general", "info", "other")
 
 
@@ -943,12 +973,12 @@ def _phrase_hits(text_low: str, words: set[str], phrase: str) -> int:
     return 1 if (phrase in words) else 0
 
 
-_WRONG_NUMBER = re.compile(
+_WRONG_NUMBER = _rx(
     r"wrong number|galat number|ghalat number|गलत नंबर|ग़लत नंबर|गलत नम्बर|ग़लत नम्बर", re.I
 )
 _TYPED = ("phone", "date", "time", "datetime", "list", "number", "integer", "boolean")
 QUESTION_WEIGHT = 1.0
-_BOOKING_VERBS = re.compile(
+_BOOKING_VERBS = _rx(
     r"\b(?:book|order|cancel|reschedule|want|need|chahiye|karna|karwana)\b|चाहिए|बुक|कैंसल", re.I
 )
 REQUIRED_BONUS = 0.75
@@ -1040,13 +1070,16 @@ class _VocabEntry:
     head_noun: str = ""  # "cake" for entries under "## Cakes ..."
 
 
-_PRICE_RE = re.compile(r"₹|rs\.?\s*\d|\d+\s*(?:rupees|रुपये)", re.I)
+_PRICE_RE = _rx(r"₹|rs\.?\s*\d|\d+\s*(?:rupees|रुपये)", re.I)
 _ALIAS_HI = {
     "थायराइड": "thyroid", "थाइरोइड": "thyroid", "शुगर": "sugar", "टेस्ट": "test",
     "रिपोर्ट": "report", "केक": "cake", "विटामिन": "vitamin", "यूरिन": "urine", "ब्लड": "blood",
     "लिपिड": "lipid", "प्रोफाइल": "profile", "हेयरकट": "haircut", "फेशियल": "facial",
     "चॉकलेट": "chocolate", "पाइनएप्पल": "pineapple", "डॉक्टर": "doctor", "डॉ.": "dr.",
 }  # fmt: skip
+
+
+_ALIAS_HI = {_nfc(k): v for k, v in _ALIAS_HI.items()}
 
 
 def _split_item(raw: str) -> list[str]:
@@ -1065,7 +1098,8 @@ def _split_item(raw: str) -> list[str]:
 @lru_cache(maxsize=64)
 def _vocabulary(input_files: tuple[tuple[str, str], ...]) -> tuple[_VocabEntry, ...]:
     out: list[_VocabEntry] = []
-    for fname, text in input_files:
+    for fname, raw_text in input_files:
+        text = _nfc(raw_text)
         heading = ""
         head_entry: tuple[str, set[str]] | None = None
         first_bullet = False
@@ -1098,7 +1132,9 @@ def _vocabulary(input_files: tuple[tuple[str, str], ...]) -> tuple[_VocabEntry, 
                 extra = {a.lower() for a in _split_item(s[2:].split(":")[0])}
                 extra |= {x.strip().lower() for x in re.findall(r"\(([^)]*)\)", s.split(":")[0])}
                 ctx0 = frozenset(_content_words(fname))
-                out[-1] = _VocabEntry(canon, tuple(sorted(aliases | extra)), ctx0, False, True, fname)
+                out[-1] = _VocabEntry(
+                    canon, tuple(sorted(aliases | extra)), ctx0, False, True, fname
+                )
                 continue
             ctx = frozenset(_content_words(fname + " " + heading))
             hw = _words(heading)
@@ -1226,16 +1262,14 @@ class _Context:
         return "\n".join(t.text for t in self.turns if not t.caller)
 
 
-_YES = re.compile(
+_YES = _rx(
     r"^\s*(?:yes|yeah|yep|ya|haan|han|haa|ha ji|ji haan|जी हाँ|हाँ|हां|जी|sure|correct|right|ok)\b",
     re.I,
 )
-_NO = re.compile(r"^\s*(?:no|nope|nahi|nahin|नहीं|नही|not)\b", re.I)
-_NEG_NEAR = re.compile(
-    r"\b(?:no|not|don't|dont|nahi|nahin|without|with egg|regular)\b|नहीं|नही|बिना"
-)
-_QUOTED_OPTIONS = re.compile(r"'([^']+)'\s+or\s+'([^']+)'")
-_NAME_FIELD = re.compile(r"(?:^|_)name$")
+_NO = _rx(r"^\s*(?:no|nope|nahi|nahin|नहीं|नही|not)\b", re.I)
+_NEG_NEAR = _rx(r"\b(?:no|not|don't|dont|nahi|nahin|without|with egg|regular)\b|नहीं|नही|बिना")
+_QUOTED_OPTIONS = _rx(r"'([^']+)'\s+or\s+'([^']+)'")
+_NAME_FIELD = _rx(r"(?:^|_)name$")
 
 
 def _relevant_sentences(ctx: _Context, spec: FieldSpec, *, caller_only: bool = True) -> list[str]:
@@ -1314,7 +1348,7 @@ def _extract_time(ctx: _Context, spec: FieldSpec) -> str | None:
     def finder(s: str) -> list[str]:
         return [t for _, t in extract_times(s)]
 
-    return _pick_by_relevance(ctx, spec, finder)  # type: ignore[no-any-return]
+    return _pick_by_relevance(ctx, spec, finder)
 
 
 def _extract_datetime(ctx: _Context, spec: FieldSpec) -> str | None:
@@ -1323,8 +1357,8 @@ def _extract_datetime(ctx: _Context, spec: FieldSpec) -> str | None:
     return f"{d}T{t}" if d and t else None
 
 
-_ASKS_NAME = re.compile(r"\bname\b|\bnaam\b|नाम", re.I)
-_BARE_NAME = re.compile(
+_ASKS_NAME = _rx(r"\bname\b|\bnaam\b|नाम", re.I)
+_BARE_NAME = _rx(
     r"^\s*(?:(?:my name is|name is|this is|i am|i'm|it's|naam|नाम)\s+)?"
     r"((?:Mohd\.\s+)?(?:[A-Z][a-z]+|[\u0900-\u097f]+)(?:\s+(?:[A-Z][a-z]+|[\u0900-\u097f]+)){0,2})"
     r"\s*(?:[,.।]|$|\d|\+)"
@@ -1332,7 +1366,7 @@ _BARE_NAME = re.compile(
 
 
 def _answered_names(ctx: _Context) -> list[str]:
-    """Names the caller gave right after the agent asked for one ("Name?" -- "Sunita Rao, 98...")."""
+    """Names the caller gave right after the agent asked ("Name?" -- "Sunita Rao, 98...")."""
     out: list[str] = []
     turns = ctx.turns
     for i in range(1, len(turns)):
@@ -1347,9 +1381,9 @@ def _answered_names(ctx: _Context) -> list[str]:
     return out
 
 
-_GREETING_WORDS = frozenset(
-    """hello hi haan han yes no ok okay sure sorry same mera meri mere my number phone
-    जी हाँ नहीं मेरा मेरी मेरे बेटी बेटा sir madam beta beti""".split()
+_GREETING_WORDS = _wordset(
+    "hello hi haan han yes no ok okay sure sorry same mera meri mere my number phone "
+    "जी हाँ नहीं मेरा मेरी मेरे बेटी बेटा sir madam beta beti"
 )
 
 
@@ -1434,8 +1468,8 @@ _MEDICINES = (
     "becosules", "limcee", "montair", "allegra", "omez", "razo", "rantac", "losar", "cilacar",
     "glimepiride", "amaryl", "gemer", "volini", "combiflam", "uprise", "folvite", "thyrox",
 )  # fmt: skip
-_MED_WITH_DOSE = re.compile(r"\b([A-Z][A-Za-z]+(?:[ -][A-Z][A-Za-z]*)?)\s+(\d{1,4}(?:\.\d+)?)(\s*mg)?\b")
-_NOT_MEDICINE = frozenset("dr doctor sir madam number phone flat room".split())
+_MED_WITH_DOSE = _rx(r"\b([A-Z][A-Za-z]+(?:[ -][A-Z][A-Za-z]*)?)\s+(\d{1,4}(?:\.\d+)?)(\s*mg)?\b")
+_NOT_MEDICINE = frozenset(["dr", "doctor", "sir", "madam", "number", "phone", "flat", "room"])
 
 
 def _extract_medicines(ctx: _Context) -> list[str]:
@@ -1478,7 +1512,12 @@ def _extract_items(ctx: _Context, spec: FieldSpec) -> list[str]:
         for start, end, e in _match_vocab(text, vocab):
             item = e.canonical
             nxt = re.match(r"\s+([a-z]+)", text[end:].lower())
-            if nxt and e.head_noun and _stem(nxt.group(1)) == e.head_noun and e.head_noun not in item.lower():
+            if (
+                nxt
+                and e.head_noun
+                and _stem(nxt.group(1)) == e.head_noun
+                and e.head_noun not in item.lower()
+            ):
                 item += " " + _stem(nxt.group(1))
                 end += nxt.end()
             if with_sizes:
@@ -1520,7 +1559,9 @@ def _extract_string(ctx: _Context, spec: FieldSpec) -> str | None:
         for t in reversed(ctx.turns):
             if not t.caller:
                 continue
-            m = re.search(r"(?<![A-Za-z])[\"“']([^\"”']{2,40})[\"”'](?![A-Za-z])", t.text) or re.search(
+            m = re.search(
+                r"(?<![A-Za-z])[\"“']([^\"”']{2,40})[\"”'](?![A-Za-z])", t.text
+            ) or re.search(
                 r"(?:write|likhna|likhiye|लिखना|लिखिए)\s*[:,]?\s*(.{2,40}?)\s*(?:on (?:it|the cake)"
                 r"|$|\.|,)",
                 t.text,
@@ -1562,7 +1603,7 @@ def _extract_string(ctx: _Context, spec: FieldSpec) -> str | None:
     return sents[0].strip()[:200] if sents else None
 
 
-_ADDRESS_CUES = re.compile(
+_ADDRESS_CUES = _rx(
     r"\b(?:flat|house|door|no\.|apartments?|cross|main|road|block|layout|nagar|colony|sector"
     r"|street|near|opposite|floor)\b",
     re.I,

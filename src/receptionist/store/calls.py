@@ -210,7 +210,8 @@ async def upsert_token_usage(
         set_={
             **{name: ex[name] for name in figures},
             "tenant": sa.func.coalesce(ex.tenant, t.tenant),
-            "details": ex.details,
+            # Same figures: keep the row's details too (they record which price was applied).
+            "details": sa.case((unchanged, t.details), else_=ex.details),
             "total_cost": sa.case((unchanged, t.total_cost), else_=sa.null()),
             "currency": sa.case((unchanged, t.currency), else_=sa.null()),
         },
