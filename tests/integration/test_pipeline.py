@@ -251,3 +251,16 @@ async def test_sigkill_at_any_moment_loses_nothing_and_repeats_nothing(
     assert usage_rows == n_calls  # one usage row per call, never duplicated
     assert uncosted == 0
     assert typed == n_calls
+
+
+async def test_worker_survives_a_database_outage() -> None:
+    broken = Database("postgresql://nobody@127.0.0.1:9/nowhere")
+    w = Worker(deps(broken), poll_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(w.run(stop))
+    await asyncio.sleep(0.5)
+    assert not task.done()  # still alive, backing off
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert w.steps_done == 0
+    await broken.dispose()

@@ -510,6 +510,10 @@ _TIME_PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "baje",
     ),
     (_rx(r"(डेढ़|dedh|ढाई|dhai)\s*(?:बजे|baje)", re.I), "dedh"),
+    (
+        _rx(rf"\b{_HOUR}(?:[:.](\d{{2}}))?\s+in the\s+(morning|evening|afternoon|night)\b", re.I),
+        "inthe",
+    ),
 ]
 _DAYPART_PM = ("दोपहर", "dopahar", "afternoon", "शाम", "shaam", "sham", "evening", "रात", "raat",
                "night")  # fmt: skip
@@ -573,6 +577,13 @@ def extract_times(text: str) -> list[tuple[int, str]]:
                     h += 12
                 elif not part and h <= 12:
                     h = _fix_ambiguous(h)
+            elif kind == "inthe":
+                h = _hour(m.group(1))
+                if h is None or h > 12:
+                    continue
+                mi = int(m.group(2) or 0)
+                if m.group(3).lower() != "morning" and h < 12:
+                    h += 12
             else:  # dedh / dhai
                 h, mi = (13 if m.group(1).lower() in ("डेढ़", "dedh") else 14), 30
             if h is None or not (0 <= h <= 23 and 0 <= mi <= 59):
@@ -658,7 +669,7 @@ def _count_before(text: str, pos: int) -> int | None:
 _NAME_WORD = r"[A-Z][a-z]+|[\u0900-\u097f]+"
 _NAME_PATTERNS = [
     _rx(
-        rf"(?i:my name is|my name's|name is|naam hai|this is|i am|i'm|myself)\s+"
+        rf"(?i:my name is|my name's|name is|naam hai|this is|i am|i'm|myself|it's|it is)\s+"
         rf"((?:{_NAME_WORD})(?:\s+(?:{_NAME_WORD})){{0,2}})"
     ),
     _rx(
@@ -681,60 +692,12 @@ _PATIENT_PATTERNS = [
         rf"((?:{_NAME_WORD})(?:\s+(?:{_NAME_WORD})){{0,2}})"
     ),
 ]
-_NOT_NAMES = frozenset(
-    [
-        "calling",
-        "from",
-        "here",
-        "there",
-        "just",
-        "not",
-        "looking",
-        "interested",
-        "sorry",
-        "the",
-        "a",
-        "an",
-        "okay",
-        "ok",
-        "yes",
-        "no",
-        "hello",
-        "hi",
-        "fine",
-        "good",
-        "very",
-        "also",
-        "going",
-        "trying",
-        "speaking",
-        "asking",
-        "wondering",
-        "regarding",
-        "about",
-        "new",
-        "है",
-        "हैं",
-        "का",
-        "की",
-        "के",
-        "को",
-        "में",
-        "से",
-        "और",
-        "या",
-        "पर",
-        "भी",
-        "जी",
-        "हाँ",
-        "नहीं",
-        "ठीक",
-        "मैं",
-        "आप",
-        "मुझे",
-        "हम",
-        "क्या",
-    ]
+_NOT_NAMES = _wordset(
+    "calling from here there just not looking interested sorry the a an okay ok yes no hello "
+    "hi fine good very also going trying speaking asking wondering regarding about new "
+    "monday tuesday wednesday thursday friday saturday sunday today tomorrow morning evening "
+    "january february march april may june july august september october november december "
+    "है हैं का की के को में से और या पर भी जी हाँ नहीं ठीक मैं आप मुझे हम क्या"
 )
 _NAME_TAIL_STOP = frozenset(
     [
@@ -1166,7 +1129,8 @@ def _vocabulary(input_files: tuple[tuple[str, str], ...]) -> tuple[_VocabEntry, 
 
 
 def _field_keywords(spec: FieldSpec) -> set[str]:
-    words = set(_content_words(spec.name.replace("_", " ") + " " + spec.description))
+    desc = re.sub(r"e\.g\..*$", "", spec.description)  # examples are not what the field is about
+    words = set(_content_words(spec.name.replace("_", " ") + " " + desc))
     return words | {w + "s" for w in words}
 
 

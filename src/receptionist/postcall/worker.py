@@ -96,17 +96,21 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("pipeline worker %s started", self.worker_id)
+        failures = 0
         while not stop.is_set():
             try:
                 busy = await self.run_once()
-            except Exception:  # database down: keep the worker alive and try again
-                log.exception("worker %s: claiming failed; retrying", self.worker_id)
+                failures = 0
+            except Exception as exc:  # database down: stay alive, back off, log once a while
+                failures += 1
+                if failures == 1 or failures % 30 == 0:
+                    log.error("worker %s: cannot claim work (%s); retrying", self.worker_id, exc)
                 busy = 0
             if busy:
                 continue
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_s):
+                async with asyncio.timeout(self.poll_s * min(2**failures, 30)):
                     await _first(self.wake, stop)
         log.info("pipeline worker %s stopped", self.worker_id)
 
