@@ -848,6 +848,7 @@ _INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cancel": (
         ("cancel", "cancels", "reschedule", "move"),
         ("cancel", "cancelled", "can't come", "cannot come", "won't be able", "reschedule",
+         "won't make it", "can't make it", "drop it", "not coming",
          "postpone", "prepone", "shift my", "move my", "change my appointment", "कैंसल", "रद्द",
          "nahi aa paunga", "nahi aa paungi", "नहीं आ पाऊंगा", "नहीं आ पाऊँगी"),
     ),
