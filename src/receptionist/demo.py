@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from receptionist.bridge.app import create_app
-from receptionist.bridge.server import serve_in_process
+from receptionist.bridge.server import serve_in_process, uvicorn_options
 from receptionist.bridge.session import CallSession
 from receptionist.bridge.wiring import build_context
 from receptionist.config import Settings
@@ -58,7 +58,7 @@ async def run_demo(settings: Settings, tenant_id: str, *, realtime: bool, consol
             f"[bold]Receptionist demo[/bold]: calling [green]{tenant.name}[/green] ({tenant_id})"
             " through the real bridge, with the local Gemini Live double (scripted replies)."
         )
-        async with serve_in_process(create_app(ctx), settings) as port:
+        async with serve_in_process(create_app(ctx), **uvicorn_options(settings)) as port:
             url = f"ws://127.0.0.1:{port}/exotel/{tenant_id}"
             console.print(f"  bridge at {url}\n")
             result = await place_call(

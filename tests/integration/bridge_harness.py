@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from receptionist.bridge.app import BridgeContext, create_app
-from receptionist.bridge.server import serve_in_process
+from receptionist.bridge.server import serve_in_process, uvicorn_options
 from receptionist.bridge.wiring import build_context
 from receptionist.config import load_settings
 from receptionist.sim.gemini_live import FakeGeminiLive
@@ -62,5 +62,5 @@ async def running_bridge(
     cfg = load_settings(**values)
     ctx = build_context(cfg, db=db)
     ctx.store.retry_delays = (0.01,)
-    async with serve_in_process(create_app(ctx), cfg) as port:
+    async with serve_in_process(create_app(ctx), **uvicorn_options(cfg)) as port:
         yield Bridge(ctx=ctx, port=port, fake=fake, db=db)

@@ -34,12 +34,14 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def serve_in_process(
-    app: Any, settings: Settings, *, host: str = "127.0.0.1", port: int = 0
+    app: Any, *, host: str = "127.0.0.1", port: int = 0, **options: Any
 ) -> AsyncIterator[int]:
-    """Serve `app` on this event loop; yields the bound port, stops on exit."""
-    opts = uvicorn_options(settings)
-    opts.pop("loop")  # we are already inside a running loop
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **opts))
+    """Serve any ASGI `app` on this event loop (the bridge, the HTTP doubles); yields the bound
+    port, stops on exit. `options` are uvicorn.Config arguments."""
+    options.pop("loop", None)  # we are already inside a running loop
+    options.setdefault("log_config", None)
+    options.setdefault("access_log", False)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

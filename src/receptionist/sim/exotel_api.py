@@ -42,12 +42,12 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from receptionist.bridge.server import serve_in_process
 from receptionist.telephony.exotel_api import IST
 
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -108,8 +108,7 @@ class FakeExotelApi:
         self._fail: list[int] = []
         self._garble = 0
         self._closing = asyncio.Event()
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
         self._port: int | None = None
         self._app = Starlette(
             routes=[Route("/v1/Accounts/{account_sid}/Calls/{call_ref}", self._handle)]
@@ -260,32 +259,17 @@ class FakeExotelApi:
 
     async def start(self) -> FakeExotelApi:
         self._closing = asyncio.Event()
-        config = uvicorn.Config(
-            self._app,
-            host="127.0.0.1",
-            port=0,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
+        self._stack = contextlib.AsyncExitStack()
+        self._port = await self._stack.enter_async_context(
+            serve_in_process(self._app, lifespan="off", timeout_graceful_shutdown=1)
         )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("FakeExotelApi stopped during start-up")
-            await asyncio.sleep(0.005)
-        self._port = self._server.servers[0].sockets[0].getsockname()[1]
         return self
 
     async def stop(self) -> None:
         self._closing.set()  # wake delayed handlers so shutdown does not wait for them
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
-        self._server = None
-        self._task = None
+        if self._stack is not None:
+            await self._stack.aclose()
+        self._stack = None
         self._port = None
 
     async def __aenter__(self) -> FakeExotelApi:
