@@ -80,6 +80,16 @@ class Settings(BaseSettings):
         500.0, ge=0, description="Caller audio louder than this counts as activity."
     )
 
+    # --- Exotel REST API (call details after hang-up) ---------------------------------------
+    exotel_account_sid: str | None = Field(None, description="Exotel account SID.")
+    exotel_api_key: str | None = Field(None, description="Exotel API key.")
+    exotel_api_token: SecretStr | None = Field(None, description="Exotel API token.")
+    exotel_subdomain: str = Field("api.exotel.com", description="api.in.exotel.com for Mumbai.")
+    exotel_api_base_url: str | None = Field(None, description="Override, e.g. the local double.")
+    exotel_details_deadline_s: float = Field(
+        900.0, gt=0, description="Stop waiting for Exotel's final record after this."
+    )
+
     # --- post-call pipeline ------------------------------------------------------------------
     run_worker: bool = Field(True, description="`serve` runs a pipeline worker in-process.")
     pipeline_max_attempts: int = Field(5, ge=1, description="Tries per step before `failed`.")
@@ -132,6 +142,11 @@ def load_settings(**overrides: object) -> Settings:
         )
     if bool(settings.exotel_ws_user) != bool(settings.exotel_ws_password):
         raise SettingsError("setting EXOTEL_WS_USER/EXOTEL_WS_PASSWORD: set both or neither")
+    exotel = (settings.exotel_account_sid, settings.exotel_api_key, settings.exotel_api_token)
+    if any(exotel) and not all(exotel):
+        raise SettingsError(
+            "setting EXOTEL_ACCOUNT_SID/EXOTEL_API_KEY/EXOTEL_API_TOKEN: set all three or none"
+        )
     if settings.pricing_file and not settings.pricing_file.is_file():
         raise SettingsError(f"setting PRICING_FILE: no such file {settings.pricing_file}")
     if settings.gemini_ca_file and not settings.gemini_ca_file.is_file():

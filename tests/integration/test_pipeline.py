@@ -12,19 +12,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from receptionist.postcall.analysis import NO_CONVERSATION, Analysis
-from receptionist.postcall.pipeline import DONE, PipelineDeps
+from receptionist.postcall.pipeline import DONE, EXOTEL_DETAILS, ExotelDeps, PipelineDeps
 from receptionist.postcall.pricing import load_pricing
 from receptionist.postcall.wiring import offline_analyzer
 from receptionist.postcall.worker import Worker
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
+from receptionist.sim.exotel_api import FakeExotelApi
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedTurn
 from receptionist.store.calls import FinishedCall, TokenUsage, finish_call, get_call
 from receptionist.store.db import Database
+from receptionist.store.exotel_details import get_exotel_details
 from receptionist.store.schema import ai_token_usage, call_details
+from receptionist.telephony.exotel_api import ExotelApiConfig
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantRepository
 from tests.integration.bridge_harness import REPO, TENANTS, running_bridge
@@ -86,7 +90,7 @@ async def test_stages_to_done_with_analysis_and_cost(db: Database) -> None:
     await saved_call(db, "CApipe2", [])
     await saved_call(db, "CApipe3", [], status="rejected")
     steps = await Worker(deps(db)).drain()
-    assert steps == 3 + 3 + 1
+    assert steps == 4 + 4 + 1
     order = await get_call(db, "CApipe1")
     assert order is not None and order["stage"] == DONE
     assert order["call_type"] == "order"
@@ -171,7 +175,8 @@ async def _progress(db: Database) -> int:
     rank = sa.case(
         (call_details.c.stage == "analysed", 1),
         (call_details.c.stage == "costed", 2),
-        (call_details.c.stage == DONE, 3),
+        (call_details.c.stage == EXOTEL_DETAILS, 3),
+        (call_details.c.stage == DONE, 4),
         else_=0,
     )
     async with db.session() as conn:
@@ -214,8 +219,8 @@ async def test_sigkill_at_any_moment_loses_nothing_and_repeats_nothing(
         kills += 1
     await asyncio.sleep(1.2)  # the last victim's lease expires
     steps_before = await _progress(db)
-    print(f"steps done before the final run: {steps_before} of {3 * n_calls}")
-    assert 0 < steps_before < 3 * n_calls, "the kills must land while work is in flight"
+    print(f"steps done before the final run: {steps_before} of {4 * n_calls}")
+    assert 0 < steps_before < 4 * n_calls, "the kills must land while work is in flight"
     done = await asyncio.create_subprocess_exec(
         *_worker_cmd("--once"), env=env, cwd=REPO, stderr=asyncio.subprocess.PIPE
     )
@@ -264,3 +269,80 @@ async def test_worker_survives_a_database_outage() -> None:
     await asyncio.wait_for(task, 5)
     assert w.steps_done == 0
     await broken.dispose()
+
+
+# --- Exotel's call record ---------------------------------------------------------------------
+
+
+async def _exotel_run(
+    db: Database, fake: FakeExotelApi, *, deadline_s: float = 60.0, rounds: int = 1
+) -> Worker:
+    async with httpx.AsyncClient() as http:
+        ex = ExotelDeps(
+            config=ExotelApiConfig(
+                account_sid="ACtest", api_key="key", api_token="token", base_url=fake.base_url
+            ),
+            http=http,
+            deadline_s=deadline_s,
+            first_delay_s=0.05,
+            max_delay_s=0.1,
+        )
+        w = Worker(PipelineDeps(**{**deps(db).__dict__, "exotel": ex}))
+        for _ in range(rounds):
+            await w.drain()
+            await asyncio.sleep(0.15)
+    return w
+
+
+async def test_exotel_record_is_fetched_last(db: Database) -> None:
+    await saved_call(db, "CAexo1", ORDER)
+    async with FakeExotelApi(account_sid="ACtest", api_key="key", api_token="token") as fake:
+        fake.add_call("CAexo1", from_number="09812345678", to_number="08047001234", duration_s=42)
+        await _exotel_run(db, fake)
+    row = await get_call(db, "CAexo1")
+    assert row is not None and row["stage"] == DONE and row["call_type"] == "order"
+    rec = await get_exotel_details(db, "CAexo1")
+    assert rec is not None
+    assert rec["call_duration"] == 42 and rec["call_status"] == "completed"
+    assert rec["from_number"] == "09812345678" and rec["exotel_data"]["Sid"] == "CAexo1"
+
+
+async def test_exotel_record_not_final_yet_is_polled_again(db: Database) -> None:
+    await saved_call(db, "CAexo2", ORDER)
+    async with FakeExotelApi(account_sid="ACtest", api_key="key", api_token="token") as fake:
+        fake.add_call("CAexo2", from_number="0981", to_number="0804", final_after_s=0.4)
+        fake.add_call("CAexo3", from_number="0981", to_number="0804")
+        await _exotel_run(db, fake, rounds=1)
+        row = await get_call(db, "CAexo2")
+        assert row is not None and row["stage"] == EXOTEL_DETAILS
+        assert "waiting for" in row["last_error"]
+        partial = await get_exotel_details(db, "CAexo2")
+        assert partial is not None and partial["call_duration"] is None  # visible already
+        await _exotel_run(db, fake, rounds=6)
+        polls = [r for r in fake.requests if "CAexo2" in r.path]
+    row = await get_call(db, "CAexo2")
+    assert row is not None and row["stage"] == DONE and row["last_error"] is None
+    rec = await get_exotel_details(db, "CAexo2")
+    assert rec is not None and rec["call_duration"] is not None
+    assert len(polls) >= 2
+
+
+async def test_exotel_gives_up_waiting_after_the_deadline(db: Database) -> None:
+    await saved_call(db, "CAexo4", ORDER)
+    async with FakeExotelApi(account_sid="ACtest", api_key="key", api_token="token") as fake:
+        fake.add_call("CAexo4", from_number="0981", to_number="0804", final_after_s=3600)
+        await _exotel_run(db, fake, deadline_s=0.0)
+    row = await get_call(db, "CAexo4")
+    assert row is not None and row["stage"] == DONE
+    assert "Exotel record incomplete" in row["last_error"]
+
+
+async def test_exotel_bad_credentials_fail_visibly(db: Database) -> None:
+    await saved_call(db, "CAexo5", ORDER)
+    async with FakeExotelApi(account_sid="ACtest", api_key="key", api_token="other") as fake:
+        fake.add_call("CAexo5", from_number="0981", to_number="0804")
+        await _exotel_run(db, fake)
+    row = await get_call(db, "CAexo5")
+    assert row is not None and row["stage"] == "failed"
+    assert "Exotel auth" in row["last_error"]
+    assert row["call_type"] == "order"  # everything before it is done

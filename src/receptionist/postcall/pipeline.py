@@ -1,8 +1,12 @@
 """The post-call pipeline: after hang-up each call moves through its stages, one idempotent,
 committed step at a time.
 
-    transcript_saved ──analyse──▶ analysed ──cost──▶ costed ──(actions: next issue)──▶ done
-          any step failing max_attempts times, or not retryable ──▶ failed (last_error kept)
+    transcript_saved ─analyse─▶ analysed ─cost─▶ costed ─(actions: next issue)─▶ exotel_details
+        ─fetch Exotel's record (waits, with backoff, until Exotel finalises it)─▶ done
+    any step failing max_attempts times, or not retryable ──▶ failed (last_error kept)
+
+Exotel fills a call's duration, price and end time minutes after hang-up, so its step comes
+last: the analysis, the costs (and the owner's messages) never wait for it.
 
 A step's own writes and the stage change commit in one transaction where they can (analysis), or
 the step is idempotent on its own (costing fills only rows not yet costed), so a worker killed at
@@ -18,13 +22,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import httpx
+
 from receptionist.postcall.analysis import Analysis, validate_details
 from receptionist.postcall.costs import cost_call
 from receptionist.postcall.pricing import PricingTable, UnknownModelPrice
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
-from receptionist.store.jobs import Claim, advance
+from receptionist.store.exotel_details import upsert_exotel_details
+from receptionist.store.jobs import Claim, advance, defer
 from receptionist.store.schema import utcnow
+from receptionist.telephony.exotel_api import ExotelApiConfig, ExotelApiError, fetch_call_details
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantError, TenantRepository
 
@@ -33,8 +41,14 @@ log = logging.getLogger("receptionist.pipeline")
 TRANSCRIPT_SAVED = "transcript_saved"
 ANALYSED = "analysed"
 COSTED = "costed"
+EXOTEL_DETAILS = "exotel_details"
 DONE = "done"
-NEXT_STAGE = {TRANSCRIPT_SAVED: ANALYSED, ANALYSED: COSTED, COSTED: DONE}
+NEXT_STAGE = {
+    TRANSCRIPT_SAVED: ANALYSED,
+    ANALYSED: COSTED,
+    COSTED: EXOTEL_DETAILS,
+    EXOTEL_DETAILS: DONE,
+}
 PENDING_STAGES = tuple(NEXT_STAGE)
 
 Analyzer = Callable[[Tenant, list[dict[str, Any]], datetime], Awaitable[Analysis]]
@@ -49,11 +63,21 @@ class StepError(Exception):
 
 
 @dataclass
+class ExotelDeps:
+    config: ExotelApiConfig
+    http: httpx.AsyncClient
+    deadline_s: float = 900.0
+    first_delay_s: float = 15.0
+    max_delay_s: float = 120.0
+
+
+@dataclass
 class PipelineDeps:
     db: Database
     tenants: TenantRepository
     pricing: PricingTable
     analyzer: Analyzer
+    exotel: ExotelDeps | None = None  # None: no Exotel account configured, the step is skipped
 
 
 async def run_step(deps: PipelineDeps, claim: Claim, *, worker_id: str) -> str:
@@ -78,7 +102,9 @@ async def run_step(deps: PipelineDeps, claim: Claim, *, worker_id: str) -> str:
             raise StepError(str(exc), retryable=False) from exc
         return await _advance(deps, claim, worker_id, COSTED, {})
     if claim.stage == COSTED:
-        return await _advance(deps, claim, worker_id, DONE, {})
+        return await _advance(deps, claim, worker_id, EXOTEL_DETAILS, {})
+    if claim.stage == EXOTEL_DETAILS:
+        return await _exotel_details(deps, claim, worker_id, row)
     raise StepError(f"no step for stage {claim.stage!r}", retryable=False)
 
 
@@ -100,3 +126,50 @@ async def _analyse(deps: PipelineDeps, row: dict[str, Any]) -> Analysis:
     if problems:
         raise StepError(f"analysis invalid: {'; '.join(problems)[:500]}", retryable=False)
     return analysis
+
+
+async def _exotel_details(
+    deps: PipelineDeps, claim: Claim, worker_id: str, row: dict[str, Any]
+) -> str:
+    ex = deps.exotel
+    if ex is None:
+        return await _advance(deps, claim, worker_id, DONE, {})
+    ended = row["ended_at"] or row["created_at"]
+    past_deadline = (utcnow() - ended).total_seconds() >= ex.deadline_s
+    delay = min(ex.max_delay_s, ex.first_delay_s * 2 ** min(claim.attempts, 10))
+    try:
+        details = await fetch_call_details(ex.http, ex.config, claim.call_sid)
+    except ExotelApiError as exc:
+        if exc.kind == "not_found" and not past_deadline:  # not visible yet right after hang-up
+            await defer(deps.db, claim, worker_id=worker_id, delay_s=delay, note="not found yet")
+            return claim.stage
+        raise StepError(f"Exotel {exc.kind}: {exc}", retryable=exc.retryable) from exc
+    values = {
+        "from_number": details.from_number,
+        "to_number": details.to_number,
+        "call_duration": details.duration_s,
+        "call_status": details.status,
+        "recording_url": details.recording_url,
+        "price": details.price,
+        "start_time": details.start_time,
+        "end_time": details.end_time,
+        "direction": details.direction,
+        "exotel_data": details.raw,
+    }
+    final = details.is_final
+    async with deps.db.begin(immediate=True) as conn:
+        # What Exotel has so far is stored at once, complete or not, so it is visible.
+        await upsert_exotel_details(
+            conn, call_sid=claim.call_sid, tenant=row["tenant"], values=values
+        )
+        if final or past_deadline:
+            note = (
+                {}
+                if final
+                else {"last_error": f"Exotel record incomplete: {details.missing_fields}"}
+            )
+            ok = await advance(conn, claim, worker_id=worker_id, to_stage=DONE, values=note)
+            return DONE if ok else ""
+    missing = ", ".join(details.missing_fields) or details.status
+    await defer(deps.db, claim, worker_id=worker_id, delay_s=delay, note=f"waiting for {missing}")
+    return claim.stage

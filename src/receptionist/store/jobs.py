@@ -162,6 +162,26 @@ async def retry_later(
     return STAGE_FAILED if give_up else claim.stage
 
 
+async def defer(db: Database, claim: Claim, *, worker_id: str, delay_s: float, note: str) -> bool:
+    """Not a failure, just not yet (e.g. Exotel has not finished the call's record): come back
+    after `delay_s`. `attempts` still counts, so callers can back off."""
+    now = utcnow()
+    async with db.begin(immediate=True) as conn:
+        result = await conn.execute(
+            sa.update(call_details)
+            .where(owned(claim.call_sid, worker_id, claim.stage))
+            .values(
+                attempts=claim.attempts + 1,
+                next_attempt_at=now + timedelta(seconds=delay_s),
+                last_error=f"{claim.stage}: {note}"[:2000],
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+    return bool(result.rowcount)
+
+
 async def reschedule(db: Database, call_sid: str, *, stage: str) -> bool:
     """Operator retry (`receptionist calls retry`): put a call back at `stage`, due now."""
     now = utcnow()
