@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from receptionist.postcall.costs import cost_call
+from receptionist.postcall.pricing import load_pricing
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.gemini_live import CallScript, Failure, FakeGeminiLive, ScriptedTurn
-from receptionist.store.calls import get_call
+from receptionist.store.calls import FinishedCall, TokenUsage, finish_call, get_call
 from receptionist.store.db import Database
-from tests.integration.bridge_harness import running_bridge
+from tests.integration.bridge_harness import Bridge, running_bridge
 
 TURNS = [
     ScriptedTurn(heard="Hello there.", reply="Hi!"),
@@ -93,3 +95,63 @@ async def test_go_away_resumes_on_a_new_session(sqlite_db: Database, tmp_path: P
     assert row is not None and row["status"] == "completed"
     assert "engine_go_away" in {e["kind"] for e in row["events"]}
     assert len(result.response_ms) == 2  # both caller turns were answered
+
+
+async def _spend(db: Database, tenant: str, audio_tokens_in: int) -> None:
+    sid = f"CAspent{audio_tokens_in}"
+    usage = TokenUsage(
+        model_name="gemini-2.5-flash-native-audio-preview-09-2025",
+        input_tokens=audio_tokens_in,
+        input_audio_tokens=audio_tokens_in,
+    )
+    await finish_call(
+        db, FinishedCall(call_sid=sid, status="completed", tenant=tenant, usage=[usage])
+    )
+    await cost_call(db, sid, load_pricing())
+
+
+def _set_budget(bridge: Bridge, warn: float, limit: float) -> None:
+    toml = bridge.ctx.settings.tenants_dir / "bakery" / "tenant.toml"
+    lines = toml.read_text().splitlines()
+    first_table = next(i for i, line in enumerate(lines) if line.startswith("[call_types."))
+    budget = ["[budget]", f"monthly_usd_warn = {warn}", f"monthly_usd_limit = {limit}", ""]
+    toml.write_text("\n".join(lines[:first_table] + budget + lines[first_table:]) + "\n")
+    bridge.ctx.tenants.invalidate("bakery")
+
+
+async def test_over_budget_calls_are_declined_politely(sqlite_db: Database, tmp_path: Path) -> None:
+    await _spend(sqlite_db, "bakery", 2_000_000)  # $6 at $3 per 1M audio tokens
+    async with (
+        FakeGeminiLive() as fake,
+        running_bridge(sqlite_db, tmp_path, fake) as bridge,
+    ):
+        _set_budget(bridge, warn=2, limit=5)
+        result = await place_call(
+            CallOptions(url=bridge.url("bakery"), realtime=False, max_call_s=30),
+            CallerScript(utterances=[], hangup_after_ms=20_000),
+        )
+        busy = bridge.ctx.tenants.get("bakery").messages.busy
+    assert result.closed_by == "server"
+    assert fake.sessions[0].reply_texts == [busy]  # no greeting, just the polite line
+    row = await get_call(sqlite_db, result.call_sid)
+    assert row is not None and row["end_reason"] == "budget_exceeded"
+    assert "budget_exceeded" in {e["kind"] for e in row["events"]}
+
+
+async def test_budget_warning_is_recorded_and_the_call_goes_on(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    await _spend(sqlite_db, "bakery", 1_000_000)  # $3
+    async with (
+        FakeGeminiLive(script=CallScript(turns=TURNS)) as fake,
+        running_bridge(sqlite_db, tmp_path, fake) as bridge,
+    ):
+        _set_budget(bridge, warn=2, limit=5)
+        result = await place_call(
+            CallOptions(url=bridge.url("bakery"), realtime=False),
+            CallerScript(utterances=["Hello there."]),
+        )
+    assert result.ok, result.error
+    row = await get_call(sqlite_db, result.call_sid)
+    assert row is not None and "budget_warning" in {e["kind"] for e in row["events"]}
+    assert TURNS[0].reply in [t["text"] for t in row["transcript"]]

@@ -598,3 +598,45 @@ def test_tenants_package_has_no_db_or_web_imports() -> None:
         for banned in ("sqlalchemy", "starlette", "receptionist.store", "receptionist.web",
                        "from ..store", "from ..web", "httpx"):  # fmt: skip
             assert banned not in source, (path.name, banned)
+
+
+@pytest.mark.parametrize(
+    ("budget", "problem"),
+    [
+        ("monthly_usd_warn = 10\nmonthly_usd_limit = 5", "must not exceed"),
+        ("monthly_usd_limit = -1", "must be a number"),
+        ('monthly_usd_limit = "lots"', "must be a number"),
+        ("monthly_usd_cap = 5", "monthly_usd_cap"),
+    ],
+)
+def test_budget_is_validated(tmp_path: Path, budget: str, problem: str) -> None:
+    import shutil
+
+    from receptionist.tenants.validate import validate_tenant
+
+    src = Path(__file__).resolve().parents[1] / "data" / "tenants" / "minimal"
+    shutil.copytree(src, tmp_path / "shop")
+    toml = tmp_path / "shop" / "tenant.toml"
+    lines = toml.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("["))
+    toml.write_text("\n".join([*lines[:first], "[budget]", budget, "", *lines[first:]]) + "\n")
+    problems = [str(p) for p in validate_tenant(tmp_path, "shop")]
+    assert any(problem in p and "shop/tenant.toml" in p for p in problems), problems
+
+
+def test_budget_loads_as_decimal(tmp_path: Path) -> None:
+    import shutil
+    from decimal import Decimal
+
+    from receptionist.tenants.validate import load_tenant
+
+    src = Path(__file__).resolve().parents[1] / "data" / "tenants" / "minimal"
+    shutil.copytree(src, tmp_path / "shop")
+    toml = tmp_path / "shop" / "tenant.toml"
+    lines = toml.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("["))
+    budget = ["[budget]", "monthly_usd_warn = 2.5", "monthly_usd_limit = 10", ""]
+    toml.write_text("\n".join([*lines[:first], *budget, *lines[first:]]) + "\n")
+    tenant, problems = load_tenant(tmp_path, "shop")
+    assert problems == [] and tenant is not None
+    assert tenant.budget_warn_usd == Decimal("2.5") and tenant.budget_limit_usd == Decimal("10")

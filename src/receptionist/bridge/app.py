@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from receptionist.bridge.budget import BudgetGuard
 from receptionist.bridge.metrics import Metrics
 from receptionist.bridge.recorder import CallRecorder
 from receptionist.bridge.session import CallSession
@@ -49,6 +50,7 @@ class BridgeContext:
     registry: dict[str, CallSession] = field(default_factory=dict)
     on_turn: TurnCallback | None = None
     worker: Worker | None = None  # the in-process post-call worker, woken when a call is saved
+    budgets: BudgetGuard | None = None
 
     def _credentials_for(self, tenant: Tenant | None) -> tuple[str, str] | None:
         if tenant is not None and tenant.exotel_auth_user_env and tenant.exotel_auth_token_env:

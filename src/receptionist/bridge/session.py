@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.websockets import WebSocket, WebSocketState
 
 from receptionist.audio import StreamResampler, duration_ms, rms
+from receptionist.bridge.budget import Budget
 from receptionist.bridge.latency import LatencyHistogram
 from receptionist.bridge.transcript import TranscriptRecorder
 from receptionist.engines.base import (
@@ -167,9 +168,10 @@ class CallSession:
         if not self.ctx.check_tenant_auth(self.tenant, self.ws):
             await self._reject(start, tenant_id, "unauthorized", "bad Exotel credentials")
             return
+        decline = await self._over_budget(self.tenant)
         self.ctx.registry[self.call_sid] = self
         try:
-            await self._converse(start)
+            await self._converse(start, decline=decline)
         finally:
             self.ctx.registry.pop(self.call_sid, None)
             await asyncio.shield(self._persist_end())
@@ -220,7 +222,20 @@ class CallSession:
             self.bad_frame(exc.kind, exc.detail)
             return None
 
-    async def _converse(self, start: exotel.Start) -> None:
+    async def _over_budget(self, tenant: Tenant) -> bool:
+        if self.ctx.budgets is None:
+            return False
+        verdict, spent = await self.ctx.budgets.check(tenant)
+        if verdict is Budget.WARN:
+            self.note(
+                "budget_warning", f"${spent} spent this month (warn ${tenant.budget_warn_usd})"
+            )
+        elif verdict is Budget.OVER:
+            self.ctx.metrics.calls_rejected["budget_exceeded"] += 1
+            self.note("budget_exceeded", f"${spent} spent (limit ${tenant.budget_limit_usd})")
+        return verdict is Budget.OVER
+
+    async def _converse(self, start: exotel.Start, *, decline: bool = False) -> None:
         assert self.tenant is not None
         tenant = self.tenant
         request = EngineRequest(
@@ -260,7 +275,10 @@ class CallSession:
         pump = asyncio.create_task(self._engine_to_caller(engine), name=f"pump-{self.call_sid}")
         watchdog = asyncio.create_task(self._watchdog(engine), name=f"watch-{self.call_sid}")
         try:
-            await engine.say(say_instruction(tenant.greeting))
+            if decline:  # over the monthly budget: a short, polite line, then hang up
+                await self._begin_hangup(engine, "budget_exceeded", tenant.messages.busy)
+            else:
+                await engine.say(say_instruction(tenant.greeting))
             await self._caller_to_engine(engine)
         except Exception as exc:  # a bug or a dead engine socket: end this call, not the server
             if self.status == "in_progress":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from receptionist.bridge.app import BridgeContext, TurnCallback, create_app
+from receptionist.bridge.budget import BudgetGuard
 from receptionist.bridge.recorder import CallRecorder
 from receptionist.config import Settings, load_settings
 from receptionist.engines.base import EngineFactory
@@ -35,6 +36,7 @@ def build_context(
         store=CallRecorder(db, settings.spool_dir),
         on_turn=on_turn,
         worker=worker,
+        budgets=BudgetGuard(db),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
@@ -99,6 +100,9 @@ class Tenant:
     messages: CallMessages
     greeting: str
     prompt_version: str  # short sha256 of prompts, input files and call-type schema
+    # Monthly AI spend (USD): past `warn` it is logged and shown; at `limit` calls are declined.
+    budget_warn_usd: Decimal | None = None
+    budget_limit_usd: Decimal | None = None
     raw_config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property

@@ -16,6 +16,7 @@ import tomllib
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,12 @@ _TOP_KEYS = (
     "model",
     "exotel",
     "messages",
+    "budget",
     "call_types",
 )
 _REQUIRED_TOP = ("name", "owner_phone", "languages", "call_types")
 _EXOTEL_KEYS = ("auth_user_env", "auth_token_env")
+_BUDGET_KEYS = ("monthly_usd_warn", "monthly_usd_limit")
 _CALL_TYPE_KEYS = ("description", "fields")
 _FIELD_KEYS = ("type", "required", "description")
 
@@ -489,6 +492,7 @@ class _Loader:
         out["model"] = model
 
         out["exotel"] = self.check_exotel(config)
+        out["budget"] = self.check_budget(config)
         out["messages"] = self.check_messages(config)
         out["call_types"] = self.check_call_types(config)
         return out if len(self.problems) == before else None
@@ -528,6 +532,27 @@ class _Loader:
                 continue
             out.append(code)
         return tuple(out)
+
+    def check_budget(self, config: dict[str, Any]) -> tuple[Decimal | None, Decimal | None]:
+        table = self.table_value(config, "budget", ())
+        if table is None:
+            return None, None
+        path = ("budget",)
+        self.check_unknown(table, _BUDGET_KEYS, path)
+        values: dict[str, Decimal | None] = {}
+        for key in _BUDGET_KEYS:
+            raw = table.get(key)
+            if raw is None:
+                values[key] = None
+            elif isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
+                self.add_config((*path, key), f"budget.{key} must be a number of US dollars >= 0")
+                values[key] = None
+            else:
+                values[key] = Decimal(str(raw))
+        warn, limit = values["monthly_usd_warn"], values["monthly_usd_limit"]
+        if warn is not None and limit is not None and warn > limit:
+            self.add_config(path, "budget.monthly_usd_warn must not exceed monthly_usd_limit")
+        return warn, limit
 
     def check_exotel(self, config: dict[str, Any]) -> tuple[str | None, str | None]:
         table = self.table_value(config, "exotel", ())
@@ -681,6 +706,7 @@ class _Loader:
         schema = {ct.name: ct.as_schema() for ct in call_types}
         digest.update(json.dumps(schema, sort_keys=True, ensure_ascii=False).encode("utf-8"))
         user_env, token_env = cfg["exotel"]
+        budget_warn, budget_limit = cfg["budget"]
         return Tenant(
             tenant_id=self.tenant_id,
             name=name,
@@ -700,6 +726,8 @@ class _Loader:
             messages=resolve_messages(languages[0], cfg["messages"]),
             greeting=cached_greeting(assistant, tenant_name=name, language=languages[0]),
             prompt_version=digest.hexdigest()[:12],
+            budget_warn_usd=budget_warn,
+            budget_limit_usd=budget_limit,
             raw_config=config,
         )
 
