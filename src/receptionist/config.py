@@ -90,6 +90,15 @@ class Settings(BaseSettings):
         900.0, gt=0, description="Stop waiting for Exotel's final record after this."
     )
 
+    # --- post-call analysis ------------------------------------------------------------------
+    analyzer: Literal["auto", "gemini", "offline"] = Field(
+        "auto", description="auto: Gemini when a key is set, else the offline analyzer."
+    )
+    gemini_analysis_model: str = Field("gemini-2.5-flash", description="Model for analysis.")
+    gemini_analysis_base_url: str | None = Field(
+        None, description="Override the generateContent endpoint (e.g. the local double)."
+    )
+
     # --- post-call pipeline ------------------------------------------------------------------
     run_worker: bool = Field(True, description="`serve` runs a pipeline worker in-process.")
     pipeline_max_attempts: int = Field(5, ge=1, description="Tries per step before `failed`.")

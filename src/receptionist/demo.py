@@ -40,6 +40,7 @@ async def run_demo(settings: Settings, tenant_id: str, *, realtime: bool, consol
                 "gemini_api_key": SecretStr("demo-key"),
                 "gemini_base_url": fake.base_url,
                 "gemini_ca_file": Path(fake.ca_file),
+                "analyzer": "offline",  # the double answers calls, not analysis requests
             }
         )
         db = Database(settings.database_url)

@@ -57,6 +57,7 @@ async def running_bridge(
         "gemini_connect_timeout_s": 5.0,
         "keepalive_interval_s": 0,
         "run_worker": False,  # pipeline tests turn it on
+        "analyzer": "offline",  # the Live double does not serve generateContent
     }
     values.update(settings)
     cfg = load_settings(**values)

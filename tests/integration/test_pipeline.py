@@ -4,6 +4,7 @@ SIGKILL over and over."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -17,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from receptionist.postcall.analysis import NO_CONVERSATION, Analysis
+from receptionist.postcall.gemini_analyzer import GeminiAnalyzer, make_client
 from receptionist.postcall.pipeline import DONE, EXOTEL_DETAILS, ExotelDeps, PipelineDeps
 from receptionist.postcall.pricing import load_pricing
 from receptionist.postcall.wiring import offline_analyzer
@@ -24,6 +26,7 @@ from receptionist.postcall.worker import Worker
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.exotel_api import FakeExotelApi
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedTurn
+from receptionist.sim.gemini_rest import FakeGeminiRest, Fault
 from receptionist.store.calls import FinishedCall, TokenUsage, finish_call, get_call
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import get_exotel_details
@@ -117,7 +120,9 @@ async def test_unknown_price_fails_visibly_and_retry_recovers(db: Database) -> N
 async def test_transient_errors_retry_with_backoff_then_fail(db: Database) -> None:
     calls = 0
 
-    async def flaky(tenant: Tenant, transcript: list[dict[str, Any]], now: datetime) -> Analysis:
+    async def flaky(
+        tenant: Tenant, transcript: list[dict[str, Any]], now: datetime
+    ) -> tuple[Analysis, list[TokenUsage]]:
         nonlocal calls
         calls += 1
         raise ConnectionError("model unreachable")
@@ -134,8 +139,10 @@ async def test_transient_errors_retry_with_backoff_then_fail(db: Database) -> No
 
 
 async def test_invalid_analysis_is_not_retried(db: Database) -> None:
-    async def wrong(tenant: Tenant, transcript: list[dict[str, Any]], now: datetime) -> Analysis:
-        return Analysis(call_type="haircut", summary="?", details={})
+    async def wrong(
+        tenant: Tenant, transcript: list[dict[str, Any]], now: datetime
+    ) -> tuple[Analysis, list[TokenUsage]]:
+        return Analysis(call_type="haircut", summary="?", details={}), []
 
     await saved_call(db, "CApipe6", ORDER)
     await Worker(deps(db, wrong)).drain()
@@ -346,3 +353,60 @@ async def test_exotel_bad_credentials_fail_visibly(db: Database) -> None:
     assert row is not None and row["stage"] == "failed"
     assert "Exotel auth" in row["last_error"]
     assert row["call_type"] == "order"  # everything before it is done
+
+
+# --- the Gemini analyzer (real SDK → generateContent double) ---------------------------------
+
+
+async def _gemini_run(db: Database, fake: FakeGeminiRest, **worker: Any) -> Worker:
+    analyzer = GeminiAnalyzer(make_client("test-key", base_url=fake.base_url)).analyze
+    w = Worker(deps(db, analyzer), **worker)
+    await w.drain()
+    return w
+
+
+async def test_gemini_analysis_and_its_tokens_are_stored_and_costed(db: Database) -> None:
+    await saved_call(db, "CAgem1", ORDER)
+    answer = {
+        "call_type": "order",
+        "summary": "Anita orders six brownies for tomorrow 5 pm.",
+        "details": {"name": "Anita", "phone": "+919812345678", "date": "2026-11-26"},
+    }
+    async with FakeGeminiRest() as fake:
+        fake.script(json.dumps(answer))
+        await _gemini_run(db, fake)
+        request = fake.requests[0]
+    assert request.response_mime_type == "application/json"
+    row = await get_call(db, "CAgem1")
+    assert row is not None and row["stage"] == DONE
+    assert row["call_type"] == "order" and row["summary"] == answer["summary"]
+    assert row["critical_call_details"]["_analyzer"] == "gemini-2.5-flash"
+    usage = {u["purpose"]: u for u in row["usage"]}
+    assert set(usage) == {"live", "analysis"}
+    assert usage["analysis"]["model_name"] == "gemini-2.5-flash"
+    assert usage["analysis"]["input_tokens"] > 0 and usage["analysis"]["total_cost"] is not None
+
+
+async def test_gemini_invalid_twice_fails_with_answers_and_tokens_kept(db: Database) -> None:
+    await saved_call(db, "CAgem2", ORDER)
+    async with FakeGeminiRest() as fake:
+        fake.script("not json at all", '{"call_type": "haircut", "summary": "x", "details": {}}')
+        await _gemini_run(db, fake)
+    row = await get_call(db, "CAgem2")
+    assert row is not None and row["stage"] == "failed" and row["attempts"] == 1
+    assert "not json at all" in row["last_error"] and "haircut" in row["last_error"]
+    assert [u["purpose"] for u in row["usage"] if u["purpose"] == "analysis"] == ["analysis"]
+
+
+async def test_gemini_outage_is_retried(db: Database) -> None:
+    await saved_call(db, "CAgem3", ORDER)
+    async with FakeGeminiRest() as fake:
+        fake.script(Fault(status=503))
+        w = await _gemini_run(db, fake, backoff_base_s=0.05)
+        row = await get_call(db, "CAgem3")
+        assert row is not None and row["stage"] == "transcript_saved" and row["attempts"] == 1
+        assert "analyzer" in row["last_error"]
+        await asyncio.sleep(0.1)
+        await w.drain()  # the double now gives its default (valid) answer
+    row = await get_call(db, "CAgem3")
+    assert row is not None and row["stage"] == DONE

@@ -70,9 +70,7 @@ def test_schema_details_are_union_of_fields_with_mapped_types(tenant: Tenant) ->
     assert set(props) == set(expected)
     for name, spec in expected.items():
         prop = props[name]
-        types_for_name = {
-            s.type for ct in tenant.call_types for s in ct.fields if s.name == name
-        }
+        types_for_name = {s.type for ct in tenant.call_types for s in ct.fields if s.name == name}
         want = TYPE_MAP[spec.type] if len(types_for_name) == 1 else "STRING"
         assert prop["type"] == want, name
         assert spec.description.strip()[:20] in prop["description"]

@@ -202,7 +202,7 @@ def _describe_call_types(tenant: Tenant) -> str:
     for ct in tenant.call_types:
         lines.append(f'- "{ct.name}": {ct.description.strip()}')
         for spec in ct.fields:
-            gemini_type, hint = _FIELD_SCHEMA.get(spec.type, ("STRING", None))
+            _, hint = _FIELD_SCHEMA.get(spec.type, ("STRING", None))
             kind = spec.type if hint is None else f"{spec.type}, {hint}"
             need = "required" if spec.required else "optional"
             lines.append(f"    - {spec.name} ({kind}; {need}): {spec.description.strip()}")
@@ -254,7 +254,7 @@ def build_prompt(
     system = "\n\n".join(
         [
             tenant.analyzer_prompt.strip(),
-            "# Output\nReturn a JSON object with \"call_type\", \"summary\" and \"details\".",
+            '# Output\nReturn a JSON object with "call_type", "summary" and "details".',
             _RULES,
             _describe_call_types(tenant),
             when,
@@ -436,9 +436,7 @@ class GeminiAnalyzer:
                 [],
             )
         system, user = build_prompt(tenant, transcript, now)
-        contents: list[types.Content] = [
-            types.Content(role="user", parts=[types.Part(text=user)])
-        ]
+        contents: list[types.Content] = [types.Content(role="user", parts=[types.Part(text=user)])]
         usage: list[TokenUsage] = []
         raw_answers: list[str] = []
         problems: list[str] = []
@@ -459,7 +457,9 @@ class GeminiAnalyzer:
             if attempt == 0:
                 contents += [
                     types.Content(role="model", parts=[types.Part(text=text or "")]),
-                    types.Content(role="user", parts=[types.Part(text=build_repair_prompt(problems))]),
+                    types.Content(
+                        role="user", parts=[types.Part(text=build_repair_prompt(problems))]
+                    ),
                 ]
         raise AnalysisInvalid(
             f"model {self.model} gave no valid analysis after one repair: " + "; ".join(problems),

@@ -26,8 +26,9 @@ import httpx
 
 from receptionist.postcall.analysis import Analysis, validate_details
 from receptionist.postcall.costs import cost_call
+from receptionist.postcall.gemini_analyzer import AnalysisInvalid, AnalyzerError
 from receptionist.postcall.pricing import PricingTable, UnknownModelPrice
-from receptionist.store.calls import get_call
+from receptionist.store.calls import TokenUsage, get_call, upsert_token_usage
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import upsert_exotel_details
 from receptionist.store.jobs import Claim, advance, defer
@@ -51,7 +52,10 @@ NEXT_STAGE = {
 }
 PENDING_STAGES = tuple(NEXT_STAGE)
 
-Analyzer = Callable[[Tenant, list[dict[str, Any]], datetime], Awaitable[Analysis]]
+# An analyzer returns the analysis and the tokens it spent (none for the offline analyzer).
+Analyzer = Callable[
+    [Tenant, list[dict[str, Any]], datetime], Awaitable[tuple[Analysis, list[TokenUsage]]]
+]
 
 
 class StepError(Exception):
@@ -88,13 +92,17 @@ async def run_step(deps: PipelineDeps, claim: Claim, *, worker_id: str) -> str:
     if claim.stage == TRANSCRIPT_SAVED:
         if row["status"] == "rejected":
             return await _advance(deps, claim, worker_id, DONE, {})
-        analysis = await _analyse(deps, row)
+        analysis, usage = await _analyse(deps, row)
         values = {
             "call_type": analysis.call_type,
             "summary": analysis.summary,
             "critical_call_details": {**analysis.details, "_analyzer": analysis.analyzer},
         }
-        return await _advance(deps, claim, worker_id, ANALYSED, values)
+        async with deps.db.begin(immediate=True) as conn:  # analysis and its tokens: one commit
+            if usage:
+                await upsert_token_usage(conn, claim.call_sid, row["tenant"], usage)
+            ok = await advance(conn, claim, worker_id=worker_id, to_stage=ANALYSED, values=values)
+        return ANALYSED if ok else ""
     if claim.stage == ANALYSED:
         try:
             await cost_call(deps.db, claim.call_sid, deps.pricing)
@@ -116,16 +124,26 @@ async def _advance(
     return to_stage if ok else ""
 
 
-async def _analyse(deps: PipelineDeps, row: dict[str, Any]) -> Analysis:
+async def _analyse(deps: PipelineDeps, row: dict[str, Any]) -> tuple[Analysis, list[TokenUsage]]:
     try:
         tenant = deps.tenants.get_any(row["tenant"] or "")
     except TenantError as exc:  # deleted or broken since the call: a person must look
         raise StepError(f"tenant unavailable: {exc}", retryable=False) from exc
-    analysis = await deps.analyzer(tenant, row["transcript"] or [], utcnow())
+    try:
+        analysis, usage = await deps.analyzer(tenant, row["transcript"] or [], utcnow())
+    except AnalysisInvalid as exc:
+        # The tokens were spent all the same, and the answers are kept for a person to read.
+        if exc.usage:
+            async with deps.db.begin(immediate=True) as conn:
+                await upsert_token_usage(conn, row["call_sid"], row["tenant"], list(exc.usage))
+        raw = " | ".join(a[:400] for a in exc.raw_answers)
+        raise StepError(f"analysis invalid: {exc}; answers: {raw}", retryable=False) from exc
+    except AnalyzerError as exc:
+        raise StepError(f"analyzer: {exc}", retryable=exc.retryable) from exc
     problems = validate_details(tenant, analysis.call_type, analysis.details)
     if problems:
         raise StepError(f"analysis invalid: {'; '.join(problems)[:500]}", retryable=False)
-    return analysis
+    return analysis, usage
 
 
 async def _exotel_details(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -9,36 +10,37 @@ import httpx
 
 from receptionist.config import Settings, SettingsError
 from receptionist.postcall.analysis import Analysis
+from receptionist.postcall.gemini_analyzer import GeminiAnalyzer, make_client
 from receptionist.postcall.offline_analyzer import analyze_offline
-from receptionist.postcall.pipeline import ExotelDeps, PipelineDeps
+from receptionist.postcall.pipeline import Analyzer, ExotelDeps, PipelineDeps
 from receptionist.postcall.pricing import PricingError, load_pricing
 from receptionist.postcall.worker import Worker
+from receptionist.store.calls import TokenUsage
 from receptionist.store.db import Database
 from receptionist.telephony.exotel_api import ExotelApiConfig
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantRepository
 
+log = logging.getLogger("receptionist.pipeline")
+
 
 async def offline_analyzer(
     tenant: Tenant, transcript: list[dict[str, Any]], now: datetime
-) -> Analysis:
-    return analyze_offline(tenant, transcript, now=now)
+) -> tuple[Analysis, list[TokenUsage]]:
+    return analyze_offline(tenant, transcript, now=now), []
 
 
-def pipeline_deps(settings: Settings, db: Database, tenants: TenantRepository) -> PipelineDeps:
-    try:
-        pricing = load_pricing(settings.pricing_file)
-    except PricingError as exc:
-        raise SettingsError(f"setting PRICING_FILE: {exc}") from None
-    # The Gemini analyzer comes with the generateContent client; until then every call is
-    # analysed by the offline analyzer, and the row says so.
-    return PipelineDeps(
-        db=db,
-        tenants=tenants,
-        pricing=pricing,
-        analyzer=offline_analyzer,
-        exotel=exotel_deps(settings),
-    )
+def choose_analyzer(settings: Settings) -> Analyzer:
+    """Gemini when a key is set (unless ANALYZER=offline), else the offline analyzer."""
+    key = settings.gemini_key
+    if settings.analyzer == "offline" or (settings.analyzer == "auto" and not key):
+        log.info("post-call analysis: offline analyzer (no model)")
+        return offline_analyzer
+    if not key:
+        raise SettingsError("setting ANALYZER: `gemini` needs GEMINI_API_KEY")
+    client = make_client(key, base_url=settings.gemini_analysis_base_url)
+    log.info("post-call analysis: %s", settings.gemini_analysis_model)
+    return GeminiAnalyzer(client, settings.gemini_analysis_model).analyze
 
 
 def exotel_deps(settings: Settings) -> ExotelDeps | None:
@@ -53,6 +55,20 @@ def exotel_deps(settings: Settings) -> ExotelDeps | None:
     )
     return ExotelDeps(
         config=config, http=httpx.AsyncClient(), deadline_s=settings.exotel_details_deadline_s
+    )
+
+
+def pipeline_deps(settings: Settings, db: Database, tenants: TenantRepository) -> PipelineDeps:
+    try:
+        pricing = load_pricing(settings.pricing_file)
+    except PricingError as exc:
+        raise SettingsError(f"setting PRICING_FILE: {exc}") from None
+    return PipelineDeps(
+        db=db,
+        tenants=tenants,
+        pricing=pricing,
+        analyzer=choose_analyzer(settings),
+        exotel=exotel_deps(settings),
     )
 
 

@@ -38,7 +38,7 @@ import contextlib
 import math
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -51,8 +51,8 @@ from receptionist.bridge.server import serve_in_process
 
 __all__ = [
     "INVALID_KEY_MESSAGE",
-    "Fault",
     "FakeGeminiRest",
+    "Fault",
     "RestRequest",
     "default_answer",
 ]
@@ -211,9 +211,7 @@ def _error(status: int, message: str, *, details: list[dict[str, Any]] | None = 
     }
     if details:
         err["details"] = details
-    return Response(
-        orjson.dumps({"error": err}), status_code=status, media_type="application/json"
-    )
+    return Response(orjson.dumps({"error": err}), status_code=status, media_type="application/json")
 
 
 class FakeGeminiRest:
@@ -229,6 +227,7 @@ class FakeGeminiRest:
             routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT"])]
         )
         self._stack: contextlib.AsyncExitStack | None = None
+        self._closing = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -241,12 +240,14 @@ class FakeGeminiRest:
     async def start(self) -> None:
         if self._stack is not None:
             return
+        self._closing = asyncio.Event()
         stack = contextlib.AsyncExitStack()
         self.port = await stack.enter_async_context(serve_in_process(self.app))
         self._stack = stack
 
     async def stop(self) -> None:
         stack, self._stack = self._stack, None
+        self._closing.set()  # cut scripted delays short so the server can stop at once
         if stack is not None:
             await stack.aclose()
 
@@ -303,7 +304,8 @@ class FakeGeminiRest:
         text: str | None
         if isinstance(answer, Fault):
             if answer.delay_s > 0:
-                await asyncio.sleep(answer.delay_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), answer.delay_s)
             if answer.status is not None:
                 msg = answer.message or _STATUS_MESSAGES.get(answer.status, "Error.")
                 return _error(answer.status, msg)
