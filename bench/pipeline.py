@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -36,12 +37,12 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.pg
 
-import sqlalchemy as sa  # noqa: E402
-from _common import REPO_ROOT, git_commit, machine_info, percentile  # noqa: E402
+import sqlalchemy as sa
 
-from receptionist.store.calls import FinishedCall, TokenUsage, finish_call  # noqa: E402
-from receptionist.store.db import Database  # noqa: E402
-from receptionist.store.schema import call_details  # noqa: E402
+from _common import REPO_ROOT, git_commit, machine_info, percentile
+from receptionist.store.calls import FinishedCall, TokenUsage, finish_call
+from receptionist.store.db import Database
+from receptionist.store.schema import call_details
 
 MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
 POLL_S = 0.02
@@ -222,9 +223,7 @@ async def _wait_stage_done(db: Database, sids: list[str], workers: list[WorkerPr
                 return
             for w in workers:
                 if not w.alive():
-                    raise RuntimeError(
-                        f"worker {w.idx} exited:\n" + "\n".join(w.log_lines()[-30:])
-                    )
+                    raise RuntimeError(f"worker {w.idx} exited:\n" + "\n".join(w.log_lines()[-30:]))
             await asyncio.sleep(0.05)
 
 
@@ -347,7 +346,7 @@ async def run_one(db_url: str, kind: str, n_workers: int, args: Any, tmp: Path, 
     first_hangup = min(hangup.values())
     last_hangup = max(hangup.values())
     span = t_end - first_hangup
-    gaps = [b - a for a, b in zip(poll_times, poll_times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(poll_times)]
     worker_cpu_ms = [round((b - a) * 1000, 1) for a, b in zip(cpu0, cpu1, strict=True)]
     db_cpu_ms = sum(v - db_cpu0.get(pid, 0.0) for pid, v in db_cpu1.items()) * 1000
     n = len(sids)

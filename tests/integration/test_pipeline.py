@@ -282,7 +282,12 @@ async def test_worker_survives_a_database_outage() -> None:
 
 
 async def _exotel_run(
-    db: Database, fake: FakeExotelApi, *, deadline_s: float = 60.0, rounds: int = 1
+    db: Database,
+    fake: FakeExotelApi,
+    *,
+    deadline_s: float = 60.0,
+    rounds: int = 1,
+    backoff_base_s: float = 5.0,
 ) -> Worker:
     async with httpx.AsyncClient() as http:
         ex = ExotelDeps(
@@ -294,7 +299,9 @@ async def _exotel_run(
             first_delay_s=0.05,
             max_delay_s=0.1,
         )
-        w = Worker(PipelineDeps(**{**deps(db).__dict__, "exotel": ex}))
+        w = Worker(
+            PipelineDeps(**{**deps(db).__dict__, "exotel": ex}), backoff_base_s=backoff_base_s
+        )
         for _ in range(rounds):
             await w.drain()
             await asyncio.sleep(0.15)
@@ -409,4 +416,27 @@ async def test_gemini_outage_is_retried(db: Database) -> None:
         await asyncio.sleep(0.1)
         await w.drain()  # the double now gives its default (valid) answer
     row = await get_call(db, "CAgem3")
+    assert row is not None and row["stage"] == DONE
+
+
+async def test_call_of_a_vanished_tenant_fails_with_a_clear_reason(db: Database) -> None:
+    await saved_call(db, "CAgone", ORDER, tenant="closedshop")
+    await Worker(deps(db)).drain()
+    row = await get_call(db, "CAgone")
+    assert row is not None and row["stage"] == "failed" and row["attempts"] == 1
+    assert "tenant unavailable" in row["last_error"] and "closedshop" in row["last_error"]
+
+
+async def test_exotel_outage_is_retried_then_fetched(db: Database) -> None:
+    await saved_call(db, "CAexo6", ORDER)
+    async with FakeExotelApi(account_sid="ACtest", api_key="key", api_token="token") as fake:
+        fake.add_call("CAexo6", from_number="0981", to_number="0804")
+        fake.fail_next(1, status=503)
+        await _exotel_run(db, fake, backoff_base_s=0.05)
+        row = await get_call(db, "CAexo6")
+        assert row is not None and row["stage"] == EXOTEL_DETAILS
+        assert "Exotel server" in row["last_error"]
+        await asyncio.sleep(0.1)  # the retry is due after the backoff
+        await _exotel_run(db, fake)
+    row = await get_call(db, "CAexo6")
     assert row is not None and row["stage"] == DONE

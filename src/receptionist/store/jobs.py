@@ -50,14 +50,16 @@ async def claim(
     limit: int = 1,
     now: datetime | None = None,
 ) -> list[Claim]:
-    """Claim up to `limit` calls with work due in `stages`; oldest due first."""
+    """Claim up to `limit` calls with work due in `stages`; earliest hang-up first."""
     now = now or utcnow()
     expires = now + timedelta(seconds=lease_s)
     c = call_details.c
     pick = (
         sa.select(c.id)
         .where(_due(stages, now))
-        .order_by(sa.func.coalesce(c.next_attempt_at, c.ended_at, c.created_at), c.id)
+        # Earliest hang-up first, whatever its stage: a call is carried through to the end
+        # before later ones, instead of every call's step 1, then every call's step 2 ...
+        .order_by(sa.func.coalesce(c.ended_at, c.created_at), c.id)
         .limit(limit)
     )
     if db.dialect == "postgresql":
