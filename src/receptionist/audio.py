@@ -52,11 +52,14 @@ def duration_ms(pcm_len: int, sample_rate: int) -> float:
 
 
 def rms(pcm: bytes) -> float:
-    if len(pcm) < 2:
+    """RMS on the int16 scale (0.0 for empty input; a trailing odd byte is ignored)."""
+    n = len(pcm) // 2
+    if n == 0:
         return 0.0
-    x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-    return float(np.sqrt(np.mean(x * x)))
+    x = np.frombuffer(pcm, dtype="<i2", count=n).astype(np.float32)
+    return float(np.sqrt(np.dot(x, x) / n))
 
 
-def silence(ms: int, sample_rate: int) -> bytes:
-    return b"\x00\x00" * (sample_rate * ms // 1000)
+def silence(ms: float, sample_rate: int) -> bytes:
+    """``ms`` milliseconds of digital silence."""
+    return bytes(2 * round(ms * sample_rate / 1000.0))

@@ -19,6 +19,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from receptionist.audio import rms as rms_int16
+from receptionist.audio import silence
+
 __all__ = [
     "CHAR_MS",
     "MIN_UTTERANCE_MS",
@@ -96,18 +99,3 @@ def synth_speech(text: str, sample_rate: int) -> bytes:
         gate[-fade:] *= ramp[::-1]
     wave *= gate
     return np.clip(np.round(wave), -32768, 32767).astype("<i2").tobytes()
-
-
-def silence(ms: float, sample_rate: int) -> bytes:
-    """``ms`` milliseconds of digital silence as 16-bit LE mono PCM."""
-    return bytes(2 * round(ms * sample_rate / 1000.0))
-
-
-def rms_int16(pcm: bytes) -> float:
-    """RMS of 16-bit LE PCM on the int16 scale (0.0 for empty input; a trailing odd byte is
-    ignored)."""
-    n = len(pcm) // 2
-    if n == 0:
-        return 0.0
-    x = np.frombuffer(pcm, dtype="<i2", count=n).astype(np.float32)
-    return float(np.sqrt(np.dot(x, x) / n))
