@@ -100,6 +100,13 @@ def git_commit() -> str | None:
     return None
 
 
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    """Write a bench's result (creating the folder) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str, ensure_ascii=False) + "\n")
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -42,6 +42,7 @@ from _common import (
     measure_floor,
     percentile,
     short_lines,
+    write_json,
 )
 
 BUDGET = {
@@ -788,9 +789,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     print_table(res)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")
-        log(f"wrote {args.json}")
+        write_json(args.json, res)
     return 0 if res["figures"]["calls_failed"] == 0 else 1
 
 

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import json
 import os
 import random
 import shutil
@@ -39,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.pg
 
 import sqlalchemy as sa
 
-from _common import REPO_ROOT, git_commit, machine_info, percentile
+from _common import REPO_ROOT, git_commit, machine_info, percentile, write_json
 from receptionist.store.calls import FinishedCall, TokenUsage, finish_call
 from receptionist.store.db import Database
 from receptionist.store.schema import call_details
@@ -566,9 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     print_table(res)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")
-        log(f"wrote {args.json}")
+        write_json(args.json, res)
     return 0 if all(r["figures"]["calls_failed"] == 0 for r in res["runs"]) else 1
 
 
