@@ -5,14 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from receptionist.config import Settings, SettingsError, load_settings
 from receptionist.logs import setup_logging
+from receptionist.store.db import Database
+
+if TYPE_CHECKING:
+    from receptionist.tenants.model import Tenant
+
+T = TypeVar("T")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 tenants_app = typer.Typer(no_args_is_help=True, help="Tenant folders: list, validate, sync.")
@@ -68,7 +75,7 @@ def serve(
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    _run(_prepare_database(settings))
+    _with_db(settings, _nothing, upgrade=True)
     uvicorn.run(
         "receptionist.bridge.wiring:app_from_env",
         factory=True,
@@ -79,14 +86,26 @@ def serve(
     )
 
 
-async def _prepare_database(settings: Settings) -> None:
-    from receptionist.store.db import Database
+def _with_db(
+    settings: Settings, fn: Callable[[Database], Awaitable[T]], *, upgrade: bool = False
+) -> T:
+    """Open the database, (migrate it,) run `fn` on it, close it: one command's whole use."""
 
-    db = Database(settings.database_url)
-    try:
-        await db.upgrade()
-    finally:
-        await db.dispose()
+    async def go() -> T:
+        db = Database(settings.database_url)
+        try:
+            if upgrade:
+                await db.upgrade()
+            return await fn(db)
+        finally:
+            await db.dispose()
+
+    result: T = _run(go())
+    return result
+
+
+async def _nothing(db: Database) -> None:
+    return None
 
 
 # --- demo -------------------------------------------------------------------------------------
@@ -162,7 +181,6 @@ def worker(
 
     async def go() -> None:
         from receptionist.postcall.wiring import make_worker, pipeline_deps
-        from receptionist.store.db import Database
         from receptionist.tenants.repository import TenantRepository
 
         db = Database(settings.database_url)
@@ -202,19 +220,10 @@ def costs(
     settings = _settings()
     month = month or datetime.now(UTC).strftime("%Y-%m")
 
-    async def go() -> Any:
-        from receptionist.postcall.costs import monthly_spend
-        from receptionist.store.db import Database
+    from receptionist.postcall.costs import costs_table, monthly_spend
 
-        db = Database(settings.database_url)
-        try:
-            return await monthly_spend(db, tenant=tenant, month=month)
-        finally:
-            await db.dispose()
-
-    from receptionist.postcall.costs import costs_table
-
-    console.print(costs_table(_run(go()), settings.usd_inr_rate, title=f"AI costs {month}"))
+    rows = _with_db(settings, lambda db: monthly_spend(db, tenant=tenant, month=month))
+    console.print(costs_table(rows, settings.usd_inr_rate, title=f"AI costs {month}"))
 
 
 # --- tenants ----------------------------------------------------------------------------------
@@ -259,39 +268,34 @@ def tenants_validate(
 @tenants_app.command("sync")
 def tenants_sync() -> None:
     """Upsert every valid tenant into the tenant_configs table."""
-    settings = _settings()
-    raise typer.Exit(_run(_sync_tenants(settings)))
-
-
-async def _sync_tenants(settings: Settings) -> int:
-    from receptionist.store.db import Database
-    from receptionist.store.tenant_configs import TenantConfigRow, upsert_tenant
     from receptionist.tenants.repository import TenantRepository
 
+    settings = _settings()
     loaded, broken = TenantRepository(settings.tenants_dir).load_all()
-    db = Database(settings.database_url)
-    try:
-        await db.upgrade()
-        for t in loaded:
-            changed = await upsert_tenant(
-                db,
-                TenantConfigRow(
-                    tenant_id=t.tenant_id,
-                    tenant_name=t.name,
-                    owner_phone=t.owner_phone,
-                    is_active=t.active,
-                    languages=list(t.languages),
-                    call_type_schema=t.call_type_schema,
-                    config=t.raw_config,
-                    prompt_version=t.prompt_version,
-                ),
-            )
-            console.print(f"{'updated' if changed else 'unchanged':<9} {t.tenant_id}")
-    finally:
-        await db.dispose()
+    _with_db(settings, lambda db: _sync_tenants(db, loaded), upgrade=True)
     for tid, problems in broken.items():
         console.print(f"[red]skipped[/red]   {tid}: {problems[0]}", highlight=False)
-    return 1 if broken else 0
+    raise typer.Exit(1 if broken else 0)
+
+
+async def _sync_tenants(db: Database, loaded: list[Tenant]) -> None:
+    from receptionist.store.tenant_configs import TenantConfigRow, upsert_tenant
+
+    for t in loaded:
+        changed = await upsert_tenant(
+            db,
+            TenantConfigRow(
+                tenant_id=t.tenant_id,
+                tenant_name=t.name,
+                owner_phone=t.owner_phone,
+                is_active=t.active,
+                languages=list(t.languages),
+                call_type_schema=t.call_type_schema,
+                config=t.raw_config,
+                prompt_version=t.prompt_version,
+            ),
+        )
+        console.print(f"{'updated' if changed else 'unchanged':<9} {t.tenant_id}")
 
 
 # --- db ---------------------------------------------------------------------------------------
@@ -301,9 +305,7 @@ async def _sync_tenants(settings: Settings) -> int:
 def db_upgrade() -> None:
     """Create or migrate the tables (idempotent)."""
     settings = _settings()
-    _run(_prepare_database(settings))
-    from receptionist.store.db import Database
-
+    _with_db(settings, _nothing, upgrade=True)
     console.print(f"database at {Database.redact(settings.database_url)} is up to date")
 
 
@@ -312,18 +314,12 @@ def db_replay_spool() -> None:
     """Write calls saved to the spool folder (database was down) into the database."""
     settings = _settings()
 
-    async def go() -> int:
-        from receptionist.bridge.recorder import CallRecorder
-        from receptionist.store.db import Database
+    from receptionist.bridge.recorder import CallRecorder
 
-        db = Database(settings.database_url)
-        try:
-            await db.upgrade()
-            return await CallRecorder(db, settings.spool_dir).replay_spool()
-        finally:
-            await db.dispose()
-
-    console.print(f"replayed {_run(go())} call(s)")
+    saved = _with_db(
+        settings, lambda db: CallRecorder(db, settings.spool_dir).replay_spool(), upgrade=True
+    )
+    console.print(f"replayed {saved} call(s)")
 
 
 # --- calls ------------------------------------------------------------------------------------
@@ -337,17 +333,9 @@ def calls_list(
     """The latest calls."""
     settings = _settings()
 
-    async def go() -> list[dict[str, Any]]:
-        from receptionist.store.calls import list_calls
-        from receptionist.store.db import Database
+    from receptionist.store.calls import list_calls
 
-        db = Database(settings.database_url)
-        try:
-            return await list_calls(db, tenant=tenant, limit=limit)
-        finally:
-            await db.dispose()
-
-    for row in _run(go()):
+    for row in _with_db(settings, lambda db: list_calls(db, tenant=tenant, limit=limit)):
         turns = len(row.get("transcript") or [])
         console.print(
             f"{row['started_at']!s:<26} {row['call_sid']:<24} {row['tenant'] or '-':<10} "
@@ -369,17 +357,9 @@ def calls_retry(
         raise typer.Exit(2)
     settings = _settings()
 
-    async def go() -> bool:
-        from receptionist.store.db import Database
-        from receptionist.store.jobs import reschedule
+    from receptionist.store.jobs import reschedule
 
-        db = Database(settings.database_url)
-        try:
-            return await reschedule(db, call_sid, stage=stage)
-        finally:
-            await db.dispose()
-
-    if not _run(go()):
+    if not _with_db(settings, lambda db: reschedule(db, call_sid, stage=stage)):
         typer.echo(f"no call {call_sid!r}", err=True)
         raise typer.Exit(1)
     console.print(f"call {call_sid} will be processed again from {stage}")
@@ -390,17 +370,9 @@ def calls_show(call_sid: str) -> None:
     """One call as JSON: transcript, usage, stats, events."""
     settings = _settings()
 
-    async def go() -> dict[str, Any] | None:
-        from receptionist.store.calls import get_call
-        from receptionist.store.db import Database
+    from receptionist.store.calls import get_call
 
-        db = Database(settings.database_url)
-        try:
-            return await get_call(db, call_sid)
-        finally:
-            await db.dispose()
-
-    row = _run(go())
+    row = _with_db(settings, lambda db: get_call(db, call_sid))
     if row is None:
         err.print(f"no call {call_sid!r}")
         raise typer.Exit(1)

@@ -193,19 +193,6 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _int(value: Any) -> int | None:
-    text = _text(value)
-    if text is None:
-        return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    if not number.is_finite() or number != number.to_integral_value() or number < 0:
-        return None
-    return int(number)
-
-
 def _decimal(value: Any) -> Decimal | None:
     text = _text(value)
     if text is None:
@@ -215,6 +202,14 @@ def _decimal(value: Any) -> Decimal | None:
     except InvalidOperation:
         return None
     return number if number.is_finite() else None
+
+
+def _int(value: Any) -> int | None:
+    """A whole, non-negative number (durations), else None."""
+    number = _decimal(value)
+    if number is None or number != number.to_integral_value() or number < 0:
+        return None
+    return int(number)
 
 
 def _time(value: Any, tz: tzinfo) -> datetime | None:
