@@ -354,6 +354,8 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             TENANTS_DIR=str(REPO_ROOT / "tenants"),
             SPOOL_DIR=str(tmp / "spool"),
             LOG_LEVEL="WARNING",
+            # The bridge alone: post-call work has its own bench (bench/pipeline.py).
+            RUN_WORKER="false",
             WORKERS=str(args.workers),
             HOST="127.0.0.1",
             PORT=str(port),
