@@ -13,6 +13,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+from .actions import ActionRule, Template, WhatsAppSender
 from .messages import CallMessages, language_name
 
 __all__ = [
@@ -103,6 +104,10 @@ class Tenant:
     # Monthly AI spend (USD): past `warn` it is logged and shown; at `limit` calls are declined.
     budget_warn_usd: Decimal | None = None
     budget_limit_usd: Decimal | None = None
+    # What to send after each call (see actions.py); none declared means nothing is sent.
+    templates: tuple[Template, ...] = ()
+    actions: tuple[ActionRule, ...] = ()
+    whatsapp: WhatsAppSender | None = None
     raw_config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
@@ -140,6 +145,15 @@ class Tenant:
             if ct.name == name:
                 return ct
         return None
+
+    def template(self, name: str) -> Template | None:
+        for t in self.templates:
+            if t.name == name:
+                return t
+        return None
+
+    def actions_for(self, call_type: str) -> tuple[ActionRule, ...]:
+        return tuple(a for a in self.actions if a.call_type == call_type)
 
     def exotel_credentials(
         self, environ: Mapping[str, str] | None = None
