@@ -26,10 +26,12 @@ tenants_app = typer.Typer(no_args_is_help=True, help="Tenant folders: list, vali
 db_app = typer.Typer(no_args_is_help=True, help="Database: migrations and spool replay.")
 calls_app = typer.Typer(no_args_is_help=True, help="Stored calls.")
 sim_app = typer.Typer(no_args_is_help=True, help="Local doubles of the external services.")
+messages_app = typer.Typer(no_args_is_help=True, help="WhatsApp messages sent after calls.")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(db_app, name="db")
 app.add_typer(calls_app, name="calls")
 app.add_typer(sim_app, name="sim")
+app.add_typer(messages_app, name="messages")
 
 console = Console()
 err = Console(stderr=True)
@@ -180,15 +182,13 @@ def worker(
     settings = _settings()
 
     async def go() -> None:
-        from receptionist.postcall.wiring import make_worker, pipeline_deps
+        from receptionist.postcall.wiring import worker_from_settings
         from receptionist.tenants.repository import TenantRepository
 
         db = Database(settings.database_url)
         try:
             await db.upgrade()
-            w = make_worker(
-                settings, pipeline_deps(settings, db, TenantRepository(settings.tenants_dir))
-            )
+            w = worker_from_settings(settings, db, TenantRepository(settings.tenants_dir))
             if once:
                 console.print(f"ran {await w.drain()} step(s)")
                 return
@@ -367,16 +367,60 @@ def calls_retry(
 
 @calls_app.command("show")
 def calls_show(call_sid: str) -> None:
-    """One call as JSON: transcript, usage, stats, events."""
+    """One call as JSON: transcript, usage, stats, events, messages."""
     settings = _settings()
 
     from receptionist.store.calls import get_call
+    from receptionist.store.notifications import list_notifications
 
-    row = _with_db(settings, lambda db: get_call(db, call_sid))
+    async def load(db: Database) -> dict[str, Any] | None:
+        row = await get_call(db, call_sid)
+        if row is not None:
+            row["messages"] = await list_notifications(db, call_sid=call_sid)
+        return row
+
+    row = _with_db(settings, load)
     if row is None:
         err.print(f"no call {call_sid!r}")
         raise typer.Exit(1)
     sys.stdout.write(json.dumps(row, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+@messages_app.command("list")
+def messages_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    call: Annotated[str | None, typer.Option(help="Only this call.")] = None,
+    status: Annotated[str | None, typer.Option(help="queued, sent, failed, unknown ...")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+) -> None:
+    """The latest messages, with their status and, when they did not go out, why."""
+    settings = _settings()
+
+    from receptionist.notify.report import message_line
+    from receptionist.store.notifications import list_notifications
+
+    rows = _with_db(
+        settings,
+        lambda db: list_notifications(db, tenant=tenant, call_sid=call, status=status, limit=limit),
+    )
+    for row in rows:
+        console.print(message_line(row), highlight=False)
+
+
+@messages_app.command("resend")
+def messages_resend(message_id: int) -> None:
+    """Send a `failed` or `unknown` message again (after checking it did not arrive)."""
+    settings = _settings()
+
+    from receptionist.store.notifications import requeue
+
+    if not _with_db(settings, lambda db: requeue(db, message_id)):
+        typer.echo(f"no failed or unknown message {message_id}", err=True)
+        raise typer.Exit(1)
+    console.print(f"message {message_id} is queued again")
 
 
 # --- sim --------------------------------------------------------------------------------------

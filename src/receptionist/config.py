@@ -107,6 +107,32 @@ class Settings(BaseSettings):
     pricing_file: Path | None = Field(None, description="Own pricing table (TOML).")
     usd_inr_rate: Decimal = Field(Decimal("84"), gt=0, description="For costs shown in INR.")
 
+    # --- WhatsApp messages after calls --------------------------------------------------------
+    notify_provider: Literal["auto", "log", "msg91"] = Field(
+        "auto", description="auto: MSG91 when MSG91_AUTH_KEY is set, else log (nothing leaves)."
+    )
+    msg91_auth_key: SecretStr | None = Field(None, description="MSG91 auth key.")
+    msg91_integrated_number: str | None = Field(
+        None, description="Default WhatsApp sender number (digits with country code)."
+    )
+    msg91_base_url: str = Field("https://api.msg91.com", description="Override, e.g. the double.")
+    msg91_timeout_s: float = Field(10.0, gt=0, description="Wait for MSG91's answer this long.")
+    msg91_webhook_secret: SecretStr | None = Field(
+        None, description="Shared secret the delivery webhook must present."
+    )
+    notify_ai: Literal["auto", "off"] = Field(
+        "auto", description="auto: Gemini writes `write` variables when a key is set."
+    )
+    notify_max_attempts: int = Field(5, ge=1, description="Sends tried before `failed`.")
+    notify_backoff_s: float = Field(5.0, gt=0, description="First resend delay (doubles).")
+    notify_concurrency: int = Field(8, ge=1, description="Messages in flight per process.")
+    notify_confirm_window_s: float = Field(
+        600.0,
+        ge=0,
+        description="An ambiguous send with no delivery report after this is sent again; "
+        "0 leaves it `unknown` for a person.",
+    )
+
     # --- operations ----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = Field(False, description="One JSON object per log line.")

@@ -18,11 +18,13 @@ from receptionist.bridge.server import serve_in_process, uvicorn_options
 from receptionist.bridge.session import CallSession
 from receptionist.bridge.wiring import build_context
 from receptionist.config import Settings
+from receptionist.notify.report import message_line
 from receptionist.sim.caller import CallerScript, CallOptions, TranscriptEvent, place_call
 from receptionist.sim.gemini_live import FakeGeminiLive
 from receptionist.sim.scenarios import caller_lines, live_script
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
+from receptionist.store.notifications import list_notifications
 from receptionist.tenants.repository import TenantError, TenantRepository
 
 
@@ -67,6 +69,7 @@ async def run_demo(settings: Settings, tenant_id: str, *, realtime: bool, consol
                 CallerScript(utterances=caller_lines(tenant_id)),
             )
             row = await _after_pipeline(db, result.call_sid)
+            messages = await _messages_settled(db, result.call_sid)
         await db.dispose()
     console.print()
     if not result.ok or row is None:
@@ -93,7 +96,25 @@ async def run_demo(settings: Settings, tenant_id: str, *, realtime: bool, consol
         + "\n".join(f"  {k}: {v}" for k, v in details.items()),
         highlight=False,
     )
+    console.print(
+        f"[bold]WhatsApp messages[/bold] ({len(messages)}; provider "
+        f"{messages[0]['provider'] if messages else '-'}: set MSG91_AUTH_KEY to really send)",
+        highlight=False,
+    )
+    for message in messages:
+        console.print("  " + message_line(message).replace("\n", "\n  "), highlight=False)
     return 0
+
+
+async def _messages_settled(db: Database, call_sid: str) -> list[dict[str, Any]]:
+    """The call's messages once none is waiting to be sent (or after 5 s)."""
+    rows: list[dict[str, Any]] = []
+    for _ in range(100):
+        rows = await list_notifications(db, call_sid=call_sid)
+        if all(r["status"] not in ("queued", "sending") for r in rows):
+            break
+        await asyncio.sleep(0.05)
+    return sorted(rows, key=lambda r: r["id"])
 
 
 async def _after_pipeline(db: Database, call_sid: str) -> dict[str, Any] | None:

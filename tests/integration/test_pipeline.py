@@ -93,7 +93,7 @@ async def test_stages_to_done_with_analysis_and_cost(db: Database) -> None:
     await saved_call(db, "CApipe2", [])
     await saved_call(db, "CApipe3", [], status="rejected")
     steps = await Worker(deps(db)).drain()
-    assert steps == 4 + 4 + 1
+    assert steps == 5 + 5 + 1
     order = await get_call(db, "CApipe1")
     assert order is not None and order["stage"] == DONE
     assert order["call_type"] == "order"
@@ -181,9 +181,10 @@ async def _progress(db: Database) -> int:
     """How many steps are done or claimed so far, summed over all calls."""
     rank = sa.case(
         (call_details.c.stage == "analysed", 1),
-        (call_details.c.stage == "costed", 2),
-        (call_details.c.stage == EXOTEL_DETAILS, 3),
-        (call_details.c.stage == DONE, 4),
+        (call_details.c.stage == "messages_queued", 2),
+        (call_details.c.stage == "costed", 3),
+        (call_details.c.stage == EXOTEL_DETAILS, 4),
+        (call_details.c.stage == DONE, 5),
         else_=0,
     )
     async with db.session() as conn:
@@ -226,8 +227,8 @@ async def test_sigkill_at_any_moment_loses_nothing_and_repeats_nothing(
         kills += 1
     await asyncio.sleep(1.2)  # the last victim's lease expires
     steps_before = await _progress(db)
-    print(f"steps done before the final run: {steps_before} of {4 * n_calls}")
-    assert 0 < steps_before < 4 * n_calls, "the kills must land while work is in flight"
+    print(f"steps done before the final run: {steps_before} of {5 * n_calls}")
+    assert 0 < steps_before < 5 * n_calls, "the kills must land while work is in flight"
     done = await asyncio.create_subprocess_exec(
         *_worker_cmd("--once"), env=env, cwd=REPO, stderr=asyncio.subprocess.PIPE
     )

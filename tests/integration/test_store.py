@@ -111,11 +111,13 @@ async def _usage_rows(db: Database) -> list[dict]:
 
 # --- migrations --------------------------------------------------------------------------------
 
+HEAD = "0002_notification_delivery"
+
 
 async def test_upgrade_is_idempotent(db: Database) -> None:
     await db.upgrade()
     await db.upgrade()
-    assert await db.current_revision() == "0001_initial"
+    assert await db.current_revision() == HEAD
     async with db.session() as conn:
         names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
     assert {
@@ -143,7 +145,24 @@ async def test_downgrade_to_base_and_back(db: Database) -> None:
     await db.downgrade("base")
     assert await db.current_revision() is None
     await db.upgrade()
-    assert await db.current_revision() == "0001_initial"
+    assert await db.current_revision() == HEAD
+
+
+async def test_upgrade_from_first_revision_keeps_notifications(db: Database) -> None:
+    """A database made by 0001 with a message in it upgrades: the row survives, `pending`
+    becomes `queued`, and the new columns have their defaults."""
+    await db.downgrade("0001_initial")
+    async with db.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO notifications (call_sid, status, idempotency_key, attempts) "
+                "VALUES ('CAold', 'pending', 'CAold:owner:t', 0)"
+            )
+        )
+    await db.upgrade()
+    async with db.session() as conn:
+        row = (await conn.execute(sa.text("SELECT status, urgent FROM notifications"))).one()
+    assert row.status == "queued" and not row.urgent
 
 
 async def test_concurrent_upgrades_of_a_fresh_database(db: Database) -> None:
@@ -155,7 +174,7 @@ async def test_concurrent_upgrades_of_a_fresh_database(db: Database) -> None:
     finally:
         for o in others:
             await o.dispose()
-    assert await db.current_revision() == "0001_initial"
+    assert await db.current_revision() == HEAD
 
 
 async def test_ping(db: Database) -> None:

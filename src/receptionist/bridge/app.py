@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -29,6 +30,7 @@ from receptionist.bridge.recorder import CallRecorder
 from receptionist.bridge.session import CallSession
 from receptionist.config import Settings
 from receptionist.engines.base import EngineFactory
+from receptionist.notify.webhook import msg91_webhook_route
 from receptionist.postcall.worker import Worker
 from receptionist.store.db import Database
 from receptionist.tenants.model import Tenant
@@ -127,6 +129,10 @@ async def metrics(request: Request) -> PlainTextResponse:
     return PlainTextResponse(ctx.metrics.render(len(ctx.registry)))
 
 
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value else None
+
+
 def create_app(ctx: BridgeContext) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -138,6 +144,8 @@ def create_app(ctx: BridgeContext) -> Starlette:
         stop.set()
         if worker_task is not None:
             await worker_task  # a step in flight finishes; an unfinished one is retried later
+        if ctx.worker is not None:
+            await ctx.worker.aclose()
 
     app = Starlette(
         routes=[
@@ -146,6 +154,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            msg91_webhook_route(ctx.db, _secret(ctx.settings.msg91_webhook_secret)),
         ],
         lifespan=lifespan,
     )

@@ -11,7 +11,7 @@ from receptionist.config import Settings, load_settings
 from receptionist.engines.base import EngineFactory
 from receptionist.engines.factory import make_engine_factory
 from receptionist.logs import setup_logging
-from receptionist.postcall.wiring import make_worker, pipeline_deps
+from receptionist.postcall.wiring import worker_from_settings
 from receptionist.store.db import Database
 from receptionist.tenants.repository import TenantRepository
 
@@ -25,9 +25,7 @@ def build_context(
 ) -> BridgeContext:
     db = db or Database(settings.database_url)
     tenants = TenantRepository(settings.tenants_dir)
-    worker = (
-        make_worker(settings, pipeline_deps(settings, db, tenants)) if settings.run_worker else None
-    )
+    worker = worker_from_settings(settings, db, tenants) if settings.run_worker else None
     return BridgeContext(
         settings=settings,
         tenants=tenants,

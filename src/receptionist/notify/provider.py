@@ -16,14 +16,22 @@ getting the same message twice:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
-__all__ = ["ACCEPTED", "AMBIGUOUS", "REJECTED", "RETRY", "OutgoingMessage", "Provider", "SendResult"]
+__all__ = [
+    "ACCEPTED",
+    "AMBIGUOUS",
+    "REJECTED",
+    "RETRY",
+    "OutgoingMessage",
+    "Provider",
+    "SendResult",
+]
 
-ACCEPTED = "accepted"
-REJECTED = "rejected"
-RETRY = "retry"
-AMBIGUOUS = "ambiguous"
+ACCEPTED: Final = "accepted"
+REJECTED: Final = "rejected"
+RETRY: Final = "retry"
+AMBIGUOUS: Final = "ambiguous"
 Outcome = Literal["accepted", "rejected", "retry", "ambiguous"]
 
 

@@ -471,59 +471,87 @@ class GeminiAnalyzer:
     async def _generate(
         self, tenant: Tenant, system: str, contents: list[types.Content]
     ) -> tuple[str | None, TokenUsage]:
-        config = types.GenerateContentConfig(
-            system_instruction=system,
-            response_mime_type="application/json",
-            response_schema=response_schema(tenant),
+        return await generate_json(
+            self.client,
+            self.model,
+            system=system,
+            contents=contents,
+            schema=response_schema(tenant),
             temperature=self.temperature,
-        )
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                response = await self.client.aio.models.generate_content(
-                    model=self.model, contents=list(contents), config=config
-                )
-        except genai_errors.ClientError as exc:
-            if exc.code in _RETRYABLE_4XX:
-                raise AnalyzerUnavailable(f"Gemini {exc.code} {exc.status}: {exc.message}") from exc
-            raise AnalyzerRejected(f"Gemini {exc.code} {exc.status}: {exc.message}") from exc
-        except genai_errors.APIError as exc:
-            raise AnalyzerUnavailable(f"Gemini {exc.code} {exc.status}: {exc.message}") from exc
-        except genai_errors.UnknownApiResponseError as exc:
-            raise AnalyzerUnavailable(f"Gemini sent an unreadable response: {exc}") from exc
-        except _TRANSPORT_ERRORS as exc:
-            kind = "timed out" if isinstance(exc, TimeoutError) else "unreachable"
-            raise AnalyzerUnavailable(f"Gemini {kind}: {type(exc).__name__}: {exc}") from exc
-        return _answer_text(response), self._usage(response)
-
-    def _usage(self, response: types.GenerateContentResponse) -> TokenUsage:
-        meta = response.usage_metadata
-        if meta is None:
-            return TokenUsage(model_name=self.model, purpose=PURPOSE)
-        prompt = meta.prompt_token_count or 0
-        candidates = meta.candidates_token_count or 0
-        thoughts = meta.thoughts_token_count or 0
-        text_in = sum(
-            d.token_count or 0
-            for d in meta.prompt_tokens_details or []
-            if d.modality == types.MediaModality.TEXT
-        )
-        details: dict[str, Any] = {}
-        if thoughts:
-            details["thoughts_tokens"] = thoughts
-        if meta.cached_content_token_count:
-            details["cached_tokens"] = meta.cached_content_token_count
-        if response.model_version:
-            details["model_version"] = response.model_version
-        return TokenUsage(
-            model_name=self.model,
+            timeout_s=self.timeout_s,
             purpose=PURPOSE,
-            input_tokens=prompt,
-            output_tokens=candidates + thoughts,  # thinking tokens are billed as output
-            input_text_tokens=text_in or prompt,
-            output_text_tokens=candidates + thoughts,
-            total_tokens=meta.total_token_count,
-            details=details or None,
         )
+
+
+async def generate_json(
+    client: genai.Client,
+    model: str,
+    *,
+    system: str,
+    contents: list[types.Content],
+    schema: dict[str, Any],
+    temperature: float,
+    timeout_s: float | None,
+    purpose: str,
+) -> tuple[str | None, TokenUsage]:
+    """One ``generateContent`` request for a JSON answer: (its text, the tokens it cost).
+
+    Failures are sorted for the pipeline: AnalyzerUnavailable (try later) or AnalyzerRejected
+    (trying again cannot help). Also used to write the WhatsApp messages' free text."""
+    config = types.GenerateContentConfig(
+        system_instruction=system,
+        response_mime_type="application/json",
+        response_schema=schema,
+        temperature=temperature,
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            response = await client.aio.models.generate_content(
+                model=model, contents=list(contents), config=config
+            )
+    except genai_errors.ClientError as exc:
+        if exc.code in _RETRYABLE_4XX:
+            raise AnalyzerUnavailable(f"Gemini {exc.code} {exc.status}: {exc.message}") from exc
+        raise AnalyzerRejected(f"Gemini {exc.code} {exc.status}: {exc.message}") from exc
+    except genai_errors.APIError as exc:
+        raise AnalyzerUnavailable(f"Gemini {exc.code} {exc.status}: {exc.message}") from exc
+    except genai_errors.UnknownApiResponseError as exc:
+        raise AnalyzerUnavailable(f"Gemini sent an unreadable response: {exc}") from exc
+    except _TRANSPORT_ERRORS as exc:
+        kind = "timed out" if isinstance(exc, TimeoutError) else "unreachable"
+        raise AnalyzerUnavailable(f"Gemini {kind}: {type(exc).__name__}: {exc}") from exc
+    return _answer_text(response), _usage(response, model, purpose)
+
+
+def _usage(response: types.GenerateContentResponse, model: str, purpose: str) -> TokenUsage:
+    meta = response.usage_metadata
+    if meta is None:
+        return TokenUsage(model_name=model, purpose=purpose)
+    prompt = meta.prompt_token_count or 0
+    candidates = meta.candidates_token_count or 0
+    thoughts = meta.thoughts_token_count or 0
+    text_in = sum(
+        d.token_count or 0
+        for d in meta.prompt_tokens_details or []
+        if d.modality == types.MediaModality.TEXT
+    )
+    details: dict[str, Any] = {}
+    if thoughts:
+        details["thoughts_tokens"] = thoughts
+    if meta.cached_content_token_count:
+        details["cached_tokens"] = meta.cached_content_token_count
+    if response.model_version:
+        details["model_version"] = response.model_version
+    return TokenUsage(
+        model_name=model,
+        purpose=purpose,
+        input_tokens=prompt,
+        output_tokens=candidates + thoughts,  # thinking tokens are billed as output
+        input_text_tokens=text_in or prompt,
+        output_text_tokens=candidates + thoughts,
+        total_tokens=meta.total_token_count,
+        details=details or None,
+    )
 
 
 def _answer_text(response: types.GenerateContentResponse) -> str | None:

@@ -1,12 +1,15 @@
 """The post-call pipeline: after hang-up each call moves through its stages, one idempotent,
 committed step at a time.
 
-    transcript_saved ─analyse─▶ analysed ─cost─▶ costed ─(actions: next issue)─▶ exotel_details
-        ─fetch Exotel's record (waits, with backoff, until Exotel finalises it)─▶ done
+    transcript_saved ─analyse─▶ analysed ─decide messages─▶ messages_queued ─cost─▶ costed
+        ─▶ exotel_details ─fetch Exotel's record (waits, with backoff, until final)─▶ done
     any step failing max_attempts times, or not retryable ──▶ failed (last_error kept)
 
 Exotel fills a call's duration, price and end time minutes after hang-up, so its step comes
-last: the analysis, the costs (and the owner's messages) never wait for it.
+last: the analysis, the messages and the costs never wait for it. The messages are decided (and
+written as `notifications` rows) in one transaction with the stage change; the dispatcher sends
+them on its own (notify/dispatcher.py). Costing comes after them so the tokens spent writing
+messages are costed too.
 
 A step's own writes and the stage change commit in one transaction where they can (analysis), or
 the step is idempotent on its own (costing fills only rows not yet costed), so a worker killed at
@@ -24,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from receptionist.postcall.actions import ActionDeps, decide_messages
 from receptionist.postcall.analysis import Analysis, validate_details
 from receptionist.postcall.costs import cost_call
 from receptionist.postcall.gemini_analyzer import AnalysisInvalid, AnalyzerError
@@ -32,6 +36,7 @@ from receptionist.store.calls import TokenUsage, get_call, upsert_token_usage
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import upsert_exotel_details
 from receptionist.store.jobs import Claim, advance, defer
+from receptionist.store.notifications import insert_notifications
 from receptionist.store.schema import utcnow
 from receptionist.telephony.exotel_api import ExotelApiConfig, ExotelApiError, fetch_call_details
 from receptionist.tenants.model import Tenant
@@ -41,12 +46,14 @@ log = logging.getLogger("receptionist.pipeline")
 
 TRANSCRIPT_SAVED = "transcript_saved"
 ANALYSED = "analysed"
+MESSAGES_QUEUED = "messages_queued"
 COSTED = "costed"
 EXOTEL_DETAILS = "exotel_details"
 DONE = "done"
 NEXT_STAGE = {
     TRANSCRIPT_SAVED: ANALYSED,
-    ANALYSED: COSTED,
+    ANALYSED: MESSAGES_QUEUED,
+    MESSAGES_QUEUED: COSTED,
     COSTED: EXOTEL_DETAILS,
     EXOTEL_DETAILS: DONE,
 }
@@ -82,6 +89,8 @@ class PipelineDeps:
     pricing: PricingTable
     analyzer: Analyzer
     exotel: ExotelDeps | None = None  # None: no Exotel account configured, the step is skipped
+    actions: ActionDeps | None = None  # None: no messages are decided (tests of other steps)
+    on_messages_queued: Callable[[], None] | None = None  # wakes the dispatcher
 
 
 async def run_step(deps: PipelineDeps, claim: Claim, *, worker_id: str) -> str:
@@ -104,6 +113,8 @@ async def run_step(deps: PipelineDeps, claim: Claim, *, worker_id: str) -> str:
             ok = await advance(conn, claim, worker_id=worker_id, to_stage=ANALYSED, values=values)
         return ANALYSED if ok else ""
     if claim.stage == ANALYSED:
+        return await _decide_messages(deps, claim, worker_id, row)
+    if claim.stage == MESSAGES_QUEUED:
         try:
             await cost_call(deps.db, claim.call_sid, deps.pricing)
         except UnknownModelPrice as exc:
@@ -122,6 +133,26 @@ async def _advance(
     async with deps.db.begin(immediate=True) as conn:
         ok = await advance(conn, claim, worker_id=worker_id, to_stage=to_stage, values=values)
     return to_stage if ok else ""
+
+
+async def _decide_messages(
+    deps: PipelineDeps, claim: Claim, worker_id: str, row: dict[str, Any]
+) -> str:
+    if deps.actions is None or row["status"] == "rejected":
+        return await _advance(deps, claim, worker_id, MESSAGES_QUEUED, {})
+    try:
+        tenant = deps.tenants.get_any(row["tenant"] or "")
+    except TenantError as exc:
+        raise StepError(f"tenant unavailable: {exc}", retryable=False) from exc
+    messages, usage = await decide_messages(tenant, row, deps.actions)
+    async with deps.db.begin(immediate=True) as conn:  # the messages and the stage: one commit
+        await insert_notifications(conn, deps.db.dialect, messages)
+        if usage:
+            await upsert_token_usage(conn, claim.call_sid, row["tenant"], usage)
+        ok = await advance(conn, claim, worker_id=worker_id, to_stage=MESSAGES_QUEUED)
+    if ok and deps.on_messages_queued is not None and messages:
+        deps.on_messages_queued()
+    return MESSAGES_QUEUED if ok else ""
 
 
 async def _analyse(deps: PipelineDeps, row: dict[str, Any]) -> tuple[Analysis, list[TokenUsage]]:

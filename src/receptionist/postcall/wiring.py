@@ -9,12 +9,14 @@ from typing import Any
 import httpx
 
 from receptionist.config import Settings, SettingsError
+from receptionist.notify.provider import Provider
+from receptionist.notify.wiring import action_deps, choose_provider, make_dispatcher
 from receptionist.postcall.analysis import Analysis
 from receptionist.postcall.gemini_analyzer import GeminiAnalyzer, make_client
 from receptionist.postcall.offline_analyzer import analyze_offline
 from receptionist.postcall.pipeline import Analyzer, ExotelDeps, PipelineDeps
 from receptionist.postcall.pricing import PricingError, load_pricing
-from receptionist.postcall.worker import Worker
+from receptionist.postcall.worker import Worker, new_worker_id
 from receptionist.store.calls import TokenUsage
 from receptionist.store.db import Database
 from receptionist.telephony.exotel_api import ExotelApiConfig
@@ -58,7 +60,10 @@ def exotel_deps(settings: Settings) -> ExotelDeps | None:
     )
 
 
-def pipeline_deps(settings: Settings, db: Database, tenants: TenantRepository) -> PipelineDeps:
+def pipeline_deps(
+    settings: Settings, db: Database, tenants: TenantRepository, provider: Provider | None = None
+) -> PipelineDeps:
+    """`provider`: where messages will go (decides the rows' provider name); None = no messages."""
     try:
         pricing = load_pricing(settings.pricing_file)
     except PricingError as exc:
@@ -69,13 +74,29 @@ def pipeline_deps(settings: Settings, db: Database, tenants: TenantRepository) -
         pricing=pricing,
         analyzer=choose_analyzer(settings),
         exotel=exotel_deps(settings),
+        actions=action_deps(settings, provider) if provider is not None else None,
     )
 
 
-def make_worker(settings: Settings, deps: PipelineDeps) -> Worker:
+def make_worker(settings: Settings, deps: PipelineDeps, provider: Provider | None = None) -> Worker:
+    """A pipeline worker; with a provider it also sends the messages (its dispatcher)."""
+    worker_id = new_worker_id()
+    dispatcher = (
+        make_dispatcher(settings, deps.db, provider, worker_id=worker_id) if provider else None
+    )
+    if dispatcher is not None:
+        deps.on_messages_queued = dispatcher.wake.set
     return Worker(
         deps,
+        worker_id=worker_id,
         lease_s=settings.pipeline_lease_s,
         max_attempts=settings.pipeline_max_attempts,
         backoff_base_s=settings.pipeline_backoff_s,
+        dispatcher=dispatcher,
     )
+
+
+def worker_from_settings(settings: Settings, db: Database, tenants: TenantRepository) -> Worker:
+    """The worker `serve` and `receptionist worker` run: pipeline and messages."""
+    provider = choose_provider(settings)
+    return make_worker(settings, pipeline_deps(settings, db, tenants, provider), provider)

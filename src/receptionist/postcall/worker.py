@@ -14,6 +14,7 @@ import os
 import socket
 import uuid
 
+from receptionist.notify.dispatcher import Dispatcher
 from receptionist.postcall.pipeline import DONE, PENDING_STAGES, PipelineDeps, StepError, run_step
 from receptionist.store.jobs import STAGE_FAILED, Claim, claim, retry_later
 
@@ -35,6 +36,7 @@ class Worker:
         backoff_base_s: float = 5.0,
         poll_s: float = 1.0,
         batch: int = 4,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.deps = deps
         self.worker_id = worker_id or new_worker_id()
@@ -43,6 +45,7 @@ class Worker:
         self.backoff_base_s = backoff_base_s
         self.poll_s = poll_s
         self.batch = batch
+        self.dispatcher = dispatcher  # sends the messages the pipeline queues
         self.wake = asyncio.Event()
         self.steps_done = 0
         self.steps_failed = 0
@@ -88,13 +91,31 @@ class Worker:
             )
 
     async def drain(self) -> int:
-        """Run until nothing is due (tests, `receptionist worker --once`); returns steps run."""
+        """Run until nothing is due (tests, `receptionist worker --once`), messages included;
+        returns the steps and sends done."""
         total = 0
-        while n := await self.run_once():
+        while True:
+            n = await self.run_once()
+            if self.dispatcher is not None:
+                n += await self.dispatcher.run_once()
+            if not n:
+                return total
             total += n
-        return total
 
     async def run(self, stop: asyncio.Event) -> None:
+        """The pipeline loop, and the message dispatcher's beside it, until `stop` is set."""
+        if self.dispatcher is None:
+            await self._run_pipeline(stop)
+            return
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._run_pipeline(stop))
+            tg.create_task(self.dispatcher.run(stop))
+
+    async def aclose(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.provider.aclose()
+
+    async def _run_pipeline(self, stop: asyncio.Event) -> None:
         log.info("pipeline worker %s started", self.worker_id)
         failures = 0
         while not stop.is_set():

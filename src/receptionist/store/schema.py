@@ -41,6 +41,21 @@ STAGE_TRANSCRIPT_SAVED = "transcript_saved"
 TOKEN_PURPOSES = frozenset({"live", "analysis", "message"})
 
 
+# --- values used in notifications --------------------------------------------------------------
+# queued → sending → sent → delivered → read; or failed (final), unknown (the send may or may not
+# have reached the provider: resolved by its report or by a person), skipped (decided not to send,
+# with the reason), logged (the `log` provider: nothing left the machine).
+NOTIFY_QUEUED = "queued"
+NOTIFY_SENDING = "sending"
+NOTIFY_SENT = "sent"
+NOTIFY_DELIVERED = "delivered"
+NOTIFY_READ = "read"
+NOTIFY_FAILED = "failed"
+NOTIFY_UNKNOWN = "unknown"
+NOTIFY_SKIPPED = "skipped"
+NOTIFY_LOGGED = "logged"
+
+
 def utcnow() -> datetime:
     """The current time as a timezone-aware UTC datetime."""
     return datetime.now(UTC)
@@ -219,8 +234,10 @@ notifications = sa.Table(
     sa.Column("recipient_type", sa.Text(), nullable=True),  # customer | owner
     sa.Column("message_type", sa.Text(), nullable=True),
     sa.Column("template_name", sa.Text(), nullable=True),
-    sa.Column("status", sa.Text(), nullable=False, default="pending", server_default="pending"),
+    sa.Column("status", sa.Text(), nullable=False, default="queued", server_default="queued"),
     sa.Column("idempotency_key", sa.Text(), nullable=False),
+    sa.Column("language", sa.Text(), nullable=True),
+    sa.Column("urgent", sa.Boolean(), nullable=False, default=False, server_default=sa.false()),
     sa.Column("provider", sa.Text(), nullable=True),
     sa.Column("provider_ref", sa.Text(), nullable=True),
     sa.Column("payload", json_type(), nullable=True),
@@ -231,9 +248,16 @@ notifications = sa.Table(
     _updated_at(),
     sa.Column("sent_at", UTCDateTime(), nullable=True),
     sa.Column("delivered_at", UTCDateTime(), nullable=True),
+    sa.Column("read_at", UTCDateTime(), nullable=True),
+    # the send is a small job of its own: due time and a lease, like call_details' stages
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("lease_owner", sa.Text(), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
     sa.UniqueConstraint("idempotency_key"),
     sa.Index(None, "call_sid"),
     sa.Index(None, "tenant", "created_at"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "provider_ref"),
 )
 
 

@@ -1,0 +1,193 @@
+"""Sends queued WhatsApp messages: claims them, sends them in parallel, records each outcome.
+
+Runs beside the pipeline worker (same process, own loop), woken as soon as a call's messages are
+queued, so a customer's confirmation and the owner's alert leave together seconds after hang-up.
+See store/notifications.py for the states and why nothing is ever sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from datetime import timedelta
+from typing import Any
+
+from receptionist.notify.provider import (
+    ACCEPTED,
+    AMBIGUOUS,
+    REJECTED,
+    OutgoingMessage,
+    Provider,
+    SendResult,
+)
+from receptionist.store.db import Database
+from receptionist.store.jobs import backoff_s
+from receptionist.store.notifications import (
+    Claimed,
+    claim_due,
+    expire_abandoned,
+    finish_send,
+    requeue_unconfirmed,
+)
+from receptionist.store.schema import (
+    NOTIFY_FAILED,
+    NOTIFY_LOGGED,
+    NOTIFY_QUEUED,
+    NOTIFY_SENT,
+    NOTIFY_UNKNOWN,
+    utcnow,
+)
+
+log = logging.getLogger("receptionist.notify")
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        provider: Provider,
+        *,
+        worker_id: str,
+        lease_s: float = 60.0,
+        max_attempts: int = 5,
+        backoff_base_s: float = 5.0,
+        concurrency: int = 8,
+        confirm_window_s: float = 0.0,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.provider = provider
+        self.worker_id = worker_id
+        self.lease_s = lease_s
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.concurrency = concurrency
+        # With the log provider nothing left the machine, so a send cut short is safely redone.
+        self.confirm_window_s = 1.0 if provider.name == "log" else confirm_window_s
+        self.poll_s = poll_s
+        self.wake = asyncio.Event()
+        self.outcomes: dict[str, int] = {}
+        self._last_sweep = 0.0
+
+    async def run_once(self) -> int:
+        """Sweep abandoned sends now and then, claim a batch, send it; returns how many."""
+        if time.monotonic() - self._last_sweep >= min(self.lease_s / 4, 15.0):
+            self._last_sweep = time.monotonic()
+            await self.sweep()
+        claimed = await claim_due(
+            self.db, worker_id=self.worker_id, lease_s=self.lease_s, limit=self.concurrency
+        )
+        if claimed:
+            await asyncio.gather(*(self._send(c) for c in claimed))
+        return len(claimed)
+
+    async def sweep(self) -> None:
+        for nid in await expire_abandoned(self.db, confirm_window_s=self.confirm_window_s):
+            log.error("message %s: worker stopped mid-send; marked unknown", nid)
+        for nid in await requeue_unconfirmed(self.db):
+            log.warning("message %s: no provider report within the window; queued again", nid)
+
+    async def drain(self) -> int:
+        total = 0
+        while n := await self.run_once():
+            total += n
+        return total
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                busy = await self.run_once()
+                failures = 0
+            except Exception as exc:  # database down: stay alive, back off, say so
+                failures += 1
+                if failures == 1 or failures % 30 == 0:
+                    log.error("message dispatcher: cannot claim messages (%s); retrying", exc)
+                busy = 0
+            if busy:
+                continue
+            self.wake.clear()
+            waits = [asyncio.create_task(e.wait()) for e in (self.wake, stop)]
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_s * min(2**failures, 30)):
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+
+    async def _send(self, c: Claimed) -> None:
+        message = outgoing(c)
+        try:
+            result = await self.provider.send(message)
+        except Exception as exc:  # a provider bug: the request may have gone out
+            log.exception("message %s: provider %s raised", c.id, self.provider.name)
+            result = SendResult(AMBIGUOUS, reason=f"{type(exc).__name__}: {exc}")
+        values = self._outcome_values(c, result)
+        self.outcomes[values["status"]] = self.outcomes.get(values["status"], 0) + 1
+        recorded = await finish_send(self.db, c.id, worker_id=self.worker_id, values=values)
+        level = (
+            logging.INFO if values["status"] in (NOTIFY_SENT, NOTIFY_LOGGED) else logging.WARNING
+        )
+        log.log(
+            level,
+            "message %s (call %s, %s): %s%s",
+            c.id,
+            c.call_sid,
+            c.template_name,
+            values["status"],
+            f" ({result.reason})" if result.reason else "",
+        )
+        if not recorded:
+            log.info("message %s: already resolved by a delivery report", c.id)
+
+    def _outcome_values(self, c: Claimed, result: SendResult) -> dict[str, Any]:
+        now = utcnow()
+        if result.outcome == ACCEPTED:
+            status = NOTIFY_LOGGED if self.provider.name == "log" else NOTIFY_SENT
+            return {
+                "status": status,
+                "provider_ref": result.provider_ref,
+                "sent_at": now,
+                "error": None,
+                "next_attempt_at": None,
+            }
+        reason = result.reason or result.outcome
+        if result.outcome == REJECTED:
+            return {"status": NOTIFY_FAILED, "error": reason, "next_attempt_at": None}
+        if result.outcome == AMBIGUOUS:
+            later = (
+                now + timedelta(seconds=self.confirm_window_s) if self.confirm_window_s else None
+            )
+            note = "" if later else "; not resent: check with the provider, then resend or drop"
+            return {"status": NOTIFY_UNKNOWN, "error": reason + note, "next_attempt_at": later}
+        if c.attempts >= self.max_attempts:  # RETRY, out of attempts
+            return {
+                "status": NOTIFY_FAILED,
+                "error": f"gave up after {c.attempts} attempts: {reason}",
+                "next_attempt_at": None,
+            }
+        delay = backoff_s(c.attempts, base_s=self.backoff_base_s, cap_s=600.0)
+        delay = max(delay, result.retry_after_s or 0.0)
+        return {
+            "status": NOTIFY_QUEUED,
+            "error": f"attempt {c.attempts}: {reason}",
+            "next_attempt_at": now + timedelta(seconds=delay),
+        }
+
+
+def outgoing(c: Claimed) -> OutgoingMessage:
+    payload = c.payload
+    key_env = payload.get("auth_key_env")
+    return OutgoingMessage(
+        notification_id=c.id,
+        to=c.recipient or "",
+        template=c.template_name or "",
+        language=c.language or "",
+        variables=tuple(payload.get("variables") or ()),
+        text=str(c.details.get("text") or ""),
+        integrated_number=payload.get("integrated_number"),
+        namespace=payload.get("namespace"),
+        auth_key=os.environ.get(key_env) if key_env else None,
+    )

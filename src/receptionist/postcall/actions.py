@@ -1,0 +1,195 @@
+"""The ActionService: which messages a call causes, composed and written down before any is sent.
+
+For an analysed call it walks the tenant's rules for the call type, checks their conditions,
+finds each recipient's number, fills the template (facts from the analysis, free text by the AI)
+and returns one `notifications` row per message. The pipeline inserts them in the same
+transaction that moves the call on, so each message is decided exactly once; the dispatcher
+(notify/dispatcher.py) sends them afterwards.
+
+A message that cannot go out is still a row (status `skipped`, with the reason): a withheld
+caller number skips the customer's confirmation, never the owner's alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from receptionist.notify.compose import CallFacts, MessageWriter, MissingDetail, compose
+from receptionist.notify.phones import InvalidPhone, normalise_phone
+from receptionist.store.calls import TokenUsage
+from receptionist.store.notifications import NewNotification
+from receptionist.store.schema import NOTIFY_QUEUED, NOTIFY_SKIPPED
+from receptionist.tenants.actions import ActionRule
+from receptionist.tenants.model import Tenant
+
+log = logging.getLogger("receptionist.actions")
+
+
+@dataclass(frozen=True)
+class ActionDeps:
+    provider: str  # name of the provider the messages will go through ("log", "msg91")
+    writer: MessageWriter | None  # None: AI-written parts use their static fallback
+    default_region: str = "IN"  # for numbers given without a country code
+
+
+def call_facts(row: dict[str, Any]) -> CallFacts:
+    details = dict(row.get("critical_call_details") or {})
+    return CallFacts(
+        call_sid=row["call_sid"],
+        call_type=row.get("call_type") or "",
+        summary=row.get("summary") or "",
+        details={k: v for k, v in details.items() if not k.startswith("_")},
+        caller=row.get("from_number"),
+        started_at=row.get("started_at") or row.get("created_at"),
+    )
+
+
+def rule_applies(rule: ActionRule, details: dict[str, Any]) -> bool:
+    def present(name: str) -> bool:
+        value = details.get(name)
+        return value not in (None, "", [], {})
+
+    if not all(present(f) for f in rule.when_present):
+        return False
+    for name, expected in rule.when_equals:
+        value = details.get(name)
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if value is None or str(value).strip().lower() != expected.strip().lower():
+            return False
+    return True
+
+
+def _recipient(rule: ActionRule, tenant: Tenant, facts: CallFacts, region: str) -> tuple[str, str]:
+    """(recipient type, number digits); raises InvalidPhone with the reason."""
+    if rule.to == "customer":
+        return "customer", normalise_phone(facts.caller, region)
+    if rule.to == "owner":
+        return "owner", normalise_phone(tenant.owner_phone, region)
+    return "fixed", normalise_phone(rule.to, region)
+
+
+async def decide_messages(
+    tenant: Tenant, row: dict[str, Any], deps: ActionDeps
+) -> tuple[list[NewNotification], list[TokenUsage]]:
+    """The call's messages (queued or skipped) and the AI tokens spent writing them."""
+    facts = call_facts(row)
+    rules = [r for r in tenant.actions_for(facts.call_type) if rule_applies(r, facts.details)]
+    results = await asyncio.gather(*(_one(tenant, facts, r, deps) for r in rules))
+    rows = list(_unique(r for r, _ in results))
+    usage = _merge_usage([u for _, u in results if u is not None])
+    return rows, usage
+
+
+async def _one(
+    tenant: Tenant, facts: CallFacts, rule: ActionRule, deps: ActionDeps
+) -> tuple[NewNotification, TokenUsage | None]:
+    template = tenant.template(rule.template)
+    if template is None:  # validation makes this impossible; keep the message visible anyway
+        return _row(tenant, facts, rule, deps, "?", None, skip="template not declared"), None
+    kind = rule.to if rule.to in ("customer", "owner") else "fixed"
+    try:
+        kind, number = _recipient(rule, tenant, facts, deps.default_region)
+    except InvalidPhone as exc:
+        reason = f"not sent to the {kind}: {exc.reason}"
+        return _row(
+            tenant, facts, rule, deps, kind, None, skip=reason, language=template.language
+        ), None
+    try:
+        composed = await compose(rule, template, tenant, facts, deps.writer)
+    except MissingDetail as exc:
+        return _row(
+            tenant, facts, rule, deps, kind, number, skip=str(exc), language=template.language
+        ), None
+    sender = tenant.whatsapp
+    payload = {
+        "variables": composed.values,
+        "integrated_number": sender.integrated_number if sender else None,
+        "namespace": sender.namespace if sender else None,
+        "auth_key_env": sender.auth_key_env if sender else None,
+    }
+    details = {"text": composed.text, **composed.notes}
+    row = NewNotification(
+        call_sid=facts.call_sid,
+        tenant=tenant.tenant_id,
+        idempotency_key=idempotency_key(facts.call_sid, rule),
+        recipient=number,
+        recipient_type=kind,
+        message_type=facts.call_type,
+        template_name=template.name,
+        language=template.language,
+        status=NOTIFY_QUEUED,
+        provider=deps.provider,
+        payload=payload,
+        details=details,
+        urgent=rule.urgent,
+    )
+    return row, composed.usage
+
+
+def idempotency_key(call_sid: str, rule: ActionRule) -> str:
+    """One message per (call, recipient, template), however often the step runs."""
+    return f"{call_sid}:{rule.to}:{rule.template}"
+
+
+def _row(
+    tenant: Tenant,
+    facts: CallFacts,
+    rule: ActionRule,
+    deps: ActionDeps,
+    kind: str,
+    number: str | None,
+    *,
+    skip: str,
+    language: str = "",
+) -> NewNotification:
+    log.warning("call %s: message %s skipped: %s", facts.call_sid, rule.key, skip)
+    return NewNotification(
+        call_sid=facts.call_sid,
+        tenant=tenant.tenant_id,
+        idempotency_key=idempotency_key(facts.call_sid, rule),
+        recipient=number,
+        recipient_type=kind,
+        message_type=facts.call_type,
+        template_name=rule.template,
+        language=language,
+        status=NOTIFY_SKIPPED,
+        provider=deps.provider,
+        payload={},
+        details={"raw_number": facts.caller} if kind == "customer" else {},
+        error=skip,
+        urgent=rule.urgent,
+    )
+
+
+def _unique(rows: Any) -> Any:
+    seen: set[str] = set()
+    for r in rows:
+        if r.idempotency_key not in seen:
+            seen.add(r.idempotency_key)
+            yield r
+
+
+def _merge_usage(usage: Sequence[TokenUsage]) -> list[TokenUsage]:
+    """One usage row per model for the purpose `message` (the table keeps one per call)."""
+    merged: dict[str, TokenUsage] = {}
+    for u in usage:
+        m = merged.get(u.model_name)
+        if m is None:
+            merged[u.model_name] = u
+            continue
+        merged[u.model_name] = TokenUsage(
+            model_name=u.model_name,
+            purpose=u.purpose,
+            input_tokens=m.input_tokens + u.input_tokens,
+            output_tokens=m.output_tokens + u.output_tokens,
+            input_text_tokens=m.input_text_tokens + u.input_text_tokens,
+            output_text_tokens=m.output_text_tokens + u.output_text_tokens,
+            total_tokens=(m.total_tokens or m.input_tokens + m.output_tokens)
+            + (u.total_tokens or u.input_tokens + u.output_tokens),
+        )
+    return list(merged.values())

@@ -1,0 +1,363 @@
+"""Notification rows: written before anything is sent, then moved through their states.
+
+    queued ─claim─▶ sending ─accepted─▶ sent ─report─▶ delivered ─report─▶ read
+                       │    ─rejected─▶ failed (final, the provider's reason kept)
+                       │    ─retry────▶ queued again, later (or failed after max attempts)
+                       │    ─ambiguous▶ unknown
+                       └─ lease expired (the worker died mid-send) ─▶ unknown
+    unknown ─report names it─▶ sent / delivered / read / failed
+    unknown ─no report within the confirm window─▶ queued again (only when reports are enabled)
+
+The claim that moves a row to `sending` commits before the request is made, so a worker killed
+at any instant leaves the row `queued` (nothing was sent) or `sending` (maybe sent). `sending` is
+never retried blindly: once its lease expires it becomes `unknown`, and only the provider's own
+report (or, with reports enabled, the provider's silence for a whole window) decides what it was.
+Every write after the claim checks the lease owner, as for calls (see jobs.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from receptionist.store.db import Database, upsert_insert
+from receptionist.store.schema import (
+    NOTIFY_DELIVERED,
+    NOTIFY_FAILED,
+    NOTIFY_QUEUED,
+    NOTIFY_READ,
+    NOTIFY_SENDING,
+    NOTIFY_SENT,
+    NOTIFY_UNKNOWN,
+    notifications,
+    utcnow,
+)
+
+# How far along a message is; a report never moves it back (replays and late reports are no-ops).
+_RANK = {
+    NOTIFY_QUEUED: 0,
+    NOTIFY_SENDING: 1,
+    NOTIFY_UNKNOWN: 1,
+    NOTIFY_SENT: 2,
+    NOTIFY_FAILED: 3,
+    NOTIFY_DELIVERED: 4,
+    NOTIFY_READ: 5,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NewNotification:
+    call_sid: str
+    tenant: str
+    idempotency_key: str  # unique per (call, recipient, template)
+    recipient: str | None  # digits with country code; None when there is no usable number
+    recipient_type: str  # customer | owner | fixed
+    message_type: str  # the call type that caused it
+    template_name: str
+    language: str
+    status: str  # queued, or skipped with `error` saying why
+    provider: str
+    payload: dict[str, Any]  # what the provider needs: variables, sender, namespace
+    details: dict[str, Any] = field(default_factory=dict)  # rendered text, sources, AI notes
+    error: str | None = None
+    urgent: bool = False
+
+
+async def insert_notifications(conn: Any, dialect: str, rows: Sequence[NewNotification]) -> int:
+    """Insert inside the caller's transaction; a key already present is left as it is (a re-run
+    of the step decides the same messages and must not add or reset any). Returns rows added."""
+    if not rows:
+        return 0
+    now = utcnow()
+    stmt = (
+        upsert_insert(dialect, notifications)
+        .values(
+            [
+                {
+                    "call_sid": r.call_sid,
+                    "tenant": r.tenant,
+                    "idempotency_key": r.idempotency_key,
+                    "recipient": r.recipient,
+                    "recipient_type": r.recipient_type,
+                    "message_type": r.message_type,
+                    "template_name": r.template_name,
+                    "language": r.language,
+                    "status": r.status,
+                    "provider": r.provider,
+                    "payload": r.payload,
+                    "details": r.details,
+                    "error": r.error,
+                    "urgent": r.urgent,
+                    "next_attempt_at": now if r.status == NOTIFY_QUEUED else None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for r in rows
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    )
+    result = await conn.execute(stmt)
+    return int(result.rowcount or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    call_sid: str | None
+    tenant: str | None
+    recipient: str | None
+    template_name: str | None
+    language: str | None
+    payload: dict[str, Any]
+    details: dict[str, Any]
+    attempts: int  # including this one
+
+
+async def claim_due(
+    db: Database,
+    *,
+    worker_id: str,
+    lease_s: float,
+    limit: int,
+    now: datetime | None = None,
+) -> list[Claimed]:
+    """Move up to `limit` due `queued` rows to `sending` under this worker's lease (committed
+    before any request is made). Urgent messages first, then oldest first."""
+    now = now or utcnow()
+    n = notifications.c
+    pick = (
+        sa.select(n.id)
+        .where(n.status == NOTIFY_QUEUED, n.next_attempt_at <= now)
+        .order_by(n.urgent.desc(), n.next_attempt_at, n.id)
+        .limit(limit)
+    )
+    if db.dialect == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (
+        sa.update(notifications)
+        .where(n.id.in_(pick.scalar_subquery()), n.status == NOTIFY_QUEUED)
+        .values(
+            status=NOTIFY_SENDING,
+            lease_owner=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            attempts=n.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            n.id,
+            n.call_sid,
+            n.tenant,
+            n.recipient,
+            n.template_name,
+            n.language,
+            n.payload,
+            n.details,
+            n.attempts,
+        )
+    )
+    async with db.begin(immediate=True) as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [
+        Claimed(
+            id=r.id,
+            call_sid=r.call_sid,
+            tenant=r.tenant,
+            recipient=r.recipient,
+            template_name=r.template_name,
+            language=r.language,
+            payload=r.payload or {},
+            details=r.details or {},
+            attempts=r.attempts,
+        )
+        for r in rows
+    ]
+
+
+async def finish_send(
+    db: Database, notification_id: int, *, worker_id: str, values: dict[str, Any]
+) -> bool:
+    """Record a send's outcome, if this worker still holds the row in `sending` (a report may
+    already have resolved it: then the report's status stands). Releases the lease."""
+    n = notifications.c
+    async with db.begin(immediate=True) as conn:
+        result = await conn.execute(
+            sa.update(notifications)
+            .where(
+                n.id == notification_id,
+                n.lease_owner == worker_id,
+                n.status == NOTIFY_SENDING,
+            )
+            .values(lease_owner=None, lease_expires_at=None, updated_at=utcnow(), **values)
+        )
+    return bool(result.rowcount)
+
+
+async def expire_abandoned(
+    db: Database, *, confirm_window_s: float, now: datetime | None = None
+) -> list[int]:
+    """`sending` rows whose worker vanished (lease expired) become `unknown`: the request may have
+    gone out. With a confirm window they are looked at again when it has passed."""
+    now = now or utcnow()
+    n = notifications.c
+    async with db.begin(immediate=True) as conn:
+        rows = (
+            await conn.execute(
+                sa.update(notifications)
+                .where(n.status == NOTIFY_SENDING, n.lease_expires_at < now)
+                .values(
+                    status=NOTIFY_UNKNOWN,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    error="the worker stopped while sending: the provider may have it",
+                    next_attempt_at=(
+                        now + timedelta(seconds=confirm_window_s) if confirm_window_s else None
+                    ),
+                    updated_at=now,
+                )
+                .returning(n.id)
+            )
+        ).all()
+    return [r.id for r in rows]
+
+
+async def requeue_unconfirmed(db: Database, *, now: datetime | None = None) -> list[int]:
+    """`unknown` rows whose confirm window passed with no report naming them were not taken by
+    the provider (it reports every request it accepts): queue them again."""
+    now = now or utcnow()
+    n = notifications.c
+    async with db.begin(immediate=True) as conn:
+        rows = (
+            await conn.execute(
+                sa.update(notifications)
+                .where(
+                    n.status == NOTIFY_UNKNOWN,
+                    n.provider_ref.is_(None),
+                    n.next_attempt_at.is_not(None),
+                    n.next_attempt_at <= now,
+                )
+                .values(
+                    status=NOTIFY_QUEUED,
+                    next_attempt_at=now,
+                    error=sa.func.coalesce(n.error, "")
+                    + "; no report from the provider within the confirm window: sending again",
+                    updated_at=now,
+                )
+                .returning(n.id)
+            )
+        ).all()
+    return [r.id for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A provider's delivery report, reduced to what we use."""
+
+    provider_ref: str | None
+    status: str  # sent | delivered | read | failed
+    recipient: str | None = None  # digits
+    template_name: str | None = None
+    reason: str | None = None
+    at: datetime | None = None
+
+
+async def apply_report(db: Database, report: Report, *, match_window_s: float = 3600.0) -> str:
+    """Apply one delivery report; returns what happened: `updated`, `unchanged` (a replay, or an
+    older status than we have), or `unknown_ref`.
+
+    The report is matched by the provider's request id. When no row has that id, a row still
+    waiting for the answer to its send (`sending`, or `unknown` after a timeout or a crash) with
+    the same number and template, created within `match_window_s`, is the one it reports on:
+    that is how an ambiguous send is resolved without sending it twice."""
+    if report.status not in _RANK:
+        return "unchanged"
+    now = report.at or utcnow()
+    n = notifications.c
+    async with db.begin(immediate=True) as conn:
+        row = None
+        if report.provider_ref:
+            row = (
+                await conn.execute(
+                    sa.select(n.id, n.status, n.provider_ref).where(
+                        n.provider_ref == report.provider_ref
+                    )
+                )
+            ).first()
+        if row is None and report.recipient and report.template_name:
+            row = (
+                await conn.execute(
+                    sa.select(n.id, n.status, n.provider_ref)
+                    .where(
+                        n.status.in_([NOTIFY_SENDING, NOTIFY_UNKNOWN]),
+                        n.provider_ref.is_(None),
+                        n.recipient == report.recipient,
+                        n.template_name == report.template_name,
+                        n.created_at >= utcnow() - timedelta(seconds=match_window_s),
+                    )
+                    .order_by(n.id)
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            return "unknown_ref"
+        if _RANK[report.status] <= _RANK.get(row.status, 0):
+            return "unchanged"
+        values: dict[str, Any] = {
+            "status": report.status,
+            "updated_at": utcnow(),
+            "next_attempt_at": None,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if row.provider_ref is None and report.provider_ref:
+            values["provider_ref"] = report.provider_ref
+        if report.status == NOTIFY_SENT:
+            values["sent_at"] = now
+        elif report.status == NOTIFY_DELIVERED:
+            values["delivered_at"] = now
+        elif report.status == NOTIFY_READ:
+            values["read_at"] = now
+        if report.status == NOTIFY_FAILED:
+            values["error"] = report.reason or "the provider reported a failure"
+        elif row.status == NOTIFY_UNKNOWN:
+            values["error"] = None  # resolved: the report says it went out
+        await conn.execute(sa.update(notifications).where(n.id == row.id).values(values))
+    return "updated"
+
+
+async def requeue(db: Database, notification_id: int) -> bool:
+    """A person decided (`receptionist messages resend`): send a failed/unknown message again."""
+    n = notifications.c
+    now = utcnow()
+    async with db.begin(immediate=True) as conn:
+        result = await conn.execute(
+            sa.update(notifications)
+            .where(n.id == notification_id, n.status.in_([NOTIFY_FAILED, NOTIFY_UNKNOWN]))
+            .values(status=NOTIFY_QUEUED, next_attempt_at=now, updated_at=now, attempts=0)
+        )
+    return bool(result.rowcount)
+
+
+async def list_notifications(
+    db: Database,
+    *,
+    call_sid: str | None = None,
+    tenant: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    n = notifications.c
+    stmt = sa.select(notifications).order_by(n.id.desc()).limit(limit)
+    if call_sid:
+        stmt = stmt.where(n.call_sid == call_sid)
+    if tenant:
+        stmt = stmt.where(n.tenant == tenant)
+    if status:
+        stmt = stmt.where(n.status == status)
+    async with db.session() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [dict(r._mapping) for r in rows]
