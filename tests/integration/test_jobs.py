@@ -51,6 +51,16 @@ async def test_concurrent_workers_never_share_a_call(db: Database) -> None:
     assert sorted(flat) == sids  # each claimed exactly once
 
 
+async def test_a_claim_takes_no_more_than_its_limit(db: Database) -> None:
+    """On PostgreSQL a LIMIT subquery with SKIP LOCKED inside an UPDATE can be re-run per row and
+    claim everything; the claim must take exactly `limit` rows."""
+    await finished(db, 20)
+    got = await claim(db, worker_id="w1", stages=STAGES, lease_s=30, limit=4)
+    assert len(got) == 4
+    rest = await claim(db, worker_id="w2", stages=STAGES, lease_s=30, limit=100)
+    assert len(rest) == 16
+
+
 async def test_expired_lease_is_taken_over_and_the_old_owner_cannot_write(db: Database) -> None:
     (sid,) = await finished(db, 1)
     (old,) = await claim(db, worker_id="dead", stages=STAGES, lease_s=5)

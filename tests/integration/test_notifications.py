@@ -112,6 +112,13 @@ async def test_two_workers_never_claim_the_same_message(db: Database) -> None:
     assert all(c.attempts == 1 for c in a + b)
 
 
+async def test_a_claim_takes_no_more_than_its_limit(db: Database) -> None:
+    await insert(db, *(new(f"CA{i}") for i in range(20)))
+    assert len(await claim_due(db, worker_id="a", lease_s=30, limit=4)) == 4
+    rows = await list_notifications(db)
+    assert sum(r["status"] == "sending" for r in rows) == 4
+
+
 async def test_urgent_messages_are_claimed_first(db: Database) -> None:
     await insert(db, new("CA1"), new("CA2", urgent=True))
     (first,) = await claim_due(db, worker_id="w", lease_s=30, limit=1)
@@ -254,3 +261,22 @@ async def test_a_provider_that_raises_leaves_the_message_unknown(db: Database) -
 
     await dispatcher(db, Broken()).drain()
     assert (await status_of(db, "CA1"))["status"] == "unknown"
+
+
+async def test_a_report_matching_several_ambiguous_sends_resends_none(db: Database) -> None:
+    """Two identical owner alerts (same number, same template) both timed out: the provider's
+    report proves one went out but not which, so neither is sent again automatically."""
+    await insert(db, new("CA1"), new("CA2"))
+    provider = ScriptedProvider(
+        SendResult(AMBIGUOUS, reason="read timeout"), SendResult(AMBIGUOUS, reason="read timeout")
+    )
+    d = dispatcher(db, provider, confirm_window_s=0.2)
+    await d.drain()
+    report = Report("req-x", "sent", recipient="919800000001", template_name="new_order")
+    assert await apply_report(db, report) == "ambiguous_match"
+    await asyncio.sleep(0.3)
+    assert await requeue_unconfirmed(db) == []
+    for sid in ("CA1", "CA2"):
+        row = await status_of(db, sid)
+        assert row["status"] == "unknown" and "several identical" in row["error"]
+    assert len(provider.sent) == 2

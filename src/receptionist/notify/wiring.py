@@ -59,6 +59,7 @@ def make_dispatcher(
         db,
         provider,
         worker_id=worker_id,
+        lease_s=settings.pipeline_lease_s,
         max_attempts=settings.notify_max_attempts,
         backoff_base_s=settings.notify_backoff_s,
         concurrency=settings.notify_concurrency,

@@ -262,6 +262,18 @@ class Database:
             return await conn.run_sync(_current_revision)
 
 
+def claimable(dialect: str, pick: sa.Select[Any]) -> Any:
+    """The rows `pick` selects (one column, the ids), as a CTE to use in ``id IN (SELECT ...)``,
+    locked and skipping rows other workers hold on PostgreSQL.
+
+    It is MATERIALIZED on purpose: as a plain subquery of an UPDATE, PostgreSQL may run it again
+    for each row it updates, and with SKIP LOCKED every run finds fresh rows, so a claim of
+    LIMIT 4 took every due row at once (seen in the messages' SIGKILL test)."""
+    if dialect == "postgresql":
+        return pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+    return pick.cte("picked")
+
+
 def upsert_insert(dialect: str, table: sa.Table) -> Any:
     """``INSERT`` for ``dialect`` ("sqlite" / "postgresql") with ``on_conflict_do_nothing`` /
     ``on_conflict_do_update`` available (both dialects spell them the same)."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from receptionist.store.db import Database
+from receptionist.store.db import Database, claimable
 from receptionist.store.schema import call_details, utcnow
 
 STAGE_FAILED = "failed"
@@ -62,11 +62,10 @@ async def claim(
         .order_by(sa.func.coalesce(c.ended_at, c.created_at), c.id)
         .limit(limit)
     )
-    if db.dialect == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
+    picked = claimable(db.dialect, pick)
     stmt = (
         sa.update(call_details)
-        .where(c.id.in_(pick.scalar_subquery()))
+        .where(c.id.in_(sa.select(picked.c.id)))
         .values(lease_owner=worker_id, lease_expires_at=expires)
         .returning(c.call_sid, c.tenant, c.stage, c.attempts)
     )

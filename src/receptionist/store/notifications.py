@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from receptionist.store.db import Database, upsert_insert
+from receptionist.store.db import Database, claimable, upsert_insert
 from receptionist.store.schema import (
     NOTIFY_DELIVERED,
     NOTIFY_FAILED,
@@ -136,11 +136,10 @@ async def claim_due(
         .order_by(n.urgent.desc(), n.next_attempt_at, n.id)
         .limit(limit)
     )
-    if db.dialect == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
+    picked = claimable(db.dialect, pick)
     stmt = (
         sa.update(notifications)
-        .where(n.id.in_(pick.scalar_subquery()), n.status == NOTIFY_QUEUED)
+        .where(n.id.in_(sa.select(picked.c.id)), n.status == NOTIFY_QUEUED)
         .values(
             status=NOTIFY_SENDING,
             lease_owner=worker_id,
@@ -267,12 +266,13 @@ class Report:
 
 async def apply_report(db: Database, report: Report, *, match_window_s: float = 3600.0) -> str:
     """Apply one delivery report; returns what happened: `updated`, `unchanged` (a replay, or an
-    older status than we have), or `unknown_ref`.
+    older status than we have), `unknown_ref`, or `ambiguous_match`.
 
-    The report is matched by the provider's request id. When no row has that id, a row still
-    waiting for the answer to its send (`sending`, or `unknown` after a timeout or a crash) with
-    the same number and template, created within `match_window_s`, is the one it reports on:
-    that is how an ambiguous send is resolved without sending it twice."""
+    The report is matched by the provider's request id. When no row has that id, the one row
+    still waiting for the answer to its send (`sending`, or `unknown` after a timeout or a crash)
+    with the same number and template, created within `match_window_s`, is the one it reports
+    on: that is how an ambiguous send is resolved without sending it twice. When several such
+    rows exist the report cannot be pinned to one, so none of them is resent automatically."""
     if report.status not in _RANK:
         return "unchanged"
     now = report.at or utcnow()
@@ -288,20 +288,31 @@ async def apply_report(db: Database, report: Report, *, match_window_s: float = 
                 )
             ).first()
         if row is None and report.recipient and report.template_name:
-            row = (
+            candidates = (
                 await conn.execute(
-                    sa.select(n.id, n.status, n.provider_ref)
-                    .where(
+                    sa.select(n.id, n.status, n.provider_ref).where(
                         n.status.in_([NOTIFY_SENDING, NOTIFY_UNKNOWN]),
                         n.provider_ref.is_(None),
                         n.recipient == report.recipient,
                         n.template_name == report.template_name,
                         n.created_at >= utcnow() - timedelta(seconds=match_window_s),
                     )
-                    .order_by(n.id)
-                    .limit(1)
                 )
-            ).first()
+            ).all()
+            if len(candidates) > 1:
+                # One of them went out, we cannot tell which: none may be resent automatically.
+                await conn.execute(
+                    sa.update(notifications)
+                    .where(n.id.in_([c.id for c in candidates]), n.status == NOTIFY_UNKNOWN)
+                    .values(
+                        next_attempt_at=None,
+                        error="the provider reported one of several identical messages; "
+                        "check which arrived before resending",
+                        updated_at=utcnow(),
+                    )
+                )
+                return "ambiguous_match"
+            row = candidates[0] if candidates else None
         if row is None:
             return "unknown_ref"
         if _RANK[report.status] <= _RANK.get(row.status, 0):
