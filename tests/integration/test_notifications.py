@@ -22,6 +22,7 @@ from receptionist.notify.provider import (
 )
 from receptionist.store.db import Database
 from receptionist.store.notifications import (
+    UNEXPLAINED_REPORT,
     NewNotification,
     Report,
     apply_report,
@@ -278,5 +279,39 @@ async def test_a_report_matching_several_ambiguous_sends_resends_none(db: Databa
     assert await requeue_unconfirmed(db) == []
     for sid in ("CA1", "CA2"):
         row = await status_of(db, sid)
-        assert row["status"] == "unknown" and "several identical" in row["error"]
+        assert row["status"] == "unknown" and row["error"] == UNEXPLAINED_REPORT
+        assert row["next_attempt_at"] is None
     assert len(provider.sent) == 2
+
+
+async def test_a_report_arriving_while_identical_sends_are_in_flight_blocks_resending(
+    db: Database,
+) -> None:
+    """The report comes while both senders are still `sending` (then die): once they expire
+    into `unknown`, neither is resent after the window, since one of them went out."""
+    await insert(db, new("CA1"), new("CA2"))
+    await claim_due(db, worker_id="dead", lease_s=0.05, limit=2)
+    report = Report("req-x", "sent", recipient="919800000001", template_name="new_order")
+    assert await apply_report(db, report) == "ambiguous_match"
+    await asyncio.sleep(0.1)
+    assert len(await expire_abandoned(db, confirm_window_s=0.1)) == 2
+    await asyncio.sleep(0.2)
+    assert await requeue_unconfirmed(db) == []
+    assert {(await status_of(db, s))["error"] for s in ("CA1", "CA2")} == {UNEXPLAINED_REPORT}
+
+
+async def test_an_unmatched_report_later_explained_does_not_block_the_others(
+    db: Database,
+) -> None:
+    """CA2's own answer arrives after its report: the report is explained, so CA1 (which the
+    provider never saw) is sent again after the window."""
+    await insert(db, new("CA1"), new("CA2"))
+    claimed = await claim_due(db, worker_id="w", lease_s=30, limit=2)
+    by_sid = {c.call_sid: c for c in claimed}
+    report = Report("req-2", "sent", recipient="919800000001", template_name="new_order")
+    assert await apply_report(db, report) == "ambiguous_match"
+    values = {"status": "sent", "provider_ref": "req-2"}
+    assert await finish_send(db, by_sid["CA2"].id, worker_id="w", values=values)
+    unknown = {"status": "unknown", "next_attempt_at": utcnow()}
+    assert await finish_send(db, by_sid["CA1"].id, worker_id="w", values=unknown)
+    assert await requeue_unconfirmed(db) == [by_sid["CA1"].id]

@@ -141,7 +141,7 @@ def test_call_sources(tenant: Tenant) -> None:
     assert values == [
         FACTS.summary,
         "custom cake",
-        "09812345678",
+        "+919812345678",
         "25 Nov, 4:05 PM",  # Asia/Kolkata
         "Sweet Crumbs Bakery",
     ]

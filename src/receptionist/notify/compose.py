@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from google import genai
 from google.genai import types
 
+from receptionist.notify.phones import InvalidPhone, normalise_phone
 from receptionist.postcall.gemini_analyzer import AnalyzerError, generate_json
 from receptionist.store.calls import TokenUsage
 from receptionist.tenants.actions import ActionRule, Template, Variable
@@ -134,7 +135,10 @@ def _call_source(source: str, tenant: Tenant, facts: CallFacts) -> str | None:
     if source == "call.type":
         return facts.call_type.replace("_", " ")
     if source == "call.caller":
-        return facts.caller or None
+        try:
+            return "+" + normalise_phone(facts.caller)
+        except InvalidPhone as exc:  # withheld: the rule's default says so in its own words
+            return None if exc.withheld else facts.caller
     if source == "call.time":
         if facts.started_at is None:
             return None

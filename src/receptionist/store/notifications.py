@@ -6,7 +6,8 @@
                        │    ─ambiguous▶ unknown
                        └─ lease expired (the worker died mid-send) ─▶ unknown
     unknown ─report names it─▶ sent / delivered / read / failed
-    unknown ─no report within the confirm window─▶ queued again (only when reports are enabled)
+    unknown ─no report within the confirm window─▶ queued again (only when reports are enabled,
+             and only if no unmatched report may concern it)
 
 The claim that moves a row to `sending` commits before the request is made, so a worker killed
 at any instant leaves the row `queued` (nothing was sent) or `sending` (maybe sent). `sending` is
@@ -33,6 +34,7 @@ from receptionist.store.schema import (
     NOTIFY_SENDING,
     NOTIFY_SENT,
     NOTIFY_UNKNOWN,
+    notification_reports,
     notifications,
     utcnow,
 )
@@ -224,21 +226,49 @@ async def expire_abandoned(
     return [r.id for r in rows]
 
 
+UNEXPLAINED_REPORT = (
+    "the provider reported sending an identical message (same number and template) that we "
+    "cannot pin to one row: check which arrived before resending"
+)
+
+
+def _unexplained_report_for(row: Any) -> Any:
+    """A report on `row`'s number and template, received since `row` was created, that matched
+    no message and whose request id no message has learnt since: one of the identical messages
+    waiting for an answer went out, and it may be this one."""
+    r = notification_reports.c
+    n2 = notifications.alias("n2")
+    return sa.exists().where(
+        r.notification_id.is_(None),
+        r.recipient == row.c.recipient,
+        r.template_name == row.c.template_name,
+        r.received_at >= row.c.created_at,
+        ~sa.exists().where(n2.c.provider_ref == r.provider_ref),
+    )
+
+
 async def requeue_unconfirmed(db: Database, *, now: datetime | None = None) -> list[int]:
     """`unknown` rows whose confirm window passed with no report naming them were not taken by
-    the provider (it reports every request it accepts): queue them again."""
+    the provider (it reports every request it accepts): queue them again. Rows that an
+    unexplained report may concern are not: they stay `unknown` for a person."""
     now = now or utcnow()
     n = notifications.c
+    due = sa.and_(
+        n.status == NOTIFY_UNKNOWN,
+        n.provider_ref.is_(None),
+        n.next_attempt_at.is_not(None),
+        n.next_attempt_at <= now,
+    )
     async with db.begin(immediate=True) as conn:
+        await conn.execute(
+            sa.update(notifications)
+            .where(due, _unexplained_report_for(notifications))
+            .values(next_attempt_at=None, error=UNEXPLAINED_REPORT, updated_at=now)
+        )
         rows = (
             await conn.execute(
                 sa.update(notifications)
-                .where(
-                    n.status == NOTIFY_UNKNOWN,
-                    n.provider_ref.is_(None),
-                    n.next_attempt_at.is_not(None),
-                    n.next_attempt_at <= now,
-                )
+                .where(due)
                 .values(
                     status=NOTIFY_QUEUED,
                     next_attempt_at=now,
@@ -265,79 +295,84 @@ class Report:
 
 
 async def apply_report(db: Database, report: Report, *, match_window_s: float = 3600.0) -> str:
-    """Apply one delivery report; returns what happened: `updated`, `unchanged` (a replay, or an
-    older status than we have), `unknown_ref`, or `ambiguous_match`.
+    """Apply one delivery report and keep it; returns what happened: `updated`, `unchanged` (a
+    replay, or an older status than we have), `unknown_ref`, or `ambiguous_match`.
 
     The report is matched by the provider's request id. When no row has that id, the one row
     still waiting for the answer to its send (`sending`, or `unknown` after a timeout or a crash)
     with the same number and template, created within `match_window_s`, is the one it reports
     on: that is how an ambiguous send is resolved without sending it twice. When several such
-    rows exist the report cannot be pinned to one, so none of them is resent automatically."""
-    if report.status not in _RANK:
-        return "unchanged"
-    now = report.at or utcnow()
-    n = notifications.c
+    rows exist the report cannot be pinned to one; kept unmatched, it stops any of them from
+    being resent automatically (see requeue_unconfirmed)."""
     async with db.begin(immediate=True) as conn:
-        row = None
-        if report.provider_ref:
-            row = (
-                await conn.execute(
-                    sa.select(n.id, n.status, n.provider_ref).where(
-                        n.provider_ref == report.provider_ref
-                    )
+        outcome, matched = await _apply(conn, report, match_window_s)
+        await conn.execute(
+            sa.insert(notification_reports).values(
+                provider_ref=report.provider_ref,
+                recipient=report.recipient,
+                template_name=report.template_name,
+                status=report.status,
+                reason=report.reason,
+                notification_id=matched,
+                outcome=outcome,
+                received_at=utcnow(),
+            )
+        )
+    return outcome
+
+
+async def _apply(conn: Any, report: Report, match_window_s: float) -> tuple[str, int | None]:
+    n = notifications.c
+    row = None
+    if report.provider_ref:
+        row = (
+            await conn.execute(
+                sa.select(n.id, n.status, n.provider_ref).where(
+                    n.provider_ref == report.provider_ref
                 )
-            ).first()
-        if row is None and report.recipient and report.template_name:
-            candidates = (
-                await conn.execute(
-                    sa.select(n.id, n.status, n.provider_ref).where(
-                        n.status.in_([NOTIFY_SENDING, NOTIFY_UNKNOWN]),
-                        n.provider_ref.is_(None),
-                        n.recipient == report.recipient,
-                        n.template_name == report.template_name,
-                        n.created_at >= utcnow() - timedelta(seconds=match_window_s),
-                    )
+            )
+        ).first()
+    if row is None and report.recipient and report.template_name:
+        candidates = (
+            await conn.execute(
+                sa.select(n.id, n.status, n.provider_ref).where(
+                    n.status.in_([NOTIFY_SENDING, NOTIFY_UNKNOWN]),
+                    n.provider_ref.is_(None),
+                    n.recipient == report.recipient,
+                    n.template_name == report.template_name,
+                    n.created_at >= utcnow() - timedelta(seconds=match_window_s),
                 )
-            ).all()
-            if len(candidates) > 1:
-                # One of them went out, we cannot tell which: none may be resent automatically.
-                await conn.execute(
-                    sa.update(notifications)
-                    .where(n.id.in_([c.id for c in candidates]), n.status == NOTIFY_UNKNOWN)
-                    .values(
-                        next_attempt_at=None,
-                        error="the provider reported one of several identical messages; "
-                        "check which arrived before resending",
-                        updated_at=utcnow(),
-                    )
-                )
-                return "ambiguous_match"
-            row = candidates[0] if candidates else None
-        if row is None:
-            return "unknown_ref"
-        if _RANK[report.status] <= _RANK.get(row.status, 0):
-            return "unchanged"
-        values: dict[str, Any] = {
-            "status": report.status,
-            "updated_at": utcnow(),
-            "next_attempt_at": None,
-            "lease_owner": None,
-            "lease_expires_at": None,
-        }
-        if row.provider_ref is None and report.provider_ref:
-            values["provider_ref"] = report.provider_ref
-        if report.status == NOTIFY_SENT:
-            values["sent_at"] = now
-        elif report.status == NOTIFY_DELIVERED:
-            values["delivered_at"] = now
-        elif report.status == NOTIFY_READ:
-            values["read_at"] = now
-        if report.status == NOTIFY_FAILED:
-            values["error"] = report.reason or "the provider reported a failure"
-        elif row.status == NOTIFY_UNKNOWN:
-            values["error"] = None  # resolved: the report says it went out
-        await conn.execute(sa.update(notifications).where(n.id == row.id).values(values))
-    return "updated"
+            )
+        ).all()
+        if len(candidates) > 1:
+            return "ambiguous_match", None
+        row = candidates[0] if candidates else None
+    if row is None:
+        return "unknown_ref", None
+    if report.status not in _RANK or _RANK[report.status] <= _RANK.get(row.status, 0):
+        return "unchanged", row.id
+    now = report.at or utcnow()
+    values: dict[str, Any] = {
+        "status": report.status,
+        "updated_at": utcnow(),
+        "next_attempt_at": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    if row.provider_ref is None and report.provider_ref:
+        values["provider_ref"] = report.provider_ref
+    if report.status == NOTIFY_SENT:
+        values["sent_at"] = now
+    elif report.status == NOTIFY_DELIVERED:
+        values["delivered_at"] = now
+    elif report.status == NOTIFY_READ:
+        values["read_at"] = now
+    if report.status == NOTIFY_FAILED:
+        values["error"] = report.reason or "the provider reported a failure"
+    elif row.status == NOTIFY_UNKNOWN:
+        values["error"] = None  # resolved: the report says it went out
+    await conn.execute(sa.update(notifications).where(n.id == row.id).values(values))
+    return "updated", row.id
 
 
 async def requeue(db: Database, notification_id: int) -> bool:

@@ -261,6 +261,26 @@ notifications = sa.Table(
 )
 
 
+# Every delivery report received, matched or not. A report that names no message we know (its
+# request id was never recorded because the sender died or timed out) is the evidence that one of
+# the identical messages waiting for an answer did go out: see notifications.requeue_unconfirmed.
+notification_reports = sa.Table(
+    "notification_reports",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("provider_ref", sa.Text(), nullable=True),
+    sa.Column("recipient", sa.Text(), nullable=True),
+    sa.Column("template_name", sa.Text(), nullable=True),
+    sa.Column("status", sa.Text(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Column("notification_id", id_type(), nullable=True),
+    sa.Column("outcome", sa.Text(), nullable=False),  # updated | unchanged | unknown_ref | ...
+    sa.Column("received_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Index(None, "recipient", "template_name"),
+    sa.Index(None, "notification_id"),
+)
+
+
 ai_token_usage = sa.Table(
     "ai_token_usage",
     metadata,
@@ -301,6 +321,7 @@ __all__ = [
     "exotel_call_details",
     "json_type",
     "metadata",
+    "notification_reports",
     "notifications",
     "tenant_configs",
     "utcnow",

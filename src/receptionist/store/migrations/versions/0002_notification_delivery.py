@@ -1,4 +1,5 @@
 """Notifications become jobs: due time, lease, language, urgency, read time; status starts `queued`.
+Delivery reports are kept (notification_reports).
 
 Revision ID: 0002_notification_delivery
 Revises: 0001_initial
@@ -16,6 +17,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TS = sa.DateTime(timezone=True)
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
@@ -40,9 +42,31 @@ def upgrade() -> None:
         "ix_notifications_status_next_attempt_at", "notifications", ["status", "next_attempt_at"]
     )
     op.create_index("ix_notifications_provider_ref", "notifications", ["provider_ref"])
+    op.create_table(
+        "notification_reports",
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("provider_ref", sa.Text(), nullable=True),
+        sa.Column("recipient", sa.Text(), nullable=True),
+        sa.Column("template_name", sa.Text(), nullable=True),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("notification_id", ID, nullable=True),
+        sa.Column("outcome", sa.Text(), nullable=False),
+        sa.Column("received_at", TS, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_notification_reports"),
+    )
+    op.create_index(
+        "ix_notification_reports_recipient_template_name",
+        "notification_reports",
+        ["recipient", "template_name"],
+    )
+    op.create_index(
+        "ix_notification_reports_notification_id", "notification_reports", ["notification_id"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("notification_reports")
     op.drop_index("ix_notifications_provider_ref", "notifications")
     op.drop_index("ix_notifications_status_next_attempt_at", "notifications")
     with op.batch_alter_table("notifications") as batch:
