@@ -43,6 +43,7 @@ async def run_demo(settings: Settings, tenant_id: str, *, realtime: bool, consol
                 "gemini_base_url": fake.base_url,
                 "gemini_ca_file": Path(fake.ca_file),
                 "analyzer": "offline",  # the double answers calls, not analysis requests
+                "notify_ai": "off",  # ... nor message writing: the templates' static text
             }
         )
         db = Database(settings.database_url)

@@ -30,7 +30,7 @@ from receptionist.sim.gemini_rest import FakeGeminiRest, Fault
 from receptionist.store.calls import FinishedCall, TokenUsage, finish_call, get_call
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import get_exotel_details
-from receptionist.store.schema import ai_token_usage, call_details
+from receptionist.store.schema import ai_token_usage, call_details, notifications
 from receptionist.telephony.exotel_api import ExotelApiConfig
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantRepository
@@ -259,11 +259,24 @@ async def test_sigkill_at_any_moment_loses_nothing_and_repeats_nothing(
                 .where(call_details.c.call_type.is_not(None))
             )
         ).scalar()
+        messages = dict(
+            (
+                await conn.execute(
+                    sa.select(notifications.c.status, sa.func.count()).group_by(
+                        notifications.c.status
+                    )
+                )
+            ).all()
+        )
     assert kills == 6
     assert stages == {DONE: n_calls}
     assert usage_rows == n_calls  # one usage row per call, never duplicated
     assert uncosted == 0
     assert typed == n_calls
+    # each order call decided its two messages exactly once: the owner's alert went to the log
+    # provider, the customer's was skipped (these calls have no caller number)
+    orders = sum(1 for i in range(n_calls) if i % 3)
+    assert messages == {"logged": orders, "skipped": orders}
 
 
 async def test_worker_survives_a_database_outage() -> None:

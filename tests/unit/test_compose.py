@@ -13,10 +13,10 @@ from receptionist.notify.compose import (
     CallFacts,
     MissingDetail,
     WriterError,
-    clean_variable,
     compose,
     format_value,
 )
+from receptionist.notify.whatsapp import clean_variable
 from receptionist.postcall.actions import rule_applies
 from receptionist.store.calls import TokenUsage
 from receptionist.tenants.actions import ActionRule, Template, Variable

@@ -839,3 +839,11 @@ def test_clinic_rules_are_in_hindi() -> None:
     assert [r.to for r in t.actions_for("appointment")] == ["customer", "owner"]
     urgent = [r for r in t.actions if r.urgent]
     assert urgent and all(r.to == "owner" for r in urgent)
+
+
+def test_two_rules_for_the_same_recipient_and_template_are_refused(tmp_path: Path) -> None:
+    toml = BASE + OWNER_RULE + OWNER_RULE.replace('to = "owner"', 'to = "owner"  # again')
+    text = problems_of(tmp_path, toml)
+    assert len(text) == 1, text
+    assert text[0].startswith(f"shop/tenant.toml:{line_of(toml, '# again')}: ")
+    assert "a second message to owner with template 'owner_alert'" in text[0]

@@ -21,6 +21,7 @@ from google import genai
 from google.genai import types
 
 from receptionist.notify.phones import InvalidPhone, normalise_phone
+from receptionist.notify.whatsapp import clean_variable
 from receptionist.postcall.gemini_analyzer import AnalyzerError, generate_json
 from receptionist.store.calls import TokenUsage
 from receptionist.tenants.actions import ActionRule, Template, Variable
@@ -33,15 +34,9 @@ __all__ = [
     "GeminiMessageWriter",
     "MessageWriter",
     "WriterError",
-    "clean_variable",
     "compose",
     "format_value",
 ]
-
-# WhatsApp refuses template parameters with new lines, tabs or more than four spaces in a row,
-# and longer than 1024 characters (Meta's Cloud API error 132018 and the template limits).
-MAX_VARIABLE_CHARS = 1024
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,16 +84,6 @@ class MissingDetail(Exception):
             f"template variable {{{{{position + 1}}}}} needs {source}, "
             "which the analysis did not find (and the rule gives no default)"
         )
-
-
-def clean_variable(text: str, max_chars: int = MAX_VARIABLE_CHARS) -> str:
-    """One line, single spaces, at most `max_chars` (cut at a word, with an ellipsis)."""
-    text = _SPACES.sub(" ", text).strip()
-    limit = min(max_chars, MAX_VARIABLE_CHARS)
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1].rsplit(" ", 1)[0] if " " in text[: limit - 1] else text[: limit - 1]
-    return cut.rstrip(" ,;:.") + "…"
 
 
 def format_value(value: Any) -> str | None:
@@ -191,7 +176,10 @@ async def compose(
     written: dict[int, str] = {}
     if wanted and rule.ai_written:
         if writer is None:
-            notes["ai"] = {"used": False, "reason": "no AI configured: static text used"}
+            notes["ai"] = {
+                "used": False,
+                "reason": "no AI configured (no Gemini key, or NOTIFY_AI=off)",
+            }
         else:
             try:
                 written, usage = await writer.write(tenant, template, facts, values, wanted)

@@ -77,6 +77,7 @@ from receptionist.notify.provider import (
     OutgoingMessage,
     SendResult,
 )
+from receptionist.notify.whatsapp import clean_variable
 
 __all__ = [
     "BULK_PATH",
@@ -85,7 +86,6 @@ __all__ = [
     "build_request_body",
     "classify_response",
     "classify_transport_error",
-    "clean_variable",
     "template_components",
 ]
 
@@ -110,16 +110,10 @@ class Msg91Config:
 # ---------------------------------------------------------------- request
 
 
-def clean_variable(value: str) -> str:
-    """A template variable WhatsApp will take: one line, no runs of spaces, never empty."""
-    flat = " ".join(value.split())
-    return flat or "-"
-
-
 def template_components(variables: tuple[str, ...] | list[str]) -> dict[str, dict[str, str]]:
     """``{{1}}..{{n}}`` as MSG91's ``body_1..body_n`` text components."""
     return {
-        f"body_{i}": {"type": "text", "value": clean_variable(v)}
+        f"body_{i}": {"type": "text", "value": clean_variable(v) or "-"}  # never empty
         for i, v in enumerate(variables, start=1)
     }
 

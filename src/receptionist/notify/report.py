@@ -20,5 +20,5 @@ def message_line(row: dict[str, Any]) -> str:
         lines.append(f"    why: {row['error']}")
     ai = (row.get("details") or {}).get("ai")
     if ai and not ai.get("used"):
-        lines.append(f"    static text used: {ai.get('reason')}")
+        lines.append(f"    AI text not used: {ai.get('reason')}")
     return "\n".join(lines)

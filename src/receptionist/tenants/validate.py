@@ -1034,12 +1034,22 @@ class _Loader:
                     f"not {_type_name(rules)}",
                 )
                 continue
+            seen: set[str] = set()
             for index, rule in enumerate(rules):
                 built = self.check_rule(
                     ct_name, (*path, _item(index)), rule, ct_fields, declared, valid
                 )
-                if built is not None:
-                    out.append(built)
+                if built is None:
+                    continue
+                if built.key in seen:  # one message per (call, recipient, template): see actions
+                    self.add_config(
+                        (*path, _item(index), "to"),
+                        f"[[actions.{ct_name}]]: a second message to {built.to} with template "
+                        f"{built.template!r}; only one can be sent per call: merge the two",
+                    )
+                    continue
+                seen.add(built.key)
+                out.append(built)
         return tuple(out)
 
     def check_rule(
