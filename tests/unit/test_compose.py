@@ -184,3 +184,50 @@ def test_rule_conditions() -> None:
     assert not rule_applies(rule, {"items": ["x"]})
     flag = dataclasses.replace(RULE, when_equals=(("eggless", "true"),))
     assert rule_applies(flag, {"eggless": True}) and not rule_applies(flag, {"eggless": False})
+
+
+async def test_decide_messages_writes_a_row_per_message_with_reasons(tenant: Tenant) -> None:
+    """A missing detail without default, a withheld caller: rows that say why; the owner's
+    alert still goes; conditions pick the rules; usage is merged per model."""
+    from receptionist.postcall.actions import ActionDeps, decide_messages
+
+    owner = ActionRule(
+        call_type="order",
+        to="owner",
+        template="owner_new",
+        variables=(Variable(source="call.summary"), Variable(source="details.time")),
+    )
+    delivery = dataclasses.replace(
+        owner, to="+919800000004", when_equals=(("pickup_or_delivery", "delivery"),)
+    )
+    owner_template = Template(name="owner_new", language="en", text="{{1}} at {{2}}")
+    shop = dataclasses.replace(
+        tenant, templates=(TEMPLATE, owner_template), actions=(RULE, owner, delivery)
+    )
+    row = {
+        "call_sid": "CA9",
+        "call_type": "order",
+        "summary": "An order",
+        "critical_call_details": {**FACTS.details, "time": "17:00", "_analyzer": "offline"},
+        "from_number": "anonymous",
+        "started_at": FACTS.started_at,
+    }
+    deps = ActionDeps(provider="log", writer=Writer({3: "Thanks!"}))
+    rows, usage = await decide_messages(shop, row, deps)
+    by_to = {r.recipient_type: r for r in rows}
+    assert set(by_to) == {"customer", "owner"}  # the delivery rule's condition does not hold
+    assert by_to["customer"].status == "skipped" and "withheld" in (by_to["customer"].error or "")
+    assert by_to["owner"].status == "queued" and by_to["owner"].payload["variables"] == [
+        "An order",
+        "5:00 PM",
+    ]
+    assert by_to["owner"].idempotency_key == "CA9:owner:owner_new"
+    assert usage == []  # the customer's message was skipped before the AI wrote anything
+    # the owner's template needs details.time, which this analysis lacks: skipped, saying why
+    row["critical_call_details"] = {"name": "Anita", "date": "2026-11-26"}
+    row["from_number"] = "09812345678"
+    rows, usage = await decide_messages(shop, row, deps)
+    by_to = {r.recipient_type: r for r in rows}
+    assert by_to["owner"].status == "skipped"
+    assert "{{2}} needs details.time" in (by_to["owner"].error or "")
+    assert by_to["customer"].status == "queued" and usage[0].purpose == "message"
