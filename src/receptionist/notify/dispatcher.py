@@ -29,7 +29,7 @@ from receptionist.store.notifications import (
     Claimed,
     claim_due,
     expire_abandoned,
-    finish_send,
+    finish_sends,
     requeue_unconfirmed,
 )
 from receptionist.store.schema import (
@@ -80,8 +80,16 @@ class Dispatcher:
         claimed = await claim_due(
             self.db, worker_id=self.worker_id, lease_s=self.lease_s, limit=self.concurrency
         )
-        if claimed:
-            await asyncio.gather(*(self._send(c) for c in claimed))
+        pending = {asyncio.create_task(self._send(c)) for c in claimed}
+        while pending:
+            # Record outcomes as they come, those finishing together in one transaction: one
+            # commit per message was most of the cost, and waiting for the whole batch would
+            # leave answered sends unrecorded behind a slow one.
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if pending:
+                more, pending = await asyncio.wait(pending, timeout=0.005)
+                done |= more
+            await self._record([t.result() for t in done])
         return len(claimed)
 
     async def sweep(self) -> None:
@@ -117,30 +125,34 @@ class Dispatcher:
             for w in waits:
                 w.cancel()
 
-    async def _send(self, c: Claimed) -> None:
-        message = outgoing(c)
+    async def _send(self, c: Claimed) -> tuple[Claimed, SendResult, dict[str, Any]]:
         try:
-            result = await self.provider.send(message)
+            result = await self.provider.send(outgoing(c))
         except Exception as exc:  # a provider bug: the request may have gone out
             log.exception("message %s: provider %s raised", c.id, self.provider.name)
             result = SendResult(AMBIGUOUS, reason=f"{type(exc).__name__}: {exc}")
-        values = self._outcome_values(c, result)
-        self.outcomes[values["status"]] = self.outcomes.get(values["status"], 0) + 1
-        recorded = await finish_send(self.db, c.id, worker_id=self.worker_id, values=values)
-        level = (
-            logging.INFO if values["status"] in (NOTIFY_SENT, NOTIFY_LOGGED) else logging.WARNING
+        return c, result, self._outcome_values(c, result)
+
+    async def _record(self, outcomes: list[tuple[Claimed, SendResult, dict[str, Any]]]) -> None:
+        recorded = await finish_sends(
+            self.db, [(c.id, values) for c, _, values in outcomes], worker_id=self.worker_id
         )
-        log.log(
-            level,
-            "message %s (call %s, %s): %s%s",
-            c.id,
-            c.call_sid,
-            c.template_name,
-            values["status"],
-            f" ({result.reason})" if result.reason else "",
-        )
-        if not recorded:
-            log.info("message %s: already resolved by a delivery report", c.id)
+        for (c, result, values), ok in zip(outcomes, recorded, strict=True):
+            status = values["status"]
+            self.outcomes[status] = self.outcomes.get(status, 0) + 1
+            level = logging.INFO if status in (NOTIFY_SENT, NOTIFY_LOGGED) else logging.WARNING
+            reason = f" ({result.reason})" if result.reason else ""
+            log.log(
+                level,
+                "message %s (call %s, %s): %s%s",
+                c.id,
+                c.call_sid,
+                c.template_name,
+                status,
+                reason,
+            )
+            if not ok:
+                log.info("message %s: already resolved by a delivery report", c.id)
 
     def _outcome_values(self, c: Claimed, result: SendResult) -> dict[str, Any]:
         now = utcnow()

@@ -35,7 +35,7 @@ from receptionist.postcall.pricing import PricingTable, UnknownModelPrice
 from receptionist.store.calls import TokenUsage, get_call, upsert_token_usage
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import upsert_exotel_details
-from receptionist.store.jobs import Claim, advance, defer
+from receptionist.store.jobs import STAGE_DONE, Claim, advance, defer
 from receptionist.store.notifications import insert_notifications
 from receptionist.store.schema import utcnow
 from receptionist.telephony.exotel_api import ExotelApiConfig, ExotelApiError, fetch_call_details
@@ -49,7 +49,7 @@ ANALYSED = "analysed"
 MESSAGES_QUEUED = "messages_queued"
 COSTED = "costed"
 EXOTEL_DETAILS = "exotel_details"
-DONE = "done"
+DONE = STAGE_DONE
 NEXT_STAGE = {
     TRANSCRIPT_SAVED: ANALYSED,
     ANALYSED: MESSAGES_QUEUED,

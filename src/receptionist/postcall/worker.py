@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -51,7 +52,7 @@ class Worker:
         self.steps_failed = 0
 
     async def run_once(self) -> int:
-        """Claim a batch and run one step of each; returns how many were claimed."""
+        """Claim a batch and carry each call through its due steps; returns the steps run."""
         claims = await claim(
             self.deps.db,
             worker_id=self.worker_id,
@@ -59,11 +60,23 @@ class Worker:
             lease_s=self.lease_s,
             limit=self.batch,
         )
+        steps = 0
         for c in claims:
-            await self._step(c)
-        return len(claims)
+            steps += await self._carry(dataclasses.replace(c, hold_s=self.lease_s))
+        return steps
 
-    async def _step(self, c: Claim) -> None:
+    async def _carry(self, c: Claim) -> int:
+        """Run the call's steps one after another while it holds the lease (no new claim per
+        step: the owner's messages go out right after the analysis). Returns the steps run."""
+        steps = 0
+        while True:
+            stage = await self._step(c)
+            steps += 1
+            if stage in (c.stage, "", DONE, STAGE_FAILED) or stage not in PENDING_STAGES:
+                return steps  # waiting (deferred or retry later), lost, finished
+            c = dataclasses.replace(c, stage=stage, attempts=0)
+
+    async def _step(self, c: Claim) -> str:
         try:
             stage = await run_step(self.deps, c, worker_id=self.worker_id)
         except Exception as exc:  # every failure is recorded on the row, never lost
@@ -81,7 +94,7 @@ class Worker:
             self.steps_failed += 1
             level = logging.ERROR if stage == STAGE_FAILED else logging.WARNING
             log.log(level, "call %s: %s failed (%s) -> %s", c.call_sid, c.stage, reason, stage)
-            return
+            return stage
         self.steps_done += 1
         if stage == DONE:
             log.info("call %s: post-call pipeline done", c.call_sid)
@@ -89,6 +102,7 @@ class Worker:
             log.warning(
                 "call %s: lease lost during %s; another worker owns it", c.call_sid, c.stage
             )
+        return stage
 
     async def drain(self) -> int:
         """Run until nothing is due (tests, `receptionist worker --once`), messages included;

@@ -21,6 +21,7 @@ from receptionist.store.db import Database, claimable
 from receptionist.store.schema import call_details, utcnow
 
 STAGE_FAILED = "failed"
+STAGE_DONE = "done"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,9 @@ class Claim:
     stage: str
     attempts: int
     lease_expires_at: datetime
+    # Set by a worker that carries the call on to its next step at once: `advance` then keeps
+    # the lease (renewed for this many seconds) instead of releasing it, until the call is done.
+    hold_s: float | None = None
 
 
 def _due(stages: Sequence[str], now: datetime) -> Any:
@@ -110,7 +114,9 @@ async def advance(
         "updated_at": now,
         **(values or {}),
     }
-    if release:
+    if claim.hold_s is not None and to_stage != STAGE_DONE:
+        update.update(lease_expires_at=now + timedelta(seconds=claim.hold_s))
+    elif release:
         update.update(lease_owner=None, lease_expires_at=None)
     result = await conn.execute(
         sa.update(call_details).where(owned(claim.call_sid, worker_id, claim.stage)).values(update)

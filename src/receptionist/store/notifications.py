@@ -179,23 +179,36 @@ async def claim_due(
     ]
 
 
+async def finish_sends(
+    db: Database, outcomes: Sequence[tuple[int, dict[str, Any]]], *, worker_id: str
+) -> list[bool]:
+    """Record send outcomes `(id, values)` in one transaction, each only if this worker still
+    holds the row in `sending` (a report may already have resolved it: then the report's status
+    stands). Releases the leases. Returns, per outcome, whether it was recorded."""
+    n = notifications.c
+    now = utcnow()
+    recorded = []
+    async with db.begin(immediate=True) as conn:
+        for notification_id, values in outcomes:
+            result = await conn.execute(
+                sa.update(notifications)
+                .where(
+                    n.id == notification_id,
+                    n.lease_owner == worker_id,
+                    n.status == NOTIFY_SENDING,
+                )
+                .values(lease_owner=None, lease_expires_at=None, updated_at=now, **values)
+            )
+            recorded.append(bool(result.rowcount))
+    return recorded
+
+
 async def finish_send(
     db: Database, notification_id: int, *, worker_id: str, values: dict[str, Any]
 ) -> bool:
-    """Record a send's outcome, if this worker still holds the row in `sending` (a report may
-    already have resolved it: then the report's status stands). Releases the lease."""
-    n = notifications.c
-    async with db.begin(immediate=True) as conn:
-        result = await conn.execute(
-            sa.update(notifications)
-            .where(
-                n.id == notification_id,
-                n.lease_owner == worker_id,
-                n.status == NOTIFY_SENDING,
-            )
-            .values(lease_owner=None, lease_expires_at=None, updated_at=utcnow(), **values)
-        )
-    return bool(result.rowcount)
+    """One outcome; see finish_sends."""
+    (recorded,) = await finish_sends(db, [(notification_id, values)], worker_id=worker_id)
+    return recorded
 
 
 async def expire_abandoned(
