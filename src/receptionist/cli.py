@@ -117,15 +117,23 @@ async def _nothing(db: Database) -> None:
 def demo(
     tenant: Annotated[str, typer.Option(help="Tenant to call.")] = "bakery",
     fast: Annotated[bool, typer.Option(help="Do not pace audio in real time.")] = False,
+    engine: Annotated[
+        str, typer.Option(help="auto | local (real speech) | live-double (scripted double)")
+    ] = "auto",
 ) -> None:
-    """Place one simulated call through the real server against the local Gemini Live double."""
+    """Place one spoken call through the real server, with no keys and no network."""
     import logging
 
     from receptionist.demo import run_demo
 
+    if engine not in ("auto", "local", "live-double"):
+        typer.echo("error: --engine must be auto, local or live-double", err=True)
+        raise typer.Exit(2)
     settings = _settings()
-    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # the demo prints its own story
-    code = _run(run_demo(settings, tenant, realtime=not fast, console=console))
+    # the demo prints its own story; the server's routine lines would drown it
+    for name in ("uvicorn.error", "receptionist"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    code = _run(run_demo(settings, tenant, realtime=not fast, console=console, engine=engine))
     raise typer.Exit(code)
 
 
@@ -145,29 +153,46 @@ def call(
     from_number: Annotated[str, typer.Option("--from", help="Caller number.")] = "+919800000099",
     user: Annotated[str | None, typer.Option(help="Basic-auth user.")] = None,
     password: Annotated[str | None, typer.Option(help="Basic-auth token.")] = None,
+    voice: Annotated[
+        str, typer.Option(help="auto | local (Piper, real speech) | tone (for the Live double)")
+    ] = "auto",
+    scenario: Annotated[
+        Path | None, typer.Option(help="TOML file of [[line]] say = ..., pause_ms = ...")
+    ] = None,
 ) -> None:
     """Call the bridge like Exotel does: stream audio, print what happens, summarise."""
-    from receptionist.sim.call_cli import run_call_command
+    from receptionist.engines.local.models import LocalModelsMissing
+    from receptionist.sim.call_cli import ScenarioError, run_call_command
+
+    if voice not in ("auto", "local", "tone"):
+        typer.echo("error: --voice must be auto, local or tone", err=True)
+        raise typer.Exit(2)
 
     settings = _settings()
     url = target
     if "://" not in target:
         url = f"ws://127.0.0.1:{settings.port}/exotel/{target}"
-    code = _run(
-        run_call_command(
-            url=url,
-            lines=list(say or []),
-            wav_in=wav,
-            wav_out=out,
-            calls=calls,
-            concurrency=concurrency,
-            realtime=realtime,
-            sample_rate=sample_rate,
-            from_number=from_number,
-            auth=(user, password) if user and password else None,
-            console=console,
+    try:
+        code = _run(
+            run_call_command(
+                url=url,
+                lines=list(say or []),
+                wav_in=wav,
+                wav_out=out,
+                calls=calls,
+                concurrency=concurrency,
+                realtime=realtime,
+                sample_rate=sample_rate,
+                from_number=from_number,
+                auth=(user, password) if user and password else None,
+                console=console,
+                voice=voice,
+                scenario=scenario,
+            )
         )
-    )
+    except (ScenarioError, LocalModelsMissing) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     raise typer.Exit(code)
 
 

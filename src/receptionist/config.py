@@ -90,6 +90,31 @@ class Settings(BaseSettings):
         900.0, gt=0, description="Stop waiting for Exotel's final record after this."
     )
 
+    # --- voice engine ----------------------------------------------------------------------------
+    voice_engine: Literal["auto", "gemini-live", "local"] = Field(
+        "auto", description="auto: gemini-live when a Gemini key is set, else local."
+    )
+    local_stt_model: str | None = Field(
+        None, description="Whisper model directory or faster-whisper name; default tiny.en."
+    )
+    local_stt_threads: int = Field(2, ge=1, description="CPU threads per transcription.")
+    local_tts_voice: str | None = Field(
+        None, description="Piper voice .onnx (its .json beside it); default en_US joe."
+    )
+    local_end_silence_ms: int = Field(600, ge=100, description="Silence that ends a turn.")
+    local_max_utterance_s: float = Field(15.0, ge=1, description="Longer turns are cut.")
+    local_brain: Literal["grounded", "llm"] = Field(
+        "grounded", description="grounded: answers from the tenant's files, no model."
+    )
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint for `llm`.")
+    llm_model: str | None = Field(None, description="Model name at LLM_BASE_URL.")
+    llm_api_key: SecretStr | None = Field(None, description="Key for LLM_BASE_URL, if any.")
+    llm_gguf_path: Path | None = Field(
+        None, description="A GGUF file run in-process (xllamacpp) instead of an endpoint."
+    )
+    llm_first_token_timeout_s: float = Field(3.0, gt=0)
+    llm_total_timeout_s: float = Field(8.0, gt=0)
+
     # --- post-call analysis ------------------------------------------------------------------
     analyzer: Literal["auto", "gemini", "offline"] = Field(
         "auto", description="auto: Gemini when a key is set, else the offline analyzer."

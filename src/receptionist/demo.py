@@ -1,12 +1,15 @@
 """`receptionist demo`: one complete call with no keys and no external services.
 
-It starts the Gemini Live double (TLS, on loopback), the real bridge on SQLite, places a simulated
-Exotel call to a tenant, prints the conversation as it happens and then what was stored.
+It starts the real bridge on SQLite with the local voice engine (or, without the `local` extra,
+the Gemini Live double on loopback), places a simulated Exotel call to a tenant whose caller
+really speaks, prints the conversation as it happens (what the caller said, what the engine
+heard, what it answered) and then what was stored: the call, its analysis and its messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -18,38 +21,79 @@ from receptionist.bridge.server import serve_in_process, uvicorn_options
 from receptionist.bridge.session import CallSession
 from receptionist.bridge.wiring import build_context
 from receptionist.config import Settings
+from receptionist.engines.local.models import LocalModelsMissing, check_local_models
 from receptionist.notify.report import message_line
 from receptionist.sim.caller import CallerScript, CallOptions, TranscriptEvent, place_call
 from receptionist.sim.gemini_live import FakeGeminiLive
-from receptionist.sim.scenarios import caller_lines, live_script
+from receptionist.sim.scenarios import caller_lines, live_script, spoken_lines
+from receptionist.sim.voice import local_voice
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
 from receptionist.store.notifications import list_notifications
 from receptionist.tenants.repository import TenantError, TenantRepository
 
 
-async def run_demo(settings: Settings, tenant_id: str, *, realtime: bool, console: Console) -> int:
+async def run_demo(
+    settings: Settings,
+    tenant_id: str,
+    *,
+    realtime: bool,
+    console: Console,
+    engine: str = "auto",
+) -> int:
+    """`engine`: local (real speech, needs the `local` extra), live-double (the scripted Gemini
+    Live double), or auto (local when installed)."""
     try:
         tenant = TenantRepository(settings.tenants_dir).get(tenant_id)
     except TenantError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
-    async with FakeGeminiLive(
-        api_key="demo-key", script=live_script(tenant_id), realtime=realtime
-    ) as fake:
-        settings = settings.model_copy(
-            update={
-                "gemini_api_key": SecretStr("demo-key"),
-                "gemini_base_url": fake.base_url,
-                "gemini_ca_file": Path(fake.ca_file),
-                "analyzer": "offline",  # the double answers calls, not analysis requests
-                "notify_ai": "off",  # ... nor message writing: the templates' static text
-            }
-        )
+    if engine == "auto":
+        try:
+            check_local_models(settings.local_stt_model, settings.local_tts_voice)
+            engine = "local"
+        except LocalModelsMissing as exc:
+            console.print(f"[yellow]local engine not installed[/yellow] ({exc}); using the double")
+            engine = "live-double"
+    settings = settings.model_copy(
+        update={"analyzer": "offline", "notify_ai": "off"}  # no model for analysis or wording
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        if engine == "local":
+            settings = settings.model_copy(update={"voice_engine": "local"})
+            console.print("[dim]loading the speech models ...[/dim]")
+            voice = await local_voice(settings.local_tts_voice)
+            lines, story = (
+                spoken_lines(tenant_id),
+                (
+                    "with the local voice engine: the caller speaks (Piper), the engine hears "
+                    "(Whisper tiny.en), answers from the tenant's files and speaks, all on this CPU"
+                ),
+            )
+        else:
+            fake = await stack.enter_async_context(
+                FakeGeminiLive(api_key="demo-key", script=live_script(tenant_id), realtime=realtime)
+            )
+            settings = settings.model_copy(
+                update={
+                    "voice_engine": "gemini-live",
+                    "gemini_api_key": SecretStr("demo-key"),
+                    "gemini_base_url": fake.base_url,
+                    "gemini_ca_file": Path(fake.ca_file),
+                }
+            )
+            voice, lines, story = (
+                None,
+                caller_lines(tenant_id),
+                ("with the local Gemini Live double (scripted replies, tone-speech caller)"),
+            )
         db = Database(settings.database_url)
+        stack.push_async_callback(db.dispose)
         await db.upgrade()
 
         def on_turn(session: CallSession, caller: str, turn: dict[str, Any]) -> None:
+            if caller and engine == "local":
+                console.print(f"  [dim]heard[/dim]  {caller}", highlight=False)
             mark = " [interrupted]" if turn.get("interrupted") else ""
             console.print(f"  [bold]agent[/bold]  {turn['text']}{mark}", highlight=False)
 
@@ -60,18 +104,17 @@ async def run_demo(settings: Settings, tenant_id: str, *, realtime: bool, consol
         ctx = build_context(settings, db=db, on_turn=on_turn)
         console.print(
             f"[bold]Receptionist demo[/bold]: calling [green]{tenant.name}[/green] ({tenant_id})"
-            " through the real bridge, with the local Gemini Live double (scripted replies)."
+            f" through the real bridge, {story}."
         )
         async with serve_in_process(create_app(ctx), **uvicorn_options(settings)) as port:
             url = f"ws://127.0.0.1:{port}/exotel/{tenant_id}"
             console.print(f"  bridge at {url}\n")
             result = await place_call(
-                CallOptions(url=url, realtime=realtime, on_event=on_event),
-                CallerScript(utterances=caller_lines(tenant_id)),
+                CallOptions(url=url, realtime=realtime, on_event=on_event, voice=voice),
+                CallerScript(utterances=lines, turn_timeout_s=20),
             )
             row = await _after_pipeline(db, result.call_sid)
             messages = await _messages_settled(db, result.call_sid)
-        await db.dispose()
     console.print()
     if not result.ok or row is None:
         console.print(f"[red]call failed:[/red] {result.error or 'no call row stored'}")

@@ -32,5 +32,13 @@ def setup_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # The SDKs log every request at INFO; keep them to warnings.
-    for noisy in ("httpx", "google_genai", "websockets", "uvicorn.access", "aiosqlite", "alembic"):
+    for noisy in (
+        "httpx",
+        "google_genai",
+        "websockets",
+        "uvicorn.access",
+        "aiosqlite",
+        "alembic",
+        "faster_whisper",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

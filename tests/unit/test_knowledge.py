@@ -175,6 +175,9 @@ def test_mentions_with_quantities(kbs: dict[str, Knowledge]) -> None:
     ]
     (m,) = kb.find_mentions("Black Forest cake 1 kg")
     assert m.kg == 1
+    # how speech-to-text writes a spoken pause
+    (m,) = kb.find_mentions("I want to order one kilo, a Black Forest cake for pickup")
+    assert m.items[0].display == "Black Forest cake" and m.kg == 1
     assert kb.find_mentions("a chocolate mousse") == []
 
 

@@ -137,6 +137,9 @@ def create_app(ctx: BridgeContext) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ctx.store.replay_spool()
+        warm_up = getattr(ctx.engine_factory, "warm_up", None)
+        if warm_up is not None:  # the local engine's models load now, not in the first call
+            await warm_up()
         stop = asyncio.Event()
         worker_task = asyncio.create_task(ctx.worker.run(stop)) if ctx.worker else None
         yield

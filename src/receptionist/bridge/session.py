@@ -28,6 +28,7 @@ from receptionist.engines.base import (
     AgentAudio,
     AgentTranscript,
     CallerTranscript,
+    EndCall,
     EngineClosed,
     EngineError,
     EngineRequest,
@@ -49,11 +50,6 @@ log = logging.getLogger("receptionist.call")
 START_TIMEOUT_S = 10.0
 MAX_EVENTS = 200  # per call: beyond this only counters grow (a flood of bad frames stays bounded)
 GOODBYE_GRACE_S = 15.0
-
-
-def say_instruction(text: str) -> str:
-    """How we ask the voice model to speak fixed words (greeting, prompts, goodbyes)."""
-    return f"(Say this to the caller now, word for word, then wait: «{text}»)"
 
 
 @dataclass(slots=True)
@@ -245,6 +241,9 @@ class CallSession:
             language=tenant.primary_language,
             voice=tenant.voice,
             model=tenant.model,
+            engine=tenant.engine,
+            tenant=tenant,
+            caller_number=start.from_number,
         )
         try:
             engine = self.ctx.engine_factory(request)
@@ -276,9 +275,9 @@ class CallSession:
         watchdog = asyncio.create_task(self._watchdog(engine), name=f"watch-{self.call_sid}")
         try:
             if decline:  # over the monthly budget: a short, polite line, then hang up
-                await self._begin_hangup(engine, "budget_exceeded", tenant.messages.busy)
+                await self._begin_hangup(engine, "budget_exceeded", tenant.messages.busy, "busy")
             else:
-                await engine.say(say_instruction(tenant.greeting))
+                await engine.say(tenant.greeting, "greeting")
             await self._caller_to_engine(engine)
         except Exception as exc:  # a bug or a dead engine socket: end this call, not the server
             if self.status == "in_progress":
@@ -397,6 +396,11 @@ class CallSession:
                 await self._turn_done(interrupted=True)
             elif type(ev) is Usage:
                 self._add_usage(ev)
+            elif type(ev) is EndCall:
+                if self._hangup is None:  # the goodbye is the turn being spoken now
+                    self._hangup = ev.reason
+                    self._hangup_deadline = time.monotonic() + GOODBYE_GRACE_S
+                    self.note("hangup", ev.reason, level=logging.INFO)
             elif type(ev) is GoingAway:
                 self.note("engine_go_away", f"time_left={ev.time_left_s}", level=logging.INFO)
             elif type(ev) is EngineClosed:
@@ -471,7 +475,9 @@ class CallSession:
                     return
                 continue
             if now - self._t0 >= s.max_call_duration_s:
-                await self._begin_hangup(engine, "max_duration", messages.goodbye_max_duration)
+                await self._begin_hangup(
+                    engine, "max_duration", messages.goodbye_max_duration, "goodbye_max_duration"
+                )
                 continue
             if self._prompted_at is not None and self._last_activity > self._prompted_at:
                 self._prompted_at = None  # the caller answered
@@ -482,15 +488,19 @@ class CallSession:
                 if silent >= s.silence_prompt_after_s:
                     self._prompted_at = now
                     self.note("silence_prompt", f"{silent:.0f}s silent", level=logging.INFO)
-                    await engine.say(say_instruction(messages.still_there))
+                    await engine.say(messages.still_there, "still_there")
             elif silent >= s.silence_hangup_after_s - s.silence_prompt_after_s:
-                await self._begin_hangup(engine, "caller_silent", messages.goodbye_inactive)
+                await self._begin_hangup(
+                    engine, "caller_silent", messages.goodbye_inactive, "goodbye_inactive"
+                )
 
-    async def _begin_hangup(self, engine: VoiceEngine, reason: str, goodbye: str) -> None:
+    async def _begin_hangup(
+        self, engine: VoiceEngine, reason: str, goodbye: str, kind: str
+    ) -> None:
         self._hangup = reason
         self._hangup_deadline = time.monotonic() + GOODBYE_GRACE_S
         self.note("hangup", reason, level=logging.INFO)
-        await engine.say(say_instruction(goodbye))
+        await engine.say(goodbye, kind)
 
     # --- persistence --------------------------------------------------------------------------
 

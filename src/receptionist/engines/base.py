@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from receptionist.tenants.model import Tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,14 @@ class GoingAway:
 
 
 @dataclass(frozen=True, slots=True)
+class EndCall:
+    """The engine decided the call is over; its goodbye is the turn being spoken now. The bridge
+    hangs up once that turn has been heard."""
+
+    reason: str = "agent_ended"
+
+
+@dataclass(frozen=True, slots=True)
 class EngineClosed:
     """The engine stopped producing events; `error` is set when that was not asked for."""
 
@@ -73,6 +84,7 @@ EngineEvent = (
     | Interrupted
     | Usage
     | GoingAway
+    | EndCall
     | EngineClosed
 )
 
@@ -92,6 +104,9 @@ class EngineRequest:
     voice: str | None = None
     model: str | None = None
     vocabulary: tuple[str, ...] = field(default_factory=tuple)
+    engine: str | None = None  # the tenant's choice ("gemini-live" | "local"); None: default
+    tenant: Tenant | None = None  # engines that answer from the tenant's files need it
+    caller_number: str | None = None
 
 
 class VoiceEngine(Protocol):
@@ -103,8 +118,10 @@ class VoiceEngine(Protocol):
     async def connect(self) -> None:
         """Open the session; raise EngineError with a clear reason on failure."""
 
-    async def say(self, text: str) -> None:
-        """Make the agent speak `text` now (greeting, 'are you still there?', goodbye)."""
+    async def say(self, text: str, kind: str | None = None) -> None:
+        """Make the agent speak `text` now. `kind` says which fixed line it is ("greeting" or a
+        CallMessages field name) so an engine that cannot speak the text's language can use
+        its own words for it."""
 
     async def send_audio(self, pcm: bytes) -> None:
         """Caller audio at `input_rate`."""

@@ -1,12 +1,25 @@
-"""Chooses and builds the voice engine for each call from the settings."""
+"""Chooses and builds the voice engine for each call from the settings and the tenant.
+
+`VOICE_ENGINE=auto` (the default) means Gemini Live when a Gemini key is set, else the local
+engine; a tenant's `engine` in tenant.toml overrides it for that tenant's calls. The choice and
+why are logged at start-up. Engines are built lazily: a server whose tenants all use one engine
+never loads the other.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from receptionist.config import Settings, SettingsError
-from receptionist.engines.base import EngineFactory, EngineRequest, VoiceEngine
+from receptionist.engines.base import EngineError, EngineRequest, VoiceEngine
 from receptionist.engines.gemini_live import GeminiLiveConfig, GeminiLiveEngine, make_client
+
+if TYPE_CHECKING:
+    from google import genai
+
+    from receptionist.engines.local.engine import BrainFactory, LocalSpeech
+    from receptionist.engines.local.vad import VadSettings
 
 log = logging.getLogger(__name__)
 
@@ -15,8 +28,8 @@ def gemini_config(settings: Settings) -> GeminiLiveConfig:
     key = settings.gemini_key
     if not key:
         raise SettingsError(
-            "setting GEMINI_API_KEY: not set (or run `receptionist demo`, which uses the local"
-            " Gemini Live double)"
+            "setting GEMINI_API_KEY: not set (or leave VOICE_ENGINE=auto to use the local"
+            " engine, or run `receptionist demo`)"
         )
     return GeminiLiveConfig(
         api_key=key,
@@ -29,13 +42,86 @@ def gemini_config(settings: Settings) -> GeminiLiveConfig:
     )
 
 
-def make_engine_factory(settings: Settings) -> EngineFactory:
-    cfg = gemini_config(settings)
-    client = make_client(cfg)  # one per process: sessions share its TLS set-up
-    where = cfg.base_url or "Google"
-    log.info("voice engine: gemini-live (model %s at %s)", cfg.model, where)
+def default_engine(settings: Settings) -> tuple[str, str]:
+    """(engine name, why) for calls whose tenant does not choose."""
+    if settings.voice_engine != "auto":
+        return settings.voice_engine, "VOICE_ENGINE is set"
+    if settings.gemini_key:
+        return "gemini-live", "a Gemini key is set"
+    return "local", "no Gemini key is set"
 
-    def factory(request: EngineRequest) -> VoiceEngine:
+
+class EngineChooser:
+    """The bridge's engine factory: one engine per call, of the tenant's or the default kind."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.default, why = default_engine(settings)
+        self._gemini: tuple[genai.Client, GeminiLiveConfig] | None = None
+        self._local: tuple[LocalSpeech, BrainFactory, str] | None = None
+        if self.default == "gemini-live":
+            cfg = self._gemini_parts()[1]
+            where = cfg.base_url or "Google"
+            log.info("voice engine: gemini-live, model %s at %s (%s)", cfg.model, where, why)
+        else:
+            speech, _, brain = self._local_parts()  # fails now, not at the first call
+            log.info(
+                "voice engine: local, %s + %s, brain %s (%s)",
+                speech.stt_name,
+                speech.tts_name,
+                brain,
+                why,
+            )
+
+    def __call__(self, request: EngineRequest) -> VoiceEngine:
+        name = request.engine or self.default
+        if name == "local":
+            from receptionist.engines.local.engine import LocalEngine
+
+            try:
+                speech, make_brain, brain = self._local_parts()
+            except SettingsError as exc:
+                raise EngineError(str(exc)) from None
+            return LocalEngine(
+                speech,
+                make_brain,
+                request,
+                brain_name=brain,
+                vad=_vad_settings(self.settings),
+            )
+        try:
+            client, cfg = self._gemini_parts()
+        except SettingsError as exc:
+            raise EngineError(f"tenant {request.tenant_id} uses gemini-live: {exc}") from None
         return GeminiLiveEngine(client, cfg, request)
 
-    return factory
+    async def warm_up(self) -> None:
+        """Load and run the local models once (start-up), so the first call is not slow."""
+        if self._local is not None:
+            await self._local[0].warm_up()
+
+    def _gemini_parts(self) -> tuple[genai.Client, GeminiLiveConfig]:
+        if self._gemini is None:
+            cfg = gemini_config(self.settings)
+            self._gemini = (make_client(cfg), cfg)  # one per process: sessions share TLS set-up
+        return self._gemini
+
+    def _local_parts(self) -> tuple[LocalSpeech, BrainFactory, str]:
+        if self._local is None:
+            from receptionist.engines.local.wiring import local_parts
+
+            self._local = local_parts(self.settings)
+        return self._local
+
+
+def _vad_settings(settings: Settings) -> VadSettings:
+    from receptionist.engines.local.vad import VadSettings
+
+    return VadSettings(
+        end_silence_ms=settings.local_end_silence_ms,
+        max_utterance_ms=int(settings.local_max_utterance_s * 1000),
+    )
+
+
+def make_engine_factory(settings: Settings) -> EngineChooser:
+    return EngineChooser(settings)

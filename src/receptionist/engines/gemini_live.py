@@ -63,6 +63,11 @@ def make_client(cfg: GeminiLiveConfig) -> genai.Client:
     return genai.Client(api_key=cfg.api_key, http_options=types.HttpOptions(**opts))
 
 
+def say_instruction(text: str) -> str:
+    """How we ask the voice model to speak fixed words (greeting, prompts, goodbyes)."""
+    return f"(Say this to the caller now, word for word, then wait: «{text}»)"
+
+
 class GeminiLiveEngine:
     name = "gemini-live"
     input_rate = INPUT_RATE
@@ -131,9 +136,10 @@ class GeminiLiveEngine:
         self._stack, self._session = await self._open()
         self._ws = _socket_of(self._session)
 
-    async def say(self, text: str) -> None:
+    async def say(self, text: str, kind: str | None = None) -> None:
         await self._session.send_client_content(
-            turns=types.Content(role="user", parts=[types.Part(text=text)]), turn_complete=True
+            turns=types.Content(role="user", parts=[types.Part(text=say_instruction(text))]),
+            turn_complete=True,
         )
 
     async def send_audio(self, pcm: bytes) -> None:

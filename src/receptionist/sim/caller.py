@@ -26,7 +26,7 @@ import math
 import time
 import uuid
 import wave
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -81,6 +81,8 @@ class CallerScript:
     barge_in: dict[int, int] = field(default_factory=dict)
     #: Utterance index -> DTMF digits pressed just before that utterance.
     dtmf: dict[int, str] = field(default_factory=dict)
+    #: Utterance index -> silence after it, instead of `pause_ms`.
+    pause_after_ms: dict[int, int] = field(default_factory=dict)
 
 
 def _call_sid() -> str:
@@ -115,6 +117,9 @@ class CallOptions:
     connect_timeout_s: float = 10.0
     max_call_s: float = 120.0
     on_event: Callable[[TranscriptEvent], None] | None = None
+    #: Speak the utterances with this voice, (text, sample_rate) -> PCM16 mono, e.g. the local
+    #: engine's text-to-speech (see `sim.voice`); None: the deterministic tone-speech.
+    voice: Callable[[str, int], Awaitable[bytes]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +308,7 @@ class _Call:
         self.awaiting_since: float | None = None  # end of caller turn, no reply seen yet
         self.reply_seen = False  # agent audio since the caller's last turn end (or call start)
         self.reply_started: float | None = None
+        self.spoken: dict[int, _Clip] = {}  # utterance index -> clip in the chosen voice
         # agent playback state
         self.speaking = False
         self.seg_start = 0.0
@@ -448,10 +454,10 @@ class _Call:
                     await self._send(dtmf_frame(opts.stream_sid, digit, sequence=self.seq))
                     self._emit("dtmf", digit)
                     await self._silence(opts.frame_ms, paced=not fast)
-                clip = _utterance_clip(text, opts.sample_rate, opts.frame_ms)
+                clip = self.spoken.get(i) or _utterance_clip(text, opts.sample_rate, opts.frame_ms)
                 self._emit("caller_said", text)
                 await self._play(clip, paced=not fast)
-                await self._silence(cfg.pause_ms, paced=not fast)
+                await self._silence(cfg.pause_after_ms.get(i, cfg.pause_ms), paced=not fast)
         await self._wait(self._agent_done, cfg.turn_timeout_s)  # the final reply
         await self._silence(cfg.hangup_after_ms, paced=True)
         self.seq += 1
@@ -588,8 +594,19 @@ class _Call:
         await ws.close()
         await receiver
 
+    async def _speak_lines(self) -> None:
+        """Render every line in the chosen voice before dialling (the caller never waits for
+        its own voice mid-call)."""
+        voice, opts = self.opts.voice, self.opts
+        if voice is None or self.script is None:
+            return
+        for i, text in enumerate(self.cfg.utterances):
+            pcm = await voice(text, opts.sample_rate)
+            self.spoken[i] = _clip_from_pcm(pcm, opts.sample_rate, opts.frame_ms)
+
     async def run(self) -> CallResult:
         res = self.res
+        await self._speak_lines()
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.opts.max_call_s):

@@ -65,3 +65,31 @@ def caller_lines(tenant_id: str) -> list[str]:
 
 def live_script(tenant_id: str) -> CallScript:
     return CallScript(turns=scenario(tenant_id))
+
+
+# Lines a caller speaks to the local engine (real speech, heard by Whisper tiny.en: English).
+_SPOKEN: dict[str, list[str]] = {
+    "bakery": [
+        "Hi, how much is the black forest cake?",
+        "I want to order one kilo of black forest cake for pickup tomorrow at five pm.",
+        "My name is Priya.",
+        "Yes, that's right.",
+    ],
+    "saloon": [
+        "What time do you open on Sunday?",
+        "I want to book a haircut and beard trim for Sunday at eleven am with Ravi.",
+        "My name is Vignesh.",
+        "Yes.",
+    ],
+    "clinic": [
+        "What is Doctor Sunita Sharma's fee?",
+        "I want to book an appointment with the gynaecologist for Monday at eleven thirty.",
+        "Ritika Agarwal.",
+        "Yes.",
+    ],
+}
+_SPOKEN_GENERIC = ["Hello, what are your opening hours?", "Thank you, bye."]
+
+
+def spoken_lines(tenant_id: str) -> list[str]:
+    return list(_SPOKEN.get(tenant_id, _SPOKEN_GENERIC))

@@ -15,13 +15,14 @@ engine.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from .knowledge import MenuItem, OrderLine
 
-__all__ = ["Brain", "BrainReply", "Choice", "DialogueState"]
+__all__ = ["Brain", "BrainReply", "Choice", "DialogueState", "StreamingBrain"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,4 +98,23 @@ class Brain(Protocol):
 
     async def reply(self, caller_text: str) -> BrainReply:
         """What to say to ``caller_text`` (one finished caller turn from speech-to-text)."""
+        ...
+
+
+@runtime_checkable
+class StreamingBrain(Brain, Protocol):
+    """A brain whose reply can be spoken while it is still being written (the ``llm`` brain).
+
+    ``stream`` yields the reply in speakable pieces (whole sentences, or parts of a long one) as
+    soon as each is final, so the engine can synthesize and play the first while the rest is
+    still being made. When the iteration ends, ``last_reply`` holds the whole turn's
+    :class:`BrainReply` (all pieces joined, ``end_call``, ``intent``, ``reason``). Closing the
+    iterator early (barge-in) stops the work; ``last_reply`` then holds what was released so
+    far. ``reply`` stays available and returns the same as a full ``stream``.
+    """
+
+    last_reply: BrainReply | None
+
+    def stream(self, caller_text: str) -> AsyncIterator[str]:
+        """The reply to ``caller_text``, piece by piece."""
         ...

@@ -1271,7 +1271,9 @@ def _quantity_around(
     for pos, value in reversed(extract_quantities(before)):
         tail = before[pos:]
         if re.fullmatch(
-            r"\s*[\w.]+(?:\s+and\s+a\s+half)?\s*-?\s*\w+\s*(?:of\s+)?(?:the\s+)?", tail
+            # "1 kg of the", and what speech-to-text makes of a pause: "one kilo, a"
+            r"\s*[\w.]+(?:\s+and\s+a\s+half)?\s*-?\s*\w+\s*,?\s*(?:(?:of|the|a|an)\s+)*",
+            tail,
         ):
             kg = Decimal(str(value))
         break

@@ -1,0 +1,107 @@
+"""Real spoken calls through the bridge with the local engine: the simulated caller speaks with
+Piper at 8 kHz, the engine hears it with Whisper, answers from the tenant's files and speaks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from receptionist.engines.local.models import LocalModelsMissing, check_local_models
+from receptionist.sim.caller import CallerScript, CallOptions, CallResult, place_call
+from receptionist.sim.gemini_live import FakeGeminiLive
+from receptionist.store.calls import get_call
+from receptionist.store.db import Database
+from tests.integration.bridge_harness import Bridge, running_bridge
+
+try:
+    check_local_models()
+except LocalModelsMissing as exc:  # pragma: no cover - CI installs the extra
+    pytest.skip(f"local engine not installed: {exc}", allow_module_level=True)
+
+Voice = Callable[[str, int], Awaitable[bytes]]
+
+
+@pytest.fixture(scope="module")
+def voice() -> Voice:
+    from receptionist.sim.voice import local_voice
+
+    return asyncio.run(local_voice())  # the voice object is loop-independent
+
+
+@pytest.fixture
+async def bridge(sqlite_db: Database, tmp_path: Path) -> AsyncIterator[Bridge]:
+    async with (
+        FakeGeminiLive() as unused,  # the harness wants one; no call reaches it
+        running_bridge(
+            sqlite_db,
+            tmp_path,
+            unused,
+            voice_engine="local",
+            run_worker=True,
+            silence_prompt_after_s=8,
+            silence_hangup_after_s=14,
+        ) as b,
+    ):
+        yield b
+
+
+async def spoken_call(bridge: Bridge, voice: Voice, lines: list[str], **opts: Any) -> CallResult:
+    return await place_call(
+        CallOptions(url=bridge.url("bakery"), voice=voice, max_call_s=90, **opts),
+        CallerScript(utterances=lines, turn_timeout_s=20),
+    )
+
+
+async def stored(db: Database, call_sid: str) -> dict[str, Any]:
+    async with asyncio.timeout(20):
+        while True:
+            row = await get_call(db, call_sid)
+            if row is not None and row["stage"] in ("done", "failed"):
+                return row
+            await asyncio.sleep(0.1)
+
+
+def said(row: dict[str, Any], speaker: str) -> str:
+    return " ".join(t["text"] for t in row["transcript"] if t["speaker"] == speaker).lower()
+
+
+async def test_a_spoken_order_is_heard_answered_from_the_menu_and_closed(
+    bridge: Bridge, voice: Voice
+) -> None:
+    result = await spoken_call(
+        bridge,
+        voice,
+        [
+            "How much is the black forest cake?",
+            "I want to order one kilo of black forest cake for pickup tomorrow at five pm.",
+            "My name is Priya.",
+            "Yes, that's right.",
+        ],
+    )
+    assert result.ok, result.error
+    row = await stored(bridge.db, result.call_sid)
+    caller, agent = said(row, "caller"), said(row, "agent")
+    assert "black forest" in caller and "priya" in caller  # what Whisper heard
+    assert "750" in agent  # the menu's price, read from the tenant's file
+    assert row["end_reason"] == "agent_ended" and row["status"] == "completed"
+    assert row["engine"] == "local"
+    assert row["call_type"] == "order"
+    assert {u["model_name"] for u in row["usage"]} >= {"local/whisper-tiny.en", "local/grounded"}
+    assert all(u["total_cost"] == 0 for u in row["usage"])
+
+
+async def test_silence_for_the_whole_call_is_prompted_once_then_ended(
+    bridge: Bridge, voice: Voice
+) -> None:
+    result = await place_call(
+        CallOptions(url=bridge.url("bakery"), voice=voice, max_call_s=60),
+        CallerScript(utterances=[], hangup_after_ms=30_000),
+    )
+    row = await stored(bridge.db, result.call_sid)
+    assert row["end_reason"] == "caller_silent"
+    agent = said(row, "agent")
+    assert "are you still there" in agent and said(row, "caller") == ""
