@@ -105,3 +105,22 @@ async def test_silence_for_the_whole_call_is_prompted_once_then_ended(
     assert row["end_reason"] == "caller_silent"
     agent = said(row, "agent")
     assert "are you still there" in agent and said(row, "caller") == ""
+
+
+async def test_the_caller_can_interrupt_the_agent(bridge: Bridge, voice: Voice) -> None:
+    """Speaking over the greeting stops it (Exotel `clear`) and the question is answered."""
+    result = await place_call(
+        CallOptions(url=bridge.url("bakery"), voice=voice, max_call_s=60),
+        CallerScript(
+            utterances=["What time do you close on Sunday?"],
+            barge_in={0: 1200},  # 1.2 s into the greeting
+            turn_timeout_s=20,
+        ),
+    )
+    assert result.ok, result.error
+    assert result.clears >= 1 and result.cleared_ms > 0
+    row = await stored(bridge.db, result.call_sid)
+    agent_turns = [t for t in row["transcript"] if t["speaker"] == "agent"]
+    assert agent_turns[0].get("interrupted") is True
+    assert "sunday" in said(row, "caller")
+    assert len(agent_turns) >= 2  # the question got its answer after the interruption

@@ -218,3 +218,22 @@ def test_last_caller_text() -> None:
     assert tr.last_caller_text() == "first"  # still open, not committed
     tr.agent_done(7)
     assert tr.last_caller_text() == "second"
+
+
+def test_a_complete_turn_still_playing_can_be_cut() -> None:
+    t = TranscriptRecorder()
+    t.agent_text("Hello, thank you for calling. How can I help?", 100)
+    t.agent_done(300)  # handed over in 200 ms; it plays for three seconds
+    t.caller_text("What time do you close", 1200)
+    assert t.cut_last_agent_turn(1150)
+    (greeting,) = t.turns
+    assert greeting["interrupted"] is True and greeting["end_ms"] == 1150
+    t.agent_text("We close at nine.", 2500)
+    t.agent_done(2600)
+    assert [x["speaker"] for x in t.turns] == ["agent", "caller", "agent"]
+    # a caller turn stored after the last agent turn: that agent turn was heard out
+    t.caller_text("Thanks", 3000)
+    t.agent_done(3400)  # no agent words: only the caller's turn is stored
+    assert t.turns[-1]["speaker"] == "caller"
+    assert not t.cut_last_agent_turn(3500)
+    assert "interrupted" not in t.turns[2]

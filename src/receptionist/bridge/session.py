@@ -386,6 +386,8 @@ class CallSession:
                     await self._send_audio(tail, send, emit, rate)
                 await self._turn_done(interrupted=False)
             elif type(ev) is Interrupted:
+                if time.monotonic() < self._playback_until:
+                    self.transcript.cut_last_agent_turn(self.elapsed_ms())
                 chunker.reset()
                 out_rs.reset()
                 await send(emit.clear())

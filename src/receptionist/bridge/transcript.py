@@ -73,6 +73,20 @@ class TranscriptRecorder:
             self.turns.append(turn)
         return turn
 
+    def cut_last_agent_turn(self, t_ms: float) -> bool:
+        """The caller spoke over an agent turn that was complete but still playing (an engine
+        that hands over its audio faster than it is played): mark that turn interrupted."""
+        if self._agent is not None:
+            return False
+        for turn in reversed(self.turns):
+            if turn["speaker"] == "agent":
+                turn["interrupted"] = True
+                turn["end_ms"] = round(t_ms)
+                return True
+            if turn["text"]:
+                return False  # the caller has spoken since: that turn was heard out
+        return False
+
     def snapshot(self, t_ms: float) -> list[dict[str, Any]]:
         """Everything so far, including an exchange still open (call ended mid-sentence)."""
         out = list(self.turns)
