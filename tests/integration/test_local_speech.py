@@ -32,12 +32,12 @@ from receptionist.engines.local.models import (  # noqa: E402
     default_stt_model,
     default_tts_voice,
     require_module,
+    shared_lane,
 )
 from receptionist.engines.local.stt import (  # noqa: E402
     SpeechToText,
     SttSettings,
     _is_repetition,
-    shared_lane,
 )
 from receptionist.engines.local.tts import TextToSpeech, TtsSettings  # noqa: E402
 from receptionist.engines.local.vad import TurnDetector, Utterance  # noqa: E402
@@ -217,7 +217,7 @@ async def test_concurrent_transcriptions_leave_the_event_loop_free(
     gaps: list[float] = []
     running: list[int] = []
     stop = asyncio.Event()
-    lane = shared_lane(stt.settings.parallel)
+    lane = shared_lane("stt", stt.settings.parallel)
 
     async def ticker() -> None:
         last = time.perf_counter()

@@ -88,23 +88,19 @@ async def decide_messages(
 async def _one(
     tenant: Tenant, facts: CallFacts, rule: ActionRule, deps: ActionDeps
 ) -> tuple[NewNotification, TokenUsage | None]:
+    row = _RowMaker(tenant, facts, rule, deps)
     template = tenant.template(rule.template)
     if template is None:  # validation makes this impossible; keep the message visible anyway
-        return _row(tenant, facts, rule, deps, "?", None, skip="template not declared"), None
-    kind = rule.to if rule.to in ("customer", "owner") else "fixed"
+        return row.skipped("template not declared"), None
+    row.language = template.language
     try:
-        kind, number = _recipient(rule, tenant, facts, deps.default_region)
+        row.kind, row.number = _recipient(rule, tenant, facts, deps.default_region)
     except InvalidPhone as exc:
-        reason = f"not sent to the {kind}: {exc.reason}"
-        return _row(
-            tenant, facts, rule, deps, kind, None, skip=reason, language=template.language
-        ), None
+        return row.skipped(f"not sent to the {row.kind}: {exc.reason}"), None
     try:
         composed = await compose(rule, template, tenant, facts, deps.writer)
     except MissingDetail as exc:
-        return _row(
-            tenant, facts, rule, deps, kind, number, skip=str(exc), language=template.language
-        ), None
+        return row.skipped(str(exc)), None
     sender = tenant.whatsapp
     payload = {
         "variables": composed.values,
@@ -113,22 +109,7 @@ async def _one(
         "auth_key_env": sender.auth_key_env if sender else None,
     }
     details = {"text": composed.text, **composed.notes}
-    row = NewNotification(
-        call_sid=facts.call_sid,
-        tenant=tenant.tenant_id,
-        idempotency_key=idempotency_key(facts.call_sid, rule),
-        recipient=number,
-        recipient_type=kind,
-        message_type=facts.call_type,
-        template_name=template.name,
-        language=template.language,
-        status=NOTIFY_QUEUED,
-        provider=deps.provider,
-        payload=payload,
-        details=details,
-        urgent=rule.urgent,
-    )
-    return row, composed.usage
+    return row.make(NOTIFY_QUEUED, payload, details), composed.usage
 
 
 def idempotency_key(call_sid: str, rule: ActionRule) -> str:
@@ -136,34 +117,43 @@ def idempotency_key(call_sid: str, rule: ActionRule) -> str:
     return f"{call_sid}:{rule.to}:{rule.template}"
 
 
-def _row(
-    tenant: Tenant,
-    facts: CallFacts,
-    rule: ActionRule,
-    deps: ActionDeps,
-    kind: str,
-    number: str | None,
-    *,
-    skip: str,
-    language: str = "",
-) -> NewNotification:
-    log.warning("call %s: message %s skipped: %s", facts.call_sid, rule.key, skip)
-    return NewNotification(
-        call_sid=facts.call_sid,
-        tenant=tenant.tenant_id,
-        idempotency_key=idempotency_key(facts.call_sid, rule),
-        recipient=number,
-        recipient_type=kind,
-        message_type=facts.call_type,
-        template_name=rule.template,
-        language=language,
-        status=NOTIFY_SKIPPED,
-        provider=deps.provider,
-        payload={},
-        details={"raw_number": facts.caller} if kind == "customer" else {},
-        error=skip,
-        urgent=rule.urgent,
-    )
+class _RowMaker:
+    """What one rule's notifications row is made of, filled in as the rule is worked out."""
+
+    def __init__(self, tenant: Tenant, facts: CallFacts, rule: ActionRule, deps: ActionDeps):
+        self.tenant, self.facts, self.rule, self.deps = tenant, facts, rule, deps
+        self.kind = rule.to if rule.to in ("customer", "owner") else "fixed"
+        self.number: str | None = None
+        self.language = ""
+
+    def skipped(self, reason: str) -> NewNotification:
+        log.warning("call %s: message %s skipped: %s", self.facts.call_sid, self.rule.key, reason)
+        details = {"raw_number": self.facts.caller} if self.kind == "customer" else {}
+        return self.make(NOTIFY_SKIPPED, {}, details, error=reason)
+
+    def make(
+        self,
+        status: str,
+        payload: dict[str, Any],
+        details: dict[str, Any],
+        error: str | None = None,
+    ) -> NewNotification:
+        return NewNotification(
+            call_sid=self.facts.call_sid,
+            tenant=self.tenant.tenant_id,
+            idempotency_key=idempotency_key(self.facts.call_sid, self.rule),
+            recipient=self.number,
+            recipient_type=self.kind,
+            message_type=self.facts.call_type,
+            template_name=self.rule.template,
+            language=self.language,
+            status=status,
+            provider=self.deps.provider,
+            payload=payload,
+            details=details,
+            error=error,
+            urgent=self.rule.urgent,
+        )
 
 
 def _unique(rows: Any) -> Any:

@@ -218,6 +218,17 @@ def check_local_models(stt_model: str | None = None, tts_voice: str | None = Non
 # --- running model work ----------------------------------------------------------------------
 
 
+_lanes: dict[tuple[str, int], ModelLane] = {}
+
+
+def shared_lane(name: str, workers: int) -> ModelLane:
+    """The process's lane called `name` with `workers` threads (one per model kind and size)."""
+    lane = _lanes.get((name, workers))
+    if lane is None:
+        lane = _lanes[(name, workers)] = ModelLane(name, workers)
+    return lane
+
+
 class ModelLane:
     """A bounded way to run blocking model calls from async code.
 

@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import soxr
 
-from receptionist.engines.local.models import ModelLane, require_module, resolve_stt_model
+from receptionist.engines.local.models import require_module, resolve_stt_model, shared_lane
 
-__all__ = ["SpeechToText", "SttSettings", "Transcription", "shared_lane"]
+__all__ = ["SpeechToText", "SttSettings", "Transcription"]
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,6 @@ class _Decoded:
 
 _models: dict[tuple[str, int, int], Any] = {}
 _models_lock = threading.Lock()
-_lanes: dict[int, ModelLane] = {}
 
 
 def _load_model(path: str, cpu_threads: int, parallel: int) -> Any:
@@ -134,14 +133,6 @@ def _load_model(path: str, cpu_threads: int, parallel: int) -> Any:
         return model
 
 
-def shared_lane(parallel: int) -> ModelLane:
-    """The process's speech-to-text lane with ``parallel`` workers."""
-    lane = _lanes.get(parallel)
-    if lane is None:
-        lane = _lanes[parallel] = ModelLane("stt", parallel)
-    return lane
-
-
 def _is_repetition(text: str) -> bool:
     """Whether ``text`` is one phrase said two or more times ("Hello? Hello? Hello?")."""
     words = _NON_WORD.sub(" ", text.lower()).split()
@@ -164,7 +155,7 @@ class SpeechToText:
     def __init__(self, settings: SttSettings | None = None) -> None:
         self.settings = settings or SttSettings()
         self.model_path = resolve_stt_model(self.settings.model)
-        self._lane = shared_lane(self.settings.parallel)
+        self._lane = shared_lane("stt", self.settings.parallel)
         self._model: Any = None
         self._short_prompt: tuple[Any, list[int], list[int]] | None = None
 

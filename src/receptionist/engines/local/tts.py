@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import soxr
 
-from receptionist.engines.local.models import ModelLane, require_module, resolve_tts_voice
+from receptionist.engines.local.models import require_module, resolve_tts_voice, shared_lane
 from receptionist.engines.local.sentences import DEFAULT_MAX_CHARS, split_sentences
 
-__all__ = ["TextToSpeech", "TtsSettings", "shared_lane"]
+__all__ = ["TextToSpeech", "TtsSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ class TtsSettings:
 
 _voices: dict[tuple[str, int], Any] = {}
 _voices_lock = threading.Lock()
-_lanes: dict[int, ModelLane] = {}
 
 
 def _load_voice(model: Path, config: Path, threads: int) -> Any:
@@ -92,14 +91,6 @@ def _load_voice(model: Path, config: Path, threads: int) -> Any:
         return voice
 
 
-def shared_lane(parallel: int) -> ModelLane:
-    """The process's text-to-speech lane with ``parallel`` workers."""
-    lane = _lanes.get(parallel)
-    if lane is None:
-        lane = _lanes[parallel] = ModelLane("tts", parallel)
-    return lane
-
-
 class TextToSpeech:
     """Speaks text as PCM16 mono; one instance can serve every call (no per-call state)."""
 
@@ -108,7 +99,7 @@ class TextToSpeech:
         self.model_path, self.config_path = resolve_tts_voice(self.settings.voice)
         with self.config_path.open(encoding="utf-8") as f:
             self.voice_rate: int = int(json.load(f)["audio"]["sample_rate"])
-        self._lane = shared_lane(self.settings.parallel)
+        self._lane = shared_lane("tts", self.settings.parallel)
         self._voice: Any = None
         self._syn_config: Any = None
 
