@@ -41,7 +41,7 @@ from receptionist.engines.base import (
     TurnComplete,
     Usage,
 )
-from receptionist.engines.local.brain import Brain, BrainReply
+from receptionist.engines.local.brain import Brain, BrainReply, StreamingBrain
 from receptionist.engines.local.sentences import split_sentences
 from receptionist.engines.local.stt import SpeechToText
 from receptionist.engines.local.tts import TextToSpeech
@@ -55,6 +55,16 @@ RATE = 8000  # telephone audio both ways: no resampling in the bridge for 8 kHz 
 _NOT_SPEAKABLE = re.compile(r"[^\x00-\x7f‘’“”–—…₹]")  # scripts the English voice cannot read
 
 BrainFactory = Callable[[Tenant, str | None], Brain]
+_SORRY = "Sorry, I did not get that. Could you say it again?"
+
+
+@dataclass(frozen=True, slots=True)
+class _Say:
+    """Words for the speaker: part of an agent turn, or its last part (then the turn ends)."""
+
+    text: str
+    last: bool
+    end_call: bool = False
 
 
 @dataclass
@@ -108,7 +118,8 @@ class LocalEngine:
         self._detector: TurnDetector | None = None
         self._events: asyncio.Queue[EngineEvent] = asyncio.Queue()
         self._utterances: asyncio.Queue[tuple[Utterance, float]] = asyncio.Queue()
-        self._speech: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()  # (text, end_call)
+        self._speech: asyncio.Queue[_Say] = asyncio.Queue()
+        self._generation = 0  # bumped by barge-in
         self._tasks: list[asyncio.Task[None]] = []
         self._speaking: asyncio.Task[None] | None = None
         self._heard_until = 0.0  # monotonic time the caller will have heard all our audio
@@ -140,7 +151,7 @@ class LocalEngine:
         replaced by the brain's opening (greeting) or the English default for its kind."""
         if _NOT_SPEAKABLE.search(text):
             text = self._english_for(kind) or text
-        await self._speech.put((text, False))
+        await self._speech.put(_Say(text, last=True))
 
     async def send_audio(self, pcm: bytes) -> None:
         if self._detector is None or self._closed:
@@ -190,13 +201,13 @@ class LocalEngine:
             self._events.put_nowait(Interrupted())
 
     def _stop_speaking(self) -> None:
+        self._generation += 1  # a reply still being written for the old turn is dropped
         while not self._speech.empty():
             self._speech.get_nowait()
         if self._speaking is not None:
             self._speaking.cancel()
 
     async def _answer_turns(self) -> None:
-        assert self._brain is not None
         while True:
             utterance, self._utterance_end = await self._utterances.get()
             try:
@@ -210,8 +221,32 @@ class LocalEngine:
                 self.stats.empty_turns += 1  # noise or silence: no turn
                 continue
             self._events.put_nowait(CallerTranscript(text))
+            await self._answer(text)
+
+    async def _answer(self, text: str) -> None:
+        """The brain's reply, queued for speech: piece by piece as a streaming brain writes it
+        (the first sentence is spoken while the rest is written), else whole."""
+        brain, generation = self._brain, self._generation
+        assert brain is not None
+        if not isinstance(brain, StreamingBrain):
             reply = await self._reply(text)
-            await self._speech.put((reply.text, reply.end_call))
+            await self._speech.put(_Say(reply.text, last=True, end_call=reply.end_call))
+            return
+        pieces = brain.stream(text)
+        try:
+            async for piece in pieces:
+                if generation != self._generation:
+                    return  # the caller spoke over this reply
+                await self._speech.put(_Say(piece, last=False))
+        except Exception:  # a brain bug must not leave the caller in silence
+            log.exception("call %s: brain failed", self.request.call_sid)
+            await self._speech.put(_Say(_SORRY, last=True))
+            return
+        finally:
+            await pieces.aclose()  # type: ignore[attr-defined]
+        end_call = brain.last_reply.end_call if brain.last_reply is not None else False
+        if generation == self._generation:
+            await self._speech.put(_Say("", last=True, end_call=end_call))
 
     async def _reply(self, text: str) -> BrainReply:
         assert self._brain is not None
@@ -219,14 +254,12 @@ class LocalEngine:
             return await self._brain.reply(text)
         except Exception as exc:  # a brain bug must not leave the caller in silence
             log.exception("call %s: brain failed", self.request.call_sid)
-            return BrainReply(
-                "Sorry, I did not get that. Could you say it again?", reason=f"error: {exc}"
-            )
+            return BrainReply(_SORRY, reason=f"error: {exc}")
 
     async def _speak_queue(self) -> None:
         while True:
-            text, end_call = await self._speech.get()
-            self._speaking = asyncio.create_task(self._speak(text, end_call))
+            say = await self._speech.get()
+            self._speaking = asyncio.create_task(self._speak(say))
             try:
                 await self._speaking
             except asyncio.CancelledError:
@@ -236,28 +269,28 @@ class LocalEngine:
             finally:
                 self._speaking = None
 
-    async def _speak(self, text: str, end_call: bool) -> None:
-        """One agent turn, a sentence at a time: each is synthesized (about 25x faster than it
-        is spoken), handed over, and transcribed, so an interrupted turn keeps what was said."""
-        if end_call:
-            self._events.put_nowait(EndCall())
-        spoke = False
-        for piece in split_sentences(text):
+    async def _speak(self, say: _Say) -> None:
+        """Part or all of an agent turn, a sentence at a time: each is synthesized (much faster
+        than it is spoken), handed over, and transcribed, so an interrupted turn keeps what was
+        said."""
+        for piece in split_sentences(say.text):
             started = time.perf_counter()
             pcm = await self.speech.tts.synthesize(piece, RATE)
             self.stats.tts_s += time.perf_counter() - started
             if not pcm:
                 continue
-            if not spoke and self._utterance_end is not None:
+            if self._utterance_end is not None:
                 self.stats.response_ms.append((time.monotonic() - self._utterance_end) * 1000)
                 self._utterance_end = None
-            spoke = True
             now = time.monotonic()
             self._heard_until = max(self._heard_until, now) + duration_ms(len(pcm), RATE) / 1000
             self._events.put_nowait(AgentAudio(pcm))
             self._events.put_nowait(AgentTranscript(piece + " "))
-        self._events.put_nowait(TurnComplete())
-        self.stats.turns += 1
+        if say.last:
+            if say.end_call:  # before the turn completes: the bridge hangs up once it is heard
+                self._events.put_nowait(EndCall())
+            self._events.put_nowait(TurnComplete())
+            self.stats.turns += 1
 
     def _emit_usage(self) -> None:
         for model in (self.speech.stt_name, self.speech.tts_name, f"local/{self._brain_name}"):
