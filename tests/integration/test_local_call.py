@@ -124,3 +124,74 @@ async def test_the_caller_can_interrupt_the_agent(bridge: Bridge, voice: Voice) 
     assert agent_turns[0].get("interrupted") is True
     assert "sunday" in said(row, "caller")
     assert len(agent_turns) >= 2  # the question got its answer after the interruption
+
+
+async def test_clicks_and_noise_bursts_make_no_turn(
+    bridge: Bridge, voice: Voice, tmp_path: Path
+) -> None:
+    """Short loud clicks on the line: the agent does not answer them."""
+    import wave
+
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    audio = np.zeros(8000 * 6, dtype=np.int16)
+    for start_s in (1.0, 2.2, 3.1, 4.4):  # 40 ms bursts of loud noise
+        i = int(start_s * 8000)
+        audio[i : i + 320] = rng.integers(-12000, 12000, 320, dtype=np.int16)
+    path = tmp_path / "clicks.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(audio.tobytes())
+    result = await place_call(
+        CallOptions(url=bridge.url("bakery"), wav_in=path, max_call_s=40),
+        CallerScript(hangup_after_ms=3000),
+    )
+    assert result.ok, result.error
+    row = await stored(bridge.db, result.call_sid)
+    assert said(row, "caller") == ""
+    # the agent never answered a click: its only words are the greeting and, once the line
+    # has been quiet long enough, "are you still there?"
+    greeting, *later = [t["text"] for t in row["transcript"] if t["speaker"] == "agent"]
+    assert greeting.startswith("Hello, thank you for calling Sweet Crumbs Bakery")
+    assert all("still there" in text for text in later), later
+
+
+async def test_the_llm_brain_words_replies_and_falls_back_when_the_model_fails(
+    sqlite_db: Database, tmp_path: Path, voice: Voice
+) -> None:
+    """LOCAL_BRAIN=llm against the OpenAI-compatible double: the first answer's request fails
+    (HTTP 500), so the grounded brain's words are spoken and the reason is on the call's record;
+    the next answer is the model's."""
+    from receptionist.sim.openai_chat import ECHO_PREFIX, FakeOpenAIChat, Fault
+
+    async with (
+        FakeOpenAIChat(api_key="llm-key") as chat,
+        FakeGeminiLive() as unused,
+        running_bridge(
+            sqlite_db,
+            tmp_path,
+            unused,
+            voice_engine="local",
+            run_worker=True,
+            local_brain="llm",
+            llm_base_url=chat.base_url,
+            llm_model="tiny-chat",
+            llm_api_key="llm-key",
+        ) as b,
+    ):
+        chat.script(Fault(status=500))
+        result = await spoken_call(
+            b, voice, ["How much is the black forest cake?", "What time do you close on Sunday?"]
+        )
+        assert result.ok, result.error
+        row = await stored(b.db, result.call_sid)
+    first, second = [t["text"] for t in row["transcript"] if t["speaker"] == "agent"][1:3]
+    assert "750" in first and not first.startswith(ECHO_PREFIX.strip())
+    assert second.startswith(ECHO_PREFIX.strip())  # the double's recognisable wording
+    notes = [e for e in row["events"] if e["kind"] == "llm_fallback"]
+    assert notes and "500" in notes[0]["detail"]
+    assert any(u["model_name"] == "llm/tiny-chat" for u in row["usage"])
+    assert row["stage"] == "done"  # costed: llm/* is priced at 0

@@ -31,6 +31,7 @@ from receptionist.engines.base import (
     EndCall,
     EngineClosed,
     EngineError,
+    EngineNote,
     EngineRequest,
     GoingAway,
     Interrupted,
@@ -398,6 +399,8 @@ class CallSession:
                 await self._turn_done(interrupted=True)
             elif type(ev) is Usage:
                 self._add_usage(ev)
+            elif type(ev) is EngineNote:
+                self.note(ev.kind, ev.detail)
             elif type(ev) is EndCall:
                 if self._hangup is None:  # the goodbye is the turn being spoken now
                     self._hangup = ev.reason

@@ -70,6 +70,14 @@ class EndCall:
 
 
 @dataclass(frozen=True, slots=True)
+class EngineNote:
+    """Something the call's record should show (e.g. "the model was down: fallback used")."""
+
+    kind: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class EngineClosed:
     """The engine stopped producing events; `error` is set when that was not asked for."""
 
@@ -85,6 +93,7 @@ EngineEvent = (
     | Usage
     | GoingAway
     | EndCall
+    | EngineNote
     | EngineClosed
 )
 

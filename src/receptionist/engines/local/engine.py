@@ -36,6 +36,7 @@ from receptionist.engines.base import (
     EngineClosed,
     EngineError,
     EngineEvent,
+    EngineNote,
     EngineRequest,
     Interrupted,
     TurnComplete,
@@ -245,6 +246,7 @@ class LocalEngine:
         finally:
             await pieces.aclose()  # type: ignore[attr-defined]
         end_call = brain.last_reply.end_call if brain.last_reply is not None else False
+        self._llm_usage(brain)
         if generation == self._generation:
             await self._speech.put(_Say("", last=True, end_call=end_call))
 
@@ -291,6 +293,27 @@ class LocalEngine:
                 self._events.put_nowait(EndCall())
             self._events.put_nowait(TurnComplete())
             self.stats.turns += 1
+
+    def _llm_usage(self, brain: object) -> None:
+        """A chat model's tokens for the turn just written (self-hosted models cost 0: the
+        pricing table's `llm/*` entry; add one for a paid endpoint)."""
+        model = getattr(brain, "model", None)
+        turns = getattr(brain, "turns", None)
+        if not model or not turns:
+            return
+        turn = turns[-1]
+        if turn.reason:  # the model's words were not (all) used: say why on the call's record
+            self._events.put_nowait(EngineNote("llm_fallback", f"{turn.source}: {turn.reason}"))
+        self._events.put_nowait(
+            Usage(
+                model=f"llm/{model}",
+                input_tokens=turn.prompt_tokens,
+                output_tokens=turn.completion_tokens,
+                total_tokens=turn.prompt_tokens + turn.completion_tokens,
+                input_text_tokens=turn.prompt_tokens,
+                output_text_tokens=turn.completion_tokens,
+            )
+        )
 
     def _emit_usage(self) -> None:
         for model in (self.speech.stt_name, self.speech.tts_name, f"local/{self._brain_name}"):

@@ -41,4 +41,25 @@ def brain_factory(settings: Settings) -> BrainFactory:
             return GroundedBrain(tenant, caller_number)
 
         return grounded
-    raise SettingsError("setting LOCAL_BRAIN: `llm` is not wired yet")
+    from receptionist.engines.local.chat import make_chat_client
+    from receptionist.engines.local.llm_brain import llm_brain_factory
+
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    try:
+        client = make_chat_client(
+            base_url=settings.llm_base_url,
+            model=settings.llm_model,
+            api_key=key,
+            gguf_path=settings.llm_gguf_path,
+            timeout_s=settings.llm_total_timeout_s,
+        )
+    except ValueError as exc:
+        raise SettingsError(
+            f"setting LOCAL_BRAIN=llm: {exc} (set LLM_BASE_URL and LLM_MODEL, or LLM_GGUF_PATH)"
+        ) from None
+    # one client per process, shared by every call's brain
+    return llm_brain_factory(
+        client,
+        first_token_timeout_s=settings.llm_first_token_timeout_s,
+        total_timeout_s=settings.llm_total_timeout_s,
+    )
