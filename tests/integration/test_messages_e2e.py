@@ -21,9 +21,7 @@ from tests.integration.bridge_harness import Bridge, running_bridge
 
 AUTH_KEY = "msg91-key"
 SECRET = "hook-secret"
-ORDER = (
-    "I'd like to order six chocolate brownies for pickup tomorrow at 5 pm. My name is Anita."
-)
+ORDER = "I'd like to order six chocolate brownies for pickup tomorrow at 5 pm. My name is Anita."
 COMPLAINT = (
     "My name is Ravi. The cake I got yesterday was stale and the delivery was two hours late, "
     "I am very unhappy."
@@ -162,9 +160,7 @@ async def test_the_ai_writes_the_customers_line_through_gemini(
 ) -> None:
     async with FakeGeminiRest(api_key="test-key") as rest:
         rest.script(json.dumps({"v5": "Lovely, Anita! Your brownies will wait for you."}))
-        settings = _msg91_settings(
-            msg91, notify_ai="auto", gemini_analysis_base_url=rest.base_url
-        )
+        settings = _msg91_settings(msg91, notify_ai="auto", gemini_analysis_base_url=rest.base_url)
         async with running_bridge(db, tmp_path, live, **settings) as bridge:
             customer, _ = await call_and_settle(bridge, db, ORDER)
     assert customer["details"]["ai"]["used"] is True
