@@ -403,9 +403,7 @@ class CallSession:
                 self.note(ev.kind, ev.detail)
             elif type(ev) is EndCall:
                 if self._hangup is None:  # the goodbye is the turn being spoken now
-                    self._hangup = ev.reason
-                    self._hangup_deadline = time.monotonic() + GOODBYE_GRACE_S
-                    self.note("hangup", ev.reason, level=logging.INFO)
+                    self._mark_hangup(ev.reason)
             elif type(ev) is GoingAway:
                 self.note("engine_go_away", f"time_left={ev.time_left_s}", level=logging.INFO)
             elif type(ev) is EngineClosed:
@@ -502,10 +500,14 @@ class CallSession:
     async def _begin_hangup(
         self, engine: VoiceEngine, reason: str, goodbye: str, kind: str
     ) -> None:
+        self._mark_hangup(reason)
+        await engine.say(goodbye, kind)
+
+    def _mark_hangup(self, reason: str) -> None:
+        """End the call once the turn being spoken (the goodbye) has been heard."""
         self._hangup = reason
         self._hangup_deadline = time.monotonic() + GOODBYE_GRACE_S
         self.note("hangup", reason, level=logging.INFO)
-        await engine.say(goodbye, kind)
 
     # --- persistence --------------------------------------------------------------------------
 
