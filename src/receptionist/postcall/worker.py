@@ -72,8 +72,8 @@ class Worker:
         while True:
             stage = await self._step(c)
             steps += 1
-            if stage in (c.stage, "", DONE, STAGE_FAILED) or stage not in PENDING_STAGES:
-                return steps  # waiting (deferred or retry later), lost, finished
+            if stage == c.stage or stage not in PENDING_STAGES:
+                return steps  # waiting (deferred, retry later), lease lost, done or failed
             c = dataclasses.replace(c, stage=stage, attempts=0)
 
     async def _step(self, c: Claim) -> str:
