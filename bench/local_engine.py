@@ -2,9 +2,10 @@
 and how many calls one machine carries before the answer slows down.
 
     .venv/bin/python bench/local_engine.py [--lines-per-tenant 20] [--lines-per-call 4] \
-        [--levels 1,2,4,6,8] [--rounds 1] [--min-calls 2] [--stagger-s 12] \
+        [--levels 1,2,4,6,8] [--base-calls 3] [--rounds 1] [--stagger-s 12] \
         [--tenants bakery,saloon,clinic] [--end-silence-ms MS] [--stt-threads N] \
-        [--quick] [--json bench/results/local_engine.json]
+        [--repeatable-voice] [--no-warmup] [--no-cover-all] [--quick] \
+        [--json bench/results/local_engine.json]
 
 Everything runs in this process on loopback: the real bridge (`build_context` + `create_app`,
 served by uvicorn on this event loop, `VOICE_ENGINE=local`, SQLite temp file, no post-call worker)
@@ -19,10 +20,12 @@ Phases, in order:
    transcribed with `SpeechToText.transcribe(pcm, hint)` with the engine's vocabulary hint (timed:
    STT real-time factor; also a WER without the bridge and the turn detector, side by side).
 2. **Warm-up**: one unmeasured call.
-3. **Levels**: for each concurrency level C, `max(min_calls, rounds * C)` calls of
-   `lines_per_call` lines, at most C at once (a new call starts when one ends; the first C are
-   spread over `stagger_s` so their turns do not all line up). Calls cycle through every tenant's
-   line groups across levels, so every line is spoken at least once in a default run.
+3. **Levels**: for each concurrency level C, `rounds * C` calls (`base_calls` at the first level)
+   of `lines_per_call` lines, at most C at once (a new call starts when one ends; the first C
+   are spread over `stagger_s` so their turns do not all line up). Every level starts with the
+   same calls (tenants interleaved: bakery 1, saloon 1, clinic 1, bakery 2, ...), so levels are
+   compared on the same lines; the last level also runs every call not placed yet, so each line
+   is heard at least once.
 4. **Agent TTS**: the agent's reply sentences heard in the calls, synthesized again directly.
 
 See `bench/README.md` ("local_engine.py") for every figure's exact definition.
@@ -68,7 +71,8 @@ from receptionist.engines.factory import EngineChooser
 from receptionist.engines.local.engine import LocalEngine, LocalSpeech, vocabulary_hint
 from receptionist.engines.local.grounded import GroundedBrain
 from receptionist.engines.local.sentences import split_sentences
-from receptionist.engines.local.vad import VadSettings
+from receptionist.engines.local.tts import TextToSpeech, TtsSettings
+from receptionist.engines.local.vad import TurnDetector, Utterance, VadSettings
 from receptionist.engines.local.wiring import local_parts
 from receptionist.sim.caller import (
     TURN_GAP_MS,
@@ -444,6 +448,11 @@ class LineAudio:
     speech_end_ms: float  # end of the last 10 ms window at or above the engine's energy floor
     sim_last_voiced_frame: int  # the simulated caller's last voiced 100 ms frame (turn end)
     sim_turn_ends: int  # turn ends the simulator finds in the line (1 expected)
+    #: the engine's turn detector on this line alone, fed in the caller's 100 ms frames: when
+    #: the frame that completes the turn arrives, after the end of speech (caller's clock), and
+    #: where the detector itself puts the end of speech
+    turn_detected_after_end_ms: float | None
+    vad_end_ms: float | None
 
     @property
     def end_after_last_voiced_frame_ms(self) -> float:
@@ -451,7 +460,9 @@ class LineAudio:
         return self.speech_end_ms - self.sim_last_voiced_frame * SIM_FRAME_MS
 
 
-def analyse_line_audio(text: str, pcm: bytes, compute_s: float, floor: float) -> LineAudio:
+def analyse_line_audio(
+    text: str, pcm: bytes, compute_s: float, floor: float, vad: VadSettings
+) -> LineAudio:
     win = RATE * END_WINDOW_MS // 1000 * 2
     ends = [
         (i // win + 1) * END_WINDOW_MS
@@ -467,14 +478,27 @@ def analyse_line_audio(text: str, pcm: bytes, compute_s: float, floor: float) ->
     ]
     gap = math.ceil(TURN_GAP_MS / SIM_FRAME_MS)
     turn_ends = [i for i, v in enumerate(voiced) if v and not any(voiced[i + 1 : i + 1 + gap])]
+    speech_end = float(ends[-1]) if ends else 0.0
+    # the caller's frame j (0-based) reaches the engine at j * 100 ms on the caller's clock
+    detector = TurnDetector(vad)
+    stream = padded + bytes(size * math.ceil((vad.end_silence_ms + 1000) / SIM_FRAME_MS))
+    detected: tuple[int, Utterance] | None = None
+    for j in range(0, len(stream) // size):
+        for ev in detector.feed(stream[j * size : (j + 1) * size]):
+            if isinstance(ev, Utterance):
+                detected = (j, ev)
     return LineAudio(
         text=text,
         pcm=pcm,
         audio_ms=len(pcm) * 1000 / (2 * RATE),
         tts_compute_s=compute_s,
-        speech_end_ms=float(ends[-1]) if ends else 0.0,
+        speech_end_ms=speech_end,
         sim_last_voiced_frame=turn_ends[-1] if turn_ends else 0,
         sim_turn_ends=len(turn_ends),
+        turn_detected_after_end_ms=(
+            detected[0] * SIM_FRAME_MS - speech_end if detected is not None else None
+        ),
+        vad_end_ms=float(detected[1].ended_ms) if detected is not None else None,
     )
 
 
@@ -557,6 +581,7 @@ class Turn:
     reply: str = ""
     response_ms: float | None = None  # CallResult.response_ms, paired with this line
     e2e_ms: float | None = None  # corrected to the exact end of speech
+    after_detected_ms: float | None = None  # e2e minus the turn detector's wait (this line)
     said_at: float = 0.0  # monotonic
     answered_at: float | None = None  # monotonic, first agent audio
     active_calls: int = 0
@@ -629,6 +654,10 @@ def collect_turns(rec: CallRecord, log: EngineLog | None, audio: dict[str, LineA
                 clip = audio.get(turn.line)
                 if clip is not None and clip.sim_turn_ends == 1:
                     turn.e2e_ms = round(ms - clip.end_after_last_voiced_frame_ms, 1)
+                    if clip.turn_detected_after_end_ms is not None:
+                        turn.after_detected_ms = round(
+                            turn.e2e_ms - clip.turn_detected_after_end_ms, 1
+                        )
     rec.turns = turns
     engine = log.engine if log is not None else None
     if isinstance(engine, LocalEngine):
@@ -679,20 +708,25 @@ class Bench:
     level_info: dict[int, dict[str, Any]] = field(default_factory=dict)
     agent_tts_figures: dict[str, Any] = field(default_factory=dict)
     tts_caller_cpu_s: float = 0.0
-    cursor: int = 0
+    tts_ms: dict[str, float] = field(default_factory=dict)  # agent sentence -> synthesis ms
+    caller_tts: TextToSpeech | None = None  # the callers' voice, when not the engine's own
     call_numbers: itertools.count[int] = field(default_factory=itertools.count)
 
     async def voice(self, text: str, rate: int) -> bytes:
         clip = self.audio.get(text)
         if clip is not None and rate == RATE:
             return clip.pcm
-        return await self.speech.tts.synthesize(text, rate)  # not used by the planned lines
+        tts = self.caller_tts or self.speech.tts
+        return await tts.synthesize(text, rate)  # not used by the planned lines
 
     # phase 1
 
     async def direct(self, plans: list[PlannedCall]) -> None:
-        tts, stt = self.speech.tts, self.speech.stt
-        floor = VadSettings().energy_floor
+        tts, stt = self.caller_tts or self.speech.tts, self.speech.stt
+        vad = VadSettings(
+            end_silence_ms=self.settings.local_end_silence_ms,
+            max_utterance_ms=int(self.settings.local_max_utterance_s * 1000),
+        )
         lines = list(dict.fromkeys(line for p in plans for line in p.lines))
         tenant_of = {line: p.tenant for p in plans for line in p.lines}
         proc = psutil.Process()
@@ -703,7 +737,7 @@ class Bench:
             wall = time.perf_counter() - t0
             cpu1 = proc.cpu_times()
             tts_cpu += (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-            self.audio[line] = analyse_line_audio(line, pcm, wall, floor)
+            self.audio[line] = analyse_line_audio(line, pcm, wall, vad.energy_floor, vad)
         self.tts_caller_cpu_s = tts_cpu
         for tenant in {p.tenant for p in plans}:
             self.hints[tenant] = vocabulary_hint(self.tenants.get(tenant))
@@ -751,9 +785,14 @@ class Bench:
         return rec
 
     async def level(self, base: str, plans: list[PlannedCall], level: int) -> None:
-        n_calls = max(self.args.min_calls, self.args.rounds * level)
-        chosen = [plans[(self.cursor + i) % len(plans)] for i in range(n_calls)]
-        self.cursor += n_calls
+        # every level starts with the same calls (the first level's are in all the others), so
+        # levels are compared on the same lines; the last level also takes every call not yet
+        # placed, so each line is heard at least once (for the WER)
+        first = level == self.args.levels[0]
+        n_calls = self.args.base_calls if first else self.args.rounds * level
+        if level == self.args.levels[-1] and not self.args.no_cover_all:
+            n_calls = max(n_calls, len(plans))
+        chosen = [plans[i % len(plans)] for i in range(n_calls)]
         sem = asyncio.Semaphore(level)
         stagger = self.args.stagger_s / level if level > 1 else 0.0
         proc = psutil.Process()
@@ -773,36 +812,47 @@ class Bench:
         ours = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
         busy = sum(
             getattr(sys1, k) - getattr(sys0, k)
-            for k in ("user", "nice", "system", "irq", "softirq", "steal")
+            for k in ("user", "nice", "system", "irq", "softirq")
             if hasattr(sys1, k)
         )
+        steal = getattr(sys1, "steal", 0.0) - getattr(sys0, "steal", 0.0)
         self.level_info[level] = {
             "calls": n_calls,
             "wall_s": round(wall, 1),
             "this_process_cores_busy": round(ours / wall, 3),
             "machine_cores_busy": round(busy / wall, 3),
             "other_processes_cores_busy": round(max(0.0, busy - ours) / wall, 3),
+            "steal_cores": round(steal / wall, 3),
         }
 
     # phase 4
 
     async def agent_tts(self, limit: int) -> dict[str, Any]:
-        sentences: list[str] = []
-        for rec in self.records:
-            for turn in rec.turns:
-                sentences.extend(split_sentences(turn.reply))
-        unique = list(dict.fromkeys(s for s in sentences if s.strip()))[:limit]
+        """The agent's reply sentences from the calls, synthesized again one by one: the first
+        sentence of every distinct reply first (it is what the caller waits for), then the rest,
+        at most ``limit``."""
+        ordered = sorted(self.records, key=lambda r: r.level != self.args.levels[0])
+        replies = [t.reply for rec in ordered for t in rec.turns if t.reply]
+        split = [split_sentences(r) for r in dict.fromkeys(replies)]
+        firsts = [p[0] for p in split if p]
+        rest = [x for p in split for x in p[1:]]
+        unique = list(dict.fromkeys(x for x in firsts + rest if x.strip()))[:limit]
+        first_set = set(firsts)
         compute, audio_s = 0.0, 0.0
         proc = psutil.Process()
         cpu0 = proc.cpu_times()
         per: list[float] = []
-        for s in unique:
+        per_first: list[float] = []
+        for sentence in unique:
             t0 = time.perf_counter()
-            pcm = await self.speech.tts.synthesize(s, RATE)
+            pcm = await self.speech.tts.synthesize(sentence, RATE)
             dt = time.perf_counter() - t0
             compute += dt
             audio_s += len(pcm) / (2 * RATE)
             per.append(dt * 1000)
+            self.tts_ms[sentence] = dt * 1000
+            if sentence in first_set:
+                per_first.append(dt * 1000)
         cpu1 = proc.cpu_times()
         cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
         return {
@@ -813,6 +863,9 @@ class Bench:
             "cpu_s_per_audio_s": round(cpu / audio_s, 4) if audio_s else None,
             "per_sentence_ms_p50": _r(percentile(per, 50)),
             "per_sentence_ms_p95": _r(percentile(per, 95)),
+            "first_sentences": len(per_first),
+            "first_sentence_ms_p50": _r(percentile(per_first, 50)),
+            "first_sentence_ms_p95": _r(percentile(per_first, 95)),
         }
 
 
@@ -833,8 +886,15 @@ async def brain_on_reference(
         seen.add((plan.tenant, plan.group))
         brain = GroundedBrain(repo.get(plan.tenant), "+919800000099")
         for line in plan.lines:
+            t0 = time.perf_counter()
             reply = await brain.reply(line)
-            out[line] = {"reply": reply.text, "reason": reply.reason, "end": reply.end_call}
+            ms = (time.perf_counter() - t0) * 1000
+            out[line] = {
+                "reply": reply.text,
+                "reason": reply.reason,
+                "end": reply.end_call,
+                "ms": round(ms, 3),
+            }
     return out
 
 
@@ -892,6 +952,10 @@ def figures(bench: Bench, plans: list[PlannedCall], brain_ref: dict[str, Any]) -
     # 2./4. latency per level
     levels: dict[str, Any] = {}
     base_p50: float | None = None
+    base_by_line: dict[str, list[float]] = {}
+    for t in all_turns:
+        if t.level == args.levels[0] and t.e2e_ms is not None:
+            base_by_line.setdefault(t.line, []).append(t.e2e_ms)
     first_doubled: int | None = None
     sustained: int | None = None
     for level in args.levels:
@@ -910,6 +974,12 @@ def figures(bench: Bench, plans: list[PlannedCall], brain_ref: dict[str, Any]) -
         p95 = row["end_of_speech_to_first_agent_audio_ms_p95"]
         row["minus_end_silence_ms_p95"] = _r(p95 - end_silence) if p95 is not None else None
         row["ratio_to_end_silence_p50"] = round(p50 / end_silence, 2) if p50 else None
+        row.update(
+            latency_figures(
+                [t.after_detected_ms for t in turns if t.after_detected_ms is not None],
+                "after_turn_detected_ms",
+            )
+        )
         row.update(latency_figures(sim, "sim_response_ms"))
         row.update(latency_figures(eng, "engine_response_ms"))
         row["greeting_ms_p50"] = _r(percentile(greet, 50))
@@ -943,12 +1013,30 @@ def figures(bench: Bench, plans: list[PlannedCall], brain_ref: dict[str, Any]) -
             base_p50 = p50
         if base_p50 and p50 is not None:
             row["ratio_p50_to_level1"] = round(p50 / base_p50, 2)
-            row["ratio_processing_p50_to_level1"] = (
-                round((p50 - end_silence) / (base_p50 - end_silence), 2)
-                if base_p50 > end_silence
-                else None
-            )
-            if first_doubled is None and p50 >= 2 * base_p50:
+        # the same lines at both levels: the ratio that decides "doubled"
+        same = [t for t in turns if t.e2e_ms is not None and t.line in base_by_line]
+        here = [t.e2e_ms for t in same if t.e2e_ms is not None]
+        there = [v for line in {t.line for t in same} for v in base_by_line[line]]
+        p50_here, p50_there = percentile(here, 50), percentile(there, 50)
+        row["same_lines_as_level1_turns"] = len(here)
+        row["same_lines_p50_ms"] = _r(p50_here)
+        row["same_lines_level1_p50_ms"] = _r(p50_there)
+        ratio = round(p50_here / p50_there, 2) if p50_here and p50_there else None
+        row["ratio_p50_to_level1_same_lines"] = ratio
+        row["ratio_after_turn_detected_p50_to_level1_same_lines"] = None
+        det_here = [t.after_detected_ms for t in same if t.after_detected_ms is not None]
+        det_there = [
+            t.after_detected_ms
+            for t in all_turns
+            if t.level == args.levels[0]
+            and t.line in {x.line for x in same}
+            and t.after_detected_ms is not None
+        ]
+        d_here, d_there = percentile(det_here, 50), percentile(det_there, 50)
+        if d_here and d_there:
+            row["ratio_after_turn_detected_p50_to_level1_same_lines"] = round(d_here / d_there, 2)
+        if ratio is not None:
+            if first_doubled is None and ratio >= 2:
                 first_doubled = level
             elif first_doubled is None:
                 sustained = level
@@ -1048,6 +1136,42 @@ def figures(bench: Bench, plans: list[PlannedCall], brain_ref: dict[str, Any]) -
         )
     reasons = Counter(v.get("reason") for v in brain_ref.values())
     lvl1 = levels.get(str(args.levels[0]), {})
+    brain_ms = [v["ms"] for v in brain_ref.values()]
+    base_recs = [r for r in records if r.level == args.levels[0]]
+    base_turns = [t for r in base_recs for t in r.turns if t.e2e_ms is not None]
+    base_utts = sum(len(r.engine_response_ms) + r.engine_empty_turns for r in base_recs)
+    firsts = [split_sentences(t.reply)[:1] for t in base_turns]
+    tts_first = [bench.tts_ms[f[0]] for f in firsts if f and f[0] in bench.tts_ms]
+    brain_base = [brain_ref[t.line]["ms"] for t in base_turns if t.line in brain_ref]
+    waits = [
+        clip.turn_detected_after_end_ms
+        for t in base_turns
+        if (clip := bench.audio.get(t.line)) is not None
+        and clip.turn_detected_after_end_ms is not None
+    ]
+    parts = {
+        "turn_detected_after_end_ms_mean": round(statistics.fmean(waits), 1) if waits else None,
+        "stt_ms_mean": (
+            round(1000 * sum(r.engine_stt_s for r in base_recs) / base_utts, 1)
+            if base_utts
+            else None
+        ),
+        "brain_ms_mean": round(statistics.fmean(brain_base), 2) if brain_base else None,
+        "tts_first_sentence_ms_mean": round(statistics.fmean(tts_first), 1) if tts_first else None,
+    }
+    known = [v for v in parts.values() if isinstance(v, int | float)]
+    measured = (
+        round(statistics.fmean(t.e2e_ms for t in base_turns if t.e2e_ms is not None), 1)
+        if base_turns
+        else None
+    )
+    latency_parts = {
+        **parts,
+        "end_silence_ms": end_silence,
+        "sum_of_parts_ms": round(sum(known), 1),
+        "measured_mean_ms": measured,
+        "rest_ms": round(measured - sum(known), 1) if measured is not None else None,
+    }
     return {
         "wer": wer,
         "wer_direct_no_bridge": wer_direct,
@@ -1069,6 +1193,9 @@ def figures(bench: Bench, plans: list[PlannedCall], brain_ref: dict[str, Any]) -
         "engine_response_ms_p95": lvl1.get("engine_response_ms_p95"),
         "sim_response_ms_p50": lvl1.get("sim_response_ms_p50"),
         "sim_response_ms_p95": lvl1.get("sim_response_ms_p95"),
+        "latency_parts_level1": latency_parts,
+        "brain_ms_p50": _r(percentile(brain_ms, 50), 2),
+        "brain_ms_p95": _r(percentile(brain_ms, 95), 2),
         "latency_by_tenant_level1": per_tenant_latency,
         "levels": levels,
         "first_level_latency_doubled": first_doubled,
@@ -1103,8 +1230,10 @@ def print_table(fig: dict[str, Any], args: argparse.Namespace) -> None:
         file=out,
     )
     print(
-        f"  {'calls':>5}{'active':>7}{'p50':>7}{'p95':>7}{'-sil p50':>9}{'x lvl1':>7}"
-        f"{'engine p50':>11}{'sim p50':>8}{'stt ms':>7}{'cores':>6}{'other':>6}{'t/o':>4}",
+        f"  {'calls':>5}{'active':>7}{'p50':>7}{'p95':>7}{'-sil p50':>9}{'-det p50':>9}"
+        f"{'x lvl1':>7}"
+        f"{'engine p50':>11}{'sim p50':>8}{'stt ms':>7}{'cores':>6}{'other':>6}{'steal':>6}"
+        f"{'t/o':>4}",
         file=out,
     )
     for row in fig["levels"].values():
@@ -1112,11 +1241,13 @@ def print_table(fig: dict[str, Any], args: argparse.Namespace) -> None:
             f"  {row['level']:>5}{_f(row['active_calls_at_reply_mean'], 1):>7}"
             f"{_f(row['end_of_speech_to_first_agent_audio_ms_p50']):>7}"
             f"{_f(row['end_of_speech_to_first_agent_audio_ms_p95']):>7}"
-            f"{_f(row['minus_end_silence_ms_p50']):>9}{_f(row.get('ratio_p50_to_level1'), 2):>7}"
+            f"{_f(row['minus_end_silence_ms_p50']):>9}{_f(row['after_turn_detected_ms_p50']):>9}"
+            f"{_f(row.get('ratio_p50_to_level1_same_lines'), 2):>7}"
             f"{_f(row['engine_response_ms_p50']):>11}{_f(row['sim_response_ms_p50']):>8}"
             f"{_f(row['stt_compute_ms_per_utterance_mean']):>7}"
             f"{_f(row.get('this_process_cores_busy'), 2):>6}"
-            f"{_f(row.get('other_processes_cores_busy'), 2):>6}{row['turn_timeouts']:>4}",
+            f"{_f(row.get('other_processes_cores_busy'), 2):>6}"
+            f"{_f(row.get('steal_cores'), 2):>6}{row['turn_timeouts']:>4}",
             file=out,
         )
     print(
@@ -1129,6 +1260,14 @@ def print_table(fig: dict[str, Any], args: argparse.Namespace) -> None:
     print(
         f"\nReal-time factors: STT {r['stt_rtf']} ({r['stt_ms_per_line_p50']} ms per line p50),"
         f" TTS caller lines {r['tts_caller_lines_rtf']}, TTS agent sentences {a.get('rtf')}",
+        file=out,
+    )
+    p = fig["latency_parts_level1"]
+    print(
+        f"Level-1 mean {p['measured_mean_ms']} ms = turn detected "
+        f"{p['turn_detected_after_end_ms_mean']} (end silence {p['end_silence_ms']}) + STT "
+        f"{p['stt_ms_mean']} + brain {p['brain_ms_mean']} + first "
+        f"sentence TTS {p['tts_first_sentence_ms_mean']} + rest {p['rest_ms']}",
         file=out,
     )
     f = fig["throughput_floor"]
@@ -1173,6 +1312,10 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     chooser = EngineChooser(settings)
     factory = TappingFactory(chooser)
     bench = Bench(args=args, settings=settings, speech=speech, tenants=repo)
+    if args.repeatable_voice:
+        bench.caller_tts = TextToSpeech(
+            TtsSettings(voice=settings.local_tts_voice, noise_scale=0.0, noise_w_scale=0.0)
+        )
     plans = plan_calls(args.tenants, args.lines_per_tenant, args.lines_per_call)
 
     log_line("loading models")
@@ -1232,12 +1375,14 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "lines_per_call": args.lines_per_call,
             "levels": args.levels,
             "rounds": args.rounds,
-            "min_calls": args.min_calls,
+            "base_calls": args.base_calls,
             "stagger_s": args.stagger_s,
+            "cover_all_at_last_level": not args.no_cover_all,
             "turn_timeout_s": args.turn_timeout_s,
             "warmup_call": not args.no_warmup,
             "caller": {
                 "voice": "Piper (the engine's voice), 8 kHz, rendered before dialling",
+                "repeatable_voice": args.repeatable_voice,
                 "frame_ms": SIM_FRAME_MS,
                 "pause_after_line_ms": CallerScript().pause_ms,
                 "agent_quiet_ms": CallerScript().agent_quiet_ms,
@@ -1320,15 +1465,37 @@ METHOD = {
     "exceed the caller-side one by that much.",
     "sim_response_ms": "CallResult.response_ms as recorded by the simulator (last voiced 100 ms "
     "frame sent -> first agent audio): starts up to ~100 ms before the end of speech.",
-    "levels": "C calls at once (first C starts spread over stagger_s, then a new call as soon as "
-    "one ends); active_calls_at_reply_mean is how many were really running at each reply. "
-    "first_level_latency_doubled: first level whose p50 >= 2 x the first level's p50; "
+    "levels": "rounds x C calls (base_calls at the first level), at most C at once (the first C "
+    "starts spread over stagger_s, then a new call as soon as one ends); "
+    "active_calls_at_reply_mean is how many were really running at each reply. "
+    "first_level_latency_doubled: first level whose p50 >= 2 x the first level's p50 over the "
+    "same lines (ratio_p50_to_level1_same_lines: p50 of this level's turns whose line was also "
+    "spoken at the first level / the first level's p50 over those lines; ratio_p50_to_level1 "
+    "compares all turns, whatever the lines); "
     "sustained_calls_before_latency_doubles: the highest level tested before it (all levels "
     "if none doubled, see latency_doubled_within_levels).",
     "rtf": "compute time (wall, on the model lane, machine otherwise idle) / audio duration. STT "
     "pads every utterance to Whisper's 30 s window, so its time per line is nearly constant and "
     "its RTF depends on the line length; stt_ms_per_line is the better figure. cpu_s_per_audio_s "
     "is process CPU time (all threads) per audio second.",
+    "after_turn_detected_ms": "per turn, end_of_speech_to_first_agent_audio minus the turn "
+    "detector's wait for that line (turn_detected_after_end_ms, see latency_parts_level1): what "
+    "the engine and the bridge take once the turn is over (STT, brain, first-sentence TTS, "
+    "queueing on the model lanes, both directions of the bridge).",
+    "latency_parts_level1": "means over the first level's turns (means add up, percentiles do "
+    "not): turn_detected_after_end_ms = the engine's TurnDetector (same settings) run on each "
+    "line alone, fed in the caller's 100 ms frames: the caller-clock time at which the frame that "
+    "completes the turn arrives, minus the end of speech (it is end_silence_ms plus the VAD "
+    "frame, minus how much earlier than the energy end the VAD hears the last voiced frame, "
+    "minus the caller sending each frame at the start of its 100 ms); the engine's own STT "
+    "compute per "
+    "utterance (LocalEngine.stats.stt_s), the grounded brain on the same lines (text only, timed "
+    "apart), and TTS of each reply's first sentence (synthesized again after the calls); "
+    "rest_ms = measured mean - their sum: waiting on the model lanes, the bridge both ways, the "
+    "event loop, the caller's 100 ms frames.",
+    "cores": "this_process_cores_busy: this process's CPU s (all threads: bridge, engine models, "
+    "callers) per wall s during the level; other_processes_cores_busy: the rest of the machine's "
+    "user+system time; steal_cores: time the hypervisor gave to other guests (a noisy host).",
     "throughput_floor": "the model work one call needs per second of call at the first level: "
     "utterances/s x STT time per utterance (STT lane busy share) and agent audio s/s x TTS RTF "
     "(TTS lane busy share); each lane runs one job at a time, so it is full at 1/share calls; "
@@ -1343,15 +1510,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--lines-per-call", type=int, default=4)
     ap.add_argument("--levels", default="1,2,4,6,8", help="concurrency levels, comma separated")
     ap.add_argument("--rounds", type=int, default=1, help="calls per level = rounds x level ...")
-    ap.add_argument("--min-calls", type=int, default=2, help="... but at least this many")
+    ap.add_argument("--base-calls", type=int, default=3, help="calls at the first level")
     ap.add_argument("--stagger-s", type=float, default=12.0, help="spread of the first C starts")
     ap.add_argument("--tenants", default="bakery,saloon,clinic")
     ap.add_argument("--end-silence-ms", type=int, default=None, help="LOCAL_END_SILENCE_MS")
     ap.add_argument("--stt-threads", type=int, default=None, help="LOCAL_STT_THREADS")
-    ap.add_argument("--turn-timeout-s", type=float, default=20.0)
+    ap.add_argument(
+        "--turn-timeout-s",
+        type=float,
+        default=45.0,
+        help="the caller speaks anyway after this; longer than the longest agent reply",
+    )
     ap.add_argument("--max-call-s", type=float, default=240.0)
     ap.add_argument("--agent-sentences", type=int, default=60, help="for the agent TTS RTF")
     ap.add_argument("--no-warmup", action="store_true")
+    ap.add_argument(
+        "--no-cover-all",
+        action="store_true",
+        help="the last level runs only rounds x C calls, even if some lines are then never heard",
+    )
+    ap.add_argument(
+        "--repeatable-voice",
+        action="store_true",
+        help="caller voice without Piper's random noise: the same audio (and WER) every run",
+    )
     ap.add_argument("--quick", action="store_true", help="4 lines per tenant, levels 1,2")
     ap.add_argument("--timeout", type=float, default=1800.0, help="overall limit, seconds")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -1359,7 +1541,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.lines_per_tenant = min(args.lines_per_tenant, 4)
         args.levels = "1,2"
-        args.rounds, args.min_calls = 1, 1
+        args.rounds, args.base_calls = 1, 1
     args.levels = [int(x) for x in str(args.levels).split(",") if x.strip()]
     args.tenants = [t.strip() for t in str(args.tenants).split(",") if t.strip()]
     unknown = [t for t in args.tenants if t not in SCRIPTS]
