@@ -40,6 +40,7 @@ import itertools
 import logging
 import math
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -607,6 +608,15 @@ class CallRecord:
     pairing_ok: bool = True
 
 
+def replies_with_gaps(events: list[TranscriptEvent]) -> int:
+    """Replies the caller heard in more than one piece: a quiet gap of the simulator's
+    agent_quiet_ms (600 ms) or more inside the reply, i.e. a sentence synthesized late."""
+    starts = Counter(
+        ev.text for ev in events if ev.kind == "agent_audio_start" and ev.text != "greeting"
+    )
+    return sum(1 for n in starts.values() if n > 1)
+
+
 def _abs(rec: CallRecord, ev: TranscriptEvent) -> float:
     return (rec.t0 or 0.0) + ev.t_ms / 1000.0
 
@@ -999,6 +1009,7 @@ def figures(bench: Bench, plans: list[PlannedCall], brain_ref: dict[str, Any]) -
         row["turn_timeouts"] = sum(r.turn_timeouts for r in results)
         row["unanswered_turns"] = sum(r.unanswered_turns for r in results)
         row["clears"] = sum(r.clears for r in results)
+        row["replies_with_gaps"] = sum(replies_with_gaps(r.events) for r in results)
         row["engine_barge_ins"] = sum(r.engine_barge_ins for r in recs)
         row["engine_empty_turns"] = sum(r.engine_empty_turns for r in recs)
         row["lines_not_reached"] = sum(len(r.plan.lines) - len(r.turns) for r in recs)
@@ -1201,6 +1212,9 @@ def figures(bench: Bench, plans: list[PlannedCall], brain_ref: dict[str, Any]) -
         "first_level_latency_doubled": first_doubled,
         "sustained_calls_before_latency_doubles": sustained,
         "latency_doubled_within_levels": first_doubled is not None,
+        "noisy_levels": [
+            lv for lv in args.levels if bench.level_info.get(lv, {}).get("noisy", False)
+        ],
         "rtf": rtf,
         "throughput_floor": floor,
         "brain_reasons_on_exact_lines": dict(reasons),
@@ -1238,7 +1252,8 @@ def print_table(fig: dict[str, Any], args: argparse.Namespace) -> None:
     )
     for row in fig["levels"].values():
         print(
-            f"  {row['level']:>5}{_f(row['active_calls_at_reply_mean'], 1):>7}"
+            f"  {row['level']:>4}{'*' if row.get('noisy') else ' '}"
+            f"{_f(row['active_calls_at_reply_mean'], 1):>7}"
             f"{_f(row['end_of_speech_to_first_agent_audio_ms_p50']):>7}"
             f"{_f(row['end_of_speech_to_first_agent_audio_ms_p95']):>7}"
             f"{_f(row['minus_end_silence_ms_p50']):>9}{_f(row['after_turn_detected_ms_p50']):>9}"
@@ -1250,6 +1265,8 @@ def print_table(fig: dict[str, Any], args: argparse.Namespace) -> None:
             f"{_f(row.get('steal_cores'), 2):>6}{row['turn_timeouts']:>4}",
             file=out,
         )
+    if fig["noisy_levels"]:
+        print("  * other processes took a share of the machine during this level", file=out)
     print(
         f"  sustained calls before p50 doubles: {fig['sustained_calls_before_latency_doubles']}"
         f" (first level at >= 2x: {fig['first_level_latency_doubled']})",
@@ -1285,6 +1302,45 @@ def _pct(x: float | None) -> str:
 
 def _f(x: float | None, nd: int = 0) -> str:
     return "-" if x is None else f"{x:.{nd}f}"
+
+
+async def run_level(
+    bench: Bench, factory: TappingFactory, base: str, plans: list[PlannedCall], level: int
+) -> None:
+    """One level; run again (up to --retry-noisy times) while other processes took more than
+    --noisy-cores of the machine, keeping the quietest attempt."""
+    args = bench.args
+    attempts: list[tuple[float, list[CallRecord], dict[str, Any]]] = []
+    for attempt in range(1 + args.retry_noisy):
+        await bench.level(base, plans, level)
+        recs = [r for r in bench.records if r.level == level]
+        bench.records = [r for r in bench.records if r.level != level]
+        for rec in recs:
+            collect_turns(rec, factory.calls.get(rec.call_sid), bench.audio)
+        info = bench.level_info[level]
+        noise = info["other_processes_cores_busy"] + info["steal_cores"]
+        vals = [t.e2e_ms for r in recs for t in r.turns if t.e2e_ms is not None]
+        info["e2e_p50_ms"] = _r(percentile(vals, 50))
+        attempts.append((noise, recs, info))
+        log_line(
+            f"level {level}: p50 {_f(percentile(vals, 50))} ms, "
+            f"p95 {_f(percentile(vals, 95))} ms over {len(vals)} turns; other processes "
+            f"{noise:.2f} cores"
+        )
+        if noise < args.noisy_cores:
+            break
+        if attempt < args.retry_noisy:
+            log_line(f"level {level}: the machine was busy with other work; running it again")
+    noise, recs, info = min(attempts, key=lambda a: a[0])
+    bench.records.extend(recs)
+    info["noisy"] = noise >= args.noisy_cores
+    info["attempts"] = len(attempts)
+    info["other_attempts"] = [
+        {k: a[2][k] for k in ("other_processes_cores_busy", "steal_cores", "e2e_p50_ms")}
+        for a in attempts
+        if a[2] is not info
+    ]
+    bench.level_info[level] = info
 
 
 async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -1345,18 +1401,10 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 if warm.result is not None and not warm.result.ok:
                     log_line(f"warm-up call failed: {warm.result.error}")
             for level in args.levels:
-                await bench.level(base, plans, level)
-                for rec in bench.records:
-                    if rec.level == level:
-                        collect_turns(rec, factory.calls.get(rec.call_sid), bench.audio)
-                row = [t.e2e_ms for r in bench.records if r.level == level for t in r.turns]
-                vals = [v for v in row if v is not None]
-                log_line(
-                    f"level {level}: p50 {_f(percentile(vals, 50))} ms, "
-                    f"p95 {_f(percentile(vals, 95))} ms over {len(vals)} turns"
-                )
+                await run_level(bench, factory, base, plans, level)
     finally:
         await db.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
     log_line("agent reply sentences, direct TTS")
     bench.agent_tts_figures = await bench.agent_tts(args.agent_sentences)
     fig = figures(bench, plans, brain_ref)
@@ -1378,6 +1426,8 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "base_calls": args.base_calls,
             "stagger_s": args.stagger_s,
             "cover_all_at_last_level": not args.no_cover_all,
+            "noisy_cores": args.noisy_cores,
+            "retry_noisy": args.retry_noisy,
             "turn_timeout_s": args.turn_timeout_s,
             "warmup_call": not args.no_warmup,
             "caller": {
@@ -1493,6 +1543,11 @@ METHOD = {
     "apart), and TTS of each reply's first sentence (synthesized again after the calls); "
     "rest_ms = measured mean - their sum: waiting on the model lanes, the bridge both ways, the "
     "event loop, the caller's 100 ms frames.",
+    "noisy": "a level is noisy when other processes' CPU plus steal reached noisy_cores; it is "
+    "run again (retry_noisy times) and the quietest attempt kept; other_attempts lists the rest.",
+    "replies_with_gaps": "replies the caller heard in two or more pieces (a quiet gap of 600 ms "
+    "or more inside the reply: the next sentence was synthesized after the previous one had "
+    "finished playing); the caller may then speak over the rest of the reply.",
     "cores": "this_process_cores_busy: this process's CPU s (all threads: bridge, engine models, "
     "callers) per wall s during the level; other_processes_cores_busy: the rest of the machine's "
     "user+system time; steal_cores: time the hypervisor gave to other guests (a noisy host).",
@@ -1524,6 +1579,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--max-call-s", type=float, default=240.0)
     ap.add_argument("--agent-sentences", type=int, default=60, help="for the agent TTS RTF")
     ap.add_argument("--no-warmup", action="store_true")
+    ap.add_argument(
+        "--noisy-cores",
+        type=float,
+        default=0.25,
+        help="a level during which other processes (and steal) took this many cores is noisy",
+    )
+    ap.add_argument("--retry-noisy", type=int, default=1, help="runs again of a noisy level")
     ap.add_argument(
         "--no-cover-all",
         action="store_true",
