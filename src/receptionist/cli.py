@@ -66,18 +66,23 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Processes sharing the port.")] = None,
 ) -> None:
     """Run the bridge: Exotel WebSocket at /exotel/<tenant>, /healthz, /readyz, /metrics."""
+    import logging
+
     import uvicorn
 
     from receptionist.bridge.server import uvicorn_options
-    from receptionist.engines.factory import gemini_config
+    from receptionist.engines.factory import check_engine_settings
 
     settings = _settings(host=host, port=port, workers=workers)
     try:
-        gemini_config(settings)  # fail now, with one clear line, not at the first call
+        # fail now, with one clear line, not at the first call; with no key at all this is
+        # the local engine (README: calls go to the local engine without a Gemini key)
+        engine = check_engine_settings(settings)
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    _with_db(settings, _nothing, upgrade=True)
+    logging.getLogger("receptionist.serve").info("calls will be answered by %s", engine)
+    _with_db(settings, _nothing)
     uvicorn.run(
         "receptionist.bridge.wiring:app_from_env",
         factory=True,
@@ -88,16 +93,16 @@ def serve(
     )
 
 
-def _with_db(
-    settings: Settings, fn: Callable[[Database], Awaitable[T]], *, upgrade: bool = False
-) -> T:
-    """Open the database, (migrate it,) run `fn` on it, close it: one command's whole use."""
+def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[T]]) -> T:
+    """Open the database, migrate it, run `fn` on it, close it: one command's whole use.
+
+    Every command migrates (idempotent, as `serve` and `worker` do) so that `calls list` or
+    `messages list` on a new database shows nothing instead of a missing-table traceback."""
 
     async def go() -> T:
         db = Database(settings.database_url)
         try:
-            if upgrade:
-                await db.upgrade()
+            await db.upgrade()
             return await fn(db)
         finally:
             await db.dispose()
@@ -297,7 +302,7 @@ def tenants_sync() -> None:
 
     settings = _settings()
     loaded, broken = TenantRepository(settings.tenants_dir).load_all()
-    _with_db(settings, lambda db: _sync_tenants(db, loaded), upgrade=True)
+    _with_db(settings, lambda db: _sync_tenants(db, loaded))
     for tid, problems in broken.items():
         console.print(f"[red]skipped[/red]   {tid}: {problems[0]}", highlight=False)
     raise typer.Exit(1 if broken else 0)
@@ -330,7 +335,7 @@ async def _sync_tenants(db: Database, loaded: list[Tenant]) -> None:
 def db_upgrade() -> None:
     """Create or migrate the tables (idempotent)."""
     settings = _settings()
-    _with_db(settings, _nothing, upgrade=True)
+    _with_db(settings, _nothing)
     console.print(f"database at {Database.redact(settings.database_url)} is up to date")
 
 
@@ -341,9 +346,7 @@ def db_replay_spool() -> None:
 
     from receptionist.bridge.recorder import CallRecorder
 
-    saved = _with_db(
-        settings, lambda db: CallRecorder(db, settings.spool_dir).replay_spool(), upgrade=True
-    )
+    saved = _with_db(settings, lambda db: CallRecorder(db, settings.spool_dir).replay_spool())
     console.print(f"replayed {saved} call(s)")
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import orjson
+
+from receptionist.untrusted import printable
 
 
 class _JsonFormatter(logging.Formatter):
@@ -21,12 +24,39 @@ class _JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class _PlainFormatter(logging.Formatter):
+    """One line per record: values from outside (a call_sid, a caller number) are in many
+    messages, and a newline or an escape code in one must not forge a line or drive the
+    terminal. A traceback, appended after the message, keeps its own lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
+class _StderrHandler(logging.StreamHandler[Any]):
+    """Writes to whatever `sys.stderr` is at the moment of each record, not the stream that was
+    current at set-up: a test runner (or a daemoniser) swaps and closes stderr, and a handler
+    bound to the closed one raises "I/O operation on closed file" from every later log line."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stderr
+
+
 def setup_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(
         _JsonFormatter()
         if json_lines
-        else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        else _PlainFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

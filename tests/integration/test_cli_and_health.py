@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -65,16 +64,6 @@ def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     code, out = invoke(["tenants", "list"], tmp_path, PORT="eighty")
     assert code == 2
     assert "PORT" in out and len(out.strip().splitlines()) == 1
-
-
-def test_serve_without_key_refuses_to_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
-    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
-    code, out = invoke(["serve"], tmp_path)
-    assert code == 2
-    assert "GEMINI_API_KEY" in out
 
 
 async def test_health_ready_metrics(sqlite_db: Database, tmp_path: Path) -> None:

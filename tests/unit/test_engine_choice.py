@@ -10,7 +10,7 @@ import pytest
 
 from receptionist.config import Settings, SettingsError, load_settings
 from receptionist.engines.base import EngineError, EngineRequest
-from receptionist.engines.factory import EngineChooser, default_engine
+from receptionist.engines.factory import EngineChooser, check_engine_settings, default_engine
 from receptionist.engines.gemini_live import GeminiLiveEngine
 from receptionist.engines.local.engine import LocalEngine
 from receptionist.engines.local.models import LocalModelsMissing, check_local_models
@@ -92,3 +92,31 @@ def test_missing_speech_packages_name_the_extra(monkeypatch: pytest.MonkeyPatch)
 def test_a_missing_model_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=str(tmp_path / "nowhere.onnx")):
         EngineChooser(settings(local_tts_voice=str(tmp_path / "nowhere.onnx")))
+
+
+@pytest.mark.parametrize(
+    ("values", "start"),
+    [
+        ({}, "local, brain grounded (no Gemini key is set)"),
+        ({"gemini_api_key": "k"}, "gemini-live, model "),
+        ({"gemini_api_key": "k", "voice_engine": "local"}, "local, brain grounded (VOICE_ENGINE"),
+    ],
+)
+@needs_local
+def test_start_up_check_names_the_engine_and_why(values: dict[str, Any], start: str) -> None:
+    assert check_engine_settings(settings(**values)).startswith(start)
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"voice_engine": "gemini-live"}, "GEMINI_API_KEY"),
+        ({"local_brain": "llm"}, "LOCAL_BRAIN=llm"),
+        ({"local_brain": "llm", "llm_gguf_path": "/nonexistent/model.gguf"}, "LLM_GGUF_PATH"),
+        ({"local_tts_voice": "/nonexistent/voice.onnx"}, "VOICE_ENGINE=local"),
+    ],
+)
+@needs_local
+def test_start_up_check_refuses_what_cannot_work(values: dict[str, Any], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        check_engine_settings(settings(**values))

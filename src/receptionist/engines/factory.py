@@ -51,6 +51,31 @@ def default_engine(settings: Settings) -> tuple[str, str]:
     return "local", "no Gemini key is set"
 
 
+def check_engine_settings(settings: Settings) -> str:
+    """What calls will be answered with and why, for a start-up line; SettingsError (one line
+    naming the setting) when that engine cannot work. Cheap: no model is loaded, no client made
+    (the server's processes build the engines themselves)."""
+    name, why = default_engine(settings)
+    if name == "gemini-live":
+        cfg = gemini_config(settings)
+        return f"gemini-live, model {cfg.model} at {cfg.base_url or 'Google'} ({why})"
+    from receptionist.engines.local.models import LocalModelsMissing, check_local_models
+
+    try:
+        check_local_models(settings.local_stt_model, settings.local_tts_voice)
+    except LocalModelsMissing as exc:
+        raise SettingsError(f"setting VOICE_ENGINE=local: {exc}") from None
+    if settings.local_brain == "llm":
+        gguf = settings.llm_gguf_path
+        if gguf is not None and not gguf.is_file():
+            raise SettingsError(f"setting LLM_GGUF_PATH: no file at {gguf}")
+        if gguf is None and not (settings.llm_base_url and settings.llm_model):
+            raise SettingsError(
+                "setting LOCAL_BRAIN=llm: set LLM_BASE_URL and LLM_MODEL, or LLM_GGUF_PATH"
+            )
+    return f"local, brain {settings.local_brain} ({why})"
+
+
 class EngineChooser:
     """The bridge's engine factory: one engine per call, of the tenant's or the default kind."""
 
