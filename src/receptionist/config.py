@@ -73,6 +73,12 @@ class Settings(BaseSettings):
 
     # --- call limits ---------------------------------------------------------------------------
     max_frame_bytes: int = Field(262_144, ge=1024, description="Larger frames are dropped.")
+    caller_audio_max_speed: float = Field(
+        1.0,
+        ge=0,
+        description="Caller audio faster than this times real time (after a 2 s burst) is"
+        " counted and dropped; 0: no limit (simulated callers that do not pace their audio).",
+    )
     max_call_duration_s: float = Field(600.0, gt=0)
     silence_prompt_after_s: float = Field(60.0, gt=0, description="Ask 'are you there?' after.")
     silence_hangup_after_s: float = Field(90.0, gt=0, description="Say goodbye and hang up after.")

@@ -58,6 +58,8 @@ async def run_demo(
     settings = settings.model_copy(
         update={"analyzer": "offline", "notify_ai": "off"}  # no model for analysis or wording
     )
+    if not realtime:  # --fast: the simulated caller sends its audio as fast as it can
+        settings = settings.model_copy(update={"caller_audio_max_speed": 0.0})
     async with contextlib.AsyncExitStack() as stack:
         if engine == "local":
             settings = settings.model_copy(update={"voice_engine": "local"})

@@ -58,6 +58,7 @@ async def running_bridge(
         "keepalive_interval_s": 0,
         "run_worker": False,  # pipeline tests turn it on
         "analyzer": "offline",  # the Live double does not serve generateContent
+        "caller_audio_max_speed": 0,  # most test callers do not pace their audio
     }
     values.update(settings)
     cfg = load_settings(**values)

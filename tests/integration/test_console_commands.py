@@ -116,7 +116,7 @@ def test_keyless_serve_call_list_show_worker(
     )
 
     called = run(
-        ["call", "bakery", "--say", "What time do you close today?", "--no-realtime"],
+        ["call", "bakery", "--say", "What time do you close today?"],  # paced, as a phone
         env,
         timeout=300,
     )

@@ -172,6 +172,8 @@ def test_clean_variable_makes_whatsapp_safe_text() -> None:
     assert clean_variable("a\n\tb     c") == "a b c"
     assert clean_variable("x" * 2000) == "x" * 1023 + "…"
     assert clean_variable("one two three four", 12) == "one two…"
+    # a caller's number as a hostile stream might give it: escape codes and NUL go
+    assert clean_variable("+91\x1b[31m98000\x00 00001\u2028") == "+91[31m98000 00001"
 
 
 def test_rule_conditions() -> None:

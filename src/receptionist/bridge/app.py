@@ -149,6 +149,8 @@ def create_app(ctx: BridgeContext) -> Starlette:
             await worker_task  # a step in flight finishes; an unfinished one is retried later
         if ctx.worker is not None:
             await ctx.worker.aclose()
+        if ctx.budgets is not None:
+            await ctx.budgets.aclose()
 
     app = Starlette(
         routes=[

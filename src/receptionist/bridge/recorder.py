@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from receptionist.store.calls import FinishedCall, NewCall, TokenUsage, create_call, finish_call
+from receptionist.store.calls import (
+    CallOwnedElsewhere,
+    FinishedCall,
+    NewCall,
+    TokenUsage,
+    create_call,
+    finish_call,
+)
 from receptionist.store.db import Database
 
 if TYPE_CHECKING:
@@ -28,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("receptionist.recorder")
 
 RETRY_DELAYS_S = (0.2, 1.0, 3.0)
+CONFLICTS = "conflicts"  # spool subfolder: records of streams that reused another's call_sid
 
 
 class CallRecorder:
@@ -38,10 +46,13 @@ class CallRecorder:
         self.spool_dir = spool_dir
         self.retry_delays = retry_delays
 
-    async def create(self, session: CallSession, start: Start, tenant_id: str) -> None:
+    async def create(self, session: CallSession, start: Start, tenant_id: str) -> bool | None:
+        """True: the row is this stream's; False: another stream recorded this call_sid first
+        (nothing was written); None: the database failed (`finish` will create the row)."""
         engine = session.engine
         new = NewCall(
             call_sid=start.call_sid,
+            session_id=session.session_id,
             tenant=tenant_id,
             stream_sid=start.stream_sid,
             from_number=start.from_number,
@@ -54,10 +65,11 @@ class CallRecorder:
             started_at=session.started_at,
         )
         try:
-            await create_call(self.db, new)
+            return await create_call(self.db, new)
         except Exception as exc:  # the call goes on; finish() creates the row if needed
             session.ctx.metrics.persist_failures += 1
             session.note("db_unavailable_at_start", f"{type(exc).__name__}: {exc}")
+            return None
 
     async def finish(self, session: CallSession) -> None:
         usage = [
@@ -76,6 +88,7 @@ class CallRecorder:
         ]
         finished = FinishedCall(
             call_sid=session.call_sid,
+            session_id=session.session_id,
             status=session.status,
             end_reason=session.end_reason or None,
             error=session.error,
@@ -96,9 +109,20 @@ class CallRecorder:
             try:
                 await finish_call(self.db, finished)
                 return True
+            except CallOwnedElsewhere:
+                # not an outage: retrying cannot help and the other stream's row must stay as
+                # it is; keep this stream's record on disk for a person instead of losing it
+                path = self._spool(finished, self.spool_dir / CONFLICTS)
+                log.error(
+                    "call %s: another stream already recorded this call_sid; this stream's"
+                    " record is kept in %s",
+                    finished.call_sid,
+                    path,
+                )
+                return False
             except Exception as exc:
                 if delay is None:
-                    path = self._spool(finished)
+                    path = self._spool(finished, self.spool_dir)
                     log.error(
                         "call %s: database unavailable (%s); saved to %s for replay",
                         finished.call_sid,
@@ -110,9 +134,9 @@ class CallRecorder:
                 await asyncio.sleep(delay)
         return False
 
-    def _spool(self, finished: FinishedCall) -> Path:
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        path = self.spool_dir / f"{finished.call_sid or 'unknown'}-{uuid.uuid4().hex[:8]}.json"
+    def _spool(self, finished: FinishedCall, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{finished.call_sid or 'unknown'}-{uuid.uuid4().hex[:8]}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(orjson.dumps(dataclasses.asdict(finished)))
         os.replace(tmp, path)  # atomic: a crash never leaves half a file under a .json name
@@ -127,6 +151,12 @@ class CallRecorder:
             try:
                 finished = _load_finished(orjson.loads(path.read_bytes()))
                 await finish_call(self.db, finished)
+            except CallOwnedElsewhere:
+                conflicts = self.spool_dir / CONFLICTS
+                conflicts.mkdir(exist_ok=True)
+                os.replace(path, conflicts / path.name)
+                log.error("spooled call %s clashes with another stream's row", path.name)
+                continue
             except Exception as exc:
                 log.warning("spooled call %s not replayed yet: %s", path.name, exc)
                 continue

@@ -39,8 +39,9 @@ from receptionist.engines.base import (
     Usage,
     VoiceEngine,
 )
+from receptionist.store.calls import new_session_id
 from receptionist.telephony import exotel
-from receptionist.tenants.repository import TenantError
+from receptionist.tenants.repository import InactiveTenant, TenantError
 
 if TYPE_CHECKING:
     from receptionist.bridge.app import BridgeContext
@@ -51,6 +52,18 @@ log = logging.getLogger("receptionist.call")
 START_TIMEOUT_S = 10.0
 MAX_EVENTS = 200  # per call: beyond this only counters grow (a flood of bad frames stays bounded)
 GOODBYE_GRACE_S = 15.0
+# Caller audio may run ahead of real time by this much (network jitter delivers frames in
+# bursts); beyond it frames are counted and dropped: a stream sending faster than a phone can
+# speak would otherwise be forwarded, and billed by the model, at that rate.
+MEDIA_BURST_S = 2.0
+
+# How a WebSocket close code reads on the call row (RFC 6455 section 7.4.1).
+_CLOSE_REASONS = {
+    1002: "protocol_error",
+    1007: "invalid_frame_data",  # e.g. a text frame that is not UTF-8
+    1009: "frame_too_large",
+    1012: "server_restart",
+}
 
 
 @dataclass(slots=True)
@@ -95,6 +108,7 @@ class CallSession:
         self.ws = ws
         self.tenant_hint = tenant_hint
         self.call_sid = ""
+        self.session_id = new_session_id()  # this stream's claim on the call row
         self.stream_sid = ""
         self.tenant: Tenant | None = None
         self.engine: VoiceEngine | None = None
@@ -119,6 +133,7 @@ class CallSession:
         self._pending_goodbye_mark: str | None = None
         self._closed = asyncio.Event()
         self._created: asyncio.Task[None] | None = None
+        self._duplicate = False  # another stream owns this call_sid's row: write nothing
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -159,11 +174,21 @@ class CallSession:
         )
         try:
             self.tenant = self.ctx.tenants.get(tenant_id)
+        except InactiveTenant as exc:
+            # a known tenant: its owner sees the call it missed, if the stream is authentic
+            known = exc.tenant is not None and self.ctx.check_tenant_auth(exc.tenant, self.ws)
+            await self._reject(start, "tenant_unavailable", str(exc), record=known)
+            return
         except TenantError as exc:
-            await self._reject(start, tenant_id, "tenant_unavailable", str(exc))
+            # no tenant to own a row: an unknown id writes nothing (a stream could otherwise
+            # plant rows, or reuse a real call's sid, without any credentials)
+            await self._reject(start, "tenant_unavailable", str(exc), record=False)
             return
         if not self.ctx.check_tenant_auth(self.tenant, self.ws):
-            await self._reject(start, tenant_id, "unauthorized", "bad Exotel credentials")
+            await self._reject(start, "unauthorized", "bad Exotel credentials", record=False)
+            return
+        if self.call_sid in self.ctx.registry:
+            await self._reject(start, "duplicate_call_sid", "call_sid already live", record=False)
             return
         decline = await self._over_budget(self.tenant)
         self.ctx.registry[self.call_sid] = self
@@ -196,13 +221,19 @@ class CallSession:
             elif event is not None and not isinstance(event, exotel.Connected):
                 self.bad_frame("event_before_start", type(event).__name__.lower())
 
-    async def _reject(self, start: exotel.Start, tenant_id: str, reason: str, detail: str) -> None:
+    async def _reject(self, start: exotel.Start, reason: str, detail: str, *, record: bool) -> None:
+        """Refuse the stream; `record`: also write a `rejected` row (only for a known tenant's
+        authentic stream, and never over another stream's row)."""
         self.ctx.metrics.calls_rejected[reason] += 1
         log.error("call %s rejected (%s): %s", start.call_sid, reason, detail)
         self.status, self.end_reason, self.error = "rejected", reason, detail
         await self._close(1008, detail[:120])
-        await self.ctx.store.create(self, start, tenant_id or "(none)")
-        await asyncio.shield(self._persist_end())
+        if not record:
+            return
+        assert self.tenant is None
+        tenant_id = self.tenant_hint or start.custom_parameters.get("tenant") or ""
+        if await self.ctx.store.create(self, start, tenant_id) is not False:
+            await asyncio.shield(self._persist_end())
 
     def _parse(self, msg: Mapping[str, Any]) -> exotel.Event | None:
         text = msg.get("text")
@@ -253,7 +284,7 @@ class CallSession:
             return
         self.engine = engine
         # The row is written while the model connects: a slow database never delays the greeting.
-        self._created = asyncio.create_task(self.ctx.store.create(self, start, tenant.tenant_id))
+        self._created = asyncio.create_task(self._create_row(start, tenant.tenant_id))
         log.info(
             "call %s: tenant=%s from=%s rate=%d engine=%s",
             self.call_sid,
@@ -292,6 +323,19 @@ class CallSession:
             await engine.close()
             await self._close(1000, self.end_reason or "call ended")
 
+    async def _create_row(self, start: exotel.Start, tenant_id: str) -> None:
+        if await self.ctx.store.create(self, start, tenant_id) is not False:
+            return
+        # Another stream recorded this call_sid first (a finished call, or a live one in another
+        # process): end this one and leave that row exactly as it is.
+        self._duplicate = True
+        self.status, self.end_reason = "rejected", "duplicate_call_sid"
+        self.ctx.metrics.calls_rejected["duplicate_call_sid"] += 1
+        log.error(
+            "call %s rejected: the call_sid is already recorded by another stream", self.call_sid
+        )
+        await self._close(1008, "duplicate call_sid")
+
     async def _engine_failed(self, reason: str) -> None:
         self.status, self.end_reason, self.error = "failed", "engine_unavailable", reason
         log.error("call %s: %s", self.call_sid, reason)
@@ -319,17 +363,30 @@ class CallSession:
         send_audio = engine.send_audio
         perf = time.perf_counter
         next_level_check = 0.0
+        speed = self.ctx.settings.caller_audio_max_speed
+        bytes_per_s = self._rate * 2 * speed
+        burst_bytes = MEDIA_BURST_S * self._rate * 2
+        first_media = 0.0
         while True:
             msg = await receive()
             t0 = perf()
             if msg["type"] == "websocket.disconnect":
                 if not self.end_reason:
-                    server_restart = msg.get("code") == 1012
-                    self.end_reason = "server_restart" if server_restart else "caller_disconnected"
+                    code = int(msg.get("code") or 1005)  # 1005: no code given
+                    self.end_reason = _CLOSE_REASONS.get(code, "caller_disconnected")
                     self.status = "completed"
+                    if code in _CLOSE_REASONS and code != 1012:
+                        self.note("closed", f"WebSocket close code {code}")
                 return
             event = self._parse(msg)
             if type(event) is exotel.Media:
+                if not first_media:
+                    first_media = t0
+                elif speed and (
+                    stats.bytes_in + len(event.pcm) > (t0 - first_media) * bytes_per_s + burst_bytes
+                ):
+                    self.bad_frame("over_realtime", "caller audio faster than real time")
+                    continue
                 stats.frames_in += 1
                 stats.bytes_in += len(event.pcm)
                 if t0 >= next_level_check:  # a few level checks a second are plenty
@@ -514,9 +571,11 @@ class CallSession:
     async def _persist_end(self) -> None:
         if self.status == "in_progress":
             self.status, self.end_reason = "completed", self.end_reason or "caller_disconnected"
-        self.ctx.metrics.calls_ended[self.status] += 1
         if self._created is not None:
             await asyncio.gather(self._created, return_exceptions=True)
+        if self._duplicate:
+            return  # the row is another stream's
+        self.ctx.metrics.calls_ended[self.status] += 1
         await self.ctx.store.finish(self)
         if self.ctx.worker is not None:
             self.ctx.worker.wake.set()

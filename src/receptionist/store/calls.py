@@ -27,11 +27,24 @@ from receptionist.store.schema import (
 )
 
 
+class CallOwnedElsewhere(Exception):
+    """The call_sid's row belongs to another stream: it is never merged into or overwritten."""
+
+    def __init__(self, call_sid: str) -> None:
+        super().__init__(f"call {call_sid} is recorded by another stream")
+        self.call_sid = call_sid
+
+
+def new_session_id() -> str:
+    return str(uuid.uuid4())
+
+
 @dataclass(kw_only=True, slots=True)
 class NewCall:
     """What is known when Exotel's ``start`` frame arrives."""
 
     call_sid: str
+    session_id: str = field(default_factory=new_session_id)  # the stream that owns the row
     tenant: str | None
     stream_sid: str | None = None
     from_number: str | None = None
@@ -66,6 +79,9 @@ class FinishedCall:
 
     call_sid: str
     status: str  # 'completed' | 'failed' (or 'in_progress' for a partial save)
+    # The stream that recorded the call; None only in spool files written before ownership
+    # existed (those are merged as they always were).
+    session_id: str | None = None
     end_reason: str | None = None
     error: str | None = None
     transcript: list[dict[str, Any]] = field(default_factory=list)
@@ -82,13 +98,17 @@ class FinishedCall:
 # --- writing -----------------------------------------------------------------------------------
 
 
-async def create_call(db: Database, c: NewCall) -> None:
-    """Record a call that just started. Idempotent on ``call_sid``: the first row is kept."""
+async def create_call(db: Database, c: NewCall) -> bool:
+    """Record a call that just started; True when the row is this stream's (``session_id``).
+
+    Idempotent on ``call_sid`` and first-come: an existing row is kept untouched, and False
+    tells a second stream reusing the sid (a replay, a forgery) that the row is not its own.
+    """
     now = utcnow()
     stmt = (
         upsert_insert(db.dialect, call_details)
         .values(
-            session_id=str(uuid.uuid4()),
+            session_id=c.session_id,
             call_sid=c.call_sid,
             stream_sid=c.stream_sid,
             tenant=c.tenant,
@@ -108,8 +128,13 @@ async def create_call(db: Database, c: NewCall) -> None:
         )
         .on_conflict_do_nothing(index_elements=["call_sid"])
     )
+    c_ = call_details.c
     async with db.begin() as conn:
         await conn.execute(stmt)
+        owner = (
+            await conn.execute(sa.select(c_.session_id).where(c_.call_sid == c.call_sid))
+        ).scalar()
+    return owner == c.session_id
 
 
 def _duration_ms(started: datetime | None, ended: datetime | None) -> int | None:
@@ -225,6 +250,7 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
     Sets ``stage='transcript_saved'`` (attempts 0, due now) so the post-call pipeline picks the call
     up, unless the pipeline already moved it further (a repeated finish never rewinds it). Works
     when ``create_call`` never happened: the row is inserted then. Safe to call twice.
+    Raises :class:`CallOwnedElsewhere` (writing nothing) when the row is another stream's.
     """
     if f.status not in CALL_STATUSES:
         raise ValueError(
@@ -236,7 +262,7 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
         row = (
             (
                 await conn.execute(
-                    sa.select(c.id, c.tenant, c.started_at, c.events, c.stage)
+                    sa.select(c.id, c.session_id, c.tenant, c.started_at, c.events, c.stage)
                     .where(c.call_sid == f.call_sid)
                     .with_for_update()
                 )
@@ -249,7 +275,7 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
             tenant = f.tenant
             await conn.execute(
                 sa.insert(call_details).values(
-                    session_id=str(uuid.uuid4()),
+                    session_id=f.session_id or new_session_id(),
                     call_sid=f.call_sid,
                     tenant=tenant,
                     custom_parameters={},
@@ -270,6 +296,8 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
                     updated_at=now,
                 )
             )
+        elif f.session_id is not None and row["session_id"] != f.session_id:
+            raise CallOwnedElsewhere(f.call_sid)
         else:
             started_at = row["started_at"] or f.started_at
             tenant = row["tenant"] or f.tenant

@@ -15,10 +15,13 @@ a chunk is at least 3,200 bytes and at least 100 ms.
 from __future__ import annotations
 
 import binascii
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from receptionist.untrusted import clean
 
 SUPPORTED_RATES = (8000, 16000, 24000)
 CHUNK_ALIGN_BYTES = 320
@@ -101,6 +104,32 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ("" if value is None else str(value))
 
 
+# Everything from Exotel is bounded and cleaned here, where it enters: ids are the keys of our
+# rows and appear in every log line, so one with a control character or of absurd length is
+# refused outright; free text (numbers, parameters, mark names) loses its control characters
+# and is cut to a length no real value reaches. PostgreSQL refuses NUL in text and JSON.
+_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+MAX_NUMBER_CHARS = 32
+MAX_PARAMS = 32
+MAX_PARAM_KEY_CHARS = 64
+MAX_PARAM_VALUE_CHARS = 512
+MAX_LABEL_CHARS = 128
+
+
+def _id(value: Any, field_name: str, *, required: bool) -> str:
+    text = _str(value)
+    if not text and not required:
+        return ""
+    if not _ID.fullmatch(text):
+        kind = "missing_field" if not text else "bad_id"
+        raise ProtocolError(kind, f"{field_name} {text[:40]!r}" if text else field_name)
+    return text
+
+
+def _text(value: Any, max_chars: int) -> str:
+    return clean(_str(value), max_chars)
+
+
 def parse_frame(data: str | bytes) -> Event:
     """Parse one text frame from Exotel. Raises ProtocolError for anything unusable."""
     try:
@@ -118,17 +147,20 @@ def parse_frame(data: str | bytes) -> Event:
         return Connected()
     if event == "dtmf":
         body = _body(msg, "dtmf")
-        digit = _str(body.get("digit"))
+        digit = _text(body.get("digit"), 8)
         if not digit:
             raise ProtocolError("missing_field", "dtmf.digit")
         return Dtmf(digit=digit, duration_ms=_int(body.get("duration")))
     if event == "mark":
         body = _body(msg, "mark")
-        return Mark(name=_str(body.get("name")))
+        return Mark(name=_text(body.get("name"), MAX_LABEL_CHARS))
     if event == "stop":
         body = _body(msg, "stop")
-        return Stop(call_sid=_str(body.get("call_sid")), reason=_str(body.get("reason")))
-    raise ProtocolError("unknown_event", _str(event)[:40] or "(none)")
+        return Stop(
+            call_sid=_text(body.get("call_sid"), MAX_LABEL_CHARS),
+            reason=_text(body.get("reason"), MAX_LABEL_CHARS),
+        )
+    raise ProtocolError("unknown_event", _text(event, 40) or "(none)")
 
 
 def _parse_media(msg: dict[str, Any]) -> Media:
@@ -156,9 +188,10 @@ def _parse_start(msg: dict[str, Any]) -> Start:
     body = msg.get("start")
     if not isinstance(body, dict):
         raise ProtocolError("missing_field", "start")
-    call_sid = _str(body.get("call_sid"))
-    if not call_sid:
-        raise ProtocolError("missing_field", "start.call_sid")
+    call_sid = _id(body.get("call_sid"), "start.call_sid", required=True)
+    stream_sid = _id(
+        body.get("stream_sid") or msg.get("stream_sid"), "start.stream_sid", required=False
+    )
     fmt = _body(body, "media_format")
     raw_rate = fmt.get("sample_rate")
     rate = 8000 if raw_rate in (None, "") else _int(raw_rate, -1)
@@ -167,15 +200,20 @@ def _parse_start(msg: dict[str, Any]) -> Start:
     params = body.get("custom_parameters") or {}
     if not isinstance(params, dict):
         params = {}
+    custom: dict[str, str] = {}
+    for key, value in params.items():
+        name = _text(key, MAX_PARAM_KEY_CHARS)
+        if name and len(custom) < MAX_PARAMS:  # the rest is dropped, not the call
+            custom[name] = _text(value, MAX_PARAM_VALUE_CHARS)
     return Start(
-        stream_sid=_str(body.get("stream_sid") or msg.get("stream_sid")),
+        stream_sid=stream_sid,
         call_sid=call_sid,
-        account_sid=_str(body.get("account_sid")),
-        from_number=_str(body.get("from")),
-        to_number=_str(body.get("to")),
-        custom_parameters={_str(k): _str(v) for k, v in params.items()},
+        account_sid=_text(body.get("account_sid"), MAX_LABEL_CHARS),
+        from_number=_text(body.get("from"), MAX_NUMBER_CHARS),
+        to_number=_text(body.get("to"), MAX_NUMBER_CHARS),
+        custom_parameters=custom,
         sample_rate=rate,
-        encoding=_str(fmt.get("encoding")) or "audio/x-raw",
+        encoding=_text(fmt.get("encoding"), MAX_LABEL_CHARS) or "audio/x-raw",
         bit_rate=_int(fmt.get("bit_rate"), 16),
     )
 
