@@ -15,6 +15,7 @@ from rich.console import Console
 from receptionist.config import Settings, SettingsError, load_settings
 from receptionist.logs import setup_logging
 from receptionist.store.db import Database
+from receptionist.untrusted import printable
 
 if TYPE_CHECKING:
     from receptionist.tenants.model import Tenant
@@ -45,6 +46,21 @@ def _settings(**overrides: Any) -> Settings:
         raise typer.Exit(2) from None
     setup_logging(settings.log_level, json_lines=settings.log_json)
     return settings
+
+
+def _plain(line: str) -> None:
+    """Print a line built from stored values: no Rich markup (a caller number of "[/]" must not
+    stop the listing) and every control character shown as an escape (no terminal tricks)."""
+    console.print(
+        "\n".join(printable(part) for part in line.split("\n")), markup=False, highlight=False
+    )
+
+
+def _markup_safe(text: str) -> str:
+    """A value from a file or the database inside a line that has our own markup."""
+    from rich.markup import escape
+
+    return escape(printable(text))
 
 
 def _run(coro: Any) -> Any:
@@ -269,7 +285,7 @@ def tenants_list() -> None:
     loaded, broken = repo.load_all()
     for t in loaded:
         state = "active" if t.active else "inactive"
-        console.print(f"{t.tenant_id:<16} {state:<9} {t.name}  ({', '.join(t.languages)})")
+        _plain(f"{t.tenant_id:<16} {state:<9} {t.name}  ({', '.join(t.languages)})")
     for tid, problems in broken.items():
         console.print(f"{tid:<16} [red]broken[/red]    {len(problems)} problem(s)")
 
@@ -291,7 +307,7 @@ def tenants_validate(
             continue
         bad += 1
         for p in problems:
-            console.print(f"[red]problem[/red] {p}", highlight=False)
+            console.print(f"[red]problem[/red] {_markup_safe(str(p))}", highlight=False)
     raise typer.Exit(1 if bad else 0)
 
 
@@ -304,7 +320,9 @@ def tenants_sync() -> None:
     loaded, broken = TenantRepository(settings.tenants_dir).load_all()
     _with_db(settings, lambda db: _sync_tenants(db, loaded))
     for tid, problems in broken.items():
-        console.print(f"[red]skipped[/red]   {tid}: {problems[0]}", highlight=False)
+        console.print(
+            f"[red]skipped[/red]   {tid}: {_markup_safe(str(problems[0]))}", highlight=False
+        )
     raise typer.Exit(1 if broken else 0)
 
 
@@ -365,10 +383,9 @@ def calls_list(
 
     for row in _with_db(settings, lambda db: list_calls(db, tenant=tenant, limit=limit)):
         turns = len(row.get("transcript") or [])
-        console.print(
+        _plain(
             f"{row['started_at']!s:<26} {row['call_sid']:<24} {row['tenant'] or '-':<10} "
-            f"{row['status']:<11} {row.get('end_reason') or '':<20} {turns} turns",
-            highlight=False,
+            f"{row['status']:<11} {row.get('end_reason') or '':<20} {turns} turns"
         )
 
 
@@ -409,7 +426,7 @@ def calls_show(call_sid: str) -> None:
 
     row = _with_db(settings, load)
     if row is None:
-        err.print(f"no call {call_sid!r}")
+        err.print(f"no call {call_sid!r}", markup=False, highlight=False)
         raise typer.Exit(1)
     sys.stdout.write(json.dumps(row, indent=2, default=str, ensure_ascii=False) + "\n")
 
@@ -435,7 +452,7 @@ def messages_list(
         lambda db: list_notifications(db, tenant=tenant, call_sid=call, status=status, limit=limit),
     )
     for row in rows:
-        console.print(message_line(row), highlight=False)
+        _plain(message_line(row))
 
 
 @messages_app.command("resend")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +17,25 @@ from receptionist.config import Settings
 WS_HARD_MAX_BYTES = 16 * 1024 * 1024
 
 
+class _ClientFaultWithoutTraceback(logging.Filter):
+    """uvicorn logs a client's invalid UTF-8 text frame with a traceback (`logger.exception`),
+    which reads like a server bug; it is the caller's fault, answered with close 1007 and
+    recorded on the call. Keep the line, as a warning, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Invalid UTF-8 sequence"):
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_CLIENT_FAULTS = _ClientFaultWithoutTraceback()
+
+
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if _CLIENT_FAULTS not in uvicorn_log.filters:
+        uvicorn_log.addFilter(_CLIENT_FAULTS)
     return {
         "ws": "websockets-sansio",
         "http": "httptools",
