@@ -7,6 +7,12 @@ or as an `X-Webhook-Secret` header, or as `X-Signature: <hex HMAC-SHA256 of the 
 relay that signs. Anything else gets 401 and changes nothing; with no secret configured every
 report is refused (a webhook anyone can post to would let anyone mark messages delivered).
 
+Nothing is read before it is checked: a request without our secret is refused before its body
+is read, a Content-Length over the limit is refused unread, and a body without one is read only
+up to the limit (an unauthenticated 100 MB POST costs us nothing). A relay that signs the body
+(`X-Signature`) is the one case where the body must be read to check it, and then only up to the
+limit. Every value taken from a report is cleaned and bounded before it is stored.
+
 Reports are idempotent: a status only moves forward (sent → delivered → read), so a replayed or
 late report changes nothing. A report for a message we do not know is logged and ignored (200,
 so MSG91 does not keep retrying it).
@@ -27,6 +33,7 @@ from starlette.routing import Route
 
 from receptionist.store.db import Database
 from receptionist.store.notifications import Report, apply_report
+from receptionist.untrusted import clean
 
 log = logging.getLogger("receptionist.notify")
 
@@ -43,17 +50,46 @@ _STATUSES = {
 }
 
 
-def authorised(request: Request, body: bytes, secret: str | None) -> bool:
+def secret_matches(request: Request, secret: str | None) -> bool | None:
+    """True/False when the request presents our secret itself (URL or header); None when it
+    can only be checked against the body (a signature), or presents nothing."""
     if not secret:
         return False
     given = request.query_params.get("secret") or request.headers.get("x-webhook-secret")
     if given is not None:
         return hmac.compare_digest(given.encode(), secret.encode())
+    return None
+
+
+def signature_matches(request: Request, body: bytes, secret: str | None) -> bool:
     signature = request.headers.get("x-signature")
-    if signature:
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(signature.removeprefix("sha256=").lower(), expected)
-    return False
+    if not secret or not signature:
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(signature.removeprefix("sha256=").lower(), expected)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """The body, refusing (BodyTooLarge) a declared or actual length over `limit` without
+    reading more than `limit` + one chunk."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+MAX_FIELD_CHARS = 300
+MAX_REPORTS = 1000
 
 
 def _text(item: dict[str, Any], *keys: str) -> str | None:
@@ -61,7 +97,7 @@ def _text(item: dict[str, Any], *keys: str) -> str | None:
         for k in (key, key.lower()):
             value = item.get(k)
             if value not in (None, ""):
-                return str(value).strip()
+                return clean(str(value), MAX_FIELD_CHARS) or None
     return None
 
 
@@ -87,6 +123,8 @@ def parse_reports(body: bytes) -> list[Report]:
     """MSG91 report(s) in a body: one object or a list; ValueError when it is not JSON objects."""
     data = orjson.loads(body)
     items = data if isinstance(data, list) else [data]
+    if len(items) > MAX_REPORTS:
+        raise ValueError(f"more than {MAX_REPORTS} reports in one body")
     reports = []
     for item in items:
         if not isinstance(item, dict):
@@ -107,12 +145,19 @@ def parse_reports(body: bytes) -> list[Report]:
 
 def msg91_webhook_route(db: Database, secret: str | None) -> Route:
     async def webhook(request: Request) -> JSONResponse:
-        body = await request.body()
-        if not authorised(request, body, secret):
+        refused = JSONResponse({"error": "unauthorised"}, status_code=401)
+        presented = secret_matches(request, secret)
+        if presented is False or (presented is None and "x-signature" not in request.headers):
             log.warning("MSG91 webhook refused: bad or missing secret (from %s)", request.client)
-            return JSONResponse({"error": "unauthorised"}, status_code=401)
-        if len(body) > MAX_BODY_BYTES:
+            return refused
+        try:
+            body = await read_bounded(request, MAX_BODY_BYTES)
+        except BodyTooLarge:
+            log.warning("MSG91 webhook refused: body over %d bytes", MAX_BODY_BYTES)
             return JSONResponse({"error": "body too large"}, status_code=413)
+        if presented is None and not signature_matches(request, body, secret):
+            log.warning("MSG91 webhook refused: bad signature (from %s)", request.client)
+            return refused
         try:
             reports = parse_reports(body)
         except ValueError as exc:
