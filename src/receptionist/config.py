@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     spool_dir: Path = Field(
         Path("data/spool"), description="Calls that could not be saved wait here for replay."
     )
+    spool_replay_interval_s: float = Field(
+        10.0, gt=0, description="How often a running server retries the spool while it has calls."
+    )
 
     # --- tenants -------------------------------------------------------------------------------
     tenants_dir: Path = Field(Path("tenants"), description="Folder of tenant folders.")

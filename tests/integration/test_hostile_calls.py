@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy.engine.url as sa_url
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -341,3 +342,83 @@ async def test_an_abrupt_end_names_its_cause(
     }.items()
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+class DatabaseGate:
+    """A TCP relay in front of the test PostgreSQL that the test opens and shuts: shut, every
+    connection is cut and new ones are closed at once (a database that went away)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.is_open = False
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> DatabaseGate:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.shut()
+        assert self._server is not None
+        self._server.close()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def shut(self) -> None:
+        self.is_open = False
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.is_open:
+            writer.transport.abort()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+@pytest.mark.postgres
+async def test_spooled_calls_are_replayed_by_the_running_server_when_the_database_returns(
+    pg_db: Database, tmp_path: Path
+) -> None:
+    target = sa_url.make_url(pg_db.url)
+    async with DatabaseGate(target.port or 5432) as gate:
+        through_gate = Database(str(target.set(host="127.0.0.1", port=gate.port)))
+        async with (
+            FakeGeminiLive(script=CallScript(turns=TURNS)) as fake,
+            running_bridge(through_gate, tmp_path, fake, spool_replay_interval_s=0.2) as bridge,
+        ):
+            result = await place_call(  # the database is away for the whole call
+                CallOptions(url=bridge.url("bakery"), realtime=False),
+                CallerScript(utterances=["Are you open today?"]),
+            )
+            assert result.ok, result.error
+            spool = bridge.ctx.settings.spool_dir
+            async with asyncio.timeout(30):  # the bridge saves after the caller is gone
+                while not any(spool.glob("*.json")):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            assert await get_call(pg_db, result.call_sid) is None
+            gate.is_open = True  # the database is back; nobody restarts anything
+            async with asyncio.timeout(30):
+                while (row := await get_call(pg_db, result.call_sid)) is None:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            async with asyncio.timeout(30):  # the file goes once its call is written
+                while any(spool.glob("*.json")):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+        await through_gate.dispose()
+    assert row["status"] == "completed" and row["stage"] == "transcript_saved"
+    assert TURNS[0].reply in [t["text"] for t in row["transcript"]]

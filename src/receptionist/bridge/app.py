@@ -142,9 +142,14 @@ def create_app(ctx: BridgeContext) -> Starlette:
             await warm_up()
         stop = asyncio.Event()
         worker_task = asyncio.create_task(ctx.worker.run(stop)) if ctx.worker else None
+        replay = asyncio.create_task(
+            ctx.store.replay_loop(stop, ctx.settings.spool_replay_interval_s)
+        )
         yield
         # uvicorn closes live calls with 1012 before this point; each session saved its call.
         stop.set()
+        with contextlib.suppress(TimeoutError):  # a replay stuck on a hung database is dropped
+            await asyncio.wait_for(replay, 5.0)
         if worker_task is not None:
             await worker_task  # a step in flight finishes; an unfinished one is retried later
         if ctx.worker is not None:

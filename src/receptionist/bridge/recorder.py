@@ -1,13 +1,16 @@
 """Writes calls to the store without ever losing one.
 
 The row is created at `start` and completed at the end, however the call ends. If the database is
-down at the end, the finished call is retried briefly and then written to a spool folder as JSON;
-the spool is replayed at the next start-up (and by `receptionist db replay-spool`).
+down at the end, the finished call is retried briefly and then written to a spool folder as JSON.
+The running server replays the spool on its own as soon as the database answers again (a loop
+that looks every `SPOOL_REPLAY_INTERVAL_S`, woken early by any call that saved fine), at
+start-up, and on `receptionist db replay-spool`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -45,6 +48,7 @@ class CallRecorder:
         self.db = db
         self.spool_dir = spool_dir
         self.retry_delays = retry_delays
+        self._saved = asyncio.Event()  # a call was written: the database is back
 
     async def create(self, session: CallSession, start: Start, tenant_id: str) -> bool | None:
         """True: the row is this stream's; False: another stream recorded this call_sid first
@@ -101,7 +105,9 @@ class CallRecorder:
             started_at=session.started_at,
         )
         ok = await self._write(finished)
-        if not ok:
+        if ok:
+            self._saved.set()
+        else:
             session.ctx.metrics.persist_failures += 1
 
     async def _write(self, finished: FinishedCall) -> bool:
@@ -142,6 +148,22 @@ class CallRecorder:
         os.replace(tmp, path)  # atomic: a crash never leaves half a file under a .json name
         return path
 
+    async def replay_loop(self, stop: asyncio.Event, interval_s: float) -> None:
+        """Replay the spool whenever it has calls and the database may be back: every
+        `interval_s`, or at once after a call saved fine. Ends when `stop` is set."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval_s):
+                    await _first_of(stop, self._saved)
+            self._saved.clear()
+            if stop.is_set():
+                return
+            if any(self.spool_dir.glob("*.json")):
+                try:
+                    await self.replay_spool()
+                except Exception:  # a bug here must not end the loop; the files stay
+                    log.exception("spool replay failed")
+
     async def replay_spool(self) -> int:
         """Write spooled calls to the database; returns how many were saved."""
         if not self.spool_dir.is_dir():
@@ -160,11 +182,20 @@ class CallRecorder:
             except Exception as exc:
                 log.warning("spooled call %s not replayed yet: %s", path.name, exc)
                 continue
-            path.unlink()
+            path.unlink(missing_ok=True)  # `db replay-spool` may have taken it meanwhile
             saved += 1
         if saved:
             log.info("replayed %d spooled call(s) into the database", saved)
         return saved
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waits = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
 
 
 def _load_finished(data: dict[str, Any]) -> FinishedCall:
