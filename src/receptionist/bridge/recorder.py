@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from sqlalchemy import exc as sa_exc
 
 from receptionist.store.calls import (
     CallOwnedElsewhere,
@@ -72,7 +73,12 @@ class CallRecorder:
             return await create_call(self.db, new)
         except Exception as exc:  # the call goes on; finish() creates the row if needed
             session.ctx.metrics.persist_failures += 1
-            session.note("db_unavailable_at_start", f"{type(exc).__name__}: {exc}")
+            # name the real cause: a row the database refused is not an outage
+            refused = isinstance(exc, sa_exc.DBAPIError) and not isinstance(
+                exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
+            )
+            kind = "db_refused_row_at_start" if refused else "db_unavailable_at_start"
+            session.note(kind, f"{type(exc).__name__}: {exc}")
             return None
 
     async def finish(self, session: CallSession) -> None:
