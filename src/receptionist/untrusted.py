@@ -14,6 +14,7 @@ Two jobs, kept apart on purpose:
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # C0 and C1 controls, DEL, and the Unicode line/paragraph separators that some terminals and
 # log viewers treat as a new line. Tab is a control too: in an id or a number it is noise.
@@ -33,3 +34,15 @@ def _escape(match: re.Match[str]) -> str:
 def printable(text: str) -> str:
     """`text` with every control character shown as an escape (for terminals and logs)."""
     return _CONTROL.sub(_escape, text)
+
+
+def without_nul(value: Any) -> Any:
+    """A JSON-like value with NUL removed from every string, keys included: PostgreSQL refuses
+    NUL in text and JSON, and one such character in a stored document loses the whole row."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(v) for v in value]
+    return value

@@ -172,3 +172,20 @@ def test_url_and_sid_validation_and_token_not_in_repr() -> None:
         assert info.value.kind == "bad_request"
     with pytest.raises(ExotelApiError):
         call_details_url(ExotelApiConfig("a/../b", "k", "t"), "abc")
+
+
+def test_hostile_values_are_cleaned_and_raw_is_storable() -> None:
+    details = parse_call_details(
+        {
+            "Call": _call(
+                From="0987\x006543210\r\n",
+                RecordingUrl="https://x/\x1b[2J" + "a" * 2000,
+                Extra={"note\x00": ["a\x00b", 1]},
+            )
+        }
+    )
+    assert details.from_number == "09876543210"
+    assert details.recording_url is not None and "\x1b" not in details.recording_url
+    assert len(details.recording_url) == 512
+    assert details.raw["From"] == "09876543210\r\n"  # as sent, minus what PostgreSQL refuses
+    assert details.raw["Extra"] == {"note": ["ab", 1]}

@@ -48,6 +48,8 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from receptionist.untrusted import clean, without_nul
+
 log = logging.getLogger("receptionist.exotel_api")
 
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
@@ -184,8 +186,7 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        value = value.strip()
-        return value or None
+        return clean(value, 512) or None  # from outside: no control characters, bounded
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float | Decimal):
@@ -258,7 +259,7 @@ def parse_call_details(
         end_time=_time(call.get("EndTime"), tz),
         recording_url=_text(call.get("RecordingUrl")),
         price=_decimal(call.get("Price")),
-        raw=dict(call),
+        raw=without_nul(dict(call)),  # kept as sent, but storable in PostgreSQL
     )
 
 
