@@ -422,3 +422,21 @@ async def test_spooled_calls_are_replayed_by_the_running_server_when_the_databas
         await through_gate.dispose()
     assert row["status"] == "completed" and row["stage"] == "transcript_saved"
     assert TURNS[0].reply in [t["text"] for t in row["transcript"]]
+
+
+async def test_a_nul_in_what_the_model_transcribed_does_not_lose_the_call(db: Database) -> None:
+    turn = {"speaker": "caller", "text": "two\x00 cakes", "start_ms": 0, "end_ms": 900}
+    await finish_call(
+        db,
+        FinishedCall(
+            call_sid="CAnul",
+            status="failed",
+            tenant="bakery",
+            transcript=[turn],
+            error="engine said \x00",
+            events=[{"t_ms": 1, "kind": "note", "detail": "\x00"}],
+        ),
+    )
+    row = await get_call(db, "CAnul")
+    assert row is not None and row["transcript"][0]["text"] == "two cakes"
+    assert row["error"] == "engine said " and row["events"][0]["detail"] == ""

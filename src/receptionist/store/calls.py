@@ -25,6 +25,7 @@ from receptionist.store.schema import (
     call_details,
     utcnow,
 )
+from receptionist.untrusted import without_nul
 
 
 class CallOwnedElsewhere(Exception):
@@ -115,7 +116,7 @@ async def create_call(db: Database, c: NewCall) -> bool:
             from_number=c.from_number,
             to_number=c.to_number,
             direction=c.direction,
-            custom_parameters=dict(c.custom_parameters or {}),
+            custom_parameters=without_nul(dict(c.custom_parameters or {})),
             sample_rate=c.sample_rate,
             engine=c.engine,
             model=c.model,
@@ -247,6 +248,9 @@ async def upsert_token_usage(
 async def finish_call(db: Database, f: FinishedCall) -> None:
     """Store the end of a call and its token usage in one transaction.
 
+    Text that came from outside (what was said, as the model transcribed it; error texts) is
+    stored without NUL, which PostgreSQL refuses: one such character must not lose the call.
+
     Sets ``stage='transcript_saved'`` (attempts 0, due now) so the post-call pipeline picks the call
     up, unless the pipeline already moved it further (a repeated finish never rewinds it). Works
     when ``create_call`` never happened: the row is inserted then. Safe to call twice.
@@ -281,10 +285,10 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
                     custom_parameters={},
                     status=f.status,
                     end_reason=f.end_reason,
-                    error=f.error,
-                    transcript=list(f.transcript),
+                    error=without_nul(f.error),
+                    transcript=without_nul(list(f.transcript)),
                     stats=dict(f.stats),
-                    events=list(f.events),
+                    events=without_nul(list(f.events)),
                     started_at=started_at,
                     answered_at=f.answered_at,
                     ended_at=f.ended_at,
@@ -305,10 +309,10 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
                 "tenant": tenant,
                 "status": f.status,
                 "end_reason": f.end_reason,
-                "error": f.error,
-                "transcript": list(f.transcript),
+                "error": without_nul(f.error),
+                "transcript": without_nul(list(f.transcript)),
                 "stats": dict(f.stats),
-                "events": _merge_events(row["events"], f.events),
+                "events": _merge_events(row["events"], without_nul(f.events)),
                 "started_at": started_at,
                 "answered_at": f.answered_at,
                 "ended_at": f.ended_at,
