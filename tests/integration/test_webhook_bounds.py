@@ -15,8 +15,8 @@ from starlette.applications import Starlette
 from receptionist.bridge.server import serve_in_process
 from receptionist.notify.webhook import MAX_BODY_BYTES, MAX_FIELD_CHARS, msg91_webhook_route
 from receptionist.store.db import Database
-from receptionist.store.notifications import list_notifications
-from receptionist.store.schema import notifications
+from receptionist.store.notifications import Report, apply_report, list_notifications
+from receptionist.store.schema import notifications, utcnow
 from tests.integration.test_notifications import insert, new
 
 SECRET = "hook-secret"
@@ -88,3 +88,32 @@ async def test_report_values_are_cleaned_and_bounded(sqlite_db: Database, port: 
     assert row["status"] == "failed"
     assert row["error"].startswith("[2J") and len(row["error"]) <= MAX_FIELD_CHARS
     assert "\x1b" not in row["error"] and "\x00" not in row["error"]
+
+
+async def _stored(db: Database, call_sid: str, **values: object) -> dict[str, object]:
+    await insert(db, new(call_sid))
+    async with db.begin() as conn:
+        await conn.execute(
+            sa.update(notifications).where(notifications.c.call_sid == call_sid).values(values)
+        )
+    [row] = await list_notifications(db, call_sid=call_sid)
+    return row
+
+
+async def test_a_report_cannot_make_a_refused_send_delivered(db: Database) -> None:
+    # MSG91 answered 4xx: nothing went out (no sent_at), whatever a later report claims
+    await _stored(db, "CA4xx", status="failed", provider_ref="req-4xx", error="400: bad template")
+    outcome = await apply_report(db, Report(provider_ref="req-4xx", status="delivered"))
+    [row] = await list_notifications(db, call_sid="CA4xx")
+    assert outcome == "unchanged"
+    assert row["status"] == "failed" and row["error"] == "400: bad template"
+
+
+async def test_status_and_error_never_contradict(db: Database) -> None:
+    await _stored(db, "CAok", status="sent", provider_ref="req-ok", sent_at=utcnow())
+    await apply_report(db, Report(provider_ref="req-ok", status="failed", reason="131026"))
+    [row] = await list_notifications(db, call_sid="CAok")
+    assert row["status"] == "failed" and row["error"] == "131026"
+    await apply_report(db, Report(provider_ref="req-ok", status="delivered"))
+    [row] = await list_notifications(db, call_sid="CAok")
+    assert row["status"] == "delivered" and row["error"] is None

@@ -340,7 +340,7 @@ async def _apply(conn: Any, report: Report, match_window_s: float) -> tuple[str,
     if report.provider_ref:
         row = (
             await conn.execute(
-                sa.select(n.id, n.status, n.provider_ref).where(
+                sa.select(n.id, n.status, n.provider_ref, n.sent_at).where(
                     n.provider_ref == report.provider_ref
                 )
             )
@@ -348,7 +348,7 @@ async def _apply(conn: Any, report: Report, match_window_s: float) -> tuple[str,
     if row is None and report.recipient and report.template_name:
         candidates = (
             await conn.execute(
-                sa.select(n.id, n.status, n.provider_ref).where(
+                sa.select(n.id, n.status, n.provider_ref, n.sent_at).where(
                     n.status.in_([NOTIFY_SENDING, NOTIFY_UNKNOWN]),
                     n.provider_ref.is_(None),
                     n.recipient == report.recipient,
@@ -363,6 +363,10 @@ async def _apply(conn: Any, report: Report, match_window_s: float) -> tuple[str,
     if row is None:
         return "unknown_ref", None
     if report.status not in _RANK or _RANK[report.status] <= _RANK.get(row.status, 0):
+        return "unchanged", row.id
+    if row.status == NOTIFY_FAILED and row.sent_at is None:
+        # the provider refused the send itself (a 4xx): nothing went out, so no report can
+        # make it delivered; the refusal and its reason stay as they are
         return "unchanged", row.id
     now = report.at or utcnow()
     values: dict[str, Any] = {
@@ -382,8 +386,10 @@ async def _apply(conn: Any, report: Report, match_window_s: float) -> tuple[str,
         values["read_at"] = now
     if report.status == NOTIFY_FAILED:
         values["error"] = report.reason or "the provider reported a failure"
-    elif row.status == NOTIFY_UNKNOWN:
-        values["error"] = None  # resolved: the report says it went out
+    else:
+        # it went out after all (an unknown send resolved, or a late report after an earlier
+        # failure report): an error kept beside a good status would contradict it
+        values["error"] = None
     await conn.execute(sa.update(notifications).where(n.id == row.id).values(values))
     return "updated", row.id
 
