@@ -28,11 +28,13 @@ db_app = typer.Typer(no_args_is_help=True, help="Database: migrations and spool 
 calls_app = typer.Typer(no_args_is_help=True, help="Stored calls.")
 sim_app = typer.Typer(no_args_is_help=True, help="Local doubles of the external services.")
 messages_app = typer.Typer(no_args_is_help=True, help="WhatsApp messages sent after calls.")
+keys_app = typer.Typer(no_args_is_help=True, help="Keys to the API and dashboard.")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(db_app, name="db")
 app.add_typer(calls_app, name="calls")
 app.add_typer(sim_app, name="sim")
 app.add_typer(messages_app, name="messages")
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 err = Console(stderr=True)
@@ -466,6 +468,54 @@ def messages_resend(message_id: int) -> None:
         typer.echo(f"no failed or unknown message {message_id}", err=True)
         raise typer.Exit(1)
     console.print(f"message {message_id} is queued again")
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str | None, typer.Option(help="The tenant this key may see.")] = None,
+    admin: Annotated[bool, typer.Option(help="An operator's key: every tenant.")] = False,
+    name: Annotated[str | None, typer.Option(help="Who or what holds it.")] = None,
+) -> None:
+    """Make a key; it is printed once, alone on the last line (only its hash is kept)."""
+    from receptionist.store.api_keys import create_key
+    from receptionist.tenants.repository import TenantRepository, UnknownTenant
+
+    if admin == (tenant is not None):
+        typer.echo("error: give exactly one of --tenant T or --admin", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    if tenant is not None:
+        try:
+            TenantRepository(settings.tenants_dir).get_any(tenant)
+        except UnknownTenant as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    key_id, key = _with_db(settings, lambda db: create_key(db, tenant=tenant, name=name))
+    scope = f"tenant {tenant}" if tenant else "every tenant (admin)"
+    sys.stdout.write(f"key {key_id} for {scope}; store it now, it is not shown again:\n{key}\n")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key: id, prefix, scope, name, when last used, revoked or not."""
+    from receptionist.store.api_keys import describe, list_keys
+
+    for row in _with_db(_settings(), list_keys):
+        _plain(describe(row))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key: it stops working at once."""
+    from receptionist.store.api_keys import revoke_key
+
+    if not _with_db(_settings(), lambda db: revoke_key(db, key_id)):
+        typer.echo(f"no active key {key_id}", err=True)
+        raise typer.Exit(1)
+    console.print(f"key {key_id} revoked")
 
 
 # --- sim --------------------------------------------------------------------------------------

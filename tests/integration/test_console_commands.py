@@ -188,3 +188,26 @@ def test_run_script_passes_every_command_through(tmp_path: Path) -> None:
             check=False,
         )
         assert result.returncode == 0, (args, result.stdout, result.stderr)
+
+
+def test_keys_create_list_revoke(tmp_path: Path) -> None:
+    env = keyless_env(tmp_path)
+    made = run(["keys", "create", "--tenant", "bakery", "--name", "owner phone"], env)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.splitlines()[-1]
+    assert key.startswith("rk_") and " " not in key  # alone on the last line
+    admin = run(["keys", "create", "--admin"], env)
+    assert admin.returncode == 0 and admin.stdout.splitlines()[-1].startswith("rk_")
+    for bad in (["keys", "create"], ["keys", "create", "--admin", "--tenant", "bakery"]):
+        assert run(bad, env).returncode == 2
+    unknown = run(["keys", "create", "--tenant", "nope"], env)
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
+
+    listed = run(["keys", "list"], env)
+    assert listed.returncode == 0
+    assert key not in listed.stdout and key[:11] in listed.stdout  # the prefix, never the key
+    assert "tenant bakery" in listed.stdout and "admin (every tenant)" in listed.stdout
+    key_id = listed.stdout.split()[0]
+    assert run(["keys", "revoke", key_id], env).returncode == 0
+    assert run(["keys", "revoke", key_id], env).returncode == 1  # revoked already
+    assert "revoked" in run(["keys", "list"], env).stdout.splitlines()[0]

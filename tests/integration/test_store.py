@@ -111,7 +111,7 @@ async def _usage_rows(db: Database) -> list[dict]:
 
 # --- migrations --------------------------------------------------------------------------------
 
-HEAD = "0002_notification_delivery"
+HEAD = "0003_api_keys"
 
 
 async def test_upgrade_is_idempotent(db: Database) -> None:

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from receptionist.bridge.budget import BudgetGuard
@@ -35,6 +35,7 @@ from receptionist.postcall.worker import Worker
 from receptionist.store.db import Database
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantRepository
+from receptionist.web.api import create_api
 
 log = logging.getLogger("receptionist.bridge")
 
@@ -165,6 +166,8 @@ def create_app(ctx: BridgeContext) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             msg91_webhook_route(ctx.db, _secret(ctx.settings.msg91_webhook_secret)),
+            # last: everything else is the owner's API (and, later, the dashboard)
+            Mount("/", app=create_api(ctx.db, ctx.tenants, ctx.settings.usd_inr_rate)),
         ],
         lifespan=lifespan,
     )

@@ -307,6 +307,23 @@ ai_token_usage = sa.Table(
 )
 
 
+# Keys to the owner's API and dashboard. Only a hash is kept: the key itself is shown once, when
+# it is made. `tenant` NULL is an operator's (admin) key, which sees every tenant.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("prefix", sa.Text(), nullable=False),  # shown in lists, finds the row
+    sa.Column("key_hash", sa.Text(), nullable=False),
+    sa.Column("tenant", sa.Text(), nullable=True),
+    sa.Column("name", sa.Text(), nullable=True),
+    _created_at(),
+    sa.Column("last_used_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("prefix"),
+)
+
+
 __all__ = [
     "CALL_STATUSES",
     "CALL_STATUS_COMPLETED",
@@ -317,6 +334,7 @@ __all__ = [
     "TOKEN_PURPOSES",
     "UTCDateTime",
     "ai_token_usage",
+    "api_keys",
     "call_details",
     "exotel_call_details",
     "json_type",

@@ -1,0 +1,122 @@
+"""What the REST API returns (pydantic models: the OpenAPI document is made from them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable: unauthorized, not_found, ...")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class Tenant(BaseModel):
+    tenant_id: str
+    name: str
+    active: bool
+    languages: list[str]
+    timezone: str
+    call_types: list[str]
+    budget_warn_usd: float | None = None
+    budget_limit_usd: float | None = None
+
+
+class CallSummary(BaseModel):
+    call_sid: str
+    tenant: str | None
+    from_number: str | None
+    status: str
+    end_reason: str | None
+    call_type: str | None
+    summary: str | None
+    stage: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_ms: int | None
+    turns: int
+
+
+class Turn(BaseModel):
+    speaker: str
+    text: str
+    start_ms: float | None = None
+    end_ms: float | None = None
+    interrupted: bool = False
+
+
+class Usage(BaseModel):
+    model_name: str
+    purpose: str
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    total_cost_usd: float | None
+    total_cost_inr: float | None
+
+
+class Notification(BaseModel):
+    id: int
+    call_sid: str | None
+    tenant: str | None
+    recipient_type: str | None
+    recipient: str | None = Field(description="Digits with country code.")
+    template_name: str | None
+    status: str
+    urgent: bool
+    text: str | None
+    error: str | None
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+
+
+class ExotelRecord(BaseModel):
+    status: str | None
+    duration_s: int | None
+    price: float | None
+    recording_url: str | None
+    start_time: datetime | None
+    end_time: datetime | None
+    fetched_at: datetime | None
+
+
+class CallDetail(CallSummary):
+    to_number: str | None
+    engine: str | None
+    model: str | None
+    error: str | None
+    answered_at: datetime | None
+    transcript: list[Turn]
+    details: dict[str, Any] | None = Field(description="What the analysis extracted.")
+    events: list[dict[str, Any]]
+    stats: dict[str, Any] | None
+    usage: list[Usage]
+    cost_usd: float | None
+    cost_inr: float | None
+    notifications: list[Notification]
+    exotel: ExotelRecord | None
+    attempts: int
+    last_error: str | None
+
+
+class Done(BaseModel):
+    ok: bool = True
+    message: str

@@ -1,0 +1,315 @@
+"""The REST API over real HTTP, on both databases: keys, the tenant scope on every route,
+filters, search, cursors, a call's whole record, retry and resend, and bad input."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from starlette.routing import Mount
+
+from receptionist.bridge.app import create_app
+from receptionist.bridge.server import serve_in_process
+from receptionist.bridge.wiring import build_context
+from receptionist.config import load_settings
+from receptionist.engines.base import EngineError, EngineRequest, VoiceEngine
+from receptionist.store.api_keys import create_key, revoke_key
+from receptionist.store.calls import FinishedCall, TokenUsage, finish_call
+from receptionist.store.db import Database
+from receptionist.store.exotel_details import upsert_exotel_details
+from receptionist.store.schema import ai_token_usage, call_details
+from tests.integration.bridge_harness import tenants_dir
+from tests.integration.test_notifications import insert, new
+
+T0 = datetime(2026, 12, 1, 4, 30, tzinfo=UTC)  # 10:00 in Kolkata
+
+
+def no_engine(request: EngineRequest) -> VoiceEngine:
+    raise EngineError("these tests place no calls")
+
+
+@dataclass
+class Api:
+    url: str
+    app: FastAPI
+    keys: dict[str, str]  # bakery, saloon, admin, revoked
+    db: Database
+
+    def client(self, who: str | None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self.keys[who]}"} if who else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers)
+
+
+async def seed_call(
+    db: Database,
+    sid: str,
+    tenant: str,
+    *,
+    at: datetime = T0,
+    call_type: str | None = "order",
+    summary: str = "ordered a cake",
+    text: str = "I want a cake",
+    stage: str | None = None,
+    from_number: str = "+919800000042",
+) -> None:
+    await finish_call(
+        db,
+        FinishedCall(
+            call_sid=sid,
+            status="completed",
+            tenant=tenant,
+            started_at=at,
+            ended_at=at + timedelta(seconds=40),
+            transcript=[
+                {"speaker": "agent", "text": "Hello!", "start_ms": 0, "end_ms": 900},
+                {"speaker": "caller", "text": text, "start_ms": 1000, "end_ms": 2500},
+            ],
+            usage=[TokenUsage(model_name="gemini-live", input_tokens=1000, output_tokens=500)],
+        ),
+    )
+    async with db.begin() as conn:
+        await conn.execute(
+            sa.update(call_details)
+            .where(call_details.c.call_sid == sid)
+            .values(
+                call_type=call_type,
+                summary=summary,
+                critical_call_details={"name": "Anita", "items": ["cake"]},
+                stage=stage or "done",
+                from_number=from_number,
+            )
+        )
+        await conn.execute(
+            sa.update(ai_token_usage)
+            .where(ai_token_usage.c.call_sid == sid)
+            .values(total_cost=Decimal("0.012"), currency="USD")
+        )
+
+
+@pytest.fixture
+async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
+    for i in range(3):
+        await seed_call(db, f"CAb{i}", "bakery", at=T0 + timedelta(minutes=i))
+    await seed_call(
+        db, "CAb-failed", "bakery", at=T0 - timedelta(days=2), stage="failed", call_type=None
+    )
+    await seed_call(db, "CAs0", "saloon", summary="haircut at 5", text="a haircut please")
+    await insert(
+        db,
+        new("CAb0", status="failed", error="400 bad template"),
+        new("CAs0", to="customer", template="booking", status="failed", tenant="saloon"),
+    )
+    async with db.begin() as conn:
+        await upsert_exotel_details(
+            conn,
+            call_sid="CAb0",
+            tenant="bakery",
+            values={"call_status": "completed", "call_duration": 40, "recording_url": "https://r"},
+        )
+    keys = {
+        "bakery": (await create_key(db, tenant="bakery"))[1],
+        "saloon": (await create_key(db, tenant="saloon"))[1],
+        "admin": (await create_key(db, tenant=None, name="operator"))[1],
+    }
+    revoked_id, keys["revoked"] = await create_key(db, tenant="bakery")
+    await revoke_key(db, revoked_id)
+    cfg = load_settings(
+        database_url=db.url,
+        tenants_dir=tenants_dir(tmp_path),
+        spool_dir=tmp_path / "spool",
+        run_worker=False,
+    )
+    app = create_app(build_context(cfg, db=db, engine_factory=no_engine))
+    api_app = next(r.app for r in app.routes if isinstance(r, Mount))
+    async with serve_in_process(app) as port:
+        yield Api(f"http://127.0.0.1:{port}", api_app, keys, db)
+
+
+def api_paths(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path) of every route under /api/v1, read from the app itself (included routers
+    walked too), and the same list as the OpenAPI document: no route is hidden from either."""
+    found = []
+    pending = list(app.routes)
+    while pending:
+        route = pending.pop()
+        inner = getattr(route, "routes", None) or getattr(
+            getattr(route, "original_router", None), "routes", None
+        )
+        if inner:
+            pending += inner
+            continue
+        path = getattr(route, "path", "")
+        if path.startswith("/api/v1"):
+            found += [(m, path) for m in sorted(getattr(route, "methods", ())) if m != "HEAD"]
+    documented = {(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops}
+    assert set(found) == documented
+    return sorted(found)
+
+
+def fill(path: str, ids: dict[str, str]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], path)
+
+
+async def notification_id(db: Database, call_sid: str) -> str:
+    from receptionist.store.notifications import list_notifications
+
+    return str((await list_notifications(db, call_sid=call_sid))[0]["id"])
+
+
+async def test_every_route_keeps_tenants_apart_and_refuses_bad_keys(api: Api) -> None:
+    routes = api_paths(api.app)
+    assert len(routes) >= 7, routes  # a new route is walked here without being listed
+    saloon_ids = {"call_sid": "CAs0", "notification_id": await notification_id(api.db, "CAs0")}
+    async with api.client("bakery") as bakery, api.client("admin") as admin:
+        for method, path in routes:
+            url = fill(path, saloon_ids)
+            got = await bakery.request(method, url)
+            if "{" in path:  # the saloon's own record: the bakery's key must not reach it
+                assert got.status_code == 404, (method, path, got.text)
+                assert got.json()["error"]["code"] == "not_found"
+            else:
+                assert got.status_code == 200, (method, path, got.text)
+                assert "saloon" not in got.text and "CAs0" not in got.text, (method, path)
+            # asking for another tenant explicitly changes nothing for an owner's key
+            other = await bakery.request(method, url, params={"tenant": "saloon"})
+            if "{" in path:
+                assert other.status_code == 404, (method, path, other.text)
+            else:
+                assert "CAs0" not in other.text and "haircut" not in other.text, (method, path)
+            for who in (None, "revoked"):
+                async with api.client(who) as anon:
+                    refused = await anon.request(method, url)
+                assert refused.status_code == 401, (who, method, path)
+                assert refused.json()["error"]["code"] == "unauthorized"
+            for header in ("Bearer rk_00000000_" + "x" * 43, "Basic abc", "Bearer"):
+                refused = await bakery.request(method, url, headers={"Authorization": header})
+                assert refused.status_code == 401, (header, method, path)
+        calls = (await admin.get("/api/v1/calls")).json()["items"]
+        assert {c["tenant"] for c in calls} == {"bakery", "saloon"}
+        only = (await admin.get("/api/v1/calls", params={"tenant": "saloon"})).json()["items"]
+        assert [c["call_sid"] for c in only] == ["CAs0"]
+    # the resend above went to the saloon's message through no key but the saloon's: untouched
+    from receptionist.store.notifications import list_notifications
+
+    [msg] = await list_notifications(api.db, call_sid="CAs0")
+    assert msg["status"] == "failed"
+
+
+async def test_list_filters_search_and_stable_cursor(api: Api) -> None:
+    async with api.client("bakery") as c:
+        everything = (await c.get("/api/v1/calls")).json()
+        assert [x["call_sid"] for x in everything["items"]] == [
+            "CAb2",
+            "CAb1",
+            "CAb0",
+            "CAb-failed",
+        ]
+        assert everything["next_cursor"] is None
+        first = (await c.get("/api/v1/calls", params={"limit": 2})).json()
+        assert [x["call_sid"] for x in first["items"]] == ["CAb2", "CAb1"]
+        await seed_call(api.db, "CAb-new", "bakery", at=T0 + timedelta(hours=1))  # a new call
+        second = (
+            await c.get("/api/v1/calls", params={"limit": 2, "cursor": first["next_cursor"]})
+        ).json()
+        assert [x["call_sid"] for x in second["items"]] == ["CAb0", "CAb-failed"]
+        day = {"from": "2026-12-01", "to": "2026-12-01"}  # Kolkata days
+        assert len((await c.get("/api/v1/calls", params=day)).json()["items"]) == 4
+        before = {"to": "2026-11-30"}  # 29 Nov 10:00 in Kolkata: the failed call only
+        assert [
+            x["call_sid"] for x in (await c.get("/api/v1/calls", params=before)).json()["items"]
+        ] == ["CAb-failed"]
+        typed = (await c.get("/api/v1/calls", params={"call_type": "order"})).json()
+        assert "CAb-failed" not in [x["call_sid"] for x in typed["items"]]
+        assert (await c.get("/api/v1/calls", params={"q": "CAKE"})).json()["items"]
+        assert not (await c.get("/api/v1/calls", params={"q": "haircut"})).json()["items"]
+        assert not (await c.get("/api/v1/calls", params={"q": "%"})).json()["items"]
+        assert (await c.get("/api/v1/calls", params={"caller": "98000 000 42"})).json()["items"]
+        capped = await c.get("/api/v1/calls", params={"limit": 10**9})
+        assert capped.status_code == 200 and len(capped.json()["items"]) <= 200
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"from": "yesterday"}, "bad_request"),
+        ({"to": "2026-13-45"}, "bad_request"),
+        ({"cursor": "not-a-cursor"}, "bad_cursor"),
+        ({"cursor": "WzEsMl0"}, "bad_cursor"),  # valid base64 of [1,2]: not ours
+        ({"limit": "0"}, "bad_request"),
+        ({"limit": "many"}, "bad_request"),
+        ({"caller": "abc"}, "bad_filter"),
+        ({"q": "x" * 500}, "bad_request"),
+    ],
+)
+async def test_malformed_filters_get_a_clear_400(
+    api: Api, params: dict[str, str], code: str
+) -> None:
+    async with api.client("bakery") as c:
+        got = await c.get("/api/v1/calls", params=params)
+    assert got.status_code == 400, got.text
+    assert got.json()["error"]["code"] == code
+
+
+async def test_sql_looking_input_is_only_data(api: Api) -> None:
+    hostile = "'; DROP TABLE call_details; --<script>alert(1)</script>"
+    await seed_call(api.db, "CAb-hostile", "bakery", summary=hostile, text=hostile)
+    async with api.client("bakery") as c:
+        found = (await c.get("/api/v1/calls", params={"q": "DROP TABLE"})).json()["items"]
+        assert [x["call_sid"] for x in found] == ["CAb-hostile"]
+        assert found[0]["summary"] == hostile  # returned as data, JSON-escaped
+        assert (await c.get("/api/v1/calls", params={"caller": "1 OR 1=1"})).status_code == 200
+
+
+async def test_a_call_in_full(api: Api) -> None:
+    async with api.client("bakery") as c:
+        call = (await c.get("/api/v1/calls/CAb0")).json()
+    assert [t["speaker"] for t in call["transcript"]] == ["agent", "caller"]
+    assert call["details"] == {"name": "Anita", "items": ["cake"]}
+    assert call["cost_usd"] == pytest.approx(0.012) and call["cost_inr"] == pytest.approx(1.01)
+    assert call["usage"][0]["model_name"] == "gemini-live"
+    assert [n["status"] for n in call["notifications"]] == ["failed"]
+    assert call["exotel"]["recording_url"] == "https://r"
+
+
+async def test_retry_and_resend_follow_the_rules(api: Api) -> None:
+    async with api.client("bakery") as c:
+        done = await c.post("/api/v1/calls/CAb0/retry")
+        assert done.status_code == 409 and done.json()["error"]["code"] == "not_failed"
+        retried = await c.post("/api/v1/calls/CAb-failed/retry")
+        assert retried.status_code == 200, retried.text
+        call = (await c.get("/api/v1/calls/CAb-failed")).json()
+        assert call["stage"] == "transcript_saved"
+        msg = await notification_id(api.db, "CAb0")
+        assert (await c.post(f"/api/v1/notifications/{msg}/resend")).status_code == 200
+        again = await c.post(f"/api/v1/notifications/{msg}/resend")  # queued now: not failed
+        assert again.status_code == 409 and again.json()["error"]["code"] == "not_resendable"
+        listed = (await c.get("/api/v1/notifications", params={"status": "queued"})).json()
+        assert [n["call_sid"] for n in listed] == ["CAb0"]
+
+
+async def test_openapi_describes_the_api(api: Api) -> None:
+    async with httpx.AsyncClient(base_url=api.url) as c:
+        doc = (await c.get("/openapi.json")).json()
+    assert {"/api/v1/calls", "/api/v1/calls/{call_sid}", "/api/v1/tenants"} <= set(doc["paths"])
+
+
+async def test_the_database_down_is_a_clear_error(tmp_path: Path) -> None:
+    db = Database("postgresql://nobody@127.0.0.1:9/nowhere")
+    cfg = load_settings(database_url=db.url, tenants_dir=tenants_dir(tmp_path), run_worker=False)
+    app = create_app(build_context(cfg, db=db, engine_factory=no_engine))
+    async with serve_in_process(app) as port, httpx.AsyncClient() as c:
+        got = await c.get(
+            f"http://127.0.0.1:{port}/api/v1/calls",
+            headers={"Authorization": "Bearer rk_0123abcd_" + "x" * 43},
+        )
+    await db.dispose()
+    assert got.status_code == 503
+    assert got.json()["error"]["code"] == "unavailable" and "Traceback" not in got.text
