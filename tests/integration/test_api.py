@@ -3,6 +3,8 @@ filters, search, cursors, a call's whole record, retry and resend, and bad input
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -313,3 +315,64 @@ async def test_the_database_down_is_a_clear_error(tmp_path: Path) -> None:
     await db.dispose()
     assert got.status_code == 503
     assert got.json()["error"]["code"] == "unavailable" and "Traceback" not in got.text
+
+
+async def test_csv_export_streams_the_filtered_list_safely(api: Api) -> None:
+    await seed_call(api.db, "CAb-formula", "bakery", summary='=HYPERLINK("http://x")')
+    async with api.client("bakery") as c:
+        got = await c.get("/api/v1/calls.csv", params={"call_type": "order"})
+        bad = await c.get("/api/v1/calls.csv", params={"from": "nope"})
+    assert got.status_code == 200 and got.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(got.text)))
+    assert rows[0][:3] == ["call_sid", "tenant", "started_at"]
+    sids = [r[0] for r in rows[1:]]
+    assert set(sids) == {"CAb0", "CAb1", "CAb2", "CAb-formula"}  # order calls, bakery's only
+    formula = next(r for r in rows if r[0] == "CAb-formula")
+    assert formula[8].startswith("'=") and formula[4] == "+919800000042"
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_request"
+
+
+async def test_csv_export_pages_through_long_lists(api: Api) -> None:
+    for i in range(1203):  # more than two of the export's internal pages
+        await seed_call(api.db, f"CAmany{i:04d}", "saloon", at=T0 - timedelta(seconds=i))
+    async with api.client("saloon") as c:
+        got = await c.get("/api/v1/calls.csv")
+    sids = [r[0] for r in csv.reader(io.StringIO(got.text))][1:]
+    assert len(sids) == 1204 and len(set(sids)) == 1204  # each call once (and CAs0)
+
+
+async def test_stats_per_day_type_cost_and_response(api: Api) -> None:
+    timed = [
+        {"speaker": "caller", "text": "Hi", "start_ms": 0, "end_ms": 1000},
+        {"speaker": "agent", "text": "Hello", "start_ms": 1800, "end_ms": 2500},
+        {"speaker": "caller", "text": "Bye", "start_ms": 3000, "end_ms": 3500},
+        {"speaker": "agent", "text": "Bye", "start_ms": 4700, "end_ms": 5000},
+    ]
+    await finish_call(
+        api.db,
+        FinishedCall(
+            call_sid="CAb-timed",
+            status="completed",
+            tenant="bakery",
+            started_at=T0 - timedelta(days=1),
+            ended_at=T0 - timedelta(days=1) + timedelta(seconds=40),
+            transcript=timed,
+        ),
+    )
+    async with api.client("bakery") as c:
+        got = await c.get("/api/v1/stats", params={"from": "2026-11-29", "to": "2026-12-01"})
+        bad = await c.get("/api/v1/stats", params={"from": "2026-12-02", "to": "2026-12-01"})
+    assert got.status_code == 200, got.text
+    stats = got.json()
+    by_day = {d["day"]: d for d in stats["days"]}
+    assert list(by_day) == ["2026-11-29", "2026-11-30", "2026-12-01"]
+    assert by_day["2026-12-01"]["calls"] == 3 and by_day["2026-11-29"]["calls"] == 1
+    assert by_day["2026-12-01"]["cost_usd"] == pytest.approx(0.036)
+    assert by_day["2026-12-01"]["cost_inr"] == pytest.approx(3.02)
+    assert by_day["2026-11-30"]["missed"] == 1  # the timed call never heard the agent
+    assert {t["call_type"]: t["calls"] for t in stats["call_types"]} == {"order": 3, None: 2}
+    assert stats["totals"]["calls"] == 5 and stats["totals"]["duration_s_avg"] == 40.0
+    # only the timed call has answers to caller turns: 800 ms and 1200 ms
+    assert stats["response"]["turns"] == 2
+    assert stats["response"]["p50_ms"] == 1200.0 and stats["response"]["p99_ms"] == 1200.0
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_range"

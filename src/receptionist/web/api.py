@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
+import io
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -19,7 +22,7 @@ import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from receptionist.store.api_keys import KeyOwner, check_key
@@ -38,13 +41,17 @@ from receptionist.tenants.repository import TenantError, TenantRepository
 from receptionist.web.models import (
     CallDetail,
     CallSummary,
+    DayStats,
     Done,
     ErrorBody,
     ExotelRecord,
+    Latency,
     Notification,
     Page,
+    Stats,
     Tenant,
     Turn,
+    TypeStats,
     Usage,
 )
 from receptionist.web.scope import Scope
@@ -208,10 +215,44 @@ async def list_tenants(s: ScopeDep, deps: DepsDep) -> list[Tenant]:
     ]
 
 
-@router.get("/calls", response_model=Page[CallSummary], summary="Calls, newest first")
-async def list_calls(
-    s: ScopeDep,
-    deps: DepsDep,
+@dataclass(frozen=True)
+class CallFilters:
+    """The filters the call list, its CSV export and the stats share."""
+
+    date_from: date | None
+    date_to: date | None
+    call_type: str | None
+    status: str | None
+    caller: str | None
+    q: str | None
+
+    def apply(self, stmt: sa.Select[Any], tz: ZoneInfo) -> sa.Select[Any]:
+        c = call_details.c
+        if self.date_from is not None:
+            stmt = stmt.where(c.started_at >= _day_bounds(self.date_from, tz, end=False))
+        if self.date_to is not None:
+            stmt = stmt.where(c.started_at < _day_bounds(self.date_to, tz, end=True))
+        if self.call_type:
+            stmt = stmt.where(c.call_type == self.call_type)
+        if self.status:
+            stmt = stmt.where(c.status == self.status)
+        if self.caller:
+            digits = "".join(ch for ch in self.caller if ch.isdigit())
+            if not digits:
+                raise ApiError(400, "bad_filter", "caller: give some digits of the number")
+            stmt = stmt.where(c.from_number.like(_like(digits), escape="\\"))
+        if self.q and self.q.strip():
+            pattern = _like(self.q.strip())
+            stmt = stmt.where(
+                sa.or_(
+                    c.summary.ilike(pattern, escape="\\"),
+                    sa.cast(c.transcript, sa.Text).ilike(pattern, escape="\\"),
+                )
+            )
+        return stmt
+
+
+def call_filters(
     date_from: Annotated[
         date | None, Query(alias="from", description="First day (YYYY-MM-DD, tenant's time zone)")
     ] = None,
@@ -224,62 +265,246 @@ async def list_calls(
     q: Annotated[
         str | None, Query(max_length=200, description="Words in the transcript or summary")
     ] = None,
+) -> CallFilters:
+    return CallFilters(date_from, date_to, call_type, status, caller, q)
+
+
+FiltersDep = Annotated[CallFilters, Depends(call_filters)]
+
+_c = call_details.c
+_LIST_COLUMNS = (
+    _c.id, _c.call_sid, _c.tenant, _c.from_number, _c.status, _c.end_reason, _c.call_type,
+    _c.summary, _c.stage, _c.started_at, _c.ended_at, _c.duration_ms, _c.transcript,
+)  # fmt: skip
+
+
+def _after(stmt: sa.Select[Any], cursor: tuple[datetime | None, int]) -> sa.Select[Any]:
+    """Rows after `cursor` in (started_at desc, id desc) order; NULL start times come last."""
+    when, row_id = cursor
+    c = call_details.c
+    if when is None:
+        return stmt.where(c.started_at.is_(None), c.id < row_id)
+    return stmt.where(
+        sa.or_(
+            c.started_at < when,
+            sa.and_(c.started_at == when, c.id < row_id),
+            c.started_at.is_(None),
+        )
+    )
+
+
+def _newest_first(stmt: sa.Select[Any]) -> sa.Select[Any]:
+    c = call_details.c
+    return stmt.order_by(c.started_at.desc().nulls_last(), c.id.desc())
+
+
+@router.get("/calls", response_model=Page[CallSummary], summary="Calls, newest first")
+async def list_calls(
+    s: ScopeDep,
+    deps: DepsDep,
+    filters: FiltersDep,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[
         int, Query(ge=1, description=f"Page size, at most {MAX_PAGE} (larger is capped)")
     ] = DEFAULT_PAGE,
 ) -> Page[CallSummary]:
-    c = call_details.c
-    columns = (
-        c.id, c.call_sid, c.tenant, c.from_number, c.status, c.end_reason, c.call_type,
-        c.summary, c.stage, c.started_at, c.ended_at, c.duration_ms, c.transcript,
-    )  # fmt: skip
-    stmt = s.calls(*columns)
-    tz = _tz(deps, s)
-    if date_from is not None:
-        stmt = stmt.where(c.started_at >= _day_bounds(date_from, tz, end=False))
-    if date_to is not None:
-        stmt = stmt.where(c.started_at < _day_bounds(date_to, tz, end=True))
-    if call_type:
-        stmt = stmt.where(c.call_type == call_type)
-    if status:
-        stmt = stmt.where(c.status == status)
-    if caller:
-        digits = "".join(ch for ch in caller if ch.isdigit())
-        if not digits:
-            raise ApiError(400, "bad_filter", "caller: give some digits of the number")
-        stmt = stmt.where(c.from_number.like(_like(digits), escape="\\"))
-    if q:
-        pattern = _like(q.strip())
-        stmt = stmt.where(
-            sa.or_(
-                c.summary.ilike(pattern, escape="\\"),
-                sa.cast(c.transcript, sa.Text).ilike(pattern, escape="\\"),
-            )
-        )
+    stmt = filters.apply(s.calls(*_LIST_COLUMNS), _tz(deps, s))
     if cursor:
-        when, row_id = _decode_cursor(cursor)
-        # rows after the cursor in (started_at desc, id desc) order; NULL start times come last
-        if when is None:
-            stmt = stmt.where(c.started_at.is_(None), c.id < row_id)
-        else:
-            stmt = stmt.where(
-                sa.or_(
-                    c.started_at < when,
-                    sa.and_(c.started_at == when, c.id < row_id),
-                    c.started_at.is_(None),
-                )
-            )
+        stmt = _after(stmt, _decode_cursor(cursor))
     size = min(limit, MAX_PAGE)
-    stmt = stmt.order_by(c.started_at.desc().nulls_last(), c.id.desc()).limit(size + 1)
     async with deps.db.session() as conn:
-        rows = (await conn.execute(stmt)).all()
+        rows = (await conn.execute(_newest_first(stmt).limit(size + 1))).all()
     more = len(rows) > size
     rows = rows[:size]
     next_cursor = _encode_cursor(rows[-1].started_at, rows[-1].id) if more else None
     return Page[CallSummary](
         items=[CallSummary(**_summary(r)) for r in rows], next_cursor=next_cursor
     )
+
+
+_CSV_HEADER = (
+    "call_sid", "tenant", "started_at", "duration_s", "from_number", "status", "end_reason",
+    "call_type", "summary", "turns",
+)  # fmt: skip
+_CSV_BATCH = 500
+
+
+def _csv_cell(value: Any) -> Any:
+    """A spreadsheet runs a cell that starts with = + - @ as a formula: such text (a caller's
+    words, a summary) is made inert with a leading quote. A phone number stays as it is."""
+    if not isinstance(value, str) or value[:1] not in ("=", "+", "-", "@", "\t", "\r"):
+        return value
+    if value[0] == "+" and value[1:].replace(" ", "").isdigit():
+        return value
+    return "'" + value
+
+
+@router.get(
+    "/calls.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+    summary="The filtered call list as CSV (streamed)",
+)
+async def export_calls(s: ScopeDep, deps: DepsDep, filters: FiltersDep) -> StreamingResponse:
+    base = filters.apply(s.calls(*_LIST_COLUMNS), _tz(deps, s))  # a bad filter fails here
+
+    async def rows() -> AsyncIterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(_CSV_HEADER)
+        cursor: tuple[datetime | None, int] | None = None
+        while True:  # keyset pages: memory stays bounded whatever the list's length
+            stmt = base if cursor is None else _after(base, cursor)
+            async with deps.db.session() as conn:
+                batch = (await conn.execute(_newest_first(stmt).limit(_CSV_BATCH))).all()
+            for r in batch:
+                duration = round(r.duration_ms / 1000) if r.duration_ms is not None else None
+                started = r.started_at.isoformat() if r.started_at else ""
+                turns = len(r.transcript or [])
+                values = (r.call_sid, r.tenant, started, duration, r.from_number, r.status,
+                          r.end_reason, r.call_type, r.summary, turns)  # fmt: skip
+                writer.writerow(_csv_cell(v) for v in values)
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            if len(batch) < _CSV_BATCH:
+                return
+            cursor = (batch[-1].started_at, batch[-1].id)
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="calls.csv"'},
+    )
+
+
+MAX_STATS_DAYS = 366
+LATENCY_SAMPLE_CALLS = 2000  # the latest calls of the range whose turns are timed
+
+
+def _response_times(transcript: Any) -> list[float]:
+    """Caller's end → agent's start, for each agent turn that answers a caller turn."""
+    times, caller_end = [], None
+    for turn in transcript or []:
+        if not isinstance(turn, dict):
+            continue
+        if turn.get("speaker") == "caller":
+            caller_end = turn.get("end_ms")
+        elif turn.get("speaker") == "agent" and isinstance(caller_end, int | float):
+            start = turn.get("start_ms")
+            if isinstance(start, int | float) and start >= caller_end:
+                times.append(float(start - caller_end))
+            caller_end = None
+    return times
+
+
+def _percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 1)
+
+
+@router.get("/stats", response_model=Stats, summary="Per day and per call type, with costs")
+async def stats(
+    s: ScopeDep,
+    deps: DepsDep,
+    date_from: Annotated[
+        date | None, Query(alias="from", description="Default: 30 days ago")
+    ] = None,
+    date_to: Annotated[date | None, Query(alias="to", description="Default: today")] = None,
+) -> Stats:
+    tz = _tz(deps, s)
+    last = date_to or datetime.now(tz).date()
+    first = date_from or last - timedelta(days=29)
+    if first > last or (last - first).days >= MAX_STATS_DAYS:
+        raise ApiError(
+            400, "bad_range", f"from must be on or before to, at most {MAX_STATS_DAYS} days"
+        )
+    lo, hi = _day_bounds(first, tz, end=False), _day_bounds(last, tz, end=True)
+    c, u = call_details.c, ai_token_usage.c
+    calls = s.calls(c.call_sid, c.started_at, c.status, c.answered_at, c.call_type, c.duration_ms)
+    calls = calls.where(c.started_at >= lo, c.started_at < hi)
+    costs = (
+        s.usage(c.started_at, u.total_cost)
+        .join(call_details, call_details.c.call_sid == u.call_sid)
+        .where(c.started_at >= lo, c.started_at < hi, u.total_cost.is_not(None))
+    )
+    timed = _newest_first(s.calls(c.transcript).where(c.started_at >= lo, c.started_at < hi)).limit(
+        LATENCY_SAMPLE_CALLS
+    )
+    async with deps.db.session() as conn:
+        call_rows = (await conn.execute(calls)).all()
+        cost_rows = (await conn.execute(costs)).all()
+        transcripts = (await conn.scalars(timed)).all()
+
+    days = {first + timedelta(days=i): _Tally() for i in range((last - first).days + 1)}
+    types: dict[str | None, _Tally] = {}
+    total = _Tally()
+    for r in call_rows:
+        day = r.started_at.astimezone(tz).date()
+        for tally in (days[day], types.setdefault(r.call_type, _Tally()), total):
+            tally.add(r.status, r.answered_at is not None, r.duration_ms)
+    for r in cost_rows:
+        days[r.started_at.astimezone(tz).date()].cost += r.total_cost
+        total.cost += r.total_cost
+    response = [ms for t in transcripts for ms in _response_times(t)]
+    rate = deps.usd_inr
+    return Stats(
+        date_from=first,
+        date_to=last,
+        days=[t.out(day, rate) for day, t in days.items()],
+        call_types=[
+            TypeStats(call_type=k, calls=t.calls, duration_s_avg=t.duration_avg())
+            for k, t in sorted(types.items(), key=lambda kv: -kv[1].calls)
+        ],
+        totals=total.out(last, rate),
+        response=Latency(
+            turns=len(response),
+            p50_ms=_percentile(response, 50),
+            p90_ms=_percentile(response, 90),
+            p99_ms=_percentile(response, 99),
+        ),
+    )
+
+
+@dataclass
+class _Tally:
+    calls: int = 0
+    answered: int = 0
+    missed: int = 0
+    failed: int = 0
+    durations: int = 0
+    duration_ms: int = 0
+    cost: Decimal = Decimal(0)
+
+    def add(self, status: str, heard: bool, duration_ms: int | None) -> None:
+        self.calls += 1
+        if status == "failed":
+            self.failed += 1
+        elif status == "rejected" or (status == "completed" and not heard):
+            self.missed += 1
+        elif status == "completed":
+            self.answered += 1
+        if duration_ms is not None:
+            self.durations += 1
+            self.duration_ms += duration_ms
+
+    def duration_avg(self) -> float | None:
+        return round(self.duration_ms / self.durations / 1000, 1) if self.durations else None
+
+    def out(self, day: date, rate: Decimal) -> DayStats:
+        usd, inr = _money(self.cost, rate)
+        return DayStats(
+            day=day,
+            calls=self.calls,
+            answered=self.answered,
+            missed=self.missed,
+            failed=self.failed,
+            duration_s_avg=self.duration_avg(),
+            cost_usd=usd or 0.0,
+            cost_inr=inr or 0.0,
+        )
 
 
 @router.get("/calls/live", response_model=list[CallSummary], summary="Calls in progress")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -115,6 +115,39 @@ class CallDetail(CallSummary):
     exotel: ExotelRecord | None
     attempts: int
     last_error: str | None
+
+
+class DayStats(BaseModel):
+    day: date = Field(description="In the tenant's time zone")
+    calls: int
+    answered: int = Field(description="Completed calls that heard the agent")
+    missed: int = Field(description="Rejected, or the caller left before the greeting")
+    failed: int
+    duration_s_avg: float | None
+    cost_usd: float
+    cost_inr: float
+
+
+class TypeStats(BaseModel):
+    call_type: str | None
+    calls: int
+    duration_s_avg: float | None
+
+
+class Latency(BaseModel):
+    turns: int = Field(description="Agent answers measured (caller's end → agent's start)")
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+
+
+class Stats(BaseModel):
+    date_from: date
+    date_to: date
+    days: list[DayStats]
+    call_types: list[TypeStats]
+    totals: DayStats
+    response: Latency
 
 
 class Done(BaseModel):
