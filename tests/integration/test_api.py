@@ -297,10 +297,14 @@ async def test_retry_and_resend_follow_the_rules(api: Api) -> None:
         assert [n["call_sid"] for n in listed] == ["CAb0"]
 
 
-async def test_openapi_describes_the_api(api: Api) -> None:
+async def test_openapi_and_docs_describe_the_api_offline(api: Api) -> None:
     async with httpx.AsyncClient(base_url=api.url) as c:
         doc = (await c.get("/openapi.json")).json()
+        page = await c.get("/docs")
     assert {"/api/v1/calls", "/api/v1/calls/{call_sid}", "/api/v1/tenants"} <= set(doc["paths"])
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<code>GET /api/v1/calls/{call_sid}</code>" in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # nothing fetched online
 
 
 async def test_the_database_down_is_a_clear_error(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import html
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from receptionist.store.api_keys import KeyOwner, check_key
@@ -673,11 +674,15 @@ def create_api(db: Database, tenants: TenantRepository, usd_inr: Decimal) -> Fas
         title="Receptionist API",
         version="1",
         description="Calls, analysis, costs and WhatsApp messages of the tenants a key may see.",
-        docs_url=None,  # the stock page loads its scripts from a CDN; ours is served offline
+        docs_url=None,  # the stock page loads its scripts from a CDN; ours (below) is offline
         redoc_url=None,
     )
     api.state.api = ApiDeps(db=db, tenants=tenants, usd_inr=usd_inr)
     api.include_router(router)
+
+    @api.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(docs_page(api.openapi()))
 
     @api.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -699,6 +704,45 @@ def create_api(db: Database, tenants: TenantRepository, usd_inr: Decimal) -> Fas
         return _error(503 if _is_db_down(exc) else 500, "unavailable", _unexpected_text(exc))
 
     return api
+
+
+def docs_page(spec: dict[str, Any]) -> str:
+    """The API's reference as one plain HTML page, made from its OpenAPI document on the server
+    (the stock Swagger page fetches its scripts from a CDN, which an offline install cannot)."""
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang=en><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width,initial-scale=1'>"
+        f"<title>{e(spec['info']['title'])}</title>"
+        "<style>body{font:16px/1.45 system-ui,sans-serif;max-width:52rem;margin:auto;padding:1rem}"
+        "code{background:#f3f3f3;padding:0 .2em}section{border-top:1px solid #ddd;padding:.5rem 0}"
+        "td{padding:0 .6rem .2rem 0;vertical-align:top}</style>",
+        f"<h1>{e(spec['info']['title'])}</h1><p>{e(spec['info'].get('description', ''))}</p>",
+        "<p>Every request carries <code>Authorization: Bearer &lt;key&gt;</code> (made with "
+        "<code>receptionist keys create</code>). Errors are "
+        '<code>{"error": {"code": ..., "message": ...}}</code>. The machine-readable document '
+        "is <a href='/openapi.json'>/openapi.json</a>.</p>",
+    ]
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            parts.append(
+                f"<section><h2><code>{e(method.upper())} {e(path)}</code></h2>"
+                f"<p>{e(op.get('summary', ''))}</p>"
+            )
+            params = op.get("parameters", [])
+            if params:
+                parts.append("<table>")
+                for prm in params:
+                    kind = prm.get("schema", {}).get("type") or "value"
+                    need = "required" if prm.get("required") else "optional"
+                    parts.append(
+                        f"<tr><td><code>{e(prm['name'])}</code></td><td>{e(prm['in'])}, "
+                        f"{e(str(kind))}, {need}</td><td>{e(prm.get('description', ''))}</td></tr>"
+                    )
+                parts.append("</table>")
+            codes = ", ".join(e(code) for code in op.get("responses", {}))
+            parts.append(f"<p>Answers: {codes}</p></section>")
+    return "".join(parts)
 
 
 def _is_db_down(exc: Exception) -> bool:
