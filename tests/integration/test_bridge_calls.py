@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
-from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedTurn
+from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, Hold, ScriptedTurn
 from receptionist.sim.scenarios import scenario
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
@@ -41,7 +41,6 @@ async def test_conversation_greeting_first_then_turns_stored(db: Database, tmp_p
     assert kinds.index("agent_audio_start") < kinds.index("caller_said")
     assert result.greeting_ms is not None
     assert len(result.response_ms) == len(turns)
-    assert result.marks_echoed >= len(turns)
 
     # The model was set up from the tenant and asked to say the tenant's own greeting.
     session = fake.sessions[0]
@@ -81,19 +80,30 @@ async def test_conversation_greeting_first_then_turns_stored(db: Database, tmp_p
     assert stats["frames_in"] == result.media_sent
     assert stats["frames_out"] == result.media_received
     assert stats["bad_frames"] == {}
+    # A mark after each agent turn; every one the caller echoed (before its stop) was counted.
+    assert stats["marks_sent"] == 1 + len(turns)
+    assert stats["marks_received"] == result.marks_echoed >= len(turns)
     assert stats["latency_in"]["count"] == stats["frames_in"]
 
 
-async def test_barge_in_sends_clear_and_marks_turn(db: Database, tmp_path: Path) -> None:
-    long_reply = "We have many cakes " * 8
+@pytest.mark.parametrize("generating", [True, False], ids=["while_generating", "after_generating"])
+async def test_barge_in_sends_clear_and_marks_turn(
+    db: Database, tmp_path: Path, generating: bool
+) -> None:
+    long_reply = "We have many cakes " * 12
+    # The model sends the long reply (about 15 s of audio) at once; the caller speaks 700 ms
+    # into it, while it still plays: either the model holds the end back, never to finish it
+    # (the reply is still being generated at the barge-in, whatever this machine's speed), or
+    # it has finished and only the audio is still playing (the bridge's own playback estimate).
+    hold = Hold(after_ms=14_000) if generating else None
     script = CallScript(
         turns=[
-            ScriptedTurn(heard="What cakes do you have?", reply=long_reply.strip()),
+            ScriptedTurn(heard="What cakes do you have?", reply=long_reply.strip(), hold=hold),
             ScriptedTurn(heard="Just chocolate please.", reply="Chocolate truffle it is."),
         ]
     )
     async with (
-        FakeGeminiLive(script=script, realtime=True) as fake,
+        FakeGeminiLive(script=script) as fake,
         running_bridge(db, tmp_path, fake) as bridge,
     ):
         result = await place_call(
@@ -104,13 +114,20 @@ async def test_barge_in_sends_clear_and_marks_turn(db: Database, tmp_path: Path)
             ),
         )
     assert result.ok, result.error
-    assert result.clears >= 1
-    assert fake.sessions[0].interruptions
+    session = fake.sessions[0]
+    assert len(session.interruptions) == 1
+    assert [r.interrupted for r in session.replies] == [False, True, False]
+    assert session.replies[1].completed is not generating
+    assert result.clears == 1  # the bridge told Exotel to drop the queued audio
+    assert result.cleared_ms > 0
     row = await get_call(db, result.call_sid)
     assert row is not None
-    assert row["stats"]["clears"] >= 1
-    interrupted = [t for t in row["transcript"] if t.get("interrupted")]
-    assert interrupted and interrupted[0]["speaker"] == "agent"
+    assert row["stats"]["clears"] == 1 and row["stats"]["interruptions"] == 1
+    agent = [t for t in row["transcript"] if t["speaker"] == "agent"]
+    assert [bool(t.get("interrupted")) for t in agent] == [False, True, False]
+    assert agent[1]["text"] and long_reply.startswith(agent[1]["text"])
+    if generating:  # the transcript holds what was said before the hold, not the whole reply
+        assert len(agent[1]["text"]) < len(long_reply.strip())
     assert row["transcript"][-1]["text"] == "Chocolate truffle it is."
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from receptionist.postcall.costs import cost_call
 from receptionist.postcall.pricing import load_pricing
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
@@ -33,14 +35,22 @@ async def test_silent_caller_is_asked_then_goodbye_and_hangup(
         )
         tenant = bridge.ctx.tenants.get("saloon")
     assert result.closed_by == "server"
+    # Asked once, then told goodbye: nothing else was said.
+    assert [r.kind for r in fake.sessions[0].replies] == ["greeting", "echo", "echo"]
     spoken = fake.sessions[0].reply_texts
-    assert spoken[1] == tenant.messages.still_there
-    assert spoken[2] == tenant.messages.goodbye_inactive
+    assert spoken[1:] == [tenant.messages.still_there, tenant.messages.goodbye_inactive]
+    # All three reached the caller in full before the hang-up.
+    sent_ms = sum(r.audio_ms for r in fake.sessions[0].replies)
+    assert result.agent_audio_ms == pytest.approx(sent_ms, abs=100)
     row = await get_call(sqlite_db, result.call_sid)
     assert row is not None
     assert row["status"] == "completed" and row["end_reason"] == "caller_silent"
-    assert [t["text"] for t in row["transcript"]][-1] == tenant.messages.goodbye_inactive
-    assert {"silence_prompt", "hangup"} <= {e["kind"] for e in row["events"]}
+    agent = [t["text"] for t in row["transcript"] if t["speaker"] == "agent"]
+    assert agent[1:] == [tenant.messages.still_there, tenant.messages.goodbye_inactive]
+    assert len(agent) == len(row["transcript"])  # the caller said nothing
+    kinds = [e["kind"] for e in row["events"]]
+    assert kinds.count("silence_prompt") == 1 and kinds.count("hangup") == 1
+    assert kinds.index("silence_prompt") < kinds.index("hangup")
 
 
 async def test_maximum_call_length(sqlite_db: Database, tmp_path: Path) -> None:
@@ -54,9 +64,11 @@ async def test_maximum_call_length(sqlite_db: Database, tmp_path: Path) -> None:
         )
         tenant = bridge.ctx.tenants.get("clinic")
     assert result.closed_by == "server"
+    assert [r.kind for r in fake.sessions[0].replies] == ["greeting", "echo"]
     assert fake.sessions[0].reply_texts[-1] == tenant.messages.goodbye_max_duration
     row = await get_call(sqlite_db, result.call_sid)
     assert row is not None and row["end_reason"] == "max_duration"
+    assert [e["kind"] for e in row["events"]].count("hangup") == 1
 
 
 async def test_dtmf_is_recorded(sqlite_db: Database, tmp_path: Path) -> None:
@@ -87,10 +99,15 @@ async def test_go_away_resumes_on_a_new_session(sqlite_db: Database, tmp_path: P
             CallerScript(utterances=["Hello there.", "Bye now."]),
         )
     assert result.ok, result.error
+    # goAway comes 1 s after setup; the caller first speaks only after the greeting (about 6 s
+    # of audio) has played, so it always lands before the first reply. The bridge swaps
+    # sessions at the end of a reply once it has a resumption handle: at the latest after the
+    # first reply, so the second caller turn is always heard by the resumed session.
     assert len(fake.sessions) >= 2
     resumed = fake.sessions[1].setup or {}
     resumption = resumed.get("sessionResumption") or resumed.get("session_resumption") or {}
     assert resumption.get("handle") in fake.sessions[0].resumption_handles
+    assert len(fake.sessions[0].caller_turns) == 1 and len(fake.sessions[1].caller_turns) == 1
     row = await get_call(sqlite_db, result.call_sid)
     assert row is not None and row["status"] == "completed"
     assert "engine_go_away" in {e["kind"] for e in row["events"]}

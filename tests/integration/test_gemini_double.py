@@ -1,4 +1,9 @@
-"""The unmodified google-genai SDK against FakeGeminiLive over a real TLS WebSocket."""
+"""The unmodified google-genai SDK against FakeGeminiLive over a real TLS WebSocket.
+
+The double's playback clock is held still by the tests (audio "plays" only when a test moves it
+on) and its replies and handshake can be held part-way, so barge-in and timing outcomes are
+decided by the test, not by how fast the machine runs it.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from receptionist.sim.gemini_live import (
     CallScript,
     Failure,
     FakeGeminiLive,
+    Hold,
     ScriptedTurn,
 )
 from receptionist.sim.speech import silence, synth_speech
@@ -47,15 +53,35 @@ def _config(**kw: object) -> types.LiveConnectConfig:
     return types.LiveConnectConfig(**base)  # type: ignore[arg-type]
 
 
+class Clock:
+    """The double's clock, held still: agent audio it sent "plays" only as the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def play(self, seconds: float) -> None:
+        """Let `seconds` of agent audio play out (and a millisecond more: its end has passed)."""
+        self.now += seconds + 0.001
+
+
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeGeminiLive]:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def fake(clock: Clock) -> AsyncIterator[FakeGeminiLive]:
     async with FakeGeminiLive(
         script=CallScript(
             turns=[
                 ScriptedTurn("I need an appointment with Dr Sharma", "Sure. Which day?"),
                 ScriptedTurn("Tomorrow morning please", "Booked for ten."),
             ]
-        )
+        ),
+        clock=clock,
     ) as f:
         yield f
 
@@ -107,7 +133,7 @@ class Turn:
 
 async def _turn(session: genai.live.AsyncSession) -> Turn:
     t = Turn()
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(10):
         async for msg in session.receive():
             t.add(msg)
     return t
@@ -170,18 +196,18 @@ async def test_script_greeting_and_callable_script() -> None:
     assert seen and seen[0]["model"] == f"models/{MODEL}"
 
 
-async def test_two_turn_scripted_conversation(fake: FakeGeminiLive) -> None:
+async def test_two_turn_scripted_conversation(fake: FakeGeminiLive, clock: Clock) -> None:
     config = _config(session_resumption=types.SessionResumptionConfig())
     async with _client(fake).aio.live.connect(model=MODEL, config=config) as session:
         g = await _greet(session, "Hi.")
-        await asyncio.sleep(g.audio_s)  # let the greeting "play" (no barge-in)
+        clock.play(g.audio_s)  # the greeting has played: speaking now is no barge-in
         await _say(session, silence(200, RATE_IN))  # background silence is not a turn
         await _say(session, synth_speech("book me an appointment", RATE_IN) + silence(600, RATE_IN))
         t1 = await _turn(session)
-        await asyncio.sleep(t1.audio_s)
+        clock.play(t1.audio_s)
         await _say(session, synth_speech("tomorrow", RATE_IN) + silence(500, RATE_IN))
         t2 = await _turn(session)
-        await asyncio.sleep(t2.audio_s)
+        clock.play(t2.audio_s)
         await _say(session, synth_speech("thanks", RATE_IN) + silence(600, RATE_IN))
         t3 = await _turn(session)
 
@@ -223,7 +249,10 @@ async def test_two_turn_scripted_conversation(fake: FakeGeminiLive) -> None:
 
 async def test_barge_in_interrupts_and_stops_the_reply() -> None:
     long_reply = "This is a rather long greeting that keeps going on and on for a few seconds."
-    script = CallScript(greeting=long_reply, fallback_reply="Okay, go on.")
+    # The greeting stops after 200 ms (five 40 ms chunks) and is never released: the caller
+    # speaks over a reply that is still being generated, however slowly this runs.
+    hold = Hold(after_ms=200)
+    script = CallScript(greeting=long_reply, greeting_hold=hold, fallback_reply="Okay, go on.")
     async with (
         FakeGeminiLive(script=script, realtime=True) as fake,
         _client(fake).aio.live.connect(model=MODEL, config=_config()) as session,
@@ -234,17 +263,18 @@ async def test_barge_in_interrupts_and_stops_the_reply() -> None:
         )
         t = Turn()
         barged = False
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(10):
             async for msg in session.receive():
                 t.add(msg)
-                if not barged and t.chunks >= 5:
+                if not barged and t.chunks == 5:
                     barged = True
+                    await hold.wait_reached()
                     await _say(session, synth_speech("wait", RATE_IN) + silence(600, RATE_IN))
     full = synth_speech(long_reply, AGENT_SAMPLE_RATE)
     i = t.events.index("interrupted")
     before, after = t.events[:i], t.events[i + 1 :]
     old_audio = before.count("audio") * 1920
-    assert 5 * 1920 <= old_audio < len(full) / 2
+    assert old_audio == 5 * 1920  # not one chunk after the hold
     assert t.audio[:old_audio] == full[:old_audio]
     # nothing of the interrupted reply after `interrupted`: next comes the new turn
     assert "generation_complete" not in before
@@ -259,7 +289,8 @@ async def test_barge_in_interrupts_and_stops_the_reply() -> None:
 
 
 async def test_barge_in_during_playback_after_turn_complete(fake: FakeGeminiLive) -> None:
-    # realtime=False: the audio is all sent at once, but it "plays" for its duration
+    # realtime=False: the audio is all sent at once, but it "plays" for its duration; the clock
+    # is never moved on here, so the greeting is still playing when the caller speaks
     async with _client(fake).aio.live.connect(model=MODEL, config=_config()) as session:
         await _greet(session, "Namaste! Welcome to Sharma Clinic, how can I help you today?")
         await _say(session, synth_speech("hello", RATE_IN) + silence(600, RATE_IN))
@@ -326,21 +357,33 @@ async def test_close_after_turns() -> None:
         with pytest.raises(errors.APIError) as ei:
             await _turn(session)
     assert ei.value.code == 1011
-    await asyncio.sleep(0.05)
+    async with asyncio.timeout(10):  # the double records the close once its handler has ended
+        while fake.sessions[0].close_code is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
     assert fake.sessions[0].close_code == 1011
 
 
 async def test_go_away_and_slow_handshake() -> None:
-    failure = Failure(go_away_after_s=0.05, accept_delay_s=0.1)
+    handshake = Hold()
+    failure = Failure(go_away_after_s=0.05, hold_handshake=handshake)
     async with FakeGeminiLive(failure=failure) as fake:
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        async with _client(fake).aio.live.connect(model=MODEL, config=_config()) as session:
-            assert loop.time() - t0 >= 0.1
-            async with asyncio.timeout(3):
+        opened = asyncio.Event()
+
+        async def call() -> types.LiveServerMessage:
+            async with _client(fake).aio.live.connect(model=MODEL, config=_config()) as session:
+                opened.set()
                 async for msg in session.receive():
                     if msg.go_away is not None:
-                        break
+                        return msg
+            raise AssertionError("the session ended without goAway")
+
+        task = asyncio.create_task(call())
+        await handshake.wait_reached()
+        assert not opened.is_set() and not task.done()  # the client waits for the handshake
+        handshake.release()
+        async with asyncio.timeout(10):
+            msg = await task
+    assert opened.is_set()
     assert msg.go_away is not None and msg.go_away.time_left
     assert fake.sessions[0].go_away_sent_at is not None
 
@@ -361,7 +404,7 @@ async def test_ssl_cert_file_alternative(
 
 
 async def _raw_recv(ws: websockets.asyncio.client.ClientConnection) -> dict:
-    async with asyncio.timeout(3):
+    async with asyncio.timeout(10):
         return orjson.loads(await ws.recv())
 
 

@@ -457,17 +457,25 @@ def test_min_bytes_is_100ms_and_aligned(rate: int) -> None:
 
 
 def test_8k_chunks_meet_exotel_3200_byte_minimum() -> None:
+    # At 8 kHz 100 ms is only 1,600 bytes: the 3,200-byte floor (200 ms) is what binds.
     ch = OutboundChunker(8000)
-    out = ch.push(bytes(1600))
-    assert all(len(c) >= 3200 for c in out)
+    assert ch.push(bytes(1600)) == []  # 100 ms is not enough on its own
+    assert ch.push(bytes(1280)) == []  # 2,880 bytes: still under 3,200
+    assert [len(c) for c in ch.push(bytes(320))] == [3200]
+    out = [c for n in (1600, 1920, 320, 5000, 640, 9600, 160, 3200) for c in ch.push(bytes(n))]
+    assert [len(c) for c in out] == [3520, 5120, 10240, 3520]  # all the aligned audio there is
+    for c in out:
+        assert len(c) >= 3200 and len(c) % CHUNK_ALIGN_BYTES == 0
 
 
 @pytest.mark.parametrize("rate", [16000, 24000])
 def test_16k_24k_chunks_meet_exotel_3200_byte_minimum(rate: int) -> None:
     ch = OutboundChunker(rate)
-    for n in (100, 3200, 5000, 9600):
-        for c in ch.push(bytes(n)):
-            assert len(c) >= 3200
+    out = [c for n in (100, 3200, 5000, 9600) for c in ch.push(bytes(n))]
+    assert out, "some chunks came out"
+    assert sum(map(len, out)) + ch.buffered == 100 + 3200 + 5000 + 9600  # nothing lost
+    for c in out:
+        assert len(c) >= 3200
 
 
 @pytest.mark.parametrize("rate", RATES)
@@ -494,6 +502,7 @@ def test_push_keeps_unaligned_tail(rate: int) -> None:
 @pytest.mark.parametrize("rate", RATES)
 def test_random_pushes_conserve_bytes_and_respect_rules(rate: int) -> None:
     rng = random.Random(rate)
+    chunks_checked = 0
     for trial in range(40):
         ch = OutboundChunker(rate)
         sent = bytearray()
@@ -506,6 +515,7 @@ def test_random_pushes_conserve_bytes_and_respect_rules(rate: int) -> None:
             for c in ch.push(data):
                 check_chunk(c, rate)
                 got += c
+                chunks_checked += 1
         assert got == sent[: len(got)]  # in order, nothing invented
         assert len(got) + ch.buffered == len(sent)
         tail = ch.flush()
@@ -517,6 +527,7 @@ def test_random_pushes_conserve_bytes_and_respect_rules(rate: int) -> None:
         assert 0 <= pad < CHUNK_ALIGN_BYTES
         assert bytes(got) + flushed == bytes(sent) + bytes(pad)
         assert ch.buffered == 0
+    assert chunks_checked >= 40  # the rules were checked on many chunks, not on none
 
 
 @pytest.mark.parametrize("rate", RATES)
@@ -591,5 +602,16 @@ def test_huge_push_is_split(rate: int) -> None:
 )
 def test_split_never_leaves_a_short_last_chunk(rate: int, size: int) -> None:
     ch = OutboundChunker(rate)
-    for c in ch.push(bytes(size)):
+    data = pattern(size, size)
+    out = ch.push(data)
+    assert len(out) >= 1
+    for c in out:
         check_chunk(c, rate)
+    # the short remainder waits for more audio (or the turn's flush) instead of going out
+    sent = sum(map(len, out))
+    assert b"".join(out) == data[:sent]
+    assert 0 < ch.buffered < bytes_per_100ms(rate) and sent + ch.buffered == size
+    more = ch.push(pattern(bytes_per_100ms(rate), 8))
+    assert len(more) == 1
+    check_chunk(more[0], rate)
+    assert more[0][: size - sent] == data[sent:]

@@ -283,7 +283,18 @@ class _Closed(Exception):
 
 
 class _Call:
-    def __init__(self, opts: CallOptions, script: CallerScript | None) -> None:
+    def __init__(
+        self,
+        opts: CallOptions,
+        script: CallerScript | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        # `clock` and `sleep` drive the pacing and the playback model; tests replace them to run
+        # the player on a clock they set.
+        self._clock = clock
+        self._sleep = sleep
         self.opts = opts
         self.script = script
         self.cfg = script or CallerScript()
@@ -295,7 +306,7 @@ class _Call:
         self.frame_s = opts.frame_ms / 1000.0
         self.bytes_per_s = opts.sample_rate * 2
         self.quiet_s = self.cfg.agent_quiet_ms / 1000.0
-        self.t0 = time.monotonic()
+        self.t0 = self._clock()
         self.next_t = 0.0
         self.seq = 0
         self.chunk = 0
@@ -322,7 +333,7 @@ class _Call:
     # events
 
     def _emit(self, kind: str, text: str = "", now: float | None = None) -> None:
-        t = (now if now is not None else time.monotonic()) - self.t0
+        t = (now if now is not None else self._clock()) - self.t0
         ev = TranscriptEvent(round(t * 1000.0, 1), kind, text)
         self.res.events.append(ev)
         cb = self.opts.on_event
@@ -343,15 +354,15 @@ class _Call:
     async def _send_media(self, payload: str, *, paced: bool) -> float:
         """Send one media frame (on schedule when paced); returns its send time."""
         if paced:
-            delay = self.next_t - time.monotonic()
+            delay = self.next_t - self._clock()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
             elif -delay * 1000.0 > self.res.max_send_lag_ms:
                 self.res.max_send_lag_ms = round(-delay * 1000.0, 1)
             self.next_t += self.frame_s
         else:
             await asyncio.sleep(0)  # let the receiver run between burst frames
-            self.next_t = time.monotonic() + self.frame_s
+            self.next_t = self._clock() + self.frame_s
         self.seq += 1
         self.chunk += 1
         await self._send(
@@ -363,7 +374,7 @@ class _Call:
             )
         )
         self.res.media_sent += 1
-        now = time.monotonic()
+        now = self._clock()
         self._update(now)
         await self._echo_due_marks(now)
         return now
@@ -390,9 +401,9 @@ class _Call:
 
     async def _wait(self, cond: Callable[[], bool], timeout_s: float) -> bool:
         """Stream paced silence until `cond()` holds; False on timeout."""
-        deadline = time.monotonic() + timeout_s
+        deadline = self._clock() + timeout_s
         while True:
-            now = time.monotonic()
+            now = self._clock()
             self._update(now)
             if cond():
                 return True
@@ -407,7 +418,7 @@ class _Call:
 
     def _barge_in_due(self, after_s: float) -> bool:
         started = self.reply_started
-        return started is not None and time.monotonic() >= started + after_s
+        return started is not None and self._clock() >= started + after_s
 
     async def _echo_due_marks(self, now: float) -> None:
         if not self.pending_marks or self.pending_marks[0][0] > now:
@@ -492,7 +503,7 @@ class _Call:
             self._bad(str(exc)[:120])
             return
         event = msg.get("event")
-        now = time.monotonic()
+        now = self._clock()
         if event == "media":
             pcm = msg["pcm"]
             if len(pcm) & 1:
@@ -585,7 +596,7 @@ class _Call:
                     sequence=self.seq,
                 )
             )
-            self.t0 = time.monotonic()
+            self.t0 = self._clock()
             self.next_t = self.t0
             self._emit("connected", opts.url, self.t0)
             await self._script()
@@ -607,7 +618,7 @@ class _Call:
     async def run(self) -> CallResult:
         res = self.res
         await self._speak_lines()
-        started = time.monotonic()
+        started = self._clock()
         try:
             async with asyncio.timeout(self.opts.max_call_s):
                 await self._session()
@@ -624,7 +635,7 @@ class _Call:
                 self.receiver.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self.receiver
-        now = time.monotonic()
+        now = self._clock()
         if self.speaking:
             self._end_segment(now, " (call ended)")
         if ws is not None:

@@ -57,11 +57,16 @@ Protocol summary (see /work/shared/PROTOCOLS.md "Gemini Live API"):
   agent audio), text tokens = ceil(chars / 4). ``promptTokenCount`` is the whole context so
   far (system instruction + client texts + all caller audio + all earlier agent output), so it
   grows every turn like a real model that re-bills the context.
-* Barge-in: the agent is "speaking" while a reply task runs or until the wall-clock time at
-  which the audio sent so far would have finished playing at the caller. Caller speech (a
-  voiced window or ``activityStart``) during that time sends ``{"serverContent":
-  {"interrupted": true}}`` at once, cancels the rest of the reply, and starts the next caller
-  turn. No ``turnComplete`` is sent for an interrupted reply.
+* Barge-in: the agent is "speaking" while a reply is being generated (not yet complete) or
+  until the time, on the double's ``clock``, at which the audio sent so far would have finished
+  playing at the caller. Caller speech (a voiced window or ``activityStart``) during that time
+  sends ``{"serverContent": {"interrupted": true}}`` at once, cancels the rest of the reply,
+  and starts the next caller turn. No ``turnComplete`` is sent for an interrupted reply.
+* Test control: ``clock`` (default ``time.monotonic``) is the double's notion of now for that
+  playback window and for the records' timestamps, so a test can hold it still and advance it
+  by the audio it has received instead of sleeping; a :class:`Hold` on a reply
+  (``ScriptedTurn.hold``, ``CallScript.greeting_hold``) or on the handshake
+  (``Failure.hold_handshake``) stops the double there until the test releases it.
 
 SDK behaviour worth knowing: ``session.receive()`` ends after every ``turnComplete``; any
 server close (even 1000) while receiving raises ``errors.APIError`` with the close code
@@ -105,6 +110,7 @@ __all__ = [
     "CallerTurn",
     "Failure",
     "FakeGeminiLive",
+    "Hold",
     "LiveSessionRecord",
     "ScriptedTurn",
     "serve_forever",
@@ -129,12 +135,44 @@ _VAD_WINDOW_MS = 20
 # --------------------------------------------------------------------------- data model
 
 
+class Hold:
+    """A gate the test opens: the double stops at it, reports that, and goes on once released.
+
+    On a reply the double first sends ``after_ms`` of the reply's audio (with the transcription
+    that goes with it), or the whole audio if it is shorter, then sets ``reached`` and sends
+    the rest (and ``turnComplete``) only after :meth:`release`. Until then the reply is still
+    being generated, so caller speech interrupts it however long the wait. A test that never
+    releases the hold gets a reply that can only end by barge-in or hang-up. Once released it
+    stays open (a reused script passes through it).
+    """
+
+    def __init__(self, after_ms: float = 0.0) -> None:
+        self.after_ms = after_ms
+        self.reached = asyncio.Event()
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def wait_reached(self, within_s: float = 10.0) -> None:
+        """Until the double stands at the hold (TimeoutError after ``within_s``: a failure)."""
+        async with asyncio.timeout(within_s):
+            await self.reached.wait()
+
+    async def stop_here(self) -> None:
+        """Called by the double: report arrival, then wait for the release."""
+        self.reached.set()
+        await self._released.wait()
+
+
 @dataclass
 class ScriptedTurn:
     """One caller turn of a script: what the model "heard" and what it replies."""
 
     heard: str
     reply: str
+    #: Stop the reply part-way until the test releases it.
+    hold: Hold | None = None
 
 
 @dataclass
@@ -148,6 +186,8 @@ class CallScript:
     fallback_heard: str = ""
     #: Think time before the first audio chunk of every reply.
     reply_delay_ms: int = 0
+    #: Stop the greeting part-way until the test releases it.
+    greeting_hold: Hold | None = None
 
 
 @dataclass
@@ -160,6 +200,7 @@ class Failure:
     go_away_time_left: str = "10s"
     fail_setup: bool = False  # close 1011 right after receiving setup
     accept_delay_s: float = 0.0  # slow opening handshake
+    hold_handshake: Hold | None = None  # the opening handshake waits until released
 
 
 @dataclass
@@ -168,7 +209,7 @@ class CallerTurn:
     source: str  # "audio" | "activity" | "text" | "client_content"
     heard: str
     speech_ms: float
-    ended_at: float  # time.monotonic()
+    ended_at: float  # the double's clock
     barge_in: bool = False
 
 
@@ -176,7 +217,7 @@ class CallerTurn:
 class AgentReply:
     text: str
     kind: str  # "greeting" | "echo" | "turn" | "fallback"
-    started_at: float  # time.monotonic() when the reply was decided
+    started_at: float  # the double's clock when the reply was decided
     first_audio_at: float | None = None
     ended_at: float | None = None
     audio_ms: float = 0.0  # agent audio actually sent
@@ -194,7 +235,7 @@ class LiveSessionRecord:
     api_key: str | None
     headers: dict[str, str]
     key_ok: bool
-    connected_at: float  # time.monotonic()
+    connected_at: float  # the double's clock
     connected_wall: float  # time.time()
     setup: dict[str, Any] | None = None
     model: str | None = None
@@ -208,7 +249,7 @@ class LiveSessionRecord:
     audio_ms: float = 0.0
     caller_turns: list[CallerTurn] = field(default_factory=list)
     replies: list[AgentReply] = field(default_factory=list)
-    interruptions: list[float] = field(default_factory=list)  # time.monotonic()
+    interruptions: list[float] = field(default_factory=list)  # the double's clock
     usage: list[dict[str, Any]] = field(default_factory=list)  # usageMetadata sent
     resumption_handles: list[str] = field(default_factory=list)
     go_away_sent_at: float | None = None
@@ -379,6 +420,7 @@ class _Session:
         self.ws = ws
         self.rec = rec
         self.script: CallScript = CallScript()
+        self.clock = fake.clock
         self.turn_idx = 0
         self.greeted = False
         # setup options
@@ -465,7 +507,7 @@ class _Session:
     def _apply_setup(self, setup: dict[str, Any]) -> None:
         rec, fake = self.rec, self.fake
         rec.setup = setup
-        rec.setup_at = time.monotonic()
+        rec.setup_at = self.clock()
         model = _get(setup, "model")
         rec.model = model if isinstance(model, str) else None
         si = _content_text(_get(setup, "system_instruction"))
@@ -489,7 +531,7 @@ class _Session:
         await asyncio.sleep(self.fake.failure.go_away_after_s)
         with contextlib.suppress(ConnectionClosed):
             await self._send(_dumps({"goAway": {"timeLeft": self.fake.failure.go_away_time_left}}))
-            self.rec.go_away_sent_at = time.monotonic()
+            self.rec.go_away_sent_at = self.clock()
 
     # ---- client frames
 
@@ -578,7 +620,7 @@ class _Session:
             self.greeted = True
             reply = self.script.greeting or text
             if reply:
-                await self._start_reply(reply, "greeting")
+                await self._start_reply(reply, "greeting", self.script.greeting_hold)
                 return
         if text:
             await self._start_reply(text, "echo")
@@ -587,9 +629,14 @@ class _Session:
 
     # ---- caller turns and barge-in
 
+    def _generating(self) -> bool:
+        """A reply is under way: decided and neither complete nor interrupted (a completed
+        reply's task may still be sending its resumption update: that is not speaking)."""
+        reply = self.current
+        return reply is not None and not reply.completed and not reply.interrupted
+
     def _agent_busy(self) -> bool:
-        task = self.reply_task
-        return (task is not None and not task.done()) or time.monotonic() < self.playback_end
+        return self._generating() or self.clock() < self.playback_end
 
     async def _speech_started(self) -> None:
         self.in_speech = True
@@ -606,7 +653,7 @@ class _Session:
             task.cancel()
             await asyncio.wait([task])
         reply = self.current
-        now = time.monotonic()
+        now = self.clock()
         if reply is not None:
             reply.interrupted = True
             if not reply.completed:
@@ -624,9 +671,10 @@ class _Session:
 
     async def _caller_turn_done(self, source: str, heard_override: str | None = None) -> None:
         script = self.script
+        hold: Hold | None = None
         if self.turn_idx < len(script.turns):
             st = script.turns[self.turn_idx]
-            heard, reply, kind = st.heard, st.reply, "turn"
+            heard, reply, kind, hold = st.heard, st.reply, "turn", st.hold
         else:
             heard, reply, kind = script.fallback_heard, script.fallback_reply, "fallback"
         self.turn_idx += 1
@@ -638,7 +686,7 @@ class _Session:
                 source=source,
                 heard=heard,
                 speech_ms=self.speech_s * 1000.0 if source in ("audio", "activity") else 0.0,
-                ended_at=time.monotonic(),
+                ended_at=self.clock(),
                 barge_in=self.barge_in,
             )
         )
@@ -647,18 +695,21 @@ class _Session:
         if heard and source in ("audio", "activity") and self.input_transcription:
             for piece in _two_pieces(heard):
                 await self._send(_dumps({"serverContent": {"inputTranscription": {"text": piece}}}))
-        await self._start_reply(reply, kind)
+        await self._start_reply(reply, kind, hold)
 
     # ---- agent replies
 
-    async def _start_reply(self, text: str, kind: str) -> None:
+    async def _start_reply(self, text: str, kind: str, hold: Hold | None = None) -> None:
         task = self.reply_task
         if task is not None and not task.done():
-            await self._interrupt()
-        reply = AgentReply(text=text, kind=kind, started_at=time.monotonic())
+            if self._generating():
+                await self._interrupt()
+            else:  # complete: only its bookkeeping frames are left to send
+                await asyncio.wait([task])
+        reply = AgentReply(text=text, kind=kind, started_at=self.clock())
         self.rec.replies.append(reply)
         self.current = reply
-        self.reply_task = asyncio.create_task(self._speak(reply))
+        self.reply_task = asyncio.create_task(self._speak(reply, hold))
 
     def _add_output_context(self, reply: AgentReply) -> int:
         if self.audio_out:
@@ -686,25 +737,29 @@ class _Session:
             "responseTokensDetails": [{"modality": modality, "tokenCount": out}],
         }
 
-    async def _speak(self, reply: AgentReply) -> None:
+    async def _speak(self, reply: AgentReply, hold: Hold | None = None) -> None:
         fake, ws = self.fake, self.ws
         try:
             if self.script.reply_delay_ms > 0:
                 await asyncio.sleep(self.script.reply_delay_ms / 1000.0)
             plan = _reply_plan(reply.text, fake.chunk_ms, self.audio_out, self.output_transcription)
-            start: float | None = None
+            pace_start: float | None = None  # real time: pacing is against the event loop
             sent_s = 0.0
             for frame, secs in plan:
                 if secs:
-                    now = time.monotonic()
-                    if start is None:
-                        start = now
-                        reply.first_audio_at = now
+                    if hold is not None and sent_s * 1000.0 >= hold.after_ms - 1e-6:
+                        await hold.stop_here()
+                        hold = None
+                        if pace_start is not None:  # carry on pacing from now
+                            pace_start = time.monotonic() - sent_s
+                    if pace_start is None:
+                        pace_start = time.monotonic()
+                        reply.first_audio_at = self.clock()
                     elif fake.realtime:
-                        target = start + sent_s
-                        if target > now:
-                            await asyncio.sleep(target - now)
-                            now = time.monotonic()
+                        wait = pace_start + sent_s - time.monotonic()
+                        if wait > 0:
+                            await asyncio.sleep(wait)
+                    now = self.clock()
                     if self.playback_end < now:
                         self.playback_end = now
                     self.playback_end += secs
@@ -712,10 +767,12 @@ class _Session:
                     reply.chunks += 1
                     reply.audio_ms += secs * 1000.0
                 await ws.send(frame)
+            if hold is not None:  # the reply was shorter than the hold: stop before its end
+                await hold.stop_here()
             await ws.send(_GENERATION_COMPLETE)
             usage = self._usage(reply)
             reply.completed = True
-            reply.ended_at = time.monotonic()
+            reply.ended_at = self.clock()
             self.rec.usage.append(usage)
             await ws.send(_dumps({"serverContent": {"turnComplete": True}, "usageMetadata": usage}))
             self.replies_done += 1
@@ -750,6 +807,7 @@ class FakeGeminiLive:
         end_of_turn_silence_ms: int = 500,
         failure: Failure | None = None,
         tls: TestCA | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_key = api_key  # None: any non-empty key is accepted
         self.script: ScriptArg = script
@@ -757,6 +815,9 @@ class FakeGeminiLive:
         self.chunk_ms = chunk_ms
         self.end_of_turn_silence_ms = end_of_turn_silence_ms
         self.failure = failure or Failure()
+        #: Now, for the playback window (barge-in) and the records' timestamps; realtime pacing
+        #: stays on real time.
+        self.clock = clock
         self.tls = tls or TestCA()
         self._server_ssl = self.tls.server_ssl_context()
         self._client_ssl = self.tls.client_ssl_context()
@@ -830,6 +891,8 @@ class FakeGeminiLive:
     ) -> Response | None:
         if self.failure.accept_delay_s > 0:
             await asyncio.sleep(self.failure.accept_delay_s)
+        if self.failure.hold_handshake is not None:
+            await self.failure.hold_handshake.stop_here()
         path = urlsplit(request.path).path
         if not path.endswith(PATH_SUFFIX):
             self.rejected_paths.append(request.path)
@@ -858,7 +921,7 @@ class FakeGeminiLive:
             api_key=key,
             headers={k.lower(): v for k, v in request.headers.raw_items()},
             key_ok=self._key_ok(key),
-            connected_at=time.monotonic(),
+            connected_at=self.clock(),
             connected_wall=time.time(),
         )
         self.sessions.append(rec)
@@ -875,7 +938,7 @@ class FakeGeminiLive:
                 await ws.close(INTERNAL_ERROR_CODE, INTERNAL_ERROR_REASON)
         finally:
             await session.shutdown()
-            rec.closed_at = time.monotonic()
+            rec.closed_at = self.clock()
             if ws.close_code is None:
                 with contextlib.suppress(Exception):
                     await ws.close()
