@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedTurn
@@ -17,6 +19,7 @@ from receptionist.sim.gemini_rest import FakeGeminiRest
 from receptionist.sim.msg91 import FakeMsg91
 from receptionist.store.db import Database
 from receptionist.store.notifications import list_notifications
+from receptionist.store.schema import notifications, utcnow
 from tests.integration.bridge_harness import Bridge, running_bridge
 
 AUTH_KEY = "msg91-key"
@@ -62,7 +65,7 @@ async def call_and_settle(
         CallerScript(utterances=[utterance]),
     )
     assert result.ok, result.error
-    async with asyncio.timeout(15):
+    async with asyncio.timeout(60):  # a bound for a broken build, not a speed requirement
         while True:
             rows = await list_notifications(db, call_sid=result.call_sid)
             if rows and all(r["status"] not in ("queued", "sending") for r in rows):
@@ -82,7 +85,7 @@ async def test_an_order_call_sends_the_customer_and_the_owner_one_message_each(
     async with running_bridge(db, tmp_path, live, **_msg91_settings(msg91)) as bridge:
         _wire_webhook(msg91, bridge)
         customer, owner = await call_and_settle(bridge, db, ORDER)
-        async with asyncio.timeout(10):  # the delivery reports come back through our webhook
+        async with asyncio.timeout(60):  # the delivery reports come back through our webhook
             while {r["status"] for r in await list_notifications(db)} != {"delivered"}:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
     assert customer["recipient"] == "919812345678" and owner["recipient"] == "919800000001"
@@ -144,15 +147,49 @@ async def test_a_wrong_auth_key_fails_visibly_and_is_not_retried(
     assert msg91.messages == []
 
 
-async def test_a_provider_outage_is_retried_until_it_passes(
+async def test_a_provider_outage_is_retried_with_backoff_until_it_passes(
     db: Database, tmp_path: Path, live: FakeGeminiLive, msg91: FakeMsg91
 ) -> None:
+    """A long backoff (100 s, then 200 s), which the test skips by making each waiting message
+    due at once (as the clock would, later) after checking the wait the dispatcher chose."""
+    backoff_s = 100.0
     msg91.fail_next(500, count=3)
-    async with running_bridge(db, tmp_path, live, **_msg91_settings(msg91)) as bridge:
-        rows = await call_and_settle(bridge, db, ORDER)
-    assert {r["status"] for r in rows} == {"sent"}
+    settings = _msg91_settings(msg91, notify_backoff_s=backoff_s)
+    n = notifications.c
+    waits: dict[tuple[int, int], timedelta] = {}  # (message, attempts so far) -> wait chosen
+    async with running_bridge(db, tmp_path, live, **settings) as bridge:
+        result = await place_call(
+            CallOptions(url=bridge.url("bakery"), realtime=False, from_number="09812345678"),
+            CallerScript(utterances=[ORDER]),
+        )
+        assert result.ok, result.error
+        assert bridge.ctx.worker is not None and bridge.ctx.worker.dispatcher is not None
+        async with asyncio.timeout(60):  # a bound for a broken build, not a speed requirement
+            while True:
+                rows = await list_notifications(db, call_sid=result.call_sid)
+                if len(rows) == 2 and {r["status"] for r in rows} == {"sent"}:
+                    break
+                for r in rows:
+                    failed = (r["id"], r["attempts"])
+                    if r["status"] != "queued" or not r["attempts"] or failed in waits:
+                        continue
+                    # failed, waiting: the wait is set when the failure is recorded
+                    waits[failed] = r["next_attempt_at"] - r["updated_at"]
+                    async with db.begin() as conn:
+                        await conn.execute(
+                            sa.update(notifications)
+                            .where(n.id == r["id"], n.status == "queued")
+                            .values(next_attempt_at=utcnow())
+                        )
+                    bridge.ctx.worker.dispatcher.wake.set()
+                await asyncio.sleep(0.05)
     assert sum(r["attempts"] for r in rows) == 2 + 3  # three 500s spread over the two
     assert len(msg91.messages) == 2
+    assert len(waits) == 3
+    # the wait doubles; a little less than the backoff, for the time spent recording it
+    for (_, attempts), wait in waits.items():
+        expected = backoff_s * 2 ** (attempts - 1)
+        assert timedelta(seconds=expected / 2) < wait <= timedelta(seconds=expected), waits
 
 
 async def test_the_ai_writes_the_customers_line_through_gemini(

@@ -3,7 +3,13 @@ message reaches the provider twice, none is lost, each ends sent, failed or unkn
 
 The worker is the real `receptionist worker` process with the real MSG91 client; the double
 posts a `sent` report for every message it accepts to our real webhook, which is what lets a
-send cut short by a kill be resolved instead of resent."""
+send cut short by a kill be resolved instead of resent.
+
+Every kill is made to land while sends are in flight, whatever the machine's speed: the double
+lets a seeded-random number of requests through, then holds the next ones until the test
+releases them; the worker is killed only once one is held. Rounds alternate between a double
+that took the held message and only keeps the answer back (the provider has it, the worker
+cannot know) and one that holds it before taking it (the provider never saw it)."""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import random
 import signal
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -21,7 +28,7 @@ from starlette.applications import Starlette
 
 from receptionist.bridge.server import serve_in_process
 from receptionist.notify.webhook import msg91_webhook_route
-from receptionist.sim.msg91 import FakeMsg91
+from receptionist.sim.msg91 import FakeMsg91, RecordedRequest
 from receptionist.store.db import Database
 from receptionist.store.notifications import list_notifications
 from receptionist.store.schema import notifications
@@ -31,6 +38,8 @@ from tests.integration.test_notifications import insert, new
 SECRET = "hook-secret"
 AUTH_KEY = "msg91-test-key"
 N_MESSAGES = 150
+# took the held message / held it before taking it: both cases, three kills each
+ROUNDS = (True, False) * 3
 FINAL = {"sent", "delivered", "read", "failed", "unknown"}
 
 
@@ -41,7 +50,6 @@ async def msg91(db: Database) -> AsyncIterator[FakeMsg91]:
         fake.webhook_url = f"http://127.0.0.1:{port}/webhooks/msg91"
         fake.webhook_secret = SECRET
         fake.auto_report = ["sent"]
-        fake.delay_s = 0.03  # widen the window between "accepted" and "we know it"
         yield fake
 
 
@@ -62,18 +70,27 @@ def _env(db_url: str, fake: FakeMsg91) -> dict[str, str]:
     }
 
 
-async def _moved(db: Database) -> int:
-    async with db.session() as conn:
-        return int(
-            (
-                await conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(notifications)
-                    .where(notifications.c.status != "queued")
-                )
-            ).scalar()
-            or 0
-        )
+def _key(request: RecordedRequest) -> str:
+    """Which message a request to the double carries (its first variable, unique per row)."""
+    [item] = request.json()["payload"]["template"]["to_and_components"]
+    return str(item["components"]["body_1"]["value"])
+
+
+async def _rows_by_key(db: Database) -> dict[str, dict[str, Any]]:
+    rows = await list_notifications(db, limit=N_MESSAGES + 10)
+    return {r["payload"]["variables"][0]: r for r in rows}
+
+
+def _cut_short(row: dict[str, Any], request: RecordedRequest) -> bool:
+    """The dead worker never learnt how this send went: its row still waits for the answer
+    (`sending`, or `unknown` if its own lease ran out first), unless the double took the
+    message and its report has resolved the row since."""
+    if row["status"] in ("sending", "unknown"):
+        return True
+    return bool(request.request_id) and (row["status"], row["provider_ref"]) == (
+        "sent",
+        request.request_id,
+    )
 
 
 async def _unsettled(db: Database) -> int:
@@ -114,27 +131,56 @@ async def test_sigkill_around_the_send_sends_nothing_twice_and_loses_nothing(
     env = _env(db.url, msg91)
     cmd = [sys.executable, "-m", "receptionist.cli", "worker"]
     rng = random.Random(11)
-    for _ in range(6):
-        before = await _moved(db)
+    landed = 0
+    seen = []  # per round, for the failure message
+    for accept in ROUNDS:
+        after = rng.randrange(12)
+        msg91.hold(after=after, accept=accept)
         proc = await asyncio.create_subprocess_exec(*cmd, env=env, cwd=REPO)
-        async with asyncio.timeout(30):
-            while await _moved(db) == before:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-        await asyncio.sleep(rng.uniform(0.0, 0.4))
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
-    assert 0 < await _moved(db) < N_MESSAGES, "the kills must land while sends are in flight"
+        try:
+            await msg91.wait_held(1, timeout_s=60)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+        # still held, so unanswered, now that the worker is dead: the kill caught them in flight
+        in_flight = list(msg91.held)
+        by_key = await _rows_by_key(db)
+        seen.append(
+            (
+                accept,
+                after,
+                proc.returncode,
+                [(_key(r), by_key[_key(r)]["status"]) for r in in_flight],
+            )
+        )
+        if (
+            proc.returncode == -signal.SIGKILL
+            and in_flight
+            and all(r.status_code is None and _cut_short(by_key[_key(r)], r) for r in in_flight)
+        ):
+            landed += 1
+        msg91.release()  # answered now, to a worker that is gone
+        # MSG91 reports within seconds; here the reports of everything the double took reach
+        # our webhook before the next worker runs, so a slow machine cannot stretch a report
+        # past the confirm window (which would rightly get the message sent again)
+        await msg91.reports_settled(timeout_s=60)
+    assert landed == len(ROUNDS), f"every kill must land while sends are in flight: {seen}"
     # one last worker, left to finish: abandoned sends expire, reports resolve them, the ones
     # the provider never saw are sent after the confirm window
     proc = await asyncio.create_subprocess_exec(*cmd, env=env, cwd=REPO)
     try:
-        async with asyncio.timeout(40):
+        async with asyncio.timeout(120):
             while await _unsettled(db):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
-        await asyncio.sleep(0.3)  # the last reports land
+        # nothing more will be sent: wait for the reports of everything the double took
+        await msg91.reports_settled(timeout_s=60)
     finally:
         proc.send_signal(signal.SIGTERM)
         await proc.wait()
+    assert len(msg91.reports) == len(msg91.messages)
+    assert {r.status_code for r in msg91.reports} == {200}, [
+        (r.status_code, r.error) for r in msg91.reports if r.status_code != 200
+    ]
     stored = await list_notifications(db, limit=N_MESSAGES + 10)
     accepted = collections.Counter(m.variables[0] for m in msg91.messages)
     statuses = collections.Counter(r["status"] for r in stored)

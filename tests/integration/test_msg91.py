@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -315,21 +314,81 @@ async def test_garbled_200_is_ambiguous_and_the_double_took_it(
 async def test_read_timeout_is_ambiguous_and_the_double_took_it(
     fake: FakeMsg91, provider: Msg91Provider
 ) -> None:
-    fake.hang_next(3.0)
-    started = time.monotonic()
+    fake.hold(accept=True)  # taken, and the answer held until released: never, here
     result = await provider.send(_msg())
-    assert time.monotonic() - started < 1.5
     assert result.outcome == AMBIGUOUS and "ReadTimeout" in result.reason
+    # the client gave up on its own while the double still held the answer
+    [req] = fake.requests
+    assert fake.held == [req] and req.status_code is None and req.outcome == "accepted"
     assert fake.accepted_for(CUSTOMER, TEMPLATE) == 1
+    fake.release()
 
 
 async def test_hang_before_accepting_is_still_ambiguous_to_the_client(
     fake: FakeMsg91, provider: Msg91Provider
 ) -> None:
-    fake.hang_next(3.0, accept=False)
+    fake.hold(accept=False)
     result = await provider.send(_msg())
     assert result.outcome == AMBIGUOUS  # the client cannot tell this case from the one above
+    [req] = fake.requests
+    assert fake.held == [req] and req.status_code is None and req.outcome == "held"
     assert fake.accepted_for(CUSTOMER) == 0
+
+
+async def test_hang_next_answers_after_the_clients_timeout(
+    fake: FakeMsg91, provider: Msg91Provider
+) -> None:
+    # both deadlines are timers of this one event loop: the client's (0.5 s after sending)
+    # always comes before the double's (60 s after receiving), however slow the machine
+    fake.hang_next(60.0)
+    fake.hang_next(60.0, accept=False)
+    took, refused = await provider.send(_msg()), await provider.send(_msg(to="919800000002"))
+    assert took.outcome == AMBIGUOUS and refused.outcome == AMBIGUOUS
+    assert [(r.outcome, r.status_code) for r in fake.requests] == [("hung", None)] * 2
+    assert fake.accepted_for(CUSTOMER) == 1 and fake.accepted_for("919800000002") == 0
+
+
+async def test_a_released_request_held_before_acceptance_is_a_503_and_not_taken(
+    fake: FakeMsg91, provider: Msg91Provider
+) -> None:
+    fake.hold(after=1, accept=False)
+    assert (await provider.send(_msg())).outcome == ACCEPTED  # the one let through
+    second = asyncio.create_task(provider.send(_msg(to="919800000002")))
+    [held] = await fake.wait_held(1)
+    assert held.json()["payload"]["template"]["to_and_components"][0]["to"] == ["919800000002"]
+    fake.release()
+    result = await second
+    assert (result.outcome, result.http_status) == (RETRY, 503)
+    assert held.held and fake.held == [] and fake.accepted_for("919800000002") == 0
+    assert (await provider.send(_msg(to="919800000002"))).outcome == ACCEPTED  # gate gone
+
+
+async def test_a_released_request_held_after_acceptance_is_answered(
+    fake: FakeMsg91,
+) -> None:
+    # a client that waits long enough gets the answer the double held
+    p = Msg91Provider(_config(fake, timeout_s=60.0))
+    fake.hold(accept=True)
+    send = asyncio.create_task(p.send(_msg()))
+    [held] = await fake.wait_held(1)
+    assert fake.accepted_for(CUSTOMER, TEMPLATE) == 1 and held.status_code is None
+    fake.release()
+    result = await send
+    await p.aclose()
+    assert result.outcome == ACCEPTED and result.provider_ref == held.request_id
+    assert held.status_code == 200
+
+
+async def test_a_hold_cannot_be_stacked_and_reset_clears_it(
+    fake: FakeMsg91, provider: Msg91Provider
+) -> None:
+    fake.hold(accept=False)
+    with pytest.raises(RuntimeError):
+        fake.hold(accept=True)
+    fake.reset()
+    fake.approve(TEMPLATE, language="en", variables=4)
+    assert (await provider.send(_msg())).outcome == ACCEPTED
+    assert not fake.requests[0].held
 
 
 async def test_dropped_connection_is_ambiguous_and_the_double_took_it(
@@ -364,10 +423,17 @@ async def test_post_accept_fault_is_spent_by_a_refused_request(
 
 
 async def test_delay_s_slows_every_answer(fake: FakeMsg91, provider: Msg91Provider) -> None:
+    # Without a delay the double records and answers a request in one step (nothing is awaited
+    # in between), so a request this test finds recorded but unanswered is one held back by it.
     fake.delay_s = 0.2
-    started = time.monotonic()
-    assert (await provider.send(_msg())).outcome == ACCEPTED
-    assert time.monotonic() - started >= 0.2
+    for n, to in enumerate((CUSTOMER, "919800000002"), start=1):
+        send = asyncio.create_task(provider.send(_msg(to=to)))
+        async with asyncio.timeout(10):
+            while len(fake.requests) < n:  # noqa: ASYNC110 (checked at every loop turn)
+                await asyncio.sleep(0)
+        assert fake.requests[-1].status_code is None and fake.accepted_for(to) == 0
+        assert (await send).outcome == ACCEPTED
+        assert fake.requests[-1].status_code == 200
 
 
 async def test_connection_refused_is_retry() -> None:
@@ -382,13 +448,16 @@ async def test_connection_refused_is_retry() -> None:
 
 
 async def test_pool_timeout_is_retry_and_nothing_reaches_msg91(fake: FakeMsg91) -> None:
-    fake.hang_next(3.0)
+    fake.hold(accept=True)
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1)) as client:
-        p = Msg91Provider(_config(fake, timeout_s=0.6, connect_timeout_s=0.15), client=client)
+        # a read timeout far beyond the pool's: the first send waits for its held answer
+        p = Msg91Provider(_config(fake, timeout_s=60.0, connect_timeout_s=0.15), client=client)
         first = asyncio.create_task(p.send(_msg()))
-        await asyncio.sleep(0.1)  # the first request holds the only connection
+        await fake.wait_held(1)  # the first request holds the only connection
         second = await p.send(_msg(to="919800000002"))
-        assert (await first).outcome == AMBIGUOUS
+        assert len(fake.requests) == 1  # the second never reached the double
+        fake.release()
+        assert (await first).outcome == ACCEPTED
         await p.aclose()  # an injected client is the caller's to close
         assert not client.is_closed
     assert second.outcome == RETRY and "PoolTimeout" in second.reason

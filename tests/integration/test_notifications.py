@@ -1,14 +1,17 @@
 """The notifications state machine and the dispatcher, on SQLite and PostgreSQL.
 
 The provider here is a scripted stand-in for the wire (the MSG91 client itself is tested against
-its double in test_msg91.py and end to end in test_messages_e2e.py)."""
+its double in test_msg91.py and end to end in test_messages_e2e.py). Backoff, leases and confirm
+windows are stepped through with a clock the test moves (:class:`Clock`), never waited for: no
+outcome here depends on how fast the machine is."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from receptionist.notify.dispatcher import Dispatcher
@@ -74,20 +77,32 @@ class ScriptedProvider:
 
     name = "msg91"
 
-    def __init__(self, *results: SendResult, delay_s: float = 0.0) -> None:
+    def __init__(self, *results: SendResult) -> None:
         self.results = list(results)
         self.sent: list[OutgoingMessage] = []
-        self.delay_s = delay_s
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         self.sent.append(message)
-        await asyncio.sleep(self.delay_s)
         if self.results:
             return self.results.pop(0)
         return SendResult(ACCEPTED, provider_ref=f"req-{message.notification_id}")
 
     async def aclose(self) -> None:
         pass
+
+
+class Clock:
+    """The dispatcher's "now", moved by the test. Make it after inserting the rows: a row is due
+    from its insertion (real) time."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 def dispatcher(db: Database, provider: Any, **kw: Any) -> Dispatcher:
@@ -147,17 +162,20 @@ async def test_accepted_rejected_and_retried_sends(db: Database) -> None:
                 .where(notifications.c.call_sid == sid)
                 .values(payload={"variables": [key]})
             )
-    d = dispatcher(db, provider, max_attempts=3)
+    clock = Clock()
+    d = dispatcher(db, provider, max_attempts=3, backoff_base_s=5.0, clock=clock)
     assert await d.run_once() == 3
     ok, bad, flaky = [await status_of(db, s) for s in ("CAok", "CAbad", "CAflaky")]
     assert ok["status"] == "sent" and ok["provider_ref"] == "req-ok" and ok["sent_at"]
     assert bad["status"] == "failed" and "invalid template name" in bad["error"]
     assert flaky["status"] == "queued" and "503" in flaky["error"]
-    assert flaky["next_attempt_at"] > utcnow() - timedelta(seconds=1)
-    # the flaky one is retried with backoff until it gives up
-    for _ in range(10):
-        await asyncio.sleep(0.05)
-        await d.run_once()
+    assert flaky["next_attempt_at"] == clock.now + timedelta(seconds=5)
+    # the flaky one is retried with backoff (5 s, then 10 s), never early, until it gives up
+    for backoff in (5.0, 10.0):
+        clock.advance(backoff - 0.001)
+        assert await d.run_once() == 0, "retried before its backoff had passed"
+        clock.advance(0.001)
+        assert await d.run_once() == 1
     flaky = await status_of(db, "CAflaky")
     assert flaky["status"] == "failed" and flaky["attempts"] == 3
     assert flaky["error"].startswith("gave up after 3 attempts")
@@ -167,11 +185,13 @@ async def test_accepted_rejected_and_retried_sends(db: Database) -> None:
 async def test_an_ambiguous_send_is_never_resent_without_a_confirm_window(db: Database) -> None:
     await insert(db, new("CA1"))
     provider = ScriptedProvider(SendResult(AMBIGUOUS, reason="read timeout after 10 s"))
-    d = dispatcher(db, provider, confirm_window_s=0)
+    clock = Clock()
+    d = dispatcher(db, provider, confirm_window_s=0, clock=clock)
     await d.drain()
     row = await status_of(db, "CA1")
     assert row["status"] == "unknown" and "read timeout" in row["error"]
     assert row["next_attempt_at"] is None
+    clock.advance(7 * 24 * 3600)  # however long it waits
     await d.sweep()
     await d.drain()
     assert len(provider.sent) == 1
@@ -184,7 +204,8 @@ async def test_an_ambiguous_send_is_never_resent_without_a_confirm_window(db: Da
 async def test_an_ambiguous_send_is_resolved_by_the_providers_report(db: Database) -> None:
     await insert(db, new("CA1"))
     provider = ScriptedProvider(SendResult(AMBIGUOUS, reason="connection dropped"))
-    d = dispatcher(db, provider, confirm_window_s=0.2)
+    clock = Clock()
+    d = dispatcher(db, provider, confirm_window_s=60, clock=clock)
     await d.drain()
     assert (await status_of(db, "CA1"))["status"] == "unknown"
     # the provider's report has its request id, which we never learnt: matched by number+template
@@ -192,7 +213,7 @@ async def test_an_ambiguous_send_is_resolved_by_the_providers_report(db: Databas
     assert await apply_report(db, report) == "updated"
     row = await status_of(db, "CA1")
     assert row["status"] == "sent" and row["provider_ref"] == "req-77" and row["error"] is None
-    await asyncio.sleep(0.3)
+    clock.advance(61)
     await d.sweep()
     await d.drain()
     assert len(provider.sent) == 1  # the window passed, but the report had resolved it
@@ -201,10 +222,17 @@ async def test_an_ambiguous_send_is_resolved_by_the_providers_report(db: Databas
 async def test_an_ambiguous_send_with_no_report_in_the_window_is_sent_again(db: Database) -> None:
     await insert(db, new("CA1"))
     provider = ScriptedProvider(SendResult(AMBIGUOUS, reason="read timeout"))
-    d = dispatcher(db, provider, confirm_window_s=0.2)
+    clock = Clock()
+    d = dispatcher(db, provider, confirm_window_s=60, clock=clock)
     await d.drain()
-    await asyncio.sleep(0.3)
-    assert await requeue_unconfirmed(db)
+    row = await status_of(db, "CA1")
+    assert row["status"] == "unknown" and row["next_attempt_at"] == clock.now + timedelta(
+        seconds=60
+    )
+    clock.advance(59.999)
+    assert await requeue_unconfirmed(db, now=clock()) == [], "resent before the window passed"
+    clock.advance(0.001)
+    assert await requeue_unconfirmed(db, now=clock()) == [row["id"]]
     await d.drain()
     row = await status_of(db, "CA1")
     assert row["status"] == "sent" and len(provider.sent) == 2
@@ -212,11 +240,23 @@ async def test_an_ambiguous_send_with_no_report_in_the_window_is_sent_again(db: 
 
 async def test_a_send_abandoned_mid_flight_becomes_unknown(db: Database) -> None:
     await insert(db, new("CA1"))
-    (c,) = await claim_due(db, worker_id="dead", lease_s=0.05, limit=1)
-    await asyncio.sleep(0.1)
-    assert await expire_abandoned(db, confirm_window_s=0) == [c.id]
+    clock = Clock()
+    (c,) = await claim_due(db, worker_id="dead", lease_s=30, limit=1, now=clock.now)
+    provider = ScriptedProvider()
+    d = dispatcher(db, provider, confirm_window_s=0, clock=clock)  # another worker, alive
+    clock.advance(29.999)
+    await d.sweep()
+    await d.drain()
+    assert (await status_of(db, "CA1"))["status"] == "sending", "taken before the lease ran out"
+    clock.advance(0.002)
+    await d.sweep()
+    await d.drain()
     row = await status_of(db, "CA1")
     assert row["status"] == "unknown" and "stopped while sending" in row["error"]
+    clock.advance(7 * 24 * 3600)  # and never sent again blindly, however long it waits
+    await d.sweep()
+    await d.drain()
+    assert provider.sent == []
     # the dead worker's late answer cannot overwrite it
     assert not await finish_send(db, c.id, worker_id="dead", values={"status": "sent"})
 
@@ -244,13 +284,32 @@ async def test_a_failed_delivery_report_keeps_the_reason(db: Database) -> None:
     assert row["status"] == "failed" and "not on WhatsApp" in row["error"]
 
 
+class AnswersOnceBothAreInFlight(ScriptedProvider):
+    """Holds every send until two are in flight at once: sent one after the other, the first
+    would never be answered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.both = asyncio.Event()
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        self.sent.append(message)
+        if len(self.sent) == 2:
+            self.both.set()
+        await self.both.wait()
+        return SendResult(ACCEPTED, provider_ref=f"req-{message.notification_id}")
+
+
 async def test_customer_and_owner_messages_go_out_in_parallel(db: Database) -> None:
     await insert(db, new("CA1", to="owner"), new("CA1", to="customer", template="order_ok"))
-    provider = ScriptedProvider(delay_s=0.3)
-    started = asyncio.get_running_loop().time()
-    await dispatcher(db, provider).drain()
-    assert asyncio.get_running_loop().time() - started < 0.55
-    assert len(provider.sent) == 2
+    provider = AnswersOnceBothAreInFlight()
+    try:
+        async with asyncio.timeout(10):  # only reached when the sends go one at a time
+            await dispatcher(db, provider).drain()
+    except TimeoutError:
+        pytest.fail(f"{len(provider.sent)} of 2 sends started: they do not go out in parallel")
+    rows = await list_notifications(db, call_sid="CA1")
+    assert sorted(r["status"] for r in rows) == ["sent", "sent"] and len(provider.sent) == 2
 
 
 async def test_a_provider_that_raises_leaves_the_message_unknown(db: Database) -> None:
@@ -271,12 +330,15 @@ async def test_a_report_matching_several_ambiguous_sends_resends_none(db: Databa
     provider = ScriptedProvider(
         SendResult(AMBIGUOUS, reason="read timeout"), SendResult(AMBIGUOUS, reason="read timeout")
     )
-    d = dispatcher(db, provider, confirm_window_s=0.2)
+    clock = Clock()
+    d = dispatcher(db, provider, confirm_window_s=60, clock=clock)
     await d.drain()
     report = Report("req-x", "sent", recipient="919800000001", template_name="new_order")
     assert await apply_report(db, report) == "ambiguous_match"
-    await asyncio.sleep(0.3)
-    assert await requeue_unconfirmed(db) == []
+    clock.advance(61)  # the window has passed for both
+    assert await requeue_unconfirmed(db, now=clock()) == []
+    await d.sweep()
+    await d.drain()
     for sid in ("CA1", "CA2"):
         row = await status_of(db, sid)
         assert row["status"] == "unknown" and row["error"] == UNEXPLAINED_REPORT
@@ -290,13 +352,14 @@ async def test_a_report_arriving_while_identical_sends_are_in_flight_blocks_rese
     """The report comes while both senders are still `sending` (then die): once they expire
     into `unknown`, neither is resent after the window, since one of them went out."""
     await insert(db, new("CA1"), new("CA2"))
-    await claim_due(db, worker_id="dead", lease_s=0.05, limit=2)
+    now = utcnow()
+    await claim_due(db, worker_id="dead", lease_s=30, limit=2, now=now)
     report = Report("req-x", "sent", recipient="919800000001", template_name="new_order")
     assert await apply_report(db, report) == "ambiguous_match"
-    await asyncio.sleep(0.1)
-    assert len(await expire_abandoned(db, confirm_window_s=0.1)) == 2
-    await asyncio.sleep(0.2)
-    assert await requeue_unconfirmed(db) == []
+    now += timedelta(seconds=31)  # the leases expire
+    assert len(await expire_abandoned(db, confirm_window_s=60, now=now)) == 2
+    now += timedelta(seconds=61)  # and the confirm window passes
+    assert await requeue_unconfirmed(db, now=now) == []
     assert {(await status_of(db, s))["error"] for s in ("CA1", "CA2")} == {UNEXPLAINED_REPORT}
 
 
@@ -315,3 +378,40 @@ async def test_an_unmatched_report_later_explained_does_not_block_the_others(
     unknown = {"status": "unknown", "next_attempt_at": utcnow()}
     assert await finish_send(db, by_sid["CA1"].id, worker_id="w", values=unknown)
     assert await requeue_unconfirmed(db) == [by_sid["CA1"].id]
+
+
+async def test_a_report_racing_the_answer_of_an_identical_message_is_not_misplaced(
+    pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL, read committed: CA2's own answer commits while the report on CA2 is being
+    matched. The report must not land on CA1, an identical message the provider never took
+    (seen in the SIGKILL test: CA1 ended `sent` with nothing at the provider)."""
+    import receptionist.store.notifications as store
+
+    db = pg_db
+    await insert(db, new("CA1"), new("CA2"))
+    claimed = {c.call_sid: c for c in await claim_due(db, worker_id="w", lease_s=30, limit=2)}
+    unknown = {"status": "unknown", "next_attempt_at": utcnow() + timedelta(seconds=60)}
+    assert await finish_send(db, claimed["CA1"].id, worker_id="w", values=unknown)
+    real_apply = store._apply
+
+    class AnswerLandsAfterTheFirstLook:
+        def __init__(self, conn: Any) -> None:
+            self.conn, self.calls = conn, 0
+
+        async def execute(self, *args: Any, **kw: Any) -> Any:
+            result = await self.conn.execute(*args, **kw)
+            self.calls += 1
+            if self.calls == 1:  # committed from another connection, as the worker would
+                values = {"status": "sent", "provider_ref": "req-2"}
+                assert await finish_send(db, claimed["CA2"].id, worker_id="w", values=values)
+            return result
+
+    async def apply(conn: Any, report: Report, match_window_s: float) -> tuple[str, int | None]:
+        return await real_apply(AnswerLandsAfterTheFirstLook(conn), report, match_window_s)
+
+    monkeypatch.setattr(store, "_apply", apply)
+    report = Report("req-2", "sent", recipient="919800000001", template_name="new_order")
+    await apply_report(db, report)
+    assert (await status_of(db, "CA1"))["status"] == "unknown"
+    assert (await status_of(db, "CA2"))["provider_ref"] == "req-2"

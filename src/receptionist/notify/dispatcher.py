@@ -12,7 +12,8 @@ import contextlib
 import logging
 import os
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from receptionist.notify.provider import (
@@ -57,6 +58,7 @@ class Dispatcher:
         concurrency: int = 8,
         confirm_window_s: float = 0.0,
         poll_s: float = 1.0,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db = db
         self.provider = provider
@@ -68,6 +70,9 @@ class Dispatcher:
         # With the log provider nothing left the machine, so a send cut short is safely redone.
         self.confirm_window_s = 1.0 if provider.name == "log" else confirm_window_s
         self.poll_s = poll_s
+        # What "now" is for claims, backoff, leases and windows: tests pass their own to step
+        # past a backoff or a window without waiting for it.
+        self.clock = clock
         self.wake = asyncio.Event()
         self.outcomes: dict[str, int] = {}
         self._last_sweep = 0.0
@@ -78,7 +83,11 @@ class Dispatcher:
             self._last_sweep = time.monotonic()
             await self.sweep()
         claimed = await claim_due(
-            self.db, worker_id=self.worker_id, lease_s=self.lease_s, limit=self.concurrency
+            self.db,
+            worker_id=self.worker_id,
+            lease_s=self.lease_s,
+            limit=self.concurrency,
+            now=self.clock(),
         )
         pending = {asyncio.create_task(self._send(c)) for c in claimed}
         while pending:
@@ -93,9 +102,10 @@ class Dispatcher:
         return len(claimed)
 
     async def sweep(self) -> None:
-        for nid in await expire_abandoned(self.db, confirm_window_s=self.confirm_window_s):
+        now = self.clock()
+        for nid in await expire_abandoned(self.db, confirm_window_s=self.confirm_window_s, now=now):
             log.error("message %s: worker stopped mid-send; marked unknown", nid)
-        for nid in await requeue_unconfirmed(self.db):
+        for nid in await requeue_unconfirmed(self.db, now=now):
             log.warning("message %s: no provider report within the window; queued again", nid)
 
     async def drain(self) -> int:
@@ -155,7 +165,7 @@ class Dispatcher:
                 log.info("message %s: already resolved by a delivery report", c.id)
 
     def _outcome_values(self, c: Claimed, result: SendResult) -> dict[str, Any]:
-        now = utcnow()
+        now = self.clock()
         if result.outcome == ACCEPTED:
             status = NOTIFY_LOGGED if self.provider.name == "log" else NOTIFY_SENT
             return {

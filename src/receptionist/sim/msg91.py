@@ -14,17 +14,35 @@ through httpx exactly as in production::
 One double can serve many tests: :meth:`FakeMsg91.reset` forgets everything scripted and
 recorded without restarting the server.
 
+A test that needs a request to be in flight at a given moment (a worker killed mid-send, a
+client's own timeout, a pool kept busy) holds it instead of hoping a delay is long enough::
+
+    fake.hold(after=3, accept=True)  # the next 3 requests pass, every later one is held
+    ...                              # start the client
+    await fake.wait_held(1)          # returns once a request is held (no sleeping)
+    ...                              # kill the client, or let its timeout fire
+    fake.release()                   # held requests are answered; later ones pass
+
+With ``accept=True`` a held request is handled as usual (a valid message is taken: recorded in
+:attr:`messages`, its automatic reports scheduled) and only its answer waits: the client cannot
+know the message went. With ``accept=False`` it is held before anything is taken and, once
+released, answered 503: as if it never reached MSG91. :attr:`FakeMsg91.held` lists the
+requests being held now; :attr:`RecordedRequest.held` stays True on those that were.
+:meth:`~FakeMsg91.reset` and :meth:`~FakeMsg91.stop` release them and remove the gate.
+
 Behaviour (wire facts and their sources are in :mod:`receptionist.notify.msg91`):
 
-* Per request, in this order: record it (:attr:`requests`), wait ``delay_s``, take the next
-  scripted fault if any; ``fail_next`` faults answer at once (before auth, like MSG91's edge),
+* Per request, in this order: record it (:attr:`requests`), wait ``delay_s``, pass the hold
+  gate if one is set (``hold(accept=False)`` holds it here), take the next scripted fault if
+  any; ``fail_next`` faults answer at once (before auth, like MSG91's edge),
   ``hang_next(accept=False)`` waits and then answers 503 without taking the message. Then the
   ``authkey`` header (401), the JSON body and its shape (400), the approved templates when any
   are registered (400). Then the message is accepted: one :class:`AcceptedMessage` per
   recipient in :attr:`messages`, all under one fresh request id. Only then do the post-accept
   faults act: ``garble_next`` (HTTP 200, unreadable body), ``hang_next`` (answer late),
-  ``drop_next`` (connection closed, no answer). A post-accept fault taken by a request that is
-  refused before acceptance is spent without effect.
+  ``drop_next`` (connection closed, no answer); last, ``hold(accept=True)`` holds the answer
+  whatever it is. A post-accept fault taken by a request that is refused before acceptance is
+  spent without effect. Only requests to the bulk endpoint count for the gate and the faults.
 * Bodies: success ``{"status": "success", "hasError": false, "data": "...", "errors": null,
   "request_id": "<32 hex>"}``; errors ``{"status": "fail", "hasError": true, "errors": "...",
   "code": "<http status>"}``. The shapes follow public integrations of MSG91; the error texts
@@ -61,7 +79,7 @@ import httpx
 import orjson
 import phonenumbers
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -134,7 +152,8 @@ class RecordedRequest:
     body: bytes
     status_code: int | None = None
     request_id: str | None = None  # set when accepted
-    outcome: str = "pending"  # accepted | refused | failed | garbled | hung | dropped
+    outcome: str = "pending"  # accepted | refused | failed | garbled | hung | dropped | held
+    held: bool = False  # held by the gate (see FakeMsg91.hold) at some point
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -163,6 +182,13 @@ class _Fault:
     headers: Mapping[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     accept: bool = True
+
+
+@dataclass
+class _Gate:
+    passes: int  # requests still let through before holding starts
+    accept: bool
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True)
@@ -320,6 +346,7 @@ class FakeMsg91:
         self._first_key = auth_key
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
+        self._gate: _Gate | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._http: httpx.AsyncClient | None = None
         self._port: int | None = None
@@ -330,7 +357,8 @@ class FakeMsg91:
 
     def reset(self) -> None:
         """Forget everything scripted and recorded; the server keeps running (so one double
-        can serve many tests). Pending automatic reports are cancelled."""
+        can serve many tests). Pending automatic reports are cancelled; held requests are
+        released and the hold gate removed."""
         for task in list(self._tasks):
             task.cancel()
         #: Keys accepted in the ``authkey`` header (add more for per-tenant keys).
@@ -349,6 +377,11 @@ class FakeMsg91:
         self.auto_report_delay_s = 0.0
         self._templates: dict[tuple[str, str], _Template] = {}
         self._faults: list[_Fault] = []
+        #: Requests being held by the gate right now, in arrival order.
+        self.held: list[RecordedRequest] = []
+        # a request held for an earlier test must not stay held (nor be held by its gate)
+        self.release()
+        self._held_changed = asyncio.Condition()
 
     # ------------------------------------------------------------ scripting
 
@@ -396,6 +429,40 @@ class FakeMsg91:
         """The next ``count`` requests are taken, then the connection is closed unanswered."""
         self._faults.extend([_Fault("drop")] * count)
 
+    def hold(self, *, after: int = 0, accept: bool = True) -> None:
+        """Let the next ``after`` requests through, then hold every later one until
+        :meth:`release`.
+
+        ``accept=True``: a held request is handled (a valid message is taken and its reports
+        scheduled) and only its answer waits. ``accept=False``: it waits before anything is
+        taken and is answered 503 once released. See the module docstring."""
+        if after < 0:
+            raise ValueError("after must be >= 0")
+        if self._gate is not None:
+            raise RuntimeError("FakeMsg91: a hold is already set; release() it first")
+        self._gate = _Gate(after, accept)
+
+    async def wait_held(self, n: int = 1, timeout_s: float = 30.0) -> list[RecordedRequest]:
+        """Wait until at least ``n`` requests are being held; returns them (a copy of
+        :attr:`held`). TimeoutError after ``timeout_s`` (a test that waits for a request which
+        never comes should fail, not hang)."""
+        try:
+            async with asyncio.timeout(timeout_s), self._held_changed:
+                await self._held_changed.wait_for(lambda: len(self.held) >= n)
+        except TimeoutError:
+            raise TimeoutError(
+                f"FakeMsg91: {len(self.held)} request(s) held, waited {timeout_s} s for {n}"
+            ) from None
+        return list(self.held)
+
+    def release(self) -> None:
+        """Answer every held request and remove the gate: later requests are not held."""
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.opened.set()
+        # no longer held from this moment, even before their handlers get to run again
+        self.held = []
+
     # ------------------------------------------------------------ assertions
 
     def accepted_for(self, to: str, template: str | None = None) -> int:
@@ -410,7 +477,11 @@ class FakeMsg91:
     # ------------------------------------------------------------ HTTP
 
     async def _handle(self, request: Request) -> Response:
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect:  # a client killed while sending: nothing arrived, no answer
+            log.debug("FakeMsg91: client went away before its request body arrived")
+            return Response(b"", 400)
         rec = RecordedRequest(request.method, request.url.path, request.headers.get("authkey"), raw)
         self.requests.append(rec)
         response = await self._respond(request, rec)
@@ -428,6 +499,29 @@ class FakeMsg91:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), seconds)
 
+    def _gate_for(self) -> _Gate | None:
+        """The gate that holds this request, if any (counts it against ``after``)."""
+        gate = self._gate
+        if gate is None:
+            return None
+        if gate.passes > 0:
+            gate.passes -= 1
+            return None
+        return gate
+
+    async def _held_until_released(self, gate: _Gate, rec: RecordedRequest) -> None:
+        if gate.opened.is_set():  # released while this request was being handled
+            return
+        rec.held = True
+        self.held.append(rec)
+        async with self._held_changed:
+            self._held_changed.notify_all()
+        try:
+            await gate.opened.wait()
+        finally:
+            with contextlib.suppress(ValueError):  # gone already if released
+                self.held.remove(rec)
+
     async def _respond(self, request: Request, rec: RecordedRequest) -> Response | None:
         await self._wait(self.delay_s)
         if request.url.path.rstrip("/") != BULK_PATH.rstrip("/"):
@@ -436,6 +530,17 @@ class FakeMsg91:
         if request.method != "POST":
             rec.outcome = "refused"
             return _error(405, f"Method {request.method} not allowed")
+        gate = self._gate_for()
+        if gate is not None and not gate.accept:
+            rec.outcome = "held"
+            await self._held_until_released(gate, rec)
+            return _error(503, "Service unavailable")
+        response = await self._handle_bulk(rec)
+        if gate is not None:
+            await self._held_until_released(gate, rec)
+        return response
+
+    async def _handle_bulk(self, rec: RecordedRequest) -> Response | None:
         fault = self._faults.pop(0) if self._faults else None
         if fault is not None and fault.kind == "fail":
             rec.outcome = "failed"
@@ -633,7 +738,11 @@ class FakeMsg91:
             return self
         self._closing = asyncio.Event()
         stack = contextlib.AsyncExitStack()
-        self._http = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))
+        # A fresh connection per report: a kept-alive one can be closed by the webhook's server
+        # (uvicorn's idle timeout) just as the next report is written, losing that report.
+        self._http = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=5.0, limits=httpx.Limits(max_keepalive_connections=0))
+        )
         self._port = await stack.enter_async_context(
             serve_in_process(self.app, lifespan="off", timeout_graceful_shutdown=1)
         )
@@ -642,6 +751,7 @@ class FakeMsg91:
 
     async def stop(self) -> None:
         self._closing.set()  # wake hung handlers and report waits so shutdown is quick
+        self.release()
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -336,27 +336,30 @@ async def apply_report(db: Database, report: Report, *, match_window_s: float = 
 
 async def _apply(conn: Any, report: Report, match_window_s: float) -> tuple[str, int | None]:
     n = notifications.c
-    row = None
+    by_ref: sa.ColumnElement[bool] = sa.false()
     if report.provider_ref:
-        row = (
-            await conn.execute(
-                sa.select(n.id, n.status, n.provider_ref, n.sent_at).where(
-                    n.provider_ref == report.provider_ref
-                )
-            )
-        ).first()
-    if row is None and report.recipient and report.template_name:
-        candidates = (
-            await conn.execute(
-                sa.select(n.id, n.status, n.provider_ref, n.sent_at).where(
-                    n.status.in_([NOTIFY_SENDING, NOTIFY_UNKNOWN]),
-                    n.provider_ref.is_(None),
-                    n.recipient == report.recipient,
-                    n.template_name == report.template_name,
-                    n.created_at >= utcnow() - timedelta(seconds=match_window_s),
-                )
-            )
-        ).all()
+        by_ref = n.provider_ref == report.provider_ref
+    waiting: sa.ColumnElement[bool] = sa.false()
+    if report.recipient and report.template_name:
+        waiting = sa.and_(
+            n.status.in_([NOTIFY_SENDING, NOTIFY_UNKNOWN]),
+            n.provider_ref.is_(None),
+            n.recipient == report.recipient,
+            n.template_name == report.template_name,
+            n.created_at >= utcnow() - timedelta(seconds=match_window_s),
+        )
+    # One statement, so one snapshot: with two, PostgreSQL (read committed) can let the
+    # reported message's own answer commit in between, hiding it from both looks, and the
+    # report would be pinned on an identical message the provider never took.
+    found = (
+        await conn.execute(
+            sa.select(n.id, n.status, n.provider_ref, n.sent_at).where(sa.or_(by_ref, waiting))
+        )
+    ).all()
+    ref = report.provider_ref
+    row = next((r for r in found if ref and r.provider_ref == ref), None)
+    if row is None:
+        candidates = [r for r in found if r.provider_ref is None]
         if len(candidates) > 1:
             return "ambiguous_match", None
         row = candidates[0] if candidates else None
