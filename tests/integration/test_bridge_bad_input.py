@@ -2,118 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.gemini_live import CallScript, Failure, FakeGeminiLive, Hold, ScriptedTurn
-from receptionist.sim.speech import silence, synth_speech
 from receptionist.store.calls import get_call, list_calls
 from receptionist.store.db import Database
 from receptionist.telephony import exotel
-from tests.integration.bridge_harness import Bridge, running_bridge
+from tests.integration.bridge_harness import (
+    Bridge,
+    RawCall,
+    bakery_auth_only,
+    row_for,
+    running_bridge,
+    sid,
+)
 
 TURNS = [ScriptedTurn(heard="Are you open today?", reply="Yes, till nine.")]
-
-
-class RawCall:
-    """A hand-driven Exotel connection for sending malformed frames."""
-
-    def __init__(self, ws: Any, call_sid: str) -> None:
-        self.ws = ws
-        self.call_sid = call_sid
-        self.stream_sid = "MZ" + call_sid
-        self.seq = 0
-        self.received: list[dict[str, Any]] = []
-        self._arrived = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        try:
-            async for msg in self.ws:
-                self.received.append(orjson.loads(msg))
-                self._arrived.set()
-        except ConnectionClosedError:
-            pass  # a dropped line (the test aborted it): what arrived before is kept
-        finally:
-            self._arrived.set()  # closed: whoever waits looks again (and fails if it must)
-
-    def next_seq(self) -> int:
-        self.seq += 1
-        return self.seq
-
-    async def start(self, **params: str) -> None:
-        await self.ws.send(exotel.connected_frame())
-        await self.ws.send(
-            exotel.start_frame(
-                stream_sid=self.stream_sid,
-                call_sid=self.call_sid,
-                from_number="+919800000042",
-                to_number="+918000000001",
-                custom_parameters=params,
-                sequence=self.next_seq(),
-            )
-        )
-
-    async def speak(self, text: str) -> None:
-        # Sent at once, as a network burst: the line plus the 600 ms of silence that ends the
-        # turn stay under the 2 s the bridge lets a caller run ahead of real time.
-        pcm = synth_speech(text, 8000) + silence(600, 8000)
-        assert len(pcm) < 2 * 16000, "too long to send as one burst"
-        for i in range(0, len(pcm), 1600):
-            seq = self.next_seq()
-            frame = exotel.caller_media_frame(
-                self.stream_sid, pcm[i : i + 1600], sequence=seq, chunk=seq, timestamp_ms=seq * 100
-            )
-            await self.ws.send(frame)
-
-    async def wait_until(self, cond: Callable[[], bool], within_s: float = 15.0) -> None:
-        """Until `cond()` holds, looked at each time a frame arrives (TimeoutError: a failure)."""
-        async with asyncio.timeout(within_s):
-            while not cond():
-                if self._reader.done():
-                    raise AssertionError(f"connection closed; received {self.events()}")
-                self._arrived.clear()
-                await self._arrived.wait()
-
-    def events(self) -> list[str]:
-        return [str(m.get("event")) for m in self.received]
-
-    async def wait_for(self, event: str, count: int = 1) -> None:
-        await self.wait_until(lambda: self.events().count(event) >= count)
-
-    async def hang_up(self) -> None:
-        """Send `stop` and wait for the bridge to end the call (it closes the socket)."""
-        await self.ws.send(exotel.stop_frame(self.stream_sid, self.call_sid, sequence=999))
-        async with asyncio.timeout(15):
-            await self._reader
-        assert self.ws.close_code == 1000, (self.ws.close_code, self.ws.close_reason)
-
-
-def sid() -> str:
-    return "CAtest" + os.urandom(6).hex()
-
-
-async def row_for(db: Database, call_sid: str) -> dict[str, Any]:
-    """The call's row once it is finished (the bridge writes it right after the socket closes)."""
-    row = None
-    try:
-        async with asyncio.timeout(15):
-            while row is None or row["status"] == "in_progress":
-                await asyncio.sleep(0.02)
-                row = await get_call(db, call_sid)
-    except TimeoutError:
-        raise AssertionError(f"call {call_sid} never finished: {row}") from None
-    return row
 
 
 async def test_malformed_frames_are_counted_and_the_call_goes_on(
@@ -352,17 +263,8 @@ async def test_basic_auth_global(sqlite_db: Database, tmp_path: Path) -> None:
 async def test_basic_auth_per_tenant(
     sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("BAKERY_EXOTEL_KEY", "bk")
-    monkeypatch.setenv("BAKERY_EXOTEL_TOKEN", "bt")
     async with FakeGeminiLive() as fake, running_bridge(sqlite_db, tmp_path, fake) as bridge:
-        toml = bridge.ctx.settings.tenants_dir / "bakery" / "tenant.toml"
-        text = (
-            toml.read_text()
-            .replace("# [exotel]\n# auth_user_env", "[exotel]\nauth_user_env")
-            .replace("# auth_token_env", "auth_token_env")
-        )
-        toml.write_text(text)
-        bridge.ctx.tenants.invalidate("bakery")
+        bakery_auth_only(bridge, monkeypatch)
         wrong = await _auth_bridge_call(bridge, ("exo-key", "exo-token"))
         right = await _auth_bridge_call(bridge, ("bk", "bt"))
         other_tenant = await place_call(

@@ -35,37 +35,19 @@ from receptionist.store.calls import (
 )
 from receptionist.store.db import Database
 from receptionist.telephony import exotel
-from tests.integration.bridge_harness import REPO, Bridge, running_bridge
-from tests.integration.test_bridge_bad_input import RawCall, sid
+from tests.integration.bridge_harness import (
+    REPO,
+    Bridge,
+    RawCall,
+    bakery_auth_only,
+    row_for,
+    running_bridge,
+    sid,
+)
 from tests.integration.test_notifications import insert, new
 
 TURNS = [ScriptedTurn(heard="Are you open today?", reply="Yes, till nine.")]
 RECEPTIONIST = Path(sys.executable).parent / "receptionist"
-
-
-async def row_for(db: Database, call_sid: str) -> dict[str, Any]:
-    """The call's row once the bridge has finished it (bounded, generous for a busy machine)."""
-    async with asyncio.timeout(30):
-        while True:
-            row = await get_call(db, call_sid)
-            if row is not None and row["status"] != "in_progress":
-                return row
-            await asyncio.sleep(0.05)
-
-
-def _per_tenant_auth(bridge: Bridge, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
-    """Credentials for the bakery only (none global): the set-up the probe attacked."""
-    monkeypatch.setenv("BAKERY_EXOTEL_KEY", "bk")
-    monkeypatch.setenv("BAKERY_EXOTEL_TOKEN", "bt")
-    toml = bridge.ctx.settings.tenants_dir / "bakery" / "tenant.toml"
-    text = (
-        toml.read_text()
-        .replace("# [exotel]\n# auth_user_env", "[exotel]\nauth_user_env")
-        .replace("# auth_token_env", "auth_token_env")
-    )
-    toml.write_text(text)
-    bridge.ctx.tenants.invalidate("bakery")
-    return "bk", "bt"
 
 
 async def _finished_call(bridge: Bridge, auth: tuple[str, str] | None = None) -> dict[str, Any]:
@@ -99,7 +81,7 @@ async def test_unauthenticated_streams_cannot_touch_a_finished_call(
         FakeGeminiLive(script=CallScript(turns=TURNS)) as fake,
         running_bridge(db, tmp_path, fake) as bridge,
     ):
-        auth = _per_tenant_auth(bridge, monkeypatch)
+        auth = bakery_auth_only(bridge, monkeypatch)
         before = await _finished_call(bridge, auth)
         for url in (bridge.url(None), bridge.url("nope"), bridge.url(None, "?tenant=nope")):
             assert await _replay_start(url, before["call_sid"]) == 1008
