@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -47,7 +48,7 @@ def _cfg(fake: FakeExotelApi, **kw: object) -> ExotelApiConfig:
         "api_key": "KEY",
         "api_token": "TOKEN",
         "base_url": fake.base_url,
-        "timeout_s": 2.0,
+        "timeout_s": 60.0,  # only turns a hang into a failure; test_timeout sets its own
     }
     base.update(kw)
     return ExotelApiConfig(**base)  # type: ignore[arg-type]
@@ -123,9 +124,11 @@ async def test_server_errors_and_rate_limit(fake: FakeExotelApi, client: httpx.A
 
 
 async def test_timeout(fake: FakeExotelApi, client: httpx.AsyncClient) -> None:
-    fake.delay_s = 1.0
-    err = await _error(client, _cfg(fake, timeout_s=0.1))
+    fake.delay_s = 3600  # the double holds its answer until it is stopped: it never comes in time
+    async with asyncio.timeout(60):  # were the client to wait for it, fail instead of hanging
+        err = await _error(client, _cfg(fake, timeout_s=0.1))
     assert (err.kind, err.status_code, err.retryable) == ("timeout", None, True)
+    assert fake.requests == []  # the double records a request once it has answered it
 
 
 async def test_connection_refused_is_network(client: httpx.AsyncClient) -> None:
@@ -133,7 +136,7 @@ async def test_connection_refused_is_network(client: httpx.AsyncClient) -> None:
     await fake.start()
     base = fake.base_url
     await fake.stop()
-    cfg = ExotelApiConfig("ACtest", "key", "token", base_url=base, timeout_s=1.0)
+    cfg = ExotelApiConfig("ACtest", "key", "token", base_url=base, timeout_s=60.0)
     err = await _error(client, cfg)
     assert (err.kind, err.retryable) == ("network", True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -60,8 +61,10 @@ async def fake() -> AsyncIterator[FakeGeminiRest]:
 
 @pytest.fixture
 def analyzer(fake: FakeGeminiRest) -> GeminiAnalyzer:
-    client = make_client("test-key", base_url=fake.base_url, timeout_s=5)
-    return GeminiAnalyzer(client, MODEL, timeout_s=5)
+    # generous: a timeout here only turns a hang into a failure (test_slow_answer_times_out
+    # sets its own)
+    client = make_client("test-key", base_url=fake.base_url, timeout_s=60)
+    return GeminiAnalyzer(client, MODEL, timeout_s=60)
 
 
 def dumps(obj: Any) -> str:
@@ -177,15 +180,19 @@ async def test_server_error_is_unavailable(
 async def test_slow_answer_times_out(fake: FakeGeminiRest, bakery: Tenant) -> None:
     client = make_client("test-key", base_url=fake.base_url)
     analyzer = GeminiAnalyzer(client, MODEL, timeout_s=0.2)
-    fake.script(Fault(status=None, delay_s=1.0, text=dumps(GOOD)))
+    # the double holds this answer until it is stopped: it can never arrive in time
+    fake.script(Fault(status=None, delay_s=3600, text=dumps(GOOD)))
+    # (the outer bound: were the analyzer to wait for it, fail instead of hanging)
     with pytest.raises(AnalyzerUnavailable, match="timed out"):
-        await analyzer(bakery, CALL, NOW)
+        async with asyncio.timeout(60):
+            await analyzer(bakery, CALL, NOW)
+    assert len(fake.requests) == 1  # the request reached it: the time-out is the client's
 
 
 async def test_unreachable_is_unavailable(bakery: Tenant) -> None:
     async with FakeGeminiRest() as gone:
         url = gone.base_url
-    analyzer = GeminiAnalyzer(make_client("test-key", base_url=url), MODEL, timeout_s=5)
+    analyzer = GeminiAnalyzer(make_client("test-key", base_url=url), MODEL, timeout_s=60)
     with pytest.raises(AnalyzerUnavailable):
         await analyzer(bakery, CALL, NOW)
 

@@ -29,6 +29,10 @@ async def finished(db: Database, n: int, prefix: str = "CAjob") -> list[str]:
 
 async def test_claims_only_due_work(db: Database) -> None:
     (sid,) = await finished(db, 1)
+    row = await get_call(db, sid)
+    assert row is not None
+    early = row["next_attempt_at"] - timedelta(seconds=1)
+    assert await claim(db, worker_id="w1", stages=STAGES, lease_s=30, now=early) == []
     got = await claim(db, worker_id="w1", stages=STAGES, lease_s=30)
     assert [c.call_sid for c in got] == [sid]
     assert got[0].stage == "transcript_saved" and got[0].attempts == 0
@@ -78,24 +82,26 @@ async def test_expired_lease_is_taken_over_and_the_old_owner_cannot_write(db: Da
 
 async def test_retry_backoff_then_failed(db: Database) -> None:
     (sid,) = await finished(db, 1)
-    now = utcnow()
-    for attempt in (1, 2):
-        (c,) = await claim(
-            db, worker_id="w", stages=STAGES, lease_s=30, now=now + timedelta(hours=attempt)
-        )
+    (c,) = await claim(db, worker_id="w", stages=STAGES, lease_s=30)
+    for attempt, wait_s in ((1, 10), (2, 20)):  # the base, then doubled
         assert c.attempts == attempt - 1
         stage = await retry_later(db, c, worker_id="w", error="boom", max_attempts=3, base_s=10)
         assert stage == "transcript_saved"
         row = await get_call(db, sid)
-        assert row is not None
-        wait = (row["next_attempt_at"] - utcnow()).total_seconds()
-        assert abs(wait - backoff_s(attempt, base_s=10, cap_s=600)) < 5
+        assert row is not None and row["attempts"] == attempt
         assert row["last_error"] == "transcript_saved: boom"
-    assert await claim(db, worker_id="w", stages=STAGES, lease_s=30) == []  # not due yet
-    (c,) = await claim(db, worker_id="w", stages=STAGES, lease_s=30, now=now + timedelta(hours=3))
+        due = row["next_attempt_at"]
+        # one backoff after the failure: `updated_at` is written by the same update
+        assert due - row["updated_at"] == timedelta(seconds=wait_s)
+        early = due - timedelta(seconds=1)
+        assert await claim(db, worker_id="w", stages=STAGES, lease_s=30, now=early) == []
+        (c,) = await claim(db, worker_id="w", stages=STAGES, lease_s=30, now=due)
     assert await retry_later(db, c, worker_id="w", error="boom", max_attempts=3) == STAGE_FAILED
     row = await get_call(db, sid)
     assert row is not None and row["stage"] == STAGE_FAILED and row["attempts"] == 3
+    assert row["next_attempt_at"] is None
+    later = utcnow() + timedelta(days=365)
+    assert await claim(db, worker_id="w", stages=STAGES, lease_s=30, now=later) == []  # never
     # An operator puts it back.
     assert await reschedule(db, sid, stage="transcript_saved")
     (c,) = await claim(db, worker_id="w", stages=STAGES, lease_s=30)

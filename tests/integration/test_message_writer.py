@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
@@ -25,10 +26,16 @@ async def fake() -> AsyncIterator[FakeGeminiRest]:
         yield server
 
 
+def _writer(fake: FakeGeminiRest, timeout_s: float) -> GeminiMessageWriter:
+    client = make_client("test-key", base_url=fake.base_url, timeout_s=60)
+    return GeminiMessageWriter(client, "gemini-2.5-flash", timeout_s=timeout_s)
+
+
 @pytest.fixture
 def writer(fake: FakeGeminiRest) -> GeminiMessageWriter:
-    client = make_client("test-key", base_url=fake.base_url, timeout_s=5)
-    return GeminiMessageWriter(client, "gemini-2.5-flash", timeout_s=2)
+    # generous: here a time-out only turns a hang into a failure (a slow machine must not
+    # make the answer "late" and the test see the fallback)
+    return _writer(fake, timeout_s=60)
 
 
 def _bakery() -> Tenant:
@@ -74,8 +81,11 @@ async def test_failures_fall_back_to_the_static_text(
 
 
 async def test_a_slow_model_times_out_into_the_fallback(
-    fake: FakeGeminiRest, writer: GeminiMessageWriter, tenant: Tenant
+    fake: FakeGeminiRest, tenant: Tenant
 ) -> None:
-    fake.script(Fault(None, delay_s=5, text=json.dumps({"v4": "late"})))
-    out = await compose(RULE, TEMPLATE, tenant, FACTS, writer)
+    # the double holds this answer until it is stopped: it can never arrive in time
+    fake.script(Fault(None, delay_s=3600, text=json.dumps({"v4": "late"})))
+    async with asyncio.timeout(60):  # were the writer to wait for it, fail instead of hanging
+        out = await compose(RULE, TEMPLATE, tenant, FACTS, _writer(fake, timeout_s=0.2))
     assert out.values[3] == "Thank you for ordering!" and "timed out" in out.notes["ai"]["reason"]
+    assert len(fake.requests) == 1  # the model was asked: the fallback is the time-out's

@@ -14,10 +14,13 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 
 from receptionist.notify.dispatcher import Dispatcher
 from receptionist.postcall.pipeline import DONE, PENDING_STAGES, PipelineDeps, StepError, run_step
 from receptionist.store.jobs import STAGE_FAILED, Claim, claim, retry_later
+from receptionist.store.schema import utcnow
 
 log = logging.getLogger("receptionist.worker")
 
@@ -38,6 +41,7 @@ class Worker:
         poll_s: float = 1.0,
         batch: int = 4,
         dispatcher: Dispatcher | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.deps = deps
         self.worker_id = worker_id or new_worker_id()
@@ -47,6 +51,9 @@ class Worker:
         self.poll_s = poll_s
         self.batch = batch
         self.dispatcher = dispatcher  # sends the messages the pipeline queues
+        # "now" when deciding which work is due: tests set it to make a retry due at once,
+        # instead of sleeping through the backoff
+        self.clock = clock
         self.wake = asyncio.Event()
         self.steps_done = 0
         self.steps_failed = 0
@@ -59,6 +66,7 @@ class Worker:
             stages=PENDING_STAGES,
             lease_s=self.lease_s,
             limit=self.batch,
+            now=self.clock(),
         )
         steps = 0
         for c in claims:
