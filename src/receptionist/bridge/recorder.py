@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import exc as sa_exc
 
+from receptionist.postcall.worker import first_of
 from receptionist.store.calls import (
     CallOwnedElsewhere,
     FinishedCall,
@@ -160,7 +161,7 @@ class CallRecorder:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval_s):
-                    await _first_of(stop, self._saved)
+                    await first_of(stop, self._saved)
             self._saved.clear()
             if stop.is_set():
                 return
@@ -193,15 +194,6 @@ class CallRecorder:
         if saved:
             log.info("replayed %d spooled call(s) into the database", saved)
         return saved
-
-
-async def _first_of(*events: asyncio.Event) -> None:
-    waits = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waits:
-            task.cancel()
 
 
 def _load_finished(data: dict[str, Any]) -> FinishedCall:

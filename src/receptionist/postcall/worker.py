@@ -154,11 +154,12 @@ class Worker:
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_s * min(2**failures, 30)):
-                    await _first(self.wake, stop)
+                    await first_of(self.wake, stop)
         log.info("pipeline worker %s stopped", self.worker_id)
 
 
-async def _first(*events: asyncio.Event) -> None:
+async def first_of(*events: asyncio.Event) -> None:
+    """Return once any of `events` is set."""
     waits = [asyncio.create_task(e.wait()) for e in events]
     try:
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
