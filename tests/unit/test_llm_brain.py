@@ -3,11 +3,17 @@
 The model here is a plain object (:class:`Scripted`) that yields the pieces it is given, so these
 tests check the brain's own logic; the HTTP client and the OpenAI-compatible double are tested in
 tests/integration/test_llm_chat.py. "Now" is Wednesday 25 November 2026, 10:00 in Kolkata.
+
+No outcome here depends on the machine's speed: the scripted model stops where a test tells it to
+until the test releases it, and the brain's deadlines run on a :class:`ManualClock` that only
+moves when a test advances it (one test uses the event loop's clock, against a model that never
+answers, so only the timeout can end the turn).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,8 +38,10 @@ from receptionist.engines.local.chat import (
 from receptionist.engines.local.grounded import GroundedBrain
 from receptionist.engines.local.llm_brain import (
     DRAFT_LABEL,
+    Clock,
     Guard,
     LlmBrain,
+    LoopClock,
     build_messages,
     fact_tokens,
     llm_brain_factory,
@@ -52,6 +60,9 @@ BAKERY_ORDER = (
     "My name is Priya Nair",
     "Yes, that's right.",
 )
+#: Only a broken brain waits this long (e.g. for the whole reply before its first sentence); a
+#: working one never comes near it, so passing never depends on it.
+HANG_GUARD_S = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +84,49 @@ def draft_of(messages: Sequence[ChatMessage]) -> str:
     return last[len(DRAFT_LABEL) :].strip()
 
 
+class ManualClock:
+    """A :class:`Clock` whose time moves only when the test calls :meth:`advance`.
+
+    Its timeouts are the event loop's own, made with no deadline: :meth:`advance` makes those
+    whose (manual) deadline has come fire at the next turn of the loop, and one asked for when
+    its deadline has already come fires at once. (The brain makes each timeout and enters it in
+    the same step, so a test cannot advance the clock between the two.)
+    """
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._waiting: list[tuple[float, asyncio.Timeout]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def timeout_at(self, when: float) -> asyncio.Timeout:
+        if self.now >= when:
+            return asyncio.timeout(0)
+        timeout = asyncio.timeout(None)
+        self._waiting.append((when, timeout))
+        return timeout
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        loop_now = asyncio.get_running_loop().time()
+        due = [timeout for when, timeout in self._waiting if when <= self.now]
+        self._waiting = [(when, t) for when, t in self._waiting if when > self.now]
+        for timeout in due:
+            with contextlib.suppress(RuntimeError):  # already left: that wait is over
+                timeout.reschedule(loop_now)
+
+
 @dataclass
 class Say:
-    """One scripted answer: pieces to yield (None: "Sure. " + the draft, word by word)."""
+    """One scripted answer: pieces to yield (None: "Sure. " + the draft, word by word).
+
+    ``hold_at``: stop before piece number ``hold_at`` (0: before the first) until the test calls
+    :meth:`Scripted.release`; never released, the model simply never goes on.
+    """
 
     pieces: list[str] | None = None
-    delay_s: float = 0.0  # before every piece
-    first_delay_s: float = 0.0
+    hold_at: int | None = None
     error: ChatError | None = None  # raised after the pieces
     usage: tuple[int, int] | None = (100, 10)
     finish: str = "stop"
@@ -93,6 +140,12 @@ class Scripted:
     model: str = "scripted-model"
     requests: list[list[ChatMessage]] = field(default_factory=list)
     closed_streams: int = 0
+    finished_streams: int = 0  # streams that yielded every piece
+    holding: int = 0  # streams stopped at a hold right now
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
 
     async def stream(
         self,
@@ -108,10 +161,15 @@ class Scripted:
         if pieces is None:
             pieces = [w + " " for w in ("Sure. " + draft_of(messages)).split()]
         try:
-            await asyncio.sleep(say.first_delay_s)
-            for piece in pieces:
-                await asyncio.sleep(say.delay_s)
+            for i, piece in enumerate(pieces):
+                if i == say.hold_at:
+                    self.holding += 1
+                    try:
+                        await self.released.wait()
+                    finally:
+                        self.holding -= 1
                 yield piece
+            self.finished_streams += 1
             if say.error is not None:
                 raise say.error
             if stats is not None:
@@ -126,10 +184,22 @@ class Scripted:
 
 
 def llm(
-    tenants: dict[str, Tenant], tenant_id: str, *answers: Say, **options: float
+    tenants: dict[str, Tenant],
+    tenant_id: str,
+    *answers: Say,
+    clock: Clock | None = None,
+    **options: float,
 ) -> tuple[LlmBrain, Scripted]:
+    """A brain on a scripted model; its deadlines on a ManualClock unless ``clock`` is given."""
     client = Scripted(list(answers))
-    brain = LlmBrain(tenants[tenant_id], CALLER, NOW, client=client, **options)  # type: ignore[arg-type]
+    brain = LlmBrain(
+        tenants[tenant_id],
+        CALLER,
+        NOW,
+        client=client,
+        clock=clock or ManualClock(),
+        **options,  # type: ignore[arg-type]
+    )
     return brain, client
 
 
@@ -345,24 +415,44 @@ async def test_model_failures_use_the_draft(
     assert brain.fallbacks == [(2, reason)]
 
 
-async def test_timeouts_use_the_draft(tenants: dict[str, Tenant]) -> None:
-    slow_start = Say(first_delay_s=1.0)
-    brain, client = llm(tenants, "bakery", slow_start, first_token_timeout_s=0.1)
-    started = asyncio.get_running_loop().time()
-    reply = await brain.reply(BAKERY_ORDER[0])
-    assert asyncio.get_running_loop().time() - started < 0.5
+async def test_no_first_token_in_time_uses_the_draft(tenants: dict[str, Tenant]) -> None:
+    # the event loop's own clock against a model that never answers: only the timeout can end
+    # this turn, however fast or slow the machine is
+    silent = Say(hold_at=0)
+    brain, client = llm(
+        tenants,
+        "bakery",
+        silent,
+        clock=LoopClock(),
+        first_token_timeout_s=0.1,
+        total_timeout_s=10 * HANG_GUARD_S,  # so that only the first-token deadline can fire
+    )
+    async with asyncio.timeout(HANG_GUARD_S):
+        reply = await brain.reply(BAKERY_ORDER[0])
     assert reply.text == brain.draft.text  # type: ignore[union-attr]
     assert brain.fallbacks == [(1, "no first token within 0.1 s")]
     assert client.closed_streams == 1  # the request was abandoned, not left running
 
+
+async def test_a_reply_over_the_total_time_keeps_what_was_said_and_ends_from_the_draft(
+    tenants: dict[str, Tenant],
+) -> None:
     words = ["1 kg Black Forest cake, 750 rupees. ", "Would you like ", "pickup ", "or "]
-    slow = Say([*words, "delivery? ", "May I ", "have your ", "name?"], delay_s=0.1)
-    brain, _ = llm(tenants, "bakery", slow, total_timeout_s=0.35)
-    pieces = await pieces_of(brain, BAKERY_ORDER[0])
-    assert pieces[0] == "1 kg Black Forest cake, 750 rupees."  # released before the timeout
-    assert pieces[1:] == ["Would you like pickup or delivery?", "May I have your name, please?"]
+    # the model writes its first sentence and the start of the next, then stalls
+    stalls = Say([*words, "delivery? ", "May I ", "have your ", "name?"], hold_at=2)
+    clock = ManualClock()
+    brain, client = llm(tenants, "bakery", stalls, clock=clock, total_timeout_s=0.35)
+    stream = brain.stream(BAKERY_ORDER[0])
+    async with asyncio.timeout(HANG_GUARD_S):
+        first = await anext(stream)
+        assert first == "1 kg Black Forest cake, 750 rupees."  # released before the timeout
+        assert brain.fallbacks == []
+        clock.advance(0.35)  # the reply has now taken its whole time
+        rest = [piece async for piece in stream]
+    assert rest == ["Would you like pickup or delivery?", "May I have your name, please?"]
     assert brain.fallbacks == [(1, "reply took over 0.35 s")]
     assert brain.turns[0].source == "model+draft"
+    assert client.closed_streams == 1 and client.finished_streams == 0  # the model was stopped
 
 
 async def test_cut_off_at_max_tokens_drops_the_broken_sentence(
@@ -408,13 +498,16 @@ async def test_usage_is_estimated_when_the_server_sends_none(tenants: dict[str, 
 async def test_closing_the_stream_early_stops_the_model(tenants: dict[str, Tenant]) -> None:
     """Barge-in: the engine stops reading after the first piece."""
     words = ["1 kg Black Forest cake, 750 rupees. ", "Would you like pickup or delivery? "]
-    brain, client = llm(tenants, "bakery", Say(words + ["More."] * 10, delay_s=0.05))
+    # the model is still writing (held before its third piece) when the caller barges in
+    brain, client = llm(tenants, "bakery", Say(words + ["More."] * 10, hold_at=2))
     stream = brain.stream(BAKERY_ORDER[0])
-    first = await anext(stream)
-    await stream.aclose()  # type: ignore[attr-defined]
+    async with asyncio.timeout(HANG_GUARD_S):
+        first = await anext(stream)
+        assert client.holding == 1
+        await stream.aclose()  # type: ignore[attr-defined]
     assert first == "1 kg Black Forest cake, 750 rupees."
-    await asyncio.sleep(0)
-    assert client.closed_streams == 1
+    # closing the brain's stream closed the model's: nothing left running to release
+    assert client.closed_streams == 1 and client.holding == 0 and client.finished_streams == 0
     assert brain.last_reply is not None and brain.last_reply.text == first
     assert brain.state.history[-1] == ("agent", first)
     assert brain.turns[0].source == "interrupted" and brain.fallbacks == []
@@ -424,14 +517,22 @@ async def test_closing_the_stream_early_stops_the_model(tenants: dict[str, Tenan
 async def test_first_piece_is_released_before_the_model_finishes(
     tenants: dict[str, Tenant],
 ) -> None:
-    say = Say(["Sure. ", "Hello there. ", "How can I ", "help you ", "today?"], delay_s=0.1)
-    brain, _ = llm(tenants, "bakery", say)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    times = [(piece, loop.time() - started) async for piece in brain.stream("Hello")]
-    assert times[0][0] == "Sure." and times[0][1] < times[-1][1] - 0.2
-    first_piece_s = brain.turns[0].first_piece_s
-    assert first_piece_s is not None and first_piece_s < brain.turns[0].total_s - 0.2
+    # the model writes "Sure. Hello there." and then waits until the test has the first piece:
+    # a brain that waited for the whole reply would never give it (and trips the hang guard)
+    say = Say(["Sure. ", "Hello there. ", "How can I ", "help you ", "today?"], hold_at=2)
+    clock = ManualClock()
+    brain, client = llm(tenants, "bakery", say, clock=clock)
+    stream = brain.stream("Hello")
+    async with asyncio.timeout(HANG_GUARD_S):
+        first = await anext(stream)
+        assert first == "Sure." and client.holding == 1 and client.finished_streams == 0
+        clock.advance(1.5)  # the model takes its time over the rest
+        client.release()
+        rest = [piece async for piece in stream]
+    assert rest == ["Hello there.", "How can I help you today?"]
+    assert client.finished_streams == 1 and brain.turns[0].source == "model"
+    # the turn's figures: the first piece was ready at once, the whole reply 1.5 s later
+    assert (brain.turns[0].first_piece_s, brain.turns[0].total_s) == (0.0, 1.5)
 
 
 def test_factory_and_clients(tenants: dict[str, Tenant]) -> None:

@@ -24,7 +24,8 @@ What the double does:
   a JSON object with ``model`` and a ``messages`` list is HTTP 400 in the same shape.
 * Answers come from the queue filled by :meth:`FakeOpenAIChat.script`: a ``str`` (the reply
   text) or a :class:`Fault` (an HTTP error, a delay before the first byte, slow tokens, a
-  garbled chunk, a stream cut off before ``[DONE]``). With nothing scripted the double **echoes
+  garbled chunk, a stream cut off before ``[DONE]``, a stream that stops at a token until the
+  test calls :meth:`FakeOpenAIChat.release`). With nothing scripted the double **echoes
   the draft**: the last line of the last user message that starts with ``DRAFT:`` (the ``llm``
   brain's prompt ends with one), prefixed with :data:`ECHO_PREFIX` ("Sure. "), so a reply
   that passes the brain's guard is easy to recognise in tests. With no such line it answers
@@ -97,7 +98,9 @@ class Fault:
     answer (``text``, or the echo) is streamed after ``delay_s`` with ``token_delay_s`` between
     tokens (None: the double's own); ``garble`` sends a chunk that is not JSON after the first
     token; ``cut_after`` closes the stream after that many tokens, with no finish and no
-    ``[DONE]``.
+    ``[DONE]``; ``hold_at`` stops before token number ``hold_at`` (0: before the first, after
+    the role chunk) until :meth:`FakeOpenAIChat.release` is called, or for good: a model exactly
+    as slow as the test wants, whatever the machine's speed.
     """
 
     status: int | None = None
@@ -107,6 +110,7 @@ class Fault:
     token_delay_s: float | None = None
     garble: bool = False
     cut_after: int | None = None
+    hold_at: int | None = None
 
 
 @dataclass
@@ -199,6 +203,7 @@ class FakeOpenAIChat:
         self.answers: list[str | Fault] = []
         self.requests: list[ChatRequest] = []
         self.finished = 0  # streams sent to the end ([DONE] or a cut)
+        self.holding = 0  # streams stopped at a Fault's hold_at right now
         self.port: int | None = None
         self.app = Starlette(
             routes=[
@@ -209,6 +214,7 @@ class FakeOpenAIChat:
         self._ids = itertools.count(1)
         self._stack: contextlib.AsyncExitStack | None = None
         self._closing = asyncio.Event()
+        self._released = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -223,6 +229,7 @@ class FakeOpenAIChat:
         if self._stack is not None:
             return
         self._closing = asyncio.Event()
+        self._released = asyncio.Event()
         stack = contextlib.AsyncExitStack()
         self.port = await stack.enter_async_context(serve_in_process(self.app))
         self._stack = stack
@@ -230,6 +237,7 @@ class FakeOpenAIChat:
     async def stop(self) -> None:
         stack, self._stack = self._stack, None
         self._closing.set()  # cut scripted delays short so the server stops at once
+        self._released.set()  # and let held streams go
         if stack is not None:
             await stack.aclose()
 
@@ -245,6 +253,17 @@ class FakeOpenAIChat:
     def script(self, *answers: str | Fault) -> None:
         """Append answers (reply texts or faults) to the queue; each request takes one."""
         self.answers.extend(answers)
+
+    def release(self) -> None:
+        """Let every stream held at a ``hold_at`` go on (and any later one pass its hold)."""
+        self._released.set()
+
+    async def _hold(self) -> None:
+        self.holding += 1
+        try:
+            await self._released.wait()
+        finally:
+            self.holding -= 1
 
     async def _sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -385,6 +404,8 @@ class FakeOpenAIChat:
             if fault.cut_after is not None and i >= fault.cut_after:
                 self.finished += 1
                 return
+            if i == fault.hold_at:
+                await self._hold()
             if i:
                 await self._sleep(delay)
             yield _sse(chunk({"content": token}))

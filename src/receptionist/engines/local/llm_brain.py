@@ -43,7 +43,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 from receptionist.tenants.model import Tenant
 
@@ -55,9 +55,11 @@ from .sentences import split_sentences
 
 __all__ = [
     "DRAFT_LABEL",
+    "Clock",
     "Guard",
     "LlmBrain",
     "LlmTurn",
+    "LoopClock",
     "build_messages",
     "llm_brain_factory",
     "persona",
@@ -420,6 +422,25 @@ _TERMINATED = re.compile(r"[.!?…]\W*$")
 # --------------------------------------------------------------------------- the brain
 
 
+class Clock(Protocol):
+    """Where the brain's deadlines come from. Calls use :class:`LoopClock`; a test passes one
+    whose time moves only when the test says, so no timeout depends on the machine's speed."""
+
+    def time(self) -> float: ...
+
+    def timeout_at(self, when: float) -> asyncio.Timeout: ...
+
+
+class LoopClock:
+    """The event loop's own clock and timeouts."""
+
+    def time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def timeout_at(self, when: float) -> asyncio.Timeout:
+        return asyncio.timeout_at(when)
+
+
 @dataclass(slots=True)
 class LlmTurn:
     """How one turn was worded (for logs, tests and latency figures)."""
@@ -443,7 +464,9 @@ class LlmBrain:
     """One call's receptionist: :class:`GroundedBrain` decides, a chat model words it.
 
     ``client`` is shared by all calls (the brain never closes it). ``now`` and
-    ``caller_number`` are passed to the grounded brain. See the module docstring.
+    ``caller_number`` are passed to the grounded brain. ``clock`` times the model (the
+    first-token and total deadlines, the latency figures); the event loop's by default. See the
+    module docstring.
     """
 
     def __init__(
@@ -458,6 +481,7 @@ class LlmBrain:
         max_tokens: int = 120,
         temperature: float = 0.3,
         history_turns: int = 6,
+        clock: Clock | None = None,
     ) -> None:
         self.tenant = tenant
         self.grounded = GroundedBrain(tenant, caller_number, now)
@@ -469,6 +493,7 @@ class LlmBrain:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.history_turns = history_turns
+        self.clock: Clock = clock or LoopClock()
         self.fallbacks: list[tuple[int, str]] = []
         self.turns: list[LlmTurn] = []
         self.usage_prompt_tokens = 0
@@ -540,15 +565,15 @@ class LlmBrain:
         rec: LlmTurn,
     ) -> None:
         """Read the model, release checked pieces, then whatever the draft must add; None last."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        clock = self.clock
+        started = clock.time()
         stats = ChatStats()
         received: list[str] = []
         problem: str | None = None
 
         def release(piece: str) -> None:
             if rec.first_piece_s is None:
-                rec.first_piece_s = loop.time() - started
+                rec.first_piece_s = clock.time() - started
             out.put_nowait(piece)
 
         try:
@@ -557,7 +582,7 @@ class LlmBrain:
             problem = f"chat failed: {type(exc).__name__}: {exc}"[:200]
         except asyncio.CancelledError:  # the caller spoke over us: no more pieces wanted
             rec.source = "interrupted"
-            rec.total_s = loop.time() - started
+            rec.total_s = clock.time() - started
             self._count_usage(messages, stats, received, rec)
             raise
         tail, dropped = guard.tail()
@@ -568,7 +593,7 @@ class LlmBrain:
                 release(piece)
         rec.reason = problem or dropped
         rec.source = "draft" if not guard.released else ("model+draft" if tail else "model")
-        rec.total_s = loop.time() - started
+        rec.total_s = clock.time() - started
         self._count_usage(messages, stats, received, rec)
         out.put_nowait(None)
 
@@ -582,8 +607,8 @@ class LlmBrain:
         rec: LlmTurn,
     ) -> str | None:
         """Stream the model's reply through the guard; the reason it was cut short, or None."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        clock = self.clock
+        started = clock.time()
         first_deadline = started + self.first_token_timeout_s
         total_deadline = started + self.total_timeout_s
         pieces = _Pieces()
@@ -594,7 +619,7 @@ class LlmBrain:
         try:
             while True:
                 deadline = total_deadline if got_token else min(first_deadline, total_deadline)
-                limit = asyncio.timeout_at(deadline)
+                limit = clock.timeout_at(deadline)
                 try:
                     async with limit:
                         delta = await anext(chunks)
@@ -611,7 +636,7 @@ class LlmBrain:
                 received.append(delta)
                 if not got_token and delta.strip():
                     got_token = True
-                    rec.first_token_s = loop.time() - started
+                    rec.first_token_s = clock.time() - started
                 for piece in pieces.feed(delta):
                     problem = guard.check(piece)
                     if problem:
