@@ -406,6 +406,45 @@ def _percentile(values: list[float], p: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 1)
 
 
+@dataclass
+class _Tally:
+    calls: int = 0
+    answered: int = 0
+    missed: int = 0
+    failed: int = 0
+    durations: int = 0
+    duration_ms: int = 0
+    cost: Decimal = Decimal(0)
+
+    def add(self, status: str, heard: bool, duration_ms: int | None) -> None:
+        self.calls += 1
+        if status == "failed":
+            self.failed += 1
+        elif status == "rejected" or (status == "completed" and not heard):
+            self.missed += 1
+        elif status == "completed":
+            self.answered += 1
+        if duration_ms is not None:
+            self.durations += 1
+            self.duration_ms += duration_ms
+
+    def duration_avg(self) -> float | None:
+        return round(self.duration_ms / self.durations / 1000, 1) if self.durations else None
+
+    def out(self, day: date, rate: Decimal) -> DayStats:
+        usd, inr = _money(self.cost, rate)
+        return DayStats(
+            day=day,
+            calls=self.calls,
+            answered=self.answered,
+            missed=self.missed,
+            failed=self.failed,
+            duration_s_avg=self.duration_avg(),
+            cost_usd=usd or 0.0,
+            cost_inr=inr or 0.0,
+        )
+
+
 @router.get("/stats", response_model=Stats, summary="Per day and per call type, with costs")
 async def stats(
     s: ScopeDep,
@@ -467,45 +506,6 @@ async def stats(
             p99_ms=_percentile(response, 99),
         ),
     )
-
-
-@dataclass
-class _Tally:
-    calls: int = 0
-    answered: int = 0
-    missed: int = 0
-    failed: int = 0
-    durations: int = 0
-    duration_ms: int = 0
-    cost: Decimal = Decimal(0)
-
-    def add(self, status: str, heard: bool, duration_ms: int | None) -> None:
-        self.calls += 1
-        if status == "failed":
-            self.failed += 1
-        elif status == "rejected" or (status == "completed" and not heard):
-            self.missed += 1
-        elif status == "completed":
-            self.answered += 1
-        if duration_ms is not None:
-            self.durations += 1
-            self.duration_ms += duration_ms
-
-    def duration_avg(self) -> float | None:
-        return round(self.duration_ms / self.durations / 1000, 1) if self.durations else None
-
-    def out(self, day: date, rate: Decimal) -> DayStats:
-        usd, inr = _money(self.cost, rate)
-        return DayStats(
-            day=day,
-            calls=self.calls,
-            answered=self.answered,
-            missed=self.missed,
-            failed=self.failed,
-            duration_s_avg=self.duration_avg(),
-            cost_usd=usd or 0.0,
-            cost_inr=inr or 0.0,
-        )
 
 
 @router.get("/calls/live", response_model=list[CallSummary], summary="Calls in progress")
