@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -380,3 +381,20 @@ async def test_stats_per_day_type_cost_and_response(api: Api) -> None:
     assert stats["response"]["turns"] == 2
     assert stats["response"]["p50_ms"] == 1200.0 and stats["response"]["p99_ms"] == 1200.0
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_range"
+
+
+async def test_a_deactivated_tenant_reads_its_history_a_deleted_one_is_refused(
+    api: Api, tmp_path: Path
+) -> None:
+    root = tmp_path / "tenants"
+    toml = root / "bakery" / "tenant.toml"
+    toml.write_text(toml.read_text().replace("active = true", "active = false", 1))
+    api.app.state.api.tenants.invalidate("bakery")  # as after its 1 s re-check interval
+    async with api.client("bakery") as c:
+        tenants = (await c.get("/api/v1/tenants")).json()
+        assert [(t["tenant_id"], t["active"]) for t in tenants] == [("bakery", False)]
+        assert (await c.get("/api/v1/calls")).status_code == 200
+        shutil.rmtree(root / "bakery")
+        api.app.state.api.tenants.invalidate("bakery")  # as after its 1 s re-check interval
+        gone = await c.get("/api/v1/calls")
+    assert gone.status_code == 403 and gone.json()["error"]["code"] == "tenant_gone"

@@ -38,7 +38,7 @@ from receptionist.store.schema import (
     exotel_call_details,
     notifications,
 )
-from receptionist.tenants.repository import TenantError, TenantRepository
+from receptionist.tenants.repository import TenantError, TenantRepository, UnknownTenant
 from receptionist.web.models import (
     CallDetail,
     CallSummary,
@@ -100,6 +100,16 @@ async def scope(
         owner = await check_key(deps.db, presented.strip())
     if owner is None:
         raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer)")
+    if owner.tenant is not None:
+        # a deactivated tenant's owner still reads its history; a deleted one's key is dead
+        try:
+            deps.tenants.get_any(owner.tenant)
+        except UnknownTenant:
+            raise ApiError(
+                403, "tenant_gone", f"tenant {owner.tenant!r} no longer exists"
+            ) from None
+        except TenantError:
+            pass  # a tenant folder with problems is still this owner's tenant
     return Scope.of(owner, tenant)
 
 
