@@ -31,10 +31,6 @@ class KeyOwner:
     key_id: int
     tenant: str | None  # None: admin
 
-    @property
-    def admin(self) -> bool:
-        return self.tenant is None
-
 
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
