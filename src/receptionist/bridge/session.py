@@ -177,18 +177,22 @@ class CallSession:
         except InactiveTenant as exc:
             # a known tenant: its owner sees the call it missed, if the stream is authentic
             known = exc.tenant is not None and self.ctx.check_tenant_auth(exc.tenant, self.ws)
-            await self._reject(start, "tenant_unavailable", str(exc), record=known)
+            await self._reject(start, tenant_id, "tenant_unavailable", str(exc), record=known)
             return
         except TenantError as exc:
             # no tenant to own a row: an unknown id writes nothing (a stream could otherwise
             # plant rows, or reuse a real call's sid, without any credentials)
-            await self._reject(start, "tenant_unavailable", str(exc), record=False)
+            await self._reject(start, tenant_id, "tenant_unavailable", str(exc), record=False)
             return
         if not self.ctx.check_tenant_auth(self.tenant, self.ws):
-            await self._reject(start, "unauthorized", "bad Exotel credentials", record=False)
+            await self._reject(
+                start, tenant_id, "unauthorized", "bad Exotel credentials", record=False
+            )
             return
         if self.call_sid in self.ctx.registry:
-            await self._reject(start, "duplicate_call_sid", "call_sid already live", record=False)
+            await self._reject(
+                start, tenant_id, "duplicate_call_sid", "call_sid already live", record=False
+            )
             return
         decline = await self._over_budget(self.tenant)
         self.ctx.registry[self.call_sid] = self
@@ -221,7 +225,9 @@ class CallSession:
             elif event is not None and not isinstance(event, exotel.Connected):
                 self.bad_frame("event_before_start", type(event).__name__.lower())
 
-    async def _reject(self, start: exotel.Start, reason: str, detail: str, *, record: bool) -> None:
+    async def _reject(
+        self, start: exotel.Start, tenant_id: str, reason: str, detail: str, *, record: bool
+    ) -> None:
         """Refuse the stream; `record`: also write a `rejected` row (only for a known tenant's
         authentic stream, and never over another stream's row)."""
         self.ctx.metrics.calls_rejected[reason] += 1
@@ -230,8 +236,6 @@ class CallSession:
         await self._close(1008, detail[:120])
         if not record:
             return
-        assert self.tenant is None
-        tenant_id = self.tenant_hint or start.custom_parameters.get("tenant") or ""
         if await self.ctx.store.create(self, start, tenant_id) is not False:
             await asyncio.shield(self._persist_end())
 
