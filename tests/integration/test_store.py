@@ -112,7 +112,7 @@ async def _usage_rows(db: Database) -> list[dict]:
 
 # --- migrations --------------------------------------------------------------------------------
 
-HEAD = "0003_api_keys"
+HEAD = "0004_web_sessions"
 
 
 async def test_upgrade_is_idempotent(db: Database) -> None:

@@ -324,6 +324,25 @@ api_keys = sa.Table(
 )
 
 
+# Dashboard sign-ins. The browser holds a random token in an HttpOnly cookie; only its hash is
+# kept. A session lives while its key does: a revoked key's sessions stop at the next request.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("token_hash", sa.Text(), nullable=False),
+    sa.Column("key_id", id_type(), nullable=False),
+    sa.Column("csrf_token", sa.Text(), nullable=False),  # the forms' synchronizer token
+    sa.Column("language", sa.Text(), nullable=True),  # the owner's choice (en, hi); NULL: tenant's
+    _created_at(),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("last_seen_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("token_hash"),
+    sa.Index(None, "key_id"),
+    sa.Index(None, "expires_at"),
+)
+
+
 __all__ = [
     "CALL_STATUSES",
     "CALL_STATUS_COMPLETED",
@@ -343,4 +362,5 @@ __all__ = [
     "notifications",
     "tenant_configs",
     "utcnow",
+    "web_sessions",
 ]
