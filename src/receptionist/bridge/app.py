@@ -33,6 +33,7 @@ from receptionist.engines.base import EngineFactory
 from receptionist.notify.webhook import msg91_webhook_route
 from receptionist.postcall.worker import Worker
 from receptionist.store.db import Database
+from receptionist.store.live import LiveFeed
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantRepository
 from receptionist.web.api import create_api
@@ -54,6 +55,8 @@ class BridgeContext:
     on_turn: TurnCallback | None = None
     worker: Worker | None = None  # the in-process post-call worker, woken when a call is saved
     budgets: BudgetGuard | None = None
+    # calls in progress for the owner's live view; in-process unless wiring picks the database's
+    live: LiveFeed = field(default_factory=LiveFeed)
 
     def _credentials_for(self, tenant: Tenant | None) -> tuple[str, str] | None:
         if tenant is not None and tenant.exotel_auth_user_env and tenant.exotel_auth_token_env:
@@ -127,7 +130,9 @@ async def readyz(request: Request) -> JSONResponse:
 
 async def metrics(request: Request) -> PlainTextResponse:
     ctx: BridgeContext = request.app.state.ctx
-    return PlainTextResponse(ctx.metrics.render(len(ctx.registry)))
+    return PlainTextResponse(
+        ctx.metrics.render(len(ctx.registry), live_events_dropped=ctx.live.dropped)
+    )
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -138,6 +143,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ctx.store.replay_spool()
+        await ctx.live.start()  # connects in the background: a database outage delays nothing
         warm_up = getattr(ctx.engine_factory, "warm_up", None)
         if warm_up is not None:  # the local engine's models load now, not in the first call
             await warm_up()
@@ -157,6 +163,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
             await ctx.worker.aclose()
         if ctx.budgets is not None:
             await ctx.budgets.aclose()
+        await ctx.live.aclose()  # after the calls: their call_ended events go out first
 
     app = Starlette(
         routes=[

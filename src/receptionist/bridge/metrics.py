@@ -22,7 +22,7 @@ class Metrics:
     latency_out: LatencyHistogram = field(default_factory=LatencyHistogram)
     greeting: LatencyHistogram = field(default_factory=LatencyHistogram)
 
-    def render(self, active_calls: int) -> str:
+    def render(self, active_calls: int, *, live_events_dropped: int = 0) -> str:
         lines = [
             "# TYPE receptionist_active_calls gauge",
             f"receptionist_active_calls {active_calls}",
@@ -53,6 +53,9 @@ class Metrics:
             f"receptionist_clears_sent_total {self.clears_sent}",
             "# TYPE receptionist_persist_failures_total counter",
             f"receptionist_persist_failures_total {self.persist_failures}",
+            # the live view's events the database could not take (the call itself is unaffected)
+            "# TYPE receptionist_live_events_dropped_total counter",
+            f"receptionist_live_events_dropped_total {live_events_dropped}",
         ]
         for name, hist in (
             ("receptionist_bridge_latency_in_seconds", self.latency_in),

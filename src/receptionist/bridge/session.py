@@ -40,6 +40,7 @@ from receptionist.engines.base import (
     VoiceEngine,
 )
 from receptionist.store.calls import new_session_id
+from receptionist.store.live import LiveEvent
 from receptionist.telephony import exotel
 from receptionist.tenants.repository import InactiveTenant, TenantError
 
@@ -134,6 +135,8 @@ class CallSession:
         self._closed = asyncio.Event()
         self._created: asyncio.Task[None] | None = None
         self._duplicate = False  # another stream owns this call_sid's row: write nothing
+        self._live_started = False  # call_started went to the live feed
+        self._live_sent = 0  # transcript turns already on the live feed
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -329,6 +332,14 @@ class CallSession:
 
     async def _create_row(self, start: exotel.Start, tenant_id: str) -> None:
         if await self.ctx.store.create(self, start, tenant_id) is not False:
+            # the row exists (or the database is down and `finish` will write it): the owner's
+            # live view may show the call now, with any turn already finished after it
+            self._live_started = True
+            self._publish(
+                "call_started",
+                {"from_number": start.from_number, "started_at": self.started_at.isoformat()},
+            )
+            self._publish_turns()
             return
         # Another stream recorded this call_sid first (a finished call, or a live one in another
         # process): end this one and leave that row exactly as it is.
@@ -493,6 +504,7 @@ class CallSession:
     async def _turn_done(self, *, interrupted: bool) -> None:
         self.stats.agent_turns += 1
         turn = self.transcript.agent_done(self.elapsed_ms(), interrupted=interrupted)
+        self._publish_turns()  # the caller's turn and this one, committed just now
         if turn is not None and not interrupted:
             self._mark_seq += 1
             name = f"agent-turn-{self._mark_seq}"
@@ -504,6 +516,32 @@ class CallSession:
         if turn is not None and self.ctx.on_turn is not None:
             caller = self.transcript.last_caller_text()
             self.ctx.on_turn(self, caller, turn)
+
+    # --- the owner's live view (per turn, never per frame) -------------------------------------
+
+    def _publish(self, kind: str, data: dict[str, Any]) -> None:
+        tenant = self.tenant
+        if tenant is not None:
+            self.ctx.live.publish(LiveEvent(kind, self.call_sid, tenant.tenant_id, data))
+
+    def _publish_turns(self) -> None:
+        """Turns committed since the last call, in speaking order; held back until the call's
+        own call_started has gone out (its row is written while the model connects)."""
+        if not self._live_started:
+            return
+        turns = self.transcript.turns
+        for turn in turns[self._live_sent :]:
+            self._publish(
+                "turn",
+                {
+                    "speaker": turn["speaker"],
+                    "text": turn["text"],
+                    "start_ms": turn["start_ms"],
+                    "end_ms": turn["end_ms"],
+                    "interrupted": bool(turn.get("interrupted")),
+                },
+            )
+        self._live_sent = len(turns)
 
     def _add_usage(self, ev: Usage) -> None:
         prev = self.usage.get(ev.model)
@@ -581,5 +619,8 @@ class CallSession:
             return  # the row is another stream's
         self.ctx.metrics.calls_ended[self.status] += 1
         await self.ctx.store.finish(self)
+        if self._live_started:  # after the row is final: the page that reloads it sees the end
+            self._publish_turns()
+            self._publish("call_ended", {"status": self.status, "end_reason": self.end_reason})
         if self.ctx.worker is not None:
             self.ctx.worker.wake.set()

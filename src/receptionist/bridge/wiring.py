@@ -13,6 +13,7 @@ from receptionist.engines.factory import make_engine_factory
 from receptionist.logs import setup_logging
 from receptionist.postcall.wiring import worker_from_settings
 from receptionist.store.db import Database
+from receptionist.store.live import live_feed_for
 from receptionist.tenants.repository import TenantRepository
 
 
@@ -35,6 +36,7 @@ def build_context(
         on_turn=on_turn,
         worker=worker,
         budgets=BudgetGuard(db),
+        live=live_feed_for(db),
     )
 
 

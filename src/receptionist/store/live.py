@@ -159,7 +159,7 @@ def decode(payload: str) -> LiveEvent:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError:
         raise BadPayload("not JSON") from None
-    if not isinstance(doc, dict) or doc.get("v") != 1:
+    if not isinstance(doc, dict) or type(doc.get("v")) is not int or doc["v"] != 1:
         raise BadPayload("not a version-1 event object")
     kind, d = doc.get("k"), doc.get("d")
     if kind not in KINDS or not isinstance(d, dict):
@@ -305,10 +305,234 @@ class LiveFeed:
         return None  # in-process only
 
 
+class PostgresLiveFeed(LiveFeed):
+    """The feed across processes: ``publish`` delivers to this process's watchers at once and
+    queues the event; one task owns one connection of its own (not the pool's), sends the queue
+    as ``pg_notify`` in batches and LISTENs for the other processes' events.
+
+    A database outage never reaches the publisher: the queue is bounded (new events are dropped
+    and counted when full), the task reconnects with backoff, and after a reconnect every watcher
+    here gets a ``gap`` (it may have missed the others' events) and, if this process dropped
+    events, a ``gap`` goes to the other processes as well.
+
+    Direct connections only: a transaction-mode pooler (Supabase's port 6543, ``pgbouncer=true``)
+    does not keep a LISTEN; point ``DATABASE_URL`` at the session-mode address (port 5432).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        subscriber_queue: int = SUBSCRIBER_QUEUE,
+        outbox_max: int = OUTBOX_MAX,
+        keepalive_s: float = KEEPALIVE_S,
+        backoff_max_s: float = BACKOFF_MAX_S,
+    ) -> None:
+        super().__init__(subscriber_queue=subscriber_queue)
+        self._dsn, self._connect_args = _asyncpg_target(db)
+        self._safe_url = db.safe_url
+        self._outbox: deque[LiveEvent] = deque()
+        self._outbox_max = outbox_max
+        self._keepalive_s = keepalive_s
+        self._backoff_max_s = backoff_max_s
+        self._wake = asyncio.Event()
+        self._lost = False
+        self._stopping = False
+        self._owe_gap = False  # events were dropped: tell the other processes once connected
+        self._pid: int | None = None  # our own backend: its NOTIFYs were delivered already
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()  # set while LISTENing (tests and /readyz may look)
+        self.reconnects = 0
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The server process of the feed's connection while connected (for operators' and
+        tests' eyes: ``pg_stat_activity``, ``pg_terminate_backend``)."""
+        return self._pid
+
+    def _send(self, event: LiveEvent) -> None:
+        if len(self._outbox) >= self._outbox_max:
+            self.dropped += 1
+            self._owe_gap = True
+            return
+        self._outbox.append(event)
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="live-feed")
+
+    async def aclose(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            task, self._task = self._task, None
+            # a send stuck on a hung database is not worth waiting for at shutdown
+            try:
+                async with asyncio.timeout(5.0):
+                    await task
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await super().aclose()
+
+    # --- the connection's task --------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = BACKOFF_MIN_S
+        first = True
+        while not self._stopping:
+            conn = None
+            try:
+                conn = await self._connect()
+                delay = BACKOFF_MIN_S
+                if not first:
+                    self.reconnects += 1
+                    log.info("live feed reconnected to %s", self._safe_url)
+                    self._deliver(GAP)  # whatever the others said meanwhile is lost
+                first = False
+                self.connected.set()
+                await self._serve(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not self._stopping:
+                    log.warning(
+                        "live feed connection to %s lost: %s: %s; retrying in %.1fs",
+                        self._safe_url,
+                        type(exc).__name__,
+                        exc,
+                        delay,
+                    )
+            finally:
+                self.connected.clear()
+                self._pid = None
+                if conn is not None:
+                    await _close_quietly(conn)
+            if self._stopping:
+                return
+            # sleep, unless stopped meanwhile; events keep queueing (bounded) in the outbox
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    while not self._stopping:
+                        self._wake.clear()
+                        await self._wake.wait()
+            delay = min(delay * 2, self._backoff_max_s)
+
+    async def _connect(self) -> Any:
+        import asyncpg
+
+        self._lost = False
+        conn = await asyncpg.connect(self._dsn, **self._connect_args)
+        try:
+            conn.add_termination_listener(self._on_terminated)
+            await conn.add_listener(CHANNEL, self._on_notify)
+            self._pid = conn.get_server_pid()
+        except BaseException:
+            await _close_quietly(conn)
+            raise
+        if self._owe_gap:
+            self._outbox.appendleft(GAP)
+            self._owe_gap = False
+        return conn
+
+    async def _serve(self, conn: Any) -> None:
+        """Send what is queued, LISTEN meanwhile; check an idle connection now and then.
+        Returns when the feed stops; raises when the connection fails."""
+        while not self._stopping:
+            if self._lost:
+                raise ConnectionError("connection closed")
+            if self._outbox:
+                await self._send_batch(conn)
+                continue
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(self._keepalive_s):
+                    await self._wake.wait()
+            except TimeoutError:
+                await conn.execute("SELECT 1", timeout=self._keepalive_s)
+        # stopping: what is queued goes out if the database takes it promptly
+        if self._outbox and not self._lost:
+            with contextlib.suppress(Exception):
+                await self._send_batch(conn)
+
+    async def _send_batch(self, conn: Any) -> None:
+        batch = [self._outbox.popleft() for _ in range(min(BATCH_MAX, len(self._outbox)))]
+        args = []
+        for event in batch:
+            payload = encode(event)
+            if len(payload.encode("utf-8")) > PAYLOAD_MAX_BYTES:  # cannot happen when bounded
+                self.dropped += 1
+                log.error("live event for %s too large to send; dropped", event.call_sid)
+                continue
+            args.append((CHANNEL, payload))
+        if not args:
+            return
+        try:
+            await conn.executemany("SELECT pg_notify($1, $2)", args, timeout=self._keepalive_s)
+        except BaseException:
+            # the batch may or may not have gone out: count it lost and tell the others
+            self.dropped += len(args)
+            self._owe_gap = True
+            raise
+
+    def _on_terminated(self, _conn: Any) -> None:
+        self._lost = True
+        self._wake.set()
+
+    def _on_notify(self, _conn: Any, pid: int, channel: str, payload: str) -> None:
+        if pid == self._pid or channel != CHANNEL:
+            return  # our own events reached our watchers when published
+        try:
+            event = decode(payload)
+        except BadPayload as exc:
+            self.rejected += 1
+            # anyone with database access can NOTIFY: log a flood sparingly
+            if self.rejected <= 10 or self.rejected % 1000 == 0:
+                log.warning(
+                    "live feed: dropped a bad payload from backend %s (%s; %d so far)",
+                    pid,
+                    exc,
+                    self.rejected,
+                )
+            return
+        except Exception:
+            self.rejected += 1
+            log.exception("live feed: could not read a payload from backend %s", pid)
+            return
+        self._deliver(event)
+
+
+def _asyncpg_target(db: Database) -> tuple[str, dict[str, Any]]:
+    """asyncpg's DSN and keyword arguments for ``db`` (its URL handling, SSL and timeouts)."""
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+    args = db.connect_args
+    # a SQLAlchemy dialect option, not asyncpg's; the others are asyncpg.connect's own
+    args.pop("prepared_statement_cache_size", None)
+    args.setdefault("timeout", 10.0)
+    return dsn, args
+
+
+async def _close_quietly(conn: Any) -> None:
+    try:
+        async with asyncio.timeout(2.0):
+            await conn.close()
+    except Exception:
+        conn.terminate()
+    except BaseException:  # cancelled meanwhile: still leave no socket behind
+        conn.terminate()
+        raise
+
+
 def live_feed_for(db: Database) -> LiveFeed:
     """The feed that reaches every process sharing ``db``: LISTEN/NOTIFY on PostgreSQL,
     in-process on SQLite (one process)."""
-    # PostgreSQL transport lands next; until then every dialect gets the in-process feed
+    if db.dialect == "postgresql":
+        return PostgresLiveFeed(db)
     return LiveFeed()
 
 
@@ -318,6 +542,7 @@ __all__ = [
     "BadPayload",
     "LiveEvent",
     "LiveFeed",
+    "PostgresLiveFeed",
     "Subscription",
     "bounded",
     "decode",
