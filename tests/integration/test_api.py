@@ -29,6 +29,7 @@ from receptionist.store.calls import FinishedCall, TokenUsage, finish_call
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import upsert_exotel_details
 from receptionist.store.schema import ai_token_usage, call_details
+from receptionist.store.search import caller_key, search_document
 from tests.integration.bridge_harness import tenants_dir
 from tests.integration.test_notifications import insert, new
 
@@ -88,6 +89,11 @@ async def seed_call(
                 critical_call_details={"name": "Anita", "items": ["cake"]},
                 stage=stage or "done",
                 from_number=from_number,
+                # what create_call and the analysis step derive from the same values
+                caller_key=caller_key(from_number),
+                search_text=search_document(
+                    [{"text": "Hello!"}, {"text": text}], summary, call_type
+                ),
             )
         )
         await conn.execute(

@@ -38,6 +38,7 @@ from receptionist.store.exotel_details import upsert_exotel_details
 from receptionist.store.jobs import STAGE_DONE, Claim, advance, defer
 from receptionist.store.notifications import insert_notifications
 from receptionist.store.schema import utcnow
+from receptionist.store.search import search_document
 from receptionist.telephony.exotel_api import ExotelApiConfig, ExotelApiError, fetch_call_details
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantError, TenantRepository
@@ -106,6 +107,7 @@ async def run_step(deps: PipelineDeps, claim: Claim, *, worker_id: str) -> str:
             "call_type": analysis.call_type,
             "summary": analysis.summary,
             "critical_call_details": {**analysis.details, "_analyzer": analysis.analyzer},
+            "search_text": search_document(row["transcript"], analysis.summary, analysis.call_type),
         }
         async with deps.db.begin(immediate=True) as conn:  # analysis and its tokens: one commit
             if usage:

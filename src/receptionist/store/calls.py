@@ -25,6 +25,7 @@ from receptionist.store.schema import (
     call_details,
     utcnow,
 )
+from receptionist.store.search import caller_key, response_times, search_document
 from receptionist.untrusted import without_nul
 
 
@@ -114,6 +115,7 @@ async def create_call(db: Database, c: NewCall) -> bool:
             stream_sid=c.stream_sid,
             tenant=c.tenant,
             from_number=c.from_number,
+            caller_key=caller_key(c.from_number),
             to_number=c.to_number,
             direction=c.direction,
             custom_parameters=without_nul(dict(c.custom_parameters or {})),
@@ -245,6 +247,12 @@ async def upsert_token_usage(
     await conn.execute(stmt)
 
 
+_c = call_details.c
+_FINISH_READS = (
+    _c.id, _c.session_id, _c.tenant, _c.started_at, _c.events, _c.stage, _c.summary, _c.call_type,
+)  # fmt: skip
+
+
 async def finish_call(db: Database, f: FinishedCall) -> None:
     """Store the end of a call and its token usage in one transaction.
 
@@ -262,13 +270,15 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
         )
     now = utcnow()
     c = call_details.c
+    transcript = without_nul(list(f.transcript))
+    # per-call response times, kept with the call's figures: the owner's stats read these few
+    # numbers instead of every transcript
+    stats = {**f.stats, "response_ms": response_times(transcript)}
     async with db.begin(immediate=True) as conn:
         row = (
             (
                 await conn.execute(
-                    sa.select(c.id, c.session_id, c.tenant, c.started_at, c.events, c.stage)
-                    .where(c.call_sid == f.call_sid)
-                    .with_for_update()
+                    sa.select(*_FINISH_READS).where(c.call_sid == f.call_sid).with_for_update()
                 )
             )
             .mappings()
@@ -286,8 +296,9 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
                     status=f.status,
                     end_reason=f.end_reason,
                     error=without_nul(f.error),
-                    transcript=without_nul(list(f.transcript)),
-                    stats=dict(f.stats),
+                    transcript=transcript,
+                    search_text=search_document(transcript),
+                    stats=stats,
                     events=without_nul(list(f.events)),
                     started_at=started_at,
                     answered_at=f.answered_at,
@@ -310,8 +321,9 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
                 "status": f.status,
                 "end_reason": f.end_reason,
                 "error": without_nul(f.error),
-                "transcript": without_nul(list(f.transcript)),
-                "stats": dict(f.stats),
+                "transcript": transcript,
+                "search_text": search_document(transcript, row["summary"], row["call_type"]),
+                "stats": stats,
                 "events": _merge_events(row["events"], without_nul(f.events)),
                 "started_at": started_at,
                 "answered_at": f.answered_at,

@@ -35,6 +35,7 @@ from receptionist.web.queries import (
     DEFAULT_PAGE,
     MAX_PAGE,
     CallFilters,
+    Sort,
     WebDeps,
     WebError,
     is_db_down,
@@ -83,16 +84,19 @@ def call_filters(
     call_type: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[str | None, Query(max_length=32)] = None,
     caller: Annotated[
-        str | None, Query(max_length=32, description="Digits of the caller's number")
+        str | None,
+        Query(max_length=32, description="Digits the caller's number ends with, or the number"),
     ] = None,
     q: Annotated[
-        str | None, Query(max_length=200, description="Words in the transcript or summary")
+        str | None,
+        Query(max_length=200, description="Words (or their starts) in the transcript or summary"),
     ] = None,
 ) -> CallFilters:
     return CallFilters(date_from, date_to, call_type, status, caller, q)
 
 
 FiltersDep = Annotated[CallFilters, Depends(call_filters)]
+SortDep = Annotated[Sort, Query(description="newest (default) or oldest first (the exact reverse)")]
 
 router = APIRouter(prefix="/api/v1", responses={401: {"model": ErrorBody}})
 
@@ -102,17 +106,20 @@ async def list_tenants(s: ScopeDep, deps: DepsDep) -> list[Tenant]:
     return queries.tenants(s, deps)
 
 
-@router.get("/calls", response_model=Page[CallSummary], summary="Calls, newest first")
+@router.get("/calls", response_model=Page[CallSummary], summary="Calls, newest or oldest first")
 async def list_calls(
     s: ScopeDep,
     deps: DepsDep,
     filters: FiltersDep,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    sort: SortDep = "newest",
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the page before (same sort)")
+    ] = None,
     limit: Annotated[
         int, Query(ge=1, description=f"Page size, at most {MAX_PAGE} (larger is capped)")
     ] = DEFAULT_PAGE,
 ) -> Page[CallSummary]:
-    return await queries.calls_page(s, deps, filters, cursor, limit)
+    return await queries.calls_page(s, deps, filters, cursor, limit, sort)
 
 
 @router.get(
@@ -121,9 +128,11 @@ async def list_calls(
     responses={200: {"content": {"text/csv": {}}}},
     summary="The filtered call list as CSV (streamed)",
 )
-async def export_calls(s: ScopeDep, deps: DepsDep, filters: FiltersDep) -> StreamingResponse:
+async def export_calls(
+    s: ScopeDep, deps: DepsDep, filters: FiltersDep, sort: SortDep = "newest"
+) -> StreamingResponse:
     return StreamingResponse(
-        queries.calls_csv(s, deps, filters),
+        queries.calls_csv(s, deps, filters, sort),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="calls.csv"'},
     )

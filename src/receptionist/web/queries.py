@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import TSQUERY
 
 from receptionist.store.api_keys import KeyOwner
 from receptionist.store.db import Database
@@ -29,11 +30,13 @@ from receptionist.store.notifications import requeue
 from receptionist.store.schema import (
     NOTIFY_FAILED,
     NOTIFY_UNKNOWN,
+    UTCDateTime,
     ai_token_usage,
     call_details,
     exotel_call_details,
     notifications,
 )
+from receptionist.store.search import caller_prefix, fts5_query, pg_tsquery, query_words
 from receptionist.tenants.repository import TenantError, TenantRepository, UnknownTenant
 from receptionist.web.models import (
     CallDetail,
@@ -117,18 +120,27 @@ def _day_bounds(value: date, tz: ZoneInfo, *, end: bool) -> datetime:
     return datetime.combine(day, time(0), tz).astimezone(UTC)
 
 
-def encode_cursor(started_at: datetime | None, row_id: int) -> str:
-    raw = orjson.dumps([started_at.isoformat() if started_at else None, row_id])
+SORTS = ("newest", "oldest")
+Sort = Literal["newest", "oldest"]
+
+
+def encode_cursor(started_at: datetime | None, row_id: int, sort: str = "newest") -> str:
+    raw = orjson.dumps([sort, started_at.isoformat() if started_at else None, row_id])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime | None, int]:
+def decode_cursor(cursor: str, sort: str = "newest") -> tuple[datetime | None, int]:
+    """The (started_at, id) a cursor points after; a cursor of the other sort is refused (its
+    position means nothing in this order)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        when, row_id = orjson.loads(raw)
-        if not isinstance(row_id, int) or isinstance(row_id, bool):
+        made_for, when, row_id = orjson.loads(raw)
+        if not isinstance(row_id, int) or isinstance(row_id, bool) or made_for != sort:
             raise ValueError
-        return (datetime.fromisoformat(when) if when is not None else None), row_id
+        at = datetime.fromisoformat(when) if when is not None else None
+        if at is not None and at.tzinfo is None:
+            raise ValueError
+        return at, row_id
     except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
         raise WebError(400, "bad_cursor", "the cursor is not one this API gave out") from None
 
@@ -136,6 +148,33 @@ def decode_cursor(cursor: str) -> tuple[datetime | None, int]:
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+# PostgreSQL: the expression migration 0005 indexes (GIN); written the same way so the planner
+# matches it. SQLite: the FTS5 table the same migration keeps in step with call_details.
+def _pg_words() -> sa.ColumnElement[Any]:
+    return sa.func.array_to_tsvector(
+        sa.func.string_to_array(call_details.c.search_text, sa.literal_column("' '"))
+    )
+
+
+def _search(dialect: str, q: str) -> sa.ColumnElement[bool]:
+    """Calls holding every word of `q` (each as a word prefix). Punctuation, SQL and FTS
+    operators in `q` are only separators or plain words; text with no word finds nothing."""
+    terms = query_words(q)
+    if not terms:
+        return sa.false()
+    if dialect == "postgresql":
+        return _pg_words().op("@@")(sa.cast(sa.literal(pg_tsquery(terms)), TSQUERY))
+    if dialect == "sqlite":
+        matched: sa.Select[Any] = (
+            sa.select(sa.literal_column("rowid"))
+            .select_from(sa.table("call_search"))
+            .where(sa.literal_column("call_search").op("MATCH")(sa.literal(fts5_query(terms))))
+        )
+        return call_details.c.id.in_(matched)
+    # another database: a scan of the plain words (still no JSON escapes, still literal)
+    return sa.and_(*(call_details.c.search_text.like(_like(t), escape="\\") for t in terms))
 
 
 @dataclass(frozen=True)
@@ -146,10 +185,10 @@ class CallFilters:
     date_to: date | None = None
     call_type: str | None = None
     status: str | None = None
-    caller: str | None = None
-    q: str | None = None
+    caller: str | None = None  # digits the caller's number ends with (or the whole number)
+    q: str | None = None  # words in the transcript, summary or call type (word prefixes)
 
-    def apply(self, stmt: sa.Select[Any], tz: ZoneInfo) -> sa.Select[Any]:
+    def apply(self, stmt: sa.Select[Any], tz: ZoneInfo, dialect: str) -> sa.Select[Any]:
         c = call_details.c
         if self.date_from is not None:
             stmt = stmt.where(c.started_at >= _day_bounds(self.date_from, tz, end=False))
@@ -160,18 +199,13 @@ class CallFilters:
         if self.status:
             stmt = stmt.where(c.status == self.status)
         if self.caller:
-            digits = "".join(ch for ch in self.caller if ch.isdigit())
+            digits = "".join(ch for ch in self.caller if ch.isdigit() and ch.isascii())
             if not digits:
                 raise WebError(400, "bad_filter", "caller: give some digits of the number")
-            stmt = stmt.where(c.from_number.like(_like(digits), escape="\\"))
+            low, high = caller_prefix(digits)
+            stmt = stmt.where(c.caller_key >= low, c.caller_key < high)
         if self.q and self.q.strip():
-            pattern = _like(self.q.strip())
-            stmt = stmt.where(
-                sa.or_(
-                    c.summary.ilike(pattern, escape="\\"),
-                    sa.cast(c.transcript, sa.Text).ilike(pattern, escape="\\"),
-                )
-            )
+            stmt = stmt.where(_search(dialect, self.q))
         return stmt
 
 
@@ -182,24 +216,64 @@ _LIST_COLUMNS = (
 )  # fmt: skip
 
 
-def _after(stmt: sa.Select[Any], cursor: tuple[datetime | None, int]) -> sa.Select[Any]:
-    """Rows after `cursor` in (started_at desc, id desc) order; NULL start times come last."""
-    when, row_id = cursor
-    c = call_details.c
-    if when is None:
-        return stmt.where(c.started_at.is_(None), c.id < row_id)
-    return stmt.where(
-        sa.or_(
-            c.started_at < when,
-            sa.and_(c.started_at == when, c.id < row_id),
-            c.started_at.is_(None),
-        )
-    )
-
-
 def _newest_first(stmt: sa.Select[Any]) -> sa.Select[Any]:
     c = call_details.c
     return stmt.order_by(c.started_at.desc().nulls_last(), c.id.desc())
+
+
+def _check_sort(sort: str) -> str:
+    if sort not in SORTS:
+        raise WebError(400, "bad_request", f"sort: one of {', '.join(SORTS)}")
+    return sort
+
+
+def _phases(
+    base: sa.Select[Any], sort: str, cursor: tuple[datetime | None, int] | None
+) -> list[sa.Select[Any]]:
+    """The statements that read the rows after `cursor`, in order, for one sort.
+
+    newest: started_at desc, id desc, calls with no start time last; oldest: the exact reverse.
+    Timed and untimed calls are read by separate statements so each is a plain range on the
+    (tenant, [filter,] started_at, id) indexes: `(started_at, id) < (t, i)` is an index bound,
+    where one OR-ed statement would make the database walk every row before the cursor.
+    """
+    c = call_details.c
+    newest = sort == "newest"
+    timed = base.where(c.started_at.is_not(None))
+    untimed = base.where(c.started_at.is_(None))
+    if newest:
+        timed = timed.order_by(c.started_at.desc(), c.id.desc())
+        untimed = untimed.order_by(c.id.desc())
+    else:
+        timed = timed.order_by(c.started_at.asc(), c.id.asc())
+        untimed = untimed.order_by(c.id.asc())
+    if cursor is None:
+        return [timed, untimed] if newest else [untimed, timed]
+    when, row_id = cursor
+    if when is None:
+        untimed = untimed.where(c.id < row_id if newest else c.id > row_id)
+        return [untimed] if newest else [untimed, timed]
+    key = sa.tuple_(c.started_at, c.id)
+    mark = sa.tuple_(sa.literal(when, UTCDateTime()), sa.literal(row_id, sa.BigInteger()))
+    timed = timed.where(key < mark if newest else key > mark)
+    return [timed, untimed] if newest else [timed]
+
+
+async def _page_rows(
+    deps: WebDeps,
+    base: sa.Select[Any],
+    sort: str,
+    cursor: tuple[datetime | None, int] | None,
+    size: int,
+) -> list[Any]:
+    """Up to `size` rows after `cursor` in `sort` order."""
+    rows: list[Any] = []
+    async with deps.db.session() as conn:
+        for stmt in _phases(base, sort, cursor):
+            rows += (await conn.execute(stmt.limit(size - len(rows)))).all()
+            if len(rows) >= size:
+                break
+    return rows
 
 
 # --- shaping rows -------------------------------------------------------------------------------
@@ -280,17 +354,21 @@ def tenants(s: Scope, deps: WebDeps) -> list[Tenant]:
 
 
 async def calls_page(
-    s: Scope, deps: WebDeps, filters: CallFilters, cursor: str | None, limit: int
+    s: Scope,
+    deps: WebDeps,
+    filters: CallFilters,
+    cursor: str | None,
+    limit: int,
+    sort: str = "newest",
 ) -> Page[CallSummary]:
-    stmt = filters.apply(s.calls(*_LIST_COLUMNS), tenant_tz(deps, s))
-    if cursor:
-        stmt = _after(stmt, decode_cursor(cursor))
+    sort = _check_sort(sort)
+    base = filters.apply(s.calls(*_LIST_COLUMNS), tenant_tz(deps, s), deps.db.dialect)
     size = max(1, min(limit, MAX_PAGE))
-    async with deps.db.session() as conn:
-        rows = (await conn.execute(_newest_first(stmt).limit(size + 1))).all()
+    after = decode_cursor(cursor, sort) if cursor else None
+    rows = await _page_rows(deps, base, sort, after, size + 1)
     more = len(rows) > size
     rows = rows[:size]
-    next_cursor = encode_cursor(rows[-1].started_at, rows[-1].id) if more else None
+    next_cursor = encode_cursor(rows[-1].started_at, rows[-1].id, sort) if more else None
     return Page[CallSummary](
         items=[CallSummary(**_summary(r)) for r in rows], next_cursor=next_cursor
     )
@@ -313,10 +391,13 @@ def _csv_cell(value: Any) -> Any:
     return "'" + value
 
 
-def calls_csv(s: Scope, deps: WebDeps, filters: CallFilters) -> AsyncIterator[str]:
+def calls_csv(
+    s: Scope, deps: WebDeps, filters: CallFilters, sort: str = "newest"
+) -> AsyncIterator[str]:
     """The filtered list as CSV text, in keyset pages: memory stays bounded whatever its length.
     A bad filter raises here, before the first byte is sent."""
-    base = filters.apply(s.calls(*_LIST_COLUMNS), tenant_tz(deps, s))
+    sort = _check_sort(sort)
+    base = filters.apply(s.calls(*_LIST_COLUMNS), tenant_tz(deps, s), deps.db.dialect)
 
     async def rows() -> AsyncIterator[str]:
         buffer = io.StringIO()
@@ -324,9 +405,7 @@ def calls_csv(s: Scope, deps: WebDeps, filters: CallFilters) -> AsyncIterator[st
         writer.writerow(_CSV_HEADER)
         cursor: tuple[datetime | None, int] | None = None
         while True:
-            stmt = base if cursor is None else _after(base, cursor)
-            async with deps.db.session() as conn:
-                batch = (await conn.execute(_newest_first(stmt).limit(_CSV_BATCH))).all()
+            batch = await _page_rows(deps, base, sort, cursor, _CSV_BATCH)
             for r in batch:
                 duration = round(r.duration_ms / 1000) if r.duration_ms is not None else None
                 started = r.started_at.isoformat() if r.started_at else ""
@@ -342,22 +421,6 @@ def calls_csv(s: Scope, deps: WebDeps, filters: CallFilters) -> AsyncIterator[st
             cursor = (batch[-1].started_at, batch[-1].id)
 
     return rows()
-
-
-def _response_times(transcript: Any) -> list[float]:
-    """Caller's end → agent's start, for each agent turn that answers a caller turn."""
-    times, caller_end = [], None
-    for turn in transcript or []:
-        if not isinstance(turn, dict):
-            continue
-        if turn.get("speaker") == "caller":
-            caller_end = turn.get("end_ms")
-        elif turn.get("speaker") == "agent" and isinstance(caller_end, int | float):
-            start = turn.get("start_ms")
-            if isinstance(start, int | float) and start >= caller_end:
-                times.append(float(start - caller_end))
-            caller_end = None
-    return times
 
 
 def _percentile(values: list[float], p: float) -> float | None:
@@ -389,6 +452,18 @@ class _Tally:
             self.durations += 1
             self.duration_ms += duration_ms
 
+    def add_group(self, status: str, heard: bool, n: int, durations: int, duration_ms: int) -> None:
+        """`n` calls of one status (and heard or not) at once, as a GROUP BY row counts them."""
+        self.calls += n
+        if status == "failed":
+            self.failed += n
+        elif status == "rejected" or (status == "completed" and not heard):
+            self.missed += n
+        elif status == "completed":
+            self.answered += n
+        self.durations += durations
+        self.duration_ms += duration_ms
+
     def duration_avg(self) -> float | None:
         return round(self.duration_ms / self.durations / 1000, 1) if self.durations else None
 
@@ -406,9 +481,22 @@ class _Tally:
         )
 
 
+BUCKET_S = 900  # every real UTC offset is a whole number of quarter hours (India: +5:30)
+
+
+def _bucket(dialect: str, column: Any) -> sa.ColumnElement[Any]:
+    """The quarter hour (UTC, counted from the epoch) a timestamp falls in."""
+    if dialect == "sqlite":  # ISO text there; strftime('%s') reads it as UTC seconds
+        return sa.cast(sa.func.strftime("%s", column), sa.Integer) / BUCKET_S
+    return sa.cast(sa.func.floor(sa.extract("epoch", column) / BUCKET_S), sa.BigInteger)
+
+
 async def stats(
     s: Scope, deps: WebDeps, date_from: date | None = None, date_to: date | None = None
 ) -> Stats:
+    """Counted by the database in quarter hours, folded into the tenant's days here: the answer
+    is the same, the rows read are bounded by the range (not by the number of calls), and no
+    transcript is loaded (response times were measured when each call was stored)."""
     tz = tenant_tz(deps, s)
     last = date_to or datetime.now(tz).date()
     first = date_from or last - timedelta(days=29)
@@ -417,33 +505,62 @@ async def stats(
             400, "bad_range", f"from must be on or before to, at most {MAX_STATS_DAYS} days"
         )
     lo, hi = _day_bounds(first, tz, end=False), _day_bounds(last, tz, end=True)
+    dialect = deps.db.dialect
     c, u = call_details.c, ai_token_usage.c
-    calls = s.calls(c.call_sid, c.started_at, c.status, c.answered_at, c.call_type, c.duration_ms)
-    calls = calls.where(c.started_at >= lo, c.started_at < hi)
-    costs = (
-        s.usage(c.started_at, u.total_cost)
-        .join(call_details, call_details.c.call_sid == u.call_sid)
-        .where(c.started_at >= lo, c.started_at < hi, u.total_cost.is_not(None))
+    in_range = (c.started_at >= lo, c.started_at < hi)
+    bucket = _bucket(dialect, c.started_at).label("bucket")
+    heard = c.answered_at.is_not(None).label("heard")
+    n = sa.func.count().label("n")
+    timed = sa.func.count(c.duration_ms).label("timed")
+    total_ms = sa.func.coalesce(sa.func.sum(c.duration_ms), 0).label("total_ms")
+    by_bucket = (
+        s.calls(bucket, c.status, heard, n, timed, total_ms)
+        .where(*in_range)
+        .group_by(bucket, c.status, heard)
     )
-    timed = _newest_first(s.calls(c.transcript).where(c.started_at >= lo, c.started_at < hi)).limit(
-        LATENCY_SAMPLE_CALLS
+    by_type = s.calls(c.call_type, n, timed, total_ms).where(*in_range).group_by(c.call_type)
+    costs = (
+        s.usage(bucket, sa.func.sum(u.total_cost).label("cost"))
+        .join(call_details, call_details.c.call_sid == u.call_sid)
+        .where(*in_range, u.total_cost.is_not(None))
+        .group_by(bucket)
+    )
+    sample = (
+        s.calls(c.stats["response_ms"].label("response_ms"))
+        .where(*in_range)
+        .order_by(c.started_at.desc(), c.id.desc())
+        .limit(LATENCY_SAMPLE_CALLS)
     )
     async with deps.db.session() as conn:
-        call_rows = (await conn.execute(calls)).all()
+        bucket_rows = (await conn.execute(by_bucket)).all()
+        type_rows = (await conn.execute(by_type)).all()
         cost_rows = (await conn.execute(costs)).all()
-        transcripts = (await conn.scalars(timed)).all()
+        samples = (await conn.scalars(sample)).all()
 
     days = {first + timedelta(days=i): _Tally() for i in range((last - first).days + 1)}
-    types: dict[str | None, _Tally] = {}
     total = _Tally()
-    for r in call_rows:
-        day = r.started_at.astimezone(tz).date()
-        for tally in (days[day], types.setdefault(r.call_type, _Tally()), total):
-            tally.add(r.status, r.answered_at is not None, r.duration_ms)
+
+    def local_day(b: Any) -> date:
+        return datetime.fromtimestamp(int(b) * BUCKET_S, UTC).astimezone(tz).date()
+
+    for r in bucket_rows:
+        group = (r.status, bool(r.heard), int(r.n), int(r.timed), int(r.total_ms))
+        days[local_day(r.bucket)].add_group(*group)
+        total.add_group(*group)
+    types: dict[str | None, _Tally] = {}
+    for r in type_rows:
+        types.setdefault(r.call_type, _Tally()).add_group("", False, r.n, r.timed, r.total_ms)
     for r in cost_rows:
-        days[r.started_at.astimezone(tz).date()].cost += r.total_cost
-        total.cost += r.total_cost
-    response = [ms for t in transcripts for ms in _response_times(t)]
+        cost = Decimal(str(r.cost))
+        days[local_day(r.bucket)].cost += cost
+        total.cost += cost
+    response = [
+        float(ms)
+        for times in samples
+        if isinstance(times, list)
+        for ms in times
+        if isinstance(ms, int | float) and not isinstance(ms, bool)
+    ]
     rate = deps.usd_inr
     return Stats(
         date_from=first,
