@@ -404,3 +404,43 @@ async def test_a_deactivated_tenant_reads_its_history_a_deleted_one_is_refused(
         api.app.state.api.tenants.invalidate("bakery")  # as after its 1 s re-check interval
         gone = await c.get("/api/v1/calls")
     assert gone.status_code == 403 and gone.json()["error"]["code"] == "tenant_gone"
+
+
+async def _all_pages(c: httpx.AsyncClient, sort: str, limit: int) -> list[str]:
+    sids: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"sort": sort, "limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await c.get("/api/v1/calls", params=params)).json()
+        sids += [x["call_sid"] for x in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return sids
+
+
+async def test_sort_newest_or_oldest_with_a_cursor_per_sort(api: Api) -> None:
+    for sid in ("CAb-nostart1", "CAb-nostart2"):  # finished with no known start time
+        await finish_call(
+            api.db, FinishedCall(call_sid=sid, status="failed", tenant="bakery", started_at=None)
+        )
+    await seed_call(api.db, "CAb-tie", "bakery", at=T0 + timedelta(minutes=1))  # same as CAb1
+    newest = ["CAb2", "CAb-tie", "CAb1", "CAb0", "CAb-failed", "CAb-nostart2", "CAb-nostart1"]
+    async with api.client("bakery") as c:
+        for limit in (1, 2, 3, 50):
+            assert await _all_pages(c, "newest", limit) == newest, limit
+            assert await _all_pages(c, "oldest", limit) == newest[::-1], limit
+        default = (await c.get("/api/v1/calls")).json()
+        assert [x["call_sid"] for x in default["items"]] == newest
+        first = (await c.get("/api/v1/calls", params={"sort": "oldest", "limit": 3})).json()
+        crossed = await c.get(
+            "/api/v1/calls", params={"sort": "newest", "cursor": first["next_cursor"]}
+        )
+        assert crossed.status_code == 400 and crossed.json()["error"]["code"] == "bad_cursor"
+        bogus = await c.get("/api/v1/calls", params={"sort": "random"})
+        assert bogus.status_code == 400 and bogus.json()["error"]["code"] == "bad_request"
+        exported = await c.get("/api/v1/calls.csv", params={"sort": "oldest"})
+        assert [r[0] for r in csv.reader(io.StringIO(exported.text))][1:] == newest[::-1]
+        typed = await c.get("/api/v1/calls", params={"sort": "oldest", "call_type": "order"})
+        assert [x["call_sid"] for x in typed.json()["items"]] == ["CAb0", "CAb1", "CAb-tie", "CAb2"]

@@ -75,6 +75,8 @@ def _backfill(conn: sa.Connection) -> None:
         sa.column("call_type", sa.Text()),
         sa.column("from_number", sa.Text()),
         sa.column("stats", sa.JSON()),
+        sa.column("search_text", sa.Text()),
+        sa.column("caller_key", sa.Text()),
     )
     c = calls.c
     last = 0
