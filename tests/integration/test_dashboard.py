@@ -507,6 +507,7 @@ async def test_csv_export_follows_the_filters_and_the_session(dash: Dash) -> Non
         ("to=2026-13-45", "bad_date"),
         ("from=2026-12-02&to=2026-12-01", "bad_range"),
         ("status=exploded", "bad_status"),
+        ("sort=sideways", "bad_sort"),
         ("cursor=not-a-cursor", "bad_cursor"),
         ("cursor=WzEsMl0", "bad_cursor"),
         ("caller=abc", "bad_filter"),
@@ -643,3 +644,13 @@ async def test_the_live_stream_ends_with_the_session_and_is_bounded(dash: Dash) 
         dash.live.publish(LiveEvent("turn", "CAb-live", "bakery", {"speaker": "agent"}))
         got = await first.next(5)
     assert got == [("ended", "{}")]  # re-checked before sending: the stream closed instead
+
+
+async def test_oldest_first_and_its_own_cursor(dash: Dash) -> None:
+    b = await dash.sign_in("bakery")
+    page = (await b.get("/app/calls?sort=oldest")).text
+    sids = re.findall(r'data-testid="call-row" data-call-sid="([^"]+)"', page)
+    assert sids[0] == "CAb-failed" and sids[-1] == "CAb-today"
+    assert 'value="oldest" selected' in page
+    csv_link = re.search(r'href="(/app/calls\.csv[^"]*)" data-testid="calls-csv"', page)
+    assert csv_link and "sort=oldest" in csv_link.group(1)

@@ -45,6 +45,7 @@ ERROR_TEXT = {
     "bad_range": N_("The first day must be on or before the last day."),
     "bad_date": N_("Dates look like 2026-12-31."),
     "bad_status": N_("There is no such status."),
+    "bad_sort": N_("Calls can be sorted newest or oldest first."),
     "bad_tenant": N_("There is no such business."),
     "not_found": N_("There is no such call or message here."),
     "tenant_gone": N_("This business no longer exists on this server. Ask your operator."),

@@ -234,7 +234,7 @@ async def live_fragment(request: Request, viewer: Viewer) -> Response:
 # --- calls ------------------------------------------------------------------------------------
 
 
-def parse_filters(params: QueryParams) -> tuple[CallFilters, str | None, list[str]]:
+def parse_filters(params: QueryParams) -> tuple[CallFilters, str | None, str, list[str]]:
     """Filters from the query string, bounded; what cannot be used is named (by error code)
     and left out, so the page still answers."""
     problems: list[str] = []
@@ -268,15 +268,20 @@ def parse_filters(params: QueryParams) -> tuple[CallFilters, str | None, list[st
     if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
         problems.append("bad_range")
     cursor = text("cursor", 200)
-    return filters, cursor, problems
+    sort = text("sort", 16) or "newest"
+    if sort not in queries.SORTS:
+        problems.append("bad_sort")
+        sort = "newest"
+    return filters, cursor, sort, problems
 
 
 def _bad_date() -> date:
     raise ValueError("too long")
 
 
-def _filter_params(filters: CallFilters) -> dict[str, str]:
+def _filter_params(filters: CallFilters, sort: str) -> dict[str, str]:
     values = {
+        "sort": "" if sort == "newest" else sort,
         "from": filters.date_from.isoformat() if filters.date_from else "",
         "to": filters.date_to.isoformat() if filters.date_to else "",
         "call_type": filters.call_type or "",
@@ -296,7 +301,7 @@ def _call_types(dash: Dashboard, viewer: Viewer) -> list[str]:
 
 async def calls(request: Request, viewer: Viewer) -> Response:
     dash = _dash(request)
-    filters, cursor, problems = parse_filters(request.query_params)
+    filters, cursor, sort, problems = parse_filters(request.query_params)
     items: list[Any] = []
     next_cursor = None
     status = 200
@@ -304,14 +309,16 @@ async def calls(request: Request, viewer: Viewer) -> Response:
         status = 400
     else:
         try:
-            got = await queries.calls_page(viewer.scope, dash.deps, filters, cursor, PAGE_SIZE)
+            got = await queries.calls_page(
+                viewer.scope, dash.deps, filters, cursor, PAGE_SIZE, sort
+            )
             items, next_cursor = got.items, got.next_cursor
         except WebError as exc:
             if exc.status != 400:
                 raise
             problems.append(exc.code)
             status = 400
-    params = _filter_params(filters)
+    params = _filter_params(filters, sort)
     fragment = request.headers.get("hx-request") == "true" and request.query_params.get("fragment")
     return dash.render(
         request,
@@ -325,15 +332,16 @@ async def calls(request: Request, viewer: Viewer) -> Response:
         call_types=_call_types(dash, viewer),
         statuses=sorted(CALL_STATUSES),
         filtered=bool(params),
+        sort=sort,
     )
 
 
 async def calls_csv(request: Request, viewer: Viewer) -> Response:
     dash = _dash(request)
-    filters, _cursor, problems = parse_filters(request.query_params)
+    filters, _cursor, sort, problems = parse_filters(request.query_params)
     if problems:
         raise WebError(400, problems[0], "bad filters")
-    body = queries.calls_csv(viewer.scope, dash.deps, filters)  # a bad filter raises here
+    body = queries.calls_csv(viewer.scope, dash.deps, filters, sort)  # a bad filter raises here
     return StreamingResponse(
         body,
         media_type="text/csv; charset=utf-8",

@@ -15,12 +15,12 @@
     new uPlot({
       width: width,
       height: 220,
-      legend: { show: true },
+      legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: false } },
       axes: [
         { values: function (u, ticks) { return ticks.map(function (i) { return labels[i] || ""; }); }, space: 70 },
-        { size: 40 }
+        { size: 48, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] }
       ],
       series: [
         { label: "", value: function (u, i) { return labels[i] || ""; } },

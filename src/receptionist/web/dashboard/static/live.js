@@ -37,7 +37,13 @@
     var open = row.querySelector(".open");
     open.href = link(ev.call_sid);
     var when = ev.started_at ? new Date(ev.started_at) : new Date();
-    open.textContent = isNaN(when) ? "" : when.toLocaleTimeString([], { hour: "numeric", minute: "2-digit" });
+    var lang = document.documentElement.lang || undefined;
+    var zone = list.dataset.tz || undefined; // the tenant's time zone, as on the rest of the page
+    try {
+      open.textContent = isNaN(when) ? "" : when.toLocaleTimeString(lang, { hour: "numeric", minute: "2-digit", timeZone: zone });
+    } catch (err) {
+      open.textContent = when.toLocaleTimeString();
+    }
     dropEmpty();
     list.insertBefore(row, list.firstChild);
     recount();
@@ -82,10 +88,14 @@
     try { return JSON.parse(e.data); } catch (err) { return null; }
   }
   var source = new EventSource(list.dataset.events);
+  var lost = false;
   source.addEventListener("open", function () {
     if (state) state.textContent = state.dataset.connected || "";
+    if (lost) reload(); // events sent while we were away are gone: read the list again
+    lost = false;
   });
   source.addEventListener("error", function () {
+    lost = true;
     if (state) state.textContent = state.dataset.disconnected || "";
   });
   source.addEventListener("call_started", function (e) { var d = parse(e); if (d) started(d); });
