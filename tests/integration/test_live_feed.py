@@ -14,7 +14,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import orjson
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedTurn
@@ -31,7 +34,7 @@ from receptionist.store.live import (
     encode,
     live_feed_for,
 )
-from tests.integration.bridge_harness import running_bridge
+from tests.integration.bridge_harness import RawCall, row_for, running_bridge, sid
 
 GUARD_S = 15.0  # a bound on every wait: reaching it is a failure, never a timing assumption
 
@@ -237,6 +240,27 @@ async def test_a_real_call_is_seen_live_in_order(db: Database, tmp_path: Path) -
             assert said[0][0] == "agent"  # the greeting
             assert seen[-1].data["status"] == "completed"
         assert other_tenant.pending == 0
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{bridge.port}/metrics")).text
+        assert "receptionist_live_events_dropped_total 0\n" in text
+
+
+async def test_refused_streams_publish_nothing(sqlite_db: Database, tmp_path: Path) -> None:
+    async with (
+        FakeGeminiLive(script=CallScript(turns=[])) as fake,
+        running_bridge(sqlite_db, tmp_path, fake) as bridge,
+        bridge.ctx.live.subscribe(None) as admin,
+    ):
+        for tenant in ("nosuchshop", "inactive"):
+            async with connect(bridge.url(tenant)) as ws:
+                call = RawCall(ws, sid())
+                await call.start()
+                with contextlib.suppress(ConnectionClosed):
+                    await asyncio.wait_for(call._reader, GUARD_S)  # the bridge closes it
+            assert ws.close_code == 1008
+        assert (await row_for(sqlite_db, call.call_sid))["status"] == "rejected"
+        bridge.ctx.live.publish(ended("CA-marker", "bakery"))
+        assert (await next_event(admin)).call_sid == "CA-marker"  # nothing came before it
 
 
 # --- PostgreSQL only -----------------------------------------------------------------------
