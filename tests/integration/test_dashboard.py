@@ -654,3 +654,60 @@ async def test_oldest_first_and_its_own_cursor(dash: Dash) -> None:
     assert 'value="oldest" selected' in page
     csv_link = re.search(r'href="(/app/calls\.csv[^"]*)" data-testid="calls-csv"', page)
     assert csv_link and "sort=oldest" in csv_link.group(1)
+
+
+async def test_sessions_slide_while_used_and_end_after_their_longest_life(db: Database) -> None:
+    from receptionist.store.web_sessions import (
+        IDLE,
+        MAX_AGE,
+        Ended,
+        create_session,
+        open_session,
+    )
+
+    key_id, _ = await create_key(db, tenant="bakery")
+    token, made = await create_session(db, key_id)
+    assert made.tenant == "bakery"
+    then = datetime.now(UTC) - timedelta(hours=2)
+    async with db.begin() as conn:  # last seen two hours ago, would end in ten
+        await conn.execute(
+            sa.update(web_sessions).values(last_seen_at=then, expires_at=then + IDLE)
+        )
+    opened = await open_session(db, token)
+    assert not isinstance(opened, Ended)
+    assert opened.expires_at > datetime.now(UTC) + IDLE - timedelta(minutes=1)  # slid forward
+    async with db.begin() as conn:  # signed in eight days ago: too old, however busy
+        await conn.execute(
+            sa.update(web_sessions).values(
+                created_at=datetime.now(UTC) - MAX_AGE - timedelta(days=1),
+                last_seen_at=then,
+            )
+        )
+    assert await open_session(db, token) is Ended.EXPIRED
+    assert await open_session(db, token) is Ended.UNKNOWN  # and its row is gone
+    assert await open_session(db, "x" * 500) is Ended.UNKNOWN
+
+
+def test_the_sign_in_brake_lets_go_when_its_window_passes() -> None:
+    now = [0.0]
+    brake = LoginBrake(max_failures=3, window_s=60, delay_s=0, max_clients=2, clock=lambda: now[0])
+    for _ in range(3):
+        brake.failed("10.0.0.1")
+    assert brake.blocked("10.0.0.1") and not brake.blocked("10.0.0.2")
+    now[0] = 61.0
+    assert not brake.blocked("10.0.0.1")
+    for client in ("a", "b", "c"):  # bounded: the oldest client is forgotten
+        brake.failed(client)
+    assert len(brake._failures) == 2
+
+
+async def test_a_gap_in_the_feed_reaches_the_page(dash: Dash) -> None:
+    b = await dash.sign_in("bakery")
+    async with stream(b) as s:
+        events = Events(s)
+        await events.opened()
+        dash.live.publish(LiveEvent("gap", "", None, {}))
+        assert [k for k, _ in await events.next(1)] == ["gap"]
+    fragment = await b.get("/app/live")  # what the page reads again after a gap
+    assert fragment.status_code == 200 and "<html" not in fragment.text
+    assert 'data-testid="live-empty"' in fragment.text
