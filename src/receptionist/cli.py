@@ -143,8 +143,15 @@ def demo(
     engine: Annotated[
         str, typer.Option(help="auto | local (real speech) | live-double (scripted double)")
     ] = "auto",
+    exit_after: Annotated[
+        bool,
+        typer.Option(
+            "--exit", help="Exit after the call (the default when stdin is not a terminal)."
+        ),
+    ] = False,
 ) -> None:
-    """Place one spoken call through the real server, with no keys and no network."""
+    """Place one spoken call through the real server, with no keys and no network; then print
+    the dashboard's address and a key, and keep serving until Ctrl-C (from a terminal)."""
     import logging
 
     from receptionist.demo import run_demo
@@ -156,7 +163,23 @@ def demo(
     # the demo prints its own story; the server's routine lines would drown it
     for name in ("uvicorn.error", "receptionist"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    code = _run(run_demo(settings, tenant, realtime=not fast, console=console, engine=engine))
+    # piped or scripted (CI, `| tee`): end after the call as before; a person at a terminal
+    # gets the dashboard of the call just made
+    keep_serving = not exit_after and sys.stdin is not None and sys.stdin.isatty()
+    try:
+        code = _run(
+            run_demo(
+                settings,
+                tenant,
+                realtime=not fast,
+                console=console,
+                engine=engine,
+                keep_serving=keep_serving,
+            )
+        )
+    except KeyboardInterrupt:  # Ctrl-C during the call itself: stop without a traceback
+        err.print("interrupted")
+        raise typer.Exit(130) from None
     raise typer.Exit(code)
 
 

@@ -4,12 +4,17 @@ It starts the real bridge on SQLite with the local voice engine (or, without the
 the Gemini Live double on loopback), places a simulated Exotel call to a tenant whose caller
 really speaks, prints the conversation as it happens (what the caller said, what the engine
 heard, what it answered) and then what was stored: the call, its analysis and its messages.
+
+Then it prints the dashboard's address and a key to sign in with, and (run from a terminal)
+keeps the same server up until Ctrl-C, so the owner's view of that call can be opened at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +32,13 @@ from receptionist.sim.caller import CallerScript, CallOptions, TranscriptEvent, 
 from receptionist.sim.gemini_live import FakeGeminiLive
 from receptionist.sim.scenarios import caller_lines, live_script, spoken_lines
 from receptionist.sim.voice import local_voice
+from receptionist.store.api_keys import create_key
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
 from receptionist.store.notifications import list_notifications
 from receptionist.tenants.repository import TenantError, TenantRepository
+
+DEMO_HOST = "127.0.0.1"  # the demo prints a key: nothing beyond this machine should reach it
 
 
 async def run_demo(
@@ -40,9 +48,12 @@ async def run_demo(
     realtime: bool,
     console: Console,
     engine: str = "auto",
+    keep_serving: bool = False,
 ) -> int:
     """`engine`: local (real speech, needs the `local` extra), live-double (the scripted Gemini
-    Live double), or auto (local when installed)."""
+    Live double), or auto (local when installed). `keep_serving`: after the call, serve the
+    dashboard and API on the same server until SIGINT or SIGTERM (the caller decides: a
+    terminal on standard input and no --exit)."""
     try:
         tenant = TenantRepository(settings.tenants_dir).get(tenant_id)
     except TenantError as exc:
@@ -108,8 +119,13 @@ async def run_demo(
             f"[bold]Receptionist demo[/bold]: calling [green]{tenant.name}[/green] ({tenant_id})"
             f" through the real bridge, {story}."
         )
-        async with serve_in_process(create_app(ctx), **uvicorn_options(settings)) as port:
-            url = f"ws://127.0.0.1:{port}/exotel/{tenant_id}"
+        # the bridge, the API and the dashboard on one loopback port: PORT when it is free
+        wanted = demo_port(DEMO_HOST, settings.port)
+        app = create_app(ctx)
+        async with serve_in_process(
+            app, host=DEMO_HOST, port=wanted, **uvicorn_options(settings)
+        ) as port:
+            url = f"ws://{DEMO_HOST}:{port}/exotel/{tenant_id}"
             console.print(f"  bridge at {url}\n")
             result = await place_call(
                 CallOptions(url=url, realtime=realtime, on_event=on_event, voice=voice),
@@ -117,10 +133,83 @@ async def run_demo(
             )
             row = await _after_pipeline(db, result.call_sid)
             messages = await _messages_settled(db, result.call_sid)
-    console.print()
-    if not result.ok or row is None:
-        console.print(f"[red]call failed:[/red] {result.error or 'no call row stored'}")
-        return 1
+            console.print()
+            if not result.ok or row is None:
+                console.print(f"[red]call failed:[/red] {result.error or 'no call row stored'}")
+                return 1
+            _print_stored(console, db, row, result.greeting_ms, messages)
+            _, key = await create_key(db, tenant=tenant_id, name="receptionist demo")
+            _print_sign_in(console, db, tenant_id, port, key, keep_serving=keep_serving)
+            if keep_serving:
+                await until_stopped()
+                console.print("\nstopping ...", highlight=False)  # after the echoed ^C
+    return 0
+
+
+def demo_port(host: str, preferred: int) -> int:
+    """`preferred` when it can be bound now, else 0 (any free port; the server says which).
+    The check binds as uvicorn does (SO_REUSEADDR), so a port left in TIME_WAIT by the last
+    demo counts as free. Another program could take the port between this check and the
+    server's bind; the demo then stops with uvicorn's "address already in use"."""
+    if preferred == 0:
+        return 0
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, preferred))
+        except OSError:
+            return 0
+    return preferred
+
+
+async def until_stopped() -> None:
+    """Return at the first SIGINT (Ctrl-C) or SIGTERM. Taken here, on the loop, the signal
+    never reaches uvicorn's own handlers (they would stop the server and then raise the signal
+    again, ending in a KeyboardInterrupt traceback); the caller leaves the server's block and
+    the server shuts down as at the end of any demo."""
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+def _print_sign_in(
+    console: Console, db: Database, tenant_id: str, port: int, key: str, *, keep_serving: bool
+) -> None:
+    base = f"http://{DEMO_HOST}:{port}"
+    console.print(
+        f"\n[bold]Dashboard[/bold] {base}/app  (API reference: {base}/docs)\n"
+        f"Sign in with this key to tenant {tenant_id}: a new key for this demo's database "
+        f"({db.safe_url}), shown only now:",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(key, markup=False, highlight=False, soft_wrap=True)  # alone, to copy
+    if keep_serving:
+        console.print("Serving until Ctrl-C.", highlight=False)
+    else:
+        console.print(
+            "Not kept serving (--exit, or standard input is not a terminal); "
+            "`receptionist serve` on the same DATABASE_URL serves this dashboard and key.",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _print_stored(
+    console: Console,
+    db: Database,
+    row: dict[str, Any],
+    greeting_ms: float | None,
+    messages: list[dict[str, Any]],
+) -> None:
+    first_audio = "?" if greeting_ms is None else f"{greeting_ms:.0f}"
     usage = ", ".join(
         f"{u['model_name']}: {u['input_tokens']} in / {u['output_tokens']} out tokens"
         + (f", ${u['total_cost']:.4f}" if u.get("total_cost") is not None else "")
@@ -130,7 +219,7 @@ async def run_demo(
         f"[bold]Stored[/bold] call {row['call_sid']} ({row['status']}, {row['end_reason']}) in "
         f"{db.safe_url}\n"
         f"  {len(row['transcript'] or [])} transcript turns, first audio after "
-        f"{result.greeting_ms:.0f} ms, {usage or 'no usage'}\n"
+        f"{first_audio} ms, {usage or 'no usage'}\n"
         f"  see it with: receptionist calls show {row['call_sid']}",
         highlight=False,
     )
@@ -149,7 +238,6 @@ async def run_demo(
     )
     for message in messages:
         console.print("  " + message_line(message).replace("\n", "\n  "), highlight=False)
-    return 0
 
 
 async def _messages_settled(db: Database, call_sid: str) -> list[dict[str, Any]]:

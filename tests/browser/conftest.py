@@ -25,6 +25,7 @@ about half a second a test on this 2-core machine, which buys fixtures that just
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -82,7 +83,9 @@ def chromium_executable() -> Path:
         pytest.skip(_DISABLED)
     path = find_chromium()
     if path is None:
-        pytest.fail(INSTALL_HINT, pytrace=False)
+        chosen = os.environ.get("RECEPTIONIST_CHROMIUM")
+        where = f"RECEPTIONIST_CHROMIUM={chosen!r} is not an executable file. " if chosen else ""
+        pytest.fail(where + INSTALL_HINT, pytrace=False)
     return path
 
 
