@@ -340,6 +340,7 @@ class PostgresLiveFeed(LiveFeed):
         self._stopping = False
         self._owe_gap = False  # events were dropped: tell the other processes once connected
         self._pid: int | None = None  # our own backend: its NOTIFYs were delivered already
+        self._conn: Any = None  # the connection in use (asyncpg.Connection)
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()  # set while LISTENing (tests and /readyz may look)
         self.reconnects = 0
@@ -394,8 +395,6 @@ class PostgresLiveFeed(LiveFeed):
                 first = False
                 self.connected.set()
                 await self._serve(conn)
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 if not self._stopping:
                     log.warning(
@@ -407,7 +406,7 @@ class PostgresLiveFeed(LiveFeed):
                     )
             finally:
                 self.connected.clear()
-                self._pid = None
+                self._pid = self._conn = None
                 if conn is not None:
                     await _close_quietly(conn)
             if self._stopping:
@@ -427,6 +426,7 @@ class PostgresLiveFeed(LiveFeed):
         self._lost = False
         conn = await asyncpg.connect(self._dsn, **self._connect_args)
         try:
+            self._conn = conn
             conn.add_termination_listener(self._on_terminated)
             await conn.add_listener(CHANNEL, self._on_notify)
             self._pid = conn.get_server_pid()
@@ -478,9 +478,11 @@ class PostgresLiveFeed(LiveFeed):
             self._owe_gap = True
             raise
 
-    def _on_terminated(self, _conn: Any) -> None:
-        self._lost = True
-        self._wake.set()
+    def _on_terminated(self, conn: Any) -> None:
+        # asyncpg calls this soon after any close, ours included: only the current one counts
+        if conn is self._conn:
+            self._lost = True
+            self._wake.set()
 
     def _on_notify(self, _conn: Any, pid: int, channel: str, payload: str) -> None:
         if pid == self._pid or channel != CHANNEL:
