@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ LOCALES = HERE / "locale"
 LANGUAGES = ("en", "hi")
 # Babel locale per language: Indian English writes lakhs and crores (1,23,456) like Hindi does
 _BABEL_LOCALE = {"en": "en_IN", "hi": "hi_IN"}
+MAX_OFFSET_MS = 7 * 24 * 3600 * 1000  # no call lasts a week; beyond that a time means nothing
 
 
 def N_(message: str) -> str:
@@ -96,8 +97,8 @@ class Formats:
         """The wall-clock time of a turn that began `offset_ms` after the call started."""
         if started is None or not isinstance(offset_ms, int | float):
             return ""
-        from datetime import timedelta
-
+        if not 0 <= offset_ms <= MAX_OFFSET_MS:  # a stored turn is data like any other
+            return ""
         stamp = started + timedelta(milliseconds=float(offset_ms))
         return format_time(stamp, "h:mm:ss a", tzinfo=self.tz, locale=self.locale)
 
