@@ -192,7 +192,13 @@ def _print_sign_in(
     )
     console.print(key, markup=False, highlight=False, soft_wrap=True)  # alone, to copy
     if keep_serving:
-        console.print("Serving until Ctrl-C.", highlight=False)
+        console.print(
+            f"Another call, to watch it arrive: receptionist call ws://{DEMO_HOST}:{port}"
+            f"/exotel/{tenant_id} --say 'Are you open on Sunday?'\nServing until Ctrl-C.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     else:
         console.print(
             "Not kept serving (--exit, or standard input is not a terminal); "

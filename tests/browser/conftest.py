@@ -12,8 +12,9 @@
 - ``screenshot``: ``await screenshot(page)`` saves ``<output>/screenshots/<test name>.png``
   (``await screenshot(page, "calls-list")`` names it); returns the path.
 
-Every test in this folder is marked ``browser`` (``-m "not browser"`` leaves them out);
-``RECEPTIONIST_TEST_BROWSER=0`` skips them.
+Type a test's arguments with ``Page`` (Playwright) and ``NewPage``, ``Offline``, ``Screenshot``
+(tests/browser/harness.py). Every test in this folder is marked ``browser`` (``-m "not
+browser"`` leaves them out); ``RECEPTIONIST_TEST_BROWSER=0`` skips them.
 
 Why one Chromium per test and not per session: Playwright's async objects belong to the event
 loop that made them, and pytest-asyncio gives each test its own loop. A session-wide browser
@@ -27,16 +28,18 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.browser.harness import (
     INSTALL_HINT,
+    NewPage,
     Offline,
+    Screenshot,
     browser_tests_enabled,
     find_chromium,
     launch_chromium,
@@ -56,12 +59,6 @@ VIEWPORTS: dict[str, dict[str, Any]] = {
     },
     "desktop": {"viewport": {"width": 1280, "height": 800}},
 }
-
-
-class NewPage(Protocol):
-    def __call__(
-        self, kind: Literal["phone", "desktop"] = ..., **context_options: Any
-    ) -> Awaitable[Page]: ...
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -141,7 +138,7 @@ async def desktop_page(new_page: NewPage) -> Page:
 
 
 @pytest.fixture
-def screenshot(request: pytest.FixtureRequest) -> Callable[..., Awaitable[Path]]:
+def screenshot(request: pytest.FixtureRequest) -> Screenshot:
     test_name = re.sub(r"^test_", "", request.node.name)
 
     async def save(page: Page, name: str | None = None, *, full_page: bool = True) -> Path:

@@ -14,11 +14,20 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, BrowserContext, Playwright, Route, WebSocketRoute
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Route,
+    WebSocketRoute,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,6 +46,25 @@ _ON_PATH = ("chromium", "chromium-browser", "google-chrome")
 # then crashes; /tmp has room. The sandbox stays off (Playwright's default): it cannot start as
 # root, which CI is.
 LAUNCH_ARGS = ("--disable-dev-shm-usage",)
+
+
+class NewPage(Protocol):
+    """The `new_page` fixture: ``await new_page("phone")``, ``await new_page("desktop",
+    locale="hi-IN")`` (any other browser-context option overrides the viewport's)."""
+
+    def __call__(
+        self, kind: Literal["phone", "desktop"] = ..., **context_options: Any
+    ) -> Awaitable[Page]: ...
+
+
+class Screenshot(Protocol):
+    """The `screenshot` fixture: ``await screenshot(page)`` or ``await screenshot(page,
+    "calls-list")``; returns the PNG's path."""
+
+    def __call__(
+        self, page: Page, name: str | None = ..., *, full_page: bool = ...
+    ) -> Awaitable[Path]: ...
+
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 

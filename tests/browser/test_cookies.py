@@ -7,18 +7,18 @@ any other host over plain http: there the cookie is dropped and a sign-in would 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import async_playwright
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from receptionist.bridge.server import serve_in_process
-from tests.browser.harness import launch_chromium
+from tests.browser.harness import NewPage, launch_chromium
 
 
 async def set_cookie(request: Request) -> PlainTextResponse:
@@ -40,7 +40,7 @@ async def port() -> AsyncIterator[int]:
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 async def test_secure_httponly_lax_cookie_is_kept_on_loopback_http(
-    port: int, host: str, new_page: Callable[..., Awaitable[Page]]
+    port: int, host: str, new_page: NewPage
 ) -> None:
     page = await new_page("phone")
     await page.goto(f"http://{host}:{port}/set")

@@ -3,7 +3,7 @@ no network beyond this machine: it must not need a CDN to show anything."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +15,8 @@ from receptionist.bridge.wiring import build_context
 from receptionist.config import load_settings
 from receptionist.engines.base import EngineError, EngineRequest, VoiceEngine
 from receptionist.store.db import Database
-from tests.browser.harness import Offline
+from tests.browser.harness import NewPage, Offline, Screenshot
 from tests.integration.bridge_harness import tenants_dir
-
-Screenshot = Callable[..., Awaitable[Path]]
 
 
 def no_engine(request: EngineRequest) -> VoiceEngine:
@@ -77,7 +75,7 @@ async def test_docs_page_fits_a_phone(
 
 
 async def test_a_page_that_reaches_outside_is_refused_and_named(
-    new_page: Callable[..., Awaitable[Page]], offline: Offline
+    new_page: NewPage, offline: Offline
 ) -> None:
     """The guard itself: a stylesheet and a WebSocket on another host are refused before they
     leave the machine, and their URLs kept (the fixture fails a test for them at teardown;
