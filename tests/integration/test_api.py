@@ -137,7 +137,7 @@ async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
         run_worker=False,
     )
     app = create_app(build_context(cfg, db=db, engine_factory=no_engine))
-    api_app = next(r.app for r in app.routes if isinstance(r, Mount))
+    api_app = next(r.app for r in app.routes if isinstance(r, Mount) and r.path == "")
     async with serve_in_process(app) as port:
         yield Api(f"http://127.0.0.1:{port}", api_app, keys, db)
 

@@ -150,9 +150,7 @@ async def dash(db: Database, tmp_path: Path) -> AsyncIterator[Dash]:
     live = LiveFeed()
     options = Options(brake=LoginBrake(delay_s=0, max_failures=5), session_recheck_s=0)
     dashboard = create_dashboard(deps, live, options)
-    app = Starlette(
-        routes=[Mount("/app", dashboard), Mount("/", create_api(db, repo, Decimal("84")))]
-    )
+    app = Starlette(routes=[Mount("/app", dashboard), Mount("/", create_api(deps))])
     async with serve_in_process(app) as port:
         d = Dash(f"http://127.0.0.1:{port}", dashboard, db, keys, live, root, repo)
         try:

@@ -37,6 +37,8 @@ from receptionist.store.live import LiveFeed
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantRepository
 from receptionist.web.api import create_api
+from receptionist.web.dashboard import create_dashboard
+from receptionist.web.queries import WebDeps
 
 log = logging.getLogger("receptionist.bridge")
 
@@ -165,6 +167,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
             await ctx.budgets.aclose()
         await ctx.live.aclose()  # after the calls: their call_ended events go out first
 
+    deps = WebDeps(db=ctx.db, tenants=ctx.tenants, usd_inr=ctx.settings.usd_inr_rate)
     app = Starlette(
         routes=[
             WebSocketRoute("/exotel/{tenant_id}", exotel_stream),
@@ -173,8 +176,9 @@ def create_app(ctx: BridgeContext) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             msg91_webhook_route(ctx.db, _secret(ctx.settings.msg91_webhook_secret)),
-            # last: everything else is the owner's API (and, later, the dashboard)
-            Mount("/", app=create_api(ctx.db, ctx.tenants, ctx.settings.usd_inr_rate)),
+            # the owner's dashboard, then (last) the REST API: both answer through web/queries.py
+            Mount("/app", app=create_dashboard(deps, ctx.live)),
+            Mount("/", app=create_api(deps)),
         ],
         lifespan=lifespan,
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -18,8 +17,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from receptionist.store.api_keys import KeyOwner, check_key
-from receptionist.store.db import Database
-from receptionist.tenants.repository import TenantRepository
 from receptionist.web import queries
 from receptionist.web.models import (
     CallDetail,
@@ -199,7 +196,7 @@ async def resend_notification(notification_id: int, s: ScopeDep, deps: DepsDep) 
 # --- the app ------------------------------------------------------------------------------------
 
 
-def create_api(db: Database, tenants: TenantRepository, usd_inr: Decimal) -> FastAPI:
+def create_api(deps: WebDeps) -> FastAPI:
     """The API as an ASGI app of its own (mounted at the root of the server's app)."""
     api = FastAPI(
         title="Receptionist API",
@@ -208,7 +205,7 @@ def create_api(db: Database, tenants: TenantRepository, usd_inr: Decimal) -> Fas
         docs_url=None,  # the stock page loads its scripts from a CDN; ours (below) is offline
         redoc_url=None,
     )
-    api.state.api = WebDeps(db=db, tenants=tenants, usd_inr=usd_inr)
+    api.state.api = deps
     api.include_router(router)
 
     @api.get("/docs", include_in_schema=False, response_class=HTMLResponse)
