@@ -60,11 +60,6 @@ async def test_docs_page_reads_offline(
     assert shot.stat().st_size > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the routes' paths in the headings do not wrap (code elements with no spaces): "
-    "docs_page's style needs code{overflow-wrap:anywhere}",
-)
 async def test_docs_page_fits_a_phone(
     server: str, phone_page: Page, screenshot: Screenshot
 ) -> None:

@@ -243,7 +243,9 @@ def docs_page(spec: dict[str, Any]) -> str:
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
         f"<title>{e(spec['info']['title'])}</title>"
         "<style>body{font:16px/1.45 system-ui,sans-serif;max-width:52rem;margin:auto;padding:1rem}"
-        "code{background:#f3f3f3;padding:0 .2em}section{border-top:1px solid #ddd;padding:.5rem 0}"
+        # a route's path has no spaces: it may break anywhere, or a phone scrolls sideways
+        "code{background:#f3f3f3;padding:0 .2em;overflow-wrap:anywhere}"
+        "section{border-top:1px solid #ddd;padding:.5rem 0}"
         "td{padding:0 .6rem .2rem 0;vertical-align:top}</style>",
         f"<h1>{e(spec['info']['title'])}</h1><p>{e(spec['info'].get('description', ''))}</p>",
         "<p>Every request carries <code>Authorization: Bearer &lt;key&gt;</code> (made with "
