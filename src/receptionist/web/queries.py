@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import TSQUERY
+from sqlalchemy.ext.compiler import compiles
 
 from receptionist.store.api_keys import KeyOwner
 from receptionist.store.db import Database
@@ -209,10 +210,30 @@ class CallFilters:
         return stmt
 
 
+class TurnCount(sa.sql.functions.FunctionElement[int]):
+    """How many turns a transcript holds, counted by the database: a list page needs the number,
+    and reading 50 whole transcripts to count them was most of its time."""
+
+    type = sa.Integer()
+    inherit_cache = True
+
+
+@compiles(TurnCount, "postgresql")
+def _turn_count_pg(element: TurnCount, compiler: Any, **kw: Any) -> str:
+    arg = compiler.process(element.clauses, **kw)
+    return f"CASE WHEN jsonb_typeof({arg}) = 'array' THEN jsonb_array_length({arg}) END"
+
+
+@compiles(TurnCount)
+def _turn_count(element: TurnCount, compiler: Any, **kw: Any) -> str:
+    return f"json_array_length({compiler.process(element.clauses, **kw)})"
+
+
 _c = call_details.c
 _LIST_COLUMNS = (
     _c.id, _c.call_sid, _c.tenant, _c.from_number, _c.status, _c.end_reason, _c.call_type,
-    _c.summary, _c.stage, _c.started_at, _c.ended_at, _c.duration_ms, _c.transcript,
+    _c.summary, _c.stage, _c.started_at, _c.ended_at, _c.duration_ms,
+    TurnCount(_c.transcript).label("turns"),
 )  # fmt: skip
 
 
@@ -279,6 +300,15 @@ async def _page_rows(
 # --- shaping rows -------------------------------------------------------------------------------
 
 
+def _turns(row: Any) -> int:
+    """A list row's count (see TurnCount), or a whole row's transcript counted here."""
+    counted = getattr(row, "turns", None)
+    if counted is not None:
+        return int(counted)
+    transcript = getattr(row, "transcript", None)
+    return len(transcript) if isinstance(transcript, list) else 0
+
+
 def _summary(row: Any) -> dict[str, Any]:
     return {
         "call_sid": row.call_sid,
@@ -292,7 +322,7 @@ def _summary(row: Any) -> dict[str, Any]:
         "started_at": row.started_at,
         "ended_at": row.ended_at,
         "duration_ms": row.duration_ms,
-        "turns": len(row.transcript or []),
+        "turns": _turns(row),
     }
 
 
@@ -409,7 +439,7 @@ def calls_csv(
             for r in batch:
                 duration = round(r.duration_ms / 1000) if r.duration_ms is not None else None
                 started = r.started_at.isoformat() if r.started_at else ""
-                turns = len(r.transcript or [])
+                turns = _turns(r)
                 values = (r.call_sid, r.tenant, started, duration, r.from_number, r.status,
                           r.end_reason, r.call_type, r.summary, turns)  # fmt: skip
                 writer.writerow(_csv_cell(v) for v in values)
@@ -463,6 +493,15 @@ class _Tally:
             self.answered += n
         self.durations += durations
         self.duration_ms += duration_ms
+
+    def merge(self, other: _Tally) -> None:
+        """Add another tally's counts (its cost is summed separately)."""
+        self.calls += other.calls
+        self.answered += other.answered
+        self.missed += other.missed
+        self.failed += other.failed
+        self.durations += other.durations
+        self.duration_ms += other.duration_ms
 
     def duration_avg(self) -> float | None:
         return round(self.duration_ms / self.durations / 1000, 1) if self.durations else None
@@ -525,6 +564,8 @@ async def stats(
         .where(*in_range, u.total_cost.is_not(None))
         .group_by(bucket)
     )
+    if s.tenant is not None:  # the calls' side too, so it is read through the tenant's index
+        costs = costs.where(c.tenant == s.tenant)
     sample = (
         s.calls(c.stats["response_ms"].label("response_ms"))
         .where(*in_range)
@@ -540,20 +581,26 @@ async def stats(
     days = {first + timedelta(days=i): _Tally() for i in range((last - first).days + 1)}
     total = _Tally()
 
-    def local_day(b: Any) -> date:
-        return datetime.fromtimestamp(int(b) * BUCKET_S, UTC).astimezone(tz).date()
+    day_of: dict[int, _Tally] = {}  # a quarter hour's local day (a few rows share each)
 
-    for r in bucket_rows:
-        group = (r.status, bool(r.heard), int(r.n), int(r.timed), int(r.total_ms))
-        days[local_day(r.bucket)].add_group(*group)
-        total.add_group(*group)
+    def local_day(b: Any) -> _Tally:
+        b = int(b)
+        tally = day_of.get(b)
+        if tally is None:
+            day = datetime.fromtimestamp(b * BUCKET_S, UTC).astimezone(tz).date()
+            tally = day_of[b] = days[day]
+        return tally
+
+    for bucket_, status, heard_, n_, timed_, total_ms_ in bucket_rows:
+        local_day(bucket_).add_group(status, bool(heard_), int(n_), int(timed_), int(total_ms_))
+    for t in days.values():
+        total.merge(t)
     types: dict[str | None, _Tally] = {}
     for r in type_rows:
         types.setdefault(r.call_type, _Tally()).add_group("", False, r.n, r.timed, r.total_ms)
     for r in cost_rows:
-        cost = Decimal(str(r.cost))
-        days[local_day(r.bucket)].cost += cost
-        total.cost += cost
+        local_day(r.bucket).cost += Decimal(str(r.cost))
+    total.cost = sum((t.cost for t in days.values()), Decimal(0))
     response = [
         float(ms)
         for times in samples
@@ -705,102 +752,3 @@ async def resend_notification(s: Scope, deps: WebDeps, notification_id: int) -> 
     ):
         raise WebError(409, "not_resendable", "only failed or unknown messages are sent again")
     return Done(message=f"message {notification_id} is queued again")
-
-
-# --- the dashboard's "today" (appended: used by web/dashboard) ----------------------------------
-
-
-@dataclass(frozen=True)
-class TodaySummary:
-    """The owner's day at a glance, in the tenant's time zone."""
-
-    day: date
-    answered: int
-    missed: int
-    failed: int
-    in_progress: int
-    call_types: list[tuple[str | None, int]]  # today's calls per type, most first
-    urgent: list[CallSummary]  # today's calls that raised an urgent message
-    messages: list[tuple[str, int]]  # today's WhatsApp messages per status
-    month: str  # "YYYY-MM" (UTC, as the budget guard counts)
-    month_cost_usd: float
-    month_cost_inr: float
-    budget_warn_usd: float | None
-    budget_limit_usd: float | None
-
-
-async def today(s: Scope, deps: WebDeps, *, now: datetime | None = None) -> TodaySummary:
-    tz = tenant_tz(deps, s)
-    now = now or datetime.now(UTC)
-    day = now.astimezone(tz).date()
-    lo, hi = _day_bounds(day, tz, end=False), _day_bounds(day, tz, end=True)
-    c, n, u = call_details.c, notifications.c, ai_token_usage.c
-    heard = c.answered_at.is_not(None).label("heard")
-    counts = (
-        s.calls(c.status, heard, c.call_type, sa.func.count().label("n"))
-        .where(c.started_at >= lo, c.started_at < hi)
-        .group_by(c.status, heard, c.call_type)
-    )
-    by_status = (
-        s.notifications(n.status, sa.func.count().label("n"))
-        .where(n.created_at >= lo, n.created_at < hi)
-        .group_by(n.status)
-        .order_by(n.status)
-    )
-    urgent_sids = (
-        s.notifications(n.call_sid)
-        .where(n.urgent.is_(True), n.created_at >= lo, n.created_at < hi, n.call_sid.is_not(None))
-        .scalar_subquery()
-    )
-    urgent = _newest_first(s.calls(*_LIST_COLUMNS).where(c.call_sid.in_(urgent_sids))).limit(
-        MAX_PAGE
-    )
-    month_start = datetime(now.year, now.month, 1, tzinfo=UTC)
-    spent = (
-        s.usage(sa.func.sum(u.total_cost))
-        .join(call_details, call_details.c.call_sid == u.call_sid)
-        .where(c.started_at >= month_start, c.started_at < now + timedelta(days=1))
-    )
-    async with deps.db.session() as conn:
-        count_rows = (await conn.execute(counts)).all()
-        status_rows = (await conn.execute(by_status)).all()
-        urgent_rows = (await conn.execute(urgent)).all()
-        month_total = (await conn.execute(spent)).scalar_one_or_none()
-    answered = missed = failed = in_progress = 0
-    types: dict[str | None, int] = {}
-    for r in count_rows:  # the same rules as the stats' tally
-        k = int(r.n)
-        if r.status == "failed":
-            failed += k
-        elif r.status == "rejected" or (r.status == "completed" and not r.heard):
-            missed += k
-        elif r.status == "completed":
-            answered += k
-        elif r.status == "in_progress":
-            in_progress += k
-        types[r.call_type] = types.get(r.call_type, 0) + k
-    total = Decimal(str(month_total)) if month_total is not None else Decimal(0)
-    usd, inr = _money(total, deps.usd_inr)
-    warn = limit = None
-    if s.tenant is not None:
-        try:
-            t = deps.tenants.get_any(s.tenant)
-            warn = float(t.budget_warn_usd) if t.budget_warn_usd is not None else None
-            limit = float(t.budget_limit_usd) if t.budget_limit_usd is not None else None
-        except TenantError:
-            pass
-    return TodaySummary(
-        day=day,
-        answered=answered,
-        missed=missed,
-        failed=failed,
-        in_progress=in_progress,
-        call_types=sorted(types.items(), key=lambda kv: (-kv[1], kv[0] or "")),
-        urgent=[CallSummary(**_summary(r)) for r in urgent_rows],
-        messages=[(r.status, int(r.n)) for r in status_rows],
-        month=f"{now:%Y-%m}",
-        month_cost_usd=usd or 0.0,
-        month_cost_inr=inr or 0.0,
-        budget_warn_usd=warn,
-        budget_limit_usd=limit,
-    )
