@@ -62,6 +62,7 @@ from receptionist.web.queries import BUCKET_S, LATENCY_SAMPLE_CALLS, decode_curs
 VENV_BIN = Path(sys.executable).parent
 TZ = ZoneInfo("Asia/Kolkata")
 PAGE = 50  # the API's default page size
+SAMPLE = 500  # owner's calls kept aside for detail requests and caller filters
 
 # --- what the calls say -------------------------------------------------------------------------
 
@@ -356,9 +357,13 @@ def _batches(gen: Generator, now: datetime, size: int, seeded: Seeded) -> Iterat
         seeded.calls += 1
         if call["tenant"] == gen.tenants[0]:
             seeded.owner_calls += 1
-            if rng.random() < 0.002 and len(seeded.sample_sids) < 2000:
+            # a uniform sample of the owner's calls (reservoir), for details and callers
+            if len(seeded.sample_sids) < SAMPLE:
                 seeded.sample_sids.append(call["call_sid"])
                 seeded.sample_callers.append(call["from_number"])
+            elif (k := rng.randrange(seeded.owner_calls)) < SAMPLE:
+                seeded.sample_sids[k] = call["call_sid"]
+                seeded.sample_callers[k] = call["from_number"]
         if len(calls) >= size:
             yield calls, usage, notes
             calls, usage, notes = [], [], []
