@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -30,6 +31,7 @@ from tests.integration.bridge_harness import Bridge, running_bridge
 from tests.integration.test_api import T0, seed_call
 from tests.integration.test_notifications import insert, new
 
+KOLKATA = ZoneInfo("Asia/Kolkata")  # the seeded tenants' time zone
 GUARD_S = 20.0  # a bound on every wait for the server or the page: reaching it is a failure
 
 # What the simulated caller says and what the double answers (the live test reads these back
@@ -57,7 +59,10 @@ class Site:
 async def seed(db: Database) -> None:
     """Calls of two tenants over several days, with kinds, a failed call, a Hindi transcript,
     messages in several states and one Exotel record."""
-    now = datetime.now(UTC) - timedelta(minutes=5)
+    # "today" on the Today page is the tenant's day (Kolkata): just after its midnight, five
+    # minutes ago would be yesterday
+    midnight = datetime.now(KOLKATA).replace(hour=0, minute=0, second=0, microsecond=0)
+    now = max(datetime.now(UTC) - timedelta(minutes=5), midnight.astimezone(UTC))
     for i in range(3):
         await seed_call(db, f"CAb{i}", "bakery", at=T0 + timedelta(minutes=i))
     await seed_call(db, "CAb-today", "bakery", at=now, summary="two brownies today")
