@@ -41,6 +41,21 @@ class Settings(BaseSettings):
         10.0, gt=0, description="How often a running server retries the spool while it has calls."
     )
 
+    greeting_cache: bool = Field(
+        True,
+        description="Play each tenant's greeting from a cache of what the engine said for it"
+        " (per tenant version, voice and rate) the moment a call starts.",
+    )
+    greeting_cache_dir: Path | None = Field(
+        None, description="Where cached greetings are kept; default: `greetings` beside SPOOL_DIR."
+    )
+    greeting_cache_mb: float = Field(
+        64.0, gt=0, description="Memory per process for cached greetings (least recent go)."
+    )
+    greeting_cache_max_s: float = Field(
+        30.0, gt=0, le=120, description="Longer greetings are not cached."
+    )
+
     # --- tenants -------------------------------------------------------------------------------
     tenants_dir: Path = Field(Path("tenants"), description="Folder of tenant folders.")
 

@@ -22,6 +22,12 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from receptionist.audio import StreamResampler, duration_ms, rms
 from receptionist.bridge.budget import Budget
+from receptionist.bridge.greeting_cache import (
+    CachedGreeting,
+    GreetingCapture,
+    GreetingKey,
+    greeting_cache_for,
+)
 from receptionist.bridge.latency import LatencyHistogram
 from receptionist.bridge.transcript import TranscriptRecorder
 from receptionist.engines.base import (
@@ -34,6 +40,7 @@ from receptionist.engines.base import (
     EngineNote,
     EngineRequest,
     GoingAway,
+    GreetsFromCache,
     Interrupted,
     TurnComplete,
     Usage,
@@ -57,6 +64,12 @@ GOODBYE_GRACE_S = 15.0
 # bursts); beyond it frames are counted and dropped: a stream sending faster than a phone can
 # speak would otherwise be forwarded, and billed by the model, at that rate.
 MEDIA_BURST_S = 2.0
+# A cached greeting is sent this far ahead of what the caller has heard (as a model streams a
+# little ahead of playback): enough to ride out a busy event loop, little to clear on barge-in.
+GREETING_LEAD_S = 0.5
+# Caller speech this long over a cached greeting stops it (the model is not speaking it, so its
+# own barge-in cannot): a click or a single loud frame does not.
+GREETING_BARGE_IN_MS = 60.0
 
 # How a WebSocket close code reads on the call row (RFC 6455 section 7.4.1).
 _CLOSE_REASONS = {
@@ -83,6 +96,7 @@ class CallStats:
     latency_in: LatencyHistogram = field(default_factory=LatencyHistogram)
     latency_out: LatencyHistogram = field(default_factory=LatencyHistogram)
     greeting_ms: float | None = None
+    greeting_source: str = ""  # "cache" | "engine" ("" : no greeting)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +112,7 @@ class CallStats:
             "agent_turns": self.agent_turns,
             "bad_frames": dict(self.bad_frames),
             "greeting_ms": None if self.greeting_ms is None else round(self.greeting_ms, 2),
+            "greeting_source": self.greeting_source,
             "latency_in": self.latency_in.to_json(),
             "latency_out": self.latency_out.to_json(),
         }
@@ -137,6 +152,10 @@ class CallSession:
         self._duplicate = False  # another stream owns this call_sid's row: write nothing
         self._live_started = False  # call_started went to the live feed
         self._live_sent = 0  # transcript turns already on the live feed
+        # greeting: played from the cache (a task) or captured from the engine to fill it
+        self._greeting_task: asyncio.Task[None] | None = None
+        self._greeting_voiced_ms = 0.0  # caller speech heard over the cached greeting
+        self._capture: GreetingCapture | None = None
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -290,6 +309,16 @@ class CallSession:
             await self._engine_failed(str(exc))
             return
         self.engine = engine
+        self._chunker = exotel.OutboundChunker(start.sample_rate)
+        self._emit = exotel.Emitter(start.stream_sid)
+        self._rate = start.sample_rate
+        cached = None if decline else await self._cached_greeting(engine, tenant, start)
+        if cached is not None:  # the caller hears it now, while the engine connects
+            engine.greeting_played(cached.spoken)  # type: ignore[attr-defined]
+            self.stats.greeting_source = "cache"
+            self._greeting_task = asyncio.create_task(
+                self._play_greeting(cached), name=f"greet-{self.call_sid}"
+            )
         # The row is written while the model connects: a slow database never delays the greeting.
         self._created = asyncio.create_task(self._create_row(start, tenant.tenant_id))
         log.info(
@@ -303,19 +332,21 @@ class CallSession:
         try:
             await engine.connect()
         except EngineError as exc:
+            await self._stop_greeting()
             await self._engine_failed(str(exc))
             return
+        except BaseException:
+            await self._stop_greeting()
+            raise
         self._in_rs = StreamResampler(start.sample_rate, engine.input_rate)
         self._out_rs = StreamResampler(engine.output_rate, start.sample_rate)
-        self._chunker = exotel.OutboundChunker(start.sample_rate)
-        self._emit = exotel.Emitter(start.stream_sid)
-        self._rate = start.sample_rate
         pump = asyncio.create_task(self._engine_to_caller(engine), name=f"pump-{self.call_sid}")
         watchdog = asyncio.create_task(self._watchdog(engine), name=f"watch-{self.call_sid}")
         try:
             if decline:  # over the monthly budget: a short, polite line, then hang up
                 await self._begin_hangup(engine, "budget_exceeded", tenant.messages.busy, "busy")
-            else:
+            elif cached is None:
+                self.stats.greeting_source = "engine"
                 await engine.say(tenant.greeting, "greeting")
             await self._caller_to_engine(engine)
         except Exception as exc:  # a bug or a dead engine socket: end this call, not the server
@@ -324,6 +355,7 @@ class CallSession:
                 self.error = f"{type(exc).__name__}: {exc}"[:300]
             log.exception("call %s: bridge error", self.call_sid)
         finally:
+            await self._stop_greeting()
             for task in (pump, watchdog):
                 task.cancel()
             await asyncio.gather(pump, watchdog, return_exceptions=True)
@@ -408,6 +440,8 @@ class CallSession:
                     next_level_check = t0 + 0.25
                     if rms(event.pcm) > threshold:
                         self._last_activity = time.monotonic()
+                if self._greeting_task is not None and self._caller_over_greeting(event.pcm):
+                    await self._cut_greeting()
                 await send_audio(in_rs.process(event.pcm))
                 dt = perf() - t0
                 stats.latency_in.record(dt)
@@ -441,6 +475,8 @@ class CallSession:
         async for ev in engine.events():
             t0 = perf()
             if type(ev) is AgentAudio:
+                if self._greeting_task is not None:  # it answers the caller: who spoke over it
+                    await self._cut_greeting()
                 chunks = chunker.push(out_rs.process(ev.pcm))
                 if chunks:
                     await self._send_audio(chunks, send, emit, rate)
@@ -449,6 +485,8 @@ class CallSession:
                 metrics.latency_out.record(dt)
                 self.transcript.agent_activity(self.elapsed_ms())
             elif type(ev) is AgentTranscript:
+                if self._greeting_task is not None:
+                    await self._cut_greeting()
                 self.transcript.agent_text(ev.text, self.elapsed_ms())
             elif type(ev) is CallerTranscript:
                 self._last_activity = time.monotonic()
@@ -493,6 +531,8 @@ class CallSession:
             self.answered_at = datetime.now(UTC)
             self.stats.greeting_ms = (now - self._t0) * 1000.0
             self.ctx.metrics.greeting.record(now - self._t0)
+        if self._capture is not None:
+            self._capture.add(chunks)
         for chunk in chunks:
             await send(emit.media(chunk))
             self.stats.frames_out += 1
@@ -505,6 +545,9 @@ class CallSession:
         self.stats.agent_turns += 1
         turn = self.transcript.agent_done(self.elapsed_ms(), interrupted=interrupted)
         self._publish_turns()  # the caller's turn and this one, committed just now
+        if self._capture is not None:  # the engine's greeting turn: keep it if heard out
+            self._keep_greeting(self._capture, turn, interrupted=interrupted)
+            self._capture = None
         if turn is not None and not interrupted:
             self._mark_seq += 1
             name = f"agent-turn-{self._mark_seq}"
@@ -516,6 +559,90 @@ class CallSession:
         if turn is not None and self.ctx.on_turn is not None:
             caller = self.transcript.last_caller_text()
             self.ctx.on_turn(self, caller, turn)
+
+    # --- the greeting from the cache ----------------------------------------------------------
+
+    async def _cached_greeting(
+        self, engine: VoiceEngine, tenant: Tenant, start: exotel.Start
+    ) -> CachedGreeting | None:
+        """The tenant's greeting as this engine spoke it before, or None; on a miss the engine
+        greets and its audio is captured (`_capture`) to fill the cache."""
+        cache = greeting_cache_for(self.ctx.settings)
+        if cache is None or not isinstance(engine, GreetsFromCache):
+            return None
+        key = GreetingKey(
+            tenant.tenant_id, tenant.prompt_version, tenant.greeting, engine.voice_id, self._rate
+        )
+        found = cache.get_nowait(key) or await cache.get(key)
+        if found is None:
+            self._capture = cache.capture(key)
+        return found
+
+    def _keep_greeting(
+        self, capture: GreetingCapture, turn: dict[str, Any] | None, *, interrupted: bool
+    ) -> None:
+        cache = greeting_cache_for(self.ctx.settings)
+        if cache is None or interrupted or turn is None or capture.overflow:
+            return
+        spoken = str(turn.get("text") or "") or capture.key.text
+        cache.put(capture.key, spoken, capture.pcm)
+
+    async def _play_greeting(self, greeting: CachedGreeting) -> None:
+        """Plays the cached greeting like an agent turn: frames paced GREETING_LEAD_S ahead of
+        playback, the turn in the transcript with its times, a mark when it has all been sent.
+        Cancelled by barge-in (`_cut_greeting`)."""
+        send, emit, rate = self._send, self._emit, self._rate
+        self.transcript.agent_text(greeting.spoken, self.elapsed_ms())
+        started = time.monotonic()
+        sent_s = 0.0
+        for chunk in greeting.chunks(self._chunker.min_bytes):
+            ahead = started + sent_s - time.monotonic()
+            if ahead > GREETING_LEAD_S:
+                await asyncio.sleep(ahead - GREETING_LEAD_S)
+            await self._send_audio([chunk], send, emit, rate)
+            sent_s += len(chunk) / (2 * rate)
+            self.transcript.agent_activity(self.elapsed_ms())
+        await self._turn_done(interrupted=False)
+
+    def _caller_over_greeting(self, pcm: bytes) -> bool:
+        """Is the caller speaking over the cached greeting (long enough to stop it)?"""
+        task = self._greeting_task
+        assert task is not None
+        if task.done() and time.monotonic() >= self._playback_until:
+            self._greeting_task = None  # heard out: nothing left to interrupt
+            return False
+        if rms(pcm) > self.ctx.settings.speech_rms_threshold:
+            self._greeting_voiced_ms += duration_ms(len(pcm), self._rate)
+        else:
+            self._greeting_voiced_ms = 0.0
+        return self._greeting_voiced_ms >= GREETING_BARGE_IN_MS
+
+    async def _cut_greeting(self) -> None:
+        """Barge-in on the cached greeting: stop sending it, `clear` what Exotel still holds
+        and mark the turn interrupted, as for an engine's turn."""
+        task = await self._stop_greeting()
+        if task is None:
+            return
+        now = time.monotonic()
+        if now >= self._playback_until and task.done():
+            return  # it had been heard out
+        await self._send(self._emit.clear())
+        self.stats.clears += 1
+        self.stats.interruptions += 1
+        self.ctx.metrics.clears_sent += 1
+        self._playback_until = now
+        if task.cancelled():  # its turn was still open
+            await self._turn_done(interrupted=True)
+        else:  # all sent, still playing: the committed turn was cut short
+            self.transcript.cut_last_agent_turn(self.elapsed_ms())
+
+    async def _stop_greeting(self) -> asyncio.Task[None] | None:
+        task, self._greeting_task = self._greeting_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return task
 
     # --- the owner's live view (per turn, never per frame) -------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from receptionist.tenants.model import Tenant
@@ -141,6 +141,21 @@ class VoiceEngine(Protocol):
 
     async def close(self) -> None:
         """Close the session; idempotent."""
+
+
+@runtime_checkable
+class GreetsFromCache(Protocol):
+    """An engine whose greeting the bridge may play from a cache of its own earlier audio.
+
+    `voice_id` names everything that shapes how the agent sounds (engine, model, voice): it is
+    part of the cache key, so a new voice or model never plays an old recording.
+    `greeting_played(text)` is called before `connect()` when the caller is already hearing the
+    greeting `text` from the cache: the engine must not greet, and must carry on as if it had
+    said those words (they are in its conversation so far)."""
+
+    voice_id: str
+
+    def greeting_played(self, text: str) -> None: ...
 
 
 class EngineFactory(Protocol):

@@ -84,6 +84,9 @@ class GeminiLiveEngine:
         self._handle: str | None = None
         self._resume_pending = False
         self._closing = False
+        self._greeted: str | None = None  # the greeting the caller heard from the bridge's cache
+        voice = request.voice or cfg.default_voice or "default"
+        self.voice_id = f"{self.name}:{self.model}:{voice}"
 
     def _connect_config(self) -> types.LiveConnectConfig:
         voice = self._request.voice or self._cfg.default_voice
@@ -114,6 +117,14 @@ class GeminiLiveEngine:
                     silence_duration_ms=500,
                 )
             ),
+            # The greeting was played from the cache: the session starts from a history that
+            # already holds it, and that history must not make the model speak. A resumed
+            # session (a handle) has its history on the server already.
+            history_config=(
+                types.HistoryConfig(initial_history_in_client_content=True)
+                if self._greeted is not None and self._handle is None
+                else None
+            ),
         )
 
     async def _open(self) -> tuple[AsyncExitStack, Any]:
@@ -132,9 +143,33 @@ class GeminiLiveEngine:
             raise EngineError(f"Gemini Live connect failed: {_describe(exc)}") from exc
         return stack, session
 
+    def greeting_played(self, text: str) -> None:
+        """Before connect(): the caller hears `text` from the cache; the session opens with it as
+        said (see GreetsFromCache)."""
+        self._greeted = text
+
     async def connect(self) -> None:
         self._stack, self._session = await self._open()
         self._ws = _socket_of(self._session)
+        if self._greeted is not None:
+            await self._send_greeting_history(self._greeted)
+
+    async def _send_greeting_history(self, text: str) -> None:
+        """The same conversation a spoken greeting leaves behind (our request, the model's
+        words), sent as the session's initial history: with `initial_history_in_client_content`
+        the server takes client content up to `turn_complete` as history and does not answer
+        it, so the model neither greets again nor forgets that it did."""
+        try:
+            await self._session.send_client_content(
+                turns=[
+                    types.Content(role="user", parts=[types.Part(text=say_instruction(text))]),
+                    types.Content(role="model", parts=[types.Part(text=text)]),
+                ],
+                turn_complete=True,
+            )
+        except (ConnectionClosed, OSError) as exc:
+            await self.close()
+            raise EngineError(f"Gemini Live connect failed: {_describe(exc)}") from exc
 
     async def say(self, text: str, kind: str | None = None) -> None:
         await self._session.send_client_content(

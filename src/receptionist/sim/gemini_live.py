@@ -42,6 +42,10 @@ Protocol summary (see /work/shared/PROTOCOLS.md "Gemini Live API"):
   ``audioStreamEnd``, or on ``activityEnd`` (manual VAD; energy VAD is off when setup sets
   ``realtimeInputConfig.automaticActivityDetection.disabled``). ``realtime_input.text`` is a
   caller turn too (no input transcription is sent for it).
+* Initial history (setup ``historyConfig.initialHistoryInClientContent``): ``client_content``
+  up to the first ``turnComplete`` joins the context (``LiveSessionRecord.history``) and is
+  never answered; a ``model`` turn in it counts as the greeting already said. (The double does
+  not hold caller audio back meanwhile.)
 * ``client_content`` with ``turnComplete``: the first one is the greeting: the agent says
   ``script.greeting`` if set, else the received text itself. Later ones with text are spoken
   back verbatim; without text they take the next scripted turn.
@@ -242,6 +246,8 @@ class LiveSessionRecord:
     system_instruction: str | None = None
     setup_at: float | None = None
     frames: list[dict[str, Any]] = field(default_factory=list)  # non-audio client frames
+    #: Initial history (setup `historyConfig.initialHistoryInClientContent`): {"role", "text"}
+    history: list[dict[str, str]] = field(default_factory=list)
     frames_dropped: int = 0
     frame_counts: dict[str, int] = field(default_factory=dict)
     audio_chunks: int = 0
@@ -423,6 +429,7 @@ class _Session:
         self.clock = fake.clock
         self.turn_idx = 0
         self.greeted = False
+        self.history_open = False  # client content is initial history until turnComplete
         # setup options
         self.audio_out = True
         self.input_transcription = False
@@ -521,6 +528,8 @@ class _Session:
         self.resumption = _get(setup, "session_resumption") is not None
         aad = _get(_get(setup, "realtime_input_config"), "automatic_activity_detection")
         self.auto_vad = not bool(_get(aad, "disabled"))
+        history = _get(setup, "history_config")
+        self.history_open = bool(_get(history, "initial_history_in_client_content"))
         script = fake.script
         if callable(script):
             script = script(setup)
@@ -609,6 +618,9 @@ class _Session:
                     await self._end_caller_turn("audio")
 
     async def _on_client_content(self, cc: dict[str, Any]) -> None:
+        if self.history_open:
+            self._on_history(cc)
+            return
         text = _content_text(_get(cc, "turns"))
         quoted = _QUOTED.search(text)
         if quoted:  # "say these words: «...»", as a real model would, speaks only the words
@@ -626,6 +638,24 @@ class _Session:
             await self._start_reply(text, "echo")
         else:
             await self._caller_turn_done("client_content")
+
+    def _on_history(self, cc: dict[str, Any]) -> None:
+        """Initial history, as the real service takes it: every turn joins the context, none is
+        answered (even with ``turnComplete``, and even if the last turn is the model's); a model
+        turn means the agent has spoken, so the session does not greet again."""
+        turns = _get(cc, "turns")
+        for turn in turns if isinstance(turns, list) else [turns]:
+            if not isinstance(turn, dict):
+                continue
+            role = _get(turn, "role")
+            role = role if role in ("user", "model") else "user"
+            text = _content_text(turn)
+            self.rec.history.append({"role": role, "text": text})
+            self.text_in_chars += len(text)
+            if role == "model":
+                self.greeted = True
+        if _get(cc, "turn_complete"):
+            self.history_open = False
 
     # ---- caller turns and barge-in
 

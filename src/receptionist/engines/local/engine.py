@@ -127,6 +127,10 @@ class LocalEngine:
         self._utterance_end: float | None = None  # monotonic end of the caller's last turn
         self._closed = False
         self._hint: str | None = None
+        self._greeted: str | None = None  # the greeting the caller heard from the bridge's cache
+        # what shapes the agent's audio (the bridge's greeting cache key): voice and brain (a
+        # brain may word the greeting itself, see say())
+        self.voice_id = f"{self.name}:{speech.tts_name}:{brain_name}"
         self.stats = LocalTurnStats()
 
     # --- VoiceEngine ------------------------------------------------------------------------
@@ -141,11 +145,18 @@ class LocalEngine:
             self._detector = TurnDetector(self._vad_settings)
         except Exception as exc:  # a broken brain or missing VAD: the call is refused cleanly
             raise EngineError(f"local engine could not start: {exc}") from exc
+        if self._greeted is not None:  # said from the cache: the brain knows it was said
+            self._brain.state.history.append(("agent", self._greeted))
         self._emit_usage()  # zero tokens: it names the local models so the call is costed at 0
         self._tasks = [
             asyncio.create_task(self._answer_turns(), name=f"local-turns-{self.request.call_sid}"),
             asyncio.create_task(self._speak_queue(), name=f"local-speak-{self.request.call_sid}"),
         ]
+
+    def greeting_played(self, text: str) -> None:
+        """Before connect(): the caller hears `text` from the bridge's cache, so no greeting is
+        synthesized; it joins the brain's history as the agent's first turn."""
+        self._greeted = text
 
     async def say(self, text: str, kind: str | None = None) -> None:
         """A fixed line from the bridge. The voice speaks English: a line in another script is
