@@ -88,7 +88,7 @@ def serve(
 
     import uvicorn
 
-    from receptionist.bridge.server import uvicorn_options
+    from receptionist.bridge.server import APP_FACTORY, serve_processes, uvicorn_options
     from receptionist.engines.factory import check_engine_settings
 
     settings = _settings(host=host, port=port, workers=workers)
@@ -100,13 +100,14 @@ def serve(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     logging.getLogger("receptionist.serve").info("calls will be answered by %s", engine)
-    _with_db(settings, _nothing)
+    _with_db(settings, _nothing)  # migrated once here, before any server process starts
+    if settings.workers > 1:  # each process its own socket on the port (bridge/server.py)
+        raise typer.Exit(serve_processes(settings))
     uvicorn.run(
-        "receptionist.bridge.wiring:app_from_env",
+        APP_FACTORY,
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=settings.workers if settings.workers > 1 else None,
         **uvicorn_options(settings),
     )
 

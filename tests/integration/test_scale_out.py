@@ -31,6 +31,7 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
+from receptionist.bridge.server import reuse_port_balances
 from receptionist.sim.caller import CallerScript, CallOptions, CallResult, place_call
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedTurn
 from receptionist.sim.gemini_rest import FakeGeminiRest
@@ -351,3 +352,58 @@ async def test_two_servers_and_two_workers_handle_every_call_exactly_once(
         assert_clean_exit(codes, cluster)
         for p in servers:  # RUN_WORKER=false: only the separate workers carried the calls
             assert "pipeline worker" not in p.text(), p.text()
+
+
+def listening_sockets(pid: int, port: int) -> dict[int, str]:
+    """The processes under `pid` listening on `port`: child pid -> its socket's identity."""
+    found: dict[int, str] = {}
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for conn in child.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port:
+                    found[child.pid] = os.readlink(f"/proc/{child.pid}/fd/{conn.fd}")
+    return found
+
+
+@pytest.mark.skipif(not reuse_port_balances(), reason="SO_REUSEPORT balances on Linux only")
+async def test_serve_with_two_processes_on_one_port(
+    postgres_server: ThrowawayPostgres, doubles: Doubles, tmp_path: Path
+) -> None:
+    """`serve --workers 2`: two processes, each with its own socket on the one port and its own
+    in-process pipeline worker; the calls are still stored, analysed and messaged once."""
+    calls = 6
+    async with fresh_db(postgres_server) as (url, db):
+        cluster = Cluster(cluster_env(url, doubles, tmp_path), tmp_path)
+        script_analyses(doubles, calls)
+        port = free_port()
+        server = cluster.start("serve", "serve", "--workers", "2", PORT=str(port))
+        try:
+            await wait_ready(port, server, cluster)
+            async with asyncio.timeout(START_BOUND_S):  # both listening, not only the first
+                while len(sockets := listening_sockets(server.popen.pid, port)) < 2:
+                    assert server.popen.poll() is None, cluster.logs()
+                    await asyncio.sleep(0.1)
+            # two sockets (SO_REUSEPORT), not one inherited by both: the kernel spreads
+            # connections over them instead of waking both for each
+            assert len(set(sockets.values())) == 2, sockets
+
+            numbers = [caller_number(100 + i) for i in range(calls)]
+            placed = {}
+            for result, number in zip(await place_calls(port, numbers), numbers, strict=True):
+                assert result.ok, (result.error, cluster.logs())
+                placed[result.call_sid] = number
+            await settled(db, set(placed), cluster)
+            await check_exactly_once(db, doubles, placed, cluster)
+
+            # each scrape reaches one process, and every sample says which one
+            async with httpx.AsyncClient(timeout=5.0) as http:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            started = [
+                ln for ln in text.splitlines() if ln.startswith("receptionist_calls_started")
+            ]
+            assert len(started) == 1 and any(f'pid="{pid}"' in started[0] for pid in sockets)
+        finally:
+            codes = await cluster.stop()
+        assert codes == {"serve": 0}, cluster.logs()  # the supervisor ends cleanly on SIGTERM
+        assert server.text().count("Finished server process") == 2, server.text()
+        assert "pipeline worker" in server.text()  # RUN_WORKER on: the servers' own workers

@@ -21,6 +21,10 @@ class Metrics:
     latency_in: LatencyHistogram = field(default_factory=LatencyHistogram)
     latency_out: LatencyHistogram = field(default_factory=LatencyHistogram)
     greeting: LatencyHistogram = field(default_factory=LatencyHistogram)
+    # Set when several processes share the port (`serve --workers N`): a scrape reaches one of
+    # them, so every sample says which (pid), and each series stays one process's own count
+    # instead of jumping between processes like a counter reset.
+    process_label: str | None = None
 
     def render(self, active_calls: int, *, live_events_dropped: int = 0) -> str:
         lines = [
@@ -64,4 +68,16 @@ class Metrics:
         ):
             lines.append(f"# TYPE {name} histogram")
             lines += hist.prometheus(name)
+        if self.process_label is not None:
+            lines = [_labelled(line, f'pid="{self.process_label}"') for line in lines]
         return "\n".join(lines) + "\n"
+
+
+def _labelled(line: str, label: str) -> str:
+    """`label` added to a sample line (`name value` or `name{...} value`); comments as they are."""
+    if line.startswith("#"):
+        return line
+    series, _, value = line.rpartition(" ")
+    name, _, labels = series.partition("{")
+    labels = labels.removesuffix("}")
+    return f"{name}{{{labels + ',' if labels else ''}{label}}} {value}"

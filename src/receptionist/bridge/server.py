@@ -1,16 +1,38 @@
-"""Running the ASGI app under uvicorn: in-process (demo, tests, bench) or as worker processes."""
+"""Running the ASGI app under uvicorn: in-process (demo, tests, bench) or as worker processes.
+
+Several processes on one port (`serve --workers N`) each listen on a socket of their own, bound
+with SO_REUSEPORT, so the kernel spreads new connections evenly over them. One listening socket
+shared by every process (uvicorn's own supervisor) is not spread: every idle process is woken
+for each connection and whoever runs first takes it, which on this machine gave 18 of 20
+simultaneous calls to one process and 2 to the other, one core busy and one idle. Where
+SO_REUSEPORT does not balance (not Linux), uvicorn's supervisor is used instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import sys
+import time
 from collections.abc import AsyncIterator
+from types import FrameType
 from typing import Any
 
 import uvicorn
 
-from receptionist.config import Settings
+from receptionist.config import Settings, load_settings
+from receptionist.logs import setup_logging
+
+log = logging.getLogger("receptionist.serve")
+
+#: The uvicorn factory every server process runs.
+APP_FACTORY = "receptionist.bridge.wiring:app_from_env"
 
 # Hard cap on a WebSocket message; frames above MAX_FRAME_BYTES are dropped by the session itself
 # (counted, the call goes on), so this only guards memory against absurd frames.
@@ -73,3 +95,137 @@ async def serve_in_process(
     finally:
         server.should_exit = True
         await task
+
+
+# --- several processes on one port -------------------------------------------------------------
+
+
+def reuse_port_balances() -> bool:
+    """True where SO_REUSEPORT spreads connections over the sockets sharing a port (Linux);
+    BSD and macOS accept the option but hand every connection to one socket."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port with SO_REUSEPORT (not listening yet)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _server_process(host: str, port: int) -> None:  # pragma: no cover - runs in a child
+    """One server process: its own SO_REUSEPORT socket on the shared port, then uvicorn."""
+    settings = load_settings()  # the parent checked them; the environment is the same
+    setup_logging(settings.log_level, json_lines=settings.log_json)
+    sock = reuse_port_socket(host, port)
+    config = uvicorn.Config(
+        APP_FACTORY, factory=True, host=host, port=port, **uvicorn_options(settings)
+    )
+    uvicorn.Server(config).run(sockets=[sock])  # exits 3 when the app cannot start
+
+
+#: A server process that ends sooner than this after its start is taken for one that cannot start.
+START_GRACE_S = 10.0
+
+
+class _Supervisor:
+    """Starts the server processes, starts a replacement for one that dies, and on SIGTERM or
+    SIGINT asks each to stop (uvicorn's graceful shutdown: calls in progress are closed and
+    saved) and waits for them."""
+
+    def __init__(self, host: str, port: int, count: int, stop_timeout_s: float) -> None:
+        self.host, self.port, self.count = host, port, count
+        self.stop_timeout_s = stop_timeout_s
+        self.ctx = multiprocessing.get_context("spawn")  # no forked event loop or connections
+        self.procs: list[Any] = []
+        self.started_at: dict[int, float] = {}  # pid -> when it was started
+        self.stopping = False
+
+    def _start_one(self) -> Any:
+        proc = self.ctx.Process(
+            target=_server_process, args=(self.host, self.port), name="receptionist-serve"
+        )
+        proc.start()
+        self.started_at[proc.pid or 0] = time.monotonic()
+        return proc
+
+    def _on_signal(self, sig: int, _frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+        self.procs = [self._start_one() for _ in range(self.count)]
+        log.info(
+            "%d server processes on http://%s:%d (SO_REUSEPORT), pids %s",
+            self.count,
+            self.host,
+            self.port,
+            " ".join(str(p.pid) for p in self.procs),
+        )
+        code = 0
+        while not self.stopping:
+            multiprocessing.connection.wait([p.sentinel for p in self.procs], timeout=0.5)
+            for i, proc in enumerate(self.procs):
+                if self.stopping or proc.is_alive():
+                    continue
+                lived_s = time.monotonic() - self.started_at.pop(proc.pid, 0.0)
+                # uvicorn's STARTUP_FAILURE (3), or gone before it could have served (a broken
+                # app or setting): a replacement would fail the same way, in a loop
+                if proc.exitcode == 3 or lived_s < START_GRACE_S:
+                    log.error("server process %d could not start; stopping", proc.pid)
+                    self.stopping, code = True, 1
+                    break
+                log.error("server process %d ended (%s); starting another", proc.pid, proc.exitcode)
+                self.procs[i] = self._start_one()
+        self._stop_all()
+        return code
+
+    def _stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.is_alive() and proc.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout_s
+        for proc in self.procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.error("server process %d did not stop in time; killed", proc.pid)
+                proc.kill()
+                proc.join()
+
+
+def serve_processes(settings: Settings) -> int:
+    """Run `settings.workers` server processes on settings.host:port; returns the exit code.
+
+    The parent keeps a socket bound to the port (SO_REUSEPORT, never listening: it takes no
+    connections) for its whole life, so a port in use fails here with one clear error, port 0
+    picks one port for every process, and no other program can take the port between a dead
+    process and its replacement."""
+    os.environ["WORKERS"] = str(settings.workers)  # each process's /metrics says it is one of N
+    if not reuse_port_balances():
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            **uvicorn_options(settings),
+        )
+        return 0
+    try:
+        reserved = reuse_port_socket(settings.host, settings.port)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror or exc)
+        return 1
+    with reserved:
+        port = int(reserved.getsockname()[1])
+        stop_timeout_s = float(uvicorn_options(settings)["timeout_graceful_shutdown"]) + 10.0
+        return _Supervisor(settings.host, port, settings.workers, stop_timeout_s).run()

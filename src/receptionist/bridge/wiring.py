@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from starlette.applications import Starlette
 
 from receptionist.bridge.app import BridgeContext, TurnCallback, create_app
@@ -44,4 +46,7 @@ def app_from_env() -> Starlette:
     """uvicorn factory (`--factory`) used when serving with several worker processes."""
     settings = load_settings()
     setup_logging(settings.log_level, json_lines=settings.log_json)
-    return create_app(build_context(settings))
+    ctx = build_context(settings)
+    if settings.workers > 1:  # one of several processes on the port: /metrics names which
+        ctx.metrics.process_label = str(os.getpid())
+    return create_app(ctx)
