@@ -580,13 +580,14 @@ class Floor:
         if "q" in prm:
             terms = query_words(prm["q"])
             if self.dialect == "postgresql":
+                literal = pg_tsquery(terms).replace("'", "''")  # inline, as the API does
                 where.append(
                     "array_to_tsvector(string_to_array(search_text, ' ')) @@ "
-                    f"CAST({arg(pg_tsquery(terms))} AS tsquery)"
+                    f"CAST('{literal}' AS tsquery)"
                 )
             else:
                 where.append(
-                    "id IN (SELECT rowid FROM call_search WHERE call_search MATCH "
+                    "id + 0 IN (SELECT rowid FROM call_search WHERE call_search MATCH "
                     f"{arg(fts5_query(terms))})"
                 )
         if cursor is not None and cursor[0] is not None:
@@ -603,7 +604,7 @@ class Floor:
         lo = datetime.combine(first, datetime.min.time(), TZ)
         hi = datetime.combine(last + timedelta(days=1), datetime.min.time(), TZ)
         if self.dialect == "postgresql":
-            bucket = f"CAST(floor(extract(epoch from started_at) / {BUCKET_S}) AS BIGINT)"
+            bucket = f"CAST(floor(date_part('epoch', started_at) / {BUCKET_S}) AS BIGINT)"
             cbucket = bucket.replace("started_at", "c.started_at")
             rng, args = "started_at >= $2 AND started_at < $3", [self.tenant, lo, hi]
         else:
@@ -624,9 +625,9 @@ class Floor:
              f"FROM call_details WHERE tenant = {p1} AND {rng} GROUP BY call_type", args),
             (f"SELECT {cbucket} AS b, sum(u.total_cost) FROM ai_token_usage u "
              f"JOIN call_details c ON c.call_sid = u.call_sid WHERE u.tenant = {p1} "
-             f"AND c.tenant = {p1} "
+             f"AND c.tenant = {p1} AND u.created_at >= {self._p(4)} "
              f"AND {rng.replace('started_at', 'c.started_at')} AND u.total_cost IS NOT NULL "
-             f"GROUP BY b", args),
+             f"GROUP BY b", [*args, self._t(lo - timedelta(days=1))]),
             (f"SELECT {stats_json} FROM call_details WHERE tenant = {p1} AND {rng} "
              f"ORDER BY started_at DESC, id DESC LIMIT {LATENCY_SAMPLE_CALLS}", args),
         ]  # fmt: skip

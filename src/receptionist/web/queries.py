@@ -166,14 +166,25 @@ def _search(dialect: str, q: str) -> sa.ColumnElement[bool]:
     if not terms:
         return sa.false()
     if dialect == "postgresql":
-        return _pg_words().op("@@")(sa.cast(sa.literal(pg_tsquery(terms)), TSQUERY))
+        # The query goes into the SQL text as a quoted constant, not a parameter: a prepared
+        # statement switches to one generic plan after five runs, and for full-text search the
+        # right plan depends on the words (a common word: walk the tenant's newest calls and
+        # test each; a rare one: the GIN index, then sort). Measured: 5x slower once generic.
+        query: sa.BindParameter[str] = sa.bindparam(
+            "words", pg_tsquery(terms), literal_execute=True
+        )
+        return _pg_words().op("@@")(sa.cast(query, TSQUERY))
     if dialect == "sqlite":
         matched: sa.Select[Any] = (
             sa.select(sa.literal_column("rowid"))
             .select_from(sa.table("call_search"))
             .where(sa.literal_column("call_search").op("MATCH")(sa.literal(fts5_query(terms))))
         )
-        return call_details.c.id.in_(matched)
+        # `id + 0`, not `id`: SQLite would otherwise fetch every matching call by its id (all
+        # tenants, big rows) and sort them; with the index on id turned off it walks the
+        # tenant's (started_at, id) index in order and stops at a page. 1M calls: 4-40 ms
+        # instead of 0.1-0.6 s.
+        return (call_details.c.id + 0).in_(matched)
     # another database: a scan of the plain words (still no JSON escapes, still literal)
     return sa.and_(*(call_details.c.search_text.like(_like(t), escape="\\") for t in terms))
 
@@ -527,7 +538,8 @@ def _bucket(dialect: str, column: Any) -> sa.ColumnElement[Any]:
     """The quarter hour (UTC, counted from the epoch) a timestamp falls in."""
     if dialect == "sqlite":  # ISO text there; strftime('%s') reads it as UTC seconds
         return sa.cast(sa.func.strftime("%s", column), sa.Integer) / BUCKET_S
-    return sa.cast(sa.func.floor(sa.extract("epoch", column) / BUCKET_S), sa.BigInteger)
+    # date_part is double precision; extract() is numeric since PostgreSQL 14, and slower
+    return sa.cast(sa.func.floor(sa.func.date_part("epoch", column) / BUCKET_S), sa.BigInteger)
 
 
 async def stats(
@@ -561,7 +573,10 @@ async def stats(
     costs = (
         s.usage(bucket, sa.func.sum(u.total_cost).label("cost"))
         .join(call_details, call_details.c.call_sid == u.call_sid)
-        .where(*in_range, u.total_cost.is_not(None))
+        # A call's usage is written when it ends or later, never before it starts: a bound the
+        # (tenant, created_at) index uses, so the usage table is not read whole (a day's slack
+        # for clocks of different machines).
+        .where(*in_range, u.total_cost.is_not(None), u.created_at >= lo - timedelta(days=1))
         .group_by(bucket)
     )
     if s.tenant is not None:  # the calls' side too, so it is read through the tenant's index
