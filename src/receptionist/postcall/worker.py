@@ -59,7 +59,12 @@ class Worker:
         self.steps_failed = 0
 
     async def run_once(self) -> int:
-        """Claim a batch and carry each call through its due steps; returns the steps run."""
+        """Claim a batch and carry its calls through their due steps, side by side; returns the
+        steps run.
+
+        Side by side, not one after another: every claimed call is leased to this worker, so
+        a call waiting behind a slow analysis could be taken by no idle worker either, and once
+        its lease ran out while it waited another worker took it and both asked the model."""
         claims = await claim(
             self.deps.db,
             worker_id=self.worker_id,
@@ -68,10 +73,14 @@ class Worker:
             limit=self.batch,
             now=self.clock(),
         )
-        steps = 0
-        for c in claims:
-            steps += await self._carry(dataclasses.replace(c, hold_s=self.lease_s))
-        return steps
+        carried = await asyncio.gather(
+            *(self._carry(dataclasses.replace(c, hold_s=self.lease_s)) for c in claims),
+            return_exceptions=True,  # each call's carry ends on its own; a failure is raised after
+        )
+        for outcome in carried:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return sum(n for n in carried if isinstance(n, int))
 
     async def _carry(self, c: Claim) -> int:
         """Run the call's steps one after another while it holds the lease (no new claim per
