@@ -155,6 +155,7 @@ class CallSession:
         # greeting: played from the cache (a task) or captured from the engine to fill it
         self._greeting_task: asyncio.Task[None] | None = None
         self._greeting_voiced_ms = 0.0  # caller speech heard over the cached greeting
+        self._greeting_mark: str | None = None  # its mark: Exotel echoes it once played
         self._capture: GreetingCapture | None = None
 
     # --- helpers ----------------------------------------------------------------------------
@@ -457,6 +458,8 @@ class CallSession:
                 stats.marks_received += 1
                 if event.name == self._pending_goodbye_mark:
                     self._playback_until = time.monotonic()
+                elif event.name == self._greeting_mark:
+                    self._greeting_task = None  # the cached greeting was heard out
             elif isinstance(event, exotel.Dtmf):
                 stats.dtmf += 1
                 self.note("dtmf", event.digit, level=logging.INFO)
@@ -603,6 +606,7 @@ class CallSession:
             sent_s += len(chunk) / (2 * rate)
             self.transcript.agent_activity(self.elapsed_ms())
         await self._turn_done(interrupted=False)
+        self._greeting_mark = f"agent-turn-{self._mark_seq}"
 
     def _caller_over_greeting(self, pcm: bytes) -> bool:
         """Is the caller speaking over the cached greeting (long enough to stop it)?"""
