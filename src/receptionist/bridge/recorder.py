@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import fcntl
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -172,28 +174,64 @@ class CallRecorder:
                     log.exception("spool replay failed")
 
     async def replay_spool(self) -> int:
-        """Write spooled calls to the database; returns how many were saved."""
+        """Write spooled calls to the database; returns how many were saved.
+
+        Several processes may replay one spool folder at once (`serve --workers N` all start
+        with a replay, `db replay-spool` beside a running server): each file is replayed
+        under an exclusive lock on it, and one another process holds, or has already removed,
+        is left alone. Without it two processes wrote the same call twice (the second finish
+        freed a lease a worker held on it) and the loser's move of a clashing file failed,
+        which at start-up stopped its server."""
         if not self.spool_dir.is_dir():
             return 0
         saved = 0
         for path in sorted(self.spool_dir.glob("*.json")):
-            try:
-                finished = _load_finished(orjson.loads(path.read_bytes()))
-                await finish_call(self.db, finished)
-            except CallOwnedElsewhere:
-                conflicts = self.spool_dir / CONFLICTS
-                conflicts.mkdir(exist_ok=True)
-                os.replace(path, conflicts / path.name)
-                log.error("spooled call %s clashes with another stream's row", path.name)
-                continue
-            except Exception as exc:
-                log.warning("spooled call %s not replayed yet: %s", path.name, exc)
-                continue
-            path.unlink(missing_ok=True)  # `db replay-spool` may have taken it meanwhile
-            saved += 1
+            with _locked(path) as raw:
+                if raw is None:
+                    continue  # another process has it, or had it
+                try:
+                    finished = _load_finished(orjson.loads(raw))
+                    await finish_call(self.db, finished)
+                except CallOwnedElsewhere:
+                    conflicts = self.spool_dir / CONFLICTS
+                    conflicts.mkdir(exist_ok=True)
+                    os.replace(path, conflicts / path.name)
+                    log.error("spooled call %s clashes with another stream's row", path.name)
+                    continue
+                except Exception as exc:
+                    log.warning("spooled call %s not replayed yet: %s", path.name, exc)
+                    continue
+                path.unlink(missing_ok=True)
+                saved += 1
         if saved:
             log.info("replayed %d spooled call(s) into the database", saved)
         return saved
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[bytes | None]:
+    """The file's bytes while this process holds an exclusive lock on it; None when another
+    process holds the lock or the file is gone (replayed and removed by another process)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # locked after the holder removed it: the path is gone or is another file now
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except (BlockingIOError, FileNotFoundError):
+            same = False
+        if not same:
+            yield None
+            return
+        with os.fdopen(os.dup(fd), "rb") as f:
+            raw = f.read()
+        yield raw
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _load_finished(data: dict[str, Any]) -> FinishedCall:
