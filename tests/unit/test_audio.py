@@ -62,19 +62,67 @@ def test_sample_count_over_a_stream(in_rate: int, out_rate: int) -> None:
     rs = StreamResampler(in_rate, out_rate)
     pcm = tone(440, in_rate, 1.0)
     out = run_stream(rs, pcm, in_rate * 2 // 10)
-    expected = len(pcm) // 2 * out_rate / in_rate
+    # the flush adds the filter's delay line: the end of the signal, never cut
+    expected = len(pcm) // 2 * out_rate / in_rate + rs.delay_out_samples
     assert len(out) % 2 == 0
     assert abs(len(out) // 2 - expected) <= 4
 
 
 def test_8k_to_16k_doubles() -> None:
-    out = run_stream(StreamResampler(8000, 16000), tone(300, 8000, 0.5), 1600)
-    assert abs(len(out) // 2 - 8000) <= 4
+    rs = StreamResampler(8000, 16000)
+    out = run_stream(rs, tone(300, 8000, 0.5), 1600)
+    assert len(out) // 2 == 8000 + rs.delay_out_samples
 
 
 def test_24k_to_8k_thirds() -> None:
-    out = run_stream(StreamResampler(24000, 8000), tone(300, 24000, 0.5), 4800)
-    assert abs(len(out) // 2 - 4000) <= 4
+    rs = StreamResampler(24000, 8000)
+    out = run_stream(rs, tone(300, 24000, 0.5), 4800)
+    assert len(out) // 2 == 4000 + rs.delay_out_samples
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate", "chunk_ms"),
+    [
+        (8000, 16000, 20),
+        (8000, 16000, 100),
+        (24000, 8000, 20),
+        (24000, 8000, 40),
+        (16000, 24000, 20),
+    ],
+)
+def test_every_chunk_gives_its_share_at_once(in_rate: int, out_rate: int, chunk_ms: int) -> None:
+    # No blocks: 20 ms in -> 20 ms out from the very first chunk (soxr's streaming "HQ" returned
+    # nothing for the first 100 ms and then whole blocks: the caller waited for them).
+    rs = StreamResampler(in_rate, out_rate)
+    pcm = tone(700, in_rate, 1.0)
+    step = in_rate * chunk_ms // 1000 * 2
+    sizes = {len(rs.process(pcm[i : i + step])) for i in range(0, len(pcm), step)}
+    assert sizes == {out_rate * chunk_ms // 1000 * 2}
+
+
+def test_odd_chunks_give_their_share_to_the_sample() -> None:
+    # chunk sizes that do not divide the ratio: each output is due as soon as its last input
+    # arrives, so the running total never falls a sample behind the exact ratio
+    rs = StreamResampler(24000, 8000)
+    pcm = tone(500, 24000, 0.5)
+    got = fed = 0
+    for size in (301, 7, 1, 2, 960, 333, 5):
+        for i in range(3):
+            got += len(rs.process(pcm[(fed + i) * 2 : (fed + i) * 2 + size * 2])) // 2
+        fed += 3 * size
+        assert got == -(-fed // 3)
+
+
+@pytest.mark.parametrize(("in_rate", "out_rate"), [(8000, 16000), (24000, 8000), (16000, 24000)])
+def test_algorithmic_delay_is_small_and_where_it_says(in_rate: int, out_rate: int) -> None:
+    rs = StreamResampler(in_rate, out_rate)
+    assert 0 < rs.delay_ms <= 2.0
+    # a click at input sample 0 peaks at the stated delay in the output
+    click = np.zeros(in_rate // 10, dtype="<i2")
+    click[0] = 20_000
+    out = samples(rs.process(click.tobytes()))
+    assert int(np.argmax(np.abs(out))) == rs.delay_out_samples
+    assert rs.delay_out_samples == round(rs.delay_ms * out_rate / 1000)
 
 
 @pytest.mark.parametrize(("in_rate", "out_rate"), [(8000, 16000), (24000, 8000)])
@@ -119,8 +167,8 @@ def test_flush_returns_tail_and_resampler_keeps_working() -> None:
     pcm = tone(400, 8000, 0.3)
     first = rs.process(pcm)
     tail = rs.flush()
-    assert len(tail) > 0  # the filter's delay line
-    assert abs((len(first) + len(tail)) // 2 - 4800) <= 4
+    assert len(first) // 2 == 4800  # every input sample's share, at once
+    assert len(tail) // 2 == rs.delay_out_samples > 0  # the filter's delay line
     # after a flush the next signal starts clean and gets the same treatment
     again = rs.process(pcm) + rs.flush()
     assert again == first + tail
@@ -177,3 +225,22 @@ def test_rms() -> None:
     assert rms(tone(1000, 8000, 1.0, amp=10_000)) == pytest.approx(10_000 / np.sqrt(2), rel=0.01)
     square = np.tile(np.array([500, -500], dtype="<i2"), 50).tobytes()
     assert rms(square) == pytest.approx(500.0)
+
+
+def test_full_scale_overshoot_is_clipped_not_wrapped() -> None:
+    # a full-scale square wave rings above int16 through any band-limiting filter
+    square = np.tile(np.array([32767] * 8 + [-32768] * 8, dtype="<i2"), 200).tobytes()
+    for in_rate, out_rate in ((8000, 16000), (24000, 8000)):
+        out = np.frombuffer(StreamResampler(in_rate, out_rate).process(square), dtype="<i2")
+        # wrapped samples would flip sign next to a full-scale neighbour
+        assert np.max(np.abs(np.diff(out.astype(np.int32)))) < 65535
+        assert out.max() == 32767 or out.min() == -32768
+
+
+def test_previous_soxr_stream_stays_selectable() -> None:
+    # only for before/after measurements (RECEPTIONIST_RESAMPLER=soxr-hq)
+    rs = StreamResampler(8000, 16000, impl="soxr-hq")
+    out = run_stream(rs, tone(1000, 8000, 1.0), 1600)
+    assert dominant_freq(out, 16000) == pytest.approx(1000, abs=5)
+    with pytest.raises(ValueError, match="unknown resampler"):
+        StreamResampler(8000, 16000, impl="nope")

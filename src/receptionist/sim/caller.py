@@ -9,8 +9,13 @@ still queued, and each `mark` is echoed back once the audio queued before it has
 
 It measures what a caller experiences: greeting latency (start frame sent -> first agent audio),
 per-turn response latency (caller's last voiced frame sent -> first agent audio of the reply),
-barge-in clears, and protocol errors. Exotel carries no transcripts, so the events only say what
-the caller said and when agent audio started and stopped.
+barge-in clears, and protocol errors. A frame is voiced when any 10 ms window of it is (the
+Gemini Live double's VAD windows), so "last voiced frame" is the frame that carries the end of
+the caller's speech however it falls in the frame. The raw timestamps behind the latencies are
+in `CallResult` (`start_sent_at`, `turn_end_ms`, `reply_start_ms`), so a bench can subtract a
+double's own answer delay or line them up with the double's records (same monotonic clock).
+Exotel carries no transcripts, so the events only say what the caller said and when agent audio
+started and stopped.
 
 One call costs one coroutine plus one receive task; frames are pre-sliced and base64-encoded once
 per utterance (and once per rate for silence), so one process can run hundreds of calls.
@@ -60,6 +65,9 @@ __all__ = [
 
 #: Silence after a voiced frame that ends a caller turn when a WAV is split into turns.
 TURN_GAP_MS = 500
+#: A frame is voiced if any window of this length in it is: the Gemini Live double's VAD window,
+#: so the caller and the double agree on which frame ends a turn.
+VOICE_WINDOW_MS = 10
 
 
 @dataclass(slots=True)
@@ -164,6 +172,15 @@ class CallResult:
     max_send_lag_ms: float = 0.0
     duration_s: float = 0.0
     events: list[TranscriptEvent] = field(default_factory=list)
+    #: The call's clock (`time.monotonic` by default: system-wide on Linux, so comparable with
+    #: a double's records in another process) when the `start` frame was sent; every `*_ms`
+    #: figure and event time here counts from it.
+    start_sent_at: float | None = None
+    #: Per caller turn: ms after start at which the frame carrying the end of its speech was sent.
+    turn_end_ms: list[float] = field(default_factory=list)
+    #: Per answered turn (parallel to `response_ms`): ms after start at which the first agent
+    #: audio of the reply arrived; `response_ms[i] == reply_start_ms[i] - <its turn_end_ms>`.
+    reply_start_ms: list[float] = field(default_factory=list)
 
 
 def exotel_url(
@@ -204,7 +221,7 @@ def _clip_from_pcm(pcm: bytes, sample_rate: int, frame_ms: int) -> _Clip:
     if len(pcm) % size:
         pcm = pcm + bytes(size - len(pcm) % size)  # pad the last frame with silence
     frames = [pcm[i : i + size] for i in range(0, len(pcm), size)]
-    voiced = tuple(rms_int16(f) > SPEECH_RMS_THRESHOLD for f in frames)
+    voiced = tuple(_any_window_voiced(f, sample_rate) for f in frames)
     gap = math.ceil(TURN_GAP_MS / frame_ms)
     ends = frozenset(i for i, v in enumerate(voiced) if v and not any(voiced[i + 1 : i + 1 + gap]))
     return _Clip(
@@ -212,6 +229,13 @@ def _clip_from_pcm(pcm: bytes, sample_rate: int, frame_ms: int) -> _Clip:
         voiced=voiced,
         turn_ends=ends,
         duration_ms=len(pcm) * 500 / sample_rate,
+    )
+
+
+def _any_window_voiced(frame: bytes, sample_rate: int) -> bool:
+    win = 2 * max(1, sample_rate * VOICE_WINDOW_MS // 1000)
+    return any(
+        rms_int16(frame[i : i + win]) > SPEECH_RMS_THRESHOLD for i in range(0, len(frame), win)
     )
 
 
@@ -392,6 +416,7 @@ class _Call:
                 self.in_turn = False
                 self.turn_no += 1
                 self.awaiting_since = sent
+                self.res.turn_end_ms.append(round((sent - self.t0) * 1000.0, 1))
                 self.reply_seen = False
                 self.reply_started = None
 
@@ -547,6 +572,7 @@ class _Call:
             self._emit("agent_audio_start", label, now)
             if self.awaiting_since is not None:
                 res.response_ms.append(round((now - self.awaiting_since) * 1000.0, 1))
+                res.reply_start_ms.append(round((now - self.t0) * 1000.0, 1))
                 self.awaiting_since = None
         if not self.reply_seen:
             self.reply_seen = True
@@ -597,6 +623,7 @@ class _Call:
                 )
             )
             self.t0 = self._clock()
+            self.res.start_sent_at = self.t0
             self.next_t = self.t0
             self._emit("connected", opts.url, self.t0)
             await self._script()

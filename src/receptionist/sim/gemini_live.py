@@ -36,8 +36,9 @@ Protocol summary (see /work/shared/PROTOCOLS.md "Gemini Live API"):
   ``ConnectionClosed`` instead of ``APIError``.)
 * First client frame must be ``{"setup": {...}}``; the reply is ``{"setupComplete": {}}``.
   Keys are accepted in snake_case and camelCase at every level. Frames may be text or binary.
-* Caller turns: energy VAD over ``realtime_input.audio`` / ``media_chunks`` (20 ms windows,
-  :data:`~receptionist.sim.speech.SPEECH_RMS_THRESHOLD`), the turn ends after
+* Caller turns: energy VAD over ``realtime_input.audio`` / ``media_chunks`` (10 ms windows of
+  the continuous received stream, whatever the chunk sizes, so a bridge's chunking cannot move
+  the decision; :data:`~receptionist.sim.speech.SPEECH_RMS_THRESHOLD`), the turn ends after
   ``end_of_turn_silence_ms`` of received unvoiced *audio* (not wall clock), on
   ``audioStreamEnd``, or on ``activityEnd`` (manual VAD; energy VAD is off when setup sets
   ``realtimeInputConfig.automaticActivityDetection.disabled``). ``realtime_input.text`` is a
@@ -99,7 +100,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from receptionist.sim.speech import SPEECH_RMS_THRESHOLD, rms_int16, synth_speech
+from receptionist.sim.speech import SPEECH_RMS_THRESHOLD, synth_speech
 from receptionist.sim.tls import TestCA
 
 __all__ = [
@@ -133,7 +134,9 @@ INTERNAL_ERROR_REASON = "Internal error encountered."
 DEFAULT_REPLY = "Sure, I can help with that."
 MAX_STORED_FRAMES = 2000  # per session; audio frames are never stored, only counted
 
-_VAD_WINDOW_MS = 20
+#: Energy VAD window. 10 ms windows on the continuous received stream: the decision that the
+#: caller stopped moves by at most one window, never by a bridge's chunk size.
+_VAD_WINDOW_MS = 10
 
 
 # --------------------------------------------------------------------------- data model
@@ -403,18 +406,45 @@ def _reply_plan(
 
 
 def _voiced_windows(pcm: bytes, rate: int) -> tuple[list[bool], float]:
-    """Per-20 ms-window voicing of a chunk and the window duration in seconds."""
-    n = len(pcm) // 2
+    """Per-window voicing of whole windows of ``pcm`` and the window duration in seconds.
+
+    Only whole windows: the caller (:class:`_WindowVad`) carries the rest to the next chunk, so
+    the windows sit on the continuous stream whatever size the chunks are.
+    """
     win = max(1, rate * _VAD_WINDOW_MS // 1000)
-    if n <= win * 3 // 2:
-        return [rms_int16(pcm) >= SPEECH_RMS_THRESHOLD], n / rate
+    n = (len(pcm) // 2) // win * win
+    if n == 0:
+        return [], win / rate
     x = np.frombuffer(pcm, dtype="<i2", count=n).astype(np.float32)
-    full = (n // win) * win
-    w = x[:full].reshape(-1, win)
+    w = x.reshape(-1, win)
     voiced = (np.sqrt(np.einsum("ij,ij->i", w, w) / win) >= SPEECH_RMS_THRESHOLD).tolist()
-    if full < n:
-        voiced.append(rms_int16(pcm[full * 2 : n * 2]) >= SPEECH_RMS_THRESHOLD)
     return voiced, win / rate
+
+
+class _WindowVad:
+    """Energy VAD on fixed windows of the received audio *stream*, not of each chunk.
+
+    A chunk's samples that do not fill a window wait for the next chunk, so the end of the
+    caller's turn falls on the same stream position (to the window) whether a bridge sends
+    20 ms or 100 ms chunks; only *when* that audio arrives moves it, which is the bridge's
+    latency the double should expose. A change of sample rate starts a new stream.
+    """
+
+    __slots__ = ("_carry", "_rate")
+
+    def __init__(self) -> None:
+        self._carry = b""
+        self._rate = 0
+
+    def push(self, pcm: bytes, rate: int) -> tuple[list[bool], float]:
+        if rate != self._rate:
+            self._rate, self._carry = rate, b""
+        if self._carry:
+            pcm = self._carry + pcm
+        win_bytes = 2 * max(1, rate * _VAD_WINDOW_MS // 1000)
+        whole = len(pcm) // win_bytes * win_bytes
+        self._carry = pcm[whole:]
+        return _voiced_windows(pcm[:whole], rate)
 
 
 # --------------------------------------------------------------------------- one session
@@ -437,6 +467,7 @@ class _Session:
         self.resumption = False
         self.auto_vad = True
         # caller VAD state
+        self.vad = _WindowVad()
         self.in_speech = False
         self.speech_s = 0.0
         self.silence_s = 0.0
@@ -602,11 +633,9 @@ class _Session:
             if self.in_speech:
                 self.speech_s += dur
             return
-        voiced, win_s = _voiced_windows(pcm, rate)
+        voiced, w = self.vad.push(pcm, rate)
         eot_s = self.fake.end_of_turn_silence_ms / 1000.0
-        last = len(voiced) - 1
-        for i, v in enumerate(voiced):
-            w = win_s if i < last else dur - win_s * last
+        for v in voiced:
             if v:
                 if not self.in_speech:
                     await self._speech_started()
@@ -906,6 +935,16 @@ class FakeGeminiLive:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def answer_delay_ms(self, script: CallScript | None = None) -> float:
+        """How long the double itself waits, after the caller's speech ends in the audio it
+        receives, before it sends the first audio of its reply: the end-of-turn silence plus the
+        script's think time (``script``, else this double's script if it is a plain
+        :class:`CallScript`, else the defaults). A bench subtracts this from the caller-perceived
+        response time to get what the bridge adds."""
+        if script is None:
+            script = self.script if isinstance(self.script, CallScript) else CallScript()
+        return float(self.end_of_turn_silence_ms) + float(script.reply_delay_ms)
 
     async def wait_for_sessions(self, n: int, within_s: float = 5.0) -> None:
         """Wait until at least ``n`` sessions have connected (TimeoutError after ``within_s``)."""
