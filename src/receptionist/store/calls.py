@@ -132,7 +132,10 @@ async def create_call(db: Database, c: NewCall) -> bool:
         .on_conflict_do_nothing(index_elements=["call_sid"])
     )
     c_ = call_details.c
-    async with db.begin() as conn:
+    # IMMEDIATE: the insert also writes the SQLite search index (FTS5, by trigger), whose
+    # statements read before they write; a deferred transaction could then be refused at once
+    # ("database is locked") when another call's write got in between, instead of waiting.
+    async with db.begin(immediate=True) as conn:
         await conn.execute(stmt)
         owner = (
             await conn.execute(sa.select(c_.session_id).where(c_.call_sid == c.call_sid))
