@@ -340,6 +340,81 @@ def measure_floor(call_seconds: int = 200, repeats: int = 5) -> dict[str, Any]:
     }
 
 
+# --- resampling: quality, delay, evenness, CPU ----------------------------------------------
+
+
+def _sweep(rate: int, seconds: float = 3.0) -> Any:
+    import numpy as np
+
+    t = np.arange(int(rate * seconds)) / rate
+    f0, f1 = 100.0, 3400.0  # the telephone band
+    return np.round(12_000 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * seconds))))
+
+
+def measure_resampling(impl: str | None = None, repeats: int = 5) -> dict[str, Any]:
+    """Figures of `audio.StreamResampler` (``impl`` None: the one the server would use) for the
+    two rate pairs of an 8 kHz Gemini call, 8k->16k (caller) and 24k->8k (agent):
+
+    * ``snr_db``: a 100-3400 Hz sweep streamed in the bridge's chunk size (100 ms caller
+      frames, 40 ms agent chunks) against soxr "VHQ" on the whole signal at once, after
+      shifting by the stated delay;
+    * ``delay_ms``: the stated algorithmic delay (group delay of the filter);
+    * ``out_ms_per_20ms_chunk_min/_max``: output of each of 50 successive 20 ms chunks (20/20
+      means no blocks: every chunk gives its share at once);
+    * ``first_output_after_ms``: input fed before the first output came out;
+    * ``cpu_us_per_chunk``: best of ``repeats`` x 500 chunks of the bridge's size.
+    """
+    import numpy as np
+    import soxr
+
+    from receptionist.audio import IMPLEMENTATION, StreamResampler
+
+    impl = impl or IMPLEMENTATION
+    out: dict[str, Any] = {"implementation": impl}
+    for in_rate, out_rate, chunk_ms in ((8000, 16000, 100), (24000, 8000, 40)):
+        key = f"{in_rate // 1000}k_to_{out_rate // 1000}k"
+        x = _sweep(in_rate).astype("<i2")
+        ref = soxr.resample(x.astype(np.float64), in_rate, out_rate, quality="VHQ")
+        rs = StreamResampler(in_rate, out_rate, impl=impl)
+        step = in_rate * chunk_ms // 1000
+        buf = bytearray()
+        for i in range(0, len(x), step):
+            buf += rs.process(x[i : i + step].tobytes())
+        buf += rs.flush()
+        y = np.frombuffer(bytes(buf), dtype="<i2").astype(np.float64)
+        d = rs.delay_out_samples
+        y = y[d : d + len(ref)]
+        n = min(len(y), len(ref))
+        edge = n // 20
+        err = y[edge : n - edge] - ref[edge : n - edge]
+        snr = 10 * np.log10(np.sum(ref[edge : n - edge] ** 2) / np.sum(err**2))
+        rs = StreamResampler(in_rate, out_rate, impl=impl)
+        step20 = in_rate // 50
+        outs = [len(rs.process(x[i * step20 : (i + 1) * step20].tobytes())) // 2 for i in range(50)]
+        first = next((i for i, o in enumerate(outs) if o), None)
+        chunk = x[:step].tobytes()
+        rs = StreamResampler(in_rate, out_rate, impl=impl)
+        per = _best_cpu_s(
+            lambda rs=rs, chunk=chunk: [rs.process(chunk) for _ in range(500)], repeats
+        )
+        out[key] = {
+            "snr_db_vs_offline_vhq": round(float(snr), 1),
+            "delay_ms": round(rs.delay_ms, 3) if impl == "fir" else None,
+            "out_ms_per_20ms_chunk_min": round(min(outs) * 1000 / out_rate, 2),
+            "out_ms_per_20ms_chunk_max": round(max(outs) * 1000 / out_rate, 2),
+            "first_output_after_ms": None if first is None else (first + 1) * 20,
+            "chunk_ms": chunk_ms,
+            "cpu_us_per_chunk": round(per / 500 * 1e6, 2),
+        }
+    out["method"] = (
+        "sweep 100-3400 Hz, 3 s, amplitude 12000, streamed in chunk_ms chunks then flushed, "
+        "compared with soxr.resample(quality='VHQ') of the whole sweep after the stated delay "
+        "(5 % edges skipped); 50 x 20 ms chunks for evenness; CPU: time.thread_time, best of "
+        f"{repeats} x 500 chunks"
+    )
+    return out
+
+
 # --- the Gemini Live double in its own process -------------------------------------------------
 
 
@@ -348,8 +423,15 @@ async def _run_double(args: argparse.Namespace) -> None:
 
     script = CallScript(
         turns=[ScriptedTurn(heard=h, reply=r) for h, r in short_lines(args.turns)],
+        reply_delay_ms=args.reply_delay_ms,
     )
-    fake = FakeGeminiLive(api_key=args.api_key, script=script, realtime=True)
+    fake = FakeGeminiLive(
+        api_key=args.api_key,
+        script=script,
+        realtime=True,
+        chunk_ms=args.chunk_ms,
+        end_of_turn_silence_ms=args.eot_ms,
+    )
     await fake.start("127.0.0.1", 0)
     Path(args.ca_out).write_bytes(Path(fake.ca_file).read_bytes())
     stop = asyncio.Event()
@@ -357,7 +439,18 @@ async def _run_double(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tmp = args.ready_file + ".tmp"
-    Path(tmp).write_text(json.dumps({"port": fake.port, "pid": os.getpid()}))
+    Path(tmp).write_text(
+        json.dumps(
+            {
+                "port": fake.port,
+                "pid": os.getpid(),
+                "answer_delay_ms": fake.answer_delay_ms(),
+                "chunk_ms": fake.chunk_ms,
+                "end_of_turn_silence_ms": fake.end_of_turn_silence_ms,
+                "reply_delay_ms": script.reply_delay_ms,
+            }
+        )
+    )
     os.replace(tmp, args.ready_file)
     await stop.wait()
     sessions = []
@@ -373,6 +466,13 @@ async def _run_double(args: argparse.Namespace) -> None:
                 "interruptions": len(rec.interruptions),
                 "caller_turns": len(rec.caller_turns),
                 "error": rec.error,
+                # the double's clock is time.monotonic: system-wide, so comparable with the
+                # callers' CallResult.start_sent_at in the bench process
+                "turn_ended_at": [round(t.ended_at, 4) for t in rec.caller_turns],
+                "reply_first_audio_at": [
+                    None if r.first_audio_at is None else round(r.first_audio_at, 4)
+                    for r in rec.replies
+                ],
             }
         )
     if args.stats_out:
@@ -390,6 +490,11 @@ def _main(argv: list[str]) -> int:
     d.add_argument("--api-key", default="bench-key")
     d.add_argument("--turns", type=int, default=2)
     d.add_argument("--stats-out", default="")
+    # defaults = FakeGeminiLive's and CallScript's own, so other benches sharing the double
+    # without these options see the same double
+    d.add_argument("--chunk-ms", type=int, default=40, help="agent audio chunk, real-time paced")
+    d.add_argument("--eot-ms", type=int, default=500, help="end-of-turn silence")
+    d.add_argument("--reply-delay-ms", type=int, default=0, help="think time before replying")
     args = ap.parse_args(argv)
     if args.cmd == "double":
         try:

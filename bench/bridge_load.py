@@ -4,6 +4,8 @@ in-process "floor" for comparison.
 
     .venv/bin/python bench/bridge_load.py --calls 100 --concurrency 100 \
         [--workers 1] [--turns 2] [--json bench/results/x.json] [--db sqlite|URL]
+    .venv/bin/python bench/bridge_load.py --ladder 1,10,100,200 [--resampler fir|soxr-hq] \
+        --json bench/results/bridge_latency_<date>.json
 
 Three processes, loopback only: the Gemini Live double (TLS), the server (plus its worker
 processes when --workers > 1), and this process (the callers, real-time 8 kHz pacing). See
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -40,6 +43,7 @@ from _common import (
     git_commit,
     machine_info,
     measure_floor,
+    measure_resampling,
     percentile,
     short_lines,
     write_json,
@@ -57,6 +61,8 @@ PIPECAT_REFERENCE = (
     "lost). Not re-measured in this run."
 )
 SEND_LAG_WARN_MS = 50.0
+#: The bridge's share of caller-perceived response latency (DESIGN.md "Performance budget").
+BUDGET_BRIDGE_SHARE_MS = {"p50": 10.0, "p99": 20.0}
 SAMPLE_EVERY_S = 0.5
 VENV_BIN = Path(sys.executable).parent
 
@@ -296,6 +302,19 @@ async def _sample_while(
             s.sample()
 
 
+def exotel_first_chunk_wait_ms(double_chunk_ms: int, sample_rate: int = 8000) -> float:
+    """How long a bridge that keeps Exotel's chunk rule must wait, after the double's first
+    agent audio, before it can send its first media frame: the double paces `double_chunk_ms`
+    chunks in real time and a frame needs `OutboundChunker.min_bytes` (3,200 bytes: 200 ms at
+    8 kHz 16-bit), so the frame is complete when the chunk that fills it arrives. Not the
+    bridge's doing (the rule is Exotel's), so the bridge's share leaves it out."""
+    from receptionist.telephony.exotel import OutboundChunker
+
+    need_ms = OutboundChunker(sample_rate).min_bytes * 1000.0 / (2 * sample_rate)
+    chunks = math.ceil(need_ms / double_chunk_ms - 1e-9)
+    return float((chunks - 1) * double_chunk_ms)
+
+
 def _r(x: float | None, nd: int = 2) -> float | None:
     return None if x is None else round(x, nd)
 
@@ -305,13 +324,17 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
     started_at = datetime.now(UTC)
     floor: dict[str, Any] = {}
+    resampling: dict[str, Any] = {}
     if args.floor:  # before any other process of ours runs, so nothing competes for the CPU
         floor = measure_floor(repeats=7)
+        resampling = measure_resampling(args.resampler)
     ca_file = tmp / "ca.pem"
     ready = tmp / "double.json"
     double_stats = tmp / "double-stats.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_API"))}
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["RECEPTIONIST_RESAMPLER"] = args.resampler
+    load_before = os.getloadavg()
 
     # 1. the Gemini Live double
     double = Proc(
@@ -330,6 +353,10 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             str(args.turns),
             "--stats-out",
             str(double_stats),
+            "--chunk-ms",
+            str(args.double_chunk_ms),
+            "--eot-ms",
+            str(args.eot_ms),
         ],
         env,
         tmp / "double.log",
@@ -339,6 +366,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     try:
         info = _wait_ready_file(ready, double, 30)
         gport = int(info["port"])
+        answer_delay_ms = float(info["answer_delay_ms"])
         _wait_tls(gport, ca_file, 15)
         log(f"Gemini Live double pid {double.pid} on https://127.0.0.1:{gport}")
 
@@ -418,6 +446,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         for s in (srv, dbl):
             s.sample()
         my_cpu1 = psutil.Process().cpu_times()
+        load_after = os.getloadavg()
         caller_cpu_s = (my_cpu1.user + my_cpu1.system) - (my_cpu0.user + my_cpu0.system)
         profile = _stop_py_spy(spy, args.py_spy) if spy is not None else None
         log(f"run done in {wall_s:.1f} s; reading call rows")
@@ -490,6 +519,21 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
     greet = [r.greeting_ms for r in results if r.greeting_ms is not None]
     resp = [x for r in results for x in r.response_ms]
+    chunk_wait_ms = exotel_first_chunk_wait_ms(args.double_chunk_ms)
+    over = [x - answer_delay_ms for x in resp]
+    share = [x - chunk_wait_ms for x in over]
+    per_call = [
+        {
+            "call_sid": r.call_sid,
+            "ok": r.ok,
+            "greeting_ms": r.greeting_ms,
+            "response_ms": r.response_ms,
+            "response_over_answer_delay_ms": [round(x - answer_delay_ms, 1) for x in r.response_ms],
+            "turn_end_ms": r.turn_end_ms,
+            "reply_start_ms": r.reply_start_ms,
+        }
+        for r in results
+    ]
     max_lag = max((r.max_send_lag_ms for r in results), default=0.0)
     agent_sent_ms = sum(s["agent_audio_ms"] for s in dstats.get("sessions", []))
     # warm-up sessions are in the double's list too: they are the first ones
@@ -559,6 +603,19 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "response_ms_p99": _r(percentile(resp, 99), 1),
         "response_ms_max": _r(max(resp) if resp else None, 1),
         "responses": len(resp),
+        # what the caller waits beyond the double's own answer delay (see bench/README.md)
+        "answer_delay_ms": answer_delay_ms,
+        "double_chunk_ms": args.double_chunk_ms,
+        "exotel_first_chunk_wait_ms": chunk_wait_ms,
+        "response_over_answer_delay_ms_p50": _r(percentile(over, 50), 1),
+        "response_over_answer_delay_ms_p99": _r(percentile(over, 99), 1),
+        "response_over_answer_delay_ms_max": _r(max(over) if over else None, 1),
+        "response_over_answer_delay_ms_min": _r(min(over) if over else None, 1),
+        "bridge_share_ms_p50": _r(percentile(share, 50), 1),
+        "bridge_share_ms_p99": _r(percentile(share, 99), 1),
+        "bridge_share_ms_max": _r(max(share) if share else None, 1),
+        "greeting_ms_p50": _r(percentile(greet, 50), 1),
+        "greeting_ms_p99": _r(percentile(greet, 99), 1),
         "turn_timeouts": sum(r.turn_timeouts for r in results),
         "unanswered_turns": sum(r.unanswered_turns for r in results),
         "max_send_lag_ms": round(max_lag, 1),
@@ -577,6 +634,8 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "double_session_errors": [s["error"] for s in dstats.get("sessions", []) if s["error"]],
         "server_exit_code": srv_exit,
     }
+    figures["load_avg_1_5_15_before"] = [round(x, 2) for x in load_before]
+    figures["load_avg_1_5_15_after"] = [round(x, 2) for x in load_after]
     if floor:
         figures.update(floor)
         f = floor["floor_cpu_ms_per_call_second"]
@@ -603,9 +662,16 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "caller_lines": [h for h, _ in short_lines(args.turns)],
             "double_replies": [r for _, r in short_lines(args.turns)],
             "sample_every_s": SAMPLE_EVERY_S,
+            "resampler": args.resampler,
+            "double_chunk_ms": args.double_chunk_ms,
+            "double_end_of_turn_silence_ms": args.eot_ms,
+            "caller_frame_ms": 100,
         },
         "figures": figures,
+        "per_call": per_call,
+        **({"resampling": resampling} if resampling else {}),
         **BUDGET,
+        "budget_bridge_share_ms": BUDGET_BRIDGE_SHARE_MS,
         "pipecat_reference": PIPECAT_REFERENCE,
         "server_log_tail": server_log_tail.splitlines()[-40:],
         **({"profile": profile} if profile else {}),
@@ -621,6 +687,12 @@ HEADLINE = (
     "first_greeting_ms_p99",
     "dropped_frames",
     "rss_kb_per_call",
+    "response_over_answer_delay_ms_p50",
+    "response_over_answer_delay_ms_p99",
+    "bridge_share_ms_p50",
+    "bridge_share_ms_p99",
+    "greeting_ms_p50",
+    "greeting_ms_p99",
 )
 
 
@@ -686,7 +758,21 @@ def print_table(res: dict[str, Any]) -> None:
         (
             "response p50 / p99 ms",
             f"{_fmt(f['response_ms_p50'])} / {_fmt(f['response_ms_p99'])}",
-            "incl. the double's 500 ms end-of-turn",
+            f"last speech frame sent -> first agent frame; incl. the double's "
+            f"{_fmt(f['answer_delay_ms'])} ms answer delay",
+        ),
+        (
+            "  minus the answer delay p50 / p99",
+            f"{_fmt(f['response_over_answer_delay_ms_p50'])} / "
+            f"{_fmt(f['response_over_answer_delay_ms_p99'])}",
+            f"incl. {_fmt(f['exotel_first_chunk_wait_ms'])} ms for Exotel's first 3,200-byte "
+            f"chunk ({f['double_chunk_ms']} ms double chunks)",
+        ),
+        (
+            "  bridge share p50 / p99 ms",
+            f"{_fmt(f['bridge_share_ms_p50'])} / {_fmt(f['bridge_share_ms_p99'])}",
+            f"budget {BUDGET_BRIDGE_SHARE_MS['p50']:g} / {BUDGET_BRIDGE_SHARE_MS['p99']:g}; "
+            f"max {_fmt(f['bridge_share_ms_max'])}",
         ),
         (
             "dropped frames (in)",
@@ -762,12 +848,88 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="skip the in-process floor measurement",
     )
+    ap.add_argument(
+        "--resampler",
+        choices=("fir", "soxr-hq"),
+        default=os.environ.get("RECEPTIONIST_RESAMPLER", "fir"),
+        help="the server's streaming resampler (RECEPTIONIST_RESAMPLER): 'fir' (ours, "
+        "default) or 'soxr-hq' (the previous one, for before/after runs)",
+    )
+    ap.add_argument(
+        "--double-chunk-ms",
+        type=int,
+        default=40,
+        help="agent audio chunk of the Gemini Live double (real-time paced)",
+    )
+    ap.add_argument("--eot-ms", type=int, default=500, help="the double's end-of-turn silence")
+    ap.add_argument(
+        "--ladder",
+        default="",
+        help="comma-separated concurrencies, e.g. 1,10,100,200: one run per level (calls = "
+        "concurrency, fresh server and double each), one JSON with all levels",
+    )
+    ap.add_argument(
+        "--wait-load",
+        type=float,
+        default=None,
+        help="before each run wait (at most --wait-load-s) until the 1-minute load average of "
+        "the machine is below this; the load is recorded in the JSON either way",
+    )
+    ap.add_argument("--wait-load-s", type=float, default=180.0)
     args = ap.parse_args(argv)
     if args.warmup is None:
         args.warmup = args.workers
     if min(args.calls, args.concurrency, args.workers, args.turns) < 1:
         ap.error("--calls, --concurrency, --workers and --turns must be >= 1")
+    if args.double_chunk_ms < 1 or args.eot_ms < 0:
+        ap.error("--double-chunk-ms must be >= 1 and --eot-ms >= 0")
+    try:
+        ladder = [int(x) for x in args.ladder.split(",") if x.strip()]
+    except ValueError:
+        ap.error("--ladder takes comma-separated integers")
+    if any(c < 1 for c in ladder):
+        ap.error("--ladder levels must be >= 1")
+    # this process measures the floor and the resampler with the same implementation
+    os.environ["RECEPTIONIST_RESAMPLER"] = args.resampler
+    if not ladder:
+        res = _run_one(args)
+        if res is None:
+            return 2
+        print_table(res)
+        if args.json:
+            write_json(args.json, res)
+        return 0 if res["figures"]["calls_failed"] == 0 else 1
 
+    levels: list[dict[str, Any]] = []
+    for i, c in enumerate(ladder):
+        step = argparse.Namespace(**vars(args))
+        step.calls = step.concurrency = c
+        step.floor = args.floor and i == 0  # the floor does not depend on the level
+        res = _run_one(step)
+        if res is None:
+            return 2
+        print_table(res)
+        levels.append(res)
+    out = ladder_result(args, levels)
+    print_ladder(out)
+    if args.json:
+        write_json(args.json, out)
+    return 0 if all(r["figures"]["calls_failed"] == 0 for r in levels) else 1
+
+
+def _wait_for_quiet(limit: float, within_s: float) -> float:
+    deadline = time.monotonic() + within_s
+    load = os.getloadavg()[0]
+    while load > limit and time.monotonic() < deadline:
+        log(f"load average {load:.2f} > {limit:g}: waiting")
+        time.sleep(10)
+        load = os.getloadavg()[0]
+    return load
+
+
+def _run_one(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.wait_load is not None:
+        _wait_for_quiet(args.wait_load, args.wait_load_s)
     tmp = Path(tempfile.mkdtemp(prefix="bench-bridge-"))
 
     async def go() -> dict[str, Any]:
@@ -778,21 +940,96 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import uvloop
 
-            res = uvloop.run(go())
+            return uvloop.run(go())
         except ImportError:  # pragma: no cover
-            res = asyncio.run(go())
+            return asyncio.run(go())
     except TimeoutError:
         log(f"overall timeout ({args.timeout:g} s) reached; processes stopped")
-        return 2
+        return None
     except RuntimeError as exc:
         log(f"error: {exc}")
-        return 2
+        return None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print_table(res)
-    if args.json:
-        write_json(args.json, res)
-    return 0 if res["figures"]["calls_failed"] == 0 else 1
+
+
+LADDER_KEYS = (
+    "calls_ok",
+    "calls_failed",
+    "responses",
+    "response_ms_p50",
+    "response_ms_p99",
+    "response_over_answer_delay_ms_p50",
+    "response_over_answer_delay_ms_p99",
+    "response_over_answer_delay_ms_max",
+    "bridge_share_ms_p50",
+    "bridge_share_ms_p99",
+    "bridge_share_ms_max",
+    "greeting_ms_p50",
+    "greeting_ms_p99",
+    "first_greeting_ms_max",
+    "added_latency_ms_p50",
+    "added_latency_ms_p99",
+    "bridge_cpu_ms_per_call_second",
+    "rss_kb_per_call",
+    "dropped_frames",
+    "agent_audio_lost_ms",
+    "turn_timeouts",
+    "max_send_lag_ms",
+    "caller_overloaded",
+    "load_avg_1_5_15_before",
+    "load_avg_1_5_15_after",
+)
+
+
+def ladder_result(args: argparse.Namespace, levels: list[dict[str, Any]]) -> dict[str, Any]:
+    first = levels[0]
+    return {
+        "bench": "bridge_load_ladder",
+        "date": first["date"],
+        "machine": first["machine"],
+        "git_commit": first["git_commit"],
+        "resampler": args.resampler,
+        "ladder": [r["concurrency"] for r in levels],
+        "answer_delay_ms": first["figures"]["answer_delay_ms"],
+        "exotel_first_chunk_wait_ms": first["figures"]["exotel_first_chunk_wait_ms"],
+        "budget_bridge_share_ms": BUDGET_BRIDGE_SHARE_MS,
+        "summary": [
+            {"concurrency": r["concurrency"], **{k: r["figures"].get(k) for k in LADDER_KEYS}}
+            for r in levels
+        ],
+        **({"resampling": first["resampling"]} if "resampling" in first else {}),
+        "floor": {k: v for k, v in first["figures"].items() if k.startswith("floor_")},
+        "levels": levels,
+    }
+
+
+def print_ladder(out: dict[str, Any]) -> None:
+    cols = [
+        ("calls", "concurrency"),
+        ("ok", "calls_ok"),
+        ("resp p50", "response_ms_p50"),
+        ("resp p99", "response_ms_p99"),
+        ("-answer p50", "response_over_answer_delay_ms_p50"),
+        ("-answer p99", "response_over_answer_delay_ms_p99"),
+        ("share p50", "bridge_share_ms_p50"),
+        ("share p99", "bridge_share_ms_p99"),
+        ("greet p50", "greeting_ms_p50"),
+        ("greet p99", "greeting_ms_p99"),
+        ("cpu ms/cs", "bridge_cpu_ms_per_call_second"),
+        ("load", "load_avg_1_5_15_after"),
+    ]
+    print(
+        f"ladder ({out['resampler']}): answer delay {out['answer_delay_ms']:g} ms, Exotel first "
+        f"chunk wait {out['exotel_first_chunk_wait_ms']:g} ms"
+    )
+    print("  ".join(f"{h:>11}" for h, _ in cols))
+    for row in out["summary"]:
+        vals = []
+        for _, k in cols:
+            v = row.get(k)
+            vals.append(_fmt(v[0] if isinstance(v, list) else v))
+        print("  ".join(f"{v:>11}" for v in vals))
 
 
 if __name__ == "__main__":
