@@ -120,7 +120,33 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server_process(host: str, port: int) -> None:  # pragma: no cover - runs in a child
+def _refuse_if_listened_on(host: str, port: int) -> None:
+    """Raise OSError (address in use) when any program listens on host:port, even one that
+    set SO_REUSEPORT too: a second `serve --workers N` started by mistake would otherwise
+    silently share the port with the first. SO_REUSEADDR alone lets a recent restart's
+    TIME_WAIT connections pass."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+class _ReadyServer(uvicorn.Server):
+    """uvicorn's server that says when it is serving: the supervisor replaces a process that
+    dies after that, and stops everything when one dies before (it would fail again)."""
+
+    def __init__(self, config: uvicorn.Config, ready: Any) -> None:
+        super().__init__(config)
+        self.ready = ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.ready.set()
+            log.info("server process %d serving", os.getpid())
+
+
+def _server_process(host: str, port: int, ready: Any) -> None:  # pragma: no cover - a child
     """One server process: its own SO_REUSEPORT socket on the shared port, then uvicorn."""
     settings = load_settings()  # the parent checked them; the environment is the same
     setup_logging(settings.log_level, json_lines=settings.log_json)
@@ -128,11 +154,7 @@ def _server_process(host: str, port: int) -> None:  # pragma: no cover - runs in
     config = uvicorn.Config(
         APP_FACTORY, factory=True, host=host, port=port, **uvicorn_options(settings)
     )
-    uvicorn.Server(config).run(sockets=[sock])  # exits 3 when the app cannot start
-
-
-#: A server process that ends sooner than this after its start is taken for one that cannot start.
-START_GRACE_S = 10.0
+    _ReadyServer(config, ready).run(sockets=[sock])
 
 
 class _Supervisor:
@@ -144,17 +166,16 @@ class _Supervisor:
         self.host, self.port, self.count = host, port, count
         self.stop_timeout_s = stop_timeout_s
         self.ctx = multiprocessing.get_context("spawn")  # no forked event loop or connections
-        self.procs: list[Any] = []
-        self.started_at: dict[int, float] = {}  # pid -> when it was started
+        self.procs: list[tuple[Any, Any]] = []  # (process, its "serving" event)
         self.stopping = False
 
-    def _start_one(self) -> Any:
+    def _start_one(self) -> tuple[Any, Any]:
+        ready = self.ctx.Event()
         proc = self.ctx.Process(
-            target=_server_process, args=(self.host, self.port), name="receptionist-serve"
+            target=_server_process, args=(self.host, self.port, ready), name="receptionist-serve"
         )
         proc.start()
-        self.started_at[proc.pid or 0] = time.monotonic()
-        return proc
+        return proc, ready
 
     def _on_signal(self, sig: int, _frame: FrameType | None) -> None:
         self.stopping = True
@@ -168,18 +189,15 @@ class _Supervisor:
             self.count,
             self.host,
             self.port,
-            " ".join(str(p.pid) for p in self.procs),
+            " ".join(str(p.pid) for p, _ in self.procs),
         )
         code = 0
         while not self.stopping:
-            multiprocessing.connection.wait([p.sentinel for p in self.procs], timeout=0.5)
-            for i, proc in enumerate(self.procs):
+            multiprocessing.connection.wait([p.sentinel for p, _ in self.procs], timeout=0.5)
+            for i, (proc, ready) in enumerate(self.procs):
                 if self.stopping or proc.is_alive():
                     continue
-                lived_s = time.monotonic() - self.started_at.pop(proc.pid, 0.0)
-                # uvicorn's STARTUP_FAILURE (3), or gone before it could have served (a broken
-                # app or setting): a replacement would fail the same way, in a loop
-                if proc.exitcode == 3 or lived_s < START_GRACE_S:
+                if not ready.is_set():  # a broken app or setting: a replacement fails the same
                     log.error("server process %d could not start; stopping", proc.pid)
                     self.stopping, code = True, 1
                     break
@@ -189,12 +207,12 @@ class _Supervisor:
         return code
 
     def _stop_all(self) -> None:
-        for proc in self.procs:
+        for proc, _ in self.procs:
             if proc.is_alive() and proc.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout_s
-        for proc in self.procs:
+        for proc, _ in self.procs:
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 log.error("server process %d did not stop in time; killed", proc.pid)
@@ -210,6 +228,14 @@ def serve_processes(settings: Settings) -> int:
     picks one port for every process, and no other program can take the port between a dead
     process and its replacement."""
     os.environ["WORKERS"] = str(settings.workers)  # each process's /metrics says it is one of N
+    if settings.database_url.strip().lower().startswith("sqlite"):
+        # the live feed is in-process on SQLite (store/live.py): calls, jobs and the API are
+        # shared through the file, but an SSE stream sees only the calls of its own process
+        log.warning(
+            "%d processes on SQLite: the dashboard's live view shows only the calls of the"
+            " process a browser reaches; use PostgreSQL for several processes",
+            settings.workers,
+        )
     if not reuse_port_balances():
         uvicorn.run(
             APP_FACTORY,
@@ -221,6 +247,8 @@ def serve_processes(settings: Settings) -> int:
         )
         return 0
     try:
+        if settings.port:
+            _refuse_if_listened_on(settings.host, settings.port)
         reserved = reuse_port_socket(settings.host, settings.port)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror or exc)
