@@ -668,6 +668,8 @@ async def run_level(side: str, concurrency: int, s: Settings) -> dict[str, Any]:
         rss_idle = int(sum(idle) / len(idle))
         srv.start()
         dbl.start()
+        me = psutil.Process()
+        my0 = sum(me.cpu_times()[:2])
         t0 = time.monotonic()
         task = asyncio.create_task(_calls(url, concurrency, s.turns, s.max_call_s))
         while not task.done():
@@ -675,6 +677,7 @@ async def run_level(side: str, concurrency: int, s: Settings) -> dict[str, Any]:
             srv.sample()
             dbl.sample()
         wall_s = time.monotonic() - t0
+        caller_cpu_s = sum(me.cpu_times()[:2]) - my0
         calls = task.result()
     finally:
         code = proc.stop()
@@ -693,12 +696,31 @@ async def run_level(side: str, concurrency: int, s: Settings) -> dict[str, Any]:
     call_s = fig["call_seconds"]
     fig["double_cpu_ms_per_call_second"] = _r(dbl.cpu_s * 1000.0 / call_s if call_s else None, 2)
     fig["server_cores_busy_max"] = max(srv.cores_busy_timeline(), default=None)
+    # The callers run in this one process: near 1.0 the load generator is the limit.
+    fig["caller_cores_busy_mean"] = _r(caller_cpu_s / wall_s if wall_s else None, 3)
     fig["server_exit_code"] = code
     fig["pids"] = len(srv.pids_seen)
     return fig
 
 
 # --- the run ------------------------------------------------------------------------------------
+
+
+def working_tree_changes() -> list[str]:
+    """Uncommitted changes under src/ and bench/ (others work in the same tree): the figures are
+    of the code as it was on disk, which `git_commit` alone would not say. Read-only git call
+    that takes no lock."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        proc = subprocess.run(
+            ["git", "--no-optional-locks", "status", "--porcelain", "--", "src", "bench"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return [line for line in proc.stdout.splitlines() if line.strip()]
+    return []
 
 
 def wait_for_quiet(max_wait_s: float, threshold: float = 1.5) -> dict[str, Any]:
@@ -778,6 +800,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "date": started.isoformat(timespec="seconds"),
         "machine": machine_info(),
         "git_commit": git_commit(),
+        "working_tree_changes": working_tree_changes(),
         "load": {**load, "load_at_end": [round(x, 2) for x in os.getloadavg()]},
         "duration_s": round(time.monotonic() - t_start, 1),
         "peer": {
@@ -854,7 +877,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--ours-more",
         type=_levels,
-        default=[100, 200, 400, 600],
+        default=[100, 200, 300, 400, 600],
         help="ours only, in order, until a level degrades or the budget is spent",
     )
     ap.add_argument("--turns", type=int, default=2, choices=range(1, 5))
