@@ -100,6 +100,12 @@ def serve(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     logging.getLogger("receptionist.serve").info("calls will be answered by %s", engine)
+    if through_transaction_pooler(settings.database_url):
+        logging.getLogger("receptionist.serve").warning(
+            "DATABASE_URL goes through a transaction-mode pooler: calls and jobs work, but the"
+            " dashboard's live view (LISTEN/NOTIFY) needs a session-mode connection (Supabase:"
+            " the direct or session pooler address, port 5432)"
+        )
     _with_db(settings, _nothing)  # migrated once here, before any server process starts
     if settings.workers > 1:  # each process its own socket on the port (bridge/server.py)
         raise typer.Exit(serve_processes(settings))
@@ -110,6 +116,22 @@ def serve(
         port=settings.port,
         **uvicorn_options(settings),
     )
+
+
+def through_transaction_pooler(database_url: str) -> bool:
+    """A PostgreSQL URL of a transaction-mode pooler (Supabase's port 6543, or marked
+    ``pgbouncer=true``): it hands each transaction any server connection, so a LISTEN is lost."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(database_url.strip())
+    except Exception:  # not a URL at all: the database layer says so with its own message
+        return False
+    if url.get_backend_name() not in ("postgresql", "postgres"):
+        return False
+    flag = url.query.get("pgbouncer", "")
+    flag = flag[-1] if isinstance(flag, tuple) else flag
+    return url.port == 6543 or flag.lower() == "true"
 
 
 def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[T]]) -> T:
