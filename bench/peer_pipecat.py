@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import math
 import os
 import shutil
 import signal
@@ -341,6 +342,10 @@ class Double:
     proc: Proc
     port: int
     ca_file: Path
+    #: What the double itself waits before answering, and its agent audio chunk size, as it
+    #: reports them in its ready file.
+    answer_delay_ms: float
+    chunk_ms: int
 
 
 def start_double(tmp: Path, turns: int) -> Double:
@@ -354,9 +359,11 @@ def start_double(tmp: Path, turns: int) -> Double:
         tmp / "double.log",
     )  # fmt: skip
     _wait_until(ready.is_file, proc, 30, "ready file")
-    port = int(json.loads(ready.read_text())["port"])
+    info = json.loads(ready.read_text())
+    port = int(info["port"])
     _wait_until(_tls_ok(port, ca_file), proc, 15, "TLS")
-    return Double(proc, port, ca_file)
+    delay = float(info.get("answer_delay_ms", answer_delay_ms()))
+    return Double(proc, port, ca_file, delay, int(info.get("chunk_ms", 40)))
 
 
 def start_ours(tmp: Path, double: Double, tag: str) -> tuple[Proc, str]:
@@ -422,12 +429,23 @@ def tenant_greeting() -> str:
 
 
 def answer_delay_ms() -> float:
-    """The double's own wait before it answers: its end-of-turn silence (it has no think time
-    in this bench). Read from the double's defaults so a change there follows here."""
+    """The double's own wait before it answers (end-of-turn silence + think time) from its
+    defaults, for a double process that does not report it."""
     from receptionist.sim.gemini_live import CallScript, FakeGeminiLive
 
     eot = inspect.signature(FakeGeminiLive).parameters["end_of_turn_silence_ms"].default
     return float(eot) + float(CallScript().reply_delay_ms)
+
+
+def exotel_chunk_wait_ms(double_chunk_ms: int, sample_rate: int = 8000) -> float:
+    """What a bridge that keeps Exotel's minimum media chunk (`OutboundChunker.min_bytes`,
+    3,200 bytes = 200 ms at 8 kHz) waits after the double's first agent audio before its first
+    frame is complete: the double paces its chunks in real time. Ours keeps the rule; the
+    Pipecat serializer sends each 40 ms of audio as it comes, so it never waits."""
+    from receptionist.telephony.exotel import OutboundChunker
+
+    need_ms = OutboundChunker(sample_rate).min_bytes * 1000.0 / (2 * sample_rate)
+    return float((math.ceil(need_ms / double_chunk_ms - 1e-9) - 1) * double_chunk_ms)
 
 
 def expected_agent_ms(texts: Iterable[str]) -> float:
@@ -453,6 +471,7 @@ class CallLike(Protocol):
     turn_timeouts: int
     unanswered_turns: int
     max_send_lag_ms: float
+    media_received: int
     events: list[Any]
 
 
@@ -478,6 +497,7 @@ def summarise_level(
     concurrency: int,
     turns: int,
     delay_ms: float,
+    chunk_wait_ms: float,
     expected_audio_ms: float,
     cpu_s: float,
     rss_idle: int,
@@ -488,6 +508,8 @@ def summarise_level(
     call_seconds = sum(c.duration_s for c in calls)
     greet = [c.greeting_ms for c in calls if c.greeting_ms is not None and greeting_heard(c)]
     resp = [x - delay_ms for c in calls for x in c.response_ms]
+    share = [x - chunk_wait_ms for x in resp]
+    frames = sum(c.media_received for c in calls)
     received = sum(c.agent_audio_ms for c in calls)
     reasons: dict[str, int] = {}
     for c in calls:
@@ -511,6 +533,10 @@ def summarise_level(
         "response_ms_p99": _r(percentile(resp, 99)),
         "response_ms_max": _r(max(resp) if resp else None),
         "responses": len(resp),
+        "exotel_chunk_wait_ms": chunk_wait_ms,
+        "response_less_chunk_rule_ms_p50": _r(percentile(share, 50)),
+        "response_less_chunk_rule_ms_p99": _r(percentile(share, 99)),
+        "agent_frame_ms_mean": _r(received / frames if frames else None),
         "greeting_ms_p50": _r(percentile(greet, 50)),
         "greeting_ms_p99": _r(percentile(greet, 99)),
         "greeting_ms_max": _r(max(greet) if greet else None),
@@ -557,6 +583,8 @@ COMPARED = (
     ("CPU ms per call-second", "cpu_ms_per_call_second"),
     ("response p50 ms (net)", "response_ms_p50"),
     ("response p99 ms (net)", "response_ms_p99"),
+    ("  less Exotel chunk rule p50", "response_less_chunk_rule_ms_p50"),
+    ("  less Exotel chunk rule p99", "response_less_chunk_rule_ms_p99"),
     ("greeting p50 ms", "greeting_ms_p50"),
     ("greeting p99 ms", "greeting_ms_p99"),
     ("RSS KB per call", "rss_kb_per_call"),
@@ -639,6 +667,7 @@ async def _calls(url: str, n: int, turns: int, max_call_s: float) -> list[Any]:
 class Settings:
     turns: int
     delay_ms: float
+    chunk_wait_ms: float
     expected_audio_ms: float
     max_call_s: float
     greeting: str
@@ -687,6 +716,7 @@ async def run_level(side: str, concurrency: int, s: Settings) -> dict[str, Any]:
         concurrency=concurrency,
         turns=s.turns,
         delay_ms=s.delay_ms,
+        chunk_wait_ms=s.chunk_wait_ms if side == "ours" else 0.0,
         expected_audio_ms=s.expected_audio_ms,
         cpu_s=srv.cpu_s,
         rss_idle=rss_idle,
@@ -753,7 +783,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     log(f"Gemini Live double pid {double.proc.pid} on https://127.0.0.1:{double.port}")
     s = Settings(
         turns=args.turns,
-        delay_ms=answer_delay_ms(),
+        delay_ms=double.answer_delay_ms,
+        chunk_wait_ms=exotel_chunk_wait_ms(double.chunk_ms),
         expected_audio_ms=expected_agent_ms([greeting, *replies]),
         max_call_s=args.max_call_s,
         greeting=greeting,
@@ -821,6 +852,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "caller_lines": [h for h, _ in short_lines(args.turns)],
             "double_replies": replies,
             "double_answer_delay_ms": s.delay_ms,
+            "double_chunk_ms": double.chunk_ms,
+            "exotel_chunk_wait_ms_ours": s.chunk_wait_ms,
             "pacing": "realtime, 100 ms Exotel media frames at 8 kHz",
             "warmup": "1 greeting-only call per server start, not measured",
             "server_per_level": "a fresh server process per side and level; one double per run",
@@ -830,6 +863,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "definitions": {
             "response_ms": "caller's last voiced frame sent -> first agent audio frame received, "
             "minus double_answer_delay_ms (the double's own end-of-turn wait)",
+            "response_less_chunk_rule_ms": "response_ms minus exotel_chunk_wait_ms: for ours the "
+            "wait for Exotel's 3,200-byte minimum media chunk (the double paces 40 ms chunks, so "
+            "the first frame is complete 160 ms after the first agent audio); 0 for Pipecat, "
+            "whose serializer sends every 40 ms of audio as it comes (agent_frame_ms_mean)",
             "greeting_ms": "caller's start frame sent -> first agent audio frame received",
             "cpu_ms_per_call_second": "CPU (user+system) of the server's process tree during the "
             "level / sum of the callers' call durations",

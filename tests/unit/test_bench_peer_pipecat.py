@@ -48,6 +48,7 @@ def _call(
         agent_audio_ms=agent_audio_ms,
         duration_s=duration_s,
         max_send_lag_ms=lag_ms,
+        media_received=10,
         events=events,
     )
 
@@ -91,6 +92,7 @@ def test_level_figures_subtract_the_doubles_delay_and_count_lost_replies(
         concurrency=3,
         turns=2,
         delay_ms=500.0,
+        chunk_wait_ms=160.0,
         expected_audio_ms=2000.0,
         cpu_s=0.5,
         rss_idle=100 * 1024 * 1024,
@@ -104,6 +106,9 @@ def test_level_figures_subtract_the_doubles_delay_and_count_lost_replies(
     # 600, 700, 650 minus 500
     assert f["responses"] == 3
     assert f["response_ms_p50"] == 150.0 and f["response_ms_p99"] == 200.0
+    assert f["response_less_chunk_rule_ms_p50"] == -10.0
+    assert f["response_less_chunk_rule_ms_p99"] == 40.0
+    assert f["agent_frame_ms_mean"] == 100.0  # 3,000 ms of agent audio in 30 frames
     assert f["greeting_ms_p50"] == 100.0 and f["greeting_ms_p99"] == 300.0
     assert f["replies_expected"] == 9
     assert f["replies_lost"] == 0 + 2 + 2
@@ -111,6 +116,13 @@ def test_level_figures_subtract_the_doubles_delay_and_count_lost_replies(
     assert f["agent_audio_expected_ms"] == 6000.0
     assert f["agent_audio_lost_ms"] == 3000.0
     assert not f["caller_overloaded"]
+
+
+def test_exotel_chunk_rule_wait(peer: ModuleType) -> None:
+    # 200 ms minimum frame: with 40 ms chunks paced in real time, the 5th completes it
+    assert peer.exotel_chunk_wait_ms(40) == 160.0
+    assert peer.exotel_chunk_wait_ms(200) == 0.0
+    assert peer.exotel_chunk_wait_ms(60) == 180.0
 
 
 def test_degraded_names_each_reason_and_a_clean_level_holds(peer: ModuleType) -> None:
