@@ -769,14 +769,11 @@ def wait_for_quiet(max_wait_s: float, threshold: float = 1.5) -> dict[str, Any]:
     }
 
 
-async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+async def run(
+    args: argparse.Namespace, tmp: Path, peer_python: Path | None, load: dict[str, Any]
+) -> dict[str, Any]:
     started = datetime.now(UTC)
     t_start = time.monotonic()
-    peer_python = None if args.ours_only else ensure_peer_venv(args.venv)
-    BOT_PATH.parent.mkdir(parents=True, exist_ok=True)
-    BOT_PATH.write_text(BOT_SOURCE)
-    load = wait_for_quiet(args.wait_load_s)
-    log(f"load average {load['load_at_start']} (waited {load['waited_s']} s)")
     greeting = tenant_greeting()
     replies = [r for _, r in short_lines(args.turns)]
     double = start_double(tmp, args.turns)
@@ -927,11 +924,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ours-only", action="store_true", help="skip the peer (no install)")
     args = ap.parse_args(argv)
     args.levels = sorted(set(args.levels))
+    # The install and the wait for a quiet machine come before the run's time limit.
+    try:
+        peer_python = None if args.ours_only else ensure_peer_venv(args.venv)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        log(f"error: {exc}")
+        return 2
+    BOT_PATH.parent.mkdir(parents=True, exist_ok=True)
+    BOT_PATH.write_text(BOT_SOURCE)
+    load = wait_for_quiet(args.wait_load_s)
+    log(f"load average {load['load_at_start']} (waited {load['waited_s']} s)")
     tmp = Path(tempfile.mkdtemp(prefix="bench-peer-"))
 
     async def go() -> dict[str, Any]:
         async with asyncio.timeout(args.timeout):
-            return await run(args, tmp)
+            return await run(args, tmp, peer_python, load)
 
     try:
         try:
