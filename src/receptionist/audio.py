@@ -172,7 +172,7 @@ class _PolyphaseStream:
         mat = self._mat
         if nb:
             rows = np.ndarray((nb, self._rows), np.float32, buf, 0, (self._step * 4, 4))
-            y = (rows @ mat).ravel()
+            y = np.dot(rows, mat).ravel()
             if rem:
                 off = nb * self._step
                 used = (rem - 1) * down // up + self._taps
@@ -188,9 +188,10 @@ class _PolyphaseStream:
         # keep only the inputs the next output needs (a copy: the chunk itself is let go)
         self._buf = buf[(ma_next - ma) * down // up :].copy()
         np.rint(y, out=y)
-        # a full-scale input can overshoot int16 through the filter's ripple: clip then only
-        if y.max() > 32767.0 or y.min() < -32768.0:
-            np.clip(y, -32768.0, 32767.0, out=y)
+        # a full-scale input can overshoot int16 through the filter's ripple: clip (in place,
+        # always: cheaper than finding out whether it is needed)
+        np.minimum(y, 32767.0, out=y)
+        np.maximum(y, -32768.0, out=y)
         return y.astype("<i2")
 
     def tail(self) -> np.ndarray:
@@ -241,8 +242,8 @@ class StreamResampler:
         if not pcm:
             return pcm
         if self._fir is not None:
-            n = len(pcm) // 2
-            return self._fir.process(np.frombuffer(pcm, dtype="<i2", count=n)).tobytes()
+            x = np.frombuffer(pcm, dtype="<i2", count=len(pcm) >> 1)
+            return self._fir.process(x).tobytes()
         if self._stream is None:
             return pcm
         out = self._stream.resample_chunk(np.frombuffer(pcm, dtype="<i2"))
