@@ -187,8 +187,12 @@ async def exotel(ws: WebSocket) -> None:
     context = LLMContext([{"role": "user", "content": GREET}])
     pair = LLMContextAggregatorPair(context)
     pipeline = Pipeline([transport.input(), pair.user(), llm, transport.output(), pair.assistant()])
+    # No RTVI: a phone line has no RTVI client and the Exotel serializer drops its messages;
+    # leaving it out gives the peer its leanest pipeline.
     worker = PipelineWorker(
-        pipeline, params=PipelineParams(audio_in_sample_rate=RATE, audio_out_sample_rate=RATE)
+        pipeline,
+        params=PipelineParams(audio_in_sample_rate=RATE, audio_out_sample_rate=RATE),
+        enable_rtvi=False,
     )
 
     runner = WorkerRunner(handle_sigint=False)
@@ -836,8 +840,10 @@ async def run(
             "requirements": list(PEER_REQUIREMENTS),
             "venv": str(args.venv),
             "bot": "ExotelFrameSerializer + FastAPIWebsocketTransport + GeminiLiveLLMService, "
-            "LLMContext + LLMContextAggregatorPair, LLMRunFrame queued; pipeline rates 8000 in "
-            "and out; uvicorn (uvloop), loguru at WARNING",
+            "LLMContext + LLMContextAggregatorPair, LLMRunFrame queued on connect; pipeline "
+            "rates 8000 in and out; PipelineWorker without RTVI under a WorkerRunner; no "
+            "historyConfig (Pipecat's hook, as its Vertex service); uvicorn (uvloop), loguru at "
+            "WARNING",
             "model": LIVE_MODEL,
         },
         "parameters": {
