@@ -433,6 +433,8 @@ async def test_sort_newest_or_oldest_with_a_cursor_per_sort(api: Api) -> None:
             assert await _all_pages(c, "oldest", limit) == newest[::-1], limit
         default = (await c.get("/api/v1/calls")).json()
         assert [x["call_sid"] for x in default["items"]] == newest
+        # turns are counted by the database (the list reads no transcript)
+        assert [x["turns"] for x in default["items"]] == [2, 2, 2, 2, 2, 0, 0]
         first = (await c.get("/api/v1/calls", params={"sort": "oldest", "limit": 3})).json()
         crossed = await c.get(
             "/api/v1/calls", params={"sort": "newest", "cursor": first["next_cursor"]}
