@@ -148,7 +148,7 @@ def test_settings_choose_the_directory_and_can_turn_it_off(tmp_path: Path) -> No
 
 def test_chunks_cover_the_audio_in_order() -> None:
     greeting = CachedGreeting(KEY, "x", PCM)
-    chunks = greeting.chunks(3200)
+    chunks = list(greeting.chunks(3200))
     assert [len(c) for c in chunks] == [3200, 3200, 3200, 640]
     assert b"".join(chunks) == PCM
     assert greeting.seconds == pytest.approx(0.64)

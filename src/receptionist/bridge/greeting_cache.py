@@ -25,6 +25,7 @@ import logging
 import os
 import struct
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,9 +74,12 @@ class CachedGreeting:
     def seconds(self) -> float:
         return len(self.pcm) / (2 * self.key.rate)
 
-    def chunks(self, size: int) -> list[bytes]:
-        """The audio in frames of `size` bytes (the last one shorter)."""
-        return [self.pcm[i : i + size] for i in range(0, len(self.pcm), size)]
+    def chunks(self, size: int) -> Iterator[bytes]:
+        """The audio in frames of `size` bytes (the last one shorter), one at a time: a call
+        playing it holds one frame, not a copy of the whole greeting."""
+        pcm = self.pcm
+        for i in range(0, len(pcm), size):
+            yield pcm[i : i + size]
 
 
 class GreetingCapture:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -70,6 +70,8 @@ GREETING_LEAD_S = 0.5
 # Caller speech this long over a cached greeting stops it (the model is not speaking it, so its
 # own barge-in cannot): a click or a single loud frame does not.
 GREETING_BARGE_IN_MS = 60.0
+# How long after a cached greeting starts its engine begins to connect (see _converse).
+GREETING_CONNECT_AFTER_S = 0.02
 
 # How a WebSocket close code reads on the call row (RFC 6455 section 7.4.1).
 _CLOSE_REASONS = {
@@ -97,6 +99,7 @@ class CallStats:
     latency_out: LatencyHistogram = field(default_factory=LatencyHistogram)
     greeting_ms: float | None = None
     greeting_source: str = ""  # "cache" | "engine" ("" : no greeting)
+    start_to_greeting_ms: float | None = None  # Exotel `start` read → first agent frame sent
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +116,9 @@ class CallStats:
             "bad_frames": dict(self.bad_frames),
             "greeting_ms": None if self.greeting_ms is None else round(self.greeting_ms, 2),
             "greeting_source": self.greeting_source,
+            "start_to_greeting_ms": (
+                None if self.start_to_greeting_ms is None else round(self.start_to_greeting_ms, 2)
+            ),
             "latency_in": self.latency_in.to_json(),
             "latency_out": self.latency_out.to_json(),
         }
@@ -137,6 +143,7 @@ class CallSession:
         self.error: str | None = None
         self.started_at = datetime.now(UTC)
         self._t0 = time.monotonic()
+        self._start_at = self._t0  # when `start` was read
         self.answered_at: datetime | None = None
         # caller-side state
         self._last_activity = self._t0
@@ -187,6 +194,7 @@ class CallSession:
         start = await self._await_start()
         if start is None:
             return
+        self._start_at = time.monotonic()
         self.call_sid, self.stream_sid = start.call_sid, start.stream_sid
         self.ctx.metrics.calls_started += 1
         tenant_id = (
@@ -317,9 +325,26 @@ class CallSession:
         if cached is not None:  # the caller hears it now, while the engine connects
             engine.greeting_played(cached.spoken)  # type: ignore[attr-defined]
             self.stats.greeting_source = "cache"
+            # Its first frame goes out now, before the engine's connect spends any CPU (100
+            # calls starting together would otherwise wait for each other's session set-up).
+            frames = cached.chunks(self._chunker.min_bytes)
+            self.transcript.agent_text(cached.spoken, self.elapsed_ms())
+            try:
+                await self._send_audio([next(frames)], self._send, self._emit, self._rate)
+            except Exception as exc:  # the caller is gone already: nothing to connect for
+                self.status, self.end_reason = "completed", "caller_disconnected"
+                self.note("greeting_send_failed", f"{type(exc).__name__}", level=logging.INFO)
+                await engine.close()
+                return
             self._greeting_task = asyncio.create_task(
-                self._play_greeting(cached), name=f"greet-{self.call_sid}"
+                self._play_greeting(frames), name=f"greet-{self.call_sid}"
             )
+            # The engine is not needed before the caller has heard the greeting's first words:
+            # connecting a moment later lets calls whose `start` comes in with this one send
+            # their first frame before any of them spends CPU on a session set-up (SDK config,
+            # TLS handshake: milliseconds each, so 100 calls starting together would otherwise
+            # wait for each other's).
+            await asyncio.sleep(GREETING_CONNECT_AFTER_S)
         # The row is written while the model connects: a slow database never delays the greeting.
         self._created = asyncio.create_task(self._create_row(start, tenant.tenant_id))
         log.info(
@@ -533,6 +558,7 @@ class CallSession:
         if self.answered_at is None:
             self.answered_at = datetime.now(UTC)
             self.stats.greeting_ms = (now - self._t0) * 1000.0
+            self.stats.start_to_greeting_ms = (now - self._start_at) * 1000.0
             self.ctx.metrics.greeting.record(now - self._t0)
         if self._capture is not None:
             self._capture.add(chunks)
@@ -590,20 +616,17 @@ class CallSession:
         spoken = str(turn.get("text") or "") or capture.key.text
         cache.put(capture.key, spoken, capture.pcm)
 
-    async def _play_greeting(self, greeting: CachedGreeting) -> None:
-        """Plays the cached greeting like an agent turn: frames paced GREETING_LEAD_S ahead of
-        playback, the turn in the transcript with its times, a mark when it has all been sent.
-        Cancelled by barge-in (`_cut_greeting`)."""
+    async def _play_greeting(self, frames: Iterator[bytes]) -> None:
+        """Plays the rest of the cached greeting (its turn is open, its first frame sent) like
+        an agent turn: frames paced GREETING_LEAD_S ahead of what the caller has heard, the
+        turn's times in the transcript, a mark once all is sent. Cancelled by barge-in
+        (`_cut_greeting`)."""
         send, emit, rate = self._send, self._emit, self._rate
-        self.transcript.agent_text(greeting.spoken, self.elapsed_ms())
-        started = time.monotonic()
-        sent_s = 0.0
-        for chunk in greeting.chunks(self._chunker.min_bytes):
-            ahead = started + sent_s - time.monotonic()
+        for chunk in frames:
+            ahead = self._playback_until - time.monotonic()
             if ahead > GREETING_LEAD_S:
                 await asyncio.sleep(ahead - GREETING_LEAD_S)
             await self._send_audio([chunk], send, emit, rate)
-            sent_s += len(chunk) / (2 * rate)
             self.transcript.agent_activity(self.elapsed_ms())
         await self._turn_done(interrupted=False)
         self._greeting_mark = f"agent-turn-{self._mark_seq}"
