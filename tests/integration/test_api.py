@@ -446,3 +446,21 @@ async def test_sort_newest_or_oldest_with_a_cursor_per_sort(api: Api) -> None:
         assert [r[0] for r in csv.reader(io.StringIO(exported.text))][1:] == newest[::-1]
         typed = await c.get("/api/v1/calls", params={"sort": "oldest", "call_type": "order"})
         assert [x["call_sid"] for x in typed.json()["items"]] == ["CAb0", "CAb1", "CAb-tie", "CAb2"]
+
+
+async def test_stats_count_by_quarter_hour_in_the_database(api: Api) -> None:
+    """The calls of one quarter hour are one group (not one row per call, which true division
+    of the epoch seconds would give): the rows stats read are bounded by the range."""
+    from receptionist.web.queries import _bucket
+
+    c = call_details.c
+    bucket = _bucket(api.db.dialect, c.started_at)
+    async with api.db.session() as conn:  # CAb0..2: 10:00, 10:01, 10:02 in Kolkata
+        rows = (
+            await conn.execute(
+                sa.select(bucket, sa.func.count())
+                .where(c.call_sid.in_(["CAb0", "CAb1", "CAb2"]))
+                .group_by(bucket)
+            )
+        ).all()
+    assert [(int(b) * 900, n) for b, n in rows] == [(int(T0.timestamp()), 3)]

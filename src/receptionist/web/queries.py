@@ -537,7 +537,8 @@ BUCKET_S = 900  # every real UTC offset is a whole number of quarter hours (Indi
 def _bucket(dialect: str, column: Any) -> sa.ColumnElement[Any]:
     """The quarter hour (UTC, counted from the epoch) a timestamp falls in."""
     if dialect == "sqlite":  # ISO text there; strftime('%s') reads it as UTC seconds
-        return sa.cast(sa.func.strftime("%s", column), sa.Integer) / BUCKET_S
+        # `//`: SQLAlchemy's `/` is true division, which would give every call its own group
+        return sa.cast(sa.func.strftime("%s", column), sa.Integer) // BUCKET_S
     # date_part is double precision; extract() is numeric since PostgreSQL 14, and slower
     return sa.cast(sa.func.floor(sa.func.date_part("epoch", column) / BUCKET_S), sa.BigInteger)
 
