@@ -15,8 +15,14 @@ from websockets.asyncio.client import connect
 
 from receptionist.bridge.greeting_cache import GreetingCache, greeting_cache_for
 from receptionist.engines.base import EngineRequest, VoiceEngine
-from receptionist.engines.gemini_live import say_instruction
-from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, LiveSessionRecord, ScriptedTurn
+from receptionist.engines.gemini_live import greeted_note, say_instruction
+from receptionist.sim.gemini_live import (
+    CallScript,
+    Failure,
+    FakeGeminiLive,
+    LiveSessionRecord,
+    ScriptedTurn,
+)
 from receptionist.store.db import Database
 from receptionist.telephony import exotel
 from tests.integration.bridge_harness import Bridge, RawCall, row_for, running_bridge, sid
@@ -167,6 +173,43 @@ async def test_a_caller_speaking_over_the_cached_greeting_stops_it(
         ("agent", TURN.reply),
     ]
     assert fake.sessions[1].replies[0].kind == "turn"  # the model answered, it did not greet
+
+
+async def test_a_model_refusing_initial_history_is_told_in_its_instruction(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """A Live model whose setup has no `historyConfig`: the warm call's engine connects again
+    without it, with the greeting named in the system instruction, and the process remembers
+    the model (its own name here: the memory is per process)."""
+    refusing = Failure(reject_history_config=True)
+    async with (
+        FakeGeminiLive(script=CallScript(turns=[TURN]), failure=refusing) as fake,
+        running_bridge(sqlite_db, tmp_path, fake, gemini_live_model="no-history-live") as bridge,
+    ):
+        await greeting_only(bridge)  # cold: no history asked for
+        async with connect(bridge.url("bakery"), max_size=2**22) as ws:
+            call = RawCall(ws, sid())
+            await call.start()
+            await call.wait_for("mark")
+            await echo_marks(call)
+            await call.speak(TURN.heard)
+            await call.wait_for("mark", 2)
+            await call.hang_up()
+        row = await row_for(sqlite_db, call.call_sid)
+        _, again = await greeting_only(bridge)  # remembered: no refused attempt first
+
+    cold, refused, warm, third = fake.sessions
+    assert history_config(cold) is None
+    assert refused.error == "historyConfig refused" and refused.close_code == 1007
+    for rec in (warm, third):
+        assert history_config(rec) is None and rec.history == []
+        assert (
+            (rec.system_instruction or "").strip().endswith(greeted_note(BAKERY_GREETING).strip())
+        )
+    assert [(r.kind, r.text) for r in warm.replies] == [("turn", TURN.reply)]
+    assert third.replies == []
+    assert row["stats"]["greeting_source"] == again["stats"]["greeting_source"] == "cache"
+    assert [t["text"] for t in row["transcript"]] == [BAKERY_GREETING, TURN.heard, TURN.reply]
 
 
 async def test_tenants_never_share_and_a_tenant_edit_misses(

@@ -63,6 +63,20 @@ def make_client(cfg: GeminiLiveConfig) -> genai.Client:
     return genai.Client(api_key=cfg.api_key, http_options=types.HttpOptions(**opts))
 
 
+# Models whose Live setup refused `historyConfig` in this process: their calls greeted from the
+# cache are told so in the system instruction instead (see GeminiLiveEngine.connect).
+_NO_INITIAL_HISTORY: set[str] = set()
+
+
+def greeted_note(text: str) -> str:
+    """The system instruction's last words when the greeting was played from the cache and the
+    model takes no initial history."""
+    return (
+        f"\n\nThe call is already under way: you have just greeted the caller with «{text}». "
+        "Do not greet again; listen, and answer what the caller says.\n"
+    )
+
+
 def say_instruction(text: str) -> str:
     """How we ask the voice model to speak fixed words (greeting, prompts, goodbyes)."""
     return f"(Say this to the caller now, word for word, then wait: «{text}»)"
@@ -85,6 +99,7 @@ class GeminiLiveEngine:
         self._resume_pending = False
         self._closing = False
         self._greeted: str | None = None  # the greeting the caller heard from the bridge's cache
+        self._history = False  # this session opens with the greeting as initial history
         voice = request.voice or cfg.default_voice or "default"
         self.voice_id = f"{self.name}:{self.model}:{voice}"
 
@@ -101,7 +116,7 @@ class GeminiLiveEngine:
         )
         return types.LiveConnectConfig(
             response_modalities=[types.Modality.AUDIO],
-            system_instruction=self._request.system_instruction,
+            system_instruction=self._system_instruction(),
             speech_config=speech,
             input_audio_transcription=types.AudioTranscriptionConfig(),
             output_audio_transcription=types.AudioTranscriptionConfig(),
@@ -122,7 +137,7 @@ class GeminiLiveEngine:
             # session (a handle) has its history on the server already.
             history_config=(
                 types.HistoryConfig(initial_history_in_client_content=True)
-                if self._greeted is not None and self._handle is None
+                if self._history and self._handle is None
                 else None
             ),
         )
@@ -148,10 +163,27 @@ class GeminiLiveEngine:
         said (see GreetsFromCache)."""
         self._greeted = text
 
+    def _system_instruction(self) -> str:
+        text = self._request.system_instruction
+        if self._greeted is not None and not self._history:  # resumed sessions: the same
+            text += greeted_note(self._greeted)
+        return text
+
     async def connect(self) -> None:
-        self._stack, self._session = await self._open()
+        self._history = self._greeted is not None and self.model not in _NO_INITIAL_HISTORY
+        try:
+            self._stack, self._session = await self._open()
+        except EngineError as exc:
+            if not self._history:
+                raise
+            # A model (or API version) whose setup refuses `historyConfig`: once more without
+            # it, the greeting told in the system instruction; the process remembers the model.
+            log.warning("Live setup with initial history failed (%s); retrying without", exc)
+            self._history = False
+            self._stack, self._session = await self._open()
+            _NO_INITIAL_HISTORY.add(self.model)
         self._ws = _socket_of(self._session)
-        if self._greeted is not None:
+        if self._history and self._greeted is not None:
             await self._send_greeting_history(self._greeted)
 
     async def _send_greeting_history(self, text: str) -> None:

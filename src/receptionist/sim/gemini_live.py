@@ -129,6 +129,9 @@ AGENT_MIME = "audio/pcm;rate=24000"
 AUDIO_TOKENS_PER_S = 25
 INVALID_KEY_CLOSE_CODE = 1007
 INVALID_KEY_REASON = "API key not valid. Please pass a valid API key."
+HISTORY_CONFIG_REFUSED = (
+    "Invalid JSON payload received. Unknown name \"historyConfig\" at 'setup': Cannot find field."
+)
 INTERNAL_ERROR_CODE = 1011
 INTERNAL_ERROR_REASON = "Internal error encountered."
 DEFAULT_REPLY = "Sure, I can help with that."
@@ -208,6 +211,8 @@ class Failure:
     fail_setup: bool = False  # close 1011 right after receiving setup
     accept_delay_s: float = 0.0  # slow opening handshake
     hold_handshake: Hold | None = None  # the opening handshake waits until released
+    #: a model whose setup takes no ``historyConfig``: close 1007 naming the unknown field
+    reject_history_config: bool = False
 
 
 @dataclass
@@ -520,6 +525,10 @@ class _Session:
             await ws.close(1007, "Invalid JSON payload: the first message must be setup.")
             return
         self._count("setup")
+        if fake.failure.reject_history_config and _get(setup, "history_config") is not None:
+            rec.error = "historyConfig refused"
+            await ws.close(1007, HISTORY_CONFIG_REFUSED)
+            return
         self._apply_setup(setup)
         if fake.failure.fail_setup:
             await ws.close(INTERNAL_ERROR_CODE, INTERNAL_ERROR_REASON)
