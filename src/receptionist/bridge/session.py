@@ -517,6 +517,8 @@ class CallSession:
                     await self._cut_greeting()
                 self.transcript.agent_text(ev.text, self.elapsed_ms())
             elif type(ev) is CallerTranscript:
+                if self._greeting_task is not None:  # the engine heard the caller over it
+                    await self._cut_greeting()
                 self._last_activity = time.monotonic()
                 self.transcript.caller_text(ev.text, self.elapsed_ms())
             elif type(ev) is TurnComplete:
