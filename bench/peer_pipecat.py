@@ -78,6 +78,8 @@ LIVE_MODEL = "models/gemini-2.5-flash-native-audio-preview-09-2025"
 TENANT = "bakery"
 SAMPLE_EVERY_S = 0.5
 SEND_LAG_WARN_MS = 50.0
+#: A caller who hears nothing for this long after the call connects is not being served well.
+GREETING_SILENCE_MS = 1000.0
 VENV_BIN = Path(sys.executable).parent
 
 BOT_SOURCE = '''\
@@ -570,6 +572,9 @@ def degraded(level: dict[str, Any], first: dict[str, Any] | None) -> list[str]:
     p99, base = level["response_ms_p99"], (first or {}).get("response_ms_p99")
     if p99 is not None and base is not None and p99 > 2 * max(base, 0.0) + 100.0:
         why.append(f"response p99 {p99:.0f} ms > 2 x {base:.0f} + 100 ms (1 call)")
+    g99 = level.get("greeting_ms_p99")
+    if g99 is not None and g99 > GREETING_SILENCE_MS:
+        why.append(f"greeting p99 {g99:.0f} ms > {GREETING_SILENCE_MS:g} ms of silence")
     if level["caller_overloaded"]:
         why.append(f"the caller process itself lagged {level['max_send_lag_ms']:.0f} ms")
     return why
@@ -877,7 +882,8 @@ async def run(
             "the warm-up) / concurrency",
             "replies_lost": "greeting + one reply per caller line that the caller never heard",
             "degraded": "a call failed, a reply was lost, > 100 ms of agent audio lost per call, "
-            "response p99 above 2 x the 1-call p99 + 100 ms, or the caller itself lagged > 50 ms",
+            "response p99 above 2 x the 1-call p99 + 100 ms, greeting p99 above 1,000 ms, or the "
+            "caller itself lagged > 50 ms",
         },
         "ours": {str(c): f for c, f in sorted(ours.items())},
         "pipecat": {str(c): f for c, f in sorted(peer.items())},

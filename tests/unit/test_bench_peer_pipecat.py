@@ -133,6 +133,7 @@ def test_degraded_names_each_reason_and_a_clean_level_holds(peer: ModuleType) ->
         "replies_lost": 0,
         "agent_audio_lost_ms": 0.0,
         "response_ms_p99": 399.0,  # <= 2 x 150 + 100
+        "greeting_ms_p99": 1000.0,
         "caller_overloaded": False,
         "max_send_lag_ms": 3.0,
     }
@@ -143,11 +144,12 @@ def test_degraded_names_each_reason_and_a_clean_level_holds(peer: ModuleType) ->
         "replies_lost": 2,
         "agent_audio_lost_ms": 5000.0,
         "response_ms_p99": 401.0,
+        "greeting_ms_p99": 2900.0,
         "caller_overloaded": True,
         "max_send_lag_ms": 80.0,
     }
     why = peer.degraded(bad, base)
-    assert len(why) == 5
+    assert len(why) == 6
     assert any("failed" in w for w in why) and any("lagged 80 ms" in w for w in why)
 
 
