@@ -137,6 +137,18 @@ async def test_calls_arriving_together_share_one_file_read(tmp_path: Path) -> No
     assert all(f is not None and f.pcm == PCM for f in found)
 
 
+async def test_a_capture_stops_once_another_call_cached_the_greeting() -> None:
+    cache = GreetingCache(None, max_seconds=1.0)  # 16000 bytes at 8 kHz
+    first, second, long = cache.capture(KEY), cache.capture(KEY), cache.capture(KEY)
+    for capture in (first, second):
+        capture.add([PCM[:3200]])
+    long.add([PCM, PCM])  # 20480 bytes: more than a cacheable greeting
+    assert long.overflow and long.pcm == b""
+    assert cache.put(KEY, "x", first.pcm) is not None
+    second.add([PCM[3200:6400]])
+    assert second.overflow and second.pcm == b""  # its copy is dropped, not kept to the end
+
+
 def test_settings_choose_the_directory_and_can_turn_it_off(tmp_path: Path) -> None:
     beside = greeting_cache_for(load_settings(spool_dir=tmp_path / "data" / "spool"))
     assert beside is not None and beside.directory == tmp_path / "data" / "greetings"

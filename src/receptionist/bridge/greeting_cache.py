@@ -83,23 +83,26 @@ class CachedGreeting:
 
 
 class GreetingCapture:
-    """What the bridge sent while the engine spoke a greeting (bounded: past the longest
-    cacheable greeting it stops collecting and the greeting is not cached)."""
+    """What the bridge sent while the engine spoke a greeting. Bounded: past the longest
+    cacheable greeting it stops collecting, and so it does once another call of the process
+    has cached the same greeting (calls that start together before the cache is filled do not
+    all hold a copy to the end)."""
 
-    __slots__ = ("_buf", "key", "limit", "overflow")
+    __slots__ = ("_buf", "_cache", "key", "limit", "overflow")
 
-    def __init__(self, key: GreetingKey, limit: int) -> None:
+    def __init__(self, cache: GreetingCache, key: GreetingKey, limit: int) -> None:
+        self._cache = cache
         self.key = key
         self.limit = limit
         self._buf = bytearray()
-        self.overflow = False
+        self.overflow = False  # nothing to keep: too long, or cached meanwhile
 
     def add(self, chunks: list[bytes]) -> None:
         if self.overflow:
             return
         for chunk in chunks:
             self._buf += chunk
-        if len(self._buf) > self.limit:
+        if len(self._buf) > self.limit or self._cache.holds(self.key):
             self.overflow = True
             self._buf = bytearray()
 
@@ -129,7 +132,11 @@ class GreetingCache:
         return min(n, self.max_bytes)
 
     def capture(self, key: GreetingKey) -> GreetingCapture:
-        return GreetingCapture(key, self.max_pcm_bytes(key.rate))
+        return GreetingCapture(self, key, self.max_pcm_bytes(key.rate))
+
+    def holds(self, key: GreetingKey) -> bool:
+        """In this process's memory (no use count, no LRU move)."""
+        return key in self._mem
 
     # --- reading ------------------------------------------------------------------------------
 
