@@ -282,15 +282,27 @@ def _stats_of(row: dict[str, Any]) -> dict[str, Any]:
 # --- the run ----------------------------------------------------------------------------------
 
 
-async def _calls(url: str, n: int, concurrency: int, turns: int, max_call_s: float) -> list[Any]:
-    from receptionist.sim.caller import CallerScript, CallOptions, run_load
+async def _calls(
+    url: str, n: int, concurrency: int, turns: int, max_call_s: float, spread_s: float = 0.0
+) -> list[Any]:
+    from receptionist.sim.caller import CallerScript, CallOptions, place_call, run_load
 
     script = CallerScript(utterances=[h for h, _ in short_lines(turns)])
 
     def make_opts(i: int) -> CallOptions:
         return CallOptions(url=url, realtime=True, sample_rate=8000, max_call_s=max_call_s)
 
-    return await run_load(make_opts, script, calls=n, concurrency=concurrency)
+    if spread_s <= 0 or concurrency < n:
+        return await run_load(make_opts, script, calls=n, concurrency=concurrency)
+
+    # Starts spread evenly over spread_s: calls' 100 ms frames then fall at different phases,
+    # as real calls' do, instead of every call sending (and every reply starting) in the same
+    # few milliseconds, which is the load generator's artefact, not a phone network's.
+    async def one(i: int) -> Any:
+        await asyncio.sleep(i * spread_s / n)
+        return await place_call(make_opts(i), script)
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
 
 
 async def _sample_while(
@@ -438,7 +450,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         my_cpu0 = psutil.Process().cpu_times()
         t0 = time.monotonic()
         task = asyncio.create_task(
-            _calls(url, args.calls, args.concurrency, args.turns, args.max_call_s)
+            _calls(url, args.calls, args.concurrency, args.turns, args.max_call_s, args.spread_s)
         )
         await _sample_while(task, [srv, dbl], SAMPLE_EVERY_S)
         results = task.result()
@@ -666,6 +678,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "double_chunk_ms": args.double_chunk_ms,
             "double_end_of_turn_silence_ms": args.eot_ms,
             "caller_frame_ms": 100,
+            "spread_s": args.spread_s,
         },
         "figures": figures,
         "per_call": per_call,
@@ -862,6 +875,13 @@ def main(argv: list[str] | None = None) -> int:
         help="agent audio chunk of the Gemini Live double (real-time paced)",
     )
     ap.add_argument("--eot-ms", type=int, default=500, help="the double's end-of-turn silence")
+    ap.add_argument(
+        "--spread-s",
+        type=float,
+        default=0.0,
+        help="spread the measured calls' starts evenly over S seconds (default 0: all at once, "
+        "every call's frames in phase: the worst case)",
+    )
     ap.add_argument(
         "--ladder",
         default="",
