@@ -464,3 +464,26 @@ async def test_stats_count_by_quarter_hour_in_the_database(api: Api) -> None:
             )
         ).all()
     assert [(int(b) * 900, n) for b, n in rows] == [(int(T0.timestamp()), 3)]
+
+
+async def test_a_stored_turn_with_odd_times_does_not_fail_the_call(api: Api) -> None:
+    """A transcript written by hand or an older version: offsets that are not finite numbers
+    read as unknown instead of failing the whole call with a 500."""
+    odd = [
+        {"speaker": "agent", "text": "Hello", "start_ms": "soon", "end_ms": None},
+        {"speaker": "caller", "text": "Hi", "start_ms": True, "end_ms": [1]},
+        {"speaker": "agent", "text": "Yes", "start_ms": {"at": 1}, "end_ms": 2500},
+    ]
+    async with api.db.begin() as conn:
+        await conn.execute(
+            sa.update(call_details).where(call_details.c.call_sid == "CAb1").values(transcript=odd)
+        )
+    async with api.client("bakery") as c:
+        got = await c.get("/api/v1/calls/CAb1")
+    assert got.status_code == 200, got.text
+    turns = got.json()["transcript"]
+    assert [(t["text"], t["start_ms"], t["end_ms"]) for t in turns] == [
+        ("Hello", None, None),
+        ("Hi", None, None),
+        ("Yes", None, 2500.0),
+    ]

@@ -12,6 +12,7 @@ import base64
 import binascii
 import csv
 import io
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -363,12 +364,20 @@ def _money(value: Decimal | None, rate: Decimal) -> tuple[float | None, float | 
     return float(value), float((value * rate).quantize(Decimal("0.01")))
 
 
+def _offset_ms(value: Any) -> float | None:
+    """A turn's time offset as stored, or None when it is not a finite number (a row written by
+    hand or by an older version must not fail the whole call's page)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def _turn(t: dict[str, Any]) -> dict[str, Any]:
     return {
         "speaker": str(t.get("speaker") or ""),
         "text": str(t.get("text") or ""),
-        "start_ms": t.get("start_ms"),
-        "end_ms": t.get("end_ms"),
+        "start_ms": _offset_ms(t.get("start_ms")),
+        "end_ms": _offset_ms(t.get("end_ms")),
         "interrupted": bool(t.get("interrupted")),
     }
 
@@ -768,3 +777,102 @@ async def resend_notification(s: Scope, deps: WebDeps, notification_id: int) -> 
     ):
         raise WebError(409, "not_resendable", "only failed or unknown messages are sent again")
     return Done(message=f"message {notification_id} is queued again")
+
+
+# --- the dashboard's "today" (appended: used by web/dashboard) ----------------------------------
+
+
+@dataclass(frozen=True)
+class TodaySummary:
+    """The owner's day at a glance, in the tenant's time zone."""
+
+    day: date
+    answered: int
+    missed: int
+    failed: int
+    in_progress: int
+    call_types: list[tuple[str | None, int]]  # today's calls per type, most first
+    urgent: list[CallSummary]  # today's calls that raised an urgent message
+    messages: list[tuple[str, int]]  # today's WhatsApp messages per status
+    month: str  # "YYYY-MM" (UTC, as the budget guard counts)
+    month_cost_usd: float
+    month_cost_inr: float
+    budget_warn_usd: float | None
+    budget_limit_usd: float | None
+
+
+async def today(s: Scope, deps: WebDeps, *, now: datetime | None = None) -> TodaySummary:
+    tz = tenant_tz(deps, s)
+    now = now or datetime.now(UTC)
+    day = now.astimezone(tz).date()
+    lo, hi = _day_bounds(day, tz, end=False), _day_bounds(day, tz, end=True)
+    c, n, u = call_details.c, notifications.c, ai_token_usage.c
+    heard = c.answered_at.is_not(None).label("heard")
+    counts = (
+        s.calls(c.status, heard, c.call_type, sa.func.count().label("n"))
+        .where(c.started_at >= lo, c.started_at < hi)
+        .group_by(c.status, heard, c.call_type)
+    )
+    by_status = (
+        s.notifications(n.status, sa.func.count().label("n"))
+        .where(n.created_at >= lo, n.created_at < hi)
+        .group_by(n.status)
+        .order_by(n.status)
+    )
+    urgent_sids = (
+        s.notifications(n.call_sid)
+        .where(n.urgent.is_(True), n.created_at >= lo, n.created_at < hi, n.call_sid.is_not(None))
+        .scalar_subquery()
+    )
+    urgent = _newest_first(s.calls(*_LIST_COLUMNS).where(c.call_sid.in_(urgent_sids))).limit(
+        MAX_PAGE
+    )
+    month_start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    spent = (
+        s.usage(sa.func.sum(u.total_cost))
+        .join(call_details, call_details.c.call_sid == u.call_sid)
+        .where(c.started_at >= month_start, c.started_at < now + timedelta(days=1))
+    )
+    async with deps.db.session() as conn:
+        count_rows = (await conn.execute(counts)).all()
+        status_rows = (await conn.execute(by_status)).all()
+        urgent_rows = (await conn.execute(urgent)).all()
+        month_total = (await conn.execute(spent)).scalar_one_or_none()
+    answered = missed = failed = in_progress = 0
+    types: dict[str | None, int] = {}
+    for r in count_rows:  # the same rules as the stats' tally
+        k = int(r.n)
+        if r.status == "failed":
+            failed += k
+        elif r.status == "rejected" or (r.status == "completed" and not r.heard):
+            missed += k
+        elif r.status == "completed":
+            answered += k
+        elif r.status == "in_progress":
+            in_progress += k
+        types[r.call_type] = types.get(r.call_type, 0) + k
+    total = Decimal(str(month_total)) if month_total is not None else Decimal(0)
+    usd, inr = _money(total, deps.usd_inr)
+    warn = limit = None
+    if s.tenant is not None:
+        try:
+            t = deps.tenants.get_any(s.tenant)
+            warn = float(t.budget_warn_usd) if t.budget_warn_usd is not None else None
+            limit = float(t.budget_limit_usd) if t.budget_limit_usd is not None else None
+        except TenantError:
+            pass
+    return TodaySummary(
+        day=day,
+        answered=answered,
+        missed=missed,
+        failed=failed,
+        in_progress=in_progress,
+        call_types=sorted(types.items(), key=lambda kv: (-kv[1], kv[0] or "")),
+        urgent=[CallSummary(**_summary(r)) for r in urgent_rows],
+        messages=[(r.status, int(r.n)) for r in status_rows],
+        month=f"{now:%Y-%m}",
+        month_cost_usd=usd or 0.0,
+        month_cost_inr=inr or 0.0,
+        budget_warn_usd=warn,
+        budget_limit_usd=limit,
+    )
