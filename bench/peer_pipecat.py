@@ -708,6 +708,7 @@ async def run_level(side: str, concurrency: int, s: Settings) -> dict[str, Any]:
         dbl.start()
         me = psutil.Process()
         my0 = sum(me.cpu_times()[:2])
+        sys0 = psutil.cpu_times()
         t0 = time.monotonic()
         task = asyncio.create_task(_calls(url, concurrency, s.turns, s.max_call_s))
         while not task.done():
@@ -716,6 +717,7 @@ async def run_level(side: str, concurrency: int, s: Settings) -> dict[str, Any]:
             dbl.sample()
         wall_s = time.monotonic() - t0
         caller_cpu_s = sum(me.cpu_times()[:2]) - my0
+        machine = machine_busy(sys0, psutil.cpu_times(), wall_s)
         calls = task.result()
     finally:
         code = proc.stop()
@@ -737,9 +739,32 @@ async def run_level(side: str, concurrency: int, s: Settings) -> dict[str, Any]:
     fig["server_cores_busy_max"] = max(srv.cores_busy_timeline(), default=None)
     # The callers run in this one process: near 1.0 the load generator is the limit.
     fig["caller_cores_busy_mean"] = _r(caller_cpu_s / wall_s if wall_s else None, 3)
+    # The machine is shared: what everything else took during the level, and what the
+    # hypervisor took (steal), explain a level that is slower than the one before.
+    if wall_s:
+        ours_s = srv.cpu_s + dbl.cpu_s + caller_cpu_s
+        fig["machine_cores_busy_mean"] = _r(machine["busy_s"] / wall_s, 3)
+        fig["other_processes_cores_busy_mean"] = _r(
+            max(0.0, machine["busy_s"] - ours_s) / wall_s, 3
+        )
+        fig["steal_cores_mean"] = _r(machine["steal_s"] / wall_s, 3)
     fig["server_exit_code"] = code
     fig["pids"] = len(srv.pids_seen)
     return fig
+
+
+def machine_busy(t0: Any, t1: Any, wall_s: float) -> dict[str, float]:
+    """CPU seconds the whole machine was busy (not idle, iowait or stolen) and stolen by the
+    hypervisor between two `psutil.cpu_times()` readings."""
+
+    def get(t: Any, name: str) -> float:
+        return float(getattr(t, name, 0.0))
+
+    # guest time is already counted in user time (Linux)
+    total = sum(t1) - sum(t0) - sum(get(t1, k) - get(t0, k) for k in ("guest", "guest_nice"))
+    idle = sum(get(t1, k) - get(t0, k) for k in ("idle", "iowait"))
+    steal = get(t1, "steal") - get(t0, "steal")
+    return {"busy_s": max(0.0, total - idle - steal), "steal_s": max(0.0, steal)}
 
 
 # --- the run ------------------------------------------------------------------------------------

@@ -125,6 +125,15 @@ def test_exotel_chunk_rule_wait(peer: ModuleType) -> None:
     assert peer.exotel_chunk_wait_ms(60) == 180.0
 
 
+def test_machine_busy_leaves_out_idle_iowait_steal_and_guest(peer: ModuleType) -> None:
+    from collections import namedtuple
+
+    T = namedtuple("T", "user nice system idle iowait irq softirq steal guest guest_nice")
+    t0 = T(10, 0, 5, 100, 1, 0, 0, 2, 0, 0)
+    t1 = T(12, 0, 6, 101, 2, 0, 0, 3, 1, 0)  # 1 s of guest inside the 2 s of user
+    assert peer.machine_busy(t0, t1, 1.0) == {"busy_s": 3.0, "steal_s": 1.0}
+
+
 def test_degraded_names_each_reason_and_a_clean_level_holds(peer: ModuleType) -> None:
     base = {"response_ms_p99": 150.0}
     clean = {
