@@ -473,6 +473,7 @@ async def _run_double(args: argparse.Namespace) -> None:
                     None if r.first_audio_at is None else round(r.first_audio_at, 4)
                     for r in rec.replies
                 ],
+                "reply_kinds": [r.kind for r in rec.replies],
             }
         )
     if args.stats_out:

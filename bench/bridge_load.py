@@ -314,6 +314,52 @@ async def _sample_while(
             s.sample()
 
 
+def split_legs(
+    results: list[Any], sessions: list[dict[str, Any]], answer_delay_ms: float, wait_ms: float
+) -> dict[str, Any]:
+    """Where the bridge's share goes, caller -> double and double -> caller, from the callers'
+    and the double's timestamps (one monotonic clock: same machine).
+
+    The double cannot tell which call a session belongs to, so the legs are matched by rank:
+    the i-th earliest end of a caller turn (+ the answer delay) against the i-th earliest end of
+    turn the double detected, and the i-th earliest first reply audio the double sent (+
+    Exotel's first-chunk wait) against the i-th earliest the callers received. Exact for one
+    call; for many, a distribution of the legs (ranks mix calls whose turns end together).
+    """
+    ends = sorted(
+        r.start_sent_at + t / 1000.0
+        for r in results
+        if r.start_sent_at is not None
+        for t in r.turn_end_ms
+    )
+    heard = sorted(t for s in sessions for t in s.get("turn_ended_at", []))
+    replies = sorted(
+        r.start_sent_at + t / 1000.0
+        for r in results
+        if r.start_sent_at is not None
+        for t in r.reply_start_ms
+    )
+    sent = sorted(
+        t
+        for s in sessions
+        for t, kind in zip(
+            s.get("reply_first_audio_at", []), s.get("reply_kinds", []), strict=False
+        )
+        if t is not None and kind in ("turn", "fallback")
+    )
+    inbound = [(d - c) * 1000.0 - answer_delay_ms for c, d in zip(ends, heard, strict=False)]
+    outbound = [(c - d) * 1000.0 - wait_ms for d, c in zip(sent, replies, strict=False)]
+    out: dict[str, Any] = {
+        "legs_matched_turns": min(len(ends), len(heard)),
+        "legs_matched_replies": min(len(sent), len(replies)),
+    }
+    for name, xs in (("inbound", inbound), ("outbound", outbound)):
+        out[f"leg_{name}_ms_p50"] = _r(percentile(xs, 50), 1)
+        out[f"leg_{name}_ms_p99"] = _r(percentile(xs, 99), 1)
+        out[f"leg_{name}_ms_max"] = _r(max(xs) if xs else None, 1)
+    return out
+
+
 def exotel_first_chunk_wait_ms(double_chunk_ms: int, sample_rate: int = 8000) -> float:
     """How long a bridge that keeps Exotel's chunk rule must wait, after the double's first
     agent audio, before it can send its first media frame: the double paces `double_chunk_ms`
@@ -552,6 +598,9 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     warm_sessions = dstats.get("sessions", [])[: len(warm_sids)]
     agent_sent_ms -= sum(s["agent_audio_ms"] for s in warm_sessions)
     agent_recv_ms = sum(r.agent_audio_ms for r in results)
+    legs = split_legs(
+        results, dstats.get("sessions", [])[len(warm_sids) :], answer_delay_ms, chunk_wait_ms
+    )
 
     figures: dict[str, Any] = {
         "calls_ok": len(ok),
@@ -628,6 +677,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "bridge_share_ms_max": _r(max(share) if share else None, 1),
         "greeting_ms_p50": _r(percentile(greet, 50), 1),
         "greeting_ms_p99": _r(percentile(greet, 99), 1),
+        **legs,
         "turn_timeouts": sum(r.turn_timeouts for r in results),
         "unanswered_turns": sum(r.unanswered_turns for r in results),
         "max_send_lag_ms": round(max_lag, 1),
@@ -786,6 +836,12 @@ def print_table(res: dict[str, Any]) -> None:
             f"{_fmt(f['bridge_share_ms_p50'])} / {_fmt(f['bridge_share_ms_p99'])}",
             f"budget {BUDGET_BRIDGE_SHARE_MS['p50']:g} / {BUDGET_BRIDGE_SHARE_MS['p99']:g}; "
             f"max {_fmt(f['bridge_share_ms_max'])}",
+        ),
+        (
+            "  legs: in / out p50 ms",
+            f"{_fmt(f.get('leg_inbound_ms_p50'))} / {_fmt(f.get('leg_outbound_ms_p50'))}",
+            f"p99 {_fmt(f.get('leg_inbound_ms_p99'))} / {_fmt(f.get('leg_outbound_ms_p99'))} "
+            "(caller -> double end of turn, double reply -> caller; rank-matched)",
         ),
         (
             "dropped frames (in)",
@@ -985,6 +1041,10 @@ LADDER_KEYS = (
     "bridge_share_ms_p50",
     "bridge_share_ms_p99",
     "bridge_share_ms_max",
+    "leg_inbound_ms_p50",
+    "leg_inbound_ms_p99",
+    "leg_outbound_ms_p50",
+    "leg_outbound_ms_p99",
     "greeting_ms_p50",
     "greeting_ms_p99",
     "first_greeting_ms_max",
