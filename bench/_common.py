@@ -460,6 +460,9 @@ async def _run_double(args: argparse.Namespace) -> None:
                 "audio_in_ms": round(rec.audio_ms, 1),
                 "audio_in_chunks": rec.audio_chunks,
                 "agent_audio_ms": round(sum(r.audio_ms for r in rec.replies), 1),
+                "greeting_audio_ms": round(
+                    sum(r.audio_ms for r in rec.replies if r.kind == "greeting"), 1
+                ),
                 "agent_chunks": sum(r.chunks for r in rec.replies),
                 "replies": len(rec.replies),
                 "completed_replies": rec.completed_replies,
