@@ -321,6 +321,9 @@ class CallSession:
         self._chunker = exotel.OutboundChunker(start.sample_rate)
         self._emit = exotel.Emitter(start.stream_sid)
         self._rate = start.sample_rate
+        # The row is written while the model connects (the task runs at this call's first
+        # wait, after a cached greeting's first frame): a slow database never delays a greeting.
+        self._created = asyncio.create_task(self._create_row(start, tenant.tenant_id))
         cached = None if decline else await self._cached_greeting(engine, tenant, start)
         if cached is not None:  # the caller hears it now, while the engine connects
             engine.greeting_played(cached.spoken)  # type: ignore[attr-defined]
@@ -345,8 +348,6 @@ class CallSession:
             # TLS handshake: milliseconds each, so 100 calls starting together would otherwise
             # wait for each other's).
             await asyncio.sleep(GREETING_CONNECT_AFTER_S)
-        # The row is written while the model connects: a slow database never delays the greeting.
-        self._created = asyncio.create_task(self._create_row(start, tenant.tenant_id))
         log.info(
             "call %s: tenant=%s from=%s rate=%d engine=%s",
             self.call_sid,
