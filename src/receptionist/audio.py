@@ -47,6 +47,11 @@ if IMPLEMENTATION not in ("fir", "soxr-hq"):
 
 
 _EMPTY_I16 = np.zeros(0, dtype="<i2")
+_I16 = np.dtype("<i2")
+# clip bounds shared by every stream (read-only; 32 KB for the module, nothing per call)
+_CLIP_N = 4096
+_HI = np.full(_CLIP_N, 32767.0, dtype=np.float32)
+_LO = np.full(_CLIP_N, -32768.0, dtype=np.float32)
 _ZEROS = np.zeros(0, dtype=np.float32)
 
 
@@ -189,10 +194,16 @@ class _PolyphaseStream:
         self._buf = buf[(ma_next - ma) * down // up :].copy()
         np.rint(y, out=y)
         # a full-scale input can overshoot int16 through the filter's ripple: clip (in place,
-        # always: cheaper than finding out whether it is needed)
-        np.minimum(y, 32767.0, out=y)
-        np.maximum(y, -32768.0, out=y)
-        return y.astype("<i2")
+        # always: cheaper than finding out whether it is needed). Against arrays of the same
+        # length numpy takes its fast contiguous loop; a scalar bound is ~2x slower here.
+        n_y = len(y)
+        if n_y <= _CLIP_N:
+            np.minimum(y, _HI[:n_y], out=y)
+            np.maximum(y, _LO[:n_y], out=y)
+        else:
+            np.minimum(y, 32767.0, out=y)
+            np.maximum(y, -32768.0, out=y)
+        return y.astype(_I16)
 
     def tail(self) -> np.ndarray:
         """The filter's delay line: the outputs still owed for the input so far."""
