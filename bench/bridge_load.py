@@ -376,9 +376,9 @@ def _greeting_heard_ms(res: Any) -> float:
 def exotel_first_chunk_wait_ms(double_chunk_ms: int, sample_rate: int = 8000) -> float:
     """How long a bridge that keeps Exotel's chunk rule must wait, after the double's first
     agent audio, before it can send its first media frame: the double paces `double_chunk_ms`
-    chunks in real time and a frame needs `OutboundChunker.min_bytes` (3,200 bytes: 200 ms at
-    8 kHz 16-bit), so the frame is complete when the chunk that fills it arrives. Not the
-    bridge's doing (the rule is Exotel's), so the bridge's share leaves it out."""
+    chunks in real time and a frame needs `OutboundChunker.min_bytes` (100 ms of audio by
+    default, `EXOTEL_MIN_CHUNK_MS`), so the frame is complete when the chunk that fills it
+    arrives. Not the bridge's doing (the rule is Exotel's), so the bridge's share leaves it out."""
     from receptionist.telephony.exotel import OutboundChunker
 
     need_ms = OutboundChunker(sample_rate).min_bytes * 1000.0 / (2 * sample_rate)
@@ -851,7 +851,7 @@ def print_table(res: dict[str, Any]) -> None:
             "  minus the answer delay p50 / p99",
             f"{_fmt(f['response_over_answer_delay_ms_p50'])} / "
             f"{_fmt(f['response_over_answer_delay_ms_p99'])}",
-            f"incl. {_fmt(f['exotel_first_chunk_wait_ms'])} ms for Exotel's first 3,200-byte "
+            f"incl. {_fmt(f['exotel_first_chunk_wait_ms'])} ms for Exotel's minimum first "
             f"chunk ({f['double_chunk_ms']} ms double chunks)",
         ),
         (

@@ -445,7 +445,7 @@ def answer_delay_ms() -> float:
 
 def exotel_chunk_wait_ms(double_chunk_ms: int, sample_rate: int = 8000) -> float:
     """What a bridge that keeps Exotel's minimum media chunk (`OutboundChunker.min_bytes`,
-    3,200 bytes = 200 ms at 8 kHz) waits after the double's first agent audio before its first
+    100 ms of audio by default) waits after the double's first agent audio before its first
     frame is complete: the double paces its chunks in real time. Ours keeps the rule; the
     Pipecat serializer sends each 40 ms of audio as it comes, so it never waits."""
     from receptionist.telephony.exotel import OutboundChunker
@@ -897,8 +897,9 @@ async def run(
             "response_ms": "caller's last voiced frame sent -> first agent audio frame received, "
             "minus double_answer_delay_ms (the double's own end-of-turn wait)",
             "response_less_chunk_rule_ms": "response_ms minus exotel_chunk_wait_ms: for ours the "
-            "wait for Exotel's 3,200-byte minimum media chunk (the double paces 40 ms chunks, so "
-            "the first frame is complete 160 ms after the first agent audio); 0 for Pipecat, "
+            "wait for Exotel's minimum media chunk (100 ms by default; the double paces 40 ms "
+            "chunks, so the first frame is complete 80 ms after the first agent audio); 0 for "
+            "Pipecat, "
             "whose serializer sends every 40 ms of audio as it comes (agent_frame_ms_mean)",
             "greeting_ms": "caller's start frame sent -> first agent audio frame received",
             "cpu_ms_per_call_second": "CPU (user+system) of the server's process tree during the "

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         description="Caller audio faster than this times real time (after a 2 s burst) is"
         " counted and dropped; 0: no limit (simulated callers that do not pace their audio).",
     )
+    exotel_min_chunk_ms: int = Field(
+        100,
+        ge=20,
+        le=1000,
+        description="Least audio in a media frame we send to Exotel (its jitter margin); each"
+        " answer's first frame waits for this much. 200: Exotel's 3,200 bytes read at 8 kHz.",
+    )
     max_call_duration_s: float = Field(600.0, gt=0)
     silence_prompt_after_s: float = Field(60.0, gt=0, description="Ask 'are you there?' after.")
     silence_hangup_after_s: float = Field(90.0, gt=0, description="Say goodbye and hang up after.")

@@ -120,9 +120,10 @@ def test_level_figures_subtract_the_doubles_delay_and_count_lost_replies(
 
 def test_exotel_chunk_rule_wait(peer: ModuleType) -> None:
     # 200 ms minimum frame: with 40 ms chunks paced in real time, the 5th completes it
-    assert peer.exotel_chunk_wait_ms(40) == 160.0
+    # 100 ms of audio (1,600 bytes at 8 kHz) complete with the chunk that reaches it
+    assert peer.exotel_chunk_wait_ms(40) == 80.0
     assert peer.exotel_chunk_wait_ms(200) == 0.0
-    assert peer.exotel_chunk_wait_ms(60) == 180.0
+    assert peer.exotel_chunk_wait_ms(60) == 60.0
 
 
 def test_machine_busy_leaves_out_idle_iowait_steal_and_guest(peer: ModuleType) -> None:

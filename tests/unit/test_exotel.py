@@ -434,8 +434,9 @@ RATES = [8000, 16000, 24000]
 
 
 def bytes_per_100ms(rate: int) -> int:
-    """The chunker's minimum: 100 ms at the rate, but never under Exotel's 3,200 bytes."""
-    return max(3200, rate * 2 // 10)
+    """The chunker's default minimum: 100 ms at the rate (1,600 / 3,200 / 4,800 bytes), which
+    is already a multiple of 320 at Exotel's three rates."""
+    return rate * 2 // 10
 
 
 def check_chunk(chunk: bytes, rate: int) -> None:
@@ -456,20 +457,27 @@ def test_min_bytes_is_100ms_and_aligned(rate: int) -> None:
     assert ch.min_bytes % CHUNK_ALIGN_BYTES == 0
 
 
-def test_8k_chunks_meet_exotel_3200_byte_minimum() -> None:
-    # At 8 kHz 100 ms is only 1,600 bytes: the 3,200-byte floor (200 ms) is what binds.
+def test_8k_first_frame_waits_100ms_not_200() -> None:
+    # "3.2k [100ms data]" agree only at 16 kHz; at 8 kHz we keep the 100 ms (1,600 bytes)
     ch = OutboundChunker(8000)
-    assert ch.push(bytes(1600)) == []  # 100 ms is not enough on its own
-    assert ch.push(bytes(1280)) == []  # 2,880 bytes: still under 3,200
-    assert [len(c) for c in ch.push(bytes(320))] == [3200]
-    out = [c for n in (1600, 1920, 320, 5000, 640, 9600, 160, 3200) for c in ch.push(bytes(n))]
-    assert [len(c) for c in out] == [3520, 5120, 10240, 3520]  # all the aligned audio there is
+    assert ch.push(bytes(1280)) == []  # 80 ms is not enough on its own
+    assert [len(c) for c in ch.push(bytes(320))] == [1600]
+    out = [c for n in (1000, 1920, 320, 5000, 160) for c in ch.push(bytes(n))]
+    assert [len(c) for c in out] == [2880, 5120]  # all the aligned audio there is
     for c in out:
-        assert len(c) >= 3200 and len(c) % CHUNK_ALIGN_BYTES == 0
+        check_chunk(c, 8000)
+
+
+@pytest.mark.parametrize(("min_ms", "rate", "need"), [(200, 8000, 3200), (150, 24000, 7360)])
+def test_a_longer_minimum_is_kept_and_aligned(min_ms: int, rate: int, need: int) -> None:
+    ch = OutboundChunker(rate, min_ms=min_ms)  # EXOTEL_MIN_CHUNK_MS
+    assert ch.min_bytes == need and need % CHUNK_ALIGN_BYTES == 0
+    assert ch.push(bytes(need - CHUNK_ALIGN_BYTES)) == []
+    assert [len(c) for c in ch.push(bytes(CHUNK_ALIGN_BYTES))] == [need]
 
 
 @pytest.mark.parametrize("rate", [16000, 24000])
-def test_16k_24k_chunks_meet_exotel_3200_byte_minimum(rate: int) -> None:
+def test_16k_24k_chunks_hold_at_least_3200_bytes(rate: int) -> None:
     ch = OutboundChunker(rate)
     out = [c for n in (100, 3200, 5000, 9600) for c in ch.push(bytes(n))]
     assert out, "some chunks came out"
@@ -550,7 +558,7 @@ def test_flush_aligned_remainder_is_not_padded() -> None:
 def test_flush_long_remainder_is_one_chunk() -> None:
     ch = OutboundChunker(8000)
     ch.push(pattern(1000, 3))
-    ch.push(pattern(500, 4))  # 1500 < 3200 so still buffered
+    ch.push(pattern(500, 4))  # 1,500 < 1,600 (100 ms at 8 kHz): still buffered
     out = ch.flush()
     assert [len(c) for c in out] == [1600]
 

@@ -318,7 +318,9 @@ class CallSession:
             await self._engine_failed(str(exc))
             return
         self.engine = engine
-        self._chunker = exotel.OutboundChunker(start.sample_rate)
+        self._chunker = exotel.OutboundChunker(
+            start.sample_rate, min_ms=self.ctx.settings.exotel_min_chunk_ms
+        )
         self._emit = exotel.Emitter(start.stream_sid)
         self._rate = start.sample_rate
         # The row is written while the model connects (the task runs at this call's first
