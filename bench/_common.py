@@ -25,6 +25,7 @@ import os
 import platform
 import signal
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -114,6 +115,52 @@ def free_port() -> int:
 
 
 # --- statistics -------------------------------------------------------------------------------
+
+
+class Proc:
+    """A child process a bench started; stopped by its own pid (and any descendants it left,
+    e.g. the workers of a killed supervisor). Its output goes to `log_path`."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115
+        self.popen = subprocess.Popen(
+            argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT)
+        )
+        self.pid = self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, n: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        return ""
+
+    def stop(self, timeout_s: float = 15.0) -> int | None:
+        try:
+            descendants = psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            descendants = []
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                print(
+                    f"{self.name} did not stop within {timeout_s:g} s; killing pid {self.pid}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                self.popen.kill()
+                self.popen.wait(5)
+        for child in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if child.is_running():
+                    child.kill()
+        self._log.close()
+        return self.popen.returncode
 
 
 def percentile(values: list[float], p: float) -> float | None:

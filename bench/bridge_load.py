@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     REPO_ROOT,
+    Proc,
     TreeSampler,
     free_port,
     git_commit,
@@ -78,42 +79,6 @@ def _tail(path: Path, n: int = 30) -> str:
 
 
 # --- processes --------------------------------------------------------------------------------
-
-
-class Proc:
-    """A child process we started, stopped by its own pid (and its descendants, if it left any)."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115
-        self.popen = subprocess.Popen(
-            argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT)
-        )
-        self.pid = self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout_s: float = 15.0) -> int | None:
-        try:
-            descendants = psutil.Process(self.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            descendants = []
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                log(f"{self.name} did not stop within {timeout_s:g} s; killing pid {self.pid}")
-                self.popen.kill()
-                self.popen.wait(5)
-        for child in descendants:  # workers left behind by a killed supervisor
-            with contextlib.suppress(psutil.NoSuchProcess):
-                if child.is_running():
-                    child.kill()
-        self._log.close()
-        return self.popen.returncode
 
 
 def _wait_ready_file(path: Path, proc: Proc, timeout_s: float) -> dict[str, Any]:

@@ -28,9 +28,7 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +44,15 @@ from receptionist.telephony import exotel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO_ROOT, free_port, git_commit, machine_info, percentile, write_json
+from _common import (
+    REPO_ROOT,
+    Proc,
+    free_port,
+    git_commit,
+    machine_info,
+    percentile,
+    write_json,
+)
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -55,37 +61,7 @@ def log(msg: str) -> None:
     print(f"[greeting {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-class Child:
-    """A process this bench started; stopped by its own pid only."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115
-        self.popen = subprocess.Popen(
-            argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT)
-        )
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def tail(self) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
-        return ""
-
-    def stop(self) -> None:
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(20)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        self._log.close()
-
-
-def _wait(cond: Any, child: Child, timeout_s: float, what: str) -> None:
+def _wait(cond: Any, child: Proc, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not child.alive():
@@ -235,7 +211,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_API"))}
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     ready, ca_file = tmp / "double.json", tmp / "ca.pem"
-    double = Child(
+    double = Proc(
         "double",
         [
             sys.executable,
@@ -278,7 +254,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 for child in children[1:]:
                     child.stop()
                 del children[1:]
-                server = Child("server", [*argv, str(port)], senv, tmp / f"server-{name}.log")
+                server = Proc("server", [*argv, str(port)], senv, tmp / f"server-{name}.log")
                 children.append(server)
                 _wait(lambda: _healthy(port), server, 60, "/healthz")
                 # one call of another tenant: the process's first call pays its lazy imports,

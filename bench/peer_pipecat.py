@@ -29,7 +29,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -49,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     REPO_ROOT,
+    Proc,
     TreeSampler,
     free_port,
     git_commit,
@@ -262,47 +262,6 @@ def ensure_peer_venv(venv: Path, *, timeout_s: float = 1200.0) -> Path:
 
 
 # --- processes ---------------------------------------------------------------------------------
-
-
-class Proc:
-    """A child process we started; stopped by its own pid (and any descendants it left)."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115
-        self.popen = subprocess.Popen(
-            argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT)
-        )
-        self.pid = self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def tail(self, n: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        return ""
-
-    def stop(self, timeout_s: float = 15.0) -> int | None:
-        try:
-            descendants = psutil.Process(self.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            descendants = []
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                log(f"{self.name} did not stop within {timeout_s:g} s; killing pid {self.pid}")
-                self.popen.kill()
-                self.popen.wait(5)
-        for child in descendants:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                if child.is_running():
-                    child.kill()
-        self._log.close()
-        return self.popen.returncode
 
 
 def _wait_until(check: Callable[[], bool], proc: Proc, timeout_s: float, what: str) -> None:
