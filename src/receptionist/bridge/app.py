@@ -13,6 +13,7 @@ import contextlib
 import hmac
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,8 +109,9 @@ async def exotel_stream(ws: WebSocket) -> None:
         log.warning("rejected Exotel connection for %r: bad or missing Basic auth", hint)
         await ws.close(code=1008)
         return
+    connected_at = time.perf_counter()  # before the caller can send: its audio budget's start
     await ws.accept()
-    session = CallSession(ctx, ws, hint)
+    session = CallSession(ctx, ws, hint, connected_at=connected_at)
     try:
         await session.run()
     except Exception:  # never let one call take the worker down

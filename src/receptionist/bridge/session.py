@@ -125,7 +125,14 @@ class CallStats:
 
 
 class CallSession:
-    def __init__(self, ctx: BridgeContext, ws: WebSocket, tenant_hint: str | None) -> None:
+    def __init__(
+        self,
+        ctx: BridgeContext,
+        ws: WebSocket,
+        tenant_hint: str | None,
+        *,
+        connected_at: float | None = None,
+    ) -> None:
         self.ctx = ctx
         self.ws = ws
         self.tenant_hint = tenant_hint
@@ -144,6 +151,9 @@ class CallSession:
         self.started_at = datetime.now(UTC)
         self._t0 = time.monotonic()
         self._start_at = self._t0  # when `start` was read
+        # perf_counter() before the handshake was answered: no caller audio can have been sent
+        # earlier, so the caller's real-time budget counts from here (see _caller_to_engine)
+        self._connected_at = time.perf_counter() if connected_at is None else connected_at
         self.answered_at: datetime | None = None
         # caller-side state
         self._last_activity = self._t0
@@ -442,7 +452,12 @@ class CallSession:
         speed = self.ctx.settings.caller_audio_max_speed
         bytes_per_s = self._rate * 2 * speed
         burst_bytes = MEDIA_BURST_S * self._rate * 2
-        first_media = 0.0
+        # The budget counts from the connection, not from the first frame we process: when the
+        # event loop is late (overload, a burst of call starts), frames a real-time caller sent
+        # on time wait in the socket and reach us together; timed from our first read they would
+        # look faster than real time and be dropped. A caller cannot have sent more audio than
+        # the wall time since the handshake (plus jitter, the burst), however late we read it.
+        connected_at = self._connected_at
         while True:
             msg = await receive()
             t0 = perf()
@@ -456,10 +471,9 @@ class CallSession:
                 return
             event = self._parse(msg)
             if type(event) is exotel.Media:
-                if not first_media:
-                    first_media = t0
-                elif speed and (
-                    stats.bytes_in + len(event.pcm) > (t0 - first_media) * bytes_per_s + burst_bytes
+                if speed and (
+                    stats.bytes_in + len(event.pcm)
+                    > (t0 - connected_at) * bytes_per_s + burst_bytes
                 ):
                     self.bad_frame("over_realtime", "caller audio faster than real time")
                     continue
