@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from receptionist.bridge import memtrace
 from receptionist.bridge.budget import BudgetGuard
 from receptionist.bridge.metrics import Metrics
 from receptionist.bridge.recorder import CallRecorder
@@ -156,9 +157,12 @@ def create_app(ctx: BridgeContext) -> Starlette:
         replay = asyncio.create_task(
             ctx.store.replay_loop(stop, ctx.settings.spool_replay_interval_s)
         )
+        memory = memtrace.start_from_env(lambda: len(ctx.registry), stop)  # off unless asked
         yield
         # uvicorn closes live calls with 1012 before this point; each session saved its call.
         stop.set()
+        if memory is not None:
+            await memory
         with contextlib.suppress(TimeoutError):  # a replay stuck on a hung database is dropped
             await asyncio.wait_for(replay, 5.0)
         if worker_task is not None:

@@ -1,0 +1,116 @@
+"""Where a live call's memory goes: a diagnosis switch, off unless asked for.
+
+With RECEPTIONIST_TRACEMALLOC=<directory> the bridge process traces its Python allocations
+(tracemalloc, RECEPTIONIST_TRACEMALLOC_FRAMES deep, default 8) and watches how many calls are
+live. When no call is live after some were, it takes a baseline snapshot (the idle process,
+warm); each time the live calls reach a new high it takes another and writes
+`<directory>/memtrace.json`: the growth over the baseline divided by the live calls, grouped by
+allocating line and by call stack, largest first. Tracing slows the process (roughly 2x CPU) and
+adds its own bookkeeping to RSS, so RSS figures come from runs without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+log = logging.getLogger(__name__)
+
+ENV = "RECEPTIONIST_TRACEMALLOC"
+ENV_FRAMES = "RECEPTIONIST_TRACEMALLOC_FRAMES"
+POLL_S = 0.25
+TOP = 40
+# A new high must be this much above the last snapshot's calls to be worth another snapshot
+# (each one stops the event loop for a moment).
+STEP = 1.2
+_PREFIXES = sorted({p for p in sys.path if p}, key=len, reverse=True)
+
+
+def _short(filename: str) -> str:
+    for prefix in _PREFIXES:
+        if filename.startswith(prefix):
+            return filename[len(prefix) :].lstrip("/")
+    return filename
+
+
+def summarize(
+    base: tracemalloc.Snapshot, peak: tracemalloc.Snapshot, calls: int, base_calls: int = 0
+) -> dict[str, Any]:
+    """Growth from `base` to `peak` per call (`calls - base_calls` more calls live at `peak`)."""
+    n = max(1, calls - base_calls)
+    keep = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    base, peak = base.filter_traces(keep), peak.filter_traces(keep)
+
+    def rows(key: str, limit: int) -> list[dict[str, Any]]:
+        out = []
+        for s in peak.compare_to(base, key)[:limit]:
+            frames = [f"{_short(f.filename)}:{f.lineno}" for f in s.traceback]
+            out.append(
+                {
+                    "kb_per_call": round(s.size_diff / 1024 / n, 2),
+                    "blocks_per_call": round(s.count_diff / n, 2),
+                    "where": frames[0] if key == "lineno" else frames,
+                }
+            )
+        return out
+
+    total = sum(s.size for s in peak.statistics("filename"))
+    total_base = sum(s.size for s in base.statistics("filename"))
+    return {
+        "calls_live": calls,
+        "baseline_calls_live": base_calls,
+        "traced_kb_baseline": round(total_base / 1024),
+        "traced_kb_peak": round(total / 1024),
+        "traced_kb_per_call": round((total - total_base) / 1024 / n, 1),
+        "by_line": rows("lineno", TOP),
+        "by_stack": rows("traceback", TOP // 2),
+    }
+
+
+async def watch(out_dir: Path, live_calls: Callable[[], int], stop: asyncio.Event) -> None:
+    """The loop described in the module docstring; ends when `stop` is set."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base: tracemalloc.Snapshot | None = None
+    seen_calls = False
+    snapped = 0  # live calls at the last peak snapshot since the baseline
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), POLL_S)
+        live = live_calls()
+        if live == 0:
+            if seen_calls:  # idle again after calls: the warm baseline for the next run
+                base, seen_calls, snapped = tracemalloc.take_snapshot(), False, 0
+            continue
+        seen_calls = True
+        if base is not None and live > snapped * STEP:
+            snapped = live
+            summary = summarize(base, tracemalloc.take_snapshot(), live)
+            (out_dir / "memtrace.json").write_bytes(
+                orjson.dumps(summary, option=orjson.OPT_INDENT_2)
+            )
+            log.warning(
+                "memtrace: %d live calls, %.1f KB traced per call",
+                live,
+                summary["traced_kb_per_call"],
+            )
+
+
+def start_from_env(live_calls: Callable[[], int], stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """Start tracing and the watcher if RECEPTIONIST_TRACEMALLOC names a directory."""
+    where = os.environ.get(ENV)
+    if not where:
+        return None
+    frames = int(os.environ.get(ENV_FRAMES) or 8)
+    if not tracemalloc.is_tracing():
+        tracemalloc.start(max(1, min(frames, 64)))
+    log.warning("memtrace: tracing allocations into %s", where)
+    return asyncio.create_task(watch(Path(where), live_calls, stop))
