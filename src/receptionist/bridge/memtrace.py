@@ -1,7 +1,8 @@
 """Where a live call's memory goes: a diagnosis switch, off unless asked for.
 
 With RECEPTIONIST_TRACEMALLOC=<directory> the bridge process traces its Python allocations
-(tracemalloc, RECEPTIONIST_TRACEMALLOC_FRAMES deep, default 8) and watches how many calls are
+(tracemalloc, RECEPTIONIST_TRACEMALLOC_FRAMES deep, default 8; 0 traces nothing and reports
+only resident memory by kind of mapping, from /proc/self/smaps) and watches how many calls are
 live. When no call is live after some were, it takes a baseline snapshot (the idle process,
 warm); each time the live calls reach a new high it takes another and writes
 `<directory>/memtrace.json`: the growth over the baseline divided by the live calls, grouped by
@@ -42,8 +43,31 @@ def _short(filename: str) -> str:
     return filename
 
 
+def resident_kb() -> dict[str, int]:
+    """This process's resident memory by kind of mapping (Linux; empty elsewhere): the C heap
+    ([heap] and anonymous mappings: malloc arenas, large blocks, thread stacks) against the
+    files (code, libraries). tracemalloc sees only Python's allocations; this sees all."""
+    out: dict[str, int] = {}
+    kind = "anon"
+    try:
+        with open("/proc/self/smaps", "rb") as f:
+            for line in f:
+                head = line.split(None, 6)
+                if len(head) >= 5 and b"-" in head[0] and not head[0].endswith(b":"):
+                    path = head[5].strip().decode(errors="replace") if len(head) > 5 else ""
+                    kind = path if path.startswith("[") else ("file" if path else "anon")
+                elif head and head[0] == b"Rss:":
+                    out[kind] = out.get(kind, 0) + int(head[1])
+    except OSError:
+        return {}
+    return out
+
+
 def summarize(
-    base: tracemalloc.Snapshot, peak: tracemalloc.Snapshot, calls: int, base_calls: int = 0
+    base: tracemalloc.Snapshot,
+    peak: tracemalloc.Snapshot,
+    calls: int,
+    base_calls: int = 0,
 ) -> dict[str, Any]:
     """Growth from `base` to `peak` per call (`calls - base_calls` more calls live at `peak`)."""
     n = max(1, calls - base_calls)
@@ -76,10 +100,19 @@ def summarize(
     }
 
 
+def rss_growth(before: dict[str, int], after: dict[str, int], calls: int) -> dict[str, float]:
+    """resident_kb() growth per call, by kind of mapping."""
+    kinds = sorted(set(before) | set(after))
+    n = max(1, calls)
+    growth = {k: round((after.get(k, 0) - before.get(k, 0)) / n, 1) for k in kinds}
+    return {k: v for k, v in growth.items() if v}
+
+
 async def watch(out_dir: Path, live_calls: Callable[[], int], stop: asyncio.Event) -> None:
     """The loop described in the module docstring; ends when `stop` is set."""
     out_dir.mkdir(parents=True, exist_ok=True)
     base: tracemalloc.Snapshot | None = None
+    base_rss: dict[str, int] | None = None
     seen_calls = False
     snapped = 0  # live calls at the last peak snapshot since the baseline
     while not stop.is_set():
@@ -88,20 +121,21 @@ async def watch(out_dir: Path, live_calls: Callable[[], int], stop: asyncio.Even
         live = live_calls()
         if live == 0:
             if seen_calls:  # idle again after calls: the warm baseline for the next run
-                base, seen_calls, snapped = tracemalloc.take_snapshot(), False, 0
+                seen_calls, snapped = False, 0
+                base = tracemalloc.take_snapshot() if tracemalloc.is_tracing() else None
+                base_rss = resident_kb()
             continue
         seen_calls = True
-        if base is not None and live > snapped * STEP:
+        if base_rss is not None and live > snapped * STEP:
             snapped = live
-            summary = summarize(base, tracemalloc.take_snapshot(), live)
+            summary: dict[str, Any] = {"calls_live": live}
+            summary["rss_kb_per_call_by_mapping"] = rss_growth(base_rss, resident_kb(), live)
+            if base is not None:
+                summary.update(summarize(base, tracemalloc.take_snapshot(), live))
             (out_dir / "memtrace.json").write_bytes(
                 orjson.dumps(summary, option=orjson.OPT_INDENT_2)
             )
-            log.warning(
-                "memtrace: %d live calls, %.1f KB traced per call",
-                live,
-                summary["traced_kb_per_call"],
-            )
+            log.warning("memtrace: %d live calls, %s", live, summary["rss_kb_per_call_by_mapping"])
 
 
 def start_from_env(live_calls: Callable[[], int], stop: asyncio.Event) -> asyncio.Task[None] | None:
@@ -110,7 +144,7 @@ def start_from_env(live_calls: Callable[[], int], stop: asyncio.Event) -> asynci
     if not where:
         return None
     frames = int(os.environ.get(ENV_FRAMES) or 8)
-    if not tracemalloc.is_tracing():
+    if frames > 0 and not tracemalloc.is_tracing():  # 0: resident memory by mapping only
         tracemalloc.start(max(1, min(frames, 64)))
     log.warning("memtrace: tracing allocations into %s", where)
     return asyncio.create_task(watch(Path(where), live_calls, stop))
