@@ -22,6 +22,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from receptionist.bridge.budget import BudgetGuard
+from receptionist.bridge.server import WS_HARD_MAX_BYTES
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedTurn
 from receptionist.store.calls import (
@@ -296,9 +297,10 @@ async def test_caller_audio_beyond_real_time_is_dropped_and_the_call_goes_on(
     ("frame", "close_code", "reason"),
     [
         ("x" * (20 * 1024 * 1024), 1009, "frame_too_large"),
+        ("x" * (WS_HARD_MAX_BYTES + 1), 1009, "frame_too_large"),  # the cap, not 16 MiB
         (b'{"event": "media", "bad": "\xff\xfe"}', 1007, "invalid_frame_data"),
     ],
-    ids=["20MB", "invalid-utf8"],
+    ids=["20MB", "over-the-cap", "invalid-utf8"],
 )
 async def test_an_abrupt_end_names_its_cause(
     sqlite_db: Database,
@@ -328,6 +330,24 @@ async def test_an_abrupt_end_names_its_cause(
     }.items()
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_frame_under_the_cap_but_over_max_frame_bytes_is_dropped_and_the_call_goes_on(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    async with (
+        FakeGeminiLive(script=CallScript(turns=TURNS)) as fake,
+        running_bridge(sqlite_db, tmp_path, fake) as bridge,  # MAX_FRAME_BYTES 256 KiB
+        connect(bridge.url("bakery"), max_size=None) as ws,
+    ):
+        call = RawCall(ws, sid())
+        await call.start()
+        await call.wait_for("media")
+        await ws.send("x" * (WS_HARD_MAX_BYTES // 2), text=True)  # 512 KiB: over 256, under 1024
+        await call.hang_up()
+    row = await row_for(sqlite_db, call.call_sid)
+    assert row["stats"]["bad_frames"] == {"oversized_frame": 1}
+    assert row["status"] == "completed" and row["end_reason"].startswith("stop:")
 
 
 class DatabaseGate:

@@ -35,8 +35,11 @@ log = logging.getLogger("receptionist.serve")
 APP_FACTORY = "receptionist.bridge.wiring:app_from_env"
 
 # Hard cap on a WebSocket message; frames above MAX_FRAME_BYTES are dropped by the session itself
-# (counted, the call goes on), so this only guards memory against absurd frames.
-WS_HARD_MAX_BYTES = 16 * 1024 * 1024
+# (counted, the call goes on), so this only guards memory against absurd frames: the protocol
+# parser holds a message whole until it ends, so the cap is what one stream can make us buffer
+# (at 200 calls, 16 MiB each was 3.2 GB). Exotel's largest frame (1 s of 16 kHz audio) is ~43 KB
+# of JSON; 1 MiB is 4x the default MAX_FRAME_BYTES, and the cap follows a larger setting.
+WS_HARD_MAX_BYTES = 1024 * 1024
 
 
 class _ClientFaultWithoutTraceback(logging.Filter):
@@ -62,7 +65,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "ws": "websockets-sansio",
         "http": "httptools",
         "loop": "uvloop",
-        "ws_max_size": WS_HARD_MAX_BYTES,
+        "ws_max_size": max(WS_HARD_MAX_BYTES, 2 * settings.max_frame_bytes),
         "ws_per_message_deflate": False,  # Exotel does not compress; deflate would cost CPU
         "ws_ping_interval": settings.keepalive_interval_s or None,
         "ws_ping_timeout": settings.keepalive_timeout_s,
