@@ -45,6 +45,7 @@ async def test_the_watcher_snapshots_idle_then_each_new_high(
 ) -> None:
     monkeypatch.setenv(memtrace.ENV, str(tmp_path))
     monkeypatch.setattr(memtrace, "POLL_S", 0.001)
+    monkeypatch.setattr(memtrace, "PEAK_STEP_KB", -1)  # every poll is a "high": no RSS luck
     live = [0]
     polled = asyncio.Event()
 
@@ -64,7 +65,7 @@ async def test_the_watcher_snapshots_idle_then_each_new_high(
         live[0] = 1  # a warm-up call, then idle: the baseline
         await polls()
         live[0] = 0
-        await polls()
+        await polls(memtrace.SETTLE_POLLS + 2)
         live[0] = 4
         _hold(4)
         await polls()
@@ -75,6 +76,8 @@ async def test_the_watcher_snapshots_idle_then_each_new_high(
         HELD.clear()
     summary = orjson.loads((tmp_path / "memtrace.json").read_bytes())
     assert summary["calls_live"] == 4
+    peak = orjson.loads((tmp_path / "memtrace_peak.json").read_bytes())
+    assert peak["per_calls"] == 4 and peak["calls_live"] == 4
     assert summary["by_line"][0]["where"].endswith(HOLD_LINE)
 
 

@@ -6,8 +6,11 @@ only resident memory by kind of mapping, from /proc/self/smaps) and watches how 
 live. When no call is live after some were, it takes a baseline snapshot (the idle process,
 warm); each time the live calls reach a new high it takes another and writes
 `<directory>/memtrace.json`: the growth over the baseline divided by the live calls, grouped by
-allocating line and by call stack, largest first. Tracing slows the process (roughly 2x CPU) and
-adds its own bookkeeping to RSS, so RSS figures come from runs without it.
+allocating line and by call stack, largest first. Each new high of RSS (by 1 MB) during a run
+writes `memtrace_peak.json` the same way, divided by the most calls live in the run (as
+bench/bridge_load.py divides its peak): the start and end bursts show there. Tracing slows the
+process (roughly 2x CPU) and adds its own bookkeeping to RSS, so RSS figures come from runs
+without it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ TOP = 40
 # A new high must be this much above the last snapshot's calls to be worth another snapshot
 # (each one stops the event loop for a moment).
 STEP = 1.2
+SETTLE_POLLS = 4  # idle this many polls after calls before the baseline
+PEAK_STEP_KB = 1024  # RSS highs are recorded in steps of this much
 _PREFIXES = sorted({p for p in sys.path if p}, key=len, reverse=True)
 
 
@@ -115,27 +120,58 @@ async def watch(out_dir: Path, live_calls: Callable[[], int], stop: asyncio.Even
     base_rss: dict[str, int] | None = None
     seen_calls = False
     snapped = 0  # live calls at the last peak snapshot since the baseline
+    idle_polls = 0
+    max_live = 0  # the most calls live since the baseline (the bench divides by its concurrency)
+    peak = 0  # the highest RSS since the baseline, KB
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLL_S)
         live = live_calls()
-        if live == 0:
-            if seen_calls:  # idle again after calls: the warm baseline for the next run
-                seen_calls, snapped = False, 0
-                base = tracemalloc.take_snapshot() if tracemalloc.is_tracing() else None
-                base_rss = resident_kb()
+        idle_polls = 0 if live else idle_polls + 1
+        # idle for a while after calls (their rows are written after they leave the registry):
+        # the warm baseline for the next run
+        if seen_calls and idle_polls >= SETTLE_POLLS:
+            seen_calls, snapped, max_live = False, 0, 0
+            base = tracemalloc.take_snapshot() if tracemalloc.is_tracing() else None
+            base_rss = resident_kb()
+            peak = _rss_kb()
+        if live:
+            seen_calls = True
+            max_live = max(max_live, live)
+        if base_rss is None:
             continue
-        seen_calls = True
-        if base_rss is not None and live > snapped * STEP:
+        if live > snapped * STEP:  # a new high of live calls: the steady state per call
             snapped = live
-            summary: dict[str, Any] = {"calls_live": live}
-            summary["rss_kb_per_call_by_mapping"] = rss_growth(base_rss, resident_kb(), live)
-            if base is not None:
-                summary.update(summarize(base, tracemalloc.take_snapshot(), live))
-            (out_dir / "memtrace.json").write_bytes(
-                orjson.dumps(summary, option=orjson.OPT_INDENT_2)
-            )
-            log.warning("memtrace: %d live calls, %s", live, summary["rss_kb_per_call_by_mapping"])
+            _write(out_dir / "memtrace.json", base, base_rss, live, live)
+        rss = _rss_kb()
+        if max_live and rss > peak + PEAK_STEP_KB:  # a new high of RSS (start and end bursts)
+            peak = rss
+            _write(out_dir / "memtrace_peak.json", base, base_rss, live, max_live)
+
+
+def _rss_kb() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _write(
+    path: Path,
+    base: tracemalloc.Snapshot | None,
+    base_rss: dict[str, int],
+    live: int,
+    per: int,
+) -> None:
+    """Growth since the baseline divided by `per` calls (`live` are live now)."""
+    summary: dict[str, Any] = {"calls_live": live, "per_calls": per}
+    summary["rss_kb_per_call_by_mapping"] = rss_growth(base_rss, resident_kb(), per)
+    if base is not None:
+        summary.update(summarize(base, tracemalloc.take_snapshot(), per))
+        summary["calls_live"] = live
+    path.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    log.warning("memtrace: %d live calls, %s", live, summary["rss_kb_per_call_by_mapping"])
 
 
 def start_from_env(live_calls: Callable[[], int], stop: asyncio.Event) -> asyncio.Task[None] | None:
