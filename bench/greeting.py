@@ -287,7 +287,14 @@ def main(argv: list[str] | None = None) -> int:
         "--settle-s", type=float, default=5.0, help="pause after each round (rows written)"
     )
     ap.add_argument("--guard-s", type=float, default=60.0, help="longest wait for a greeting")
-    ap.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "greeting.json")
+    ap.add_argument(
+        "--json",
+        "--out",
+        dest="out",
+        type=Path,
+        default=REPO_ROOT / "bench" / "results" / "greeting.json",
+        help="where the figures go (JSON)",
+    )
     args = ap.parse_args(argv)
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="greeting-bench-") as tmp:

@@ -15,7 +15,7 @@ def test_bench_greeting_runs_cold_warm_and_restart(tmp_path: Path) -> None:
     out = tmp_path / "greeting.json"
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "greeting.py"), "--calls", "3",
-         "--settle-s", "0.5", "--out", str(out)],
+         "--settle-s", "0.5", "--json", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,
