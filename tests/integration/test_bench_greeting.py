@@ -30,5 +30,7 @@ def test_bench_greeting_runs_cold_warm_and_restart(tmp_path: Path) -> None:
         assert r["calls"] == r["greeted"] == 3 and r["errors"] == [], (name, r)
         assert r["server"]["greeting_source"] == {source: 3}, (name, r)
         assert r["start_to_first_audio_ms"]["p50"] > 0
-    assert rounds["cold"]["cache_files_before"] == 0
+    # cold: at most the warm-up tenant's file (written when its greeting's mark arrives, which
+    # may be before or after the count); the bench tenant's greeting came from the engine above
+    assert rounds["cold"]["cache_files_before"] <= 1
     assert rounds["restart"]["cache_files_before"] >= 1  # the file a new process played from
