@@ -219,7 +219,8 @@ async def test_a_revoked_key_ends_its_sessions_at_the_next_request(dash: Dash) -
     assert (await b.get("/app/calls")).status_code == 200
     await revoke_key(dash.db, key_id)
     got = await b.get("/app/calls")
-    assert got.status_code == 303 and got.headers["location"] == "/app/login?m=revoked"
+    assert got.status_code == 303
+    assert got.headers["location"] == "/app/login?m=revoked&next=%2Fapp%2Fcalls"
     page = await b.get(got.headers["location"])
     assert 'data-testid="login-message"' in page.text and "no longer works" in page.text
 
@@ -229,10 +230,13 @@ async def test_an_expired_session_goes_back_to_sign_in_with_a_message(dash: Dash
     async with dash.db.session() as conn:
         session_id = (await conn.execute(sa.select(web_sessions.c.id))).scalar_one()
     await expire_session_now(dash.db, session_id)
-    got = await b.get("/app/calls")
-    assert got.status_code == 303 and got.headers["location"] == "/app/login?m=expired"
+    got = await b.get("/app/calls?status=missed")
+    assert got.status_code == 303
+    assert got.headers["location"] == "/app/login?m=expired&next=%2Fapp%2Fcalls%3Fstatus%3Dmissed"
     page = await b.get(got.headers["location"])
     assert "Your session has ended" in page.text
+    # signing in again goes back to the page that was asked for
+    assert 'name="next" value="/app/calls?status=missed"' in page.text
     async with dash.db.session() as conn:
         assert (
             await conn.execute(sa.select(sa.func.count()).select_from(web_sessions))

@@ -140,7 +140,9 @@ class Dashboard:
             why = "revoked" if got is Ended.KEY_REVOKED else "expired"
             if got is Ended.UNKNOWN:
                 why = "expired"
-            raise Redirect(f"{prefix}/login?m={why}", clear_cookie=True)
+            # back to the page asked for after signing in again, as for a first visit
+            query = urlencode({"m": why, "next": _here(request)})
+            raise Redirect(f"{prefix}/login?{query}", clear_cookie=True)
         owner = KeyOwner(key_id=got.key_id, tenant=got.tenant)
         chosen = None
         if owner.tenant is None:
