@@ -19,8 +19,10 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from receptionist.bridge.server import reuse_port_balances
 from receptionist.sim.caller import (
     CallerScript,
     CallOptions,
@@ -114,16 +116,23 @@ async def poll(cond: Callable[[], Any], what: str) -> None:
         raise AssertionError(f"never happened: {what}") from None
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_sigterm_drains_three_live_calls(
     doubles: Doubles,  # noqa: F811
     tmp_path: Path,
+    workers: int,
 ) -> None:
+    """With `--workers 2` the supervisor passes each signal on to both processes."""
+    if workers > 1 and not reuse_port_balances():
+        pytest.skip("serve --workers N drains through our supervisor on Linux only")
     db_url = f"sqlite:///{tmp_path / 'r.db'}"
     env = cluster_env(db_url, doubles, tmp_path)
     cluster = Cluster(env, tmp_path)
     port = free_port()
     # A long drain: the test's second SIGTERM decides when the goodbyes start, not a clock
-    server = cluster.start("serve", "serve", PORT=str(port), DRAIN_TIMEOUT_S="300")
+    server = cluster.start(
+        "serve", "serve", "--workers", str(workers), PORT=str(port), DRAIN_TIMEOUT_S="300"
+    )
     url = f"ws://127.0.0.1:{port}/exotel/bakery"
     base = f"http://127.0.0.1:{port}"
     db = Database(db_url)
@@ -146,6 +155,11 @@ async def test_sigterm_drains_three_live_calls(
                 await g.wait()
 
         server.popen.send_signal(signal.SIGTERM)
+
+        async def all_draining() -> bool:  # each process says so once its flag is up
+            return server.text().count("draining: refusing new calls") == workers
+
+        await poll(all_draining, "every server process draining")
         async with httpx.AsyncClient(timeout=5.0) as http:
 
             async def not_ready() -> bool:
@@ -157,8 +171,10 @@ async def test_sigterm_drains_three_live_calls(
             # a new call is refused in the handshake, and counted
             refused = await place_call(CallOptions(url=url, max_call_s=BOUND_S), CallerScript())
             assert refused.error == "connect: HTTP 503", refused
-            metrics = (await http.get(f"{base}/metrics")).text
-            assert 'receptionist_calls_rejected_total{reason="draining"} 1' in metrics
+            assert "refusing new calls: draining" in server.text()
+            if workers == 1:  # (with two, a scrape reaches either process)
+                metrics = (await http.get(f"{base}/metrics")).text
+                assert 'receptionist_calls_rejected_total{reason="draining"} 1' in metrics
 
             # the test's caller hangs up during the drain: saved as any call
             await line.hang_up()
@@ -179,7 +195,8 @@ async def test_sigterm_drains_three_live_calls(
         await cluster.stop()
     log = server.text()
     assert code == 0, log
-    assert "drain finished" in log and "Finished server process" in log, log
+    assert log.count("drain finished") == workers, log
+    assert log.count("Finished server process") == workers, log
 
     goodbye = TenantRepository(REPO / "tenants").get("bakery").messages.goodbye_max_duration
     for res in results:
