@@ -28,6 +28,7 @@ class FakeCall:
         self.goodbyes: list[str] = []
         self.closes: list[str] = []
         self.told = asyncio.Event()
+        self.closed = asyncio.Event()
         calls.append(self)
 
     async def drain_goodbye(self, reason: str) -> None:
@@ -37,8 +38,10 @@ class FakeCall:
             self.calls.remove(self)
 
     async def drain_close(self, reason: str) -> None:
-        self.closes.append(reason)
-        self.calls.remove(self)
+        self.closes.append(reason)  # may be asked more than once, as a session may
+        if self in self.calls:
+            self.calls.remove(self)
+        self.closed.set()
 
 
 def make_drain(calls: list[FakeCall], *, timeout_s: float, goodbye_s: float = 300.0) -> Drain:
@@ -72,7 +75,7 @@ async def test_goodbye_not_heard_in_time_then_closed() -> None:
     call = FakeCall(calls, ends_on_goodbye=False)
     async with asyncio.timeout(BOUND_S):
         await make_drain(calls, timeout_s=0.0, goodbye_s=0.0).start()
-    assert call.goodbyes == [END_REASON] and call.closes == [END_REASON]
+    assert call.goodbyes == [END_REASON] and call.closes[0] == END_REASON
 
 
 async def test_each_further_signal_cuts_a_phase_short() -> None:
@@ -88,7 +91,21 @@ async def test_each_further_signal_cuts_a_phase_short() -> None:
     drain.request()  # third: close now
     async with asyncio.timeout(BOUND_S):
         await task
-    assert call.closes == [END_REASON]
+    assert call.closes[0] == END_REASON
+
+
+async def test_a_call_that_starts_during_the_drain_is_closed() -> None:
+    calls: list[FakeCall] = []
+    saving = [1]  # a stream accepted before the signal, its `start` not yet read
+    drain = Drain(timeout_s=0.0, goodbye_s=0.0, calls=lambda: calls, busy=lambda: saving[0])
+    task = drain.start()
+    await asyncio.sleep(0.3)  # whichever phase the drain is in by now
+    late = FakeCall(calls, ends_on_goodbye=False)  # its `start` arrives now
+    async with asyncio.timeout(BOUND_S):
+        await late.closed.wait()
+        saving[0] = 0
+        await task
+    assert late.closes[0] == END_REASON
 
 
 async def test_drain_waits_until_every_call_is_saved() -> None:

@@ -93,7 +93,13 @@ class Drain:
             log.warning("drain: closing %d calls now", len(left))
             for call in left:
                 await call.drain_close(END_REASON)
-        await self._until(lambda: self._busy() == 0, time.monotonic() + SAVE_BOUND_S)
+        # Until every call is saved. A stream accepted before the signal may send its `start`
+        # only now: it is closed as it appears rather than answered.
+        deadline = time.monotonic() + SAVE_BOUND_S
+        while self._busy() and time.monotonic() < deadline:
+            for call in list(self._calls()):
+                await call.drain_close(END_REASON)
+            await asyncio.sleep(POLL_S)
         log.info("drain finished after %.1f s", time.monotonic() - self.since)
 
     async def _phase(self, deadline: float, *, signals: int) -> None:
