@@ -13,6 +13,7 @@ Generic helpers live in tests/pg.py.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,6 +23,11 @@ from receptionist.store.db import Database
 from tests.pg import ThrowawayPostgres, pg_tests_enabled, upgraded_database
 
 _PG_DISABLED = "PostgreSQL tests disabled by RECEPTIONIST_TEST_PG=0"
+
+# Admission by event-loop lag (bridge/admission.py) would refuse calls whenever this machine is
+# busy (its loop runs late from load, not from our calls): off for every test and every server
+# a test starts, unless the test turns it on (tests/integration/test_admission.py).
+os.environ.setdefault("ADMISSION_MAX_LOOP_LAG_MS", "0")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -86,9 +86,7 @@ def serve(
     """Run the bridge: Exotel WebSocket at /exotel/<tenant>, /healthz, /readyz, /metrics."""
     import logging
 
-    import uvicorn
-
-    from receptionist.bridge.server import APP_FACTORY, serve_processes, uvicorn_options
+    from receptionist.bridge.server import serve_one, serve_processes
     from receptionist.engines.factory import check_engine_settings
 
     settings = _settings(host=host, port=port, workers=workers)
@@ -109,13 +107,7 @@ def serve(
     _with_db(settings, _nothing)  # migrated once here, before any server process starts
     if settings.workers > 1:  # each process its own socket on the port (bridge/server.py)
         raise typer.Exit(serve_processes(settings))
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        **uvicorn_options(settings),
-    )
+    raise typer.Exit(serve_one(settings))  # drains its calls on SIGTERM (bridge/drain.py)
 
 
 def through_transaction_pooler(database_url: str) -> bool:

@@ -84,6 +84,24 @@ class Settings(BaseSettings):
         20.0, ge=0, description="WebSocket ping interval towards Exotel; 0 disables."
     )
     keepalive_timeout_s: float = Field(20.0, gt=0)
+    # Graceful stop (bridge/drain.py). The defaults fit Kubernetes' 30 s between SIGTERM and
+    # SIGKILL: 15 s for calls to end by themselves, 10 s for the goodbye, 5 s to save and exit.
+    # Railway kills after 3 s unless RAILWAY_DEPLOYMENT_DRAINING_SECONDS is raised (to 30+).
+    drain_timeout_s: float = Field(
+        15.0, ge=0, description="On SIGTERM, calls in progress may go on this long."
+    )
+    drain_goodbye_s: float = Field(
+        10.0, ge=0, description="Then the goodbye said to each call left may take this long."
+    )
+    # Admission control (bridge/admission.py): a saturated process refuses new calls in the
+    # handshake. One process held 400 simulated calls in the bench (bench/results, 2026-12-07);
+    # 300 keeps a quarter of headroom for real networks and engine bursts.
+    max_calls_per_process: int = Field(
+        300, ge=0, description="Calls one server process takes at most; 0: no limit."
+    )
+    admission_max_loop_lag_ms: float = Field(
+        100.0, ge=0, description="Refuse new calls while the event loop is this late; 0: off."
+    )
 
     # --- Exotel stream auth (Basic auth in the applet URL) ------------------------------------
     exotel_ws_user: str | None = Field(None, description="Global Basic-auth user (API key).")

@@ -25,8 +25,12 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from receptionist.bridge import drain as drains
 from receptionist.bridge import memtrace
+from receptionist.bridge.admission import Admission
 from receptionist.bridge.budget import BudgetGuard
+from receptionist.bridge.drain import Drain
+from receptionist.bridge.loop_lag import LoopLagMonitor
 from receptionist.bridge.metrics import Metrics
 from receptionist.bridge.recorder import CallRecorder
 from receptionist.bridge.session import CallSession
@@ -61,6 +65,25 @@ class BridgeContext:
     budgets: BudgetGuard | None = None
     # calls in progress for the owner's live view; in-process unless wiring picks the database's
     live: LiveFeed = field(default_factory=LiveFeed)
+    # stopping gracefully (drain.py) and refusing calls a saturated process cannot carry
+    loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
+    drain: Drain = field(init=False)
+    admission: Admission = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.drain = Drain(
+            timeout_s=s.drain_timeout_s,
+            goodbye_s=s.drain_goodbye_s,
+            calls=lambda: list(self.registry.values()),
+            busy=lambda: self.admission.active,
+        )
+        self.admission = Admission(
+            max_calls=s.max_calls_per_process,
+            max_lag_s=s.admission_max_loop_lag_ms / 1000.0,
+            lag_s=lambda: self.loop_lag.lag_s,
+            draining=lambda: self.drain.draining,
+        )
 
     def _credentials_for(self, tenant: Tenant | None) -> tuple[str, str] | None:
         if tenant is not None and tenant.exotel_auth_user_env and tenant.exotel_auth_token_env:
@@ -110,13 +133,34 @@ async def exotel_stream(ws: WebSocket) -> None:
         log.warning("rejected Exotel connection for %r: bad or missing Basic auth", hint)
         await ws.close(code=1008)
         return
-    connected_at = time.perf_counter()  # before the caller can send: its audio budget's start
-    await ws.accept()
-    session = CallSession(ctx, ws, hint, connected_at=connected_at)
+    refused = ctx.admission.admit()
+    if refused is not None:
+        ctx.metrics.calls_rejected[refused] += 1
+        await _refuse(ws, refused)
+        return
     try:
-        await session.run()
-    except Exception:  # never let one call take the worker down
-        log.exception("call %s: unhandled error", session.call_sid or "-")
+        connected_at = time.perf_counter()  # before the caller can send: its audio budget's start
+        await ws.accept()
+        session = CallSession(ctx, ws, hint, connected_at=connected_at)
+        try:
+            await session.run()
+        except Exception:  # never let one call take the worker down
+            log.exception("call %s: unhandled error", session.call_sid or "-")
+    finally:
+        ctx.admission.release()  # after the call's row is written: the drain waits for this
+
+
+async def _refuse(ws: WebSocket, reason: str) -> None:
+    """Fail the handshake with HTTP 503: the Voicebot applet fails and Exotel's flow goes on
+    (a retry, then the next applet), where an accepted and then closed stream would be a call
+    answered with silence."""
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        response = PlainTextResponse(
+            f"not taking calls: {reason}\n", status_code=503, headers={"Retry-After": "5"}
+        )
+        await ws.send_denial_response(response)
+    else:  # a server without the denial extension: uvicorn's 403 (still no call)
+        await ws.close(code=1013)
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -126,6 +170,10 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     ctx: BridgeContext = request.app.state.ctx
+    if ctx.drain.draining:  # stopping: send no new traffic here (liveness stays 200)
+        return JSONResponse(
+            {"status": "draining", "active_calls": len(ctx.registry)}, status_code=503
+        )
     try:
         await asyncio.wait_for(ctx.db.ping(), 3.0)
     except Exception as exc:
@@ -136,7 +184,11 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> PlainTextResponse:
     ctx: BridgeContext = request.app.state.ctx
     return PlainTextResponse(
-        ctx.metrics.render(len(ctx.registry), live_events_dropped=ctx.live.dropped)
+        ctx.metrics.render(
+            len(ctx.registry),
+            live_events_dropped=ctx.live.dropped,
+            event_loop_lag_s=ctx.loop_lag.lag_s,
+        )
     )
 
 
@@ -158,8 +210,13 @@ def create_app(ctx: BridgeContext) -> Starlette:
             ctx.store.replay_loop(stop, ctx.settings.spool_replay_interval_s)
         )
         memory = memtrace.start_from_env(lambda: len(ctx.registry), stop)  # off unless asked
+        ctx.loop_lag.start()
+        drains.register(ctx.drain)  # the server's signal handler drains it (bridge/server.py)
         yield
-        # uvicorn closes live calls with 1012 before this point; each session saved its call.
+        # Served by `receptionist serve`, the calls were drained before this point; otherwise
+        # (tests, the demo) uvicorn closed live calls with 1012. Each session saved its call.
+        drains.unregister(ctx.drain)
+        await ctx.loop_lag.stop()
         stop.set()
         if memory is not None:
             await memory

@@ -26,7 +26,9 @@ class Metrics:
     # instead of jumping between processes like a counter reset.
     process_label: str | None = None
 
-    def render(self, active_calls: int, *, live_events_dropped: int = 0) -> str:
+    def render(
+        self, active_calls: int, *, live_events_dropped: int = 0, event_loop_lag_s: float = 0.0
+    ) -> str:
         lines = [
             "# TYPE receptionist_active_calls gauge",
             f"receptionist_active_calls {active_calls}",
@@ -60,6 +62,10 @@ class Metrics:
             # the live view's events the database could not take (the call itself is unaffected)
             "# TYPE receptionist_live_events_dropped_total counter",
             f"receptionist_live_events_dropped_total {live_events_dropped}",
+            # how late the process's event loop runs (bridge/loop_lag.py); admission refuses
+            # calls above ADMISSION_MAX_LOOP_LAG_MS
+            "# TYPE receptionist_event_loop_lag_seconds gauge",
+            f"receptionist_event_loop_lag_seconds {event_loop_lag_s:.4f}",
         ]
         for name, hist in (
             ("receptionist_bridge_latency_in_seconds", self.latency_in),

@@ -26,6 +26,7 @@ from typing import Any
 
 import uvicorn
 
+from receptionist.bridge import drain
 from receptionist.config import Settings, load_settings
 from receptionist.logs import setup_logging
 
@@ -69,6 +70,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "ws_per_message_deflate": False,  # Exotel does not compress; deflate would cost CPU
         "ws_ping_interval": settings.keepalive_interval_s or None,
         "ws_ping_timeout": settings.keepalive_timeout_s,
+        # after the drain (DrainingServer): what is left then are HTTP requests, the live
+        # view's event streams and streams that never sent `start`, not calls
         "timeout_graceful_shutdown": 5,
         "log_config": None,  # our own logging set-up
         "access_log": False,
@@ -98,6 +101,71 @@ async def serve_in_process(
     finally:
         server.should_exit = True
         await task
+
+
+# --- a server that drains its calls before it stops ----------------------------------------------
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, but SIGTERM/SIGINT first drains the app's calls (bridge/drain.py):
+    uvicorn's own shutdown closes every open WebSocket at once with code 1012, so it starts
+    only once the calls have ended and been saved. A second signal makes the calls say goodbye
+    now, a third closes them. Exits 0 after a drain (uvicorn would re-raise the signal).
+
+    `ignore_sigint`: a process under the supervisor below, which turns a terminal's Ctrl-C
+    (sent to the whole process group) into one SIGTERM per process, so it is not counted twice."""
+
+    def __init__(self, config: uvicorn.Config, *, ignore_sigint: bool = False) -> None:
+        super().__init__(config)
+        self.ignore_sigint = ignore_sigint
+        self._drains: list[drain.Drain] = []
+        self._drain_tasks: list[asyncio.Task[None]] = []
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGINT and self.ignore_sigint:
+            return
+        if not self._drains:
+            self._drains = drain.registered()
+        if not self.started or not self._drains:  # nothing to drain: stop as uvicorn does
+            self.force_exit = self.should_exit
+            self.should_exit = True
+            return
+        for d in self._drains:
+            d.request()  # /readyz and new calls see it at once
+        if all(d.signals > 3 for d in self._drains):  # asked four times: stop right away
+            self.should_exit = self.force_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drains and not self.should_exit:
+            if not self._drain_tasks:
+                self._drain_tasks = [d.start() for d in self._drains]
+            if all(t.done() for t in self._drain_tasks):
+                for t in self._drain_tasks:
+                    if not t.cancelled() and t.exception() is not None:
+                        log.error("drain failed", exc_info=t.exception())
+                self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def _uvicorn_config(settings: Settings, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        APP_FACTORY, factory=True, host=host, port=port, **uvicorn_options(settings)
+    )
+
+
+def serve_one(settings: Settings) -> int:
+    """`receptionist serve` with one process: the app in this process, drained on SIGTERM.
+    Returns the exit code (3: the app could not start, as uvicorn.run says)."""
+    server = DrainingServer(_uvicorn_config(settings, settings.host, settings.port))
+    server.run()
+    return 0 if server.started else 3
+
+
+def stop_bound_s(settings: Settings) -> float:
+    """How long a server process may take to stop after SIGTERM: the drain, its goodbyes,
+    saving, then uvicorn's own shutdown."""
+    shutdown = float(uvicorn_options(settings)["timeout_graceful_shutdown"])
+    return settings.drain_timeout_s + settings.drain_goodbye_s + shutdown + 10.0
 
 
 # --- several processes on one port -------------------------------------------------------------
@@ -134,12 +202,12 @@ def _refuse_if_listened_on(host: str, port: int) -> None:
         probe.bind((host, port))
 
 
-class _ReadyServer(uvicorn.Server):
-    """uvicorn's server that says when it is serving: the supervisor replaces a process that
-    dies after that, and stops everything when one dies before (it would fail again)."""
+class _ReadyServer(DrainingServer):
+    """The draining server that says when it is serving: the supervisor replaces a process
+    that dies after that, and stops everything when one dies before (it would fail again)."""
 
     def __init__(self, config: uvicorn.Config, ready: Any) -> None:
-        super().__init__(config)
+        super().__init__(config, ignore_sigint=True)
         self.ready = ready
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -154,16 +222,13 @@ def _server_process(host: str, port: int, ready: Any) -> None:  # pragma: no cov
     settings = load_settings()  # the parent checked them; the environment is the same
     setup_logging(settings.log_level, json_lines=settings.log_json)
     sock = reuse_port_socket(host, port)
-    config = uvicorn.Config(
-        APP_FACTORY, factory=True, host=host, port=port, **uvicorn_options(settings)
-    )
-    _ReadyServer(config, ready).run(sockets=[sock])
+    _ReadyServer(_uvicorn_config(settings, host, port), ready).run(sockets=[sock])
 
 
 class _Supervisor:
     """Starts the server processes, starts a replacement for one that dies, and on SIGTERM or
-    SIGINT asks each to stop (uvicorn's graceful shutdown: calls in progress are closed and
-    saved) and waits for them."""
+    SIGINT asks each to stop (each drains its calls: see DrainingServer) and waits for them;
+    every further signal is passed on (goodbye now, then close now)."""
 
     def __init__(self, host: str, port: int, count: int, stop_timeout_s: float) -> None:
         self.host, self.port, self.count = host, port, count
@@ -181,7 +246,15 @@ class _Supervisor:
         return proc, ready
 
     def _on_signal(self, sig: int, _frame: FrameType | None) -> None:
+        if self.stopping:  # again: pass it on, the processes cut their drain short
+            self._signal_all()
         self.stopping = True
+
+    def _signal_all(self) -> None:
+        for proc, _ in self.procs:
+            if proc.is_alive() and proc.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -210,10 +283,7 @@ class _Supervisor:
         return code
 
     def _stop_all(self) -> None:
-        for proc, _ in self.procs:
-            if proc.is_alive() and proc.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGTERM)
+        self._signal_all()
         deadline = time.monotonic() + self.stop_timeout_s
         for proc, _ in self.procs:
             proc.join(max(0.0, deadline - time.monotonic()))
@@ -258,5 +328,4 @@ def serve_processes(settings: Settings) -> int:
         return 1
     with reserved:
         port = int(reserved.getsockname()[1])
-        stop_timeout_s = float(uvicorn_options(settings)["timeout_graceful_shutdown"]) + 10.0
-        return _Supervisor(settings.host, port, settings.workers, stop_timeout_s).run()
+        return _Supervisor(settings.host, port, settings.workers, stop_bound_s(settings)).run()

@@ -174,6 +174,7 @@ class CallSession:
         self._greeting_voiced_ms = 0.0  # caller speech heard over the cached greeting
         self._greeting_mark: str | None = None  # its mark: Exotel echoes it once played
         self._capture: GreetingCapture | None = None
+        self._watched = False  # the engine is connected and the watchdog runs (it ends a hang-up)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -381,6 +382,7 @@ class CallSession:
         self._out_rs = StreamResampler(engine.output_rate, start.sample_rate)
         pump = asyncio.create_task(self._engine_to_caller(engine), name=f"pump-{self.call_sid}")
         watchdog = asyncio.create_task(self._watchdog(engine), name=f"watch-{self.call_sid}")
+        self._watched = True
         try:
             if decline:  # over the monthly budget: a short, polite line, then hang up
                 await self._begin_hangup(engine, "budget_exceeded", tenant.messages.busy, "busy")
@@ -774,6 +776,28 @@ class CallSession:
     ) -> None:
         self._mark_hangup(reason)
         await engine.say(goodbye, kind)
+
+    async def drain_goodbye(self, reason: str) -> None:
+        """The server is stopping (bridge/drain.py): say the tenant's closing line and end the
+        call once it is heard, as at the maximum call length."""
+        if self._hangup is not None or self._closed.is_set():
+            return  # already saying goodbye, or over
+        if self.engine is None or self.tenant is None or not self._watched:
+            await self.drain_close(reason)  # nothing to speak with yet
+            return
+        try:
+            await self._begin_hangup(
+                self.engine, reason, self.tenant.messages.goodbye_max_duration, "goodbye_shutdown"
+            )
+        except Exception as exc:  # the engine is gone: end without the goodbye
+            self.note("goodbye_failed", f"{type(exc).__name__}: {exc}")
+            await self.drain_close(reason)
+
+    async def drain_close(self, reason: str) -> None:
+        """The server is stopping and cannot wait any longer: end the call now."""
+        if self.status == "in_progress":
+            self.status, self.end_reason = "completed", reason
+        await self._close(1000, reason)
 
     def _mark_hangup(self, reason: str) -> None:
         """End the call once the turn being spoken (the goodbye) has been heard."""
