@@ -419,6 +419,9 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             SPOOL_DIR=str(tmp / "spool"),
             LOG_LEVEL="WARNING",
             # The bridge alone: post-call work has its own bench (bench/pipeline.py).
+            # the bench finds the limit itself: no admission control refusing calls on the way
+            MAX_CALLS_PER_PROCESS="0",
+            ADMISSION_MAX_LOOP_LAG_MS="0",
             RUN_WORKER="false",
             WORKERS=str(args.workers),
             HOST="127.0.0.1",

@@ -243,6 +243,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             SPOOL_DIR=str(tmp / "spool"),
             GREETING_CACHE_DIR=str(cache_dir),
             LOG_LEVEL="WARNING",
+            # the bench finds the limit itself: no admission control refusing calls on the way
+            MAX_CALLS_PER_PROCESS="0",
+            ADMISSION_MAX_LOOP_LAG_MS="0",
             RUN_WORKER="false",
             WORKERS="1",
         )

@@ -342,6 +342,9 @@ def start_ours(tmp: Path, double: Double, tag: str) -> tuple[Proc, str]:
         TENANTS_DIR=str(REPO_ROOT / "tenants"),
         SPOOL_DIR=str(tmp / f"spool-{tag}"),
         LOG_LEVEL="WARNING",
+        # the bench finds the limit itself: no admission control refusing calls on the way
+        MAX_CALLS_PER_PROCESS="0",
+        ADMISSION_MAX_LOOP_LAG_MS="0",
         RUN_WORKER="false",  # the bridge alone, as the bot has no post-call work either
         WORKERS="1",
         HOST="127.0.0.1",
