@@ -198,7 +198,7 @@ async def test_sigterm_drains_three_live_calls(
     assert log.count("drain finished") == workers, log
     assert log.count("Finished server process") == workers, log
 
-    goodbye = TenantRepository(REPO / "tenants").get("bakery").messages.goodbye_max_duration
+    goodbye = TenantRepository(REPO / "tenants").get("bakery").messages.technical_problem
     for res in results:
         # the goodbye reached the caller after the signal, then the server closed normally
         assert heard_after(res, goodbye_at), res.events
@@ -241,7 +241,7 @@ async def test_drain_timeout_then_goodbye(sqlite_db: Database, tmp_path: Path) -
             result = await caller
         tenant = bridge.ctx.tenants.get("clinic")
     assert heard_after(result, drained_at) and result.close_code == 1000, result
-    assert fake.sessions[0].reply_texts[-1] == tenant.messages.goodbye_max_duration
+    assert fake.sessions[0].reply_texts[-1] == tenant.messages.technical_problem
     row = await get_call(sqlite_db, result.call_sid)
     assert row is not None and row["end_reason"] == "server_shutdown"
     assert row["stage"] != "live"

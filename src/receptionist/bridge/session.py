@@ -785,9 +785,11 @@ class CallSession:
         if self.engine is None or self.tenant is None or not self._watched:
             await self.drain_close(reason)  # nothing to speak with yet
             return
+        # "a technical problem, please call again in a little while" is what the caller needs to
+        # hear when the server goes away under them (the time-limit line would not be true)
         try:
             await self._begin_hangup(
-                self.engine, reason, self.tenant.messages.goodbye_max_duration, "goodbye_shutdown"
+                self.engine, reason, self.tenant.messages.technical_problem, "goodbye_shutdown"
             )
         except Exception as exc:  # the engine is gone: end without the goodbye
             self.note("goodbye_failed", f"{type(exc).__name__}: {exc}")
