@@ -5,6 +5,9 @@ down at the end, the finished call is retried briefly and then written to a spoo
 The running server replays the spool on its own as soon as the database answers again (a loop
 that looks every `SPOOL_REPLAY_INTERVAL_S`, woken early by any call that saved fine), at
 start-up, and on `receptionist db replay-spool`.
+
+A call that starts while the database is away keeps what its start said (caller's number,
+stream, engine, ...) until its end, and into the spool file: the row written later is whole.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ log = logging.getLogger("receptionist.recorder")
 
 RETRY_DELAYS_S = (0.2, 1.0, 3.0)
 CONFLICTS = "conflicts"  # spool subfolder: records of streams that reused another's call_sid
+START_KEY = "start"  # in a spool file: the call's start, when it was never written
 
 
 class CallRecorder:
@@ -53,6 +57,9 @@ class CallRecorder:
         self.spool_dir = spool_dir
         self.retry_delays = retry_delays
         self._saved = asyncio.Event()  # a call was written: the database is back
+        # starts the database could not take, by session_id, until their call ends (bounded by
+        # the calls in progress): the row written at the end must still name the caller
+        self._unwritten: dict[str, NewCall] = {}
 
     async def create(self, session: CallSession, start: Start, tenant_id: str) -> bool | None:
         """True: the row is this stream's; False: another stream recorded this call_sid first
@@ -82,6 +89,8 @@ class CallRecorder:
             )
             kind = "db_refused_row_at_start" if refused else "db_unavailable_at_start"
             session.note(kind, f"{type(exc).__name__}: {exc}")
+            if not refused:  # a refused row would be refused again at the end
+                self._unwritten[session.session_id] = new
             return None
 
     async def finish(self, session: CallSession) -> None:
@@ -113,21 +122,23 @@ class CallRecorder:
             tenant=session.tenant.tenant_id if session.tenant else None,
             started_at=session.started_at,
         )
-        ok = await self._write(finished)
+        start = self._unwritten.pop(session.session_id, None)
+        ok = await self._write(finished, start)
         if ok:
             self._saved.set()
         else:
             session.ctx.metrics.persist_failures += 1
 
-    async def _write(self, finished: FinishedCall) -> bool:
+    async def _write(self, finished: FinishedCall, start: NewCall | None = None) -> bool:
+        """`start`: the call's start, when the database could not take it then."""
         for delay in (*self.retry_delays, None):
             try:
-                await finish_call(self.db, finished)
+                await _store(self.db, finished, start)
                 return True
             except CallOwnedElsewhere:
                 # not an outage: retrying cannot help and the other stream's row must stay as
                 # it is; keep this stream's record on disk for a person instead of losing it
-                path = self._spool(finished, self.spool_dir / CONFLICTS)
+                path = self._spool(finished, self.spool_dir / CONFLICTS, start)
                 log.error(
                     "call %s: another stream already recorded this call_sid; this stream's"
                     " record is kept in %s",
@@ -137,7 +148,7 @@ class CallRecorder:
                 return False
             except Exception as exc:
                 if delay is None:
-                    path = self._spool(finished, self.spool_dir)
+                    path = self._spool(finished, self.spool_dir, start)
                     log.error(
                         "call %s: database unavailable (%s); saved to %s for replay",
                         finished.call_sid,
@@ -149,11 +160,14 @@ class CallRecorder:
                 await asyncio.sleep(delay)
         return False
 
-    def _spool(self, finished: FinishedCall, folder: Path) -> Path:
+    def _spool(self, finished: FinishedCall, folder: Path, start: NewCall | None = None) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{finished.call_sid or 'unknown'}-{uuid.uuid4().hex[:8]}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(dataclasses.asdict(finished)))
+        doc = dataclasses.asdict(finished)
+        if start is not None:
+            doc[START_KEY] = dataclasses.asdict(start)
+        tmp.write_bytes(orjson.dumps(doc))
         os.replace(tmp, path)  # atomic: a crash never leaves half a file under a .json name
         return path
 
@@ -190,8 +204,9 @@ class CallRecorder:
                 if raw is None:
                     continue  # another process has it, or had it
                 try:
-                    finished = _load_finished(orjson.loads(raw))
-                    await finish_call(self.db, finished)
+                    doc = orjson.loads(raw)
+                    start = _load_start(doc.pop(START_KEY, None))
+                    await _store(self.db, _load_finished(doc), start)
                 except CallOwnedElsewhere:
                     conflicts = self.spool_dir / CONFLICTS
                     conflicts.mkdir(exist_ok=True)
@@ -232,6 +247,21 @@ def _locked(path: Path) -> Iterator[bytes | None]:
         yield raw
     finally:
         os.close(fd)  # releases the lock
+
+
+async def _store(db: Database, finished: FinishedCall, start: NewCall | None) -> None:
+    """The call's row, created from `start` first when its start was never written (both
+    steps are idempotent, so a retry or a replay after a half-done write is safe)."""
+    if start is not None:
+        await create_call(db, start)  # another stream's row: finish_call says so below
+    await finish_call(db, finished)
+
+
+def _load_start(data: dict[str, Any] | None) -> NewCall | None:
+    if not data:
+        return None
+    data["started_at"] = datetime.fromisoformat(data["started_at"])
+    return NewCall(**data)
 
 
 def _load_finished(data: dict[str, Any]) -> FinishedCall:

@@ -1,0 +1,508 @@
+"""PostgreSQL stops for 30 s under live calls (issue 14, part 7), end to end.
+
+The installed `receptionist serve` runs on a private PostgreSQL server that this test stops
+(`pg_ctl stop`: connections are refused, as when the database restarts or its machine is
+replaced) and starts again on the same port and data. Meanwhile:
+
+- calls in progress go on: their callers keep hearing answers;
+- two calls end, and are spooled to disk; a new call starts and is answered;
+- `/readyz` says 503 (the load balancer stops sending new calls), `/healthz` stays 200;
+
+and once the database is back, `/readyz` is 200 again, the running server writes the spooled
+calls by itself, its live feed LISTENs again, and every call (ended before, during and after the
+outage, and the one started during it) is stored once, whole, and processed once by
+`receptionist worker --once`.
+
+When each call speaks is decided by the test: each reply that must wait for a moment of the
+outage is held at the Gemini Live double (`Hold`) until the test releases it. The outage itself
+lasts OUTAGE_S by the clock on purpose: it is the scenario (longer than every retry and
+back-off of the bridge), not a wait that hopes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import psutil
+import pytest
+import sqlalchemy as sa
+
+from receptionist.bridge.recorder import CallRecorder
+from receptionist.sim.caller import CallerScript, CallOptions, CallResult, place_call
+from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, Hold, ScriptedTurn
+from receptionist.store.calls import get_call
+from receptionist.store.db import Database
+from receptionist.store.live import CHANNEL
+from receptionist.store.schema import call_details
+from tests.integration.bridge_harness import REPO, running_bridge
+from tests.pg import ThrowawayPostgres, free_port, pg_tests_enabled
+
+pytestmark = pytest.mark.postgres
+
+RECEPTIONIST = Path(sys.executable).parent / "receptionist"  # the installed console script
+OUTAGE_S = 30.0  # the issue's figure: the database is away this long
+BOUND_S = 60.0  # a bound on every wait for a condition: reaching it is a failure
+
+
+@pytest.fixture
+def private_pg() -> Iterator[ThrowawayPostgres]:
+    """A PostgreSQL server of this test's own: stopping it must not touch other tests."""
+    if not pg_tests_enabled():
+        pytest.skip("PostgreSQL tests disabled by RECEPTIONIST_TEST_PG=0")
+    server = ThrowawayPostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def until(what: str, check: Callable[[], Awaitable[bool]], logs: Callable[[], str]) -> None:
+    """Poll `check` until it holds; fail naming `what` after BOUND_S."""
+    try:
+        async with asyncio.timeout(BOUND_S):
+            while True:
+                if await check():
+                    return
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        pytest.fail(f"not within {BOUND_S:g} s: {what}\n{logs()}")
+
+
+@dataclass
+class Server:
+    popen: subprocess.Popen[bytes]
+    log: Path
+    port: int
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def server_env(db_url: str, live: FakeGeminiLive, tmp: Path, port: int) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GEMINI_", "GOOGLE_", "MSG91_", "VOICE_ENGINE", "LOCAL_", "LLM_"))
+    }
+    env.update(
+        DATABASE_URL=db_url,
+        TENANTS_DIR=str(REPO / "tenants"),
+        SPOOL_DIR=str(tmp / "spool"),
+        HOST="127.0.0.1",
+        PORT=str(port),
+        GEMINI_API_KEY="test-key",
+        GEMINI_BASE_URL=live.base_url,
+        GEMINI_CA_FILE=live.ca_file,
+        ANALYZER="offline",
+        NOTIFY_PROVIDER="log",
+        NOTIFY_AI="off",
+        RUN_WORKER="false",  # `worker --once` below does the post-call work, once
+        SPOOL_REPLAY_INTERVAL_S="1",
+        # callers wait on held replies for as long as the test says: no "are you there?"
+        SILENCE_PROMPT_AFTER_S="600",
+        SILENCE_HANGUP_AFTER_S="900",
+        KEEPALIVE_INTERVAL_S="0",
+        CALLER_AUDIO_MAX_SPEED="0",  # the callers do not pace their scripted audio
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        NO_COLOR="1",
+    )
+    return env
+
+
+@contextlib.asynccontextmanager
+async def serving(env: dict[str, str], tmp: Path) -> AsyncIterator[Server]:
+    """`receptionist db upgrade`, then `receptionist serve` until /readyz says 200."""
+    upgrade = await asyncio.to_thread(
+        subprocess.run, [str(RECEPTIONIST), "db", "upgrade"], env=env, cwd=REPO,
+        capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    log = tmp / "serve.log"
+    popen = _start(["serve"], env, log)
+    server = Server(popen, log, int(env["PORT"]))
+    try:
+
+        async def ready() -> bool:
+            assert popen.poll() is None, f"serve exited:\n{server.text()}"
+            return await status(server, "/readyz") == 200
+
+        await until("serve is ready", ready, server.text)
+        yield server
+    finally:
+        if popen.poll() is None:
+            popen.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(popen.wait, 30)
+        except subprocess.TimeoutExpired:  # pragma: no cover - reported by the test's failure
+            children = psutil.Process(popen.pid).children(recursive=True)
+            popen.kill()
+            await asyncio.to_thread(popen.wait)
+            for child in children:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [str(RECEPTIONIST), *args], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+async def status(server: Server, path: str) -> int | None:
+    """The HTTP status of GET `path`, or None while the server does not answer."""
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            return (await http.get(server.url(path))).status_code
+    except httpx.TransportError:
+        return None
+
+
+@dataclass
+class Call:
+    """One simulated call: what the caller says, and the model's replies the test holds."""
+
+    name: str
+    number: str
+    utterances: list[str]
+    holds: dict[int, Hold] = field(default_factory=dict)  # caller turn -> hold on its reply
+    call_sid: str = ""
+    task: asyncio.Task[CallResult] | None = None
+
+    def __post_init__(self) -> None:
+        self.call_sid = f"CAoutage{self.name}{uuid.uuid4().hex[:12]}"
+
+    def reply(self, i: int) -> str:
+        return f"Reply {i} to the {self.name} call."
+
+    def script(self) -> CallScript:
+        return CallScript(
+            turns=[
+                ScriptedTurn(heard=u, reply=self.reply(i), hold=self.holds.get(i))
+                for i, u in enumerate(self.utterances)
+            ]
+        )
+
+    async def result(self) -> CallResult:
+        assert self.task is not None
+        async with asyncio.timeout(BOUND_S):
+            result = await self.task
+        assert result.ok, (self.name, result.error)
+        return result
+
+
+class Calls:
+    """Places calls one at a time, each with its own model script: the double takes scripts in
+    the order sessions connect, so a call is placed once the one before has its session."""
+
+    def __init__(self, live: FakeGeminiLive, port: int) -> None:
+        self.live = live
+        self.port = port
+        self.scripts: deque[CallScript] = deque()
+        self.placed: list[Call] = []
+        live.script = lambda _setup: self.scripts.popleft()
+
+    async def place(self, call: Call) -> Call:
+        self.scripts.append(call.script())
+        opts = CallOptions(
+            url=f"ws://127.0.0.1:{self.port}/exotel/bakery",
+            call_sid=call.call_sid,
+            realtime=False,
+            from_number=call.number,
+            max_call_s=OUTAGE_S + 4 * BOUND_S,
+        )
+        # a held reply keeps its caller waiting on the line (sending silence) until released
+        script = CallerScript(utterances=call.utterances, turn_timeout_s=OUTAGE_S + 3 * BOUND_S)
+        call.task = asyncio.create_task(place_call(opts, script))
+        self.placed.append(call)
+        await self.live.wait_for_sessions(len(self.placed), within_s=BOUND_S)
+        return call
+
+
+def heard_agent_between(result: CallResult, start: float, end: float) -> bool:
+    """Did agent audio start reaching the caller between monotonic times `start` and `end`?"""
+    assert result.start_sent_at is not None
+    return any(
+        e.kind == "agent_audio_start" and start < result.start_sent_at + e.t_ms / 1000.0 < end
+        for e in result.events
+    )
+
+
+async def stored(db: Database) -> dict[str, dict[str, Any]]:
+    """Every call row by call_sid (a call_sid twice would fail the count check below)."""
+    c = call_details.c
+    async with db.session() as conn:
+        found = (
+            (
+                await conn.execute(
+                    sa.select(
+                        c.call_sid, c.session_id, c.from_number, c.to_number, c.stream_sid,
+                        c.sample_rate, c.status, c.stage, c.attempts, c.last_error,
+                        c.lease_owner, c.transcript, c.events,
+                    )
+                )
+            )
+            .mappings()
+            .all()
+        )  # fmt: skip
+    by_sid = {r["call_sid"]: dict(r) for r in found}
+    assert len(by_sid) == len(found), [r["call_sid"] for r in found]
+    return by_sid
+
+
+def spooled(spool: Path) -> list[str]:
+    return sorted(p.name for p in spool.glob("*.json")) if spool.is_dir() else []
+
+
+async def metric(server: Server, name: str) -> float:
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        text = (await http.get(server.url("/metrics"))).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics:\n{text}")
+
+
+async def worker_once(env: dict[str, str]) -> str:
+    proc = await asyncio.to_thread(
+        subprocess.run, [str(RECEPTIONIST), "worker", "--once"], env=env, cwd=REPO,
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+async def test_postgres_stopped_for_30_s_under_live_calls(
+    private_pg: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    db = Database(private_pg.url)
+    spool = tmp_path / "spool"
+    try:
+        async with FakeGeminiLive(api_key="test-key") as live:
+            env = server_env(private_pg.url, live, tmp_path, free_port())
+            async with serving(env, tmp_path) as server:
+                await outage(server, Calls(live, server.port), db, private_pg, spool)
+            log = server.text()
+        assert "Traceback" not in log, log
+        await processed_once(env, db, server)
+    finally:
+        await db.dispose()
+
+
+async def outage(
+    server: Server, calls: Calls, db: Database, pg: ThrowawayPostgres, spool: Path
+) -> None:
+    logs = server.text
+
+    async def row_is(sid: str, statuses: tuple[str, ...]) -> bool:
+        row = (await stored(db)).get(sid)
+        return row is not None and row["status"] in statuses
+
+    # --- before: a short call, ended and stored while the database is up
+    before = await calls.place(Call("before", "+919811100001", ["Do you have rusks?"]))
+    await before.result()
+    await until("the first call is stored", lambda: row_is(before.call_sid, ("completed",)), logs)
+
+    # --- calls in progress when the database stops, each waiting at a held reply
+    ends = [
+        await calls.place(
+            Call(f"end{i}", f"+91981110001{i}", ["I want a cake.", "Chocolate."], {1: Hold()})
+        )
+        for i in (1, 2)
+    ]
+    through = await calls.place(
+        Call(
+            "through",
+            "+919811100021",
+            ["Are you open on Sunday?", "And on Monday?", "Thank you."],
+            {1: Hold(), 2: Hold()},
+        )
+    )
+    live_calls = [*ends, through]
+    for call in live_calls:
+        await call.holds[1].wait_reached(BOUND_S)
+        await until(
+            f"{call.name}'s row is created", lambda c=call: row_is(c.call_sid, ("in_progress",)),
+            logs,
+        )  # fmt: skip
+
+    # --- the outage
+    await asyncio.to_thread(pg.halt, "fast")
+    stopped_at = time.monotonic()
+
+    await until("/readyz says 503", lambda: _is(status(server, "/readyz"), 503), logs)
+    assert await status(server, "/healthz") == 200  # the process itself is fine
+
+    # a new call is answered while the database is away (its row cannot be written yet)
+    new = await calls.place(
+        Call("new", "+919811100031", ["Can I pick up at six?"], {0: Hold()})
+    )  # fmt: skip
+    await new.holds[0].wait_reached(BOUND_S)  # greeted, and its caller spoke
+
+    # the live calls go on: each hears its held reply; two of them end, the third goes on
+    for call in live_calls:
+        call.holds[1].release()
+    ended = [await call.result() for call in ends]
+    await through.holds[2].wait_reached(BOUND_S)
+    want = sorted(c.call_sid for c in ends)
+    await until(
+        "the two ended calls are spooled",
+        lambda: _true([n.rsplit("-", 1)[0] for n in spooled(spool)] == want),
+        logs,
+    )
+    # two ends spooled, one start not written (the new call's)
+    assert await metric(server, "receptionist_persist_failures_total") == 3
+    assert await status(server, "/readyz") == 503
+
+    remaining = stopped_at + OUTAGE_S - time.monotonic()
+    assert remaining > 0, f"the outage's events took longer than {OUTAGE_S:g} s"
+    await asyncio.sleep(remaining)  # the scenario: the database is away this long
+    assert len(spooled(spool)) == 2
+    await asyncio.to_thread(pg.resume)
+    back_at = time.monotonic()
+
+    # --- the database is back: ready again, the spool written by the running server
+    await until("/readyz says 200 again", lambda: _is(status(server, "/readyz"), 200), logs)
+    for call in ends:
+        await until(
+            f"{call.name}'s spooled end is written",
+            lambda c=call: row_is(c.call_sid, ("completed",)),
+            logs,
+        )
+    await until("the spool is empty", lambda: _true(not spooled(spool)), logs)
+
+    # the live feed LISTENs again: a call starting now is announced on the channel
+    announced: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    listener = await asyncpg.connect(host=pg.host, port=pg.port, user=pg.user, database=pg.database)
+    try:
+        await listener.add_listener(
+            CHANNEL, lambda *args: announced.put_nowait(orjson.loads(args[3]))
+        )
+        after = await calls.place(Call("after", "+919811100041", ["One loaf, please."]))
+
+        async def announced_start() -> bool:
+            while not announced.empty():
+                event = announced.get_nowait()
+                if event["k"] == "call_started" and event["c"] == after.call_sid:
+                    return True
+            return False
+
+        await until("the live feed announces a new call", announced_start, logs)
+    finally:
+        await listener.close()
+    await after.result()
+
+    # the held calls finish after the outage
+    through.holds[2].release()
+    new.holds[0].release()
+    results = {call.name: await call.result() for call in (through, new)}
+
+    # callers heard the agent while the database was away
+    for call, result in zip(ends, ended, strict=True):
+        assert heard_agent_between(result, stopped_at, back_at), call.name
+    assert heard_agent_between(results["through"], stopped_at, back_at)
+    assert heard_agent_between(results["new"], stopped_at, back_at)  # its greeting
+
+    # --- every call stored once, whole, with the caller's details
+    async def all_completed() -> bool:
+        rows = await stored(db)
+        return all(
+            c.call_sid in rows and rows[c.call_sid]["status"] == "completed" for c in calls.placed
+        )
+
+    await until("every call is stored", all_completed, logs)
+    rows = await stored(db)
+    assert sorted(rows) == sorted(c.call_sid for c in calls.placed)
+    for call in calls.placed:
+        row = rows[call.call_sid]
+        assert row["stage"] == "transcript_saved", row
+        assert (row["from_number"], row["to_number"], row["sample_rate"]) == (
+            call.number,
+            CallOptions(url="").to_number,
+            8000,
+        ), (call.name, row)
+        assert row["stream_sid"], (call.name, row)
+        transcript = row["transcript"]
+        assert [t["speaker"] for t in transcript] == ["agent"] + ["caller", "agent"] * len(
+            call.utterances
+        ), (call.name, transcript)
+        assert [t["text"] for t in transcript[1::2]] == call.utterances, transcript
+        replies = [call.reply(i) for i in range(len(call.utterances))]
+        assert [t["text"] for t in transcript[2::2]] == replies, transcript
+    events = [e["kind"] for e in rows[new.call_sid]["events"]]
+    assert "db_unavailable_at_start" in events, events
+
+
+async def processed_once(env: dict[str, str], db: Database, server: Server) -> None:
+    """`receptionist worker --once` carries every call to `done`, and a second run finds
+    nothing left to do."""
+    out = await worker_once(env)
+    rows = await stored(db)
+    for row in rows.values():
+        assert (row["stage"], row["attempts"], row["last_error"], row["lease_owner"]) == (
+            "done",
+            0,
+            None,
+            None,
+        ), (row, out)
+    assert "ran 0 step(s)" in await worker_once(env)
+
+
+async def _is(answer: Awaitable[int | None], expected: int) -> bool:
+    return await answer == expected
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_a_call_started_while_the_database_is_away_keeps_its_callers_details(
+    tmp_path: Path, sqlite_db: Database
+) -> None:
+    """Bug: a call whose start could not be written was stored, from the spool or at its end,
+    without the caller's number, the stream, the rate or the engine (FinishedCall carries
+    none of them): no confirmation could reach the caller and the owner saw no number."""
+    away = Database(f"postgresql://nobody@127.0.0.1:{free_port()}/nowhere")  # nothing listens
+    try:
+        async with (
+            FakeGeminiLive(script=CallScript(turns=[ScriptedTurn("Open today?", "Yes.")])) as fake,
+            running_bridge(away, tmp_path, fake) as bridge,
+        ):
+            result = await place_call(
+                CallOptions(url=bridge.url("bakery"), realtime=False, from_number="+919811122233"),
+                CallerScript(utterances=["Open today?"]),
+            )
+            assert result.ok, result.error
+            spool = bridge.ctx.settings.spool_dir
+        assert len(spooled(spool)) == 1
+        assert await CallRecorder(sqlite_db, spool).replay_spool() == 1
+    finally:
+        await away.dispose()
+    row = await get_call(sqlite_db, result.call_sid)
+    assert row is not None
+    assert (row["status"], row["from_number"], row["sample_rate"]) == (
+        "completed",
+        "+919811122233",
+        8000,
+    ), row
+    assert row["stream_sid"] and row["to_number"] and row["engine"] == "gemini-live", row
+    assert [t["speaker"] for t in row["transcript"]] == ["agent", "caller", "agent"]
