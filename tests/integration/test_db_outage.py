@@ -90,7 +90,10 @@ class Server:
     port: int
 
     def text(self) -> str:
-        return self.log.read_text(errors="replace")[-6000:]
+        return self.log.read_text(errors="replace")
+
+    def tail(self) -> str:
+        return self.text()[-6000:]
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -142,10 +145,10 @@ async def serving(env: dict[str, str], tmp: Path) -> AsyncIterator[Server]:
     try:
 
         async def ready() -> bool:
-            assert popen.poll() is None, f"serve exited:\n{server.text()}"
+            assert popen.poll() is None, f"serve exited:\n{server.tail()}"
             return await status(server, "/readyz") == 200
 
-        await until("serve is ready", ready, server.text)
+        await until("serve is ready", ready, server.tail)
         yield server
     finally:
         if popen.poll() is None:
@@ -196,10 +199,11 @@ class Call:
 
     def script(self) -> CallScript:
         return CallScript(
+            greeting="Hello!",  # short: every call's caller hears it out before speaking
             turns=[
                 ScriptedTurn(heard=u, reply=self.reply(i), hold=self.holds.get(i))
                 for i, u in enumerate(self.utterances)
-            ]
+            ],
         )
 
     async def result(self) -> CallResult:
@@ -303,7 +307,7 @@ async def test_postgres_stopped_for_30_s_under_live_calls(
                 await outage(server, Calls(live, server.port), db, private_pg, spool)
             log = server.text()
         assert "Traceback" not in log, log
-        await processed_once(env, db, server)
+        await processed_once(env, db)
     finally:
         await db.dispose()
 
@@ -311,7 +315,7 @@ async def test_postgres_stopped_for_30_s_under_live_calls(
 async def outage(
     server: Server, calls: Calls, db: Database, pg: ThrowawayPostgres, spool: Path
 ) -> None:
-    logs = server.text
+    logs = server.tail
 
     async def row_is(sid: str, statuses: tuple[str, ...]) -> bool:
         row = (await stored(db)).get(sid)
@@ -452,9 +456,8 @@ async def outage(
     assert "db_unavailable_at_start" in events, events
 
 
-async def processed_once(env: dict[str, str], db: Database, server: Server) -> None:
-    """`receptionist worker --once` carries every call to `done`, and a second run finds
-    nothing left to do."""
+async def processed_once(env: dict[str, str], db: Database) -> None:
+    """`receptionist worker --once` carries every call to `done` at its first try."""
     out = await worker_once(env)
     rows = await stored(db)
     for row in rows.values():
@@ -464,7 +467,6 @@ async def processed_once(env: dict[str, str], db: Database, server: Server) -> N
             None,
             None,
         ), (row, out)
-    assert "ran 0 step(s)" in await worker_once(env)
 
 
 async def _is(answer: Awaitable[int | None], expected: int) -> bool:
@@ -505,4 +507,98 @@ async def test_a_call_started_while_the_database_is_away_keeps_its_callers_detai
         8000,
     ), row
     assert row["stream_sid"] and row["to_number"] and row["engine"] == "gemini-live", row
+    assert [t["speaker"] for t in row["transcript"]] == ["agent", "caller", "agent"]
+
+
+class FreezingProxy:
+    """A TCP relay to PostgreSQL that can stop passing bytes on (`freeze`) without closing
+    anything: a database that hangs instead of refusing, as when its machine is lost or the
+    network between drops packets."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.port = 0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> FreezingProxy:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def freeze(self) -> None:
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        pumps = [
+            asyncio.create_task(self._pump(reader, up_writer)),
+            asyncio.create_task(self._pump(up_reader, writer)),
+        ]
+        self._tasks.update(pumps)
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for task in pumps:
+            task.cancel()
+        for w in (writer, up_writer):
+            w.close()
+
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await src.read(65536):
+                await self._flowing.wait()  # frozen: the bytes wait here, the socket stays open
+                dst.write(data)
+                await dst.drain()
+
+
+async def test_a_hung_database_does_not_hold_a_calls_record_back(
+    postgres_server: ThrowawayPostgres, pg_db: Database, tmp_path: Path
+) -> None:
+    """Bug: with a database that hangs rather than refuses, the start's write and then the
+    end's waited on a pooled connection's socket (for as long as TCP keeps it: many minutes),
+    so the ended call was neither stored nor spooled, and lost if the server restarted then."""
+    proxy = await FreezingProxy(postgres_server.host, postgres_server.port).start()
+    hung = Database(
+        f"postgresql://{postgres_server.user}@127.0.0.1:{proxy.port}/{pg_db.engine.url.database}"
+    )
+    try:
+        async with (
+            FakeGeminiLive(script=CallScript(turns=[ScriptedTurn("Open today?", "Yes.")])) as fake,
+            running_bridge(hung, tmp_path, fake, spool_replay_interval_s=0.2) as bridge,
+        ):
+            bridge.ctx.store.write_timeout_s = 1.0  # the test's bound, not production's
+            spool = bridge.ctx.settings.spool_dir
+            await hung.ping()  # a pooled connection, as a server has after its first calls
+            proxy.freeze()
+            result = await place_call(
+                CallOptions(url=bridge.url("bakery"), realtime=False, from_number="+919811133344"),
+                CallerScript(utterances=["Open today?"]),
+            )
+            assert result.ok, result.error  # the caller noticed nothing
+            await until("the call is spooled", lambda: _true(len(spooled(spool)) == 1), str)
+            proxy.thaw()
+
+            async def written() -> bool:
+                row = await get_call(pg_db, result.call_sid)
+                return row is not None and row["status"] == "completed"
+
+            await until("the running server writes the spooled call", written, str)
+            await until("the spool is empty", lambda: _true(not spooled(spool)), str)
+    finally:
+        proxy.thaw()
+        await proxy.close()
+        await hung.dispose()
+    row = await get_call(pg_db, result.call_sid)
+    assert row is not None and row["from_number"] == "+919811133344", row
     assert [t["speaker"] for t in row["transcript"]] == ["agent", "caller", "agent"]

@@ -6,6 +6,10 @@ The running server replays the spool on its own as soon as the database answers 
 that looks every `SPOOL_REPLAY_INTERVAL_S`, woken early by any call that saved fine), at
 start-up, and on `receptionist db replay-spool`.
 
+Every write is bounded (`WRITE_TIMEOUT_S`): a database that hangs instead of refusing (a lost
+machine, a network partition: a pooled connection would otherwise wait on its socket for many
+minutes) is an outage like any other, so the call's end reaches the spool, not a stuck task.
+
 A call that starts while the database is away keeps what its start said (caller's number,
 stream, engine, ...) until its end, and into the spool file: the row written later is whole.
 """
@@ -45,17 +49,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("receptionist.recorder")
 
 RETRY_DELAYS_S = (0.2, 1.0, 3.0)
+WRITE_TIMEOUT_S = 10.0  # one write of one call (a healthy database takes milliseconds)
 CONFLICTS = "conflicts"  # spool subfolder: records of streams that reused another's call_sid
 START_KEY = "start"  # in a spool file: the call's start, when it was never written
 
 
 class CallRecorder:
     def __init__(
-        self, db: Database, spool_dir: Path, *, retry_delays: tuple[float, ...] = RETRY_DELAYS_S
+        self,
+        db: Database,
+        spool_dir: Path,
+        *,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS_S,
+        write_timeout_s: float = WRITE_TIMEOUT_S,
     ) -> None:
         self.db = db
         self.spool_dir = spool_dir
         self.retry_delays = retry_delays
+        self.write_timeout_s = write_timeout_s
         self._saved = asyncio.Event()  # a call was written: the database is back
         # starts the database could not take, by session_id, until their call ends (bounded by
         # the calls in progress): the row written at the end must still name the caller
@@ -80,7 +91,8 @@ class CallRecorder:
             started_at=session.started_at,
         )
         try:
-            return await create_call(self.db, new)
+            async with asyncio.timeout(self.write_timeout_s):  # the call's end waits for it
+                return await create_call(self.db, new)
         except Exception as exc:  # the call goes on; finish() creates the row if needed
             session.ctx.metrics.persist_failures += 1
             # name the real cause: a row the database refused is not an outage
@@ -133,7 +145,8 @@ class CallRecorder:
         """`start`: the call's start, when the database could not take it then."""
         for delay in (*self.retry_delays, None):
             try:
-                await _store(self.db, finished, start)
+                async with asyncio.timeout(self.write_timeout_s):
+                    await _store(self.db, finished, start)
                 return True
             except CallOwnedElsewhere:
                 # not an outage: retrying cannot help and the other stream's row must stay as
@@ -147,7 +160,9 @@ class CallRecorder:
                 )
                 return False
             except Exception as exc:
-                if delay is None:
+                # a database that hung for the whole bound will not answer in a second or two:
+                # the record goes to disk now rather than after more bounds
+                if delay is None or isinstance(exc, TimeoutError):
                     path = self._spool(finished, self.spool_dir, start)
                     log.error(
                         "call %s: database unavailable (%s); saved to %s for replay",
@@ -206,13 +221,17 @@ class CallRecorder:
                 try:
                     doc = orjson.loads(raw)
                     start = _load_start(doc.pop(START_KEY, None))
-                    await _store(self.db, _load_finished(doc), start)
+                    async with asyncio.timeout(self.write_timeout_s):
+                        await _store(self.db, _load_finished(doc), start)
                 except CallOwnedElsewhere:
                     conflicts = self.spool_dir / CONFLICTS
                     conflicts.mkdir(exist_ok=True)
                     os.replace(path, conflicts / path.name)
                     log.error("spooled call %s clashes with another stream's row", path.name)
                     continue
+                except TimeoutError:
+                    log.warning("spooled call %s not replayed yet: no answer", path.name)
+                    break  # the database hangs: the other files wait for the next round
                 except Exception as exc:
                     log.warning("spooled call %s not replayed yet: %s", path.name, exc)
                     continue
