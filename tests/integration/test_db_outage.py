@@ -45,7 +45,7 @@ import sqlalchemy as sa
 from receptionist.bridge.recorder import CallRecorder
 from receptionist.sim.caller import CallerScript, CallOptions, CallResult, place_call
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, Hold, ScriptedTurn
-from receptionist.store.calls import get_call
+from receptionist.store.calls import FinishedCall, get_call
 from receptionist.store.db import Database
 from receptionist.store.live import CHANNEL
 from receptionist.store.schema import call_details
@@ -602,3 +602,25 @@ async def test_a_hung_database_does_not_hold_a_calls_record_back(
     row = await get_call(pg_db, result.call_sid)
     assert row is not None and row["from_number"] == "+919811133344", row
     assert [t["speaker"] for t in row["transcript"]] == ["agent", "caller", "agent"]
+
+
+async def test_a_replay_round_stops_at_the_first_call_the_database_is_away_for(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bug: each round (every SPOOL_REPLAY_INTERVAL_S) tried every spooled call while the
+    database was away, one connection and one warning each: a flood of both after an outage
+    with many calls ended, and with a hung database a round took one timeout per call."""
+    away = Database(f"postgresql://nobody@127.0.0.1:{free_port()}/nowhere")  # nothing listens
+    recorder = CallRecorder(away, tmp_path / "spool")
+    for i in range(3):
+        recorder._spool(  # as a failed save writes it
+            FinishedCall(call_sid=f"CAaway{i}", status="completed", tenant="bakery"),
+            recorder.spool_dir,
+        )
+    try:
+        assert await recorder.replay_spool() == 0
+    finally:
+        await away.dispose()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "receptionist.recorder"]
+    assert len(warnings) == 1 and "3 spooled call(s) wait" in warnings[0], warnings
+    assert len(spooled(recorder.spool_dir)) == 3

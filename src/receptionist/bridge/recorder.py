@@ -11,7 +11,8 @@ machine, a network partition: a pooled connection would otherwise wait on its so
 minutes) is an outage like any other, so the call's end reaches the spool, not a stuck task.
 
 A call that starts while the database is away keeps what its start said (caller's number,
-stream, engine, ...) until its end, and into the spool file: the row written later is whole.
+stream, engine, ...) for its end's write, and in the spool file: the row written later is whole,
+in one transaction (never a half row for the pipeline to pick up).
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ log = logging.getLogger("receptionist.recorder")
 RETRY_DELAYS_S = (0.2, 1.0, 3.0)
 WRITE_TIMEOUT_S = 10.0  # one write of one call (a healthy database takes milliseconds)
 CONFLICTS = "conflicts"  # spool subfolder: records of streams that reused another's call_sid
-START_KEY = "start"  # in a spool file: the call's start, when it was never written
 
 
 class CallRecorder:
@@ -133,25 +133,24 @@ class CallRecorder:
             usage=usage,
             tenant=session.tenant.tenant_id if session.tenant else None,
             started_at=session.started_at,
+            **_start_details(self._unwritten.pop(session.session_id, None)),
         )
-        start = self._unwritten.pop(session.session_id, None)
-        ok = await self._write(finished, start)
+        ok = await self._write(finished)
         if ok:
             self._saved.set()
         else:
             session.ctx.metrics.persist_failures += 1
 
-    async def _write(self, finished: FinishedCall, start: NewCall | None = None) -> bool:
-        """`start`: the call's start, when the database could not take it then."""
+    async def _write(self, finished: FinishedCall) -> bool:
         for delay in (*self.retry_delays, None):
             try:
                 async with asyncio.timeout(self.write_timeout_s):
-                    await _store(self.db, finished, start)
+                    await finish_call(self.db, finished)
                 return True
             except CallOwnedElsewhere:
                 # not an outage: retrying cannot help and the other stream's row must stay as
                 # it is; keep this stream's record on disk for a person instead of losing it
-                path = self._spool(finished, self.spool_dir / CONFLICTS, start)
+                path = self._spool(finished, self.spool_dir / CONFLICTS)
                 log.error(
                     "call %s: another stream already recorded this call_sid; this stream's"
                     " record is kept in %s",
@@ -163,7 +162,7 @@ class CallRecorder:
                 # a database that hung for the whole bound will not answer in a second or two:
                 # the record goes to disk now rather than after more bounds
                 if delay is None or isinstance(exc, TimeoutError):
-                    path = self._spool(finished, self.spool_dir, start)
+                    path = self._spool(finished, self.spool_dir)
                     log.error(
                         "call %s: database unavailable (%s); saved to %s for replay",
                         finished.call_sid,
@@ -175,14 +174,11 @@ class CallRecorder:
                 await asyncio.sleep(delay)
         return False
 
-    def _spool(self, finished: FinishedCall, folder: Path, start: NewCall | None = None) -> Path:
+    def _spool(self, finished: FinishedCall, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{finished.call_sid or 'unknown'}-{uuid.uuid4().hex[:8]}.json"
         tmp = path.with_suffix(".tmp")
-        doc = dataclasses.asdict(finished)
-        if start is not None:
-            doc[START_KEY] = dataclasses.asdict(start)
-        tmp.write_bytes(orjson.dumps(doc))
+        tmp.write_bytes(orjson.dumps(dataclasses.asdict(finished)))
         os.replace(tmp, path)  # atomic: a crash never leaves half a file under a .json name
         return path
 
@@ -219,20 +215,27 @@ class CallRecorder:
                 if raw is None:
                     continue  # another process has it, or had it
                 try:
-                    doc = orjson.loads(raw)
-                    start = _load_start(doc.pop(START_KEY, None))
+                    finished = _load_finished(orjson.loads(raw))
                     async with asyncio.timeout(self.write_timeout_s):
-                        await _store(self.db, _load_finished(doc), start)
+                        await finish_call(self.db, finished)
                 except CallOwnedElsewhere:
                     conflicts = self.spool_dir / CONFLICTS
                     conflicts.mkdir(exist_ok=True)
                     os.replace(path, conflicts / path.name)
                     log.error("spooled call %s clashes with another stream's row", path.name)
                     continue
-                except TimeoutError:
-                    log.warning("spooled call %s not replayed yet: no answer", path.name)
-                    break  # the database hangs: the other files wait for the next round
                 except Exception as exc:
+                    if _unreachable(exc):
+                        # the other files would meet the same: one line and one try a round
+                        # (not one per spooled call), and no round stuck behind a hang
+                        waiting = sum(1 for _ in self.spool_dir.glob("*.json"))
+                        log.warning(
+                            "database still unavailable (%s: %s); %d spooled call(s) wait",
+                            type(exc).__name__,
+                            exc,
+                            waiting,
+                        )
+                        break
                     log.warning("spooled call %s not replayed yet: %s", path.name, exc)
                     continue
                 path.unlink(missing_ok=True)
@@ -268,19 +271,27 @@ def _locked(path: Path) -> Iterator[bytes | None]:
         os.close(fd)  # releases the lock
 
 
-async def _store(db: Database, finished: FinishedCall, start: NewCall | None) -> None:
-    """The call's row, created from `start` first when its start was never written (both
-    steps are idempotent, so a retry or a replay after a half-done write is safe)."""
-    if start is not None:
-        await create_call(db, start)  # another stream's row: finish_call says so below
-    await finish_call(db, finished)
+def _unreachable(exc: BaseException) -> bool:
+    """The database is away (refused, hung, dropped), as opposed to refusing this one row."""
+    return isinstance(
+        exc, (OSError, sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+    )
 
 
-def _load_start(data: dict[str, Any] | None) -> NewCall | None:
-    if not data:
-        return None
-    data["started_at"] = datetime.fromisoformat(data["started_at"])
-    return NewCall(**data)
+def _start_details(start: NewCall | None) -> dict[str, Any]:
+    """What a start the database never took said, for the row the end's write inserts."""
+    if start is None:
+        return {}
+    return {
+        "stream_sid": start.stream_sid,
+        "from_number": start.from_number,
+        "to_number": start.to_number,
+        "direction": start.direction,
+        "custom_parameters": dict(start.custom_parameters),
+        "sample_rate": start.sample_rate,
+        "engine": start.engine,
+        "model": start.model,
+    }
 
 
 def _load_finished(data: dict[str, Any]) -> FinishedCall:
