@@ -13,6 +13,11 @@ calls by itself, its live feed LISTENs again, and every call (ended before, duri
 outage, and the one started during it) is stored once, whole, and processed once by
 `receptionist worker --once`.
 
+The stop is `-m fast` (clients are told, then cut; a clean checkpoint). `-m immediate` (as a
+crash) behaves the same towards the bridge, but the throw-away server runs with
+synchronous_commit=off, so a crash-like stop could lose its last commits and the test would be
+checking the test server's settings, not the bridge.
+
 When each call speaks is decided by the test: each reply that must wait for a moment of the
 outage is held at the Gemini Live double (`Hold`) until the test releases it. The outage itself
 lasts OUTAGE_S by the clock on purpose: it is the scenario (longer than every retry and
@@ -307,6 +312,9 @@ async def test_postgres_stopped_for_30_s_under_live_calls(
                 await outage(server, Calls(live, server.port), db, private_pg, spool)
             log = server.text()
         assert "Traceback" not in log, log
+        # an operator reads the outage, once each way, in the server's log
+        assert log.count("not ready: database unreachable") == 1, log
+        assert log.count("ready again: the database answers") == 1, log
         await processed_once(env, db)
     finally:
         await db.dispose()
@@ -355,6 +363,9 @@ async def outage(
 
     await until("/readyz says 503", lambda: _is(status(server, "/readyz"), 503), logs)
     assert await status(server, "/healthz") == 200  # the process itself is fine
+    async with httpx.AsyncClient(timeout=5.0) as http:  # public: names no address
+        answer = (await http.get(server.url("/readyz"))).json()
+    assert answer == {"status": "unavailable", "database": "unreachable"}, answer
 
     # a new call is answered while the database is away (its row cannot be written yet)
     new = await calls.place(
