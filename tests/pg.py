@@ -7,6 +7,7 @@ server runs as the ``postgres`` OS user, because PostgreSQL refuses to run as ro
     server = ThrowawayPostgres().start()
     url = server.url                                    # postgresql://postgres@127.0.0.1:PORT/DB
     other = await server.create_database_async()        # a fresh, empty database's URL
+    server.halt(); server.resume()                      # an outage: same port, same data
     server.stop()
 
 Environment:
@@ -252,6 +253,23 @@ class ThrowawayPostgres:
             timeout=self._start_timeout_s + 10,
         )
         self._running = True
+
+    def halt(self, mode: str = "fast") -> None:
+        """An outage: stop the server but keep its data directory and port, so connections
+        are refused (not hung) until :meth:`resume`. ``mode``: pg_ctl's shutdown mode, "fast"
+        (clients are disconnected, a clean checkpoint) or "immediate" (as a crash: no
+        checkpoint, crash recovery when it starts again)."""
+        if mode not in ("fast", "immediate"):
+            raise ValueError(f"unknown shutdown mode {mode!r}")
+        assert self._running, "server not running"
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+        self._running = False
+
+    def resume(self) -> None:
+        """Start the server again after :meth:`halt`, on the same port and data directory
+        (the URLs handed out stay valid). Fails if another process took the port meanwhile."""
+        assert self._tmp is not None and not self._running, "server not halted"
+        self._pg_ctl_start()
 
     def stop(self) -> None:
         """Stop the server and delete its files. Safe to call more than once."""

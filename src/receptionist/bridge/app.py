@@ -174,10 +174,19 @@ async def readyz(request: Request) -> JSONResponse:
         return JSONResponse(
             {"status": "draining", "active_calls": len(ctx.registry)}, status_code=503
         )
+    state = request.app.state
     try:
         await asyncio.wait_for(ctx.db.ping(), 3.0)
     except Exception as exc:
-        return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, status_code=503)
+        # the cause goes to the log, once per outage: the answer is public and must not name
+        # the database's address, nor a load balancer's polling flood the log
+        if getattr(state, "db_ready", True):
+            state.db_ready = False
+            log.warning("not ready: database unreachable (%s)", str(exc)[:300])
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    if not getattr(state, "db_ready", True):
+        state.db_ready = True
+        log.info("ready again: the database answers")
     return JSONResponse({"status": "ready", "active_calls": len(ctx.registry)})
 
 

@@ -5,6 +5,14 @@ down at the end, the finished call is retried briefly and then written to a spoo
 The running server replays the spool on its own as soon as the database answers again (a loop
 that looks every `SPOOL_REPLAY_INTERVAL_S`, woken early by any call that saved fine), at
 start-up, and on `receptionist db replay-spool`.
+
+Every write is bounded (`WRITE_TIMEOUT_S`): a database that hangs instead of refusing (a lost
+machine, a network partition: a pooled connection would otherwise wait on its socket for many
+minutes) is an outage like any other, so the call's end reaches the spool, not a stuck task.
+
+A call that starts while the database is away keeps what its start said (caller's number,
+stream, engine, ...) for its end's write, and in the spool file: the row written later is whole,
+in one transaction (never a half row for the pipeline to pick up).
 """
 
 from __future__ import annotations
@@ -42,17 +50,27 @@ if TYPE_CHECKING:
 log = logging.getLogger("receptionist.recorder")
 
 RETRY_DELAYS_S = (0.2, 1.0, 3.0)
+WRITE_TIMEOUT_S = 10.0  # one write of one call (a healthy database takes milliseconds)
 CONFLICTS = "conflicts"  # spool subfolder: records of streams that reused another's call_sid
 
 
 class CallRecorder:
     def __init__(
-        self, db: Database, spool_dir: Path, *, retry_delays: tuple[float, ...] = RETRY_DELAYS_S
+        self,
+        db: Database,
+        spool_dir: Path,
+        *,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS_S,
+        write_timeout_s: float = WRITE_TIMEOUT_S,
     ) -> None:
         self.db = db
         self.spool_dir = spool_dir
         self.retry_delays = retry_delays
+        self.write_timeout_s = write_timeout_s
         self._saved = asyncio.Event()  # a call was written: the database is back
+        # starts the database could not take, by session_id, until their call ends (bounded by
+        # the calls in progress): the row written at the end must still name the caller
+        self._unwritten: dict[str, NewCall] = {}
 
     async def create(self, session: CallSession, start: Start, tenant_id: str) -> bool | None:
         """True: the row is this stream's; False: another stream recorded this call_sid first
@@ -73,7 +91,8 @@ class CallRecorder:
             started_at=session.started_at,
         )
         try:
-            return await create_call(self.db, new)
+            async with asyncio.timeout(self.write_timeout_s):  # the call's end waits for it
+                return await create_call(self.db, new)
         except Exception as exc:  # the call goes on; finish() creates the row if needed
             session.ctx.metrics.persist_failures += 1
             # name the real cause: a row the database refused is not an outage
@@ -82,6 +101,8 @@ class CallRecorder:
             )
             kind = "db_refused_row_at_start" if refused else "db_unavailable_at_start"
             session.note(kind, f"{type(exc).__name__}: {exc}")
+            if not refused:  # a refused row would be refused again at the end
+                self._unwritten[session.session_id] = new
             return None
 
     async def finish(self, session: CallSession) -> None:
@@ -112,6 +133,7 @@ class CallRecorder:
             usage=usage,
             tenant=session.tenant.tenant_id if session.tenant else None,
             started_at=session.started_at,
+            **_start_details(self._unwritten.pop(session.session_id, None)),
         )
         ok = await self._write(finished)
         if ok:
@@ -122,7 +144,8 @@ class CallRecorder:
     async def _write(self, finished: FinishedCall) -> bool:
         for delay in (*self.retry_delays, None):
             try:
-                await finish_call(self.db, finished)
+                async with asyncio.timeout(self.write_timeout_s):
+                    await finish_call(self.db, finished)
                 return True
             except CallOwnedElsewhere:
                 # not an outage: retrying cannot help and the other stream's row must stay as
@@ -136,7 +159,9 @@ class CallRecorder:
                 )
                 return False
             except Exception as exc:
-                if delay is None:
+                # a database that hung for the whole bound will not answer in a second or two:
+                # the record goes to disk now rather than after more bounds
+                if delay is None or isinstance(exc, TimeoutError):
                     path = self._spool(finished, self.spool_dir)
                     log.error(
                         "call %s: database unavailable (%s); saved to %s for replay",
@@ -191,7 +216,8 @@ class CallRecorder:
                     continue  # another process has it, or had it
                 try:
                     finished = _load_finished(orjson.loads(raw))
-                    await finish_call(self.db, finished)
+                    async with asyncio.timeout(self.write_timeout_s):
+                        await finish_call(self.db, finished)
                 except CallOwnedElsewhere:
                     conflicts = self.spool_dir / CONFLICTS
                     conflicts.mkdir(exist_ok=True)
@@ -199,6 +225,17 @@ class CallRecorder:
                     log.error("spooled call %s clashes with another stream's row", path.name)
                     continue
                 except Exception as exc:
+                    if _unreachable(exc):
+                        # the other files would meet the same: one line and one try a round
+                        # (not one per spooled call), and no round stuck behind a hang
+                        waiting = sum(1 for _ in self.spool_dir.glob("*.json"))
+                        log.warning(
+                            "database still unavailable (%s: %s); %d spooled call(s) wait",
+                            type(exc).__name__,
+                            exc,
+                            waiting,
+                        )
+                        break
                     log.warning("spooled call %s not replayed yet: %s", path.name, exc)
                     continue
                 path.unlink(missing_ok=True)
@@ -232,6 +269,29 @@ def _locked(path: Path) -> Iterator[bytes | None]:
         yield raw
     finally:
         os.close(fd)  # releases the lock
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """The database is away (refused, hung, dropped), as opposed to refusing this one row."""
+    return isinstance(
+        exc, (OSError, sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+    )
+
+
+def _start_details(start: NewCall | None) -> dict[str, Any]:
+    """What a start the database never took said, for the row the end's write inserts."""
+    if start is None:
+        return {}
+    return {
+        "stream_sid": start.stream_sid,
+        "from_number": start.from_number,
+        "to_number": start.to_number,
+        "direction": start.direction,
+        "custom_parameters": dict(start.custom_parameters),
+        "sample_rate": start.sample_rate,
+        "engine": start.engine,
+        "model": start.model,
+    }
 
 
 def _load_finished(data: dict[str, Any]) -> FinishedCall:

@@ -95,6 +95,16 @@ class FinishedCall:
     # Only used when no row exists yet (create_call never happened) or the row lacks them.
     tenant: str | None = None
     started_at: datetime | None = None
+    # The start's details, for the same case only (a call that started while the database was
+    # away): the row inserted here must name the caller as create_call would have.
+    stream_sid: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    direction: str | None = None
+    custom_parameters: dict[str, Any] = field(default_factory=dict)
+    sample_rate: int | None = None
+    engine: str | None = None
+    model: str | None = None
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -295,7 +305,15 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
                     session_id=f.session_id or new_session_id(),
                     call_sid=f.call_sid,
                     tenant=tenant,
-                    custom_parameters={},
+                    stream_sid=f.stream_sid,
+                    from_number=f.from_number,
+                    caller_key=caller_key(f.from_number),
+                    to_number=f.to_number,
+                    direction=f.direction,
+                    custom_parameters=without_nul(dict(f.custom_parameters or {})),
+                    sample_rate=f.sample_rate,
+                    engine=f.engine,
+                    model=f.model,
                     status=f.status,
                     end_reason=f.end_reason,
                     error=without_nul(f.error),
