@@ -26,8 +26,9 @@ from typing import Any
 
 import uvicorn
 
+from receptionist import tracing
 from receptionist.config import Settings, load_settings
-from receptionist.logs import setup_logging
+from receptionist.logs import configure_logging
 
 log = logging.getLogger("receptionist.serve")
 
@@ -152,7 +153,8 @@ class _ReadyServer(uvicorn.Server):
 def _server_process(host: str, port: int, ready: Any) -> None:  # pragma: no cover - a child
     """One server process: its own SO_REUSEPORT socket on the shared port, then uvicorn."""
     settings = load_settings()  # the parent checked them; the environment is the same
-    setup_logging(settings.log_level, json_lines=settings.log_json)
+    configure_logging(settings)
+    tracing.setup_tracing()
     sock = reuse_port_socket(host, port)
     config = uvicorn.Config(
         APP_FACTORY, factory=True, host=host, port=port, **uvicorn_options(settings)
