@@ -41,6 +41,7 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
     "asctime",
     "taskName",
     "log_fields",
+    "color_message",  # uvicorn's copy of the message with terminal colours
 }
 _TRACEBACK_PREFIX = "  | "
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029]")

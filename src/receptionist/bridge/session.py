@@ -256,6 +256,20 @@ class CallSession:
             try:
                 await asyncio.shield(self._persist_end())
             finally:
+                # one line per call, its outcome as fields (JSON logs): what an operator greps
+                log.info(
+                    "call %s ended: %s (%s), %d turns",
+                    self.call_sid,
+                    self.status,
+                    self.end_reason,
+                    len(self.transcript.turns),
+                    extra={
+                        "status": self.status,
+                        "end_reason": self.end_reason,
+                        "turns": len(self.transcript.turns),
+                        "duration_s": round(time.monotonic() - self._start_at, 1),
+                    },
+                )
                 if self._trace is not None:
                     self._trace.end(
                         status=self.status,
