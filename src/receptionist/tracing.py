@@ -167,10 +167,12 @@ class CallTrace:
 
     def end(self, **attributes: Any) -> None:
         for key, value in attributes.items():
+            if isinstance(value, str):
+                value = _clean(value)
+            elif isinstance(value, float):
+                value = round(value, 1)
             if value is not None:
-                self.span.set_attribute(
-                    f"call.{key}", _clean(value) if isinstance(value, str) else value
-                )
+                self.span.set_attribute(f"call.{key}", value)
         self.span.end()
 
 
