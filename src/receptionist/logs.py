@@ -44,6 +44,8 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
     "color_message",  # uvicorn's copy of the message with terminal colours
 }
 _TRACEBACK_PREFIX = "  | "
+# The context fields a text line shows (the stream_sid is one per call_sid: JSON only).
+_TEXT_FIELDS = tuple(f for f in logctx.FIELDS if f != "stream_sid")
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029]")
 
 
@@ -91,7 +93,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": red.text(message) if red else message,
         }
-        entry.update(_fields_of(record))
+        fields = _fields_of(record)
+        entry.update(red.value(fields) if red else fields)  # a call_sid comes from outside
         extras = _extras(record)
         if extras:
             entry.update(red.value(extras) if red else extras)
@@ -122,13 +125,10 @@ class PlainFormatter(logging.Formatter):
         red = _redactor
         message = record.getMessage()
         fields = _fields_of(record)
-        ctx = (
-            " [" + " ".join(f"{k}={fields[k]}" for k in logctx.FIELDS[:2] if k in fields) + "]"
-            if "tenant" in fields or "call_sid" in fields
-            else ""
-        )
-        line = f"{self.formatTime(record, self.datefmt)} {record.levelname:<7} {record.name}{ctx}"
-        line = printable(f"{line}: {red.text(message) if red else message}")
+        shown = " ".join(f"{k}={fields[k]}" for k in _TEXT_FIELDS if k in fields)
+        line = f"{self.formatTime(record, self.datefmt)} {record.levelname:<7} {record.name}"
+        line += f" [{shown}]: {message}" if shown else f": {message}"
+        line = printable(red.text(line) if red else line)
         extra = []
         if record.exc_info:
             extra.append(self.formatException(record.exc_info))
