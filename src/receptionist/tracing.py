@@ -205,12 +205,12 @@ def call_started(
 @contextlib.contextmanager
 def pipeline_step(call_sid: str, tenant: str | None, stage: str) -> Iterator[Any]:
     """A span for one post-call step, in the call's trace; yields the span (None when off).
-    An exception raised inside is recorded on it and goes on."""
+    An exception raised inside marks it failed (its redacted text as the status) and goes on."""
     if _tracer is None:
         yield None
         return
     from opentelemetry import trace
-    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
 
     trace_id, span_id = call_ids(call_sid)
     call = NonRecordingSpan(
@@ -224,5 +224,13 @@ def pipeline_step(call_sid: str, tenant: str | None, stage: str) -> Iterator[Any
             "call.call_sid": _clean(call_sid),
             "call.tenant": tenant or "",
         },
+        # the SDK would export the exception's text and stack as they are: a step's error can
+        # quote the transcript (numbers, names), so only a redacted line goes out
+        record_exception=False,
+        set_status_on_exception=False,
     ) as span:
-        yield span
+        try:
+            yield span
+        except BaseException as exc:
+            span.set_status(StatusCode.ERROR, _clean(f"{type(exc).__name__}: {exc}")[:300])
+            raise

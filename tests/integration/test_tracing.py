@@ -188,3 +188,28 @@ def test_without_an_endpoint_opentelemetry_is_not_imported() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+
+
+async def test_a_failed_step_is_marked_with_its_error_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with otlp_receiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+        monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+        assert tracing.setup_tracing()
+        try:
+            with (
+                pytest.raises(RuntimeError),
+                tracing.pipeline_step("CAfail1", "bakery", "analysed"),
+            ):
+                raise RuntimeError("analysis invalid: caller said 98111 13333, key=AIzaSecret99")
+            assert await asyncio.to_thread(tracing.flush)
+        finally:
+            tracing.shutdown_tracing()
+    [span] = receiver.spans()
+    assert span.status.code == span.status.STATUS_CODE_ERROR
+    assert span.status.message == (
+        "RuntimeError: analysis invalid: caller said •••••••333, key=[REDACTED]"
+    )
+    assert not span.events  # no exception event with the raw text and stack
+    assert b"13333" not in b"".join(receiver.raw) and b"AIzaSecret99" not in b"".join(receiver.raw)
