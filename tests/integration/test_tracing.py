@@ -178,8 +178,6 @@ def test_without_an_endpoint_opentelemetry_is_not_imported() -> None:
     code = (
         "import sys\n"
         "from receptionist import tracing\n"
-        "from receptionist.bridge import session\n"
-        "from receptionist.postcall import worker\n"
         "assert not tracing.setup_tracing()\n"
         "assert tracing.call_started('CA1', 't', 'MZ1', t0_ns=0, start_ms=0) is None\n"
         "with tracing.pipeline_step('CA1', 't', 'analysed') as span:\n"
