@@ -155,21 +155,18 @@ class Dispatcher:
             self.outcomes[status] = self.outcomes.get(status, 0) + 1
             level = logging.INFO if status in (NOTIFY_SENT, NOTIFY_LOGGED) else logging.WARNING
             reason = f" ({result.reason})" if result.reason else ""
-            fields = logctx.bind(
-                call_sid=c.call_sid, tenant=c.tenant, job="message", message_id=c.id
-            )
-            log.log(
-                level,
-                "message %s (call %s, %s): %s%s",
-                c.id,
-                c.call_sid,
-                c.template_name,
-                status,
-                reason,
-            )
-            if not ok:
-                log.info("message %s: already resolved by a delivery report", c.id)
-            logctx.unbind(fields)
+            with logctx.bound(call_sid=c.call_sid, tenant=c.tenant, job="message", message_id=c.id):
+                log.log(
+                    level,
+                    "message %s (call %s, %s): %s%s",
+                    c.id,
+                    c.call_sid,
+                    c.template_name,
+                    status,
+                    reason,
+                )
+                if not ok:
+                    log.info("message %s: already resolved by a delivery report", c.id)
 
     def _outcome_values(self, c: Claimed, result: SendResult) -> dict[str, Any]:
         now = self.clock()
