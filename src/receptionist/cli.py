@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from receptionist import tracing
 from receptionist.config import Settings, SettingsError, load_settings
-from receptionist.logs import setup_logging
+from receptionist.logs import configure_logging
 from receptionist.store.db import Database
 from receptionist.untrusted import printable
 
@@ -46,7 +47,8 @@ def _settings(**overrides: Any) -> Settings:
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    setup_logging(settings.log_level, json_lines=settings.log_json)
+    configure_logging(settings)
+    tracing.setup_tracing()
     return settings
 
 

@@ -210,11 +210,24 @@ class Settings(BaseSettings):
     # --- operations ----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = Field(False, description="One JSON object per log line.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="json: one JSON object per line; text: for people; auto: text when stderr"
+        " is a terminal, json otherwise (or when LOG_JSON is set).",
+    )
+    log_redact: bool = Field(
+        True, description="Mask phone numbers and secrets in logs and traces; 0 to debug locally."
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: object) -> object:
         return v.upper() if isinstance(v, str) else v
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, v: object) -> object:
+        return v.lower() if isinstance(v, str) else v
 
     @property
     def gemini_key(self) -> str | None:

@@ -26,9 +26,10 @@ from typing import Any
 
 import uvicorn
 
+from receptionist import tracing
 from receptionist.bridge import drain
 from receptionist.config import Settings, load_settings
-from receptionist.logs import setup_logging
+from receptionist.logs import configure_logging
 
 log = logging.getLogger("receptionist.serve")
 
@@ -220,7 +221,8 @@ class _ReadyServer(DrainingServer):
 def _server_process(host: str, port: int, ready: Any) -> None:  # pragma: no cover - a child
     """One server process: its own SO_REUSEPORT socket on the shared port, then uvicorn."""
     settings = load_settings()  # the parent checked them; the environment is the same
-    setup_logging(settings.log_level, json_lines=settings.log_json)
+    configure_logging(settings)
+    tracing.setup_tracing()
     sock = reuse_port_socket(host, port)
     _ReadyServer(_uvicorn_config(settings, host, port), ready).run(sockets=[sock])
 

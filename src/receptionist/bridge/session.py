@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
+from receptionist import logctx, tracing
 from receptionist.audio import StreamResampler, duration_ms, rms
 from receptionist.bridge.budget import Budget
 from receptionist.bridge.greeting_cache import (
@@ -175,6 +176,7 @@ class CallSession:
         self._greeting_mark: str | None = None  # its mark: Exotel echoes it once played
         self._capture: GreetingCapture | None = None
         self._watched = False  # the engine is connected and the watchdog runs (it ends a hang-up)
+        self._trace: tracing.CallTrace | None = None  # this call's span, when tracing is on
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -214,6 +216,9 @@ class CallSession:
             or start.custom_parameters.get("tenant_id")
             or ""
         )
+        # Every log line from here on (this task and the tasks it starts) names the call; the
+        # connection's task ends with the call, so nothing needs to unset it.
+        logctx.bind(call_sid=self.call_sid, stream_sid=self.stream_sid, tenant=tenant_id)
         try:
             self.tenant = self.ctx.tenants.get(tenant_id)
         except InactiveTenant as exc:
@@ -238,11 +243,44 @@ class CallSession:
             return
         decline = await self._over_budget(self.tenant)
         self.ctx.registry[self.call_sid] = self
+        self._trace = tracing.call_started(
+            self.call_sid,
+            self.tenant.tenant_id,
+            self.stream_sid,
+            t0_ns=int(self.started_at.timestamp() * 1e9),
+            start_ms=(self._start_at - self._t0) * 1000.0,
+        )
         try:
             await self._converse(start, decline=decline)
         finally:
             self.ctx.registry.pop(self.call_sid, None)
-            await asyncio.shield(self._persist_end())
+            try:
+                await asyncio.shield(self._persist_end())
+            finally:
+                # one line per call, its outcome as fields (JSON logs): what an operator greps
+                log.info(
+                    "call %s ended: %s (%s), %d turns",
+                    self.call_sid,
+                    self.status,
+                    self.end_reason,
+                    len(self.transcript.turns),
+                    extra={
+                        "status": self.status,
+                        "end_reason": self.end_reason,
+                        "turns": len(self.transcript.turns),
+                        "duration_s": round(time.monotonic() - self._start_at, 1),
+                    },
+                )
+                if self._trace is not None:
+                    self._trace.end(
+                        status=self.status,
+                        end_reason=self.end_reason,
+                        turns=len(self.transcript.turns),
+                        agent_turns=self.stats.agent_turns,
+                        interruptions=self.stats.interruptions,
+                        greeting_ms=self.stats.greeting_ms,
+                        engine=self.engine.name if self.engine is not None else None,
+                    )
 
     async def _await_start(self) -> exotel.Start | None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -593,7 +631,10 @@ class CallSession:
 
     async def _turn_done(self, *, interrupted: bool) -> None:
         self.stats.agent_turns += 1
+        committed = len(self.transcript.turns)
         turn = self.transcript.agent_done(self.elapsed_ms(), interrupted=interrupted)
+        if self._trace is not None and turn is not None:
+            self._trace.turn(self.transcript.turns[committed:], turn)
         self._publish_turns()  # the caller's turn and this one, committed just now
         if self._capture is not None:  # the engine's greeting turn: keep it if heard out
             self._keep_greeting(self._capture, turn, interrupted=interrupted)

@@ -6,13 +6,14 @@ import os
 
 from starlette.applications import Starlette
 
+from receptionist import tracing
 from receptionist.bridge.app import BridgeContext, TurnCallback, create_app
 from receptionist.bridge.budget import BudgetGuard
 from receptionist.bridge.recorder import CallRecorder
 from receptionist.config import Settings, load_settings
 from receptionist.engines.base import EngineFactory
 from receptionist.engines.factory import make_engine_factory
-from receptionist.logs import setup_logging
+from receptionist.logs import configure_logging
 from receptionist.postcall.wiring import worker_from_settings
 from receptionist.store.db import Database
 from receptionist.store.live import live_feed_for
@@ -45,7 +46,8 @@ def build_context(
 def app_from_env() -> Starlette:
     """uvicorn factory (`--factory`) used when serving with several worker processes."""
     settings = load_settings()
-    setup_logging(settings.log_level, json_lines=settings.log_json)
+    configure_logging(settings)
+    tracing.setup_tracing()
     ctx = build_context(settings)
     if settings.workers > 1:  # one of several processes on the port: /metrics names which
         ctx.metrics.process_label = str(os.getpid())

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from receptionist import logctx
 from receptionist.notify.provider import (
     ACCEPTED,
     AMBIGUOUS,
@@ -136,6 +137,8 @@ class Dispatcher:
                 w.cancel()
 
     async def _send(self, c: Claimed) -> tuple[Claimed, SendResult, dict[str, Any]]:
+        # a task of its own per message: what the provider and its HTTP client log names it
+        logctx.bind(call_sid=c.call_sid, tenant=c.tenant, job="message", message_id=c.id)
         try:
             result = await self.provider.send(outgoing(c))
         except Exception as exc:  # a provider bug: the request may have gone out
@@ -152,17 +155,18 @@ class Dispatcher:
             self.outcomes[status] = self.outcomes.get(status, 0) + 1
             level = logging.INFO if status in (NOTIFY_SENT, NOTIFY_LOGGED) else logging.WARNING
             reason = f" ({result.reason})" if result.reason else ""
-            log.log(
-                level,
-                "message %s (call %s, %s): %s%s",
-                c.id,
-                c.call_sid,
-                c.template_name,
-                status,
-                reason,
-            )
-            if not ok:
-                log.info("message %s: already resolved by a delivery report", c.id)
+            with logctx.bound(call_sid=c.call_sid, tenant=c.tenant, job="message", message_id=c.id):
+                log.log(
+                    level,
+                    "message %s (call %s, %s): %s%s",
+                    c.id,
+                    c.call_sid,
+                    c.template_name,
+                    status,
+                    reason,
+                )
+                if not ok:
+                    log.info("message %s: already resolved by a delivery report", c.id)
 
     def _outcome_values(self, c: Claimed, result: SendResult) -> dict[str, Any]:
         now = self.clock()

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from receptionist import logctx, tracing
 from receptionist.notify.dispatcher import Dispatcher
 from receptionist.postcall.pipeline import DONE, PENDING_STAGES, PipelineDeps, StepError, run_step
 from receptionist.store.jobs import STAGE_FAILED, Claim, claim, retry_later
@@ -85,6 +86,8 @@ class Worker:
     async def _carry(self, c: Claim) -> int:
         """Run the call's steps one after another while it holds the lease (no new claim per
         step: the owner's messages go out right after the analysis). Returns the steps run."""
+        # each carry is a task of its own (gather): the fields name this call on every line
+        logctx.bind(call_sid=c.call_sid, tenant=c.tenant, job="pipeline")
         steps = 0
         while True:
             stage = await self._step(c)
@@ -94,8 +97,15 @@ class Worker:
             c = dataclasses.replace(c, stage=stage, attempts=0)
 
     async def _step(self, c: Claim) -> str:
+        with logctx.bound(stage=c.stage):
+            return await self._step_in_context(c)
+
+    async def _step_in_context(self, c: Claim) -> str:
         try:
-            stage = await run_step(self.deps, c, worker_id=self.worker_id)
+            with tracing.pipeline_step(c.call_sid, c.tenant, c.stage) as span:
+                stage = await run_step(self.deps, c, worker_id=self.worker_id)
+                if span is not None:
+                    span.set_attribute("pipeline.next_stage", stage or "lease_lost")
         except Exception as exc:  # every failure is recorded on the row, never lost
             retryable = exc.retryable if isinstance(exc, StepError) else True
             reason = str(exc) if isinstance(exc, StepError) else f"{type(exc).__name__}: {exc}"
