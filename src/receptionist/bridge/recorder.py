@@ -53,6 +53,7 @@ class CallRecorder:
         self.spool_dir = spool_dir
         self.retry_delays = retry_delays
         self._saved = asyncio.Event()  # a call was written: the database is back
+        self.server_id: str | None = None  # this server process's id (bridge/checkpointer.py)
 
     async def create(self, session: CallSession, start: Start, tenant_id: str) -> bool | None:
         """True: the row is this stream's; False: another stream recorded this call_sid first
@@ -71,6 +72,7 @@ class CallRecorder:
             engine=engine.name if engine else None,
             model=engine.model if engine else None,
             started_at=session.started_at,
+            server_id=self.server_id,
         )
         try:
             return await create_call(self.db, new)

@@ -47,6 +47,7 @@ from receptionist.engines.base import (
     VoiceEngine,
 )
 from receptionist.store.calls import new_session_id
+from receptionist.store.checkpoints import Checkpoint
 from receptionist.store.live import LiveEvent
 from receptionist.telephony import exotel
 from receptionist.tenants.repository import InactiveTenant, TenantError
@@ -782,6 +783,22 @@ class CallSession:
         self.note("hangup", reason, level=logging.INFO)
 
     # --- persistence --------------------------------------------------------------------------
+
+    def checkpoint(self) -> Checkpoint | None:
+        """The call so far, for the checkpointer (bridge/checkpointer.py); None until its row
+        was written or given up on (a checkpoint must not create the row before `start`'s
+        write, which carries the caller's number) and for a stream that owns no row."""
+        created = self._created
+        if created is None or not created.done() or self._duplicate or self.tenant is None:
+            return None
+        return Checkpoint(
+            call_sid=self.call_sid,
+            session_id=self.session_id,
+            tenant=self.tenant.tenant_id,
+            started_at=self.started_at,
+            answered_at=self.answered_at,
+            transcript=self.transcript.snapshot(self.elapsed_ms()),
+        )
 
     async def _persist_end(self) -> None:
         if self.status == "in_progress":

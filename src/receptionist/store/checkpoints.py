@@ -1,0 +1,446 @@
+"""A server killed mid-call: heartbeats, transcript checkpoints and the reaper of lost calls.
+
+Every `serve` process has a row in `server_processes` (a fresh id per start) whose
+`heartbeat_at` it moves forward every checkpoint interval, in the same transaction as the
+transcripts of its live calls that changed since the last round (one transaction per process
+per interval, whatever the number of calls). A checkpoint goes into the call's own
+`transcript` and only while the call is `in_progress` and owned by the same stream: the end of
+the call, which sets its final status under the row's lock, always wins over a late checkpoint.
+
+A reaper closes the live calls of a process that is gone: its heartbeat stopped longer than
+`lost_after_s` ago, or its row is gone, or (on the same host, in the same pid space) its pid no
+longer runs or is now another process's. Each such call is closed once, whoever else reaps at
+the same moment (a conditional UPDATE ... WHERE status = 'in_progress', serialised by the row
+lock on PostgreSQL and by BEGIN IMMEDIATE on SQLite): status `failed`, end reason
+`server_lost`, the last checkpoint as its transcript, and handed to the post-call pipeline
+exactly as a call that ended normally (`calls.enter_pipeline`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from receptionist.store.calls import enter_pipeline
+from receptionist.store.db import Database, upsert_insert
+from receptionist.store.schema import (
+    CALL_STATUS_FAILED,
+    CALL_STATUS_IN_PROGRESS,
+    END_REASON_SERVER_LOST,
+    STAGE_LIVE,
+    call_details,
+    server_processes,
+    utcnow,
+)
+from receptionist.store.search import response_times, search_document
+from receptionist.untrusted import without_nul
+
+REAP_BATCH = 200  # calls closed per transaction: a reaper never holds the lock for long
+
+
+def _read(path: str) -> str:
+    with contextlib.suppress(OSError):
+        return Path(path).read_text().strip()
+    return ""
+
+
+def this_pid_space() -> str:
+    """This boot and this process's pid namespace ("" where /proc does not tell): two processes
+    with the same value see the same pids, so one can check whether the other still runs."""
+    ns = ""
+    with contextlib.suppress(OSError):
+        ns = os.readlink("/proc/self/ns/pid")
+    boot = _read("/proc/sys/kernel/random/boot_id")
+    return f"{boot}/{ns}" if boot or ns else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerProcess:
+    """One start of one `serve` process."""
+
+    id: str
+    host: str
+    pid: int
+    pid_space: str
+    started_at: datetime
+
+    @classmethod
+    def this_process(cls) -> ServerProcess:
+        return cls(
+            id=str(uuid.uuid4()),
+            host=socket.gethostname()[:255],
+            pid=os.getpid(),
+            pid_space=this_pid_space(),
+            started_at=utcnow(),
+        )
+
+    def as_row(self, now: datetime) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "pid_space": self.pid_space,
+            "started_at": self.started_at,
+            "heartbeat_at": now,
+        }
+
+
+def pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it runs
+        return True
+    except OSError:
+        return True  # cannot tell: not provably dead
+    return True
+
+
+def provably_dead(
+    other: ServerProcess, me: ServerProcess, *, pid_running: Callable[[int], bool] = pid_running
+) -> bool:
+    """True when this process can tell, without waiting for a heartbeat, that `other` is gone:
+    it ran on this host in this pid space and its pid is no longer running, or is our own pid
+    now; or it was an earlier pid 1 of this host (a container restarted: a new pid namespace,
+    pid 1 again, a new start id). Otherwise the heartbeat decides.
+
+    Containers are told apart by host name: two containers given one hostname on purpose,
+    each its server as pid 1, would take each other's calls for lost (Docker, Compose,
+    Kubernetes and Railway give each container its own unless told otherwise)."""
+    if other.id == me.id or other.host != me.host:
+        return False
+    if other.pid_space != me.pid_space:
+        return other.pid == me.pid == 1 and other.started_at < me.started_at
+    if other.pid == me.pid:
+        return True
+    return not pid_running(other.pid)
+
+
+# --- heartbeat and checkpoints -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """A live call's transcript so far, and what is needed to create its row if the row was
+    never written (the database was away when the call started)."""
+
+    call_sid: str
+    session_id: str
+    tenant: str | None
+    started_at: datetime
+    transcript: list[dict[str, Any]]
+    taken_at: datetime = field(default_factory=utcnow)
+    answered_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "call_sid": self.call_sid,
+            "session_id": self.session_id,
+            "tenant": self.tenant,
+            "started_at": self.started_at.isoformat(),
+            "answered_at": self.answered_at.isoformat() if self.answered_at else None,
+            "taken_at": self.taken_at.isoformat(),
+            "transcript": self.transcript,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Checkpoint:
+        """From a checkpoint file (written by us, but read back from disk: checked)."""
+        transcript = d["transcript"]
+        if not isinstance(transcript, list) or not all(isinstance(t, dict) for t in transcript):
+            raise ValueError("transcript is not a list of turns")
+        answered = d.get("answered_at")
+        tenant = d.get("tenant")
+        return cls(
+            call_sid=str(d["call_sid"])[:200],
+            session_id=str(d["session_id"])[:200],
+            tenant=str(tenant)[:200] if tenant is not None else None,
+            started_at=datetime.fromisoformat(d["started_at"]),
+            answered_at=datetime.fromisoformat(answered) if answered else None,
+            taken_at=datetime.fromisoformat(d["taken_at"]),
+            transcript=transcript,
+        )
+
+
+async def register_server(db: Database, me: ServerProcess) -> None:
+    """Insert (or refresh) this process's row; before it serves a call."""
+    await heartbeat_and_checkpoint(db, me, [])
+
+
+async def unregister_server(db: Database, me: ServerProcess) -> None:
+    """A clean stop: this process's row goes (its calls have all been written by then)."""
+    async with db.begin() as conn:
+        await conn.execute(sa.delete(server_processes).where(server_processes.c.id == me.id))
+
+
+async def heartbeat_and_checkpoint(
+    db: Database, me: ServerProcess, checkpoints: Sequence[Checkpoint], now: datetime | None = None
+) -> None:
+    """One transaction: this process's heartbeat, and every given call's transcript.
+
+    A checkpoint is written only while its call is in progress and owned by the same stream;
+    a call whose row was never created (the database was away at its start) is inserted.
+    """
+    now = now or utcnow()
+    s = server_processes.c
+    async with db.begin() as conn:
+        beat = await conn.execute(
+            sa.update(server_processes).where(s.id == me.id).values(heartbeat_at=now)
+        )
+        if beat.rowcount == 0:  # first beat, or another server took us for dead and removed it
+            stmt = upsert_insert(db.dialect, server_processes).values(**me.as_row(now))
+            await conn.execute(
+                stmt.on_conflict_do_update(index_elements=["id"], set_={"heartbeat_at": now})
+            )
+        if checkpoints:
+            await conn.execute(_checkpoint_upsert(db.dialect), _checkpoint_rows(me, checkpoints))
+
+
+def _checkpoint_upsert(dialect: str) -> Any:
+    stmt = upsert_insert(dialect, call_details)
+    ex, c = stmt.excluded, call_details.c
+    return stmt.on_conflict_do_update(
+        index_elements=["call_sid"],
+        set_={
+            "transcript": ex.transcript,
+            "checkpoint_at": ex.checkpoint_at,
+            "server_id": ex.server_id,
+            "answered_at": sa.func.coalesce(c.answered_at, ex.answered_at),
+            "updated_at": ex.updated_at,
+        },
+        # never over an ended call, never over another stream's row
+        where=sa.and_(c.status == CALL_STATUS_IN_PROGRESS, c.session_id == ex.session_id),
+    )
+
+
+def _checkpoint_rows(me: ServerProcess, checkpoints: Sequence[Checkpoint]) -> list[dict]:
+    return [
+        {
+            "session_id": cp.session_id,
+            "call_sid": cp.call_sid,
+            "tenant": cp.tenant,
+            "custom_parameters": {},
+            "status": CALL_STATUS_IN_PROGRESS,
+            "started_at": cp.started_at,
+            "answered_at": cp.answered_at,
+            "transcript": without_nul(cp.transcript),
+            "checkpoint_at": cp.taken_at,
+            "server_id": me.id,
+            "stage": STAGE_LIVE,
+            "attempts": 0,
+            "created_at": cp.taken_at,
+            "updated_at": cp.taken_at,
+        }
+        for cp in checkpoints
+    ]
+
+
+# --- the reaper --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LostCall:
+    """A live call of a process that is gone, as it will be closed."""
+
+    call_sid: str
+    session_id: str
+    tenant: str | None
+    started_at: datetime | None
+    answered_at: datetime | None
+    transcript: list[dict[str, Any]]
+    last_seen: datetime  # the last sign of life of its server (heartbeat or checkpoint)
+    why: str
+
+
+def _closed_values(lost: LostCall, now: datetime) -> dict[str, Any]:
+    transcript = without_nul(list(lost.transcript or []))
+    ended = max(lost.last_seen, lost.started_at) if lost.started_at else lost.last_seen
+    duration = (
+        max(0, round((ended - lost.started_at).total_seconds() * 1000)) if lost.started_at else None
+    )
+    return {
+        "status": CALL_STATUS_FAILED,
+        "end_reason": END_REASON_SERVER_LOST,
+        "error": lost.why[:300],
+        "transcript": transcript,
+        "search_text": search_document(transcript),
+        "stats": {"response_ms": response_times(transcript)},
+        "answered_at": lost.answered_at,
+        "ended_at": ended,
+        "duration_ms": duration,
+        "updated_at": now,
+        **enter_pipeline(now),
+    }
+
+
+async def _close(conn: Any, dialect: str, lost: LostCall, now: datetime) -> bool:
+    """Close one lost call in the caller's transaction; False when it is not ours to close
+    (ended meanwhile, reaped by another server, or another stream's row)."""
+    c = call_details.c
+    values = _closed_values(lost, now)
+    closed = await conn.execute(
+        sa.update(call_details)
+        .where(
+            c.call_sid == lost.call_sid,
+            c.session_id == lost.session_id,
+            c.status == CALL_STATUS_IN_PROGRESS,
+        )
+        .values(**values)
+        .returning(c.id)
+    )
+    if closed.first() is not None:
+        return True
+    # no row at all: the call was only ever checkpointed to disk (the database was away)
+    inserted = await conn.execute(
+        upsert_insert(dialect, call_details)
+        .values(
+            session_id=lost.session_id,
+            call_sid=lost.call_sid,
+            tenant=lost.tenant,
+            custom_parameters={},
+            started_at=lost.started_at,
+            created_at=now,
+            **values,
+        )
+        .on_conflict_do_nothing()
+        .returning(c.id)
+    )
+    return inserted.first() is not None
+
+
+async def close_lost_calls(
+    db: Database, calls: Sequence[LostCall], now: datetime | None = None
+) -> list[str]:
+    """Close these calls (each at most once, whoever else tries); the call_sids closed here."""
+    now = now or utcnow()
+    done: list[str] = []
+    for i in range(0, len(calls), REAP_BATCH):
+        async with db.begin(immediate=True) as conn:
+            for lost in calls[i : i + REAP_BATCH]:
+                if await _close(conn, db.dialect, lost, now):
+                    done.append(lost.call_sid)
+    return done
+
+
+def _server(row: Any) -> ServerProcess:
+    return ServerProcess(
+        id=row.id, host=row.host, pid=row.pid, pid_space=row.pid_space, started_at=row.started_at
+    )
+
+
+async def reap_lost_calls(
+    db: Database,
+    me: ServerProcess,
+    *,
+    lost_after_s: float,
+    max_call_s: float,
+    pid_running: Callable[[int], bool] = pid_running,
+    now: datetime | None = None,
+) -> list[str]:
+    """Close the live calls of every server process that is gone; the call_sids closed here.
+
+    Gone: its heartbeat is older than `lost_after_s`; or it is provably dead on this host
+    (:func:`provably_dead`); or its row is gone and the call started more than `lost_after_s`
+    ago (a process registers before its first call; the age bound covers one that registers
+    again after an outage). Calls with no server at all (rows written before servers had ids)
+    are closed once they are older than any call can be (`max_call_s` + `lost_after_s`).
+    """
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=lost_after_s)
+    legacy = now - timedelta(seconds=max_call_s + lost_after_s)
+    s, c = server_processes.c, call_details.c
+    async with db.session() as conn:
+        servers = [_server(r) for r in (await conn.execute(sa.select(server_processes))).all()]
+    dead = [p.id for p in servers if provably_dead(p, me, pid_running=pid_running)]
+    lost: list[str] = []
+    while True:
+        async with db.begin(immediate=True) as conn:
+            pick = (
+                sa.select(
+                    c.call_sid,
+                    c.session_id,
+                    c.tenant,
+                    c.started_at,
+                    c.answered_at,
+                    c.transcript,
+                    c.checkpoint_at,
+                    c.server_id,
+                    s.heartbeat_at,
+                    s.host,
+                    s.pid,
+                )
+                .select_from(call_details.outerjoin(server_processes, s.id == c.server_id))
+                .where(
+                    c.status == CALL_STATUS_IN_PROGRESS,
+                    c.stage == STAGE_LIVE,
+                    sa.or_(
+                        sa.and_(c.server_id.is_(None), c.started_at < legacy),
+                        sa.and_(
+                            c.server_id.is_not(None),
+                            c.server_id != me.id,
+                            sa.or_(
+                                sa.and_(s.id.is_(None), c.started_at < cutoff),
+                                s.heartbeat_at < cutoff,
+                                c.server_id.in_(dead),
+                            ),
+                        ),
+                    ),
+                )
+                .order_by(c.id)
+                .limit(REAP_BATCH)
+            )
+            if db.dialect == "postgresql":  # two reapers split the rows instead of queueing
+                pick = pick.with_for_update(skip_locked=True, of=call_details)
+            rows = (await conn.execute(pick)).all()
+            closed = 0
+            for r in rows:
+                seen = [t for t in (r.heartbeat_at, r.checkpoint_at) if t is not None]
+                server = f"{r.host}:{r.pid}" if r.host else f"{r.server_id or 'unknown'} (gone)"
+                why = f"server process {server} stopped while the call was live"
+                call = LostCall(
+                    call_sid=r.call_sid,
+                    session_id=r.session_id,
+                    tenant=r.tenant,
+                    started_at=r.started_at,
+                    answered_at=r.answered_at,
+                    transcript=list(r.transcript or []),
+                    last_seen=max(seen) if seen else (r.started_at or now),
+                    why=why,
+                )
+                if await _close(conn, db.dialect, call, now):
+                    lost.append(r.call_sid)
+                    closed += 1
+        if len(rows) < REAP_BATCH or closed == 0:
+            break
+    # the dead processes' rows go; their calls are closed (or another reaper is closing them)
+    async with db.begin() as conn:
+        await conn.execute(
+            sa.delete(server_processes).where(
+                s.id != me.id, sa.or_(s.heartbeat_at < cutoff, s.id.in_(dead))
+            )
+        )
+    return lost
+
+
+__all__ = [
+    "Checkpoint",
+    "LostCall",
+    "ServerProcess",
+    "close_lost_calls",
+    "heartbeat_and_checkpoint",
+    "provably_dead",
+    "reap_lost_calls",
+    "register_server",
+    "this_pid_space",
+    "unregister_server",
+]
