@@ -150,6 +150,9 @@ class Held:
 
     cp: Checkpoint
 
+    def checkpoint_version(self) -> int:
+        return len(self.cp.transcript)
+
     def checkpoint(self) -> Checkpoint:
         return self.cp
 

@@ -174,10 +174,8 @@ def create_app(ctx: BridgeContext) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ctx.store.replay_spool()
-        # after the spool (real ends win) and before the first call (its row names this server)
+        # after the spool's replay: a call's real end, if it was spooled, wins over a reaper
         checkpointer = _checkpointer(ctx)
-        if checkpointer is not None:
-            await checkpointer.start()
         await ctx.live.start()  # connects in the background: a database outage delays nothing
         warm_up = getattr(ctx.engine_factory, "warm_up", None)
         if warm_up is not None:  # the local engine's models load now, not in the first call

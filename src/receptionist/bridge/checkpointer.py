@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,10 +44,13 @@ log = logging.getLogger("receptionist.checkpoint")
 
 CHECKPOINTS = "checkpoints"  # spool subfolder: one file per server process while the db is away
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a checkpoint file larger than this is not ours: left alone
+YIELD_EVERY = 100  # calls snapshotted between two returns to the event loop
 
 
 class LiveCall(Protocol):
     """What the checkpointer needs of a live call (CallSession)."""
+
+    def checkpoint_version(self) -> Hashable: ...
 
     def checkpoint(self) -> Checkpoint | None: ...
 
@@ -77,7 +79,7 @@ class Checkpointer:
         self.max_call_s = max_call_s
         self.on_reaped = on_reaped
         self.me = me or ServerProcess.this_process()
-        self._written: dict[str, bytes] = {}  # session_id -> digest of what the db has
+        self._written: dict[str, Any] = {}  # call_sid -> transcript version the db has
         self._on_disk = False
         self._failing = False
 
@@ -87,33 +89,44 @@ class Checkpointer:
 
     # --- one round ------------------------------------------------------------------------
 
-    def snapshot(self) -> list[Checkpoint]:
-        out = []
-        for session in list(self.live.values()):
-            cp = session.checkpoint()
+    async def snapshot(self, *, changed_only: bool) -> tuple[list[Checkpoint], dict[str, Any]]:
+        """The live calls (or those whose transcript changed since the database last took
+        them), and every live call's transcript version. Runs on the event loop between the
+        calls' frames: it gives the loop back every YIELD_EVERY calls."""
+        out: list[Checkpoint] = []
+        versions: dict[str, Any] = {}
+        for i, (sid, call) in enumerate(list(self.live.items())):
+            if i and i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            version = call.checkpoint_version()
+            if changed_only and self._written.get(sid) == version:
+                versions[sid] = version
+                continue
+            cp = call.checkpoint()
             if cp is not None:
+                versions[sid] = version
                 out.append(cp)
-        return out
+        return out, versions
 
     async def tick(self) -> None:
         """Heartbeat plus every live call whose transcript changed; to disk if the db fails."""
-        calls = self.snapshot()
-        digests = {cp.session_id: _digest(cp.transcript) for cp in calls}
-        changed = [cp for cp in calls if self._written.get(cp.session_id) != digests[cp.session_id]]
+        changed, versions = await self.snapshot(changed_only=not self._failing)
         try:
             async with asyncio.timeout(max(2 * self.interval_s, 2.0)):
                 await heartbeat_and_checkpoint(self.db, self.me, changed)
         except Exception as exc:
             if not self._failing:
                 log.warning("checkpoint to the database failed (%s); writing to %s", exc, self.path)
-            self._failing = True
-            if calls or self._on_disk:
-                await asyncio.to_thread(self._write_file, calls)
+                self._failing = True
+                # the file holds every live call, not only those that changed
+                changed, versions = await self.snapshot(changed_only=False)
+            if changed or self._on_disk:
+                await asyncio.to_thread(self._write_file, changed)
             return
         if self._failing:
             log.info("checkpoints reach the database again")
         self._failing = False
-        self._written = digests  # calls that ended are dropped from it here
+        self._written = versions  # calls that ended are dropped from it here
         if self._on_disk:
             self.path.unlink(missing_ok=True)
             self._on_disk = False
@@ -186,16 +199,18 @@ class Checkpointer:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Register this process, then one reaper pass; a database outage delays neither the
-        server's start nor its first call (both are retried by `run`)."""
+        """Register this process, then one reaper pass (a failure is retried by the loops)."""
         try:
-            async with asyncio.timeout(10.0):
-                await self.tick()  # the first heartbeat registers this process
+            await self.tick()  # the first heartbeat registers this process
+            async with asyncio.timeout(max(self.reap_interval_s, 10.0)):
                 await self.reap()
         except Exception as exc:
             log.warning("start-up recovery of lost calls postponed: %s", exc)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """`start`, then checkpoints and reaper passes until `stop`. Runs beside the server,
+        never before it: a database that is away or slow delays no call."""
+        await self.start()
         await asyncio.gather(
             self._every(stop, self.interval_s, self.tick, "checkpoint"),
             self._every(stop, self.reap_interval_s, self.reap, "reaper"),
@@ -222,10 +237,6 @@ class Checkpointer:
             async with asyncio.timeout(5.0):
                 await unregister_server(self.db, self.me)
         self.path.unlink(missing_ok=True)
-
-
-def _digest(transcript: list[dict[str, Any]]) -> bytes:
-    return hashlib.blake2b(orjson.dumps(transcript), digest_size=16).digest()
 
 
 def datetime_from_ts(ts: float) -> datetime:

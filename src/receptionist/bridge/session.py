@@ -784,6 +784,10 @@ class CallSession:
 
     # --- persistence --------------------------------------------------------------------------
 
+    def checkpoint_version(self) -> tuple[Any, ...]:
+        """Changes when the transcript has something new (bridge/checkpointer.py)."""
+        return self.transcript.version()
+
     def checkpoint(self) -> Checkpoint | None:
         """The call so far, for the checkpointer (bridge/checkpointer.py); None until its row
         was written or given up on (a checkpoint must not create the row before `start`'s

@@ -45,6 +45,7 @@ from receptionist.store.search import response_times, search_document
 from receptionist.untrusted import without_nul
 
 REAP_BATCH = 200  # calls closed per transaction: a reaper never holds the lock for long
+CHECKPOINT_SLICE = 25  # calls per statement of a checkpoint's one transaction
 
 
 def _read(path: str) -> str:
@@ -202,8 +203,11 @@ async def heartbeat_and_checkpoint(
             await conn.execute(
                 stmt.on_conflict_do_update(index_elements=["id"], set_={"heartbeat_at": now})
             )
-        if checkpoints:
-            await conn.execute(_checkpoint_upsert(db.dialect), _checkpoint_rows(me, checkpoints))
+        upsert = _checkpoint_upsert(db.dialect)
+        # in slices: the event loop (the calls' audio) gets a turn between them
+        for i in range(0, len(checkpoints), CHECKPOINT_SLICE):
+            rows = _checkpoint_rows(me, checkpoints[i : i + CHECKPOINT_SLICE])
+            await conn.execute(upsert, rows)
 
 
 def _checkpoint_upsert(dialect: str) -> Any:
