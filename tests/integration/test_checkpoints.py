@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -280,3 +280,28 @@ async def test_checkpoint_on_disk_while_the_database_is_away_is_used_on_recovery
     written_row = await get_call(db, "CAwritten")
     assert written_row is not None and written_row["from_number"] == "+919812300001"
     assert await fresh.reap() == []  # nothing twice
+
+
+async def test_a_call_the_database_refuses_stops_neither_the_heartbeat_nor_the_others(
+    db: Database, tmp_path: Path
+) -> None:
+    me = ServerProcess.this_process()
+    good, bad = await live_call(db, "CAgood", me), await live_call(db, "CAbad", me)
+    # text no UTF-8 encoder takes (a lone surrogate, as a JSON "\ud800" escape decodes)
+    poison = [{"speaker": "caller", "text": "order \ud800", "start_ms": 0, "end_ms": 1}]
+    calls = {
+        "CAgood": Held(replace(checkpoint(good, TURNS), row_written=True)),
+        "CAbad": Held(replace(checkpoint(bad, poison), row_written=True)),
+    }
+    keeper = Checkpointer(
+        db, calls, tmp_path, interval_s=5, lost_after_s=30, reap_interval_s=30, max_call_s=9, me=me
+    )
+    await keeper.tick()
+    good_row = await get_call(db, "CAgood")
+    assert good_row is not None and good_row["transcript"] == TURNS
+    async with db.session() as conn:
+        beat = await conn.scalar(
+            sa.select(server_processes.c.heartbeat_at).where(server_processes.c.id == me.id)
+        )
+    assert beat is not None
+    assert keeper._refused == {"CAbad"}

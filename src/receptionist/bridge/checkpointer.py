@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+from sqlalchemy import exc as sa_exc
 
 from receptionist.store.checkpoints import (
     Checkpoint,
@@ -33,6 +34,7 @@ from receptionist.store.checkpoints import (
     ServerProcess,
     close_lost_calls,
     heartbeat_and_checkpoint,
+    heartbeat_then_each,
     provably_dead,
     reap_lost_calls,
     unregister_server,
@@ -44,6 +46,8 @@ log = logging.getLogger("receptionist.checkpoint")
 
 CHECKPOINTS = "checkpoints"  # spool subfolder: one file per server process while the db is away
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a checkpoint file larger than this is not ours: left alone
+# the database could not be reached (as opposed to refusing a call's data)
+_OUTAGE = (TimeoutError, OSError, sa_exc.OperationalError, sa_exc.InterfaceError)
 YIELD_EVERY = 100  # calls snapshotted between two returns to the event loop
 
 
@@ -82,6 +86,7 @@ class Checkpointer:
         self._written: dict[str, Any] = {}  # call_sid -> transcript version the db has
         self._on_disk = False
         self._failing = False
+        self._refused: set[str] = set()  # calls whose data the database refused last round
 
     @property
     def path(self) -> Path:
@@ -113,7 +118,13 @@ class Checkpointer:
         changed, versions = await self.snapshot(changed_only=not self._failing)
         try:
             async with asyncio.timeout(max(2 * self.interval_s, 2.0)):
-                await heartbeat_and_checkpoint(self.db, self.me, changed)
+                try:
+                    await heartbeat_and_checkpoint(self.db, self.me, changed)
+                    self._refused = set()
+                except _OUTAGE:
+                    raise
+                except Exception:  # the database is up and refused something: see _careful
+                    versions = await self._careful(changed, versions)
         except Exception as exc:
             if not self._failing:
                 log.warning("checkpoint to the database failed (%s); writing to %s", exc, self.path)
@@ -127,13 +138,27 @@ class Checkpointer:
             log.info("checkpoints reach the database again")
         self._failing = False
         self._written = versions  # calls that ended are dropped from it here
-        if self._on_disk:
+        if self._on_disk and not self._refused:
             self.path.unlink(missing_ok=True)
             self._on_disk = False
 
+    async def _careful(self, changed: list[Checkpoint], versions: dict[str, Any]) -> dict:
+        """The database is up but refused some call's data: the heartbeat and the other calls
+        must not wait for it (or other servers would take this one for dead). Each call goes
+        in its own transaction; the refused ones are kept on disk. Returns the versions the
+        database now has."""
+        refused = await heartbeat_then_each(self.db, self.me, changed)
+        for sid, why in refused:
+            log.error("call %s: checkpoint refused by the database: %s", sid, why)
+        self._refused = {sid for sid, _ in refused}
+        if self._refused:
+            bad = [cp for cp in changed if cp.call_sid in self._refused]
+            await asyncio.to_thread(self._write_file, bad)
+        return {k: v for k, v in versions.items() if k not in self._refused}
+
     def _write_file(self, calls: list[Checkpoint]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        data = {
+        data: dict[str, Any] = {
             "server": {
                 "id": self.me.id,
                 "host": self.me.host,
@@ -141,8 +166,15 @@ class Checkpointer:
                 "pid_space": self.me.pid_space,
                 "started_at": self.me.started_at.isoformat(),
             },
-            "calls": [cp.as_json() for cp in calls],
+            "calls": [],
         }
+        for cp in calls:
+            try:  # one call whose text no encoder takes must not cost the others theirs
+                orjson.dumps(cp.transcript)
+            except TypeError as exc:
+                log.error("call %s: checkpoint not written to disk: %s", cp.call_sid, exc)
+                continue
+            data["calls"].append(cp.as_json())
         tmp = self.path.with_suffix(".tmp")
         tmp.write_bytes(orjson.dumps(data))
         os.replace(tmp, self.path)  # atomic: a crash never leaves half a file under the name

@@ -168,6 +168,7 @@ class CallSession:
         self._closed = asyncio.Event()
         self._created: asyncio.Task[None] | None = None
         self._duplicate = False  # another stream owns this call_sid's row: write nothing
+        self._row_written = False  # create_call wrote this stream's row
         self._live_started = False  # call_started went to the live feed
         self._live_sent = 0  # transcript turns already on the live feed
         # greeting: played from the cache (a task) or captured from the engine to fill it
@@ -403,7 +404,9 @@ class CallSession:
             await self._close(1000, self.end_reason or "call ended")
 
     async def _create_row(self, start: exotel.Start, tenant_id: str) -> None:
-        if await self.ctx.store.create(self, start, tenant_id) is not False:
+        created = await self.ctx.store.create(self, start, tenant_id)
+        self._row_written = created is True  # None: the database failed; checkpoints insert it
+        if created is not False:
             # the row exists (or the database is down and `finish` will write it): the owner's
             # live view may show the call now, with any turn already finished after it
             self._live_started = True
@@ -802,6 +805,7 @@ class CallSession:
             started_at=self.started_at,
             answered_at=self.answered_at,
             transcript=self.transcript.snapshot(self.elapsed_ms()),
+            row_written=self._row_written,
         )
 
     async def _persist_end(self) -> None:

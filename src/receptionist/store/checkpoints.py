@@ -142,6 +142,8 @@ class Checkpoint:
     transcript: list[dict[str, Any]]
     taken_at: datetime = field(default_factory=utcnow)
     answered_at: datetime | None = None
+    # the row exists (create_call wrote it): a plain UPDATE; otherwise an upsert creates it
+    row_written: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -193,21 +195,77 @@ async def heartbeat_and_checkpoint(
     a call whose row was never created (the database was away at its start) is inserted.
     """
     now = now or utcnow()
-    s = server_processes.c
     async with db.begin() as conn:
-        beat = await conn.execute(
-            sa.update(server_processes).where(s.id == me.id).values(heartbeat_at=now)
+        await _beat(conn, db.dialect, me, now)
+        await _write_checkpoints(conn, db.dialect, me, checkpoints)
+
+
+async def heartbeat_then_each(
+    db: Database, me: ServerProcess, checkpoints: Sequence[Checkpoint]
+) -> list[tuple[str, Exception]]:
+    """The careful path, after the one transaction failed with the database up: the heartbeat
+    alone (a call the database refuses must not stop it, or other servers would take this one
+    for dead), then each call in its own transaction; the calls refused, with why."""
+    async with db.begin() as conn:
+        await _beat(conn, db.dialect, me, utcnow())
+    refused = []
+    for cp in checkpoints:
+        try:
+            async with db.begin() as conn:
+                await _write_checkpoints(conn, db.dialect, me, [cp])
+        except Exception as exc:
+            refused.append((cp.call_sid, exc))
+    return refused
+
+
+async def _beat(conn: Any, dialect: str, me: ServerProcess, now: datetime) -> None:
+    s = server_processes.c
+    beat = await conn.execute(
+        sa.update(server_processes).where(s.id == me.id).values(heartbeat_at=now)
+    )
+    if beat.rowcount == 0:  # first beat, or another server took us for dead and removed it
+        stmt = upsert_insert(dialect, server_processes).values(**me.as_row(now))
+        await conn.execute(
+            stmt.on_conflict_do_update(index_elements=["id"], set_={"heartbeat_at": now})
         )
-        if beat.rowcount == 0:  # first beat, or another server took us for dead and removed it
-            stmt = upsert_insert(db.dialect, server_processes).values(**me.as_row(now))
-            await conn.execute(
-                stmt.on_conflict_do_update(index_elements=["id"], set_={"heartbeat_at": now})
-            )
-        upsert = _checkpoint_upsert(db.dialect)
-        # in slices: the event loop (the calls' audio) gets a turn between them
-        for i in range(0, len(checkpoints), CHECKPOINT_SLICE):
-            rows = _checkpoint_rows(me, checkpoints[i : i + CHECKPOINT_SLICE])
-            await conn.execute(upsert, rows)
+
+
+async def _write_checkpoints(
+    conn: Any, dialect: str, me: ServerProcess, checkpoints: Sequence[Checkpoint]
+) -> None:
+    # rows that exist take an UPDATE (an upsert would spend an id of PostgreSQL's sequence on
+    # every call every round); only calls whose row was never written are upserted
+    written = [cp for cp in checkpoints if cp.row_written]
+    missing = [cp for cp in checkpoints if not cp.row_written]
+    # in slices: the event loop (the calls' audio) gets a turn between them
+    for i in range(0, len(written), CHECKPOINT_SLICE):
+        part = written[i : i + CHECKPOINT_SLICE]
+        await conn.execute(_CHECKPOINT_UPDATE, [_update_params(me, cp) for cp in part])
+    for i in range(0, len(missing), CHECKPOINT_SLICE):
+        await conn.execute(
+            _checkpoint_upsert(dialect), _checkpoint_rows(me, missing[i : i + CHECKPOINT_SLICE])
+        )
+
+
+_c = call_details.c
+# never over an ended call, never over another stream's row
+_CHECKPOINT_UPDATE = (
+    sa.update(call_details)
+    .where(
+        _c.call_sid == sa.bindparam("b_call_sid"),
+        _c.session_id == sa.bindparam("b_session_id"),
+        _c.status == CALL_STATUS_IN_PROGRESS,
+    )
+    .values(
+        transcript=sa.bindparam("b_transcript", type_=_c.transcript.type),
+        checkpoint_at=sa.bindparam("b_checkpoint_at", type_=_c.checkpoint_at.type),
+        server_id=sa.bindparam("b_server_id", type_=_c.server_id.type),
+        answered_at=sa.func.coalesce(
+            _c.answered_at, sa.bindparam("b_answered_at", type_=_c.answered_at.type)
+        ),
+        updated_at=sa.bindparam("b_updated_at", type_=_c.updated_at.type),
+    )
+)
 
 
 def _checkpoint_upsert(dialect: str) -> Any:
@@ -225,6 +283,19 @@ def _checkpoint_upsert(dialect: str) -> Any:
         # never over an ended call, never over another stream's row
         where=sa.and_(c.status == CALL_STATUS_IN_PROGRESS, c.session_id == ex.session_id),
     )
+
+
+def _update_params(me: ServerProcess, cp: Checkpoint) -> dict[str, Any]:
+    # only the statement's own parameter names: a key named like a column would be SET too
+    return {
+        "b_call_sid": cp.call_sid,
+        "b_session_id": cp.session_id,
+        "b_transcript": without_nul(cp.transcript),
+        "b_checkpoint_at": cp.taken_at,
+        "b_server_id": me.id,
+        "b_answered_at": cp.answered_at,
+        "b_updated_at": cp.taken_at,
+    }
 
 
 def _checkpoint_rows(me: ServerProcess, checkpoints: Sequence[Checkpoint]) -> list[dict]:
@@ -442,6 +513,7 @@ __all__ = [
     "ServerProcess",
     "close_lost_calls",
     "heartbeat_and_checkpoint",
+    "heartbeat_then_each",
     "provably_dead",
     "reap_lost_calls",
     "register_server",
