@@ -18,7 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from receptionist.bridge.checkpointer import Checkpointer
-from receptionist.store.calls import FinishedCall, NewCall, create_call, finish_call, get_call
+from receptionist.store.calls import (
+    FinishedCall,
+    NewCall,
+    TokenUsage,
+    create_call,
+    finish_call,
+    get_call,
+)
 from receptionist.store.checkpoints import (
     Checkpoint,
     ServerProcess,
@@ -34,6 +41,7 @@ TURNS = [
     {"speaker": "agent", "text": "Hello, Sweet Crumbs bakery!", "start_ms": 0, "end_ms": 900},
     {"speaker": "caller", "text": "Six brownies please", "start_ms": 1500, "end_ms": 2600},
 ]
+SPENT = [TokenUsage(model_name="gemini-live-test", input_tokens=900, output_tokens=300)]
 FINAL = [*TURNS, {"speaker": "agent", "text": "Done!", "start_ms": 3000, "end_ms": 3500}]
 
 
@@ -53,14 +61,26 @@ async def live_call(db: Database, sid: str, owner: ServerProcess) -> NewCall:
     return new
 
 
-def checkpoint(new: NewCall, transcript: list[dict[str, Any]]) -> Checkpoint:
+def checkpoint(new: NewCall, transcript: list[dict[str, Any]], **kw: Any) -> Checkpoint:
     return Checkpoint(
         call_sid=new.call_sid,
         session_id=new.session_id,
         tenant=new.tenant,
         started_at=new.started_at,
         transcript=transcript,
+        **kw,
     )
+
+
+async def live_tokens(db: Database, sid: str) -> list[tuple[str, int, int]]:
+    """The call's ai_token_usage rows of the live model: (model, input, output)."""
+    row = await get_call(db, sid)
+    assert row is not None
+    return [
+        (u["model_name"], u["input_tokens"], u["output_tokens"])
+        for u in row["usage"]
+        if u["purpose"] == "live"
+    ]
 
 
 async def beat_at(db: Database, who: ServerProcess, seconds_ago: float) -> None:
@@ -111,7 +131,8 @@ async def test_two_reapers_racing_close_each_call_once(db: Database) -> None:
     sids = [f"CArace{i:02d}" for i in range(12)]
     for sid in sids:
         new = await live_call(db, sid, dead)
-        await heartbeat_and_checkpoint(db, dead, [checkpoint(new, TURNS)])
+        cp = checkpoint(new, TURNS, usage=SPENT, row_written=True)
+        await heartbeat_and_checkpoint(db, dead, [cp])
     await beat_at(db, dead, 600)
 
     # two servers, each with its own connection pool, reaping at the same moment
@@ -140,6 +161,8 @@ async def test_two_reapers_racing_close_each_call_once(db: Database) -> None:
         )
         assert row["transcript"] == TURNS and row["ended_at"] is not None
         assert "other-machine:4242" in row["error"]
+        # the live model's tokens, as checkpointed, are on the call once (its cost follows)
+        assert await live_tokens(db, sid) == [("gemini-live-test", 900, 300)]
     async with db.session() as conn:  # the dead process's row went with its calls
         assert (await conn.execute(sa.select(server_processes.c.id))).scalars().all() == []
 
@@ -238,7 +261,7 @@ async def test_checkpoint_on_disk_while_the_database_is_away_is_used_on_recovery
             away,
             {
                 "CAwritten": Held(checkpoint(written, TURNS)),
-                "CAnever": Held(checkpoint(never, FINAL)),
+                "CAnever": Held(checkpoint(never, FINAL, usage=SPENT)),
             },
             tmp_path,
             interval_s=0.05,
@@ -277,6 +300,7 @@ async def test_checkpoint_on_disk_while_the_database_is_away_is_used_on_recovery
             "transcript_saved",
         )
         assert row["transcript"] == transcript  # the disk's, newer than the database's
+    assert await live_tokens(db, "CAnever") == [("gemini-live-test", 900, 300)]
     written_row = await get_call(db, "CAwritten")
     assert written_row is not None and written_row["from_number"] == "+919812300001"
     assert await fresh.reap() == []  # nothing twice

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from receptionist.sim.caller import CallerScript, CallOptions, CallResult, place_call
 from receptionist.store.db import Database
-from receptionist.store.schema import call_details, server_processes
+from receptionist.store.schema import ai_token_usage, call_details, server_processes
 from tests.integration.bridge_harness import REPO
 from tests.integration.test_scale_out import (
     ORDER,
@@ -56,9 +56,12 @@ async def rows(db: Database, sids: set[str]) -> dict[str, dict[str, Any]]:
 
 
 def said_the_order(row: dict[str, Any] | None) -> bool:
+    """The order and its reply are checkpointed, with the tokens the model billed for them."""
     turns = (row or {}).get("transcript") or []
-    return any(t["speaker"] == "caller" and t["text"] for t in turns) and any(
-        t["speaker"] == "agent" and "Anita" in t["text"] for t in turns
+    spent = ((row or {}).get("stats") or {}).get("usage")
+    return bool(spent) and (
+        any(t["speaker"] == "caller" and t["text"] for t in turns)
+        and any(t["speaker"] == "agent" and "Anita" in t["text"] for t in turns)
     )
 
 
@@ -89,6 +92,7 @@ def run_cli(env: dict[str, str], *args: str) -> str:
 
 
 async def kill_mid_call_and_recover(url: str, d: Doubles, tmp: Path) -> None:
+    u = ai_token_usage.c
     db = Database(url)
     cluster = Cluster({**cluster_env(url, d, tmp), **FAST}, tmp)
     script_analyses(d, CALLS)
@@ -160,6 +164,12 @@ async def kill_mid_call_and_recover(url: str, d: Doubles, tmp: Path) -> None:
         assert stages == Counter({"done": CALLS}), (stages, out)
         assert len(d.rest.requests) == CALLS
         assert {r["call_type"] for r in (await rows(db, sids)).values()} == {"order"}
+        async with db.session() as conn:  # the live tokens checkpointed, and the analysis'
+            usage = (await conn.execute(sa.select(u.call_sid, u.purpose, u.total_cost))).all()
+        assert Counter((sid, purpose) for sid, purpose, _ in usage) == Counter(
+            {(sid, purpose): 1 for sid in sids for purpose in ("live", "analysis")}
+        )
+        assert all(cost is not None for _, _, cost in usage)  # costed like any call
         for p in cluster.procs:
             assert "Traceback" not in p.text(), p.text()
     finally:

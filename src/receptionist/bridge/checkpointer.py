@@ -295,4 +295,5 @@ def _lost_from(cp: Checkpoint, last_seen: datetime, why: str) -> LostCall:
         transcript=cp.transcript,
         last_seen=max(last_seen, cp.taken_at),
         why=why,
+        usage=cp.usage,
     )

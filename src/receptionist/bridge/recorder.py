@@ -87,20 +87,7 @@ class CallRecorder:
             return None
 
     async def finish(self, session: CallSession) -> None:
-        usage = [
-            TokenUsage(
-                model_name=u.model,
-                purpose="live",
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                input_audio_tokens=u.input_audio_tokens,
-                input_text_tokens=u.input_text_tokens,
-                output_audio_tokens=u.output_audio_tokens,
-                output_text_tokens=u.output_text_tokens,
-                total_tokens=u.total_tokens or None,
-            )
-            for u in session.usage.values()
-        ]
+        usage = session.token_usage()
         finished = FinishedCall(
             call_sid=session.call_sid,
             session_id=session.session_id,

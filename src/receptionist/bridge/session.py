@@ -46,7 +46,7 @@ from receptionist.engines.base import (
     Usage,
     VoiceEngine,
 )
-from receptionist.store.calls import new_session_id
+from receptionist.store.calls import TokenUsage, new_session_id
 from receptionist.store.checkpoints import Checkpoint
 from receptionist.store.live import LiveEvent
 from receptionist.telephony import exotel
@@ -787,9 +787,27 @@ class CallSession:
 
     # --- persistence --------------------------------------------------------------------------
 
+    def token_usage(self) -> list[TokenUsage]:
+        """The tokens the live model billed for this call so far, per model."""
+        return [
+            TokenUsage(
+                model_name=u.model,
+                purpose="live",
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                input_audio_tokens=u.input_audio_tokens,
+                input_text_tokens=u.input_text_tokens,
+                output_audio_tokens=u.output_audio_tokens,
+                output_text_tokens=u.output_text_tokens,
+                total_tokens=u.total_tokens or None,
+            )
+            for u in self.usage.values()
+        ]
+
     def checkpoint_version(self) -> tuple[Any, ...]:
-        """Changes when the transcript has something new (bridge/checkpointer.py)."""
-        return self.transcript.version()
+        """Changes when the transcript or the tokens have something new (checkpointer.py)."""
+        spent = tuple((u.input_tokens, u.output_tokens) for u in self.usage.values())
+        return (self.transcript.version(), spent)
 
     def checkpoint(self) -> Checkpoint | None:
         """The call so far, for the checkpointer (bridge/checkpointer.py); None until its row
@@ -806,6 +824,7 @@ class CallSession:
             answered_at=self.answered_at,
             transcript=self.transcript.snapshot(self.elapsed_ms()),
             row_written=self._row_written,
+            usage=self.token_usage(),
         )
 
     async def _persist_end(self) -> None:

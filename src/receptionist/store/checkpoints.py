@@ -19,6 +19,7 @@ exactly as a call that ended normally (`calls.enter_pipeline`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import uuid
@@ -30,7 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from receptionist.store.calls import enter_pipeline
+from receptionist.store.calls import TokenUsage, enter_pipeline, upsert_token_usage
 from receptionist.store.db import Database, upsert_insert
 from receptionist.store.schema import (
     CALL_STATUS_FAILED,
@@ -144,6 +145,7 @@ class Checkpoint:
     answered_at: datetime | None = None
     # the row exists (create_call wrote it): a plain UPDATE; otherwise an upsert creates it
     row_written: bool = False
+    usage: list[TokenUsage] = field(default_factory=list)  # the live model's tokens so far
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -154,6 +156,7 @@ class Checkpoint:
             "answered_at": self.answered_at.isoformat() if self.answered_at else None,
             "taken_at": self.taken_at.isoformat(),
             "transcript": self.transcript,
+            "usage": [dataclasses.asdict(u) for u in self.usage],
         }
 
     @classmethod
@@ -172,7 +175,39 @@ class Checkpoint:
             answered_at=datetime.fromisoformat(answered) if answered else None,
             taken_at=datetime.fromisoformat(d["taken_at"]),
             transcript=transcript,
+            usage=usage_from_json(d.get("usage")),
         )
+
+
+_USAGE_COUNTS = (
+    "input_tokens", "output_tokens", "input_audio_tokens", "input_text_tokens",
+    "output_audio_tokens", "output_text_tokens",
+)  # fmt: skip
+
+
+def usage_from_json(items: Any) -> list[TokenUsage]:
+    """Token counts as a checkpoint stored them (in `stats` or a file): checked, bounded."""
+    out: list[TokenUsage] = []
+    for u in items if isinstance(items, list) else []:
+        if not isinstance(u, dict) or not isinstance(u.get("model_name"), str):
+            continue
+        counts = {k: u.get(k) for k in _USAGE_COUNTS}
+        if not all(isinstance(v, int) and 0 <= v < 2**31 for v in counts.values()):
+            continue
+        total = u.get("total_tokens")
+        out.append(
+            TokenUsage(
+                model_name=u["model_name"][:200],
+                purpose="live",
+                total_tokens=total if isinstance(total, int) and 0 <= total < 2**31 else None,
+                **counts,  # type: ignore[arg-type]
+            )
+        )
+    return out[:20]
+
+
+def _usage_stats(cp: Checkpoint) -> dict[str, Any] | None:
+    return {"usage": [dataclasses.asdict(u) for u in cp.usage]} if cp.usage else None
 
 
 async def register_server(db: Database, me: ServerProcess) -> None:
@@ -258,6 +293,7 @@ _CHECKPOINT_UPDATE = (
     )
     .values(
         transcript=sa.bindparam("b_transcript", type_=_c.transcript.type),
+        stats=sa.bindparam("b_stats", type_=_c.stats.type),
         checkpoint_at=sa.bindparam("b_checkpoint_at", type_=_c.checkpoint_at.type),
         server_id=sa.bindparam("b_server_id", type_=_c.server_id.type),
         answered_at=sa.func.coalesce(
@@ -275,6 +311,7 @@ def _checkpoint_upsert(dialect: str) -> Any:
         index_elements=["call_sid"],
         set_={
             "transcript": ex.transcript,
+            "stats": ex.stats,
             "checkpoint_at": ex.checkpoint_at,
             "server_id": ex.server_id,
             "answered_at": sa.func.coalesce(c.answered_at, ex.answered_at),
@@ -291,6 +328,7 @@ def _update_params(me: ServerProcess, cp: Checkpoint) -> dict[str, Any]:
         "b_call_sid": cp.call_sid,
         "b_session_id": cp.session_id,
         "b_transcript": without_nul(cp.transcript),
+        "b_stats": _usage_stats(cp),
         "b_checkpoint_at": cp.taken_at,
         "b_server_id": me.id,
         "b_answered_at": cp.answered_at,
@@ -309,6 +347,7 @@ def _checkpoint_rows(me: ServerProcess, checkpoints: Sequence[Checkpoint]) -> li
             "started_at": cp.started_at,
             "answered_at": cp.answered_at,
             "transcript": without_nul(cp.transcript),
+            "stats": _usage_stats(cp),
             "checkpoint_at": cp.taken_at,
             "server_id": me.id,
             "stage": STAGE_LIVE,
@@ -335,6 +374,7 @@ class LostCall:
     transcript: list[dict[str, Any]]
     last_seen: datetime  # the last sign of life of its server (heartbeat or checkpoint)
     why: str
+    usage: list[TokenUsage] = field(default_factory=list)
 
 
 def _closed_values(lost: LostCall, now: datetime) -> dict[str, Any]:
@@ -374,6 +414,7 @@ async def _close(conn: Any, dialect: str, lost: LostCall, now: datetime) -> bool
         .returning(c.id)
     )
     if closed.first() is not None:
+        await upsert_token_usage(conn, lost.call_sid, lost.tenant, lost.usage)
         return True
     # no row at all: the call was only ever checkpointed to disk (the database was away)
     inserted = await conn.execute(
@@ -390,7 +431,10 @@ async def _close(conn: Any, dialect: str, lost: LostCall, now: datetime) -> bool
         .on_conflict_do_nothing()
         .returning(c.id)
     )
-    return inserted.first() is not None
+    if inserted.first() is None:
+        return False
+    await upsert_token_usage(conn, lost.call_sid, lost.tenant, lost.usage)
+    return True
 
 
 async def close_lost_calls(
@@ -448,6 +492,7 @@ async def reap_lost_calls(
                     c.started_at,
                     c.answered_at,
                     c.transcript,
+                    c.stats,
                     c.checkpoint_at,
                     c.server_id,
                     s.heartbeat_at,
@@ -491,6 +536,7 @@ async def reap_lost_calls(
                     transcript=list(r.transcript or []),
                     last_seen=max(seen) if seen else (r.started_at or now),
                     why=why,
+                    usage=usage_from_json(r.stats.get("usage") if isinstance(r.stats, dict) else 0),
                 )
                 if await _close(conn, db.dialect, call, now):
                     lost.append(r.call_sid)
