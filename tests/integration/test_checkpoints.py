@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from receptionist.bridge.checkpointer import Checkpointer
@@ -329,3 +330,20 @@ async def test_a_call_the_database_refuses_stops_neither_the_heartbeat_nor_the_o
         )
     assert beat is not None
     assert keeper._refused == {"CAbad"}
+
+
+async def test_a_server_taken_for_dead_registers_again_and_says_so(
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    me = ServerProcess.this_process()
+    keeper = Checkpointer(
+        db, {}, tmp_path, interval_s=5, lost_after_s=30, reap_interval_s=30, max_call_s=9, me=me
+    )
+    await keeper.tick()
+    async with db.begin() as conn:  # what another server's reaper does to a stale heartbeat
+        await conn.execute(sa.delete(server_processes))
+    await keeper.tick()
+    async with db.session() as conn:
+        ids = (await conn.execute(sa.select(server_processes.c.id))).scalars().all()
+    assert ids == [me.id]
+    assert "was taken for dead" in caplog.text

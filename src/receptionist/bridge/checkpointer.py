@@ -87,6 +87,7 @@ class Checkpointer:
         self._on_disk = False
         self._failing = False
         self._refused: set[str] = set()  # calls whose data the database refused last round
+        self._beats = 0  # heartbeats written
 
     @property
     def path(self) -> Path:
@@ -119,8 +120,18 @@ class Checkpointer:
         try:
             async with asyncio.timeout(max(2 * self.interval_s, 2.0)):
                 try:
-                    await heartbeat_and_checkpoint(self.db, self.me, changed)
+                    had_row = await heartbeat_and_checkpoint(self.db, self.me, changed)
                     self._refused = set()
+                    if not had_row and self._beats:
+                        # our heartbeat was so late that another server took this one for
+                        # dead and closed its live calls as server_lost: they go on here, and
+                        # each one's real end overwrites that when it comes
+                        log.error(
+                            "this server (%s) was taken for dead: its heartbeat stalled longer"
+                            " than SERVER_LOST_AFTER_S; its live calls were closed elsewhere",
+                            self.me.id,
+                        )
+                    self._beats += 1
                 except _OUTAGE:
                     raise
                 except Exception:  # the database is up and refused something: see _careful

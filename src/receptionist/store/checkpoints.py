@@ -223,16 +223,18 @@ async def unregister_server(db: Database, me: ServerProcess) -> None:
 
 async def heartbeat_and_checkpoint(
     db: Database, me: ServerProcess, checkpoints: Sequence[Checkpoint], now: datetime | None = None
-) -> None:
-    """One transaction: this process's heartbeat, and every given call's transcript.
+) -> bool:
+    """One transaction: this process's heartbeat, and every given call's transcript. Returns
+    False when this process had no row (its first beat, or it was taken for dead).
 
     A checkpoint is written only while its call is in progress and owned by the same stream;
     a call whose row was never created (the database was away at its start) is inserted.
     """
     now = now or utcnow()
     async with db.begin() as conn:
-        await _beat(conn, db.dialect, me, now)
+        had_row = await _beat(conn, db.dialect, me, now)
         await _write_checkpoints(conn, db.dialect, me, checkpoints)
+    return had_row
 
 
 async def heartbeat_then_each(
@@ -253,16 +255,19 @@ async def heartbeat_then_each(
     return refused
 
 
-async def _beat(conn: Any, dialect: str, me: ServerProcess, now: datetime) -> None:
+async def _beat(conn: Any, dialect: str, me: ServerProcess, now: datetime) -> bool:
     s = server_processes.c
     beat = await conn.execute(
         sa.update(server_processes).where(s.id == me.id).values(heartbeat_at=now)
     )
-    if beat.rowcount == 0:  # first beat, or another server took us for dead and removed it
-        stmt = upsert_insert(dialect, server_processes).values(**me.as_row(now))
-        await conn.execute(
-            stmt.on_conflict_do_update(index_elements=["id"], set_={"heartbeat_at": now})
-        )
+    if beat.rowcount:
+        return True
+    # first beat, or another server took us for dead and removed the row
+    stmt = upsert_insert(dialect, server_processes).values(**me.as_row(now))
+    await conn.execute(
+        stmt.on_conflict_do_update(index_elements=["id"], set_={"heartbeat_at": now})
+    )
+    return False
 
 
 async def _write_checkpoints(
