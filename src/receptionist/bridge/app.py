@@ -165,6 +165,7 @@ def _checkpointer(ctx: BridgeContext) -> Checkpointer | None:
         reap_interval_s=s.reaper_interval_s,
         max_call_s=s.max_call_duration_s,
         on_reaped=reaped,
+        before_reap=ctx.store.replay_spool,
     )
     ctx.store.server_id = checkpointer.me.id
     return checkpointer

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -71,6 +71,7 @@ class Checkpointer:
         reap_interval_s: float,
         max_call_s: float,
         on_reaped: Callable[[list[str]], None] | None = None,
+        before_reap: Callable[[], Awaitable[object]] | None = None,
         me: ServerProcess | None = None,
     ) -> None:
         self.db = db
@@ -82,6 +83,7 @@ class Checkpointer:
         self.reap_interval_s = reap_interval_s
         self.max_call_s = max_call_s
         self.on_reaped = on_reaped
+        self.before_reap = before_reap
         self.me = me or ServerProcess.this_process()
         self._written: dict[str, Any] = {}  # call_sid -> transcript version the db has
         self._on_disk = False
@@ -225,6 +227,10 @@ class Checkpointer:
 
     async def reap(self) -> list[str]:
         """One reaper pass: files of dead local processes, then the database."""
+        if self.before_reap is not None:
+            # spooled ends first: a call that ended while the database was away has its real
+            # end written before a reaper could take it for lost
+            await self.before_reap()
         closed = await self.recover_files()
         closed += await reap_lost_calls(
             self.db, self.me, lost_after_s=self.lost_after_s, max_call_s=self.max_call_s
