@@ -347,3 +347,24 @@ async def test_a_server_taken_for_dead_registers_again_and_says_so(
         ids = (await conn.execute(sa.select(server_processes.c.id))).scalars().all()
     assert ids == [me.id]
     assert "was taken for dead" in caplog.text
+
+
+async def test_rows_stuck_from_before_servers_had_ids_are_closed_once_no_call_can_be_that_long(
+    db: Database,
+) -> None:
+    """Calls left `in_progress` by a server killed before this upgrade name no server: they
+    are closed once older than any call can be (MAX_CALL_DURATION_S + SERVER_LOST_AFTER_S)."""
+    old = NewCall(call_sid="CAstuck", tenant="bakery", started_at=utcnow() - timedelta(hours=2))
+    young = NewCall(call_sid="CAyoung", tenant="bakery", started_at=utcnow() - timedelta(minutes=5))
+    for new in (old, young):
+        assert await create_call(db, new)
+    me = ServerProcess.this_process()
+    assert await reap_lost_calls(db, me, lost_after_s=60, max_call_s=600) == ["CAstuck"]
+    stuck, live = await get_call(db, "CAstuck"), await get_call(db, "CAyoung")
+    assert stuck is not None and live is not None
+    assert (stuck["end_reason"], stuck["stage"], stuck["transcript"]) == (
+        "server_lost",
+        "transcript_saved",
+        [],
+    )
+    assert live["status"] == "in_progress"
