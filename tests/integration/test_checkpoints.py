@@ -368,3 +368,47 @@ async def test_rows_stuck_from_before_servers_had_ids_are_closed_once_no_call_ca
         [],
     )
     assert live["status"] == "in_progress"
+
+
+async def test_a_newer_checkpoint_on_disk_amends_a_call_another_server_closed_from_an_older_one(
+    db: Database, tmp_path: Path
+) -> None:
+    here = ServerProcess.this_process()
+    dying = replace(here, id="srv-cut-off", pid=dead_pid())
+    await register_server(db, dying)
+    new = await live_call(db, "CAcutoff", dying)
+    await heartbeat_and_checkpoint(db, dying, [checkpoint(new, TURNS[:1], row_written=True)])
+    # this host loses the database: the newer checkpoint goes to disk
+    away = Database(f"postgresql://nobody@127.0.0.1:{free_port()}/gone")
+    try:
+        cut_off = Checkpointer(
+            away,
+            {"CAcutoff": Held(checkpoint(new, TURNS, usage=SPENT, row_written=True))},
+            tmp_path,
+            interval_s=5,
+            lost_after_s=30,
+            reap_interval_s=30,
+            max_call_s=600,
+            me=dying,
+        )
+        await cut_off.tick()
+    finally:
+        await away.dispose()
+    # another machine takes the silent server for dead and closes the call from the database
+    await beat_at(db, dying, 600)
+    elsewhere = server("machine-b", 7)
+    assert await reap_lost_calls(db, elsewhere, lost_after_s=60, max_call_s=600) == ["CAcutoff"]
+    # this host comes back: the newer transcript replaces the older, the call is not reaped again
+    fresh = Checkpointer(
+        db, {}, tmp_path, interval_s=5, lost_after_s=30, reap_interval_s=30, max_call_s=600, me=here
+    )
+    assert await fresh.reap() == []
+    row = await get_call(db, "CAcutoff")
+    assert row is not None
+    assert (row["end_reason"], row["stage"], row["transcript"]) == (
+        "server_lost",
+        "transcript_saved",
+        TURNS,
+    )
+    assert await live_tokens(db, "CAcutoff") == [("gemini-live-test", 900, 300)]
+    assert not cut_off.path.exists()

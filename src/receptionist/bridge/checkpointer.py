@@ -313,4 +313,5 @@ def _lost_from(cp: Checkpoint, last_seen: datetime, why: str) -> LostCall:
         last_seen=max(last_seen, cp.taken_at),
         why=why,
         usage=cp.usage,
+        checkpoint_at=cp.taken_at,
     )

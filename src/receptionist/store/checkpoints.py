@@ -38,6 +38,7 @@ from receptionist.store.schema import (
     CALL_STATUS_IN_PROGRESS,
     END_REASON_SERVER_LOST,
     STAGE_LIVE,
+    STAGE_TRANSCRIPT_SAVED,
     call_details,
     server_processes,
     utcnow,
@@ -380,6 +381,8 @@ class LostCall:
     last_seen: datetime  # the last sign of life of its server (heartbeat or checkpoint)
     why: str
     usage: list[TokenUsage] = field(default_factory=list)
+    # set for a call read from a checkpoint file: when it was taken (see _amend)
+    checkpoint_at: datetime | None = None
 
 
 def _closed_values(lost: LostCall, now: datetime) -> dict[str, Any]:
@@ -388,7 +391,9 @@ def _closed_values(lost: LostCall, now: datetime) -> dict[str, Any]:
     duration = (
         max(0, round((ended - lost.started_at).total_seconds() * 1000)) if lost.started_at else None
     )
+    checkpointed = {"checkpoint_at": lost.checkpoint_at} if lost.checkpoint_at else {}
     return {
+        **checkpointed,
         "status": CALL_STATUS_FAILED,
         "end_reason": END_REASON_SERVER_LOST,
         "error": lost.why[:300],
@@ -437,9 +442,40 @@ async def _close(conn: Any, dialect: str, lost: LostCall, now: datetime) -> bool
         .returning(c.id)
     )
     if inserted.first() is None:
+        if lost.checkpoint_at is not None:
+            await _amend(conn, lost, now)
         return False
     await upsert_token_usage(conn, lost.call_sid, lost.tenant, lost.usage)
     return True
+
+
+async def _amend(conn: Any, lost: LostCall, now: datetime) -> None:
+    """Another server closed this call from the database's checkpoint while a newer one was
+    on this host's disk (this host could not reach the database): the newer transcript
+    replaces the older one if the pipeline has not started on the call yet."""
+    c = call_details.c
+    transcript = without_nul(list(lost.transcript or []))
+    amended = await conn.execute(
+        sa.update(call_details)
+        .where(
+            c.call_sid == lost.call_sid,
+            c.session_id == lost.session_id,
+            c.end_reason == END_REASON_SERVER_LOST,
+            c.stage == STAGE_TRANSCRIPT_SAVED,
+            c.lease_owner.is_(None),
+            sa.or_(c.checkpoint_at.is_(None), c.checkpoint_at < lost.checkpoint_at),
+        )
+        .values(
+            transcript=transcript,
+            search_text=search_document(transcript),
+            stats={"response_ms": response_times(transcript)},
+            checkpoint_at=lost.checkpoint_at,
+            updated_at=now,
+        )
+        .returning(c.id)
+    )
+    if amended.first() is not None:
+        await upsert_token_usage(conn, lost.call_sid, lost.tenant, lost.usage)
 
 
 async def close_lost_calls(
