@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     spool_replay_interval_s: float = Field(
         10.0, gt=0, description="How often a running server retries the spool while it has calls."
     )
+    checkpoint_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="How often live calls' transcripts and the server's heartbeat are saved"
+        " (0: never; a killed server's calls then stay in progress).",
+    )
+    server_lost_after_s: float = Field(
+        60.0, gt=0, description="A server whose heartbeat is this old is gone: its calls close."
+    )
+    reaper_interval_s: float = Field(
+        30.0, gt=0, description="How often a server looks for calls of servers that are gone."
+    )
 
     greeting_cache: bool = Field(
         True,

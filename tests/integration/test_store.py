@@ -112,7 +112,7 @@ async def _usage_rows(db: Database) -> list[dict]:
 
 # --- migrations --------------------------------------------------------------------------------
 
-HEAD = "0005_call_search"
+HEAD = "0006_server_checkpoints"
 
 
 async def test_upgrade_is_idempotent(db: Database) -> None:

@@ -237,3 +237,21 @@ def test_a_complete_turn_still_playing_can_be_cut() -> None:
     assert t.turns[-1]["speaker"] == "caller"
     assert not t.cut_last_agent_turn(3500)
     assert "interrupted" not in t.turns[2]
+
+
+def test_version_changes_whenever_the_snapshot_would_show_new_text() -> None:
+    t = TranscriptRecorder()
+    seen = {t.version()}
+    for step in (
+        lambda: t.agent_text("Hello", 0),
+        lambda: t.agent_text(" there", 100),
+        lambda: t.caller_text("Hi", 200),
+        lambda: t.agent_done(300),
+        lambda: t.cut_last_agent_turn(350),  # marks the finished agent turn interrupted
+    ):
+        step()
+        assert t.version() not in seen
+        seen.add(t.version())
+    before = t.version()
+    t.snapshot(1000)  # reading changes nothing
+    assert t.version() == before

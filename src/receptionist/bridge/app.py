@@ -29,6 +29,7 @@ from receptionist.bridge import drain as drains
 from receptionist.bridge import memtrace
 from receptionist.bridge.admission import Admission
 from receptionist.bridge.budget import BudgetGuard
+from receptionist.bridge.checkpointer import Checkpointer
 from receptionist.bridge.drain import Drain
 from receptionist.bridge.loop_lag import LoopLagMonitor
 from receptionist.bridge.metrics import Metrics
@@ -205,10 +206,38 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value else None
 
 
+def _checkpointer(ctx: BridgeContext) -> Checkpointer | None:
+    """This process's checkpointer and reaper (off when CHECKPOINT_INTERVAL_S is 0)."""
+    s = ctx.settings
+    if s.checkpoint_interval_s <= 0:
+        return None
+    worker = ctx.worker
+
+    def reaped(_sids: list[str]) -> None:
+        if worker is not None:  # the lost calls are due in the pipeline now
+            worker.wake.set()
+
+    checkpointer = Checkpointer(
+        ctx.db,
+        ctx.registry,
+        s.spool_dir,
+        interval_s=s.checkpoint_interval_s,
+        lost_after_s=s.server_lost_after_s,
+        reap_interval_s=s.reaper_interval_s,
+        max_call_s=s.max_call_duration_s,
+        on_reaped=reaped,
+        before_reap=ctx.store.replay_spool,
+    )
+    ctx.store.server_id = checkpointer.me.id
+    return checkpointer
+
+
 def create_app(ctx: BridgeContext) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ctx.store.replay_spool()
+        # after the spool's replay: a call's real end, if it was spooled, wins over a reaper
+        checkpointer = _checkpointer(ctx)
         await ctx.live.start()  # connects in the background: a database outage delays nothing
         warm_up = getattr(ctx.engine_factory, "warm_up", None)
         if warm_up is not None:  # the local engine's models load now, not in the first call
@@ -221,6 +250,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
         memory = memtrace.start_from_env(lambda: len(ctx.registry), stop)  # off unless asked
         ctx.loop_lag.start()
         drains.register(ctx.drain)  # the server's signal handler drains it (bridge/server.py)
+        checkpoints = asyncio.create_task(checkpointer.run(stop)) if checkpointer else None
         yield
         # Served by `receptionist serve`, the calls were drained before this point; otherwise
         # (tests, the demo) uvicorn closed live calls with 1012. Each session saved its call.
@@ -229,6 +259,10 @@ def create_app(ctx: BridgeContext) -> Starlette:
         stop.set()
         if memory is not None:
             await memory
+        if checkpoints is not None and checkpointer is not None:
+            with contextlib.suppress(TimeoutError):  # a round stuck on a hung database
+                await asyncio.wait_for(checkpoints, 10.0)
+            await checkpointer.close()
         with contextlib.suppress(TimeoutError):  # a replay stuck on a hung database is dropped
             await asyncio.wait_for(replay, 5.0)
         if worker_task is not None:

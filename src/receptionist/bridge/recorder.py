@@ -71,6 +71,7 @@ class CallRecorder:
         # starts the database could not take, by session_id, until their call ends (bounded by
         # the calls in progress): the row written at the end must still name the caller
         self._unwritten: dict[str, NewCall] = {}
+        self.server_id: str | None = None  # this server process's id (bridge/checkpointer.py)
 
     async def create(self, session: CallSession, start: Start, tenant_id: str) -> bool | None:
         """True: the row is this stream's; False: another stream recorded this call_sid first
@@ -89,6 +90,7 @@ class CallRecorder:
             engine=engine.name if engine else None,
             model=engine.model if engine else None,
             started_at=session.started_at,
+            server_id=self.server_id,
         )
         try:
             async with asyncio.timeout(self.write_timeout_s):  # the call's end waits for it
@@ -106,20 +108,7 @@ class CallRecorder:
             return None
 
     async def finish(self, session: CallSession) -> None:
-        usage = [
-            TokenUsage(
-                model_name=u.model,
-                purpose="live",
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                input_audio_tokens=u.input_audio_tokens,
-                input_text_tokens=u.input_text_tokens,
-                output_audio_tokens=u.output_audio_tokens,
-                output_text_tokens=u.output_text_tokens,
-                total_tokens=u.total_tokens or None,
-            )
-            for u in session.usage.values()
-        ]
+        usage = session.token_usage()
         finished = FinishedCall(
             call_sid=session.call_sid,
             session_id=session.session_id,

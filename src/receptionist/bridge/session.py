@@ -47,7 +47,8 @@ from receptionist.engines.base import (
     Usage,
     VoiceEngine,
 )
-from receptionist.store.calls import new_session_id
+from receptionist.store.calls import TokenUsage, new_session_id
+from receptionist.store.checkpoints import Checkpoint
 from receptionist.store.live import LiveEvent
 from receptionist.telephony import exotel
 from receptionist.tenants.repository import InactiveTenant, TenantError
@@ -168,6 +169,7 @@ class CallSession:
         self._closed = asyncio.Event()
         self._created: asyncio.Task[None] | None = None
         self._duplicate = False  # another stream owns this call_sid's row: write nothing
+        self._row_written = False  # create_call wrote this stream's row
         self._live_started = False  # call_started went to the live feed
         self._live_sent = 0  # transcript turns already on the live feed
         # greeting: played from the cache (a task) or captured from the engine to fill it
@@ -442,7 +444,9 @@ class CallSession:
             await self._close(1000, self.end_reason or "call ended")
 
     async def _create_row(self, start: exotel.Start, tenant_id: str) -> None:
-        if await self.ctx.store.create(self, start, tenant_id) is not False:
+        created = await self.ctx.store.create(self, start, tenant_id)
+        self._row_written = created is True  # None: the database failed; checkpoints insert it
+        if created is not False:
             # the row exists (or the database is down and `finish` will write it): the owner's
             # live view may show the call now, with any turn already finished after it
             self._live_started = True
@@ -849,6 +853,46 @@ class CallSession:
         self.note("hangup", reason, level=logging.INFO)
 
     # --- persistence --------------------------------------------------------------------------
+
+    def token_usage(self) -> list[TokenUsage]:
+        """The tokens the live model billed for this call so far, per model."""
+        return [
+            TokenUsage(
+                model_name=u.model,
+                purpose="live",
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                input_audio_tokens=u.input_audio_tokens,
+                input_text_tokens=u.input_text_tokens,
+                output_audio_tokens=u.output_audio_tokens,
+                output_text_tokens=u.output_text_tokens,
+                total_tokens=u.total_tokens or None,
+            )
+            for u in self.usage.values()
+        ]
+
+    def checkpoint_version(self) -> tuple[Any, ...]:
+        """Changes when the transcript or the tokens have something new (checkpointer.py)."""
+        spent = tuple((u.input_tokens, u.output_tokens) for u in self.usage.values())
+        return (self.transcript.version(), spent)
+
+    def checkpoint(self) -> Checkpoint | None:
+        """The call so far, for the checkpointer (bridge/checkpointer.py); None until its row
+        was written or given up on (a checkpoint must not create the row before `start`'s
+        write, which carries the caller's number) and for a stream that owns no row."""
+        created = self._created
+        if created is None or not created.done() or self._duplicate or self.tenant is None:
+            return None
+        return Checkpoint(
+            call_sid=self.call_sid,
+            session_id=self.session_id,
+            tenant=self.tenant.tenant_id,
+            started_at=self.started_at,
+            answered_at=self.answered_at,
+            transcript=self.transcript.snapshot(self.elapsed_ms()),
+            row_written=self._row_written,
+            usage=self.token_usage(),
+        )
 
     async def _persist_end(self) -> None:
         if self.status == "in_progress":

@@ -87,6 +87,18 @@ class TranscriptRecorder:
                 return False  # the caller has spoken since: that turn was heard out
         return False
 
+    def version(self) -> tuple[Any, ...]:
+        """Changes whenever `snapshot` would show new text (cheap: no copy), so a checkpoint
+        skips calls where nothing was said since the last one."""
+        last = self.turns[-1] if self.turns else None
+        return (
+            len(self.turns),
+            last and last["end_ms"],
+            last and last.get("interrupted"),
+            len(self._caller.parts) if self._caller else -1,
+            len(self._agent.parts) if self._agent else -1,
+        )
+
     def snapshot(self, t_ms: float) -> list[dict[str, Any]]:
         """Everything so far, including an exchange still open (call ended mid-sentence)."""
         out = list(self.turns)

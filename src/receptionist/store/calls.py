@@ -57,6 +57,7 @@ class NewCall:
     engine: str | None = None
     model: str | None = None
     started_at: datetime = field(default_factory=utcnow)
+    server_id: str | None = None  # the server process handling the call (server_processes.id)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -134,6 +135,7 @@ async def create_call(db: Database, c: NewCall) -> bool:
             model=c.model,
             status=CALL_STATUS_IN_PROGRESS,
             started_at=c.started_at,
+            server_id=c.server_id,
             stage=STAGE_LIVE,
             attempts=0,
             created_at=now,
@@ -266,6 +268,19 @@ _FINISH_READS = (
 )  # fmt: skip
 
 
+def enter_pipeline(now: datetime) -> dict[str, Any]:
+    """The columns that hand an ended call to the post-call pipeline (its first stage, due now,
+    no lease): written by the end of a call and by the reaper of a lost server's calls."""
+    return {
+        "stage": STAGE_TRANSCRIPT_SAVED,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_error": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+
+
 async def finish_call(db: Database, f: FinishedCall) -> None:
     """Store the end of a call and its token usage in one transaction.
 
@@ -353,14 +368,7 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
                 "updated_at": now,
             }
             if row["stage"] in (STAGE_LIVE, STAGE_TRANSCRIPT_SAVED):
-                values.update(
-                    stage=STAGE_TRANSCRIPT_SAVED,
-                    attempts=0,
-                    next_attempt_at=now,
-                    last_error=None,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
+                values.update(enter_pipeline(now))
             await conn.execute(sa.update(call_details).where(c.id == row["id"]).values(**values))
         await upsert_token_usage(conn, f.call_sid, tenant, f.usage)
 
@@ -443,6 +451,7 @@ __all__ = [
     "NewCall",
     "TokenUsage",
     "create_call",
+    "enter_pipeline",
     "finish_call",
     "get_call",
     "list_calls",

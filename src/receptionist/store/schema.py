@@ -32,6 +32,10 @@ CALL_STATUS_REJECTED = "rejected"  # unknown/inactive tenant or bad credentials:
 CALL_STATUSES = frozenset(
     {CALL_STATUS_IN_PROGRESS, CALL_STATUS_COMPLETED, CALL_STATUS_FAILED, CALL_STATUS_REJECTED}
 )
+#: The end reason of a call whose server process died (SIGKILL, a lost machine) while it was
+#: live: closed by another server's reaper (status `failed`) with the last checkpoint as its
+#: transcript (store/checkpoints.py).
+END_REASON_SERVER_LOST = "server_lost"
 
 #: The call is being handled by a bridge; the post-call pipeline leaves it alone.
 STAGE_LIVE = "live"
@@ -202,6 +206,10 @@ call_details = sa.Table(
     sa.Column("search_text", sa.Text(), nullable=True),
     # the caller's digits reversed: "number ends with" is a prefix range on an index
     sa.Column("caller_key", sa.Text(), nullable=True),
+    # the server process handling the live call (server_processes.id) and when its transcript
+    # was last checkpointed into `transcript`: what a reaper needs when that process dies
+    sa.Column("server_id", sa.Text(), nullable=True),
+    sa.Column("checkpoint_at", UTCDateTime(), nullable=True),
     _created_at(),
     _updated_at(),
     sa.UniqueConstraint("session_id"),
@@ -216,6 +224,15 @@ call_details = sa.Table(
     # its transcript is visited): everything the counts, durations and costs need
     sa.Index("ix_call_details_stats", *STATS_INDEX_COLUMNS),
     sa.Index(None, "stage", "next_attempt_at"),
+    # the reaper's lookup: only live calls are in it, so it stays as small as the calls in
+    # progress (started_at: rows of servers that predate server_id are reaped by age)
+    sa.Index(
+        "ix_call_details_live_server",
+        "server_id",
+        "started_at",
+        sqlite_where=sa.text("status = 'in_progress'"),
+        postgresql_where=sa.text("status = 'in_progress'"),
+    ),
 )
 
 #: Objects migration 0005 makes that schema.py does not model (a GIN expression index, the
@@ -303,6 +320,22 @@ notification_reports = sa.Table(
 )
 
 
+# One row per `serve` process start: its heartbeat tells the other servers it is alive; a row
+# whose heartbeat stopped (or that is gone) marks that process's live calls as lost.
+server_processes = sa.Table(
+    "server_processes",
+    metadata,
+    sa.Column("id", sa.Text(), primary_key=True),  # a fresh uuid per process start
+    sa.Column("host", sa.Text(), nullable=False),  # hostname
+    sa.Column("pid", sa.Integer(), nullable=False),
+    # boot id + pid namespace: two rows with the same value share one pid space, so the pid of
+    # one can be checked from the other (containers give every process pid 1 in its own space)
+    sa.Column("pid_space", sa.Text(), nullable=False, server_default=""),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
+)
+
+
 ai_token_usage = sa.Table(
     "ai_token_usage",
     metadata,
@@ -370,6 +403,7 @@ __all__ = [
     "CALL_STATUS_COMPLETED",
     "CALL_STATUS_FAILED",
     "CALL_STATUS_IN_PROGRESS",
+    "END_REASON_SERVER_LOST",
     "STAGE_LIVE",
     "STAGE_TRANSCRIPT_SAVED",
     "TOKEN_PURPOSES",
@@ -382,6 +416,7 @@ __all__ = [
     "metadata",
     "notification_reports",
     "notifications",
+    "server_processes",
     "tenant_configs",
     "utcnow",
     "web_sessions",
