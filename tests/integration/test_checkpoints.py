@@ -412,3 +412,41 @@ async def test_a_newer_checkpoint_on_disk_amends_a_call_another_server_closed_fr
     )
     assert await live_tokens(db, "CAcutoff") == [("gemini-live-test", 900, 300)]
     assert not cut_off.path.exists()
+
+
+async def test_the_end_fills_the_callers_details_a_checkpoint_created_row_lacks(
+    db: Database,
+) -> None:
+    """The start write failed (database away), a checkpoint created the row once it was back
+    (with no caller: a checkpoint does not carry one), then the call ended: the end brings the
+    start's details and they land on the row, so the caller can still get the confirmation."""
+    me = server()
+    await register_server(db, me)
+    never_written = NewCall(call_sid="CAlate", tenant="bakery", server_id=me.id)
+    await heartbeat_and_checkpoint(db, me, [checkpoint(never_written, TURNS)])
+    row = await get_call(db, "CAlate")
+    assert row is not None and row["from_number"] is None and row["transcript"] == TURNS
+
+    await finish_call(
+        db,
+        FinishedCall(
+            call_sid="CAlate",
+            session_id=never_written.session_id,
+            status="completed",
+            transcript=FINAL,
+            stream_sid="MZlate",
+            from_number="+919812300009",
+            to_number="08047112233",
+            sample_rate=8000,
+            engine="gemini-live",
+        ),
+    )
+    row = await get_call(db, "CAlate")
+    assert row is not None
+    assert (row["from_number"], row["stream_sid"], row["sample_rate"], row["engine"]) == (
+        "+919812300009",
+        "MZlate",
+        8000,
+        "gemini-live",
+    )
+    assert row["transcript"] == FINAL and row["caller_key"]

@@ -263,8 +263,13 @@ async def upsert_token_usage(
 
 
 _c = call_details.c
+# The start's details a call's end may carry (FinishedCall) when the start write failed.
+_START_DETAILS = (
+    "stream_sid", "from_number", "to_number", "direction", "sample_rate", "engine", "model",
+)  # fmt: skip
 _FINISH_READS = (
     _c.id, _c.session_id, _c.tenant, _c.started_at, _c.events, _c.stage, _c.summary, _c.call_type,
+    *(_c[name] for name in _START_DETAILS),
 )  # fmt: skip
 
 
@@ -367,6 +372,13 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
                 "duration_ms": _duration_ms(started_at, f.ended_at),
                 "updated_at": now,
             }
+            # a row a checkpoint created while the start write failed (bridge/checkpointer.py)
+            # has no caller yet: the end brings the start's details, so fill what is missing
+            for name in _START_DETAILS:
+                if row[name] is None and getattr(f, name) is not None:
+                    values[name] = getattr(f, name)
+            if "from_number" in values:
+                values["caller_key"] = caller_key(f.from_number)
             if row["stage"] in (STAGE_LIVE, STAGE_TRANSCRIPT_SAVED):
                 values.update(enter_pipeline(now))
             await conn.execute(sa.update(call_details).where(c.id == row["id"]).values(**values))
