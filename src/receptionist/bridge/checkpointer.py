@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import exc as sa_exc
 
 from receptionist.store.checkpoints import (
     Checkpoint,
@@ -39,7 +38,7 @@ from receptionist.store.checkpoints import (
     reap_lost_calls,
     unregister_server,
 )
-from receptionist.store.db import Database
+from receptionist.store.db import Database, unreachable
 from receptionist.store.schema import utcnow
 
 log = logging.getLogger("receptionist.checkpoint")
@@ -47,7 +46,6 @@ log = logging.getLogger("receptionist.checkpoint")
 CHECKPOINTS = "checkpoints"  # spool subfolder: one file per server process while the db is away
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a checkpoint file larger than this is not ours: left alone
 # the database could not be reached (as opposed to refusing a call's data)
-_OUTAGE = (TimeoutError, OSError, sa_exc.OperationalError, sa_exc.InterfaceError)
 YIELD_EVERY = 100  # calls snapshotted between two returns to the event loop
 
 
@@ -88,6 +86,7 @@ class Checkpointer:
         self._written: dict[str, Any] = {}  # call_sid -> transcript version the db has
         self._on_disk = False
         self._failing = False
+        self._away: set[str] = set()  # loops waiting for the database (logged once each)
         self._refused: set[str] = set()  # calls whose data the database refused last round
         self._beats = 0  # heartbeats written
 
@@ -134,9 +133,10 @@ class Checkpointer:
                             self.me.id,
                         )
                     self._beats += 1
-                except _OUTAGE:
-                    raise
-                except Exception:  # the database is up and refused something: see _careful
+                except Exception as exc:
+                    if unreachable(exc):
+                        raise
+                    # the database is up and refused something: see _careful
                     versions = await self._careful(changed, versions)
         except Exception as exc:
             if not self._failing:
@@ -275,8 +275,14 @@ class Checkpointer:
                 return
             try:
                 await step()
-            except Exception:  # a bug or an outage must not end the loop
-                log.exception("%s pass failed", what)
+            except Exception as exc:  # a bug or an outage must not end the loop
+                if not unreachable(exc):
+                    log.exception("%s pass failed", what)
+                elif what not in self._away:  # an outage: one line, not a traceback per pass
+                    self._away.add(what)
+                    log.warning("%s pass waits for the database (%s)", what, exc)
+            else:
+                self._away.discard(what)
 
     async def close(self) -> None:
         """A clean stop, after the calls were written: the heartbeat row and file go."""

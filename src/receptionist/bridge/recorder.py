@@ -41,7 +41,7 @@ from receptionist.store.calls import (
     create_call,
     finish_call,
 )
-from receptionist.store.db import Database
+from receptionist.store.db import Database, unreachable
 
 if TYPE_CHECKING:
     from receptionist.bridge.session import CallSession
@@ -214,7 +214,7 @@ class CallRecorder:
                     log.error("spooled call %s clashes with another stream's row", path.name)
                     continue
                 except Exception as exc:
-                    if _unreachable(exc):
+                    if unreachable(exc):
                         # the other files would meet the same: one line and one try a round
                         # (not one per spooled call), and no round stuck behind a hang
                         waiting = sum(1 for _ in self.spool_dir.glob("*.json"))
@@ -258,13 +258,6 @@ def _locked(path: Path) -> Iterator[bytes | None]:
         yield raw
     finally:
         os.close(fd)  # releases the lock
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """The database is away (refused, hung, dropped), as opposed to refusing this one row."""
-    return isinstance(
-        exc, (OSError, sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
-    )
 
 
 def _start_details(start: NewCall | None) -> dict[str, Any]:

@@ -68,6 +68,15 @@ class DatabaseUnavailable(DatabaseError):
     """The database could not be reached (wrong address, server down, bad credentials)."""
 
 
+def unreachable(exc: BaseException) -> bool:
+    """The database is away (refused, hung, dropped), as opposed to refusing one statement:
+    the caller spools or retries quietly instead of reporting a bug."""
+    from sqlalchemy import exc as sa_exc
+
+    outage = (TimeoutError, OSError, sa_exc.OperationalError, sa_exc.InterfaceError)
+    return isinstance(exc, (DatabaseUnavailable, sa_exc.TimeoutError, *outage))
+
+
 def _json_dumps(value: Any) -> str:
     # keep Hindi, Kannada, ... readable in the stored JSON
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
