@@ -82,6 +82,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (PORT).")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes sharing the port.")] = None,
+    migrate: Annotated[
+        bool,
+        typer.Option(
+            "--migrate",
+            help="Upgrade the database schema before serving (safe when several servers start"
+            " at once). Without it SQLite is still upgraded; PostgreSQL must be at head.",
+        ),
+    ] = False,
 ) -> None:
     """Run the bridge: Exotel WebSocket at /exotel/<tenant>, /healthz, /readyz, /metrics."""
     import logging
@@ -99,6 +107,12 @@ def serve(
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    # migrated (or checked) once here, before any server process starts (a refusal is then
+    # the one line on stderr)
+    if migrate or _is_sqlite(settings.database_url):
+        _with_db(settings, _nothing)
+    else:
+        _require_schema_at_head(settings)
     logging.getLogger("receptionist.serve").info("calls will be answered by %s", engine)
     if through_transaction_pooler(settings.database_url):
         logging.getLogger("receptionist.serve").warning(
@@ -106,7 +120,6 @@ def serve(
             " dashboard's live view (LISTEN/NOTIFY) needs a session-mode connection (Supabase:"
             " the direct or session pooler address, port 5432)"
         )
-    _with_db(settings, _nothing)  # migrated once here, before any server process starts
     if settings.workers > 1:  # each process its own socket on the port (bridge/server.py)
         raise typer.Exit(serve_processes(settings))
     uvicorn.run(
@@ -116,6 +129,34 @@ def serve(
         port=settings.port,
         **uvicorn_options(settings),
     )
+
+
+def _is_sqlite(database_url: str) -> bool:
+    # the embedded single-machine default migrates on start, so `demo`/`serve` just work
+    return database_url.strip().lower().startswith("sqlite")
+
+
+def _require_schema_at_head(settings: Settings) -> None:
+    """On a shared database, schema changes are an operator's step (`db upgrade` or one
+    `serve --migrate`), not a side effect of every server start: refuse old tables at once."""
+
+    async def go() -> tuple[str | None, str] | None:
+        db = Database(settings.database_url)
+        try:
+            return await db.schema_behind()
+        finally:
+            await db.dispose()
+
+    behind = _run(go())
+    if behind is not None:
+        current, head = behind
+        typer.echo(
+            f"error: the database schema is at revision {current or 'none (no tables)'}, this"
+            f" version needs {head}: run `receptionist db upgrade` first, or start with"
+            " `receptionist serve --migrate`",
+            err=True,
+        )
+        raise typer.Exit(2)
 
 
 def through_transaction_pooler(database_url: str) -> bool:
