@@ -415,52 +415,59 @@ def test_image_builds_and_runs_the_demo_as_non_root(tmp_path: Path) -> None:
         assert done.returncode == 0, f"{argv}:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
         return done.stdout
 
-    rootfs = tmp_path / "rootfs"
-    sh(
-        "debootstrap",
-        "--variant=minbase",
-        "--include=python3,python3-venv,ca-certificates",
-        "bookworm",
-        str(rootfs),
-        "http://deb.debian.org/debian",
-    )
-    (rootfs / "usr/local/bin/python").symlink_to("/usr/bin/python3")
-    base_dir = tmp_path / "base"
-    base_dir.mkdir()
-    sh("tar", "-C", str(rootfs), "-cf", str(base_dir / "rootfs.tar"), ".")
-    shutil.copy("/etc/ssl/certs/ca-certificates.crt", base_dir / "ca-bundle.crt")
-    (base_dir / "Containerfile").write_text(
-        "FROM scratch\nADD rootfs.tar /\n"
-        "COPY ca-bundle.crt /etc/ssl/certs/ca-certificates.crt\n"
-        "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin"
-        " PIP_CERT=/etc/ssl/certs/ca-certificates.crt\n"
-    )
-    bud = ["buildah", *storage, "bud", "--isolation", "chroot"]
-    sh(*bud, "-t", "localhost/base:test", "-f", str(base_dir / "Containerfile"), str(base_dir))
-    sh(
-        *bud,
-        "--build-arg",
-        "PYTHON_IMAGE=localhost/base:test",
-        "-t",
-        "localhost/receptionist:test",
-        str(REPO),
-    )
-    container = sh("buildah", *storage, "from", "localhost/receptionist:test").strip()
-    out = sh(
-        "buildah",
-        *storage,
-        "run",
-        "--isolation",
-        "chroot",
-        container,
-        "--",
-        "sh",
-        "-c",
-        "id -u && receptionist demo --fast --exit",
-        timeout=600,
-    )
-    assert out.splitlines()[0] == "10001", out[:500]  # the image's USER, not root
-    assert "Stored call" in out and "(completed" in out, out[-3000:]
-    assert "Analysed" in out, out[-3000:]
-    sh("buildah", *storage, "rm", container)
-    sh("buildah", *storage, "rmi", "--all", "--force")
+    try:
+        rootfs = tmp_path / "rootfs"
+        sh(
+            "debootstrap",
+            "--variant=minbase",
+            "--include=python3,python3-venv,ca-certificates",
+            "bookworm",
+            str(rootfs),
+            "http://deb.debian.org/debian",
+        )
+        (rootfs / "usr/local/bin/python").symlink_to("/usr/bin/python3")
+        base_dir = tmp_path / "base"
+        base_dir.mkdir()
+        sh("tar", "-C", str(rootfs), "-cf", str(base_dir / "rootfs.tar"), ".")
+        shutil.copy("/etc/ssl/certs/ca-certificates.crt", base_dir / "ca-bundle.crt")
+        (base_dir / "Containerfile").write_text(
+            "FROM scratch\nADD rootfs.tar /\n"
+            "COPY ca-bundle.crt /etc/ssl/certs/ca-certificates.crt\n"
+            "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin"
+            " PIP_CERT=/etc/ssl/certs/ca-certificates.crt\n"
+        )
+        bud = ["buildah", *storage, "bud", "--isolation", "chroot"]
+        sh(*bud, "-t", "localhost/base:test", "-f", str(base_dir / "Containerfile"), str(base_dir))
+        sh(
+            *bud,
+            "--build-arg",
+            "PYTHON_IMAGE=localhost/base:test",
+            "-t",
+            "localhost/receptionist:test",
+            str(REPO),
+        )
+        container = sh("buildah", *storage, "from", "localhost/receptionist:test").strip()
+        # the container shares this machine's network (chroot isolation): a free port
+        out = sh(
+            "buildah",
+            *storage,
+            "run",
+            "--isolation",
+            "chroot",
+            container,
+            "--",
+            "sh",
+            "-c",
+            f"id -u && PORT={free_port()} receptionist demo --fast --exit",
+            timeout=600,
+        )
+        assert out.splitlines()[0] == "10001", out[:500]  # the image's USER, not root
+        assert "Stored call" in out and "(completed" in out, out[-3000:]
+        assert "Analysed" in out, out[-3000:]
+    finally:  # a few hundred MB of layers and root file system
+        subprocess.run(["buildah", *storage, "rm", "--all"], capture_output=True, check=False)
+        subprocess.run(
+            ["buildah", *storage, "rmi", "--all", "--force"], capture_output=True, check=False
+        )
+        for tree in ("rootfs", "base", "storage", "run"):
+            shutil.rmtree(tmp_path / tree, ignore_errors=True)
