@@ -157,13 +157,22 @@ def _prepare_database(settings: Settings, *, migrate: bool) -> None:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if behind is not None:
+        from receptionist.store.db import known_revision
+
         current, head = behind
-        typer.echo(
-            f"error: the database schema is at revision {current or 'none (no tables)'}, this"
-            f" version needs {head}: run `receptionist db upgrade` first, or start with"
-            " `receptionist serve --migrate`",
-            err=True,
-        )
+        if current is not None and not known_revision(current):
+            typer.echo(
+                f"error: the database schema is at revision {current}, newer than this version"
+                f" knows (its newest is {head}): run the release that migrated it",
+                err=True,
+            )
+        else:
+            typer.echo(
+                f"error: the database schema is at revision {current or 'none (no tables)'},"
+                f" this version needs {head}: run `receptionist db upgrade` first, or start"
+                " with `receptionist serve --migrate`",
+                err=True,
+            )
         raise typer.Exit(2)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from receptionist.config import Settings, _env_name
@@ -346,8 +347,15 @@ async def test_serve_on_postgres_without_migrate_refuses_an_old_schema_in_one_li
             await db.upgrade("0001_initial")
             old = await serve_once()  # an older release's schema
             assert await db.current_revision() == "0001_initial", "serve changed nothing"
+            async with db.begin() as conn:  # as a newer release would leave it
+                await conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_x'"))
+            newer = await serve_once()
         finally:
             await db.dispose()
+        assert newer.returncode == 2 and newer.stderr.strip() == (
+            "error: the database schema is at revision 9999_x, newer than this version knows"
+            f" (its newest is {head_revision()}): run the release that migrated it"
+        ), newer.stderr
         for result, where in ((empty, "none (no tables)"), (old, "0001_initial")):
             assert result.returncode == 2, result.stdout + result.stderr
             lines = result.stderr.strip().splitlines()

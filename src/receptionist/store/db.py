@@ -313,6 +313,16 @@ def alembic_config(connection: sa.Connection | None = None) -> Any:
     return cfg
 
 
+def known_revision(revision: str) -> bool:
+    """Whether the package's migrations have ``revision`` (False: a newer release wrote it)."""
+    from alembic.script import ScriptDirectory
+
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except Exception:  # alembic.util.CommandError for an unknown id
+        return False
+
+
 def head_revision() -> str:
     """The newest revision the package's migrations know (one head: the history is linear)."""
     from alembic.script import ScriptDirectory
@@ -373,5 +383,6 @@ __all__ = [
     "DatabaseUnavailable",
     "alembic_config",
     "head_revision",
+    "known_revision",
     "upsert_insert",
 ]
