@@ -84,6 +84,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (PORT).")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes sharing the port.")] = None,
+    migrate: Annotated[
+        bool,
+        typer.Option(
+            "--migrate",
+            help="Upgrade the database schema before serving (safe when several servers start"
+            " at once). Without it SQLite is still upgraded; PostgreSQL must be at head.",
+        ),
+    ] = False,
 ) -> None:
     """Run the bridge: Exotel WebSocket at /exotel/<tenant>, /healthz, /readyz, /metrics."""
     import logging
@@ -99,6 +107,9 @@ def serve(
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    # migrated (or checked) once here, before any server process starts (a refusal is then
+    # the one line on stderr)
+    _prepare_database(settings, migrate=migrate or _is_sqlite(settings.database_url))
     logging.getLogger("receptionist.serve").info("calls will be answered by %s", engine)
     if through_transaction_pooler(settings.database_url):
         logging.getLogger("receptionist.serve").warning(
@@ -106,10 +117,57 @@ def serve(
             " dashboard's live view (LISTEN/NOTIFY) needs a session-mode connection (Supabase:"
             " the direct or session pooler address, port 5432)"
         )
-    _with_db(settings, _nothing)  # migrated once here, before any server process starts
     if settings.workers > 1:  # each process its own socket on the port (bridge/server.py)
         raise typer.Exit(serve_processes(settings))
     raise typer.Exit(serve_one(settings))  # drains its calls on SIGTERM (bridge/drain.py)
+
+
+def _is_sqlite(database_url: str) -> bool:
+    # the embedded single-machine default migrates on start, so `demo`/`serve` just work
+    return database_url.strip().lower().startswith("sqlite")
+
+
+def _prepare_database(settings: Settings, *, migrate: bool) -> None:
+    """Upgrade the schema (`migrate`), or check it is at head: on a shared database, schema
+    changes are an operator's step (`db upgrade` or one `serve --migrate`), not a side effect
+    of every server start. A database that is away or a schema that is behind ends `serve`
+    with one line on stderr and exit code 2 (a platform's restart policy tries again)."""
+    from receptionist.store.db import DatabaseUnavailable
+
+    async def go() -> tuple[str | None, str] | None:
+        db = Database(settings.database_url)
+        try:
+            await db.ping()
+            if migrate:
+                await db.upgrade()  # PostgreSQL: under an advisory lock, so several may start
+                return None
+            return await db.schema_behind()
+        finally:
+            await db.dispose()
+
+    try:
+        behind = _run(go())
+    except DatabaseUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if behind is not None:
+        from receptionist.store.db import known_revision
+
+        current, head = behind
+        if current is not None and not known_revision(current):
+            typer.echo(
+                f"error: the database schema is at revision {current}, newer than this version"
+                f" knows (its newest is {head}): run the release that migrated it",
+                err=True,
+            )
+        else:
+            typer.echo(
+                f"error: the database schema is at revision {current or 'none (no tables)'},"
+                f" this version needs {head}: run `receptionist db upgrade` first, or start"
+                " with `receptionist serve --migrate`",
+                err=True,
+            )
+        raise typer.Exit(2)
 
 
 def through_transaction_pooler(database_url: str) -> bool:

@@ -327,7 +327,7 @@ async def test_two_servers_and_two_workers_handle_every_call_exactly_once(
         try:
             # all four at once, on a database nobody has migrated yet
             servers = [
-                cluster.start(f"serve{i}", "serve", PORT=str(port), RUN_WORKER="false")
+                cluster.start(f"serve{i}", "serve", "--migrate", PORT=str(port), RUN_WORKER="false")
                 for i, port in enumerate(ports)
             ]
             for i in range(2):
@@ -376,7 +376,7 @@ async def test_serve_with_two_processes_on_one_port(
         cluster = Cluster(cluster_env(url, doubles, tmp_path), tmp_path)
         script_analyses(doubles, calls)
         port = free_port()
-        server = cluster.start("serve", "serve", "--workers", "2", PORT=str(port))
+        server = cluster.start("serve", "serve", "--migrate", "--workers", "2", PORT=str(port))
         try:
             await wait_ready(port, server, cluster)
             async with asyncio.timeout(START_BOUND_S):  # both listening, not only the first

@@ -270,6 +270,15 @@ class Database:
         async with self.session() as conn:
             return await conn.run_sync(_current_revision)
 
+    async def schema_behind(self) -> tuple[str | None, str] | None:
+        """None when the schema is at the migrations' head; else (where it is, the head).
+
+        A server that does not migrate (``serve`` on PostgreSQL without ``--migrate``) asks
+        this first, so it refuses to start on old tables instead of failing at the first call."""
+        head = head_revision()
+        current = await self.current_revision()
+        return None if current == head else (current, head)
+
 
 def claimable(dialect: str, pick: sa.Select[Any]) -> Any:
     """The rows `pick` selects (one column, the ids), as a CTE to use in ``id IN (SELECT ...)``,
@@ -311,6 +320,26 @@ def alembic_config(connection: sa.Connection | None = None) -> Any:
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
+
+
+def known_revision(revision: str) -> bool:
+    """Whether the package's migrations have ``revision`` (False: a newer release wrote it)."""
+    from alembic.script import ScriptDirectory
+
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except Exception:  # alembic.util.CommandError for an unknown id
+        return False
+
+
+def head_revision() -> str:
+    """The newest revision the package's migrations know (one head: the history is linear)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships its migrations
+        raise DatabaseError(f"no Alembic migrations in {MIGRATIONS_DIR}")
+    return head
 
 
 def _run_alembic(connection: sa.Connection, action: str, revision: str) -> None:
@@ -362,5 +391,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseUnavailable",
     "alembic_config",
+    "head_revision",
+    "known_revision",
     "upsert_insert",
 ]
