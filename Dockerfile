@@ -43,7 +43,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     TENANTS_DIR=/app/tenants \
     DATABASE_URL=sqlite:////app/data/receptionist.db \
     SPOOL_DIR=/app/data/spool \
-    LOG_JSON=true
+    LOG_FORMAT=json
 
 # A fixed uid/gid so a mounted volume's owner can be set to match (chown 10001).
 RUN groupadd --system --gid 10001 receptionist \
