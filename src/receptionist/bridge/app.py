@@ -21,18 +21,19 @@ from typing import Any
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from receptionist.bridge import memtrace
 from receptionist.bridge.budget import BudgetGuard
-from receptionist.bridge.metrics import Metrics
+from receptionist.bridge.loop_lag import LoopLagMonitor
 from receptionist.bridge.recorder import CallRecorder
 from receptionist.bridge.session import CallSession
 from receptionist.config import Settings
 from receptionist.engines.base import EngineFactory
 from receptionist.notify.webhook import msg91_webhook_route
+from receptionist.observe import metrics as prom
 from receptionist.postcall.worker import Worker
 from receptionist.store.db import Database
 from receptionist.store.live import LiveFeed
@@ -54,13 +55,15 @@ class BridgeContext:
     db: Database
     engine_factory: EngineFactory
     store: CallRecorder
-    metrics: Metrics = field(default_factory=Metrics)
+    # how late this process's event loop runs (started with the app; admission control reads it)
+    loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
     registry: dict[str, CallSession] = field(default_factory=dict)
     on_turn: TurnCallback | None = None
     worker: Worker | None = None  # the in-process post-call worker, woken when a call is saved
     budgets: BudgetGuard | None = None
     # calls in progress for the owner's live view; in-process unless wiring picks the database's
     live: LiveFeed = field(default_factory=LiveFeed)
+    live_drops_counted: int = 0  # of live.dropped, already in the metrics
 
     def _credentials_for(self, tenant: Tenant | None) -> tuple[str, str] | None:
         if tenant is not None and tenant.exotel_auth_user_env and tenant.exotel_auth_token_env:
@@ -106,7 +109,7 @@ async def exotel_stream(ws: WebSocket) -> None:
             tenant = ctx.tenants.get(hint)
     if not ctx.check_tenant_auth(tenant, ws):
         # Before accept: the handshake fails with HTTP 403 and no audio ever flows.
-        ctx.metrics.calls_rejected["unauthorized"] += 1
+        prom.CALLS_REJECTED.labels("unauthorized").inc()
         log.warning("rejected Exotel connection for %r: bad or missing Basic auth", hint)
         await ws.close(code=1008)
         return
@@ -133,11 +136,26 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "active_calls": len(ctx.registry)})
 
 
-async def metrics(request: Request) -> PlainTextResponse:
-    ctx: BridgeContext = request.app.state.ctx
-    return PlainTextResponse(
-        ctx.metrics.render(len(ctx.registry), live_events_dropped=ctx.live.dropped)
-    )
+async def metrics(request: Request) -> Response:
+    """Prometheus text: this process's metrics, or every process's (`serve --workers N`)."""
+    _count_live_drops(request.app.state.ctx)
+    body, content_type = prom.exposition()
+    return Response(body, media_type=content_type)
+
+
+def _count_live_drops(ctx: BridgeContext) -> None:
+    """The live feed counts its own drops (store/live.py); add the new ones to the counter."""
+    dropped = ctx.live.dropped
+    if dropped > ctx.live_drops_counted:
+        prom.LIVE_EVENTS_DROPPED.inc(dropped - ctx.live_drops_counted)
+        ctx.live_drops_counted = dropped
+
+
+async def _every(interval_s: float, stop: asyncio.Event, fn: Callable[[], None]) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+        fn()
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -158,9 +176,14 @@ def create_app(ctx: BridgeContext) -> Starlette:
             ctx.store.replay_loop(stop, ctx.settings.spool_replay_interval_s)
         )
         memory = memtrace.start_from_env(lambda: len(ctx.registry), stop)  # off unless asked
+        ctx.loop_lag.start()
+        # every process's drops reach the counters, not only those of the process scraped
+        live_drops = asyncio.create_task(_every(5.0, stop, lambda: _count_live_drops(ctx)))
         yield
         # uvicorn closes live calls with 1012 before this point; each session saved its call.
         stop.set()
+        await ctx.loop_lag.aclose()
+        await live_drops
         if memory is not None:
             await memory
         with contextlib.suppress(TimeoutError):  # a replay stuck on a hung database is dropped

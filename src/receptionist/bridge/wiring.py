@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from starlette.applications import Starlette
 
 from receptionist.bridge.app import BridgeContext, TurnCallback, create_app
@@ -46,7 +44,5 @@ def app_from_env() -> Starlette:
     """uvicorn factory (`--factory`) used when serving with several worker processes."""
     settings = load_settings()
     setup_logging(settings.log_level, json_lines=settings.log_json)
-    ctx = build_context(settings)
-    if settings.workers > 1:  # one of several processes on the port: /metrics names which
-        ctx.metrics.process_label = str(os.getpid())
-    return create_app(ctx)
+    # several processes on the port share their metrics through PROMETHEUS_MULTIPROC_DIR
+    return create_app(build_context(settings))
