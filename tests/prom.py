@@ -7,8 +7,11 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+#: A parsed scrape: (name, labels) -> value.
+Scrape = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
-def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+
+def parse(text: str) -> Scrape:
     """Every sample of a scrape: (name, labels) -> value."""
     return {
         (s.name, frozenset(s.labels.items())): s.value
@@ -17,16 +20,12 @@ def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
-def sample(
-    scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float:
+def sample(scraped: Scrape, name: str, **labels: str) -> float:
     """One sample of a parsed scrape (0 when absent)."""
     return scraped.get((name, frozenset(labels.items())), 0.0)
 
 
-def total(
-    scraped: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float:
+def total(scraped: Scrape, name: str, **labels: str) -> float:
     """The sum of `name` over every label set that includes `labels`."""
     want = set(labels.items())
     return sum(v for (n, ls), v in scraped.items() if n == name and want <= ls)
@@ -39,7 +38,7 @@ class Changes:
         self.before = self._now()
 
     @staticmethod
-    def _now() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    def _now() -> Scrape:
         return {
             (s.name, frozenset(s.labels.items())): s.value
             for family in REGISTRY.collect()
