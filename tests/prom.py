@@ -48,3 +48,7 @@ class Changes:
     def __call__(self, name: str, **labels: str) -> float:
         """How much the sum of `name` over label sets including `labels` grew."""
         return total(self._now(), name, **labels) - total(self.before, name, **labels)
+
+    def now(self, name: str, **labels: str) -> float:
+        """The current sum of `name` over label sets including `labels` (gauges)."""
+        return total(self._now(), name, **labels)
