@@ -94,12 +94,12 @@ LIVE_EVENTS_DROPPED = Counter(
 )
 LATENCY_IN = Histogram(
     "receptionist_bridge_latency_in_seconds",
-    "Bridge time per caller frame: parse, resample, hand to the engine.",
+    "Bridge time per caller frame: parse, resample, hand to the engine (one frame in 4).",
     buckets=_FRAME_BUCKETS,
 )
 LATENCY_OUT = Histogram(
     "receptionist_bridge_latency_out_seconds",
-    "Bridge time per engine audio event: resample, chunk, send to Exotel.",
+    "Bridge time per engine audio event: resample, chunk, send to Exotel (one in 4).",
     buckets=_FRAME_BUCKETS,
 )
 GREETING = Histogram(
