@@ -286,7 +286,12 @@ def worker(
             if settings.worker_metrics_port and not once:
                 from receptionist.observe.metrics import start_metrics_server
 
-                bound = start_metrics_server(settings.worker_metrics_port, settings.host)
+                token = settings.metrics_token
+                bound = start_metrics_server(
+                    settings.worker_metrics_port,
+                    settings.host,
+                    token=token.get_secret_value() if token else None,
+                )
                 console.print(f"worker metrics on http://{settings.host}:{bound}/metrics")
             if once:
                 console.print(f"ran {await w.drain()} step(s)")

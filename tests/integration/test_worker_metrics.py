@@ -72,6 +72,7 @@ async def test_worker_command_serves_its_metrics(tmp_path: Path) -> None:
         "NOTIFY_PROVIDER": "log",
         "NOTIFY_AI": "off",
         "WORKER_METRICS_PORT": str(port),
+        "METRICS_TOKEN": "w0rker",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
@@ -102,11 +103,14 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 async def scrape_until(port: int, proc: subprocess.Popen[bytes], log: Path) -> Scrape:
     """Scrape the worker's port until the call is through its pipeline and its messages out."""
+    url = f"http://127.0.0.1:{port}/metrics"
     async with httpx.AsyncClient(timeout=5.0) as http, asyncio.timeout(BOUND_S):
         while True:
             assert proc.poll() is None, log.read_text()
             with contextlib.suppress(httpx.TransportError):
-                scraped = parse((await http.get(f"http://127.0.0.1:{port}/metrics")).text)
+                assert (await http.get(url)).status_code == 401  # METRICS_TOKEN guards it
+                answer = await http.get(url, headers={"Authorization": "Bearer w0rker"})
+                scraped = parse(answer.text)
                 steps = total(scraped, "receptionist_pipeline_stage_seconds_count", outcome="ok")
                 sent = total(scraped, "receptionist_notifications_total")
                 if steps >= 5 and sent >= 1:

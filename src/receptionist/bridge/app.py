@@ -138,7 +138,11 @@ async def readyz(request: Request) -> JSONResponse:
 
 async def metrics(request: Request) -> Response:
     """Prometheus text: this process's metrics, or every process's (`serve --workers N`)."""
-    _count_live_drops(request.app.state.ctx)
+    ctx: BridgeContext = request.app.state.ctx
+    token = _secret(ctx.settings.metrics_token)
+    if token is not None and not prom.bearer_matches(request.headers.get("authorization"), token):
+        return Response("unauthorized\n", status_code=401, media_type="text/plain")
+    _count_live_drops(ctx)
     body, content_type = prom.exposition()
     return Response(body, media_type=content_type)
 

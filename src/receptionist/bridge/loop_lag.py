@@ -23,6 +23,10 @@ class LoopLagMonitor:
         self.max_lag_s = 0.0  # the worst since start (logs, tests)
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="loop-lag")

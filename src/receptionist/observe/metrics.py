@@ -14,8 +14,14 @@ from our own code; never a call sid or a phone number.
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
+import socket
+import threading
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -26,8 +32,8 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    make_wsgi_app,
     multiprocess,
-    start_http_server,
 )
 
 #: prometheus_client's own switch for multiprocess mode (read when it is first imported).
@@ -194,12 +200,42 @@ def value(name: str, labels: dict[str, str] | None = None) -> float:
     return REGISTRY.get_sample_value(name, labels or {}) or 0.0
 
 
-def start_metrics_server(port: int, host: str = "0.0.0.0") -> int:
+def bearer_matches(header: str | None, token: str) -> bool:
+    """`Authorization: Bearer <token>`, compared in constant time."""
+    if not header or header[:7].lower() != "bearer ":
+        return False
+    return hmac.compare_digest(header[7:].strip().encode(), token.encode())
+
+
+def start_metrics_server(port: int, host: str = "0.0.0.0", *, token: str | None = None) -> int:
     """Serve /metrics on host:port from a thread (`receptionist worker`, which has no HTTP server
-    of its own); returns the bound port."""
+    of its own); with `token`, only to `Authorization: Bearer <token>`. Returns the bound port."""
     registry: CollectorRegistry = REGISTRY
     if multiprocess_dir():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    server, _thread = start_http_server(port, addr=host, registry=registry)
-    return int(server.server_port)
+    app = make_wsgi_app(registry)
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        if token is not None and not bearer_matches(environ.get("HTTP_AUTHORIZATION"), token):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain")])
+            return [b"unauthorized\n"]
+        return app(environ, start_response)
+
+    server_class = _MetricsServer6 if ":" in host else _MetricsServer
+    httpd = make_server(host, port, guarded, server_class, handler_class=_QuietHandler)
+    threading.Thread(target=httpd.serve_forever, name="metrics", daemon=True).start()
+    return int(httpd.server_port)
+
+
+class _MetricsServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a scrape in flight never holds the worker's exit
+
+
+class _MetricsServer6(_MetricsServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # no line per scrape
+        pass
