@@ -120,7 +120,7 @@ RESPONSE = Histogram(
 )
 ENGINE_ERRORS = Counter(
     "receptionist_engine_errors",
-    "Voice engine failures, by engine and kind (connect_failed, session_lost).",
+    "Voice engine failures, by engine and kind (create_failed, connect_failed, session_lost).",
     ["engine", "kind"],
 )
 ENGINE_GO_AWAYS = Counter(
