@@ -272,7 +272,7 @@ def _serve_processes(settings: Settings) -> int:
     connections) for its whole life, so a port in use fails here with one clear error, port 0
     picks one port for every process, and no other program can take the port between a dead
     process and its replacement."""
-    os.environ["WORKERS"] = str(settings.workers)  # each process's /metrics says it is one of N
+    os.environ["WORKERS"] = str(settings.workers)  # each process's settings say it is one of N
     if settings.database_url.strip().lower().startswith("sqlite"):
         # the live feed is in-process on SQLite (store/live.py): calls, jobs and the API are
         # shared through the file, but an SSE stream sees only the calls of its own process
