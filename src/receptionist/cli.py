@@ -335,6 +335,16 @@ def worker(
         try:
             await db.upgrade()
             w = worker_from_settings(settings, db, TenantRepository(settings.tenants_dir))
+            if settings.worker_metrics_port and not once:
+                from receptionist.observe.metrics import start_metrics_server
+
+                token = settings.metrics_token
+                bound = start_metrics_server(
+                    settings.worker_metrics_port,
+                    settings.host,
+                    token=token.get_secret_value() if token else None,
+                )
+                console.print(f"worker metrics on http://{settings.host}:{bound}/metrics")
             if once:
                 console.print(f"ran {await w.drain()} step(s)")
                 return

@@ -190,6 +190,14 @@ class Settings(BaseSettings):
     pipeline_max_attempts: int = Field(5, ge=1, description="Tries per step before `failed`.")
     pipeline_lease_s: float = Field(120.0, gt=0, description="A dead worker's claim expires.")
     pipeline_backoff_s: float = Field(5.0, gt=0, description="First retry delay (doubles).")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, /metrics (and the worker's metrics port) answers only requests "
+        "with `Authorization: Bearer <token>`: the metrics name tenants and their costs.",
+    )
+    worker_metrics_port: int = Field(
+        0, ge=0, le=65535, description="`receptionist worker` serves /metrics here (0: off)."
+    )
     pricing_file: Path | None = Field(None, description="Own pricing table (TOML).")
     usd_inr_rate: Decimal = Field(Decimal("84"), gt=0, description="For costs shown in INR.")
 

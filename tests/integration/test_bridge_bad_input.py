@@ -23,6 +23,7 @@ from tests.integration.bridge_harness import (
     running_bridge,
     sid,
 )
+from tests.prom import Changes
 
 TURNS = [ScriptedTurn(heard="Are you open today?", reply="Yes, till nine.")]
 
@@ -277,6 +278,7 @@ async def test_basic_auth_per_tenant(
 
 async def test_database_outage_spools_and_replays(tmp_path: Path, sqlite_db: Database) -> None:
     broken = Database("postgresql://nobody@127.0.0.1:9/nowhere")  # nothing listens on port 9
+    changes = Changes()
     async with FakeGeminiLive(script=CallScript(turns=TURNS)) as fake:
         async with running_bridge(broken, tmp_path, fake) as bridge:
             result = await place_call(
@@ -284,7 +286,7 @@ async def test_database_outage_spools_and_replays(tmp_path: Path, sqlite_db: Dat
                 CallerScript(utterances=["Are you open today?"]),
             )
             assert result.ok, result.error  # the caller noticed nothing
-            assert bridge.ctx.metrics.persist_failures >= 1
+            assert changes("receptionist_persist_failures_total") >= 1
             spool = bridge.ctx.settings.spool_dir
         files = list(spool.glob("*.json"))
         assert len(files) == 1

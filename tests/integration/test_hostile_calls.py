@@ -46,6 +46,7 @@ from tests.integration.bridge_harness import (
     sid,
 )
 from tests.integration.test_notifications import insert, new
+from tests.prom import Changes
 
 TURNS = [ScriptedTurn(heard="Are you open today?", reply="Yes, till nine.")]
 RECEPTIONIST = Path(sys.executable).parent / "receptionist"
@@ -84,15 +85,16 @@ async def test_unauthenticated_streams_cannot_touch_a_finished_call(
     ):
         auth = bakery_auth_only(bridge, monkeypatch)
         before = await _finished_call(bridge, auth)
+        changes = Changes()
         for url in (bridge.url(None), bridge.url("nope"), bridge.url(None, "?tenant=nope")):
             assert await _replay_start(url, before["call_sid"]) == 1008
             assert await _replay_start(url, sid()) == 1008  # a fresh sid plants no row either
-        rejected = dict(bridge.ctx.metrics.calls_rejected)
+        unavailable = changes("receptionist_calls_rejected_total", reason="tenant_unavailable")
         spool = bridge.ctx.settings.spool_dir
     after = await get_call(db, before["call_sid"])
     assert after == before  # not one field changed
     assert [c["call_sid"] for c in await list_calls(db)] == [before["call_sid"]]
-    assert rejected.get("tenant_unavailable") == 6
+    assert unavailable == 6
     assert not spool.exists() or not any(spool.rglob("*.json"))  # nothing kept anywhere
 
 
@@ -103,16 +105,19 @@ async def test_a_second_stream_reusing_a_sid_is_refused_and_changes_nothing(
         FakeGeminiLive(script=CallScript(turns=TURNS)) as fake,
         running_bridge(db, tmp_path, fake) as bridge,
     ):
+        changes = Changes()
         before = await _finished_call(bridge)
         # authentic (no credentials are configured), another tenant, the same call_sid
         assert await _replay_start(bridge.url("saloon"), before["call_sid"]) == 1008
-        rejected = dict(bridge.ctx.metrics.calls_rejected)
-        ended = dict(bridge.ctx.metrics.calls_ended)
+        rejected = changes("receptionist_calls_rejected_total")
+        duplicate = changes("receptionist_calls_rejected_total", reason="duplicate_call_sid")
+        ended = changes("receptionist_calls_ended_total")
+        completed = changes("receptionist_calls_ended_total", status="completed")
     after = await get_call(db, before["call_sid"])
     assert after == before
     assert len(await list_calls(db)) == 1
-    assert rejected == {"duplicate_call_sid": 1}
-    assert ended == {"completed": 1}  # the refused stream is not counted as a call
+    assert rejected == duplicate == 1
+    assert ended == completed == 1  # the refused stream is not counted as a call
 
 
 async def test_the_store_never_lets_a_second_stream_write_a_call(db: Database) -> None:

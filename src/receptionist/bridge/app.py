@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
@@ -32,12 +32,12 @@ from receptionist.bridge.budget import BudgetGuard
 from receptionist.bridge.checkpointer import Checkpointer
 from receptionist.bridge.drain import Drain
 from receptionist.bridge.loop_lag import LoopLagMonitor
-from receptionist.bridge.metrics import Metrics
 from receptionist.bridge.recorder import CallRecorder
 from receptionist.bridge.session import CallSession
 from receptionist.config import Settings
 from receptionist.engines.base import EngineFactory
 from receptionist.notify.webhook import msg91_webhook_route
+from receptionist.observe import metrics as prom
 from receptionist.postcall.worker import Worker
 from receptionist.store.db import Database
 from receptionist.store.live import LiveFeed
@@ -59,7 +59,6 @@ class BridgeContext:
     db: Database
     engine_factory: EngineFactory
     store: CallRecorder
-    metrics: Metrics = field(default_factory=Metrics)
     registry: dict[str, CallSession] = field(default_factory=dict)
     on_turn: TurnCallback | None = None
     worker: Worker | None = None  # the in-process post-call worker, woken when a call is saved
@@ -70,6 +69,7 @@ class BridgeContext:
     loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
     drain: Drain = field(init=False)
     admission: Admission = field(init=False)
+    live_drops_counted: int = 0  # of live.dropped, already in the metrics
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -130,13 +130,13 @@ async def exotel_stream(ws: WebSocket) -> None:
             tenant = ctx.tenants.get(hint)
     if not ctx.check_tenant_auth(tenant, ws):
         # Before accept: the handshake fails with HTTP 403 and no audio ever flows.
-        ctx.metrics.calls_rejected["unauthorized"] += 1
+        prom.CALLS_REJECTED.labels("unauthorized").inc()
         log.warning("rejected Exotel connection for %r: bad or missing Basic auth", hint)
         await ws.close(code=1008)
         return
     refused = ctx.admission.admit()
     if refused is not None:
-        ctx.metrics.calls_rejected[refused] += 1
+        prom.CALLS_REJECTED.labels(refused).inc()
         await _refuse(ws, refused)
         return
     try:
@@ -191,15 +191,30 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "active_calls": len(ctx.registry)})
 
 
-async def metrics(request: Request) -> PlainTextResponse:
+async def metrics(request: Request) -> Response:
+    """Prometheus text: this process's metrics, or every process's (`serve --workers N`)."""
     ctx: BridgeContext = request.app.state.ctx
-    return PlainTextResponse(
-        ctx.metrics.render(
-            len(ctx.registry),
-            live_events_dropped=ctx.live.dropped,
-            event_loop_lag_s=ctx.loop_lag.lag_s,
-        )
-    )
+    token = _secret(ctx.settings.metrics_token)
+    if token is not None and not prom.bearer_matches(request.headers.get("authorization"), token):
+        return Response("unauthorized\n", status_code=401, media_type="text/plain")
+    _count_live_drops(ctx)
+    body, content_type = prom.exposition()
+    return Response(body, media_type=content_type)
+
+
+def _count_live_drops(ctx: BridgeContext) -> None:
+    """The live feed counts its own drops (store/live.py); add the new ones to the counter."""
+    dropped = ctx.live.dropped
+    if dropped > ctx.live_drops_counted:
+        prom.LIVE_EVENTS_DROPPED.inc(dropped - ctx.live_drops_counted)
+        ctx.live_drops_counted = dropped
+
+
+async def _every(interval_s: float, stop: asyncio.Event, fn: Callable[[], None]) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+        fn()
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -251,12 +266,15 @@ def create_app(ctx: BridgeContext) -> Starlette:
         ctx.loop_lag.start()
         drains.register(ctx.drain)  # the server's signal handler drains it (bridge/server.py)
         checkpoints = asyncio.create_task(checkpointer.run(stop)) if checkpointer else None
+        # every process's drops reach the counters, not only those of the process scraped
+        live_drops = asyncio.create_task(_every(5.0, stop, lambda: _count_live_drops(ctx)))
         yield
         # Served by `receptionist serve`, the calls were drained before this point; otherwise
         # (tests, the demo) uvicorn closed live calls with 1012. Each session saved its call.
         drains.unregister(ctx.drain)
         await ctx.loop_lag.stop()
         stop.set()
+        await live_drops
         if memory is not None:
             await memory
         if checkpoints is not None and checkpointer is not None:

@@ -88,18 +88,3 @@ class LatencyHistogram:
         for p in parts:
             out.merge(p)
         return out
-
-    def prometheus(self, name: str, labels: str = "") -> list[str]:
-        """Cumulative buckets in Prometheus text format (a coarse subset of edges, in seconds)."""
-        lines = []
-        cum = 0
-        lab = labels + "," if labels else ""
-        for i, c in enumerate(self.counts):
-            cum += c
-            if i % _PER_OCTAVE == 0 and i:
-                le = _upper_us(i) / 1e6
-                lines.append(f'{name}_bucket{{{lab}le="{le:.6g}"}} {cum}')
-        lines.append(f'{name}_bucket{{{lab}le="+Inf"}} {self.count}')
-        lines.append(f"{name}_sum{{{labels}}} {self.sum_s:.6f}")
-        lines.append(f"{name}_count{{{labels}}} {self.count}")
-        return lines

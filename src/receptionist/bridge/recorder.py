@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import exc as sa_exc
 
+from receptionist.observe import metrics
 from receptionist.postcall.worker import first_of
 from receptionist.store.calls import (
     CallOwnedElsewhere,
@@ -96,7 +97,7 @@ class CallRecorder:
             async with asyncio.timeout(self.write_timeout_s):  # the call's end waits for it
                 return await create_call(self.db, new)
         except Exception as exc:  # the call goes on; finish() creates the row if needed
-            session.ctx.metrics.persist_failures += 1
+            metrics.PERSIST_FAILURES.inc()
             # name the real cause: a row the database refused is not an outage
             refused = isinstance(exc, sa_exc.DBAPIError) and not isinstance(
                 exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
@@ -128,7 +129,7 @@ class CallRecorder:
         if ok:
             self._saved.set()
         else:
-            session.ctx.metrics.persist_failures += 1
+            metrics.PERSIST_FAILURES.inc()
 
     async def _write(self, finished: FinishedCall) -> bool:
         for delay in (*self.retry_delays, None):

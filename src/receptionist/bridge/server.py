@@ -16,9 +16,11 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from types import FrameType
@@ -280,6 +282,7 @@ class _Supervisor:
                     self.stopping, code = True, 1
                     break
                 log.error("server process %d ended (%s); starting another", proc.pid, proc.exitcode)
+                _forget_metrics_of(proc.pid)
                 self.procs[i] = self._start_one()
         self._stop_all()
         return code
@@ -295,14 +298,53 @@ class _Supervisor:
                 proc.join()
 
 
+def _forget_metrics_of(pid: int | None) -> None:
+    """A dead server process's live gauges (active calls, loop lag) leave the sums; its
+    counters stay (its calls happened)."""
+    if pid is None:
+        return
+    from receptionist.observe.metrics import mark_process_dead
+
+    try:
+        mark_process_dead(pid)
+    except OSError as exc:  # the metrics only; the replacement starts all the same
+        log.warning("metrics of server process %d not cleared: %s", pid, exc)
+
+
+@contextlib.contextmanager
+def _shared_metrics_dir() -> Any:
+    """A fresh directory for this invocation's multiprocess metrics (prometheus_client), set
+    in PROMETHEUS_MULTIPROC_DIR before any server process starts (each picks the mode when it
+    first imports prometheus_client), removed at the end: a restart's counters start from zero
+    and no earlier run's files are summed in."""
+    from receptionist.observe.metrics import MULTIPROC_ENV
+
+    path = tempfile.mkdtemp(prefix="receptionist-metrics-")
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def serve_processes(settings: Settings) -> int:
+    with _shared_metrics_dir():
+        return _serve_processes(settings)
+
+
+def _serve_processes(settings: Settings) -> int:
     """Run `settings.workers` server processes on settings.host:port; returns the exit code.
 
     The parent keeps a socket bound to the port (SO_REUSEPORT, never listening: it takes no
     connections) for its whole life, so a port in use fails here with one clear error, port 0
     picks one port for every process, and no other program can take the port between a dead
     process and its replacement."""
-    os.environ["WORKERS"] = str(settings.workers)  # each process's /metrics says it is one of N
+    os.environ["WORKERS"] = str(settings.workers)  # each process's settings say it is one of N
     if settings.database_url.strip().lower().startswith("sqlite"):
         # the live feed is in-process on SQLite (store/live.py): calls, jobs and the API are
         # shared through the file, but an SSE stream sees only the calls of its own process

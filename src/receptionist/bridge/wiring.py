@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from starlette.applications import Starlette
 
 from receptionist import tracing
@@ -48,7 +46,5 @@ def app_from_env() -> Starlette:
     settings = load_settings()
     configure_logging(settings)
     tracing.setup_tracing()
-    ctx = build_context(settings)
-    if settings.workers > 1:  # one of several processes on the port: /metrics names which
-        ctx.metrics.process_label = str(os.getpid())
-    return create_app(ctx)
+    # several processes on the port share their metrics through PROMETHEUS_MULTIPROC_DIR
+    return create_app(build_context(settings))

@@ -25,6 +25,7 @@ from receptionist.notify.provider import (
     Provider,
     SendResult,
 )
+from receptionist.observe import metrics
 from receptionist.store.db import Database
 from receptionist.store.jobs import backoff_s
 from receptionist.store.notifications import (
@@ -153,6 +154,7 @@ class Dispatcher:
         for (c, result, values), ok in zip(outcomes, recorded, strict=True):
             status = values["status"]
             self.outcomes[status] = self.outcomes.get(status, 0) + 1
+            metrics.NOTIFICATIONS.labels(status, metrics.bounded(self.provider.name)).inc()
             level = logging.INFO if status in (NOTIFY_SENT, NOTIFY_LOGGED) else logging.WARNING
             reason = f" ({result.reason})" if result.reason else ""
             with logctx.bound(call_sid=c.call_sid, tenant=c.tenant, job="message", message_id=c.id):

@@ -23,13 +23,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
+from receptionist.observe import metrics
 from receptionist.postcall.actions import ActionDeps, decide_messages
 from receptionist.postcall.analysis import Analysis, validate_details
-from receptionist.postcall.costs import cost_call
+from receptionist.postcall.costs import CallCost, cost_call
 from receptionist.postcall.gemini_analyzer import AnalysisInvalid, AnalyzerError
 from receptionist.postcall.pricing import PricingTable, UnknownModelPrice
 from receptionist.store.calls import TokenUsage, get_call, upsert_token_usage
@@ -118,15 +120,26 @@ async def run_step(deps: PipelineDeps, claim: Claim, *, worker_id: str) -> str:
         return await _decide_messages(deps, claim, worker_id, row)
     if claim.stage == MESSAGES_QUEUED:
         try:
-            await cost_call(deps.db, claim.call_sid, deps.pricing)
+            cost = await cost_call(deps.db, claim.call_sid, deps.pricing)
         except UnknownModelPrice as exc:
             raise StepError(str(exc), retryable=False) from exc
+        _count_cost(deps, row["tenant"], cost)
         return await _advance(deps, claim, worker_id, COSTED, {})
     if claim.stage == COSTED:
         return await _advance(deps, claim, worker_id, EXOTEL_DETAILS, {})
     if claim.stage == EXOTEL_DETAILS:
         return await _exotel_details(deps, claim, worker_id, row)
     raise StepError(f"no step for stage {claim.stage!r}", retryable=False)
+
+
+def _count_cost(deps: PipelineDeps, tenant_id: str | None, cost: CallCost) -> None:
+    """The cost this step wrote (rows costed before, by an earlier try, are not added again),
+    by tenant: a tenant of the tenant files, or `unknown`."""
+    new = sum((line.cost for line in cost.lines if line.newly_costed), Decimal(0))
+    if not new:
+        return
+    known = bool(tenant_id) and tenant_id in deps.tenants.ids()
+    metrics.COST_USD.labels(tenant_id if known else "unknown").inc(float(new))
 
 
 async def _advance(

@@ -13,17 +13,23 @@ import dataclasses
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 
 from receptionist import logctx, tracing
 from receptionist.notify.dispatcher import Dispatcher
+from receptionist.observe import metrics
 from receptionist.postcall.pipeline import DONE, PENDING_STAGES, PipelineDeps, StepError, run_step
+from receptionist.store.backlog import pipeline_backlog
 from receptionist.store.jobs import STAGE_FAILED, Claim, claim, retry_later
 from receptionist.store.schema import utcnow
 
 log = logging.getLogger("receptionist.worker")
+
+#: How often a running worker counts the backlog for its gauge (one aggregate query).
+BACKLOG_REFRESH_S = 5.0
 
 
 def new_worker_id() -> str:
@@ -58,6 +64,7 @@ class Worker:
         self.wake = asyncio.Event()
         self.steps_done = 0
         self.steps_failed = 0
+        self._backlog_at = -BACKLOG_REFRESH_S  # monotonic time of the last count
 
     async def run_once(self) -> int:
         """Claim a batch and carry its calls through their due steps, side by side; returns the
@@ -101,6 +108,7 @@ class Worker:
             return await self._step_in_context(c)
 
     async def _step_in_context(self, c: Claim) -> str:
+        started = time.perf_counter()
         try:
             with tracing.pipeline_step(c.call_sid, c.tenant, c.stage) as span:
                 stage = await run_step(self.deps, c, worker_id=self.worker_id)
@@ -119,10 +127,13 @@ class Worker:
                 retryable=retryable,
             )
             self.steps_failed += 1
+            outcome = "failed" if stage == STAGE_FAILED else "retry"
+            metrics.PIPELINE_STAGE.labels(c.stage, outcome).observe(time.perf_counter() - started)
             level = logging.ERROR if stage == STAGE_FAILED else logging.WARNING
             log.log(level, "call %s: %s failed (%s) -> %s", c.call_sid, c.stage, reason, stage)
             return stage
         self.steps_done += 1
+        metrics.PIPELINE_STAGE.labels(c.stage, "ok").observe(time.perf_counter() - started)
         if stage == DONE:
             log.info("call %s: post-call pipeline done", c.call_sid)
         elif not stage:
@@ -161,6 +172,7 @@ class Worker:
         failures = 0
         while not stop.is_set():
             try:
+                await self.refresh_backlog()
                 busy = await self.run_once()
                 failures = 0
             except Exception as exc:  # database down: stay alive, back off, log once a while
@@ -175,6 +187,15 @@ class Worker:
                 async with asyncio.timeout(self.poll_s * min(2**failures, 30)):
                     await first_of(self.wake, stop)
         log.info("pipeline worker %s stopped", self.worker_id)
+
+    async def refresh_backlog(self, *, force: bool = False) -> None:
+        """Count the pipeline's backlog into its gauge, every BACKLOG_REFRESH_S at most."""
+        if not force and time.monotonic() - self._backlog_at < BACKLOG_REFRESH_S:
+            return
+        self._backlog_at = time.monotonic()
+        backlog = await pipeline_backlog(self.deps.db, PENDING_STAGES, self.clock())
+        metrics.PIPELINE_BACKLOG.labels("due").set(backlog.due)
+        metrics.PIPELINE_BACKLOG.labels("claimed").set(backlog.claimed)
 
 
 async def first_of(*events: asyncio.Event) -> None:
