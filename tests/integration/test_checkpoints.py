@@ -37,6 +37,7 @@ from receptionist.store.checkpoints import (
 from receptionist.store.db import Database
 from receptionist.store.schema import server_processes, utcnow
 from tests.pg import free_port
+from tests.prom import Changes
 
 TURNS = [
     {"speaker": "agent", "text": "Hello, Sweet Crumbs bakery!", "start_ms": 0, "end_ms": 900},
@@ -192,6 +193,7 @@ async def test_periodic_pass_reaps_another_machines_stale_heartbeat_only(
     me = ServerProcess.this_process()
     reaped: list[str] = []
     seen = asyncio.Event()
+    changes = Changes()
 
     def on_reaped(sids: list[str]) -> None:
         reaped.extend(sids)
@@ -220,6 +222,7 @@ async def test_periodic_pass_reaps_another_machines_stale_heartbeat_only(
         stop.set()
         await task
     assert reaped == ["CAgone"]
+    assert changes("receptionist_calls_server_lost_total") == 1
     gone_row, alive_row = await get_call(db, "CAgone"), await get_call(db, "CAalive")
     assert gone_row is not None and alive_row is not None
     assert (gone_row["end_reason"], gone_row["stage"]) == ("server_lost", "transcript_saved")

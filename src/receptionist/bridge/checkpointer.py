@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from receptionist.observe import metrics
 from receptionist.store.checkpoints import (
     Checkpoint,
     LostCall,
@@ -236,6 +237,7 @@ class Checkpointer:
             self.db, self.me, lost_after_s=self.lost_after_s, max_call_s=self.max_call_s
         )
         if closed:
+            metrics.CALLS_SERVER_LOST.inc(len(closed))
             log.warning(
                 "closed %d call(s) of server processes that are gone (server_lost): %s",
                 len(closed),

@@ -94,6 +94,10 @@ CLEARS_SENT = Counter("receptionist_clears_sent", "Exotel `clear` frames sent (b
 PERSIST_FAILURES = Counter(
     "receptionist_persist_failures", "Call rows the database could not take (spooled to disk)."
 )
+CALLS_SERVER_LOST = Counter(
+    "receptionist_calls_server_lost",
+    "Live calls of a server process that died, closed by a reaper (end reason server_lost).",
+)
 LIVE_EVENTS_DROPPED = Counter(
     "receptionist_live_events_dropped",
     "Events of the owner's live view the database could not take (the calls are unaffected).",
