@@ -214,6 +214,8 @@ class Failure:
     go_away_after_s: float | None = None  # send goAway this many seconds after setupComplete
     go_away_time_left: str = "10s"
     fail_setup: bool = False  # close 1011 right after receiving setup
+    #: sessions from this index on fail like ``fail_setup`` (a service that stays down)
+    fail_sessions_from: int | None = None
     accept_delay_s: float = 0.0  # slow opening handshake
     hold_handshake: Hold | None = None  # the opening handshake waits until released
     #: a model whose setup takes no ``historyConfig``: close 1007 naming the unknown field
@@ -565,7 +567,9 @@ class _Session:
             await ws.close(1007, HISTORY_CONFIG_REFUSED)
             return
         self._apply_setup(setup)
-        if fake.failure.fail_setup:
+        down_from = fake.failure.fail_sessions_from
+        if fake.failure.fail_setup or (down_from is not None and rec.index >= down_from):
+            rec.error = "setup failed (fault)"
             await ws.close(INTERNAL_ERROR_CODE, INTERNAL_ERROR_REASON)
             return
         handle = _get(_get(setup, "session_resumption"), "handle")

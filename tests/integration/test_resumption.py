@@ -1,0 +1,161 @@
+"""Gemini Live faults on real calls: the Live double drops the connection or sends goAway at
+chosen points (the model speaking, the caller speaking), and the call goes on on a new session:
+the caller is answered, the audio they sent meanwhile reaches the new session, the transcript
+has every turn once (a turn the model was speaking when its session was lost is kept as cut),
+and the row is stored. Repeated faults end the call cleanly through the engine-failure path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from receptionist.engines import gemini_live
+from receptionist.sim.caller import CallerScript, CallOptions, CallResult, place_call
+from receptionist.sim.gemini_live import CallScript, Failure, FakeGeminiLive, ScriptedTurn
+from receptionist.store.calls import get_call
+from receptionist.store.db import Database
+from tests.integration.bridge_harness import running_bridge
+
+LONG = (
+    "Sure, we bake chocolate, vanilla and black forest cakes every morning, and we can write"
+    " a name on top if you tell us a day ahead."
+)
+TURNS = [
+    ScriptedTurn(heard="I want a cake.", reply=LONG),
+    ScriptedTurn(heard="Chocolate, please.", reply="Done, see you Saturday."),
+]
+SAID = ["I would like to order a birthday cake for Saturday.", "Chocolate, please."]
+# The caller waits this long after the agent's audio stops before speaking again: longer than
+# a loopback reconnect, so each utterance follows the answer it waits for.
+QUIET_MS = 1500
+
+
+async def _call(db: Database, tmp_path: Path, fake: FakeGeminiLive, **settings: Any) -> Any:
+    async with running_bridge(db, tmp_path, fake, **settings) as bridge:
+        result = await place_call(
+            CallOptions(url=bridge.url("bakery"), realtime=False, max_call_s=60),
+            CallerScript(utterances=SAID, agent_quiet_ms=QUIET_MS),
+        )
+    row = await get_call(db, result.call_sid)
+    assert row is not None, "the call's row was not stored"
+    return result, row
+
+
+def _fake(failure: Failure, **kw: Any) -> FakeGeminiLive:
+    return FakeGeminiLive(script=CallScript(turns=TURNS, greeting="Hello."), failure=failure, **kw)
+
+
+def _said(row: dict[str, Any], speaker: str) -> list[str]:
+    return [t["text"] for t in row["transcript"] if t["speaker"] == speaker]
+
+
+def _event(row: dict[str, Any], kind: str) -> str:
+    found = [e["detail"] for e in row["events"] if e["kind"] == kind]
+    assert len(found) == 1, row["events"]
+    return str(found[0])
+
+
+def _answered(result: CallResult) -> None:
+    assert result.ok, result.error
+    assert len(result.response_ms) == len(SAID)  # every turn, the one hit by the fault too
+
+
+def _no_hole(row: dict[str, Any], *, cut: bool) -> None:
+    """Each caller turn once, each reply in full after it; a reply lost mid-way is kept as cut."""
+    assert row["status"] == "completed", (row["end_reason"], row["error"])
+    assert _said(row, "caller") == [t.heard for t in TURNS]
+    turns = [(t["speaker"], t["text"], bool(t.get("interrupted"))) for t in row["transcript"]]
+    full = [("caller", TURNS[0].heard, False), ("agent", LONG, False)]
+    if cut:  # what the caller heard of the lost reply, then the new session's whole answer
+        heard = turns[2][1]
+        assert turns[2][0] == "agent" and turns[2][2] and heard and LONG.startswith(heard)
+        full.insert(1, ("agent", heard, True))
+    full += [("caller", TURNS[1].heard, False), ("agent", TURNS[1].reply, False)]
+    assert turns == [("agent", "Hello.", False), *full]
+
+
+async def test_drop_while_the_model_speaks(sqlite_db: Database, tmp_path: Path) -> None:
+    fake = _fake(Failure(drop_mid_reply_ms=1000))
+    async with fake:
+        result, row = await _call(sqlite_db, tmp_path, fake)
+    _answered(result)
+    first, second = fake.sessions[0], fake.sessions[1]
+    assert first.faults and first.faults[0][0] == "drop"
+    assert second.resumed_from == first.resumption_handles[-1]  # the greeting's
+    assert second.heard == [t.heard for t in TURNS]  # heard the question again, then the next
+    _no_hole(row, cut=True)
+    assert "cause=dropped" in (ev := _event(row, "engine_resumed")) and "cut_turn=True" in ev
+
+
+async def test_drop_while_the_caller_speaks(sqlite_db: Database, tmp_path: Path) -> None:
+    fake = _fake(Failure(drop_mid_speech_ms=400), record_audio=True)
+    async with fake:
+        result, row = await _call(sqlite_db, tmp_path, fake)
+    _answered(result)
+    first, second = fake.sessions[0], fake.sessions[1]
+    handle = first.resumption_handles[-1]
+    assert second.resumed_from == handle
+    # Everything the first session got after its last handle reaches the second, first and in
+    # order, then the rest of the call: no byte of the caller's audio is lost or doubled.
+    since = bytes(first.audio_pcm[first.handle_audio_bytes[handle] :])
+    assert len(since) > 400 * 32  # the 400 ms of speech before the drop, at least
+    assert bytes(second.audio_pcm[: len(since)]) == since
+    engine_got = first.handle_audio_bytes[handle] + second.audio_bytes
+    assert abs(engine_got - result.media_sent * 3200) <= 3200  # 100 ms frames at 16 kHz
+    # The second session heard the whole first utterance, not only what came after the drop.
+    assert second.heard == [t.heard for t in TURNS] and not first.caller_turns
+    assert second.caller_turns[0].speech_ms > 1000
+    _no_hole(row, cut=False)
+    assert "cause=dropped" in _event(row, "engine_resumed")
+
+
+async def test_go_away_while_the_model_speaks(sqlite_db: Database, tmp_path: Path) -> None:
+    fake = _fake(Failure(go_away_mid_reply_ms=300, go_away_time_left="10s"))
+    async with fake:
+        result, row = await _call(sqlite_db, tmp_path, fake)
+    _answered(result)
+    first, second = fake.sessions[0], fake.sessions[1]
+    assert first.go_away_sent_at is not None
+    # The reply is finished on the old session; the switch comes right after, from the handle
+    # that includes it, well before the time is up.
+    assert first.replies[-1].completed and first.heard == [TURNS[0].heard]
+    assert second.resumed_from == first.resumption_handles[-1] and second.heard == [TURNS[1].heard]
+    assert first.close_code == 1000  # closed by the bridge, not by the service's deadline
+    _no_hole(row, cut=False)
+    assert "cause=go_away" in (ev := _event(row, "engine_resumed")) and "cut_turn=False" in ev
+    assert "engine_go_away" in {e["kind"] for e in row["events"]}
+
+
+async def test_refused_resumption_starts_afresh_with_the_conversation(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    fake = _fake(Failure(drop_mid_reply_ms=1000, refuse_resumption=True))
+    async with fake:
+        result, row = await _call(sqlite_db, tmp_path, fake)
+    _answered(result)
+    refused, fresh = fake.sessions[1], fake.sessions[2]
+    assert refused.close_code == 1007 and refused.resumed_from is None
+    # A fresh session told the conversation before the lost turn as its initial history.
+    assert fresh.resumed_from is None and fresh.history[-1] == {"role": "model", "text": "Hello."}
+    assert fresh.heard == [t.heard for t in TURNS]
+    _no_hole(row, cut=True)
+    assert "attempts=2" in _event(row, "engine_reconnected")
+
+
+async def test_repeated_drops_end_the_call_cleanly(sqlite_db: Database, tmp_path: Path) -> None:
+    failed = gemini_live.RECONNECTS["failed"]
+    fake = _fake(Failure(drop_mid_reply_ms=1000, fail_sessions_from=1))
+    async with fake:
+        result, row = await _call(
+            sqlite_db, tmp_path, fake, gemini_reconnect_attempts=3, gemini_reconnect_deadline_s=5
+        )
+    assert result.closed_by == "server" and result.close_code == 1000
+    assert len(fake.sessions) == 4  # the first, then three tries
+    assert gemini_live.RECONNECTS["failed"] == failed + 1
+    assert row["status"] == "failed" and row["end_reason"] == "engine_error"
+    assert "no new session after 3 attempts" in row["error"]
+    # Saved with what was said: the greeting, the question, and the reply marked unfinished.
+    turns = row["transcript"]
+    assert [t["speaker"] for t in turns] == ["agent", "caller", "agent"]
+    assert turns[1]["text"] == TURNS[0].heard
+    assert turns[2].get("incomplete") and LONG.startswith(turns[2]["text"])
