@@ -6,35 +6,33 @@ and the row is stored. Repeated faults end the call cleanly through the engine-f
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from receptionist.engines import gemini_live
 from receptionist.sim.caller import CallerScript, CallOptions, CallResult, place_call
-from receptionist.sim.gemini_live import CallScript, Failure, FakeGeminiLive, ScriptedTurn
+from receptionist.sim.gemini_live import CallScript, Failure, FakeGeminiLive, Hold, ScriptedTurn
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
 from tests.integration.bridge_harness import running_bridge
 
-LONG = (
-    "Sure, we bake chocolate, vanilla and black forest cakes every morning, and we can write"
-    " a name on top if you tell us a day ahead."
-)
+LONG = "Sure, we bake chocolate and vanilla cakes."  # 2.7 s of audio
 TURNS = [
     ScriptedTurn(heard="I want a cake.", reply=LONG),
-    ScriptedTurn(heard="Chocolate, please.", reply="Done, see you Saturday."),
+    ScriptedTurn(heard="Chocolate, please.", reply="Done."),
 ]
 SAID = ["I would like to order a birthday cake for Saturday.", "Chocolate, please."]
 # The caller waits this long after the agent's audio stops before speaking again: longer than
 # a loopback reconnect, so each utterance follows the answer it waits for.
-QUIET_MS = 1500
+QUIET_MS = 1200
 
 
 async def _call(db: Database, tmp_path: Path, fake: FakeGeminiLive, **settings: Any) -> Any:
     async with running_bridge(db, tmp_path, fake, **settings) as bridge:
         result = await place_call(
             CallOptions(url=bridge.url("bakery"), realtime=False, max_call_s=60),
-            CallerScript(utterances=SAID, agent_quiet_ms=QUIET_MS),
+            CallerScript(utterances=SAID, agent_quiet_ms=QUIET_MS, hangup_after_ms=200),
         )
     row = await get_call(db, result.call_sid)
     assert row is not None, "the call's row was not stored"
@@ -124,6 +122,36 @@ async def test_go_away_while_the_model_speaks(sqlite_db: Database, tmp_path: Pat
     _no_hole(row, cut=False)
     assert "cause=go_away" in (ev := _event(row, "engine_resumed")) and "cut_turn=False" in ev
     assert "engine_go_away" in {e["kind"] for e in row["events"]}
+
+
+async def test_go_away_when_the_turn_outlasts_the_time_left(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    # The reply stops at 500 ms (a model still speaking) and goAway gives 1.5 s: the engine
+    # switches 1 s before the time is up, mid-turn, from the greeting's handle.
+    hold = Hold(after_ms=500)
+    turns = [ScriptedTurn(TURNS[0].heard, LONG, hold=hold), TURNS[1]]
+    failure = Failure(go_away_mid_reply_ms=200, go_away_time_left="1.5s")
+    fake = FakeGeminiLive(script=CallScript(turns=turns, greeting="Hello."), failure=failure)
+    async with fake, running_bridge(sqlite_db, tmp_path, fake) as bridge:
+        call = asyncio.create_task(
+            place_call(
+                CallOptions(url=bridge.url("bakery"), realtime=False, max_call_s=60),
+                CallerScript(utterances=SAID, agent_quiet_ms=QUIET_MS, hangup_after_ms=200),
+            )
+        )
+        await hold.wait_reached()
+        await fake.wait_closed(0, within_s=10)  # the engine moves off it on its own
+        hold.release()  # the resumed session answers the question in full
+        result = await call
+    row = await get_call(sqlite_db, result.call_sid)
+    assert row is not None
+    _answered(result)
+    first, second = fake.sessions[0], fake.sessions[1]
+    assert not first.replies[-1].completed  # its turn never ended: lost with the session
+    assert second.resumed_from == first.resumption_handles[-1]
+    _no_hole(row, cut=True)
+    assert "cause=go_away" in (ev := _event(row, "engine_resumed")) and "cut_turn=True" in ev
 
 
 async def test_refused_resumption_starts_afresh_with_the_conversation(

@@ -1024,6 +1024,7 @@ class FakeGeminiLive:
         self._live: dict[int, _Session] = {}
         self.rejected_paths: list[str] = []
         self._session_added = asyncio.Event()
+        self._session_closed = asyncio.Event()
         self._server: Server | None = None
         self._port: int | None = None
         self._host = "127.0.0.1"
@@ -1113,6 +1114,13 @@ class FakeGeminiLive:
             return (1007, INVALID_HANDLE_REASON)
         return None
 
+    async def wait_closed(self, index: int, within_s: float = 5.0) -> None:
+        """Wait until session ``index`` has closed (TimeoutError after ``within_s``)."""
+        async with asyncio.timeout(within_s):
+            while len(self.sessions) <= index or self.sessions[index].closed_at is None:
+                self._session_closed.clear()
+                await self._session_closed.wait()
+
     async def wait_for_sessions(self, n: int, within_s: float = 5.0) -> None:
         """Wait until at least ``n`` sessions have connected (TimeoutError after ``within_s``)."""
         async with asyncio.timeout(within_s):
@@ -1182,6 +1190,7 @@ class FakeGeminiLive:
                     await ws.close()
             rec.close_code = ws.close_code
             rec.close_reason = ws.close_reason
+            self._session_closed.set()
 
 
 async def serve_forever(host: str = "127.0.0.1", port: int = 0, **kw: Any) -> None:
