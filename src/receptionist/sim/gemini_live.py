@@ -73,6 +73,20 @@ Protocol summary (see /work/shared/PROTOCOLS.md "Gemini Live API"):
   (``ScriptedTurn.hold``, ``CallScript.greeting_hold``) or on the handshake
   (``Failure.hold_handshake``) stops the double there until the test releases it.
 
+* Faults and resumption (:class:`Failure`, or ``FakeGeminiLive.drop``/``go_away`` for a test
+  to fire them itself): the connection is cut (TCP abort, no close frame, or a
+  close with a chosen code) or ``goAway`` is sent, at a point in a reply or in the caller's
+  speech; after ``goAway`` the connection is closed (1011 "Deadline expired ...") when
+  ``timeLeft`` is up. Each ``sessionResumptionUpdate`` handle (``resumable: true``, issued
+  after every completed reply, never mid-reply, as the real service marks such points not
+  resumable) restores the context as it was then: script position, greeting, history, usage
+  counters. A setup carrying ``sessionResumption.handle`` resumes from it; an unknown,
+  expired (``handle_ttl_s``, the documented 2 hours after the session closed) or refused
+  handle gets close 1007. What a resumed session does not have: the reply in flight and any
+  caller audio received after the handle (the client must send it again). With
+  ``record_audio=True`` each session keeps the caller audio it received, and the audio
+  offset of each handle, so a test can check what reached which session, in order.
+
 SDK behaviour worth knowing: ``session.receive()`` ends after every ``turnComplete``; any
 server close (even 1000) while receiving raises ``errors.APIError`` with the close code
 (1011 → ``APIError(code=1011)``; codes 4xx/5xx would map to ClientError/ServerError).
@@ -220,9 +234,9 @@ class Failure:
     hold_handshake: Hold | None = None  # the opening handshake waits until released
     #: a model whose setup takes no ``historyConfig``: close 1007 naming the unknown field
     reject_history_config: bool = False
-    #: Faults at chosen points, on the first ``fault_sessions`` sessions only (later sessions,
-    #: e.g. the resumed one, run clean): drop the connection after this much of a scripted
-    #: reply's audio (the model speaking), or after this much caller speech in a turn.
+    #: Faults at chosen points, on the first ``fault_sessions`` sessions only and never on a
+    #: resumed one (so a call meets each fault once): drop the connection after this much of
+    #: a scripted reply's audio (the model speaking), or after this much caller speech.
     drop_mid_reply_ms: float | None = None
     drop_mid_speech_ms: float | None = None
     #: send goAway after this much of a scripted reply's audio (then close when time is up)
@@ -619,6 +633,7 @@ class _Session:
         self.ctx_out_text_tokens = snap["ctx_out_text_tokens"]
         self.rec.history = [dict(h) for h in snap["history"]]
         self.history_open = False  # a resumed session has its history already
+        self.faulty = False  # faults hit a call's first session, not the one resumed after
 
     async def _issue_handle(self) -> None:
         rec = self.rec
