@@ -33,7 +33,7 @@ def _engine(buffer_s: float) -> GeminiLiveEngine:
 
 
 def _chunk(i: int) -> bytes:
-    return bytes([i]) * 1600  # 50 ms at 16 kHz
+    return bytes([0, 40 + i]) * 800  # 50 ms at 16 kHz, loud (speech)
 
 
 async def test_audio_since_the_handle_is_replayed_in_order_and_bounded() -> None:
@@ -62,6 +62,20 @@ async def test_audio_into_a_dead_socket_is_kept_for_the_next_session() -> None:
     new = Socket()
     await engine._flush_replay(new)
     assert new.sent == [_chunk(7)]
+
+
+async def test_long_silence_is_kept_short_in_the_replay() -> None:
+    engine = _engine(buffer_s=10)
+    engine._ws = Socket()
+    quiet = bytes(1600)  # 50 ms of silence
+    for _ in range(40):  # 2 s: only the first second is kept
+        await engine.send_audio(quiet)
+    await engine.send_audio(_chunk(1))
+    await engine.send_audio(quiet)  # a new stretch starts
+    new = Socket()
+    await engine._flush_replay(new)
+    assert new.sent == [quiet] * 20 + [_chunk(1), quiet]
+    assert len(engine._ws.sent) == 42  # the live session got all of it
 
 
 def test_a_reheard_question_is_not_passed_on_twice() -> None:

@@ -26,6 +26,7 @@ from google import genai
 from google.genai import types
 from websockets.exceptions import ConnectionClosed
 
+from receptionist.audio import rms
 from receptionist.engines.base import (
     AgentAudio,
     AgentTranscript,
@@ -52,6 +53,11 @@ GO_AWAY_DEFAULT_S = 10.0  # a goAway without timeLeft
 RECONNECT_BACKOFF_S = 0.2  # the first wait between tries to open a replacement, then doubled
 RECONNECT_BACKOFF_MAX_S = 2.0
 MAX_LOG_TURNS = 60  # turns of text kept for a fresh replacement session's history
+# The replay keeps at most this much of each stretch of caller silence (RMS below the level):
+# enough for the model to end a turn the same way, while the buffer holds mostly speech
+# (a caller listening to a long answer would otherwise fill it with silence, 32 KB a second).
+REPLAY_SILENCE_KEEP_S = 1.0
+REPLAY_SILENCE_RMS = 500.0
 
 #: Sessions replaced in this process, by outcome: "resumed" (from a handle), "fresh" (the
 #: handle was refused or there was none: the conversation so far sent as history), "failed"
@@ -149,6 +155,8 @@ class GeminiLiveEngine:
         self._replay_next = 0  # sequence number of the next chunk appended
         self._replay_cap = int(cfg.resume_buffer_s * INPUT_RATE * 2)
         self._replay_dropped = 0  # bytes lost to the cap since the last handle
+        self._replay_quiet = 0  # bytes of the current stretch of caller silence
+        self._replay_quiet_keep = int(REPLAY_SILENCE_KEEP_S * INPUT_RATE * 2)
         self._go_away_at: float | None = None  # switch by then (monotonic), turn or not
         self._model_busy = False  # a model turn is being produced
         self._output_since_handle = False  # model output since the last handle
@@ -286,6 +294,20 @@ class GeminiLiveEngine:
             self._pending_says.append(text)
 
     async def send_audio(self, pcm: bytes) -> None:
+        if rms(pcm) >= REPLAY_SILENCE_RMS:
+            self._replay_quiet = 0
+        else:
+            self._replay_quiet += len(pcm)
+        if self._replay_quiet <= self._replay_quiet_keep:
+            self._keep(pcm)
+        if self._switching:
+            return
+        try:  # noqa: SIM105 (per frame: a try costs nothing, a suppress() context does)
+            await self._ws.send(audio_frame(pcm))
+        except (ConnectionClosed, OSError):
+            pass  # the event loop sees the loss and replaces the session; this is in the replay
+
+    def _keep(self, pcm: bytes) -> None:
         replay = self._replay
         replay.append(pcm)
         self._replay_next += 1
@@ -295,12 +317,6 @@ class GeminiLiveEngine:
             self._replay_bytes -= lost
             self._replay_first += 1
             self._replay_dropped += lost
-        if self._switching:
-            return
-        try:  # noqa: SIM105 (per frame: a try costs nothing, a suppress() context does)
-            await self._ws.send(audio_frame(pcm))
-        except (ConnectionClosed, OSError):
-            pass  # the event loop sees the loss and replaces the session; this is in the replay
 
     async def events(self) -> AsyncIterator[EngineEvent]:
         while True:
@@ -418,10 +434,15 @@ class GeminiLiveEngine:
             left = deadline - time.monotonic()
             try:
                 handle = self._handle if resume else None
-                stack, session = await self._open(handle, history=not resume, timeout_s=left)
-                new_ws = _socket_of(session)
-                if not resume and self._log and self.model not in _NO_INITIAL_HISTORY:
-                    await self._send_history(session)
+                timeout = min(left, cfg.connect_timeout_s)
+                stack, session = await self._open(handle, history=not resume, timeout_s=timeout)
+                try:
+                    new_ws = _socket_of(session)
+                    if not resume and self._log and self.model not in _NO_INITIAL_HISTORY:
+                        await self._send_history(session)
+                except BaseException:
+                    await _close_quietly(stack)  # never leave a session open (it is billed)
+                    raise
                 break
             except (EngineError, ConnectionClosed, OSError) as exc:
                 error = _describe(exc) if not isinstance(exc, EngineError) else str(exc)
