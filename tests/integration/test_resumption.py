@@ -180,6 +180,21 @@ async def test_refused_resumption_starts_afresh_with_the_conversation(
     assert "attempts=2" in _event(row, "engine_reconnected")
 
 
+async def test_sessions_that_keep_dropping_end_the_call(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    # Every session is cut 400 ms into the caller's speech, the resumed ones too: each
+    # replacement opens, then dies before the model can answer, and the engine gives up.
+    fake = _fake(Failure(drop_mid_speech_ms=400, fault_sessions=10**9, refuse_resumption=True))
+    async with fake:
+        result, row = await _call(
+            sqlite_db, tmp_path, fake, gemini_reconnect_attempts=2, gemini_reconnect_deadline_s=5
+        )
+    assert result.closed_by == "server" and row["status"] == "failed"
+    assert "lost before the model could finish a turn" in row["error"]
+    assert [t["speaker"] for t in row["transcript"]] == ["agent"]  # the greeting, and no hole
+
+
 async def test_repeated_drops_end_the_call_cleanly(sqlite_db: Database, tmp_path: Path) -> None:
     failed = gemini_live.RECONNECTS["failed"]
     fake = _fake(Failure(drop_mid_reply_ms=1000, fail_sessions_from=1))

@@ -171,6 +171,7 @@ class GeminiLiveEngine:
         self._agent_open: list[str] = []
         self._fail_reason = ""
         self.reconnects = 0  # sessions replaced on this call
+        self._unsettled = 0  # replacements since the model last finished a turn
         self.audio_dropped_ms = 0.0  # caller audio lost to the replay cap, whole call
 
     def _connect_config(self, handle: str | None, history: bool) -> types.LiveConnectConfig:
@@ -384,6 +385,7 @@ class GeminiLiveEngine:
             self._agent_open.append(event.text)  # type: ignore[union-attr]
         elif kind is TurnComplete or kind is Interrupted:
             self._model_busy = self._mute_caller = False
+            self._unsettled = 0
             self._commit_turn()
         elif kind is GoingAway:
             left = event.time_left_s  # type: ignore[union-attr]
@@ -419,6 +421,14 @@ class GeminiLiveEngine:
         bounded tries with backoff. The caller's audio since the handle is replayed into it.
         None: given up (`_fail_reason` says why)."""
         cfg = self._cfg
+        if self._unsettled >= cfg.reconnect_attempts:  # sessions that open, then die at once
+            RECONNECTS["failed"] += 1
+            self._fail_reason = (
+                f"{self._fail_reason}; {self._unsettled} replacement sessions lost before the"
+                " model could finish a turn"
+            )[:300]
+            return None
+        self._unsettled += 1
         self._switching = True
         t0 = time.monotonic()
         deadline = t0 + cfg.reconnect_deadline_s

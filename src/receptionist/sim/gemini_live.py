@@ -73,19 +73,19 @@ Protocol summary (see /work/shared/PROTOCOLS.md "Gemini Live API"):
   (``ScriptedTurn.hold``, ``CallScript.greeting_hold``) or on the handshake
   (``Failure.hold_handshake``) stops the double there until the test releases it.
 
-* Faults and resumption (:class:`Failure`, or ``FakeGeminiLive.drop``/``go_away`` for a test
-  to fire them itself): the connection is cut (TCP abort, no close frame, or a
-  close with a chosen code) or ``goAway`` is sent, at a point in a reply or in the caller's
-  speech; after ``goAway`` the connection is closed (1011 "Deadline expired ...") when
-  ``timeLeft`` is up. Each ``sessionResumptionUpdate`` handle (``resumable: true``, issued
+* Faults and resumption (:class:`Failure`, or ``FakeGeminiLive.drop``/``go_away`` for a test to
+  fire them itself): the connection is cut (TCP abort, no close frame, or a close with a chosen
+  code) or ``goAway`` is sent, at a point in a reply or in the caller's speech; after ``goAway``
+  the connection is closed (1011 "Deadline expired ...") when ``timeLeft`` is up. Each
+  ``sessionResumptionUpdate`` handle (``resumable: true``, issued after an initial history and
   after every completed reply, never mid-reply, as the real service marks such points not
   resumable) restores the context as it was then: script position, greeting, history, usage
-  counters. A setup carrying ``sessionResumption.handle`` resumes from it; an unknown,
-  expired (``handle_ttl_s``, the documented 2 hours after the session closed) or refused
-  handle gets close 1007. What a resumed session does not have: the reply in flight and any
-  caller audio received after the handle (the client must send it again). With
-  ``record_audio=True`` each session keeps the caller audio it received, and the audio
-  offset of each handle, so a test can check what reached which session, in order.
+  counters. A setup carrying ``sessionResumption.handle`` resumes from it; an unknown, expired
+  (``handle_ttl_s``, the documented 2 hours after the session closed) or refused handle gets
+  close 1007. What a resumed session does not have: the reply in flight and any caller audio
+  received after the handle (the client must send it again). With ``record_audio=True`` each
+  session keeps the caller audio it received, and the audio offset of each handle, so a test can
+  check what reached which session, in order.
 
 SDK behaviour worth knowing: ``session.receive()`` ends after every ``turnComplete``; any
 server close (even 1000) while receiving raises ``errors.APIError`` with the close code
@@ -790,6 +790,8 @@ class _Session:
     async def _on_client_content(self, cc: dict[str, Any]) -> None:
         if self.history_open:
             self._on_history(cc)
+            if not self.history_open and self.resumption:
+                await self._issue_handle()  # a resumable point: the context is complete
             return
         text = _content_text(_get(cc, "turns"))
         quoted = _QUOTED.search(text)
