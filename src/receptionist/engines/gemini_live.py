@@ -3,9 +3,19 @@
 One `genai.Client` per process (it holds the HTTP/TLS set-up); one Live session per call, opened
 by the SDK (URL, key, setup frame, errors) which also sends the text turns. Audio frames and
 server messages go over the SDK session's own socket through `live_wire` (the SDK's per-frame
-pydantic round trips were ~40 % of the bridge's CPU). A `goAway` is answered by opening a new
-session with the latest resumption handle and swapping it in between turns, so a long call
-survives the server's connection limit.
+pydantic round trips were ~40 % of the bridge's CPU).
+
+A lost session does not end the call. After `goAway` the session is replaced at the first
+moment between turns with a fresh resumption handle, or just before the announced time is up
+whatever the model is doing; a connection that drops or errors is replaced at once. The new
+session resumes from the latest handle (`sessionResumptionUpdate` with `resumable: true`; the
+service keeps them ~2 h); if there is none, or the service refuses it, a fresh session is told
+the conversation so far as initial history. Tries are bounded (attempts and a deadline, with
+backoff), then the call ends through the engine-failure path. A handle's state holds neither
+the model's turn in flight nor the caller audio sent after it, so the caller's audio since the
+latest handle is kept (bounded; long silences kept short) and sent to the new session first,
+in order, with what the caller says while no session is up; the lost turn is reported as cut
+(`Reconnected.cut_turn`) and the new session answers afresh.
 """
 
 from __future__ import annotations
@@ -485,7 +495,7 @@ class GeminiLiveEngine:
         for text in again + self._pending_says:
             await self.say(text)
         self._pending_says = []
-        self._model_busy = False
+        self._model_busy = self._output_since_handle = False  # the new session: none yet
         self._mute_caller = cut and redo
         gap_ms = (time.monotonic() - t0) * 1000.0
         dropped_ms = self._replay_dropped / (2 * INPUT_RATE) * 1000.0
