@@ -431,14 +431,15 @@ class GeminiLiveEngine:
         bounded tries with backoff. The caller's audio since the handle is replayed into it.
         None: given up (`_fail_reason` says why)."""
         cfg = self._cfg
-        if self._unsettled >= cfg.reconnect_attempts:  # sessions that open, then die at once
-            RECONNECTS["failed"] += 1
-            self._fail_reason = (
-                f"{self._fail_reason}; {self._unsettled} replacement sessions lost before the"
-                " model could finish a turn"
-            )[:300]
-            return None
-        self._unsettled += 1
+        if cause == "dropped":  # (a goAway is the service's routine, not a failing line)
+            if self._unsettled >= cfg.reconnect_attempts:  # sessions that open, then die
+                RECONNECTS["failed"] += 1
+                self._fail_reason = (
+                    f"{self._fail_reason}; {self._unsettled} replacement sessions lost before"
+                    " the model could finish a turn"
+                )[:300]
+                return None
+            self._unsettled += 1
         self._switching = True
         t0 = time.monotonic()
         deadline = t0 + cfg.reconnect_deadline_s
