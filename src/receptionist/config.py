@@ -87,6 +87,16 @@ class Settings(BaseSettings):
     )
     gemini_voice: str | None = Field(None, description="Default prebuilt voice (tenant overrides).")
     gemini_connect_timeout_s: float = Field(10.0, gt=0)
+    # A dropped Live connection (or one closing after goAway) is replaced by a resumed session:
+    gemini_reconnect_attempts: int = Field(
+        4, ge=1, le=20, description="Tries to open a replacement Live session before giving up."
+    )
+    gemini_reconnect_deadline_s: float = Field(
+        8.0, gt=0, le=60, description="Give up replacing a lost Live session after this long."
+    )
+    gemini_resume_buffer_s: float = Field(
+        10.0, ge=0, le=60, description="Caller audio kept to replay into a replacement session."
+    )
 
     # --- server --------------------------------------------------------------------------------
     host: str = "0.0.0.0"

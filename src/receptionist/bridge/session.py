@@ -43,6 +43,7 @@ from receptionist.engines.base import (
     GoingAway,
     GreetsFromCache,
     Interrupted,
+    Reconnected,
     TurnComplete,
     Usage,
     VoiceEngine,
@@ -628,6 +629,8 @@ class CallSession:
             elif type(ev) is GoingAway:
                 metrics.ENGINE_GO_AWAYS.labels(metrics.bounded(engine.name)).inc()
                 self.note("engine_go_away", f"time_left={ev.time_left_s}", level=logging.INFO)
+            elif type(ev) is Reconnected:
+                await self._engine_reconnected(ev)
             elif type(ev) is EngineClosed:
                 if ev.error and self._hangup is None:
                     metrics.ENGINE_ERRORS.labels(metrics.bounded(engine.name), "session_lost").inc()
@@ -635,6 +638,27 @@ class CallSession:
                     log.error("call %s: %s", self.call_sid, ev.error)
                     await self._close(1000, "assistant unavailable")
                 return
+
+    async def _engine_reconnected(self, ev: Reconnected) -> None:
+        """The engine replaced its model session and the call goes on. A turn the model was
+        speaking is lost with the old session: what the caller heard of it is kept, marked
+        interrupted (cut), and the new session answers afresh; caller words the new session
+        hears again are not written twice."""
+        self.note(
+            "engine_resumed" if ev.resumed else "engine_reconnected",
+            f"cause={ev.cause} attempts={ev.attempts} gap_ms={ev.gap_ms:.0f}"
+            f" replayed_ms={ev.replayed_ms:.0f} dropped_ms={ev.dropped_ms:.0f}"
+            f" cut_turn={ev.cut_turn}",
+            level=logging.INFO,
+        )
+        if ev.cut_turn:
+            chunker, out_rs = self._chunker, self._out_rs
+            tail = chunker.push(out_rs.flush()) + chunker.flush()
+            if tail:
+                await self._send_audio(tail, self._send, self._emit, self._rate)
+            await self._turn_done(interrupted=True)
+        elif ev.redo_caller:
+            self.transcript.drop_open_caller()
 
     async def _send_audio(
         self, chunks: list[bytes], send: Any, emit: exotel.Emitter, rate: int

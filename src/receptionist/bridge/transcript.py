@@ -73,6 +73,11 @@ class TranscriptRecorder:
             self.turns.append(turn)
         return turn
 
+    def drop_open_caller(self) -> None:
+        """Forget the caller's words not yet committed: the engine's new session hears them
+        again and sends their text anew (see engines.base.Reconnected)."""
+        self._caller = None
+
     def cut_last_agent_turn(self, t_ms: float) -> bool:
         """The caller spoke over an agent turn that was complete but still playing (an engine
         that hands over its audio faster than it is played): mark that turn interrupted."""

@@ -62,6 +62,26 @@ class GoingAway:
 
 
 @dataclass(frozen=True, slots=True)
+class Reconnected:
+    """The engine replaced its model session (a goAway, or a dropped connection) and the call
+    goes on. `resumed`: the server restored the conversation from a resumption handle; else a
+    fresh session was given the conversation so far. `cut_turn`: the model's turn in flight was
+    lost (the bridge records it as cut, not as said). `redo_caller`: the caller's words since
+    the last committed turn are heard again by the new session (the bridge drops its open text
+    so they are not written twice). `gap_ms`: how long no session took the caller's audio;
+    `replayed_ms`/`dropped_ms`: caller audio sent again to the new session / lost."""
+
+    cause: str  # "go_away" | "dropped"
+    resumed: bool
+    attempts: int
+    gap_ms: float
+    replayed_ms: float = 0.0
+    dropped_ms: float = 0.0
+    cut_turn: bool = False
+    redo_caller: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class EndCall:
     """The engine decided the call is over; its goodbye is the turn being spoken now. The bridge
     hangs up once that turn has been heard."""
@@ -92,6 +112,7 @@ EngineEvent = (
     | Interrupted
     | Usage
     | GoingAway
+    | Reconnected
     | EndCall
     | EngineNote
     | EngineClosed

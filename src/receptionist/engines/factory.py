@@ -39,6 +39,9 @@ def gemini_config(settings: Settings) -> GeminiLiveConfig:
         ca_file=settings.gemini_ca_file,
         connect_timeout_s=settings.gemini_connect_timeout_s,
         default_voice=settings.gemini_voice,
+        reconnect_attempts=settings.gemini_reconnect_attempts,
+        reconnect_deadline_s=settings.gemini_reconnect_deadline_s,
+        resume_buffer_s=settings.gemini_resume_buffer_s,
     )
 
 

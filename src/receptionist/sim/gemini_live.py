@@ -73,6 +73,20 @@ Protocol summary (see /work/shared/PROTOCOLS.md "Gemini Live API"):
   (``ScriptedTurn.hold``, ``CallScript.greeting_hold``) or on the handshake
   (``Failure.hold_handshake``) stops the double there until the test releases it.
 
+* Faults and resumption (:class:`Failure`, or ``FakeGeminiLive.drop``/``go_away`` for a test to
+  fire them itself): the connection is cut (TCP abort, no close frame, or a close with a chosen
+  code) or ``goAway`` is sent, at a point in a reply or in the caller's speech; after ``goAway``
+  the connection is closed (1011 "Deadline expired ...") when ``timeLeft`` is up. Each
+  ``sessionResumptionUpdate`` handle (``resumable: true``, issued after an initial history and
+  after every completed reply, never mid-reply, as the real service marks such points not
+  resumable) restores the context as it was then: script position, greeting, history, usage
+  counters. A setup carrying ``sessionResumption.handle`` resumes from it; an unknown, expired
+  (``handle_ttl_s``, the documented 2 hours after the session closed) or refused handle gets
+  close 1007. What a resumed session does not have: the reply in flight and any caller audio
+  received after the handle (the client must send it again). With ``record_audio=True`` each
+  session keeps the caller audio it received, and the audio offset of each handle, so a test can
+  check what reached which session, in order.
+
 SDK behaviour worth knowing: ``session.receive()`` ends after every ``turnComplete``; any
 server close (even 1000) while receiving raises ``errors.APIError`` with the close code
 (1011 → ``APIError(code=1011)``; codes 4xx/5xx would map to ClientError/ServerError).
@@ -134,6 +148,11 @@ HISTORY_CONFIG_REFUSED = (
 )
 INTERNAL_ERROR_CODE = 1011
 INTERNAL_ERROR_REASON = "Internal error encountered."
+#: What the double answers a setup whose resumption handle it does not honour (close 1007, like
+#: the real service's invalid-argument closes; the wording is ours).
+INVALID_HANDLE_REASON = "Session resumption handle is invalid or has expired."
+#: The close the real service sends when a connection's time is up after a goAway.
+DEADLINE_REASON = "Deadline expired before operation could complete."
 DEFAULT_REPLY = "Sure, I can help with that."
 MAX_STORED_FRAMES = 2000  # per session; audio frames are never stored, only counted
 
@@ -209,10 +228,31 @@ class Failure:
     go_away_after_s: float | None = None  # send goAway this many seconds after setupComplete
     go_away_time_left: str = "10s"
     fail_setup: bool = False  # close 1011 right after receiving setup
+    #: sessions from this index on fail like ``fail_setup`` (a service that stays down)
+    fail_sessions_from: int | None = None
     accept_delay_s: float = 0.0  # slow opening handshake
     hold_handshake: Hold | None = None  # the opening handshake waits until released
     #: a model whose setup takes no ``historyConfig``: close 1007 naming the unknown field
     reject_history_config: bool = False
+    #: Faults at chosen points, on the first ``fault_sessions`` sessions only and never on a
+    #: resumed one (so a call meets each fault once): drop the connection after this much of
+    #: a scripted reply's audio (the model speaking), or after this much caller speech.
+    drop_mid_reply_ms: float | None = None
+    drop_mid_speech_ms: float | None = None
+    #: send goAway after this much of a scripted reply's audio (then close when time is up)
+    go_away_mid_reply_ms: float | None = None
+    fault_sessions: int = 1
+    #: how a drop looks: None = the TCP connection is cut (no close frame: the client sees
+    #: 1006); else a close frame with this code (e.g. 1011)
+    drop_code: int | None = None
+    #: a setup carrying ``sessionResumption.handle`` is refused (close 1007): an expired or
+    #: unknown handle, as the real service answers one
+    refuse_resumption: bool = False
+    #: refuse (close 1011) a resume while the session the handle came from is still connected
+    #: (reported of the real service; the bridge must then close the old socket first)
+    refuse_concurrent_resume: bool = False
+    #: handles stay valid this long after their session closed (the documented 2 hours)
+    handle_ttl_s: float = 7200.0
 
 
 @dataclass
@@ -266,6 +306,14 @@ class LiveSessionRecord:
     interruptions: list[float] = field(default_factory=list)  # the double's clock
     usage: list[dict[str, Any]] = field(default_factory=list)  # usageMetadata sent
     resumption_handles: list[str] = field(default_factory=list)
+    #: the handle this session resumed from (its context restored), if any
+    resumed_from: str | None = None
+    #: received caller audio, kept only when the double was made with ``record_audio=True``
+    audio_pcm: bytearray = field(default_factory=bytearray)
+    #: ``audio_bytes`` at each handle issued (what the handle's context includes)
+    handle_audio_bytes: dict[str, int] = field(default_factory=dict)
+    #: faults injected on this session: ("drop" | "go_away", the double's clock)
+    faults: list[tuple[str, float]] = field(default_factory=list)
     go_away_sent_at: float | None = None
     closed_at: float | None = None
     close_code: int | None = None
@@ -488,6 +536,9 @@ class _Session:
         self.ctx_out_audio_tokens = 0
         self.ctx_out_text_tokens = 0
         self.go_away_task: asyncio.Task[None] | None = None
+        self.deadline_task: asyncio.Task[None] | None = None
+        self.dropped = False  # the connection was cut by a fault: ignore what still arrives
+        self.faulty = rec.index < fake.failure.fault_sessions
 
     # ---- plumbing
 
@@ -530,13 +581,25 @@ class _Session:
             await ws.close(1007, HISTORY_CONFIG_REFUSED)
             return
         self._apply_setup(setup)
-        if fake.failure.fail_setup:
+        down_from = fake.failure.fail_sessions_from
+        if fake.failure.fail_setup or (down_from is not None and rec.index >= down_from):
+            rec.error = "setup failed (fault)"
             await ws.close(INTERNAL_ERROR_CODE, INTERNAL_ERROR_REASON)
             return
+        handle = _get(_get(setup, "session_resumption"), "handle")
+        if handle:
+            refusal = fake._resume_refusal(handle)
+            if refusal is not None:
+                rec.error = f"resumption refused: {refusal[1]}"
+                await ws.close(*refusal)
+                return
+            self._restore(handle)
         await self._send(_SETUP_COMPLETE)
         if fake.failure.go_away_after_s is not None:
             self.go_away_task = asyncio.create_task(self._go_away_later())
         async for raw in ws:
+            if self.dropped:
+                return
             try:
                 msg = orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -545,8 +608,73 @@ class _Session:
             if isinstance(msg, dict):
                 await self._on_frame(msg)
 
+    # ---- resumption and faults
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The context a handle issued now restores (the in-flight reply is not part of it)."""
+        return {
+            "turn_idx": self.turn_idx,
+            "greeted": self.greeted,
+            "text_in_chars": self.text_in_chars,
+            "audio_in_s": self.audio_in_s,
+            "ctx_out_audio_tokens": self.ctx_out_audio_tokens,
+            "ctx_out_text_tokens": self.ctx_out_text_tokens,
+            "history": [dict(h) for h in self.rec.history],
+        }
+
+    def _restore(self, handle: str) -> None:
+        _, snap = self.fake._handles[handle]
+        self.rec.resumed_from = handle
+        self.turn_idx = snap["turn_idx"]
+        self.greeted = snap["greeted"]
+        self.text_in_chars = snap["text_in_chars"]  # it counted the same instruction
+        self.audio_in_s = snap["audio_in_s"]
+        self.ctx_out_audio_tokens = snap["ctx_out_audio_tokens"]
+        self.ctx_out_text_tokens = snap["ctx_out_text_tokens"]
+        self.rec.history = [dict(h) for h in snap["history"]]
+        self.history_open = False  # a resumed session has its history already
+        self.faulty = False  # faults hit a call's first session, not the one resumed after
+
+    async def _issue_handle(self) -> None:
+        rec = self.rec
+        handle = f"fake-{rec.index}-{self.replies_done}"
+        rec.resumption_handles.append(handle)
+        rec.handle_audio_bytes[handle] = rec.audio_bytes
+        self.fake._handles[handle] = (rec.index, self._snapshot())
+        await self.ws.send(
+            _dumps({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+        )
+
+    async def drop(self, code: int | None = None) -> None:
+        """Cut this connection now: TCP abort (no close frame) or a close with ``code``."""
+        if self.dropped:
+            return
+        self.dropped = True
+        self.rec.faults.append(("drop", self.clock()))
+        if code is None:
+            self.ws.transport.abort()
+        else:
+            with contextlib.suppress(ConnectionClosed):
+                await self.ws.close(code, INTERNAL_ERROR_REASON)
+
+    async def go_away(self, time_left: str) -> None:
+        """Send goAway; close the connection (1011, as the service does) when the time is up."""
+        if self.rec.go_away_sent_at is not None or self.dropped:
+            return
+        self.rec.faults.append(("go_away", self.clock()))
+        with contextlib.suppress(ConnectionClosed):
+            await self._send(_dumps({"goAway": {"timeLeft": time_left}}))
+        self.rec.go_away_sent_at = self.clock()
+        seconds = float(time_left.rstrip("s") or 0)
+        self.deadline_task = asyncio.create_task(self._close_when_time_is_up(seconds))
+
+    async def _close_when_time_is_up(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.close(INTERNAL_ERROR_CODE, DEADLINE_REASON)
+
     async def shutdown(self) -> None:
-        for task in (self.reply_task, self.go_away_task):
+        for task in (self.reply_task, self.go_away_task, self.deadline_task):
             if task is not None and not task.done():
                 task.cancel()
                 await asyncio.wait([task])
@@ -578,9 +706,7 @@ class _Session:
     async def _go_away_later(self) -> None:
         assert self.fake.failure.go_away_after_s is not None
         await asyncio.sleep(self.fake.failure.go_away_after_s)
-        with contextlib.suppress(ConnectionClosed):
-            await self._send(_dumps({"goAway": {"timeLeft": self.fake.failure.go_away_time_left}}))
-            self.rec.go_away_sent_at = self.clock()
+        await self.go_away(self.fake.failure.go_away_time_left)
 
     # ---- client frames
 
@@ -638,6 +764,8 @@ class _Session:
         rec.audio_bytes += len(pcm)
         rec.audio_ms += dur * 1000.0
         self.audio_in_s += dur
+        if self.fake.record_audio:
+            rec.audio_pcm += pcm
         if not self.auto_vad:
             if self.in_speech:
                 self.speech_s += dur
@@ -650,6 +778,10 @@ class _Session:
                     await self._speech_started()
                 self.speech_s += w
                 self.silence_s = 0.0
+                drop_at = self.fake.failure.drop_mid_speech_ms
+                if drop_at is not None and self.faulty and self.speech_s * 1000.0 >= drop_at:
+                    await self.drop(self.fake.failure.drop_code)
+                    return
             elif self.in_speech:
                 self.silence_s += w
                 if self.silence_s >= eot_s - 1e-9:
@@ -658,6 +790,8 @@ class _Session:
     async def _on_client_content(self, cc: dict[str, Any]) -> None:
         if self.history_open:
             self._on_history(cc)
+            if not self.history_open and self.resumption:
+                await self._issue_handle()  # a resumable point: the context is complete
             return
         text = _content_text(_get(cc, "turns"))
         quoted = _QUOTED.search(text)
@@ -694,6 +828,10 @@ class _Session:
                 self.greeted = True
         if _get(cc, "turn_complete"):
             self.history_open = False
+            # A fresh session given the conversation so far carries on the script after it:
+            # each model turn beyond the greeting was one scripted reply.
+            said = sum(1 for h in self.rec.history if h["role"] == "model")
+            self.turn_idx = max(self.turn_idx, said - 1)
 
     # ---- caller turns and barge-in
 
@@ -835,6 +973,15 @@ class _Session:
                     reply.chunks += 1
                     reply.audio_ms += secs * 1000.0
                 await ws.send(frame)
+                if secs and self.faulty and reply.kind in ("turn", "fallback"):
+                    failure = fake.failure
+                    at = failure.go_away_mid_reply_ms
+                    if at is not None and sent_s * 1000.0 >= at:
+                        await self.go_away(failure.go_away_time_left)
+                    at = failure.drop_mid_reply_ms
+                    if at is not None and sent_s * 1000.0 >= at:
+                        await self.drop(failure.drop_code)
+                        return
             if hold is not None:  # the reply was shorter than the hold: stop before its end
                 await hold.stop_here()
             await ws.send(_GENERATION_COMPLETE)
@@ -845,11 +992,7 @@ class _Session:
             await ws.send(_dumps({"serverContent": {"turnComplete": True}, "usageMetadata": usage}))
             self.replies_done += 1
             if self.resumption:
-                handle = f"fake-{self.rec.index}-{self.replies_done}"
-                self.rec.resumption_handles.append(handle)
-                await ws.send(
-                    _dumps({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
-                )
+                await self._issue_handle()
             n = fake.failure.close_after_turns
             if n is not None and self.replies_done >= n:
                 await ws.close(INTERNAL_ERROR_CODE, INTERNAL_ERROR_REASON)
@@ -876,6 +1019,7 @@ class FakeGeminiLive:
         failure: Failure | None = None,
         tls: TestCA | None = None,
         clock: Callable[[], float] = time.monotonic,
+        record_audio: bool = False,
     ) -> None:
         self.api_key = api_key  # None: any non-empty key is accepted
         self.script: ScriptArg = script
@@ -890,8 +1034,14 @@ class FakeGeminiLive:
         self._server_ssl = self.tls.server_ssl_context()
         self._client_ssl = self.tls.client_ssl_context()
         self.sessions: list[LiveSessionRecord] = []
+        #: keep every session's received caller audio (``LiveSessionRecord.audio_pcm``)
+        self.record_audio = record_audio
+        #: handle -> (the session that issued it, the context it restores)
+        self._handles: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._live: dict[int, _Session] = {}
         self.rejected_paths: list[str] = []
         self._session_added = asyncio.Event()
+        self._session_closed = asyncio.Event()
         self._server: Server | None = None
         self._port: int | None = None
         self._host = "127.0.0.1"
@@ -955,6 +1105,39 @@ class FakeGeminiLive:
             script = self.script if isinstance(self.script, CallScript) else CallScript()
         return float(self.end_of_turn_silence_ms) + float(script.reply_delay_ms)
 
+    async def drop(self, index: int = -1, code: int | None = None) -> None:
+        """Cut session ``index`` (default: the newest) now, as a fault: no close frame, or a close
+        with ``code``."""
+        session = self._live.get(self.sessions[index].index)
+        if session is not None:
+            await session.drop(code)
+
+    async def go_away(self, index: int = -1, time_left: str = "10s") -> None:
+        """Send goAway on session ``index`` now; it is closed when ``time_left`` is up."""
+        session = self._live.get(self.sessions[index].index)
+        if session is not None:
+            await session.go_away(time_left)
+
+    def _resume_refusal(self, handle: str) -> tuple[int, str] | None:
+        """Why a setup resuming from ``handle`` is refused, as (close code, reason); None: OK."""
+        found = self._handles.get(handle)
+        if self.failure.refuse_resumption or found is None:
+            return (1007, INVALID_HANDLE_REASON)
+        source = self.sessions[found[0]]
+        if source.closed_at is None:
+            if self.failure.refuse_concurrent_resume:
+                return (INTERNAL_ERROR_CODE, INTERNAL_ERROR_REASON)
+        elif self.clock() - source.closed_at > self.failure.handle_ttl_s:
+            return (1007, INVALID_HANDLE_REASON)
+        return None
+
+    async def wait_closed(self, index: int, within_s: float = 5.0) -> None:
+        """Wait until session ``index`` has closed (TimeoutError after ``within_s``)."""
+        async with asyncio.timeout(within_s):
+            while len(self.sessions) <= index or self.sessions[index].closed_at is None:
+                self._session_closed.clear()
+                await self._session_closed.wait()
+
     async def wait_for_sessions(self, n: int, within_s: float = 5.0) -> None:
         """Wait until at least ``n`` sessions have connected (TimeoutError after ``within_s``)."""
         async with asyncio.timeout(within_s):
@@ -1005,6 +1188,7 @@ class FakeGeminiLive:
         self.sessions.append(rec)
         self._session_added.set()
         session = _Session(self, ws, rec)
+        self._live[rec.index] = session
         try:
             await session.run()
         except ConnectionClosed:
@@ -1015,6 +1199,7 @@ class FakeGeminiLive:
             with contextlib.suppress(Exception):
                 await ws.close(INTERNAL_ERROR_CODE, INTERNAL_ERROR_REASON)
         finally:
+            self._live.pop(rec.index, None)
             await session.shutdown()
             rec.closed_at = self.clock()
             if ws.close_code is None:
@@ -1022,6 +1207,7 @@ class FakeGeminiLive:
                     await ws.close()
             rec.close_code = ws.close_code
             rec.close_reason = ws.close_reason
+            self._session_closed.set()
 
 
 async def serve_forever(host: str = "127.0.0.1", port: int = 0, **kw: Any) -> None:
