@@ -47,7 +47,7 @@ from receptionist.bridge.app import create_app
 from receptionist.bridge.server import serve_in_process, uvicorn_options
 from receptionist.bridge.wiring import build_context
 from receptionist.config import load_settings
-from receptionist.engines import gemini_live
+from receptionist.observe import metrics
 from receptionist.sim import caller as sim_caller
 from receptionist.sim.caller import CallerScript, CallOptions, CallResult
 from receptionist.sim.gemini_live import CallScript, Failure, FakeGeminiLive, ScriptedTurn
@@ -233,7 +233,13 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine_info(),
         "calls_per_scenario": args.calls,
         "concurrency": args.concurrency,
-        "reconnects_in_process": dict(gemini_live.RECONNECTS),
+        "reconnects_in_process": {
+            outcome: metrics.value(
+                "receptionist_engine_resumptions_total",
+                {"engine": "gemini-live", "outcome": outcome},
+            )
+            for outcome in ("resumed", "fresh", "failed")
+        },
         "runs": runs,
     }
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from receptionist.engines import gemini_live
 from receptionist.sim.caller import CallerScript, CallOptions, CallResult, place_call
 from receptionist.sim.gemini_live import CallScript, Failure, FakeGeminiLive, Hold, ScriptedTurn
 from receptionist.sim.speech import SPEECH_RMS_THRESHOLD
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
 from tests.integration.bridge_harness import running_bridge
+from tests.prom import Changes
 
 LONG = "Sure, we bake chocolate and vanilla cakes."  # 2.7 s of audio
 TURNS = [
@@ -196,7 +196,7 @@ async def test_sessions_that_keep_dropping_end_the_call(
 
 
 async def test_repeated_drops_end_the_call_cleanly(sqlite_db: Database, tmp_path: Path) -> None:
-    failed = gemini_live.RECONNECTS["failed"]
+    changes = Changes()
     fake = _fake(Failure(drop_mid_reply_ms=1000, fail_sessions_from=1))
     async with fake:
         result, row = await _call(
@@ -204,7 +204,7 @@ async def test_repeated_drops_end_the_call_cleanly(sqlite_db: Database, tmp_path
         )
     assert result.closed_by == "server" and result.close_code == 1000
     assert len(fake.sessions) == 4  # the first, then three tries
-    assert gemini_live.RECONNECTS["failed"] == failed + 1
+    assert changes("receptionist_engine_resumptions_total", outcome="failed") == 1
     assert row["status"] == "failed" and row["end_reason"] == "engine_error"
     assert "no new session after 3 attempts" in row["error"]
     # Saved with what was said: the greeting, the question, and the reply marked unfinished.

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -51,6 +51,7 @@ from receptionist.engines.base import (
     TurnComplete,
 )
 from receptionist.engines.live_wire import audio_frame, parse_server_message
+from receptionist.observe import metrics
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,12 @@ MAX_LOG_TURNS = 60  # turns of text kept for a fresh replacement session's histo
 REPLAY_SILENCE_KEEP_S = 1.0
 REPLAY_SILENCE_RMS = 500.0
 
-#: Sessions replaced in this process, by outcome: "resumed" (from a handle), "fresh" (the
-#: handle was refused or there was none: the conversation so far sent as history), "failed"
-#: (given up; the call ended). A plain counter for /metrics.
-RECONNECTS: Counter[str] = Counter()
+
+def _count_reconnect(outcome: str) -> None:
+    """A session replaced, by outcome: "resumed" (from a handle), "fresh" (the handle was
+    refused or there was none: the conversation so far sent as history), "failed" (given up;
+    the call ended)."""
+    metrics.ENGINE_RESUMPTIONS.labels("gemini-live", outcome).inc()
 
 
 @dataclass(frozen=True)
@@ -433,7 +436,7 @@ class GeminiLiveEngine:
         cfg = self._cfg
         if cause == "dropped":  # (a goAway is the service's routine, not a failing line)
             if self._unsettled >= cfg.reconnect_attempts:  # sessions that open, then die
-                RECONNECTS["failed"] += 1
+                _count_reconnect("failed")
                 self._fail_reason = (
                     f"{self._fail_reason}; {self._unsettled} replacement sessions lost before"
                     " the model could finish a turn"
@@ -475,7 +478,7 @@ class GeminiLiveEngine:
                 if refused:
                     resume = False  # not honoured: a fresh session told the conversation so far
                 if attempts >= cfg.reconnect_attempts or time.monotonic() + delay >= deadline:
-                    RECONNECTS["failed"] += 1
+                    _count_reconnect("failed")
                     self._switching = False
                     self._fail_reason = (
                         f"{self._fail_reason or 'Gemini Live goAway'}; no new session after"
@@ -503,7 +506,7 @@ class GeminiLiveEngine:
         self.audio_dropped_ms += dropped_ms
         self._replay_dropped = 0
         self.reconnects += 1
-        RECONNECTS["resumed" if resume else "fresh"] += 1
+        _count_reconnect("resumed" if resume else "fresh")
         return Reconnected(
             cause=cause,
             resumed=resume,
