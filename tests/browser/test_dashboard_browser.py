@@ -439,11 +439,12 @@ async def test_an_ended_session_goes_back_to_sign_in(site: Site, phone_page: Pag
     await expect(page.get_by_test_id("login-form")).to_be_visible()
     await expect(page.get_by_test_id("login-message")).to_have_text(re.compile("session has ended"))
 
-    # signing in again opens Today (the ended session's page is not remembered); signing out
-    # ends the new session
+    # signing in again opens the page that was asked for (Calls); signing out ends the new
+    # session
     await page.get_by_test_id("login-key").fill(site.keys["bakery"])
     await page.get_by_test_id("login-submit").click()
-    await expect(page.get_by_test_id("today-cards")).to_be_visible()
+    await expect(page.get_by_test_id("filter-q")).to_be_visible()
+    assert page.url.endswith("/app/calls"), page.url
     await open_menu(page)
     await page.get_by_test_id("logout").click()
     await expect(page.get_by_test_id("login-message")).to_have_text(re.compile("signed out"))
