@@ -14,7 +14,9 @@ server's RSS, open file descriptors, threads, the calls live (`/healthz`), the S
 and the calls placed so far. The figure is the slope of RSS after the warm-up (least squares,
 KB per hour) and the verdict: "flat" when the growth that slope predicts over the measured
 window is within the noise (twice the residuals' standard deviation, or 1 % of the mean RSS,
-whichever is larger); "growing" otherwise.
+whichever is larger); "growing" otherwise. The same for the second half of the window alone
+tells growth that levels off from growth that keeps on. `--reanalyse RESULT.json` recomputes
+the figures of an earlier run's samples (e.g. with another --warmup-min).
 
 Exit code: 0 flat and no call failed, 1 growing or some calls failed, 2 the bench failed.
 """
@@ -79,6 +81,21 @@ def slope_verdict(series: list[tuple[float, float]], mean_rss_kb: float) -> dict
         "samples": n,
         "rule": "flat when slope x window <= max(2 x residual sd, 1 % of mean RSS)",
     }
+
+
+def analyse(samples: list[dict[str, Any]], warmup_min: float) -> dict[str, Any]:
+    """The verdict on the samples taken while calls ran (the last one is the idle server after
+    the run), after the warm-up; and the slope of the second half of that window alone, which
+    tells a growth that levels off (caches filling) from one that keeps on (a leak)."""
+    steady = [s for s in samples[:-1] if s["t_s"] >= warmup_min * 60.0]
+    mean_rss = sum(s["rss_kb"] for s in steady) / len(steady) if steady else 0.0
+    out = slope_verdict([(s["t_s"], s["rss_kb"]) for s in steady], mean_rss)
+    half = steady[len(steady) // 2 :]
+    late = slope_verdict([(s["t_s"], s["rss_kb"]) for s in half], mean_rss)
+    out["rss_kb_after_warmup"] = steady[0]["rss_kb"] if steady else None
+    out["second_half_slope_kb_per_hour"] = late.get("slope_kb_per_hour")
+    out["second_half_verdict"] = late["verdict"]
+    return out
 
 
 # --- sampling ------------------------------------------------------------------------------------
@@ -232,11 +249,6 @@ async def run_soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     finally:
         for p in reversed(procs):
             p.stop()
-    # the verdict is on samples taken while calls ran, after the warm-up
-    warm_s = args.warmup_min * 60.0
-    steady = [s for s in samples[:-1] if s["t_s"] >= warm_s]
-    mean_rss = sum(s["rss_kb"] for s in steady) / len(steady) if steady else 0.0
-    verdict = slope_verdict([(s["t_s"], s["rss_kb"]) for s in steady], mean_rss)
     return {
         "bench": "soak",
         "started_at": started_at.isoformat(),
@@ -255,9 +267,8 @@ async def run_soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "run_worker": False,
         },
         "figures": {
-            **verdict,
+            **analyse(samples, args.warmup_min),
             "rss_kb_first": samples[0]["rss_kb"],
-            "rss_kb_after_warmup": steady[0]["rss_kb"] if steady else None,
             "rss_kb_last_live": samples[-2]["rss_kb"],
             "rss_kb_idle_after": samples[-1]["rss_kb"],
             "rss_kb_max": max(s["rss_kb"] for s in samples),
@@ -285,7 +296,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-call-s", type=float, default=120.0)
     ap.add_argument("--db", default="sqlite", help="'sqlite' (temp file) or a database URL")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument(
+        "--reanalyse",
+        type=Path,
+        default=None,
+        help="recompute the figures of an earlier result's samples (no run); written to --json",
+    )
     args = ap.parse_args(argv)
+    if args.reanalyse is not None:
+        res = json.loads(args.reanalyse.read_text())
+        warm = res["parameters"]["warmup_min"] if args.warmup_min is None else args.warmup_min
+        res["parameters"]["warmup_min"] = warm
+        res["figures"].update(analyse(res["samples"], warm))
+        write_json(args.json or args.reanalyse, res)
+        return 0
     if args.warmup_min is None:
         args.warmup_min = args.minutes / 10.0
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
