@@ -288,6 +288,7 @@ def flood_frames(rng: random.Random, n: int) -> list[Frame]:
         ("1", "not_object"),
         ("x", "not_json"),
         ('{"event":"mark"}', ACCEPTED),
+        ('{"event":"dtmf","dtmf":{"digit":"1"}}', ACCEPTED),
         ('{"event":"connected"}', SILENT),
         ('{"event":"media","media":{"payload":""}}', ACCEPTED),
         ('{"event":"media"}', "missing_field"),

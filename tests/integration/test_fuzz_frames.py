@@ -30,14 +30,14 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from receptionist.bridge.server import WS_HARD_MAX_BYTES
-from receptionist.bridge.session import MAX_EVENTS
+from receptionist.bridge.session import MAX_DTMF_NOTES, MAX_EVENTS
 from receptionist.sim.caller import CallerScript, CallOptions, CallResult, place_call
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, Hold, ScriptedTurn
 from receptionist.store.calls import list_calls
 from receptionist.store.db import Database
 from receptionist.telephony import exotel
 from tests.integration import hostile_frames as hf
-from tests.integration.bridge_harness import row_for, running_bridge
+from tests.integration.bridge_harness import RawCall, row_for, running_bridge, sid
 
 SEED = 20261207
 CLEAN_CALLS = 50
@@ -274,3 +274,29 @@ async def test_a_start_in_the_same_read_as_a_frame_over_the_cap_still_makes_a_ro
     assert {"kind": "closed", "detail": "WebSocket close code 1009"}.items() <= next(
         e for e in row["events"] if e["kind"] == "closed"
     ).items()
+
+
+async def test_a_flood_of_dtmf_is_counted_and_the_row_still_says_how_the_call_ended(
+    sqlite_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Each digit was noted on the row and logged: 300 of them logged 300 lines and filled the
+    # row's events (200), so the bad frame and the close that followed were never noted.
+    async with (
+        FakeGeminiLive(script=CallScript()) as fake,
+        running_bridge(sqlite_db, tmp_path, fake) as bridge,
+        connect(bridge.url("bakery")) as ws,
+    ):
+        call = RawCall(ws, sid())
+        await call.start()
+        await call.wait_for("media")
+        with caplog.at_level(logging.INFO, "receptionist.call"):
+            for i in range(300):
+                await ws.send(exotel.dtmf_frame(call.stream_sid, "1", sequence=i))
+            await ws.send("not json")
+            await call.hang_up()
+            row = await row_for(sqlite_db, call.call_sid)
+    assert row["stats"]["dtmf"] == 300
+    kinds = [e["kind"] for e in row["events"]]
+    assert 1 <= kinds.count("dtmf") <= MAX_DTMF_NOTES  # (the store drops exact repeats)
+    assert "bad_frame:not_json" in kinds
+    assert len([r for r in caplog.records if " dtmf " in r.getMessage()]) == MAX_DTMF_NOTES

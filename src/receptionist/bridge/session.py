@@ -59,6 +59,9 @@ log = logging.getLogger("receptionist.call")
 
 START_TIMEOUT_S = 10.0
 MAX_EVENTS = 200  # per call: beyond this only counters grow (a flood of bad frames stays bounded)
+# Digits noted on the row (and logged) per call; more are only counted, so a flood of DTMF frames
+# neither logs a line per frame nor fills the row's events before what ends the call is noted.
+MAX_DTMF_NOTES = 32
 GOODBYE_GRACE_S = 15.0
 # Caller audio may run ahead of real time by this much (network jitter delivers frames in
 # bursts); beyond it frames are counted and dropped: a stream sending faster than a phone can
@@ -521,7 +524,8 @@ class CallSession:
                     self._greeting_task = None  # the cached greeting was heard out
             elif isinstance(event, exotel.Dtmf):
                 stats.dtmf += 1
-                self.note("dtmf", event.digit, level=logging.INFO)
+                if stats.dtmf <= MAX_DTMF_NOTES:  # a flood is counted, not logged per frame
+                    self.note("dtmf", event.digit, level=logging.INFO)
             elif isinstance(event, exotel.Start):
                 self.bad_frame("duplicate_start", event.stream_sid)
 
