@@ -68,7 +68,8 @@ class Plan:
     tenant: str = "saloon"
     call_sid: str | None = None  # the sid of its valid `start`, if it sends one (a row expected)
     frames: list[Frame] = field(default_factory=list)
-    #: how the call must end on its row ("stop:fuzz", "frame_too_large", ...); None: no row
+    #: how the call must end on its row ("stop:fuzz", "frame_too_large", ...; one ending in
+    #: ":" is a prefix: "stop:" and the stop's own reason, whatever it was); None: no row
     end_reason: str | None = None
     #: the close code the client must see, when it matters (1008: refused)
     close_code: int | None = None
@@ -187,9 +188,14 @@ def _label(event: str, path: tuple[str, ...], value: Any, delete: bool) -> str:
     return EITHER
 
 
-def wrong_type_frames(stream_sid: str, call_sid: str, rng: random.Random) -> list[Frame]:
-    """Every field of every event: each wrong value, and missing."""
+def wrong_type_frames(
+    stream_sid: str, call_sid: str, rng: random.Random
+) -> tuple[list[Frame], list[Frame]]:
+    """Every field of every event: each wrong value, and missing. Returns the frames, and apart
+    the `stop` frames that still parse (they end a call: each can only be a call's last frame),
+    ordered so that any first few of them break every field of `stop` between them."""
     out: list[Frame] = []
+    stops: dict[tuple[str, ...], list[Frame]] = {}
     base = templates(stream_sid, call_sid, rng)
     for event, template in base.items():
         for path in list(_paths(template)):
@@ -198,12 +204,20 @@ def wrong_type_frames(stream_sid: str, call_sid: str, rng: random.Random) -> lis
                 msg = copy.deepcopy(template)
                 _set(msg, path, value, delete=delete)
                 label = _label(event, path, value, delete)
-                if event == "stop" and label != "unknown_event" and path != ("event",):
-                    # a stop that still parses would end the call: send it as the last frame
-                    # of its own plan instead (see `plans`)
-                    continue
+                if event == "stop" and path != ("event",):
+                    if path == ("stop",) and not (
+                        delete or value is None or isinstance(value, dict)
+                    ):
+                        label = "missing_field"  # a body that is not an object: refused
+                    else:
+                        stops.setdefault(path, []).append(Frame(_dumps(msg), SILENT))
+                        continue
                 out.append(Frame(_dumps(msg), label))
-    return out
+    by_path = list(stops.values())
+    terminators = [
+        group[i] for i in range(max(map(len, by_path))) for group in by_path if i < len(group)
+    ]
+    return out, terminators
 
 
 # --- garbage of every other shape -----------------------------------------------------------------
@@ -360,20 +374,24 @@ def plans(
     def forged() -> tuple[str, str]:
         return rng.choice(clean_sids)
 
+    # wrong types and missing fields of every event, split over a few calls
+    typed_call_sid, typed_stream_sid = sids("typedsrc")
+    typed, odd_stops = wrong_type_frames(typed_stream_sid, typed_call_sid, rng)
+
     def call(name: str, body: list[Frame], *, prelude: bool = False) -> Plan:
         call_sid, stream_sid = sids(name)
         frames = [Frame(exotel.connected_frame(), SILENT)]
         if prelude:
             frames += prelude_frames(rng, stream_sid)
         frames += [_start(stream_sid, call_sid), *body]
+        if odd_stops and rng.random() < 0.5:  # a stop with a wrong-typed or missing field
+            frames.append(odd_stops.pop(0))
+            return Plan(name, call_sid=call_sid, frames=frames, end_reason="stop:")
         # the stop may name another call: it ends this connection's call, nothing else
         stop_sid = forged() if rng.random() < 0.5 else (call_sid, stream_sid)
         frames.append(_stop(stop_sid[1], stop_sid[0]))
         return Plan(name, call_sid=call_sid, frames=frames, end_reason="stop:fuzz")
 
-    # wrong types and missing fields of every event, split over a few calls
-    typed_call_sid, typed_stream_sid = sids("typedsrc")
-    typed = wrong_type_frames(typed_stream_sid, typed_call_sid, rng)
     rng.shuffle(typed)
     for i in range(0, len(typed), 150):
         out.append(call("typed", typed[i : i + 150], prelude=i == 0))

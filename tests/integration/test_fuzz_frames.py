@@ -192,7 +192,11 @@ async def test_ten_thousand_hostile_frames_during_fifty_live_calls(
             st = row["stats"]
             bad = Counter(st["bad_frames"])
             read = st["frames_in"] + st["marks_received"] + st["dtmf"] + bad.total()
-            assert row["end_reason"] == plan.end_reason, (plan.name, row["end_reason"], row)
+            ended = row["end_reason"]
+            if plan.end_reason.endswith(":"):
+                assert ended.startswith(plan.end_reason), (plan.name, ended, row)
+            else:
+                assert ended == plan.end_reason, (plan.name, ended, row)
             if plan.end_reason.startswith("stop:"):
                 assert read == plan.counted(), (plan.name, read, plan.counted(), st)
             else:  # closed by the server mid-greeting: the bad frames before the close are
