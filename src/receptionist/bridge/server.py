@@ -30,6 +30,7 @@ import uvicorn
 
 from receptionist import tracing
 from receptionist.bridge import drain
+from receptionist.bridge.ws_protocol import WS_PROTOCOL
 from receptionist.config import Settings, load_settings
 from receptionist.logs import configure_logging
 
@@ -66,7 +67,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     if _CLIENT_FAULTS not in uvicorn_log.filters:
         uvicorn_log.addFilter(_CLIENT_FAULTS)
     return {
-        "ws": "websockets-sansio",
+        "ws": WS_PROTOCOL,  # uvicorn's websockets-sansio, keeping frames before a fault
         "http": "httptools",
         "loop": "uvloop",
         "ws_max_size": max(WS_HARD_MAX_BYTES, 2 * settings.max_frame_bytes),

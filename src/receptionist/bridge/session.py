@@ -64,6 +64,9 @@ log = logging.getLogger("receptionist.call")
 
 START_TIMEOUT_S = 10.0
 MAX_EVENTS = 200  # per call: beyond this only counters grow (a flood of bad frames stays bounded)
+# Digits noted on the row (and logged) per call; more are only counted, so a flood of DTMF frames
+# neither logs a line per frame nor fills the row's events before what ends the call is noted.
+MAX_DTMF_NOTES = 32
 GOODBYE_GRACE_S = 15.0
 # Caller audio may run ahead of real time by this much (network jitter delivers frames in
 # bursts); beyond it frames are counted and dropped: a stream sending faster than a phone can
@@ -405,8 +408,8 @@ class CallSession:
             try:
                 await self._send_audio([next(frames)], self._send, self._emit, self._rate)
             except Exception as exc:  # the caller is gone already: nothing to connect for
-                self.status, self.end_reason = "completed", "caller_disconnected"
                 self.note("greeting_send_failed", f"{type(exc).__name__}", level=logging.INFO)
+                self.status, self.end_reason = "completed", await self._gone_reason()
                 await engine.close()
                 return
             self._greeting_task = asyncio.create_task(
@@ -500,6 +503,26 @@ class CallSession:
             if self.ws.application_state == WebSocketState.CONNECTED:
                 await self.ws.close(code=code, reason=reason[:120])
 
+    def _disconnect_reason(self, msg: Mapping[str, Any]) -> str:
+        """The call row's end reason for the caller's close, noted when it says what went wrong."""
+        code = int(msg.get("code") or 1005)  # 1005: no code given
+        if code in _CLOSE_REASONS and code != 1012:
+            self.note("closed", f"WebSocket close code {code}")
+        return _CLOSE_REASONS.get(code, "caller_disconnected")
+
+    async def _gone_reason(self) -> str:
+        """Why a caller we could not send to is gone. A connection the server closed for a bad
+        frame (over the cap: 1009, not UTF-8: 1007) has its close queued behind the frames that
+        came before it: those are read (bad ones counted) for the close code, briefly."""
+        with contextlib.suppress(Exception):  # (receive after the disconnect raises)
+            async with asyncio.timeout(1.0):
+                while True:
+                    msg = await self.ws.receive()
+                    if msg["type"] == "websocket.disconnect":
+                        return self._disconnect_reason(msg)
+                    self._parse(msg)
+        return "caller_disconnected"
+
     # --- caller → engine --------------------------------------------------------------------
 
     async def _caller_to_engine(self, engine: VoiceEngine) -> None:
@@ -525,11 +548,8 @@ class CallSession:
             t0 = perf()
             if msg["type"] == "websocket.disconnect":
                 if not self.end_reason:
-                    code = int(msg.get("code") or 1005)  # 1005: no code given
-                    self.end_reason = _CLOSE_REASONS.get(code, "caller_disconnected")
+                    self.end_reason = self._disconnect_reason(msg)
                     self.status = "completed"
-                    if code in _CLOSE_REASONS and code != 1012:
-                        self.note("closed", f"WebSocket close code {code}")
                 return
             event = self._parse(msg)
             if type(event) is exotel.Media:
@@ -566,7 +586,8 @@ class CallSession:
                     self._greeting_task = None  # the cached greeting was heard out
             elif isinstance(event, exotel.Dtmf):
                 stats.dtmf += 1
-                self.note("dtmf", event.digit, level=logging.INFO)
+                if stats.dtmf <= MAX_DTMF_NOTES:  # a flood is counted, not logged per frame
+                    self.note("dtmf", event.digit, level=logging.INFO)
             elif isinstance(event, exotel.Start):
                 self.bad_frame("duplicate_start", event.stream_sid)
 

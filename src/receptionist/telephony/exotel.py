@@ -177,7 +177,7 @@ def _parse_media(msg: dict[str, Any]) -> Media:
         raise ProtocolError("missing_field", "media.payload")
     try:
         pcm = binascii.a2b_base64(payload, strict_mode=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, and plain ValueError for a non-ASCII payload
         raise ProtocolError("bad_base64", str(exc)[:80]) from None
     if len(pcm) & 1:
         raise ProtocolError("odd_length_pcm", f"{len(pcm)} bytes")
