@@ -173,8 +173,11 @@ async def test_gemini_unreachable(sqlite_db: Database, tmp_path: Path) -> None:
 async def test_engine_dropping_mid_call_saves_transcript(db: Database, tmp_path: Path) -> None:
     turns = [*TURNS, ScriptedTurn(heard="And tomorrow?", reply="Also till nine.")]
     async with (
+        # the session drops and no new one can be opened (a drop that can be resumed is
+        # survived: tests/integration/test_resumption.py)
         FakeGeminiLive(
-            script=CallScript(turns=turns), failure=Failure(close_after_turns=2)
+            script=CallScript(turns=turns),
+            failure=Failure(close_after_turns=2, fail_sessions_from=1),
         ) as fake,
         running_bridge(db, tmp_path, fake) as bridge,
     ):
