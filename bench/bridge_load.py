@@ -418,10 +418,10 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             TENANTS_DIR=str(REPO_ROOT / "tenants"),
             SPOOL_DIR=str(tmp / "spool"),
             LOG_LEVEL="WARNING",
-            # The bridge alone: post-call work has its own bench (bench/pipeline.py).
             # the bench finds the limit itself: no admission control refusing calls on the way
             MAX_CALLS_PER_PROCESS="0",
             ADMISSION_MAX_LOOP_LAG_MS="0",
+            # The bridge alone: post-call work has its own bench (bench/pipeline.py).
             RUN_WORKER="false",
             WORKERS=str(args.workers),
             HOST="127.0.0.1",
