@@ -360,23 +360,24 @@ class GeminiLiveEngine:
                 else:
                     continue  # swapped while a message was being handled
                 cause = "go_away"
+            # Nothing is yielded inside an `except`: a generator suspended there keeps the
+            # exception alive, and its traceback holds this frame (a cycle): the session's
+            # socket and replay buffer would then wait for the garbage collector after the call
+            # ends (~100 KB per call at the peak as calls end together).
             except (ConnectionClosed, OSError) as exc:
-                if self._closing:
-                    yield EngineClosed()
-                    return
-                if ws is not self._ws:
+                if ws is not self._ws and not self._closing:
                     continue  # the old session closed after we swapped in a new one
                 cause = "go_away" if self._go_away_at is not None else "dropped"
-                self._fail_reason = f"Gemini Live session ended: {_describe(exc)}"
-                log.warning("Live session lost (%s); replacing it", self._fail_reason)
+                if not self._closing:
+                    self._fail_reason = f"Gemini Live session ended: {_describe(exc)}"
+                    log.warning("Live session lost (%s); replacing it", self._fail_reason)
             except ValueError as exc:
-                if self._closing:
-                    yield EngineClosed()
-                    return
-                yield EngineClosed(error=f"Gemini Live session ended: {_describe(exc)}")
-                return
+                cause, self._fail_reason = "", f"Gemini Live session ended: {_describe(exc)}"
             if self._closing:
                 yield EngineClosed()
+                return
+            if not cause:  # a message we cannot read: the session cannot go on
+                yield EngineClosed(error=self._fail_reason)
                 return
             replaced = await self._replace(cause)
             if replaced is None:
