@@ -47,7 +47,8 @@ async def test_metrics_token_and_loop_lag(sqlite_db: Database, tmp_path: Path) -
 
 async def test_engine_faults_and_turns_are_counted(sqlite_db: Database, tmp_path: Path) -> None:
     changes = Changes()
-    lost = Failure(close_after_turns=2)  # the socket closes after the greeting and one reply
+    # the socket closes after the greeting and one reply, and no new session can be opened
+    lost = Failure(close_after_turns=2, fail_sessions_from=1)
     async with (
         FakeGeminiLive(script=CallScript(turns=TURNS), failure=lost) as fake,
         running_bridge(sqlite_db, tmp_path, fake) as bridge,
