@@ -123,16 +123,8 @@ async def create_call(db: Database, c: NewCall) -> bool:
         .values(
             session_id=c.session_id,
             call_sid=c.call_sid,
-            stream_sid=c.stream_sid,
             tenant=c.tenant,
-            from_number=c.from_number,
-            caller_key=caller_key(c.from_number),
-            to_number=c.to_number,
-            direction=c.direction,
-            custom_parameters=without_nul(dict(c.custom_parameters or {})),
-            sample_rate=c.sample_rate,
-            engine=c.engine,
-            model=c.model,
+            **_start_columns(c),
             status=CALL_STATUS_IN_PROGRESS,
             started_at=c.started_at,
             server_id=c.server_id,
@@ -267,6 +259,24 @@ _c = call_details.c
 _START_DETAILS = (
     "stream_sid", "from_number", "to_number", "direction", "sample_rate", "engine", "model",
 )  # fmt: skip
+
+
+def _start_columns(c: NewCall | FinishedCall) -> dict[str, Any]:
+    """The columns a call's start sets: from the start itself (create_call), or from its end
+    when the start could not be written (the end carries the same details)."""
+    return {
+        "stream_sid": c.stream_sid,
+        "from_number": c.from_number,
+        "caller_key": caller_key(c.from_number),
+        "to_number": c.to_number,
+        "direction": c.direction,
+        "custom_parameters": without_nul(dict(c.custom_parameters or {})),
+        "sample_rate": c.sample_rate,
+        "engine": c.engine,
+        "model": c.model,
+    }
+
+
 _FINISH_READS = (
     _c.id, _c.session_id, _c.tenant, _c.started_at, _c.events, _c.stage, _c.summary, _c.call_type,
     *(_c[name] for name in _START_DETAILS),
@@ -325,15 +335,7 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
                     session_id=f.session_id or new_session_id(),
                     call_sid=f.call_sid,
                     tenant=tenant,
-                    stream_sid=f.stream_sid,
-                    from_number=f.from_number,
-                    caller_key=caller_key(f.from_number),
-                    to_number=f.to_number,
-                    direction=f.direction,
-                    custom_parameters=without_nul(dict(f.custom_parameters or {})),
-                    sample_rate=f.sample_rate,
-                    engine=f.engine,
-                    model=f.model,
+                    **_start_columns(f),
                     status=f.status,
                     end_reason=f.end_reason,
                     error=without_nul(f.error),
