@@ -136,7 +136,7 @@ async def test_loop_lag_is_how_late_a_wakeup_fires() -> None:
             while monitor.max_lag_s == 0.0:  # noqa: ASYNC110 - polls the monitor's figure
                 await asyncio.sleep(0.01)
     finally:
-        await monitor.aclose()
+        await monitor.stop()
     assert monitor.max_lag_s >= 0.1 - 0.01
     assert metrics.value("receptionist_event_loop_lag_seconds") == monitor.lag_s
 

@@ -67,8 +67,6 @@ class LoopLagMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    aclose = stop
-
     async def _run(self) -> None:
         clock, interval = self._clock, self.interval_s
         while True:

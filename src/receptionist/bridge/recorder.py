@@ -35,6 +35,7 @@ from sqlalchemy import exc as sa_exc
 from receptionist.observe import metrics
 from receptionist.postcall.worker import first_of
 from receptionist.store.calls import (
+    START_DETAILS,
     CallOwnedElsewhere,
     FinishedCall,
     NewCall,
@@ -263,18 +264,7 @@ def _locked(path: Path) -> Iterator[bytes | None]:
 
 def _start_details(start: NewCall | None) -> dict[str, Any]:
     """What a start the database never took said, for the row the end's write inserts."""
-    if start is None:
-        return {}
-    return {
-        "stream_sid": start.stream_sid,
-        "from_number": start.from_number,
-        "to_number": start.to_number,
-        "direction": start.direction,
-        "custom_parameters": dict(start.custom_parameters),
-        "sample_rate": start.sample_rate,
-        "engine": start.engine,
-        "model": start.model,
-    }
+    return {} if start is None else {name: getattr(start, name) for name in START_DETAILS}
 
 
 def _load_finished(data: dict[str, Any]) -> FinishedCall:

@@ -255,31 +255,25 @@ async def upsert_token_usage(
 
 
 _c = call_details.c
-# The start's details a call's end may carry (FinishedCall) when the start write failed.
-_START_DETAILS = (
-    "stream_sid", "from_number", "to_number", "direction", "sample_rate", "engine", "model",
+# What a call's start says about it beyond its ids: written by create_call, and carried by
+# its end (FinishedCall) for the row the end inserts or fills when the start write failed.
+START_DETAILS = (
+    "stream_sid", "from_number", "to_number", "direction", "custom_parameters", "sample_rate",
+    "engine", "model",
 )  # fmt: skip
 
 
 def _start_columns(c: NewCall | FinishedCall) -> dict[str, Any]:
-    """The columns a call's start sets: from the start itself (create_call), or from its end
-    when the start could not be written (the end carries the same details)."""
-    return {
-        "stream_sid": c.stream_sid,
-        "from_number": c.from_number,
-        "caller_key": caller_key(c.from_number),
-        "to_number": c.to_number,
-        "direction": c.direction,
-        "custom_parameters": without_nul(dict(c.custom_parameters or {})),
-        "sample_rate": c.sample_rate,
-        "engine": c.engine,
-        "model": c.model,
-    }
+    """The columns a call's start sets, from the start itself or from its end."""
+    columns = {name: getattr(c, name) for name in START_DETAILS}
+    columns["custom_parameters"] = without_nul(dict(c.custom_parameters or {}))
+    columns["caller_key"] = caller_key(c.from_number)
+    return columns
 
 
 _FINISH_READS = (
     _c.id, _c.session_id, _c.tenant, _c.started_at, _c.events, _c.stage, _c.summary, _c.call_type,
-    *(_c[name] for name in _START_DETAILS),
+    *(_c[name] for name in START_DETAILS),
 )  # fmt: skip
 
 
@@ -376,11 +370,12 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
             }
             # a row a checkpoint created while the start write failed (bridge/checkpointer.py)
             # has no caller yet: the end brings the start's details, so fill what is missing
-            for name in _START_DETAILS:
+            start = _start_columns(f)
+            for name in START_DETAILS:
                 if row[name] is None and getattr(f, name) is not None:
-                    values[name] = getattr(f, name)
+                    values[name] = start[name]
             if "from_number" in values:
-                values["caller_key"] = caller_key(f.from_number)
+                values["caller_key"] = start["caller_key"]
             if row["stage"] in (STAGE_LIVE, STAGE_TRANSCRIPT_SAVED):
                 values.update(enter_pipeline(now))
             await conn.execute(sa.update(call_details).where(c.id == row["id"]).values(**values))
