@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from receptionist.gemini_rest import make_client
 from receptionist.notify.compose import GeminiMessageWriter, WriterError, compose
-from receptionist.postcall.gemini_analyzer import make_client
 from receptionist.sim.gemini_rest import FakeGeminiRest, Fault
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.validate import load_tenant

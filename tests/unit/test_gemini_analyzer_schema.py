@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 from google.genai import types
 
-from receptionist.postcall.analysis import NO_CONVERSATION
-from receptionist.postcall.gemini_analyzer import (
+from receptionist.postcall.analyzers.gemini import (
     build_prompt,
     build_repair_prompt,
     check_answer,
     render_transcript,
-    response_schema,
 )
+from receptionist.postcall.analyzers.schema import NO_CONVERSATION, response_schema
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.validate import load_tenant
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from receptionist.postcall.analysis import NO_CONVERSATION, Analysis, validate_details
+from receptionist.postcall.analyzers.schema import NO_CONVERSATION, Analysis, validate_details
 from receptionist.postcall.offline_analyzer import (
     analyze_offline,
     choose_call_type,
