@@ -20,8 +20,8 @@ from receptionist.notify.compose import (
 from receptionist.notify.whatsapp import clean_variable
 from receptionist.store.calls import TokenUsage
 from receptionist.tenants.actions import ActionRule, Template, Variable
+from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.validate import load_tenant
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = Template(

@@ -17,8 +17,8 @@ from receptionist.postcall.analyzers.gemini import (
     render_transcript,
 )
 from receptionist.postcall.analyzers.schema import NO_CONVERSATION, response_schema
+from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.validate import load_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANTS = ROOT / "tenants"

@@ -20,8 +20,8 @@ from receptionist.postcall.offline_analyzer import (
     extract_times,
     transliterate,
 )
+from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.validate import load_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANTS = ROOT / "tenants"
