@@ -25,10 +25,6 @@ MAX_TEMPLATE_CHARS = 1024
 MAX_VARIABLE_CHARS = 1024
 _DEFAULT_MAX_CHARS = Variable().max_chars
 
-_TEMPLATE_KEYS = ("language", "text")
-_RULE_KEYS = ("to", "template", "ai_written", "urgent", "when", "variables")
-_WHEN_KEYS = ("present", "equals")
-_VARIABLE_KEYS = ("from", "default", "write", "fallback", "max_chars")
 _WA_LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Z]{2})?")  # "en", "en_US", "hi", "fil"
 _TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")  # as WhatsApp names templates
 _ANY_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
@@ -79,8 +75,8 @@ def check_templates(r: Report, config: dict[str, Any]) -> tuple[Template, ...]:
                 f"text), not {type_name(spec)}",
             )
             continue
-        r.check_unknown(spec, _TEMPLATE_KEYS, path)
-        language = r.text_value(spec, "language", path, required=True)
+        r.check_shape(path)
+        language = r.text_value(spec, "language", path)
         if language is not None and not _WA_LANGUAGE.fullmatch(language):
             hint = ""
             lang, _, region = language.replace("-", "_").partition("_")
@@ -92,7 +88,7 @@ def check_templates(r: Report, config: dict[str, Any]) -> tuple[Template, ...]:
                 f"templates.{name}.language {language!r} is not a WhatsApp language code "
                 f'like "en", "en_US", "hi" or "kn"{hint}',
             )
-        text = r.text_value(spec, "text", path, required=True)
+        text = r.text_value(spec, "text", path)
         if text is not None:
             check_template_text(r, name, text)
         if len(r.problems) == before and language is not None and text is not None:
@@ -198,9 +194,9 @@ def check_rule(
         )
         return None
     before = len(r.problems)
-    r.check_unknown(rule, _RULE_KEYS, path)
+    r.check_shape(path)
     to = check_recipient(r, ct_name, path, rule)
-    template_name = r.text_value(rule, "template", path, required=True)
+    template_name = r.text_value(rule, "template", path)
     template: Template | None = None
     if template_name is not None:
         template = templates.get(template_name)
@@ -233,7 +229,7 @@ def check_rule(
 def check_recipient(
     r: Report, ct_name: str, path: tuple[str, ...], rule: dict[str, Any]
 ) -> str | None:
-    value = r.text_value(rule, "to", path, required=True)
+    value = r.text_value(rule, "to", path)
     if value is None:
         return None
     if value.lower() in RECIPIENT_KINDS:
@@ -296,7 +292,7 @@ def check_when(
             f'"value" }} }}, not {type_name(when)}',
         )
         return (), ()
-    r.check_unknown(when, _WHEN_KEYS, wpath)
+    r.check_shape(wpath)
     present: list[str] = []
     raw_present = when.get("present", [])
     if isinstance(raw_present, str):
@@ -414,7 +410,7 @@ def check_variable(
         )
         return None
     before = len(r.problems)
-    r.check_unknown(item, _VARIABLE_KEYS, path)
+    r.check_shape(path)
     max_chars = item.get("max_chars", _DEFAULT_MAX_CHARS)
     if (
         isinstance(max_chars, bool)

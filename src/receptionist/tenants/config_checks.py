@@ -11,6 +11,7 @@ from typing import Any
 
 from .action_checks import check_actions, check_templates
 from .actions import WhatsAppSender
+from .config_schema import BudgetConfig, ExotelConfig, allowed_keys, shape_problems
 from .messages import MESSAGE_KEYS
 from .model import ENGINES, FIELD_TYPES, CallType, FieldSpec
 from .report import E164, Report, is_env_name, suggest, type_name
@@ -24,30 +25,6 @@ GEMINI_VOICES: tuple[str, ...] = (
     "Laomedeia", "Leda", "Orus", "Puck", "Pulcherrima", "Rasalgethi", "Sadachbia",
     "Sadaltager", "Schedar", "Sulafat", "Umbriel", "Vindemiatrix", "Zephyr", "Zubenelgenubi",
 )  # fmt: skip
-
-_TOP_KEYS = (
-    "name",
-    "owner_phone",
-    "languages",
-    "voice",
-    "active",
-    "timezone",
-    "engine",
-    "model",
-    "exotel",
-    "messages",
-    "budget",
-    "call_types",
-    "whatsapp",
-    "templates",
-    "actions",
-)
-_REQUIRED_TOP = ("name", "owner_phone", "languages", "call_types")
-_EXOTEL_KEYS = ("auth_user_env", "auth_token_env")
-_BUDGET_KEYS = ("monthly_usd_warn", "monthly_usd_limit")
-_CALL_TYPE_KEYS = ("description", "fields")
-_FIELD_KEYS = ("type", "required", "description")
-_WHATSAPP_KEYS = ("integrated_number", "namespace", "auth_key_env")
 
 _BCP47 = re.compile(r"([a-zA-Z]{2,3})(?:-([a-zA-Z]{4}))?(?:-([a-zA-Z]{2}|\d{3}))?")
 _SCHEMA_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -71,28 +48,41 @@ def _canonical_language(code: str) -> str:
 def check_config(r: Report, config: dict[str, Any]) -> dict[str, Any] | None:
     """Validate the parsed tenant.toml; returns the cleaned values (or None on problems)."""
     before = len(r.problems)
-    r.check_unknown(config, _TOP_KEYS, ())
+    r.shape = shape_problems(config)
+    r.check_shape(())
     out: dict[str, Any] = {}
-    for key in _REQUIRED_TOP:
-        if key not in config:
-            r.add_config((), f"missing required key '{key}'")
-
     out["name"] = r.text_value(config, "name", ())
-
-    phone = r.text_value(config, "owner_phone", ())
-    if phone is not None:
-        compact = re.sub(r"[\s\-().]", "", phone)
-        if not E164.fullmatch(compact):
-            r.add_config(
-                ("owner_phone",),
-                f'owner_phone must be E.164 (+ and 8-15 digits), e.g. "+919800000001"; '
-                f"got {phone!r}",
-            )
-        out["owner_phone"] = compact
-
+    out["owner_phone"] = _owner_phone(r, config)
     out["languages"] = check_languages(r, config)
+    out["engine"], out["voice"] = _engine_and_voice(r, config)
+    out["active"] = _active(r, config)
+    out["timezone"] = _timezone(r, config)
+    out["model"] = _model(r, config)
+    out["exotel"] = check_exotel(r, config)
+    out["budget"] = check_budget(r, config)
+    out["messages"] = check_messages(r, config)
+    out["call_types"] = check_call_types(r, config)
+    out["whatsapp"] = check_whatsapp(r, config)
+    out["templates"] = check_templates(r, config)
+    out["actions"] = check_actions(r, config, out["templates"])
+    r.flush_shape()
+    return out if len(r.problems) == before else None
 
-    voice = None
+
+def _owner_phone(r: Report, config: dict[str, Any]) -> str | None:
+    phone = r.text_value(config, "owner_phone", ())
+    if phone is None:
+        return None
+    compact = re.sub(r"[\s\-().]", "", phone)
+    if not E164.fullmatch(compact):
+        r.add_config(
+            ("owner_phone",),
+            f'owner_phone must be E.164 (+ and 8-15 digits), e.g. "+919800000001"; got {phone!r}',
+        )
+    return compact
+
+
+def _engine_and_voice(r: Report, config: dict[str, Any]) -> tuple[str | None, str | None]:
     engine = None
     if "engine" in config:
         engine = r.text_value(config, "engine", ())
@@ -102,28 +92,30 @@ def check_config(r: Report, config: dict[str, Any]) -> dict[str, Any] | None:
                 f"engine must be one of {', '.join(repr(e) for e in ENGINES)}; got {engine!r}"
                 f"{suggest(engine, ENGINES)}",
             )
-    out["engine"] = engine
-    if "voice" in config:
-        voice = r.text_value(config, "voice", ())
-        if voice is not None and engine != "local":
-            known = {v.lower(): v for v in GEMINI_VOICES}
-            if voice.lower() in known:
-                voice = known[voice.lower()]
-            else:
-                r.add_config(
-                    ("voice",),
-                    f"voice {voice!r} is not a Gemini voice"
-                    f"{suggest(voice.title(), GEMINI_VOICES)}"
-                    f" (choose one of: {', '.join(GEMINI_VOICES)})",
-                )
-    out["voice"] = voice
+    voice = r.text_value(config, "voice", ()) if "voice" in config else None
+    if voice is not None and engine != "local":  # the local engine has voices of its own
+        known = {v.lower(): v for v in GEMINI_VOICES}
+        if voice.lower() in known:
+            voice = known[voice.lower()]
+        else:
+            r.add_config(
+                ("voice",),
+                f"voice {voice!r} is not a Gemini voice"
+                f"{suggest(voice.title(), GEMINI_VOICES)}"
+                f" (choose one of: {', '.join(GEMINI_VOICES)})",
+            )
+    return engine, voice
 
+
+def _active(r: Report, config: dict[str, Any]) -> bool:
     active = config.get("active", True)
     if not isinstance(active, bool):
         r.add_config(("active",), f"active must be true or false, not {type_name(active)}")
-        active = True
-    out["active"] = active
+        return True
+    return active
 
+
+def _timezone(r: Report, config: dict[str, Any]) -> str:
     timezone = "Asia/Kolkata"
     if "timezone" in config:
         timezone = r.text_value(config, "timezone", ()) or timezone
@@ -134,23 +126,14 @@ def check_config(r: Report, config: dict[str, Any]) -> dict[str, Any] | None:
                 ("timezone",),
                 f'timezone {timezone!r} is not a known time zone (e.g. "Asia/Kolkata")',
             )
-    out["timezone"] = timezone
+    return timezone
 
-    model = None
-    if "model" in config:
-        model = r.text_value(config, "model", ())
-        if model is not None and not _MODEL_NAME.fullmatch(model):
-            r.add_config(("model",), f"model {model!r} is not a valid model name")
-    out["model"] = model
 
-    out["exotel"] = check_exotel(r, config)
-    out["budget"] = check_budget(r, config)
-    out["messages"] = check_messages(r, config)
-    out["call_types"] = check_call_types(r, config)
-    out["whatsapp"] = check_whatsapp(r, config)
-    out["templates"] = check_templates(r, config)
-    out["actions"] = check_actions(r, config, out["templates"])
-    return out if len(r.problems) == before else None
+def _model(r: Report, config: dict[str, Any]) -> str | None:
+    model = r.text_value(config, "model", ()) if "model" in config else None
+    if model is not None and not _MODEL_NAME.fullmatch(model):
+        r.add_config(("model",), f"model {model!r} is not a valid model name")
+    return model
 
 
 def check_languages(r: Report, config: dict[str, Any]) -> tuple[str, ...]:
@@ -193,9 +176,9 @@ def check_budget(r: Report, config: dict[str, Any]) -> tuple[Decimal | None, Dec
     if table is None:
         return None, None
     path = ("budget",)
-    r.check_unknown(table, _BUDGET_KEYS, path)
+    r.check_shape(path)
     values: dict[str, Decimal | None] = {}
-    for key in _BUDGET_KEYS:
+    for key in allowed_keys(BudgetConfig):
         raw = table.get(key)
         if raw is None:
             values[key] = None
@@ -215,9 +198,9 @@ def check_exotel(r: Report, config: dict[str, Any]) -> tuple[str | None, str | N
     if table is None:
         return None, None
     path = ("exotel",)
-    r.check_unknown(table, _EXOTEL_KEYS, path)
+    r.check_shape(path)
     names: dict[str, str | None] = {}
-    for key in _EXOTEL_KEYS:
+    for key in allowed_keys(ExotelConfig):
         value = r.text_value(table, key, path)
         if value is not None and not is_env_name(value):
             r.add_config(
@@ -244,7 +227,7 @@ def check_messages(r: Report, config: dict[str, Any]) -> dict[str, str]:
     if table is None:
         return {}
     path = ("messages",)
-    r.check_unknown(table, MESSAGE_KEYS, path)
+    r.check_shape(path)
     out: dict[str, str] = {}
     for key in MESSAGE_KEYS:
         value = r.text_value(table, key, path)
@@ -281,8 +264,8 @@ def check_call_types(r: Report, config: dict[str, Any]) -> tuple[CallType, ...]:
                 f"not {type_name(ct)}",
             )
             continue
-        r.check_unknown(ct, _CALL_TYPE_KEYS, path)
-        description = r.text_value(ct, "description", path, required=True)
+        r.check_shape(path)
+        description = r.text_value(ct, "description", path)
         fields: list[FieldSpec] = []
         field_table = r.table_value(ct, "fields", path)
         for field_name, spec in (field_table or {}).items():
@@ -312,10 +295,9 @@ def check_field(r: Report, path: tuple[str, ...], name: str, spec: object) -> Fi
             f'description = "..." }}, not {type_name(spec)}',
         )
         return None
-    r.check_unknown(spec, _FIELD_KEYS, path)
+    r.check_shape(path)
     ftype = spec.get("type")
-    if ftype is None:
-        r.add_config(path, f"{dotted} is missing 'type' (one of {', '.join(FIELD_TYPES)})")
+    if ftype is None:  # reported by the model (config_schema.FieldConfig)
         ok = False
     elif not isinstance(ftype, str) or ftype.strip().lower() not in FIELD_TYPES:
         shown = ftype if isinstance(ftype, str) else type_name(ftype)
@@ -351,7 +333,7 @@ def check_whatsapp(r: Report, config: dict[str, Any]) -> WhatsAppSender | None:
     if table is None:
         return None
     path = ("whatsapp",)
-    r.check_unknown(table, _WHATSAPP_KEYS, path)
+    r.check_shape(path)
     number: str | None = None
     raw = table.get("integrated_number")
     if isinstance(raw, int) and not isinstance(raw, bool):

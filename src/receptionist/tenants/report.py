@@ -43,6 +43,8 @@ class Report:
     config_rel: str  # tenant.toml, relative to the tenants root
     keys: KeyLines = field(default_factory=lambda: KeyLines(""))
     problems: list[Problem] = field(default_factory=list)
+    # unknown and missing keys by table, from the models; reported when that table is checked
+    shape: dict[tuple[str, ...], list[tuple[tuple[str, ...], str]]] = field(default_factory=dict)
 
     def add(self, rel: str, line: int | None, message: str) -> None:
         self.problems.append(Problem(self.tenant_id, rel, line, message))
@@ -50,23 +52,20 @@ class Report:
     def add_config(self, path: tuple[str, ...], message: str) -> None:
         self.add(self.config_rel, self.keys.line(*path) if path else None, message)
 
-    def check_unknown(self, table: dict[str, Any], allowed: tuple[str, ...], path: tuple[str, ...]):
-        for key in table:
-            if key not in allowed:
-                where = dotted_key((*path, key))
-                self.add_config(
-                    (*path, key),
-                    f"unknown key '{where}'{suggest(key, allowed)} "
-                    f"(allowed here: {', '.join(allowed)})",
-                )
+    def check_shape(self, path: tuple[str, ...]) -> None:
+        """Report the unknown and missing keys of the table at ``path`` (see config_schema)."""
+        for at, message in self.shape.pop(path, ()):
+            self.add_config(at, message)
 
-    def text_value(
-        self, table: dict[str, Any], key: str, path: tuple[str, ...], *, required: bool = False
-    ) -> str | None:
+    def flush_shape(self) -> None:
+        """Report what no check asked for (a table no check reads): nothing is ever lost."""
+        for path in list(self.shape):
+            self.check_shape(path)
+
+    def text_value(self, table: dict[str, Any], key: str, path: tuple[str, ...]) -> str | None:
+        """The stripped text at ``key``; None when absent (the models report a required one)."""
         dotted = dotted_key((*path, key))
         if key not in table:
-            if required:
-                self.add_config(path, f"missing required key '{dotted}'")
             return None
         value = table[key]
         if not isinstance(value, str):
