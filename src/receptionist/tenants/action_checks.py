@@ -308,6 +308,19 @@ def check_when(
         at = (*wpath, "present")
         if check_field_name(r, name, at, f"{label}.present", ct_name, fields):
             present.append(name)
+    equals = _when_equals(r, ct_name, wpath, when, fields)
+    return tuple(present), tuple(equals)
+
+
+def _when_equals(
+    r: Report,
+    ct_name: str,
+    wpath: tuple[str, ...],
+    when: dict[str, Any],
+    fields: dict[str, str | None] | None,
+) -> list[tuple[str, str]]:
+    """``when.equals``: (field, expected value as text) pairs; booleans as "true"/"false"."""
+    label = f"actions.{ct_name}.when"
     equals: list[tuple[str, str]] = []
     raw_equals = when.get("equals", {})
     if not isinstance(raw_equals, dict):
@@ -343,7 +356,7 @@ def check_when(
             )
             continue
         equals.append((name, value))
-    return tuple(present), tuple(equals)
+    return equals
 
 
 def check_variables(
@@ -438,19 +451,40 @@ def check_variable(
         )
         return None
     if has_from:
-        source = r.text_value(item, "from", path)
-        if source is not None:
-            source = check_source(r, source, (*path, "from"), label, ct_name, fields)
-        if "fallback" in item:
-            r.add_config(
-                (*path, "fallback"),
-                f"{label}: 'fallback' goes with 'write'; with 'from' use 'default'",
-            )
-        default = r.text_value(item, "default", path)
-        check_length(r, label, "default", default, max_chars, path)
-        if len(r.problems) != before or source is None:
-            return None
-        return Variable(source=source, default=default, max_chars=max_chars)
+        return _from_variable(r, label, path, item, max_chars, before, (ct_name, fields))
+    return _write_variable(r, label, path, item, max_chars, before)
+
+
+def _from_variable(
+    r: Report,
+    label: str,
+    path: tuple[str, ...],
+    item: dict[str, Any],
+    max_chars: int,
+    before: int,
+    call_type: tuple[str, dict[str, str | None] | None],
+) -> Variable | None:
+    """A variable filled with a fact from the call (``from``, optional ``default``)."""
+    ct_name, fields = call_type
+    source = r.text_value(item, "from", path)
+    if source is not None:
+        source = check_source(r, source, (*path, "from"), label, ct_name, fields)
+    if "fallback" in item:
+        r.add_config(
+            (*path, "fallback"),
+            f"{label}: 'fallback' goes with 'write'; with 'from' use 'default'",
+        )
+    default = r.text_value(item, "default", path)
+    check_length(r, label, "default", default, max_chars, path)
+    if len(r.problems) != before or source is None:
+        return None
+    return Variable(source=source, default=default, max_chars=max_chars)
+
+
+def _write_variable(
+    r: Report, label: str, path: tuple[str, ...], item: dict[str, Any], max_chars: int, before: int
+) -> Variable | None:
+    """A variable the AI writes (``write``), with the ``fallback`` sent when it cannot."""
     write = r.text_value(item, "write", path)
     if "default" in item:
         r.add_config(
