@@ -407,7 +407,7 @@ def tenants_validate(
     tenant: Annotated[str | None, typer.Argument(help="One tenant (default: all).")] = None,
 ) -> None:
     """Report every problem in the tenant folders, with file and line."""
-    from receptionist.tenants.validate import validate_all, validate_tenant
+    from receptionist.tenants.loading import validate_all, validate_tenant
 
     settings = _settings()
     root = settings.tenants_dir

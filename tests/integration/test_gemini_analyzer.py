@@ -11,17 +11,12 @@ from typing import Any
 
 import pytest
 
-from receptionist.postcall.analysis import NO_CONVERSATION, Analysis
-from receptionist.postcall.gemini_analyzer import (
-    AnalysisInvalid,
-    AnalyzerRejected,
-    AnalyzerUnavailable,
-    GeminiAnalyzer,
-    make_client,
-)
+from receptionist.gemini_rest import AnalyzerRejected, AnalyzerUnavailable, make_client
+from receptionist.postcall.analyzers.gemini import AnalysisInvalid, GeminiAnalyzer
+from receptionist.postcall.analyzers.schema import NO_CONVERSATION, Analysis
 from receptionist.sim.gemini_rest import INVALID_KEY_MESSAGE, FakeGeminiRest, Fault
+from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.validate import load_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime.fromisoformat("2026-11-25T10:00:00+05:30")

@@ -41,8 +41,8 @@ from receptionist.engines.local.chat import (
 from receptionist.engines.local.grounded import GroundedBrain
 from receptionist.engines.local.llm_brain import LlmBrain, LoopClock
 from receptionist.sim.openai_chat import ECHO_PREFIX, FakeOpenAIChat, Fault
+from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.validate import load_tenant
 from tests.unit.test_llm_brain import ManualClock
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"

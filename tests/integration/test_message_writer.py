@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from receptionist.gemini_rest import make_client
 from receptionist.notify.compose import GeminiMessageWriter, WriterError, compose
-from receptionist.postcall.gemini_analyzer import make_client
 from receptionist.sim.gemini_rest import FakeGeminiRest, Fault
+from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.validate import load_tenant
 from tests.unit.test_compose import FACTS, RULE, TEMPLATE
 
 REPO = Path(__file__).resolve().parents[2]

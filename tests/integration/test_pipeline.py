@@ -20,8 +20,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from receptionist.postcall.analysis import NO_CONVERSATION, Analysis
-from receptionist.postcall.gemini_analyzer import GeminiAnalyzer, make_client
+from receptionist.gemini_rest import make_client
+from receptionist.postcall.analyzers.gemini import GeminiAnalyzer
+from receptionist.postcall.analyzers.schema import NO_CONVERSATION, Analysis
 from receptionist.postcall.pipeline import (
     DONE,
     EXOTEL_DETAILS,

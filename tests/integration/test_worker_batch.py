@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from receptionist.postcall.gemini_analyzer import GeminiAnalyzer, make_client
+from receptionist.gemini_rest import make_client
+from receptionist.postcall.analyzers.gemini import GeminiAnalyzer
 from receptionist.postcall.pipeline import DONE, TRANSCRIPT_SAVED
 from receptionist.postcall.worker import Worker
 from receptionist.sim.gemini_rest import FakeGeminiRest, Fault

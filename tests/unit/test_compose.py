@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from receptionist.notify.actions import rule_applies
 from receptionist.notify.compose import (
     CallFacts,
     MissingDetail,
@@ -17,11 +18,10 @@ from receptionist.notify.compose import (
     format_value,
 )
 from receptionist.notify.whatsapp import clean_variable
-from receptionist.postcall.actions import rule_applies
 from receptionist.store.calls import TokenUsage
 from receptionist.tenants.actions import ActionRule, Template, Variable
+from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.validate import load_tenant
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = Template(
@@ -191,7 +191,7 @@ def test_rule_conditions() -> None:
 async def test_decide_messages_writes_a_row_per_message_with_reasons(tenant: Tenant) -> None:
     """A missing detail without default, a withheld caller: rows that say why; the owner's
     alert still goes; conditions pick the rules; usage is merged per model."""
-    from receptionist.postcall.actions import ActionDeps, decide_messages
+    from receptionist.notify.actions import ActionDeps, decide_messages
 
     owner = ActionRule(
         call_type="order",

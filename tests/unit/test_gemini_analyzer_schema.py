@@ -10,16 +10,15 @@ from typing import Any
 import pytest
 from google.genai import types
 
-from receptionist.postcall.analysis import NO_CONVERSATION
-from receptionist.postcall.gemini_analyzer import (
+from receptionist.postcall.analyzers.gemini import (
     build_prompt,
     build_repair_prompt,
     check_answer,
     render_transcript,
-    response_schema,
 )
+from receptionist.postcall.analyzers.schema import NO_CONVERSATION, response_schema
+from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.validate import load_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANTS = ROOT / "tenants"

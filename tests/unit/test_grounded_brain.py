@@ -15,8 +15,8 @@ import pytest
 
 from receptionist.engines.local.brain import Brain, BrainReply
 from receptionist.engines.local.grounded import CALLER_NUMBER_TEXT, GroundedBrain
+from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.validate import load_tenant
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Kolkata"))  # a Wednesday

@@ -19,8 +19,8 @@ from receptionist.engines.local.knowledge import (
     speakable,
     tokens,
 )
+from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.validate import load_tenant
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
 

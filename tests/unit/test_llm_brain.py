@@ -47,8 +47,8 @@ from receptionist.engines.local.llm_brain import (
     llm_brain_factory,
     persona,
 )
+from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.validate import load_tenant
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Kolkata"))

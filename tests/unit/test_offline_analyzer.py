@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from receptionist.postcall.analysis import NO_CONVERSATION, Analysis, validate_details
+from receptionist.postcall.analyzers.schema import NO_CONVERSATION, Analysis, validate_details
 from receptionist.postcall.offline_analyzer import (
     analyze_offline,
     choose_call_type,
@@ -20,8 +20,8 @@ from receptionist.postcall.offline_analyzer import (
     extract_times,
     transliterate,
 )
+from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.validate import load_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANTS = ROOT / "tenants"

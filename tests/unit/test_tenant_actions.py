@@ -13,8 +13,8 @@ from receptionist.tenants.actions import (
     Variable,
     WhatsAppSender,
 )
+from receptionist.tenants.loading import Problem, load_tenant, validate_tenant
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.validate import Problem, load_tenant, validate_tenant
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "tenants"

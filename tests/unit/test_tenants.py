@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from receptionist.tenants.loading import Problem, load_tenant, validate_all, validate_tenant
 from receptionist.tenants.messages import MESSAGE_KEYS, default_messages
 from receptionist.tenants.model import FIELD_TYPES, Tenant
 from receptionist.tenants.repository import (
@@ -18,7 +19,6 @@ from receptionist.tenants.repository import (
     TenantRepository,
     UnknownTenant,
 )
-from receptionist.tenants.validate import Problem, load_tenant, validate_all, validate_tenant
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "tenants"
@@ -612,7 +612,7 @@ def test_tenants_package_has_no_db_or_web_imports() -> None:
 def test_budget_is_validated(tmp_path: Path, budget: str, problem: str) -> None:
     import shutil
 
-    from receptionist.tenants.validate import validate_tenant
+    from receptionist.tenants.loading import validate_tenant
 
     src = Path(__file__).resolve().parents[1] / "data" / "tenants" / "minimal"
     shutil.copytree(src, tmp_path / "shop")
@@ -628,7 +628,7 @@ def test_budget_loads_as_decimal(tmp_path: Path) -> None:
     import shutil
     from decimal import Decimal
 
-    from receptionist.tenants.validate import load_tenant
+    from receptionist.tenants.loading import load_tenant
 
     src = Path(__file__).resolve().parents[1] / "data" / "tenants" / "minimal"
     shutil.copytree(src, tmp_path / "shop")

@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo
 from google import genai
 from google.genai import types
 
+from receptionist.gemini_rest import AnalyzerError, generate_json
 from receptionist.notify.phones import InvalidPhone, normalise_phone
 from receptionist.notify.whatsapp import clean_variable
-from receptionist.postcall.gemini_analyzer import AnalyzerError, generate_json
 from receptionist.store.calls import TokenUsage
 from receptionist.tenants.actions import ActionRule, Template, Variable
 from receptionist.tenants.messages import language_name

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 
 from receptionist.config import Settings, SettingsError
+from receptionist.gemini_rest import make_client
+from receptionist.notify.actions import ActionDeps
 from receptionist.notify.compose import GeminiMessageWriter, MessageWriter
 from receptionist.notify.dispatcher import Dispatcher
 from receptionist.notify.log_provider import LogProvider
 from receptionist.notify.provider import Provider
-from receptionist.postcall.actions import ActionDeps
-from receptionist.postcall.gemini_analyzer import make_client
 from receptionist.store.db import Database
 
 log = logging.getLogger("receptionist.notify")

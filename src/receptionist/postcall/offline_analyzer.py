@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from receptionist.tenants.model import CallType, FieldSpec, Tenant
 
-from .analysis import NO_CONVERSATION, Analysis, validate_details
+from .analyzers.schema import NO_CONVERSATION, Analysis, validate_details
 
 __all__ = [
     "analyze_offline",

@@ -28,11 +28,12 @@ from typing import Any
 
 import httpx
 
+from receptionist.gemini_rest import AnalyzerError
+from receptionist.notify.actions import ActionDeps, decide_messages
 from receptionist.observe import metrics
-from receptionist.postcall.actions import ActionDeps, decide_messages
-from receptionist.postcall.analysis import Analysis, validate_details
+from receptionist.postcall.analyzers.gemini import AnalysisInvalid
+from receptionist.postcall.analyzers.schema import Analysis, validate_details
 from receptionist.postcall.costs import CallCost, cost_call
-from receptionist.postcall.gemini_analyzer import AnalysisInvalid, AnalyzerError
 from receptionist.postcall.pricing import PricingTable, UnknownModelPrice
 from receptionist.store.calls import TokenUsage, get_call, upsert_token_usage
 from receptionist.store.db import Database

@@ -1,7 +1,7 @@
 """What a tenant wants sent after each call: WhatsApp templates and the rules that pick them.
 
 Declared in ``tenant.toml`` (``[whatsapp]``, ``[templates.<name>]``, ``[[actions.<call_type>]]``,
-see tenants/README.md), checked and built by ``validate.py``, used by ``postcall/actions.py``.
+see tenants/README.md), checked and built by ``action_checks.py``, used by ``notify/actions.py``.
 Everything here is immutable, like the rest of a loaded :class:`~receptionist.tenants.model.Tenant`.
 """
 

@@ -1,6 +1,6 @@
 """What one business (a tenant) looks like once its folder is loaded and validated.
 
-Everything here is immutable: a :class:`Tenant` is built once by the loader in ``validate.py``
+Everything here is immutable: a :class:`Tenant` is built once by the loader in ``loading.py``
 and shared by every call to that business until its files change.
 """
 
@@ -81,7 +81,7 @@ class CallType:
 
 @dataclass(frozen=True)
 class Tenant:
-    """A loaded, valid tenant folder. Built by :func:`receptionist.tenants.validate.load_tenant`."""
+    """A loaded, valid tenant folder. Built by :func:`receptionist.tenants.loading.load_tenant`."""
 
     tenant_id: str
     name: str

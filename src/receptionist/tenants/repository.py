@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .loading import is_valid_tenant_id, load_tenant, tenant_files
 from .model import Tenant
-from .validate import Problem, is_valid_tenant_id, load_tenant, tenant_files
+from .report import Problem
 
 __all__ = [
     "BrokenTenant",

@@ -1,0 +1,297 @@
+"""Load a tenant folder into a :class:`~receptionist.tenants.model.Tenant`, checking it on the way.
+
+One pass does both, so the loader and ``receptionist tenants validate`` can never disagree: every
+problem found is reported (with the file, and the line where there is one), and a tenant is built
+only when there are none. A small-business owner edits these files by hand, so messages say what
+to change, and unknown keys get a "did you mean" instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .config_checks import check_config
+from .greeting import cached_greeting
+from .messages import resolve_messages
+from .model import CallType, Tenant
+from .report import Problem, Report
+from .toml_lines import KeyLines
+
+__all__ = [
+    "MAX_INPUT_BYTES_TOTAL",
+    "MAX_INPUT_FILE_BYTES",
+    "TENANT_ID_PATTERN",
+    "Problem",
+    "is_valid_tenant_id",
+    "load_tenant",
+    "tenant_files",
+    "validate_all",
+    "validate_tenant",
+]
+
+TENANT_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+CONFIG_FILE = "tenant.toml"
+ASSISTANT_PROMPT = "prompts/assistant.txt"
+ANALYZER_PROMPT = "prompts/analyzer.txt"
+INPUT_DIR = "input_files"
+
+# Everything in input_files/ goes into every call's system instruction: keep it phone-sized.
+MAX_INPUT_FILE_BYTES = 256 * 1024
+MAX_INPUT_BYTES_TOTAL = 512 * 1024
+
+_TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
+
+
+def is_valid_tenant_id(tenant_id: object) -> bool:
+    """True for a safe folder slug: ``[a-z0-9][a-z0-9_-]{0,62}`` (no dots, slashes, capitals)."""
+    return isinstance(tenant_id, str) and TENANT_ID_PATTERN.fullmatch(tenant_id) is not None
+
+
+def _decode(data: bytes) -> tuple[str | None, str | None]:
+    """(text, None) for UTF-8 text (BOM dropped, CRLF -> LF), else (None, what is wrong)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, offset) + 1
+        return None, (
+            f"is not UTF-8 text: bad byte 0x{data[offset]:02x} at byte offset {offset} "
+            f"(line {line}); save it as UTF-8 text"
+        )
+    if "\x00" in text:
+        return None, f"looks like a binary file (NUL byte at character {text.index(chr(0))})"
+    return text.replace("\r\n", "\n").replace("\r", "\n"), None
+
+
+def tenant_files(tenant_dir: Path) -> list[Path]:
+    """Every file whose change should reload the tenant: config, prompts and input files."""
+    found = [tenant_dir / CONFIG_FILE]
+    prompts = tenant_dir / "prompts"
+    if prompts.is_dir():
+        found.extend(sorted(p for p in prompts.iterdir() if not p.name.startswith(".")))
+    found.extend(path for _, path in _input_files(tenant_dir))
+    return found
+
+
+def _input_files(tenant_dir: Path) -> list[tuple[str, Path]]:
+    """(name relative to input_files/, path) of every visible regular file, sorted by name."""
+    base = tenant_dir / INPUT_DIR
+    if not base.is_dir():
+        return []
+    out: list[tuple[str, Path]] = []
+    for path in base.rglob("*"):
+        rel = path.relative_to(base)
+        if any(part.startswith(".") for part in rel.parts) or path.name.endswith("~"):
+            continue
+        if path.is_file():
+            out.append((rel.as_posix(), path))
+    out.sort(key=lambda item: item[0])
+    return out
+
+
+class _Loader:
+    def __init__(self, root: Path, tenant_id: str) -> None:
+        self.root = root
+        self.tenant_id = tenant_id
+        self.dir = root / tenant_id
+        self.report = Report(tenant_id, f"{tenant_id}/{CONFIG_FILE}")
+        self.add = self.report.add
+
+    # -- files
+    def read_text(self, rel_in_tenant: str, *, required: bool) -> str | None:
+        rel = f"{self.tenant_id}/{rel_in_tenant}"
+        path = self.dir / rel_in_tenant
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            if required:
+                hint = ""
+                if rel_in_tenant.startswith("prompts/"):
+                    stem = Path(rel_in_tenant).stem
+                    near = sorted(p.name for p in (self.dir / "prompts").glob(f"{stem}*"))
+                    if near:
+                        hint = f" (found {near[0]}: rename it to {Path(rel_in_tenant).name})"
+                self.add(rel, None, f"file is missing{hint}")
+            return None
+        except IsADirectoryError:
+            self.add(rel, None, "is a folder, expected a file")
+            return None
+        except OSError as exc:
+            self.add(rel, None, f"cannot be read: {exc.strerror or exc}")
+            return None
+        text, error = _decode(data)
+        if error:
+            self.add(rel, None, error)
+        return text
+
+    # -- the whole folder
+    def run(self) -> Tenant | None:
+        if not is_valid_tenant_id(self.tenant_id):
+            self.add(
+                self.tenant_id,
+                None,
+                "folder name is not a valid tenant id: use 1-63 lowercase letters, digits, "
+                "'-' or '_', starting with a letter or digit",
+            )
+            return None
+        if not self.dir.is_dir():
+            self.add(self.tenant_id, None, "no such tenant folder")
+            return None
+
+        config = self.load_config()
+        cfg = check_config(self.report, config) if config is not None else None
+        assistant = self.read_prompt(ASSISTANT_PROMPT)
+        analyzer = self.read_prompt(ANALYZER_PROMPT)
+        inputs = self.read_inputs()
+        if self.report.problems or cfg is None or assistant is None or analyzer is None:
+            return None
+        return self.build(config or {}, cfg, assistant, analyzer, inputs)
+
+    def load_config(self) -> dict[str, Any] | None:
+        text = self.read_text(CONFIG_FILE, required=True)
+        if text is None:
+            return None
+        self.report.keys = KeyLines(text)
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            message = str(exc)
+            line: int | None = None
+            pos = _TOML_POS.search(message)
+            if pos:
+                line = int(pos.group(1))
+                message = f"{message[: pos.start()]} (column {pos.group(2)})"
+            elif _TOML_END.search(message):
+                line = max(1, len(text.splitlines()))
+                message = _TOML_END.sub("", message) + " (at end of file)"
+            if message.startswith("Invalid value"):
+                message += ': text must be in quotes (name = "Sweet Crumbs"), lists in [ ]'
+            self.add(self.report.config_rel, line, f"TOML syntax error: {message}")
+            return None
+
+    def read_prompt(self, rel: str) -> str | None:
+        text = self.read_text(rel, required=True)
+        if text is None:
+            return None
+        if not text.strip():
+            self.add(f"{self.tenant_id}/{rel}", None, "prompt is empty")
+            return None
+        return text
+
+    def read_inputs(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        total = 0
+        for name, path in _input_files(self.dir):
+            rel_in_tenant = f"{INPUT_DIR}/{name}"
+            rel = f"{self.tenant_id}/{rel_in_tenant}"
+            try:
+                size = path.stat().st_size
+            except OSError as exc:
+                self.add(rel, None, f"cannot be read: {exc.strerror or exc}")
+                continue
+            if size > MAX_INPUT_FILE_BYTES:
+                self.add(
+                    rel,
+                    None,
+                    f"is too large ({size} bytes; at most {MAX_INPUT_FILE_BYTES}): everything "
+                    "in input_files/ is read to the AI on every call, keep it short",
+                )
+                continue
+            text = self.read_text(rel_in_tenant, required=True)
+            if text is None:
+                continue
+            total += size
+            if text.strip():
+                out.append((name, text))
+        if total > MAX_INPUT_BYTES_TOTAL:
+            self.add(
+                f"{self.tenant_id}/{INPUT_DIR}",
+                None,
+                f"input files total {total} bytes; at most {MAX_INPUT_BYTES_TOTAL}",
+            )
+        return out
+
+    # -- the result
+    def build(
+        self,
+        config: dict[str, Any],
+        cfg: dict[str, Any],
+        assistant: str,
+        analyzer: str,
+        inputs: list[tuple[str, str]],
+    ) -> Tenant:
+        languages: tuple[str, ...] = cfg["languages"]
+        name: str = cfg["name"]
+        call_types: tuple[CallType, ...] = cfg["call_types"]
+        digest = hashlib.sha256()
+        for part in (assistant, analyzer):
+            digest.update(part.encode("utf-8") + b"\x00")
+        for file_name, text in inputs:
+            digest.update(file_name.encode("utf-8") + b"\x00" + text.encode("utf-8") + b"\x00")
+        schema = {ct.name: ct.as_schema() for ct in call_types}
+        digest.update(json.dumps(schema, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        user_env, token_env = cfg["exotel"]
+        budget_warn, budget_limit = cfg["budget"]
+        return Tenant(
+            tenant_id=self.tenant_id,
+            name=name,
+            owner_phone=cfg["owner_phone"],
+            languages=languages,
+            voice=cfg["voice"],
+            active=cfg["active"],
+            timezone=cfg["timezone"],
+            engine=cfg["engine"],
+            model=cfg["model"],
+            exotel_auth_user_env=user_env,
+            exotel_auth_token_env=token_env,
+            call_types=call_types,
+            assistant_prompt=assistant,
+            analyzer_prompt=analyzer,
+            input_files=tuple(inputs),
+            messages=resolve_messages(languages[0], cfg["messages"]),
+            greeting=cached_greeting(assistant, tenant_name=name, language=languages[0]),
+            prompt_version=digest.hexdigest()[:12],
+            budget_warn_usd=budget_warn,
+            budget_limit_usd=budget_limit,
+            templates=cfg["templates"],
+            actions=cfg["actions"],
+            whatsapp=cfg["whatsapp"],
+            raw_config=config,
+        )
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def load_tenant(root: Path | str, tenant_id: str) -> tuple[Tenant | None, list[Problem]]:
+    """Validate ``root/tenant_id`` and build its Tenant: ``(tenant, [])`` or ``(None, problems)``.
+
+    An inactive tenant loads fine (``tenant.active`` is False); refusing calls is the caller's job.
+    """
+    loader = _Loader(Path(root), tenant_id)
+    tenant = loader.run()
+    if loader.report.problems:
+        return None, loader.report.problems
+    return tenant, []
+
+
+def validate_tenant(root: Path | str, tenant_id: str) -> list[Problem]:
+    """Every problem with one tenant folder (empty list: the tenant is fine)."""
+    return load_tenant(root, tenant_id)[1]
+
+
+def validate_all(root: Path | str) -> dict[str, list[Problem]]:
+    """``{folder name: problems}`` for every folder under ``root`` (empty list = fine)."""
+    base = Path(root)
+    if not base.is_dir():
+        return {}
+    names = sorted(
+        p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+    )
+    return {name: validate_tenant(base, name) for name in names}
