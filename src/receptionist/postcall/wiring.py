@@ -12,8 +12,8 @@ from receptionist.config import Settings, SettingsError
 from receptionist.notify.provider import Provider
 from receptionist.notify.wiring import action_deps, choose_provider, make_dispatcher
 from receptionist.postcall.analysis import Analysis
+from receptionist.postcall.analyzers.offline import analyze_offline
 from receptionist.postcall.gemini_analyzer import GeminiAnalyzer, make_client
-from receptionist.postcall.offline_analyzer import analyze_offline
 from receptionist.postcall.pipeline import Analyzer, ExotelDeps, PipelineDeps
 from receptionist.postcall.pricing import PricingError, load_pricing
 from receptionist.postcall.worker import Worker, new_worker_id

@@ -1,0 +1,1 @@
+"""Call analyzers: offline (rules) and Gemini, and the schema they share."""
