@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .text import lower_clean, nfc, wordset
+from .text import DEVANAGARI_LETTERS, lower_clean, nfc, wordset
 
 __all__ = [
     "is_goodbye",
@@ -117,8 +117,11 @@ def _strip_lead(text: str) -> str:
 
 
 def is_noise(text: str) -> bool:
-    """Nothing a receptionist could act on: empty, punctuation, or only um/uh/hmm."""
-    said = re.findall(r"[a-z0-9']+", lower_clean(text))
+    """Nothing a receptionist could act on: empty, punctuation, or only um/uh/hmm.
+
+    Devanagari words count as words (a Hindi "गलत नंबर" is no noise).
+    """
+    said = re.findall(f"[a-z0-9'{DEVANAGARI_LETTERS}]+", lower_clean(text))
     return not said or all(w in _NOISE_WORDS for w in said)
 
 

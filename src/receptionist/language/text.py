@@ -130,7 +130,7 @@ _PLURALS = (
 
 
 def singular(word: str) -> str:
-    """'brownies' -> 'brownie', 'loaves' -> 'loaf'; other endings untouched (unlike stem).
+    """'brownies' -> 'browny', 'loaves' -> 'loaf'; other endings untouched (unlike stem).
 
     Item names keep their spelling (an item's alias must still match what the caller says, see
     the knowledge's word patterns), so they are only made singular, never stemmed.

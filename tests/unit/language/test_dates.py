@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from receptionist.language.dates import extract_dates
+from receptionist.language.dates import extract_dates, parse_date
 
 TODAY = date(2026, 11, 25)  # a Wednesday
 
@@ -49,3 +49,14 @@ def test_dates(text: str, want: list[str]) -> None:
 
 def test_today_is_wednesday() -> None:
     assert date(2026, 11, 25) == TODAY and TODAY.weekday() == 2
+
+
+def test_parse_date_prefers_the_day_ahead() -> None:
+    assert parse_date("fever since yesterday, can he come tomorrow?", TODAY) == date(2026, 11, 26)
+
+
+def test_parse_date_bare_ordinal_only_when_asked() -> None:
+    assert parse_date("the 28th", TODAY) is None
+    assert parse_date("the 28th", TODAY, lenient=True) == date(2026, 11, 28)
+    assert parse_date("on the 2nd", TODAY) == date(2026, 12, 2)
+    assert parse_date("9th block, 22nd cross", TODAY, lenient=True) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from receptionist.language.names import extract_names
+from receptionist.language.names import answered_name, extract_names, parse_name
 
 
 @pytest.mark.parametrize(
@@ -26,3 +26,16 @@ def test_names(text: str, want: list[str]) -> None:
 def test_patient_name() -> None:
     got = extract_names("I need an appointment for my mother Kamla Devi", patient=True)
     assert [n for _, n in got] == ["Kamla Devi"]
+
+
+def test_parse_name_live_speech() -> None:
+    assert parse_name("my name is priya nair") == "Priya Nair"
+    assert parse_name("Priya", lenient=True) == "Priya" and parse_name("Priya") is None
+    assert parse_name("for my son, day after tomorrow", patient=True) is None
+    assert parse_name("Janani, 9791 001 002", lenient=True) == "Janani"
+
+
+def test_answered_name() -> None:
+    assert answered_name("Sunita Rao, 98450 12345") == "Sunita Rao"
+    assert answered_name("रमेश गुप्ता") == "रमेश गुप्ता"
+    assert answered_name("Hello, yes") is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from receptionist.language.phones import extract_phones
+from receptionist.language.phones import extract_phones, parse_phone
 
 
 @pytest.mark.parametrize(
@@ -31,3 +31,13 @@ def test_phones(text: str, want: list[str]) -> None:
 )
 def test_not_phones(text: str) -> None:
     assert extract_phones(text) == []  # 5xxxx / 1xxxx are not Indian mobiles
+
+
+def test_landlines_and_foreign_numbers_are_no_mobiles() -> None:
+    assert extract_phones("our landline is 080 2345 6789") == []
+    assert extract_phones("+44 7911 123456") == []
+
+
+def test_parse_phone_takes_the_correction() -> None:
+    assert parse_phone("98860 12345, sorry, 98860 12346") == "+919886012346"
+    assert parse_phone("same number") is None

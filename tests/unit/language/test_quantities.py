@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
-from receptionist.language.quantities import extract_quantities
+from receptionist.language.quantities import extract_quantities, parse_kg, parse_number
 
 
 @pytest.mark.parametrize(
@@ -23,3 +25,12 @@ from receptionist.language.quantities import extract_quantities
 )
 def test_quantities(text: str, want: list[float]) -> None:
     assert [v for _, v in extract_quantities(text)] == want
+
+
+def test_parse_kg_and_number() -> None:
+    assert parse_kg("half a kilo please") == Decimal("0.5")
+    assert parse_kg("a quarter kg") == Decimal("0.25")
+    assert parse_kg("2", lenient=True) == Decimal("2") and parse_kg("2") is None
+    assert parse_number("one and a half") == Decimal("1.5")
+    assert parse_number("half past ten") == Decimal("10")  # "half past" is no half
+    assert parse_number("six pastries") == Decimal("6")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from receptionist.language.times import extract_times
+from receptionist.language.times import extract_times, parse_time
 
 
 def times(text: str) -> list[str]:
@@ -35,3 +35,13 @@ def times(text: str) -> list[str]:
 )
 def test_times(text: str, want: list[str]) -> None:
     assert times(text) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "lenient", "want"),
+    [("4 pm please", False, "16:00"), ("noon", False, "12:00"), ("around five", False, "17:00"),
+     ("11", True, "11:00"), ("11", False, None), ("six in the evening", True, "18:00"),
+     ("Oh, evening", True, None), ("2 kg", True, None)],
+)  # fmt: skip
+def test_parse_time(text: str, lenient: bool, want: str | None) -> None:
+    assert parse_time(text, lenient=lenient) == want
