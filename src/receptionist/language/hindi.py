@@ -12,7 +12,13 @@ from collections.abc import Iterable
 
 from .text import DEVANAGARI_LETTERS, has_devanagari, nfc
 
-__all__ = ["LOANWORDS", "hindi_to_english", "learn_glossary", "transliterate"]
+__all__ = [
+    "LOANWORDS",
+    "hindi_to_english",
+    "learn_glossary",
+    "loanwords_in_latin",
+    "transliterate",
+]
 
 _DEV_WORD = re.compile(f"[{DEVANAGARI_LETTERS}]+")
 
@@ -24,6 +30,15 @@ LOANWORDS = {
     "चॉकलेट": "chocolate", "पाइनएप्पल": "pineapple", "डॉक्टर": "doctor", "डॉ.": "dr.",
 }  # fmt: skip
 LOANWORDS = {nfc(k): v for k, v in LOANWORDS.items()}
+
+
+def loanwords_in_latin(text: str) -> str:
+    """ "थायराइड test" -> "thyroid test": English words written in Devanagari, in Latin letters."""
+    for dev, lat in LOANWORDS.items():
+        text = text.replace(dev, lat)
+    return text
+
+
 _DEV_VOWELS = {
     "अ": "a", "आ": "aa", "इ": "i", "ई": "ee", "उ": "u", "ऊ": "oo", "ए": "e", "ऐ": "ai",
     "ओ": "o", "औ": "au", "ऋ": "ri", "ऑ": "o",

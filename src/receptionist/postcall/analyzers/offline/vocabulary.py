@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from receptionist.language.hindi import LOANWORDS
+from receptionist.language.hindi import LOANWORDS, loanwords_in_latin
 from receptionist.language.text import nfc, rx, stem, words
 from receptionist.tenants.model import FieldSpec, Tenant
 
@@ -180,16 +180,9 @@ def field_vocab(tenant: Tenant, spec: FieldSpec, siblings: Iterable[str] = ()) -
     return chosen
 
 
-def _normalise_for_match(text: str) -> str:
-    low = text.lower()
-    for dev, lat in LOANWORDS.items():
-        low = low.replace(dev, lat)
-    return low
-
-
 def match_vocab(text: str, vocab: Sequence[VocabEntry]) -> list[tuple[int, int, VocabEntry]]:
     """Non-overlapping vocabulary matches in ``text``, longest first."""
-    low = _normalise_for_match(text)
+    low = loanwords_in_latin(text.lower())
     hits: list[tuple[int, int, VocabEntry]] = []
     for e in vocab:
         for alias in e.aliases:
