@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
-from receptionist.language.dates import WEEKDAY_NAMES as _WEEKDAYS
+from receptionist.language.dates import WEEKDAY_NAMES
 from receptionist.language.hindi import hindi_to_english, learn_glossary
 from receptionist.language.numbers import NUMBER_WORDS, parse_count
 from receptionist.language.quantities import extract_quantities
@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------- text basics
+# --------------------------------------------------------------------------- search tokens
 
 _NUMBER = r"\d+(?:,\d{2,3})*(?:\.\d+)?"  # 1,200 and 1,00,000 but not the comma after "40,"
 
@@ -406,15 +406,15 @@ def _content_tokens(fact: Fact) -> list[str]:
         toks += tokens(label.group(1))
     if "₹" in fact.text or re.search(r"\brupees?\b", body, re.I):
         toks.append("price")
-    days = {t for t in toks if t in _WEEKDAYS}
+    days = {t for t in toks if t in WEEKDAY_NAMES}
     for m in _DAY_RANGE.finditer(body):
-        a, b = _WEEKDAYS.index(m.group(1).lower()), _WEEKDAYS.index(m.group(2).lower())
+        a, b = WEEKDAY_NAMES.index(m.group(1).lower()), WEEKDAY_NAMES.index(m.group(2).lower())
         span = range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]
-        toks += [_WEEKDAYS[i] for i in span if _WEEKDAYS[i] not in days]
-        days |= {_WEEKDAYS[i] for i in span}
+        toks += [WEEKDAY_NAMES[i] for i in span if WEEKDAY_NAMES[i] not in days]
+        days |= {WEEKDAY_NAMES[i] for i in span}
     if _EVERY_DAY.search(body):
-        toks += [d for d in _WEEKDAYS if d not in days]
-        days = set(_WEEKDAYS)
+        toks += [d for d in WEEKDAY_NAMES if d not in days]
+        days = set(WEEKDAY_NAMES)
     if days and "hours" in toks:
         toks.append("schedule")  # weekdays and clock times: the heart of a "timings" question
     return toks
