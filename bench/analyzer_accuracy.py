@@ -37,8 +37,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from bench._common import git_commit  # noqa: E402
 
+from receptionist.language.hindi import transliterate  # noqa: E402
+from receptionist.postcall.analyzers.offline import analyze_offline  # noqa: E402
 from receptionist.postcall.analyzers.schema import validate_details  # noqa: E402
-from receptionist.postcall.offline_analyzer import analyze_offline, transliterate  # noqa: E402
 from receptionist.tenants.loading import load_tenant  # noqa: E402
 from receptionist.tenants.model import Tenant  # noqa: E402
 

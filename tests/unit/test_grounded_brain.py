@@ -316,6 +316,12 @@ async def test_small_talk_paths(tenants: dict[str, Tenant]) -> None:
     assert same.reason == "confirm" and b.state.details["phone"] == CALLER
 
 
+async def test_hindi_wrong_number_ends_the_call(tenants: dict[str, Tenant]) -> None:
+    b = brain(tenants, "bakery")
+    (bye,) = await call(b, "माफ़ कीजिए, गलत नंबर लग गया")
+    assert bye.end_call and bye.reason == "wrong_number"
+
+
 # ----------------------------------------------------------------------------- saloon
 
 

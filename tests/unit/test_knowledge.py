@@ -13,12 +13,12 @@ from receptionist.engines.local.knowledge import (
     MenuItem,
     OrderLine,
     format_rupees,
-    hindi_to_english,
     knowledge_for,
-    parse_count,
     speakable,
     tokens,
 )
+from receptionist.language.hindi import hindi_to_english
+from receptionist.language.numbers import parse_count
 from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
 

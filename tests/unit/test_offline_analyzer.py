@@ -1,25 +1,19 @@
-"""The deterministic post-call analyzer: extractors, call-type choice, end-to-end calls."""
+"""The deterministic post-call analyzer: call-type choice, end-to-end calls, validation.
+
+Its extractors (phones, dates, times ...) are tested in ``tests/unit/language/``.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from receptionist.postcall.analyzers.offline import analyze_offline, choose_call_type
 from receptionist.postcall.analyzers.schema import NO_CONVERSATION, Analysis, validate_details
-from receptionist.postcall.offline_analyzer import (
-    analyze_offline,
-    choose_call_type,
-    extract_dates,
-    extract_names,
-    extract_phones,
-    extract_quantities,
-    extract_times,
-    transliterate,
-)
 from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
 
@@ -27,7 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TENANTS = ROOT / "tenants"
 DATA = ROOT / "tests" / "data" / "transcripts"
 NOW = datetime.fromisoformat("2026-11-25T10:00:00+05:30")  # a Wednesday
-TODAY = NOW.date()
 
 
 @pytest.fixture(scope="module")
@@ -56,74 +49,6 @@ def A(text: str) -> tuple[str, str]:
     return ("agent", text)
 
 
-# --------------------------------------------------------------------------- phones
-
-
-@pytest.mark.parametrize(
-    ("text", "want"),
-    [
-        ("my number is 98450 12345", ["+919845012345"]),
-        ("call me on +91 98450-12345 please", ["+919845012345"]),
-        ("09845012345", ["+919845012345"]),
-        ("7019 234 567", ["+917019234567"]),
-        ("98 45 32 10 98", ["+919845321098"]),
-        ("nine eight four five six seven eight nine zero one", ["+919845678901"]),
-        ("nine eight four zero double five six seven eight nine", ["+919840556789"]),
-        ("नंबर ९८३९० १२३४५ है", ["+919839012345"]),
-        ("first 98860 12345, sorry 98860 12346", ["+919886012345", "+919886012346"]),
-    ],
-)
-def test_phones(text: str, want: list[str]) -> None:
-    assert extract_phones(text) == want
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["the shop is at 560095", "order 250 grams", "12345 67890", "it costs 1,500 rupees"],
-)
-def test_not_phones(text: str) -> None:
-    assert extract_phones(text) == []  # 5xxxx / 1xxxx are not Indian mobiles
-
-
-# --------------------------------------------------------------------------- dates
-
-
-def dates(text: str) -> list[str]:
-    return [d.isoformat() for _, d in extract_dates(text, TODAY)]
-
-
-@pytest.mark.parametrize(
-    ("text", "want"),
-    [
-        ("today please", ["2026-11-25"]),
-        ("for tomorrow", ["2026-11-26"]),
-        ("day after tomorrow", ["2026-11-27"]),
-        ("this Saturday", ["2026-11-28"]),
-        ("on Wednesday", ["2026-12-02"]),  # today is Wednesday: the next one
-        ("next Thursday", ["2026-12-03"]),  # Thursday of next week
-        ("next Monday", ["2026-11-30"]),
-        ("25th December", ["2026-12-25"]),
-        ("December 5th", ["2026-12-05"]),
-        ("the 12th of December", ["2026-12-12"]),
-        ("25/12", ["2026-12-25"]),
-        ("25-12-2026", ["2026-12-25"]),
-        ("on 3rd January", ["2027-01-03"]),  # a past month means next year
-        ("कल सुबह", ["2026-11-26"]),
-        ("परसों शाम", ["2026-11-27"]),
-        ("parso ke liye", ["2026-11-27"]),
-        ("अगले मंगलवार", ["2026-12-01"]),
-        ("शुक्रवार को", ["2026-11-27"]),
-        ("सैंपल कल दिया था", ["2026-11-24"]),  # past tense: yesterday
-        ("Monday ko sample diya tha", ["2026-11-23"]),
-        ("23 tarikh ko sample diya tha", ["2026-11-23"]),
-        ("28 तारीख को", ["2026-11-28"]),
-        ("no date here at 5:30", []),
-    ],
-)
-def test_dates(text: str, want: list[str]) -> None:
-    assert dates(text) == want
-
-
 def test_dates_use_tenant_timezone(tenants: dict[str, Tenant]) -> None:
     # 20:00 UTC on the 25th is already the 26th in Kolkata: "tomorrow" is the 27th
     late = datetime.fromisoformat("2026-11-25T20:00:00+00:00")
@@ -133,89 +58,6 @@ def test_dates_use_tenant_timezone(tenants: dict[str, Tenant]) -> None:
         now=late,
     )
     assert a.details["appointment_date"] == "2026-11-27"
-
-
-# --------------------------------------------------------------------------- times
-
-
-def times(text: str) -> list[str]:
-    return [t for _, t in extract_times(text)]
-
-
-@pytest.mark.parametrize(
-    ("text", "want"),
-    [
-        ("at 5 pm", ["17:00"]),
-        ("5:30 pm", ["17:30"]),
-        ("5.30pm", ["17:30"]),
-        ("10 am", ["10:00"]),
-        ("12 pm", ["12:00"]),
-        ("17:00", ["17:00"]),
-        ("half past five", ["17:30"]),
-        ("quarter past eleven", ["11:15"]),
-        ("five pm", ["17:00"]),
-        ("6 o'clock", ["18:00"]),
-        ("शाम 5 बजे", ["17:00"]),
-        ("सुबह 10 बजे", ["10:00"]),
-        ("साढ़े ग्यारह बजे", ["11:30"]),
-        ("Shaam 6 baje tak", ["18:00"]),
-        ("dopahar 2 baje", ["14:00"]),
-        ("evening 6", ["18:00"]),
-        ("2 kg cake", []),
-    ],
-)
-def test_times(text: str, want: list[str]) -> None:
-    assert times(text) == want
-
-
-# --------------------------------------------------------------------------- quantities
-
-
-@pytest.mark.parametrize(
-    ("text", "want"),
-    [
-        ("2 kg", [2.0]),
-        ("one kilo", [1.0]),
-        ("half kg", [0.5]),
-        ("1.5 kg", [1.5]),
-        ("डेढ़ किलो", [1.5]),
-        ("two kilos", [2.0]),
-        ("250 grams", [0.25]),
-        ("three and a half kg", [3.5]),
-        ("two brownies", []),
-    ],
-)
-def test_quantities(text: str, want: list[float]) -> None:
-    assert [v for _, v in extract_quantities(text)] == want
-
-
-# --------------------------------------------------------------------------- names
-
-
-@pytest.mark.parametrize(
-    ("text", "want"),
-    [
-        ("Hi, my name is Priya Nair, number is 98450 12345", ["Priya Nair"]),
-        ("This is Kavya.", ["Kavya"]),
-        ("I am Rohit Menon, 9900112233", ["Rohit Menon"]),
-        ("मेरा नाम रमेश गुप्ता है", ["रमेश गुप्ता"]),
-        ("Mera naam Ankit hai", ["Ankit"]),
-        ("I am calling about my order", []),
-        ("I'm not sure", []),
-    ],
-)
-def test_names(text: str, want: list[str]) -> None:
-    assert [n for _, n in extract_names(text)] == want
-
-
-def test_patient_name() -> None:
-    got = extract_names("I need an appointment for my mother Kamla Devi", patient=True)
-    assert [n for _, n in got] == ["Kamla Devi"]
-
-
-def test_transliterate() -> None:
-    assert transliterate("रमेश गुप्ता") == "ramesh gupta"
-    assert transliterate("Priya") == "priya"
 
 
 # --------------------------------------------------------------------------- call types
@@ -496,7 +338,3 @@ def test_analysis_is_frozen() -> None:
     with pytest.raises(AttributeError):
         a.call_type = "x"  # type: ignore[misc]
     assert a.as_dict()["analyzer"] == "offline"
-
-
-def test_today_is_wednesday() -> None:
-    assert date(2026, 11, 25) == TODAY and TODAY.weekday() == 2

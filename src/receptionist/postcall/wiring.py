@@ -13,8 +13,8 @@ from receptionist.gemini_rest import make_client
 from receptionist.notify.provider import Provider
 from receptionist.notify.wiring import action_deps, choose_provider, make_dispatcher
 from receptionist.postcall.analyzers.gemini import GeminiAnalyzer
+from receptionist.postcall.analyzers.offline import analyze_offline
 from receptionist.postcall.analyzers.schema import Analysis
-from receptionist.postcall.offline_analyzer import analyze_offline
 from receptionist.postcall.pipeline import Analyzer, ExotelDeps, PipelineDeps
 from receptionist.postcall.pricing import PricingError, load_pricing
 from receptionist.postcall.worker import Worker, new_worker_id

@@ -28,6 +28,24 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from receptionist.language.cues import (
+    is_goodbye,
+    is_greeting,
+    is_no,
+    is_noise,
+    is_question,
+    is_thanks,
+    is_wrong_number,
+    is_yes,
+    question_strength,
+    wants_human,
+)
+from receptionist.language.dates import parse_date
+from receptionist.language.names import parse_name
+from receptionist.language.phones import parse_phone
+from receptionist.language.quantities import parse_kg, parse_number
+from receptionist.language.text import clean, normalise, wordset
+from receptionist.language.times import parse_time
 from receptionist.tenants.messages import fallback_greeting, language_prefix
 from receptionist.tenants.model import CallType, Tenant
 
@@ -36,28 +54,12 @@ from .intents import (
     MESSAGE_FIELD,
     Entity,
     FieldPlan,
-    clean,
     has_action_cue,
     is_enquiry_type,
-    is_goodbye,
-    is_greeting,
-    is_no,
-    is_noise,
-    is_question,
-    is_thanks,
-    is_yes,
     join_or,
     name_entities,
-    parse_date,
-    parse_kg,
-    parse_name,
-    parse_number,
-    parse_phone,
-    parse_time,
     plan_fields,
-    question_strength,
     score_call_types,
-    wants_human,
 )
 from .knowledge import (
     Extra,
@@ -66,9 +68,7 @@ from .knowledge import (
     OrderLine,
     format_rupees,
     knowledge_for,
-    normalise,
     tokens,
-    wordset,
 )
 
 __all__ = ["CALLER_NUMBER_TEXT", "GroundedBrain", "say_date", "say_time"]
@@ -126,7 +126,6 @@ _ORDINALS = {
     "three": 2,
 }
 _NEGATED = re.compile(r"\b(?:not|no|instead of|remove|cancel|without)\s+(?:the\s+|a\s+)?$")
-_WRONG_NUMBER = re.compile(r"\bwrong number\b|\bgalat number\b", re.I)
 _IDENTITY_Q = re.compile(
     r"^(?:(?:hi|hello|hey|sorry)[\s,.!?]*)*(?:is (?:this|that)|am i (?:speaking|talking) to)\b"
     r"[^?]{0,40}\??$",
@@ -242,7 +241,7 @@ class GroundedBrain:
         if is_greeting(text):
             st.misunderstandings = 0
             return self._continue("Hello!", reason="greeting", default="How can I help you today?")
-        if _WRONG_NUMBER.search(text):
+        if is_wrong_number(text):
             return self._out("No problem. Goodbye!", end=True, reason="wrong_number")
         if _IDENTITY_Q.search(text):
             st.misunderstandings = 0

@@ -24,14 +24,25 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
-from receptionist.postcall.offline_analyzer import extract_quantities, transliterate
+from receptionist.language.dates import WEEKDAY_NAMES
+from receptionist.language.hindi import hindi_to_english, learn_glossary
+from receptionist.language.numbers import NUMBER_WORDS, parse_count
+from receptionist.language.quantities import extract_quantities
+from receptionist.language.text import (
+    STOPWORDS,
+    nfc,
+    normalise,
+    singular,
+    singular_words,
+    stem,
+    wordset,
+)
 
 __all__ = [
     "Extra",
@@ -45,46 +56,15 @@ __all__ = [
     "knowledge_for",
     "line_amount",
     "order_total",
-    "parse_count",
     "speakable",
     "tokens",
 ]
 
 
-# --------------------------------------------------------------------------- text basics
+# --------------------------------------------------------------------------- search tokens
 
-_DEVANAGARI = re.compile(r"[\u0900-\u097f]")
-# Devanagari letters without the danda punctuation (। ॥), so "छुट्टी।" is the word "छुट्टी"
-_DEV_LETTERS = "\u0900-\u0963\u0966-\u097f"
-_DEV_WORD = re.compile(f"[{_DEV_LETTERS}]+")
 _NUMBER = r"\d+(?:,\d{2,3})*(?:\.\d+)?"  # 1,200 and 1,00,000 but not the comma after "40,"
 
-
-def nfc(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
-
-
-def wordset(text: str) -> frozenset[str]:
-    """A set of words written as one string (long stopword lists stay readable)."""
-    return frozenset(text.split())
-
-
-def has_devanagari(text: str) -> bool:
-    return bool(_DEVANAGARI.search(text))
-
-
-_STOP = wordset("""
-    a an the and or of to for in on at by with from is are was were be been am it its this
-    that these those i me my we our us you your he she they them his her their what which who
-    whom how when where why do does did doing can could would should will shall may might must
-    not no yes if as than then so also just about into out up down over such any some there here
-    has have had having get got tell know please want wanted like would need needs make makes
-    take near work working
-    accept provide allow come offer serve
-    sell sells available exactly really actually kindly sir madam ji hello hi hey okay ok um uh
-    hmm well let see thing things something anything give much many very bit little all only
-    other else same one ones kind sort per each just want'd i'm it's that's what's don't
-    i'd i'll you're we're""")
 
 # word (after stemming) -> canonical token, so questions and files meet on the same word
 _SYNONYMS: dict[str, str] = {}
@@ -120,40 +100,8 @@ _syn("saturday", "saturday sat")
 _syn("sunday", "sunday sun")
 _syn("festival", "festival holiday diwali deepavali pongal")
 
-_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_NUMBER_WORDS = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
-    "thirty": 30, "fifty": 50, "hundred": 100,
-}  # fmt: skip
-
 _TOKEN_RE = re.compile(r"[a-z0-9]+")
 _CLOCK_TIME = re.compile(r"\b\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.|o'clock)(?![a-z])")
-
-
-def stem(word: str) -> str:
-    """Cheap English stemmer: plurals and -ing/-ed, enough to make 'brownies' meet 'brownie'."""
-    if len(word) <= 3 or not word.isalpha():
-        return word
-    for suffix, repl in (
-        ("ies", "y"),
-        ("ves", "f"),
-        ("sses", "ss"),
-        ("ches", "ch"),
-        ("shes", "sh"),
-        ("xes", "x"),
-    ):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 2:
-            return word[: -len(suffix)] + repl
-    if word.endswith("ing") and len(word) > 5:
-        return word[:-3]
-    if word.endswith("ed") and len(word) > 4 and not word.endswith("eed"):
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        word = word[:-1]
-    if word.endswith("ie") and len(word) > 4:
-        return word[:-2] + "y"  # "brownie" and "brownies" both -> "browny"
-    return word
 
 
 def _prep(text: str) -> str:
@@ -176,146 +124,14 @@ def tokens(text: str, *, keep_stopwords: bool = False) -> list[str]:
         if raw in _SYNONYMS:
             out.append(_SYNONYMS[raw])
             continue
-        if not keep_stopwords and raw in _STOP:
+        if not keep_stopwords and raw in STOPWORDS:
             continue
-        if raw in _NUMBER_WORDS:
-            out.append(str(_NUMBER_WORDS[raw]))
+        if raw in NUMBER_WORDS:
+            out.append(str(NUMBER_WORDS[raw]))
             continue
         w = _SYNONYMS.get(raw) or _SYNONYMS.get(stem(raw)) or stem(raw)
         out.append(w)
     return out
-
-
-# --------------------------------------------------------------------------- Hindi -> English
-
-# A small glossary of words that show up in Indian business information written in Hindi.
-# Longer phrases first; anything not listed is transliterated (names of places, people, shops).
-_HINDI_GLOSSARY: dict[str, str] = {
-    "बैठने का समय": "timings", "खून की पूरी जाँच": "complete blood count",
-    "खाली पेट": "fasting", "उसी दिन": "same day", "अगले दिन": "next day",
-    "अगला दिन": "next day", "पहली बार": "first visit", "बच्चों की": "children's",
-    "बच्चों का": "children's", "बच्चों के": "children's", "के पास": "near",
-    "के हिसाब से": "depending on", "ले सकते हैं": "can be collected",
-    "भेजी जाती है": "is sent", "भेजी जाती हैं": "are sent", "दी जाती है": "is given",
-    "देखा जाता है": "are seen", "आ सकते हैं": "can come", "नहीं है": "is not available",
-    "से ज़्यादा": "over", "से ज्यादा": "over", "से कम": "under", "एक दिन पहले": "a day ahead",
-    "सोमवार": "Monday", "मंगलवार": "Tuesday", "बुधवार": "Wednesday", "गुरुवार": "Thursday",
-    "शुक्रवार": "Friday", "शनिवार": "Saturday", "रविवार": "Sunday", "इतवार": "Sunday",
-    "रोज़": "daily", "रोज": "daily", "हर दिन": "every day", "छुट्टी": "closed",
-    "बंद": "closed", "खुला": "open", "समय": "timings", "दिन": "day", "घंटे": "hours",
-    "साल": "years", "महीने": "months", "हफ़्ते": "weeks", "तक": "until", "से": "to",
-    "और": "and", "या": "or", "में": "in", "पर": "on", "भी": "also", "सिर्फ़": "only",
-    "सिर्फ": "only", "सभी": "all", "अन्य": "other", "बिना": "without", "सेवाएँ": "services",
-    "सेवा": "service", "डॉक्टर": "doctor", "डॉ.": "Dr.", "डॉ": "Dr.", "क्लिनिक": "clinic",
-    "फ़ीस": "fee", "फीस": "fee", "परामर्श": "consultation", "रिपोर्ट": "report",
-    "टेस्ट": "test", "जाँच": "test", "जांच": "test", "लैब": "lab", "सैंपल": "sample",
-    "टीकाकरण": "vaccination", "टीके": "vaccines", "टीका": "vaccine", "दवा": "medicine",
-    "दवाई": "medicine", "दवाइयाँ": "medicines", "दवाइयां": "medicines", "मरीज़ों": "patients",
-    "मरीज़": "patient", "मरीजों": "patients", "बच्चे": "children", "बच्चों": "children",
-    "उम्र": "age", "छूट": "discount", "भुगतान": "payment", "नकद": "cash", "कार्ड": "card",
-    "पता": "address", "बुक": "book", "करें": "", "करे": "", "पहले": "before",
-    "दोबारा": "again", "घर": "home", "लेना": "collection", "लगाना": "",
-    "कीमत": "price", "दाम": "price", "मोबाइल": "mobile", "नंबर": "number",
-    "रजिस्टर्ड": "registered", "प्रिंट": "print", "मेडिकल": "medical", "स्टोर": "store",
-    "पास": "near", "सामान्य": "general", "चिकित्सक": "physician", "बुखार": "fever",
-    "इंजेक्शन": "injection", "ड्रेसिंग": "dressing", "अपॉइंटमेंट": "appointment",
-    "बिल": "bill", "पर्ची": "receipt", "नहीं": "not", "सरकारी": "government",
-    "शेड्यूल": "schedule", "आपकी": "yours", "आपका": "yours", "एक": "one", "दो": "two",
-    "विशेषज्ञ": "specialist", "समस्या": "problem", "ब्लड": "blood", "प्रेशर": "pressure",
-    "थायरॉइड": "thyroid", "डायबिटीज़": "diabetes", "गर्भावस्था": "pregnancy",
-    "पीरियड्स": "periods", "पेट": "stomach", "तकलीफ़": "problems", "तकलीफ": "problems",
-    "स्त्री": "women's", "रोग": "diseases", "प्रसूति": "obstetrics",
-    "वाले": "", "वाला": "", "का": "", "की": "", "के": "", "को": "", "है": "", "हैं": "",
-    "जी": "",
-}  # fmt: skip
-_HINDI_GLOSSARY = {nfc(k): v for k, v in _HINDI_GLOSSARY.items()}
-
-_DAYPART = {"सुबह": "am", "दोपहर": "pm", "शाम": "pm", "रात": "pm"}
-_DAYPART_TIME = re.compile(nfc(r"(सुबह|दोपहर|शाम|रात)\s*(\d{1,2})(?::(\d{2}))?(?:\s*बजे)?"))
-_BAJE = re.compile(nfc(r"(\d{1,2})(?::(\d{2}))?\s*बजे"))
-_BARE_AFTER_RANGE = re.compile(
-    r"\b(\d{1,2}(?::\d{2})?)\s*(am|pm)\s+to\s+(\d{1,2}(?::\d{2})?)(?![\d:])(?!\s*[ap]m)"
-)
-_GLOSS_SLASH = re.compile(
-    nfc(r"((?:\d+\s*)?[\u0900-\u097f][^/|:(),\n]*?)\s*/\s*([A-Za-z][A-Za-z .&'-]*[A-Za-z.])")
-)
-_GLOSS_PAREN = re.compile(nfc(r"((?:\d+\s*)?[\u0900-\u097f][^()/|:,\n]*?)\s*\(([A-Za-z][^()]*)\)"))
-
-
-def _daypart_time(m: re.Match[str]) -> str:
-    part, hour, minute = m.group(1), int(m.group(2)), m.group(3)
-    suffix = _DAYPART[part]
-    if part == "दोपहर" and hour in (11,):
-        suffix = "am"
-    if hour == 12:
-        suffix = "pm"
-    return f"{hour}:{minute} {suffix}" if minute else f"{hour} {suffix}"
-
-
-def learn_glossary(texts: Iterable[str]) -> dict[str, str]:
-    """Devanagari -> English pairs the files themselves give ("लैब टेस्ट / Lab tests")."""
-    pairs: dict[str, str] = {}
-    for text in texts:
-        text = nfc(text)
-        for rx in (_GLOSS_SLASH, _GLOSS_PAREN):
-            for m in rx.finditer(text):
-                native = m.group(1).strip(" -#*")
-                english = m.group(2).strip(" .") if rx is _GLOSS_SLASH else m.group(2).strip()
-                if len(native.split()) > 4:
-                    continue
-                if native and english and not has_devanagari(english):
-                    pairs.setdefault(native, english)
-    return pairs
-
-
-def hindi_to_english(text: str, learned: dict[str, str] | None = None) -> str:
-    """Rough English for a line mixing Hindi and English, good enough to speak facts aloud.
-
-    Keeps the file's own English glosses, converts "सुबह 10:00" style times to "10:00 am",
-    translates glossary words and transliterates the rest (mostly names of places and people).
-    """
-    text = nfc(text)
-    if not has_devanagari(text):
-        return text
-    text = _GLOSS_SLASH.sub(lambda m: m.group(2), text)
-    text = _GLOSS_PAREN.sub(lambda m: m.group(2), text)
-    text = _DAYPART_TIME.sub(_daypart_time, text)
-    text = _BAJE.sub(
-        lambda m: f"{m.group(1)}:{m.group(2)} o'clock" if m.group(2) else f"{m.group(1)} o'clock",
-        text,
-    )
-    text = re.sub(nfc(r"(₹\s*[\d,]+)\s*से(?=\s*$|\s*[;,।.)])"), r"from \1", text)
-    text = re.sub(nfc(r"(\d+(?::\d\d)?\s*(?:am|pm|o'clock))\s*तक"), r"until \1", text)
-    # phrases first (the built-in glossary wins over the file's own glosses for common words)
-    phrases = {**(learned or {}), **_HINDI_GLOSSARY}
-    for native, english in sorted(phrases.items(), key=lambda kv: -len(kv[0])):
-        if native in text:
-            text = re.sub(
-                rf"(?<![{_DEV_LETTERS}]){re.escape(native)}(?![{_DEV_LETTERS}])", english, text
-            )
-    text = _DEV_WORD.sub(lambda m: _word_to_english(m.group(0)), text)
-    text = text.replace("।", ".").replace("॥", ".")
-    text = re.sub(r"\b([2-9]|\d{2,}) day\b", r"\1 days", text)
-    text = re.sub(r"\(([^()]+?)\s+near\)", r"(near \1)", text)
-    text = _BARE_AFTER_RANGE.sub(_carry_daypart, text)
-    return re.sub(r"\s+([,.;:])", r"\1", re.sub(r"[ \t]+", " ", text)).strip()
-
-
-def _carry_daypart(m: re.Match[str]) -> str:
-    """'6:00 pm to 8:30' -> '6:00 pm to 8:30 pm' (Hindi says the part of day once)."""
-    first, part, second = m.group(1), m.group(2), m.group(3)
-    h1, h2 = int(first.split(":")[0]), int(second.split(":")[0])
-    if part == "am" and h2 < h1:
-        part = "pm"  # "10:00 am to 1:00" is 1 pm
-    return f"{first} {m.group(2)} to {second} {part}"
-
-
-def _word_to_english(word: str) -> str:
-    if word in _HINDI_GLOSSARY:
-        return _HINDI_GLOSSARY[word]
-    if word in ("।", "॥"):
-        return "."
-    return transliterate(word).capitalize()
 
 
 # --------------------------------------------------------------------------- speaking
@@ -590,15 +406,15 @@ def _content_tokens(fact: Fact) -> list[str]:
         toks += tokens(label.group(1))
     if "₹" in fact.text or re.search(r"\brupees?\b", body, re.I):
         toks.append("price")
-    days = {t for t in toks if t in _WEEKDAYS}
+    days = {t for t in toks if t in WEEKDAY_NAMES}
     for m in _DAY_RANGE.finditer(body):
-        a, b = _WEEKDAYS.index(m.group(1).lower()), _WEEKDAYS.index(m.group(2).lower())
+        a, b = WEEKDAY_NAMES.index(m.group(1).lower()), WEEKDAY_NAMES.index(m.group(2).lower())
         span = range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]
-        toks += [_WEEKDAYS[i] for i in span if _WEEKDAYS[i] not in days]
-        days |= {_WEEKDAYS[i] for i in span}
+        toks += [WEEKDAY_NAMES[i] for i in span if WEEKDAY_NAMES[i] not in days]
+        days |= {WEEKDAY_NAMES[i] for i in span}
     if _EVERY_DAY.search(body):
-        toks += [d for d in _WEEKDAYS if d not in days]
-        days = set(_WEEKDAYS)
+        toks += [d for d in WEEKDAY_NAMES if d not in days]
+        days = set(WEEKDAY_NAMES)
     if days and "hours" in toks:
         toks.append("schedule")  # weekdays and clock times: the heart of a "timings" question
     return toks
@@ -729,52 +545,6 @@ _COMMON_FIRST = wordset("""
     classic fresh whole black white red blue green gold golden full upper lower root global
     plain special regular normal small large big other home head hair child kids kid milk
     blood""")
-
-
-def weights_said_plainly(text: str) -> str:
-    """Weights said the way the post-call analyzer's extractor reads them.
-
-    "half a kilo" -> "half kilo", "a kilo" -> "1 kilo", "quarter kg" -> "250 g".
-    """
-    s = re.sub(r"\bhalf an?\s+(kg|kgs|kilo|kilos|kilogram)\b", r"half \1", text, flags=re.I)
-    s = re.sub(r"\b(?:a|one)\s+quarter\s+(?:of\s+a\s+)?(?:kg|kilo)\b|\bquarter\s+(?:kg|kilo)\b",
-               "250 g", s, flags=re.I)  # fmt: skip
-    return re.sub(r"\b(?:a|an)\s+(kg|kilo|kilogram)\b", r"1 \1", s, flags=re.I)
-
-
-def normalise(text: str) -> str:
-    """Lower-case, '&'/'+' as 'and', no apostrophes or hyphens: how items are matched."""
-    s = weights_said_plainly(nfc(text)).lower().replace("’", "'")
-    s = re.sub(r"\s*[&+]\s*", " and ", s)
-    s = re.sub(r"(\w)'s?\b", r"\1", s)
-    s = re.sub(r"[-/]", " ", s)
-    s = re.sub(r"\bdoctor\b", "dr", s)
-    s = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", s)  # "Dr." -> "dr", but "1.5" stays
-    s = re.sub(r"[^a-z0-9\u0900-\u097f. ]+", " ", s)
-    return re.sub(r"\s+", " ", s).strip()
-
-
-def singular(word: str) -> str:
-    """'brownies' -> 'brownie', 'loaves' -> 'loaf'; other endings untouched (unlike stem)."""
-    if len(word) <= 3 or not word.isalpha():
-        return word
-    for suffix, repl in (
-        ("ies", "y"),
-        ("ves", "f"),
-        ("sses", "ss"),
-        ("ches", "ch"),
-        ("shes", "sh"),
-        ("xes", "x"),
-    ):
-        if word.endswith(suffix):
-            return word[: -len(suffix)] + repl
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
-def singular_words(phrase: str) -> str:
-    return " ".join(singular(w) for w in phrase.split())
 
 
 def _aliases(name: str, noun: str, *, derived: bool = True) -> set[str]:
@@ -1019,26 +789,6 @@ def _parse_catalog(facts: Sequence[Fact]) -> tuple[list[MenuItem], list[Extra]]:
 
 
 # --------------------------------------------------------------------------- mentions & totals
-
-
-def parse_count(word: str) -> int | None:
-    """'6' / 'six' / 'a' / 'a dozen' -> count, None when it is no count."""
-    w = word.strip().lower()
-    if w.isdigit():
-        return int(w)
-    if w in ("a", "an", "one", "single"):
-        return 1
-    if w in ("dozen", "a dozen", "one dozen"):
-        return 12
-    if w in ("couple", "a couple", "pair", "a pair"):
-        return 2
-    if w in _NUMBER_WORDS:
-        return _NUMBER_WORDS[w]
-    m = re.fullmatch(r"(\w+)\s+dozen", w)
-    if m:
-        n = parse_count(m.group(1))
-        return n * 12 if n else None
-    return None
 
 
 _COUNT_WORD = r"(\d+|a dozen|dozen|an|a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|couple|a couple)"  # noqa: E501

@@ -45,12 +45,13 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from receptionist.language.text import wordset
 from receptionist.tenants.model import Tenant
 
 from .brain import BrainReply, DialogueState
 from .chat import ChatClient, ChatError, ChatMessage, ChatStats
 from .grounded import CALLER_NUMBER_TEXT, GroundedBrain, say_date, say_time
-from .knowledge import format_rupees, wordset
+from .knowledge import format_rupees
 from .sentences import split_sentences
 
 __all__ = [

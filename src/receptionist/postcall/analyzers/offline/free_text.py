@@ -1,0 +1,188 @@
+"""Details of free-text fields: items from the tenant's files, medicines, choices, sentences."""
+
+from __future__ import annotations
+
+import re
+
+from receptionist.language.quantities import count_before, quantity_near
+from receptionist.language.text import rx, sentences, stem, words
+from receptionist.tenants.model import FieldSpec
+
+from .context import Context
+from .typed import extract_name, relevant_sentences
+from .vocabulary import field_vocab, match_vocab
+
+__all__ = ["extract_items", "extract_string"]
+
+# Common Indian brand/generic names of regular (chronic) medicines, for callers who name one
+# without a strength. Names said with a strength ("Telma 40") are found without this list.
+_MEDICINES = (
+    "pan d", "pan 40", "pantocid", "shelcal", "dolo", "crocin", "calpol", "telma", "telmisartan",
+    "metformin", "glycomet", "ecosprin", "thyronorm", "eltroxin", "amlodipine", "amlong",
+    "stamlo", "atorva", "atorvastatin", "rosuvas", "januvia", "galvus", "istamet", "jalra",
+    "becosules", "limcee", "montair", "allegra", "omez", "razo", "rantac", "losar", "cilacar",
+    "glimepiride", "amaryl", "gemer", "volini", "combiflam", "uprise", "folvite", "thyrox",
+)  # fmt: skip
+_MED_WITH_DOSE = rx(r"\b([A-Z][A-Za-z]+(?:[ -][A-Z][A-Za-z]*)?)\s+(\d{1,4}(?:\.\d+)?)(\s*mg)?\b")
+_NOT_MEDICINE = frozenset(["dr", "doctor", "sir", "madam", "number", "phone", "flat", "room"])
+
+
+def _extract_medicines(ctx: Context) -> list[str]:
+    out: list[str] = []
+    names: set[str] = set()
+    for t in ctx.turns:
+        if not t.caller:
+            continue
+        spans: list[tuple[int, int, str]] = []
+        for m in _MED_WITH_DOSE.finditer(t.text):
+            name = m.group(1)
+            if name.split()[0].lower() in _NOT_MEDICINE or m.group(2).startswith("0"):
+                continue
+            if len(re.sub(r"\D", "", t.text[m.start(2) :])) >= 10 and not m.group(3):
+                continue  # start of a phone number
+            spans.append((m.start(), m.end(), f"{name} {m.group(2)}{' mg' if m.group(3) else ''}"))
+        low = t.text.lower()
+        for med in _MEDICINES:
+            for m in re.finditer(r"(?<![a-z])" + re.escape(med) + r"(?![a-z])", low):
+                if not any(a <= m.start() < b for a, b, _ in spans):
+                    spans.append((m.start(), m.end(), t.text[m.start() : m.end()]))
+        for _, _, v in sorted(spans):
+            key = v.lower().split()[0]
+            if key not in names:
+                names.add(key)
+                out.append(v)
+    return out
+
+
+def extract_items(ctx: Context, spec: FieldSpec) -> list[str]:
+    if set(words(spec.name + " " + spec.description)) & {"medicine", "medicines", "drug", "drugs"}:
+        return _extract_medicines(ctx)
+    vocab = field_vocab(ctx.tenant, spec)
+    with_sizes = bool(set(words(spec.description)) & {"size", "weight", "quantity"})
+    out: list[str] = []
+    for t in ctx.turns:
+        if not t.caller:
+            continue
+        text = t.text
+        for start, end, e in match_vocab(text, vocab):
+            item = e.canonical
+            nxt = re.match(r"\s+([a-z]+)", text[end:].lower())
+            if (
+                nxt
+                and e.head_noun
+                and stem(nxt.group(1)) == e.head_noun
+                and e.head_noun not in item.lower()
+            ):
+                item += " " + stem(nxt.group(1))
+                end += nxt.end()
+            if with_sizes:
+                qty = quantity_near(text, start, end)
+                if qty:
+                    item += " " + qty
+                else:
+                    n = count_before(text, start)
+                    if n is not None and n > 1:
+                        item = f"{n} {item}"
+            if item.lower() not in (o.lower() for o in out):
+                out.append(item)
+    return out
+
+
+_QUOTED_OPTIONS = rx(r"'([^']+)'\s+or\s+'([^']+)'")
+_NAME_FIELD = rx(r"(?:^|_)name$")
+_ITEM_FIELD_WORDS = {"service", "flavour", "flavor", "test", "doctor", "stylist", "item", "items",
+                     "product"}  # fmt: skip
+_QUESTION_START = rx(r"(?i)(what|when|where|how|do|is|are|can|kya|क्या|कब|कहाँ)\b")
+
+
+def _choice(ctx: Context, choices: list[str]) -> str | None:
+    """The quoted option ("'pickup' or 'delivery'") the caller named last."""
+    last: tuple[int, str] | None = None
+    for i, t in enumerate(ctx.turns):
+        if not t.caller:
+            continue
+        low = t.text.lower()
+        for c in choices:
+            prefix = c.lower()[:4]
+            if prefix in low or (c == "delivery" and "deliver" in low):
+                pos = i * 10000 + low.rfind(prefix)
+                if last is None or pos > last[0]:
+                    last = (pos, c)
+    return last[1] if last else None
+
+
+def _message(ctx: Context) -> str | None:
+    """Words to write: quoted, or after "write" / "likhna" (the caller's last)."""
+    for t in reversed(ctx.turns):
+        if not t.caller:
+            continue
+        m = re.search(r"(?<![A-Za-z])[\"“']([^\"”']{2,40})[\"”'](?![A-Za-z])", t.text) or re.search(
+            r"(?:write|likhna|likhiye|लिखना|लिखिए)\s*[:,]?\s*(.{2,40}?)\s*(?:on (?:it|the cake)"
+            r"|$|\.|,)",
+            t.text,
+            re.I,
+        )
+        if m:
+            return m.group(1).strip()
+    return None
+
+
+def _catalog_value(ctx: Context, spec: FieldSpec) -> str | None:
+    found = extract_items(ctx, spec)
+    if found:
+        return " and ".join(found)
+    if "stylist" in spec.name and re.search(r"\b(?:any|anyone|anybody)\b", ctx.caller_text(), re.I):
+        return "any"
+    return None
+
+
+def _first_question(ctx: Context) -> str | None:
+    for t in ctx.turns:
+        if t.caller:
+            for s in sentences(t.text):
+                if "?" in s or _QUESTION_START.match(s):
+                    return s.strip()[:200]
+    return None
+
+
+def _sentence_value(ctx: Context, spec: FieldSpec) -> str | None:
+    """The caller sentence most about the field (an address: one with address words)."""
+    sents = relevant_sentences(ctx, spec)
+    if "address" in spec.name:
+        sents = [s for s in sents if _ADDRESS_CUES.search(s) and "?" not in s]
+        if not sents:
+            for t in ctx.turns:
+                if t.caller:
+                    sents += [s for s in sentences(t.text) if _ADDRESS_CUES.search(s)
+                              and re.search(r"\d", s) and "?" not in s]  # fmt: skip
+    return sents[0].strip()[:200] if sents else None
+
+
+def extract_string(ctx: Context, spec: FieldSpec) -> str | None:
+    if (
+        _NAME_FIELD.search(spec.name)
+        and "name" in spec.description.lower()
+        and not (set(words(spec.description)) & {"test", "item", "service"})
+    ):
+        return extract_name(ctx, spec)
+    opts = _QUOTED_OPTIONS.search(spec.description)
+    if opts:
+        return _choice(ctx, [opts.group(1), opts.group(2)])
+    if "message" in spec.name or "write" in spec.description.lower():
+        return _message(ctx)
+    if set(words(spec.name.replace("_", " "))) & _ITEM_FIELD_WORDS and field_vocab(
+        ctx.tenant, spec
+    ):
+        return _catalog_value(ctx, spec)
+    if spec.required and spec.name in ("question",):
+        question = _first_question(ctx)
+        if question:
+            return question
+    return _sentence_value(ctx, spec)
+
+
+_ADDRESS_CUES = rx(
+    r"\b(?:flat|house|door|no\.|apartments?|cross|main|road|block|layout|nagar|colony|sector"
+    r"|street|near|opposite|floor)\b",
+    re.I,
+)
