@@ -58,7 +58,7 @@ class BridgeContext:
     tenants: TenantRepository
     db: Database
     engine_factory: EngineFactory
-    store: CallRecorder
+    recorder: CallRecorder
     registry: dict[str, CallSession] = field(default_factory=dict)
     on_turn: TurnCallback | None = None
     worker: Worker | None = None  # the in-process post-call worker, woken when a call is saved
@@ -241,16 +241,16 @@ def _checkpointer(ctx: BridgeContext) -> Checkpointer | None:
         reap_interval_s=s.reaper_interval_s,
         max_call_s=s.max_call_duration_s,
         on_reaped=reaped,
-        before_reap=ctx.store.replay_spool,
+        before_reap=ctx.recorder.replay_spool,
     )
-    ctx.store.server_id = checkpointer.me.id
+    ctx.recorder.server_id = checkpointer.me.id
     return checkpointer
 
 
 def create_app(ctx: BridgeContext) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await ctx.store.replay_spool()
+        await ctx.recorder.replay_spool()
         # after the spool's replay: a call's real end, if it was spooled, wins over a reaper
         checkpointer = _checkpointer(ctx)
         await ctx.live.start()  # connects in the background: a database outage delays nothing
@@ -260,7 +260,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
         stop = asyncio.Event()
         worker_task = asyncio.create_task(ctx.worker.run(stop)) if ctx.worker else None
         replay = asyncio.create_task(
-            ctx.store.replay_loop(stop, ctx.settings.spool_replay_interval_s)
+            ctx.recorder.replay_loop(stop, ctx.settings.spool_replay_interval_s)
         )
         memory = memtrace.start_from_env(lambda: len(ctx.registry), stop)  # off unless asked
         ctx.loop_lag.start()

@@ -337,7 +337,7 @@ class CallSession:
         await self._close(1008, detail[:120])
         if not record:
             return
-        if await self.ctx.store.create(self, start, tenant_id) is not False:
+        if await self.ctx.recorder.create(self, start, tenant_id) is not False:
             await asyncio.shield(self._persist_end())
 
     def _parse(self, msg: Mapping[str, Any]) -> exotel.Event | None:
@@ -465,7 +465,7 @@ class CallSession:
             await self._close(1000, self.end_reason or "call ended")
 
     async def _create_row(self, start: exotel.Start, tenant_id: str) -> None:
-        created = await self.ctx.store.create(self, start, tenant_id)
+        created = await self.ctx.recorder.create(self, start, tenant_id)
         self._row_written = created is True  # None: the database failed; checkpoints insert it
         if created is not False:
             # the row exists (or the database is down and `finish` will write it): the owner's
@@ -985,7 +985,7 @@ class CallSession:
             return  # the row is another stream's
         tenant = self.tenant.tenant_id if self.tenant else "unknown"
         metrics.CALLS_ENDED.labels(self.status, metrics.bounded(self.end_reason), tenant).inc()
-        await self.ctx.store.finish(self)
+        await self.ctx.recorder.finish(self)
         if self._live_started:  # after the row is final: the page that reloads it sees the end
             self._publish_turns()
             self._publish("call_ended", {"status": self.status, "end_reason": self.end_reason})

@@ -8,7 +8,7 @@ no queues or per-frame tasks in between.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -133,7 +133,6 @@ class EngineRequest:
     language: str  # BCP-47 primary language, e.g. "hi-IN"
     voice: str | None = None
     model: str | None = None
-    vocabulary: tuple[str, ...] = field(default_factory=tuple)
     engine: str | None = None  # the tenant's choice ("gemini-live" | "local"); None: default
     tenant: Tenant | None = None  # engines that answer from the tenant's files need it
     caller_number: str | None = None
