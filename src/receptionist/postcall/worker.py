@@ -21,10 +21,10 @@ from datetime import datetime
 from receptionist import logctx, tracing
 from receptionist.notify.dispatcher import Dispatcher
 from receptionist.observe import metrics
-from receptionist.postcall.pipeline import DONE, PENDING_STAGES, PipelineDeps, StepError, run_step
+from receptionist.postcall.pipeline import PENDING_STAGES, PipelineDeps, StepError, run_step
 from receptionist.store.backlog import pipeline_backlog
-from receptionist.store.jobs import STAGE_FAILED, Claim, claim, retry_later
-from receptionist.store.schema import utcnow
+from receptionist.store.jobs import Claim, claim, retry_later
+from receptionist.store.schema import Stage, utcnow
 
 log = logging.getLogger("receptionist.worker")
 
@@ -127,14 +127,14 @@ class Worker:
                 retryable=retryable,
             )
             self.steps_failed += 1
-            outcome = "failed" if stage == STAGE_FAILED else "retry"
+            outcome = "failed" if stage == Stage.FAILED else "retry"
             metrics.PIPELINE_STAGE.labels(c.stage, outcome).observe(time.perf_counter() - started)
-            level = logging.ERROR if stage == STAGE_FAILED else logging.WARNING
+            level = logging.ERROR if stage == Stage.FAILED else logging.WARNING
             log.log(level, "call %s: %s failed (%s) -> %s", c.call_sid, c.stage, reason, stage)
             return stage
         self.steps_done += 1
         metrics.PIPELINE_STAGE.labels(c.stage, "ok").observe(time.perf_counter() - started)
-        if stage == DONE:
+        if stage == Stage.DONE:
             log.info("call %s: post-call pipeline done", c.call_sid)
         elif not stage:
             log.warning(

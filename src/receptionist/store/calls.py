@@ -19,8 +19,7 @@ from receptionist.store.db import Database, upsert_insert
 from receptionist.store.schema import (
     CALL_STATUS_IN_PROGRESS,
     CALL_STATUSES,
-    STAGE_LIVE,
-    STAGE_TRANSCRIPT_SAVED,
+    Stage,
     ai_token_usage,
     call_details,
     utcnow,
@@ -128,7 +127,7 @@ async def create_call(db: Database, c: NewCall) -> bool:
             status=CALL_STATUS_IN_PROGRESS,
             started_at=c.started_at,
             server_id=c.server_id,
-            stage=STAGE_LIVE,
+            stage=Stage.LIVE,
             attempts=0,
             created_at=now,
             updated_at=now,
@@ -281,7 +280,7 @@ def enter_pipeline(now: datetime) -> dict[str, Any]:
     """The columns that hand an ended call to the post-call pipeline (its first stage, due now,
     no lease): written by the end of a call and by the reaper of a lost server's calls."""
     return {
-        "stage": STAGE_TRANSCRIPT_SAVED,
+        "stage": Stage.TRANSCRIPT_SAVED,
         "attempts": 0,
         "next_attempt_at": now,
         "last_error": None,
@@ -341,7 +340,7 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
                     answered_at=f.answered_at,
                     ended_at=f.ended_at,
                     duration_ms=_duration_ms(started_at, f.ended_at),
-                    stage=STAGE_TRANSCRIPT_SAVED,
+                    stage=Stage.TRANSCRIPT_SAVED,
                     attempts=0,
                     next_attempt_at=now,
                     created_at=now,
@@ -376,7 +375,7 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
                     values[name] = start[name]
             if "from_number" in values:
                 values["caller_key"] = start["caller_key"]
-            if row["stage"] in (STAGE_LIVE, STAGE_TRANSCRIPT_SAVED):
+            if row["stage"] in (Stage.LIVE, Stage.TRANSCRIPT_SAVED):
                 values.update(enter_pipeline(now))
             await conn.execute(sa.update(call_details).where(c.id == row["id"]).values(**values))
         await upsert_token_usage(conn, f.call_sid, tenant, f.usage)

@@ -37,8 +37,7 @@ from receptionist.store.schema import (
     CALL_STATUS_FAILED,
     CALL_STATUS_IN_PROGRESS,
     END_REASON_SERVER_LOST,
-    STAGE_LIVE,
-    STAGE_TRANSCRIPT_SAVED,
+    Stage,
     call_details,
     server_processes,
     utcnow,
@@ -356,7 +355,7 @@ def _checkpoint_rows(me: ServerProcess, checkpoints: Sequence[Checkpoint]) -> li
             "stats": _usage_stats(cp),
             "checkpoint_at": cp.taken_at,
             "server_id": me.id,
-            "stage": STAGE_LIVE,
+            "stage": Stage.LIVE,
             "attempts": 0,
             "created_at": cp.taken_at,
             "updated_at": cp.taken_at,
@@ -461,7 +460,7 @@ async def _amend(conn: Any, lost: LostCall, now: datetime) -> None:
             c.call_sid == lost.call_sid,
             c.session_id == lost.session_id,
             c.end_reason == END_REASON_SERVER_LOST,
-            c.stage == STAGE_TRANSCRIPT_SAVED,
+            c.stage == Stage.TRANSCRIPT_SAVED,
             c.lease_owner.is_(None),
             sa.or_(c.checkpoint_at.is_(None), c.checkpoint_at < lost.checkpoint_at),
         )
@@ -543,7 +542,7 @@ async def reap_lost_calls(
                 .select_from(call_details.outerjoin(server_processes, s.id == c.server_id))
                 .where(
                     c.status == CALL_STATUS_IN_PROGRESS,
-                    c.stage == STAGE_LIVE,
+                    c.stage == Stage.LIVE,
                     sa.or_(
                         sa.and_(c.server_id.is_(None), c.started_at < legacy),
                         sa.and_(
