@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from receptionist import loops
 from receptionist.bridge import drain as drains
 from receptionist.bridge import memtrace
 from receptionist.bridge.admission import Admission
@@ -210,13 +211,6 @@ def _count_live_drops(ctx: BridgeContext) -> None:
         ctx.live_drops_counted = dropped
 
 
-async def _every(interval_s: float, stop: asyncio.Event, fn: Callable[[], None]) -> None:
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
-        fn()
-
-
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value else None
 
@@ -250,6 +244,9 @@ def _checkpointer(ctx: BridgeContext) -> Checkpointer | None:
 def create_app(ctx: BridgeContext) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async def count_live_drops() -> None:
+            _count_live_drops(ctx)
+
         await ctx.recorder.replay_spool()
         # after the spool's replay: a call's real end, if it was spooled, wins over a reaper
         checkpointer = _checkpointer(ctx)
@@ -267,7 +264,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
         drains.register(ctx.drain)  # the server's signal handler drains it (bridge/server.py)
         checkpoints = asyncio.create_task(checkpointer.run(stop)) if checkpointer else None
         # every process's drops reach the counters, not only those of the process scraped
-        live_drops = asyncio.create_task(_every(5.0, stop, lambda: _count_live_drops(ctx)))
+        live_drops = asyncio.create_task(loops.every(5.0, stop, count_live_drops))
         yield
         # Served by `receptionist serve`, the calls were drained before this point; otherwise
         # (tests, the demo) uvicorn closed live calls with 1012. Each session saved its call.
@@ -275,6 +272,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
         await ctx.loop_lag.stop()
         stop.set()
         await live_drops
+        await count_live_drops()  # the last ones
         if memory is not None:
             await memory
         if checkpoints is not None and checkpointer is not None:

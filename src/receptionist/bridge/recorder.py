@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import exc as sa_exc
 
+from receptionist import loops
 from receptionist.observe import metrics
-from receptionist.postcall.worker import first_of
 from receptionist.store.calls import (
     START_DETAILS,
     CallOwnedElsewhere,
@@ -176,18 +176,14 @@ class CallRecorder:
     async def replay_loop(self, stop: asyncio.Event, interval_s: float) -> None:
         """Replay the spool whenever it has calls and the database may be back: every
         `interval_s`, or at once after a call saved fine. Ends when `stop` is set."""
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval_s):
-                    await first_of(stop, self._saved)
-            self._saved.clear()
-            if stop.is_set():
-                return
-            if any(self.spool_dir.glob("*.json")):
-                try:
-                    await self.replay_spool()
-                except Exception:  # a bug here must not end the loop; the files stay
-                    log.exception("spool replay failed")
+        await loops.every(interval_s, stop, self._replay_if_spooled, wake=self._saved)
+
+    async def _replay_if_spooled(self) -> None:
+        if any(self.spool_dir.glob("*.json")):
+            try:
+                await self.replay_spool()
+            except Exception:  # a bug here must not end the loop; the files stay
+                log.exception("spool replay failed")
 
     async def replay_spool(self) -> int:
         """Write spooled calls to the database; returns how many were saved.
