@@ -34,7 +34,7 @@ from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.exotel_api import FakeExotelApi
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedTurn
 from receptionist.sim.gemini_rest import FakeGeminiRest, Fault
-from receptionist.store.calls import FinishedCall, TokenUsage, finish_call, get_call
+from receptionist.store.calls import FinishedCall, finish_call, get_call
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import get_exotel_details
 from receptionist.store.jobs import reschedule
@@ -51,6 +51,7 @@ from receptionist.store.schema import (
 from receptionist.telephony.exotel_api import ExotelApiConfig
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantRepository
+from receptionist.usage import TokenUsage
 from tests.integration.bridge_harness import REPO, TENANTS, running_bridge
 
 MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"

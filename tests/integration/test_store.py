@@ -15,7 +15,6 @@ from alembic.runtime.migration import MigrationContext
 from receptionist.store.calls import (
     FinishedCall,
     NewCall,
-    TokenUsage,
     create_call,
     finish_call,
     get_call,
@@ -30,6 +29,7 @@ from receptionist.store.tenant_configs import (
     list_tenant_configs,
     upsert_tenant,
 )
+from receptionist.usage import TokenUsage
 from tests.pg import free_port
 
 IST = timezone(timedelta(hours=5, minutes=30))

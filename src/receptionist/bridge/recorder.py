@@ -39,11 +39,11 @@ from receptionist.store.calls import (
     CallOwnedElsewhere,
     FinishedCall,
     NewCall,
-    TokenUsage,
     create_call,
     finish_call,
 )
 from receptionist.store.db import Database, unreachable
+from receptionist.usage import TokenUsage
 
 if TYPE_CHECKING:
     from receptionist.bridge.session import CallSession

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,16 +45,16 @@ from receptionist.engines.base import (
     Interrupted,
     Reconnected,
     TurnComplete,
-    Usage,
     VoiceEngine,
 )
 from receptionist.observe import metrics
-from receptionist.store.calls import TokenUsage, new_session_id
+from receptionist.store.calls import new_session_id
 from receptionist.store.checkpoints import Checkpoint
 from receptionist.store.live import LiveEvent
 from receptionist.store.search import response_times
 from receptionist.telephony import exotel
 from receptionist.tenants.repository import InactiveTenant, TenantError
+from receptionist.usage import TokenUsage
 
 if TYPE_CHECKING:
     from receptionist.bridge.app import BridgeContext
@@ -160,7 +160,7 @@ class CallSession:
         self.stats = CallStats()
         self.events: list[dict[str, Any]] = []
         self.transcript = TranscriptRecorder()
-        self.usage: dict[str, Usage] = {}
+        self.usage: dict[str, TokenUsage] = {}
         self.status = "in_progress"
         self.end_reason = ""
         self.error: str | None = None
@@ -640,7 +640,7 @@ class CallSession:
                 metrics.CLEARS_SENT.inc()
                 self._playback_until = time.monotonic()
                 await self._turn_done(interrupted=True)
-            elif type(ev) is Usage:
+            elif type(ev) is TokenUsage:
                 self._add_usage(ev)
             elif type(ev) is EngineNote:
                 self.note(ev.kind, ev.detail)
@@ -831,21 +831,9 @@ class CallSession:
             )
         self._live_sent = len(turns)
 
-    def _add_usage(self, ev: Usage) -> None:
-        prev = self.usage.get(ev.model)
-        if prev is None:
-            self.usage[ev.model] = ev
-            return
-        self.usage[ev.model] = Usage(
-            model=ev.model,
-            input_tokens=prev.input_tokens + ev.input_tokens,
-            output_tokens=prev.output_tokens + ev.output_tokens,
-            total_tokens=prev.total_tokens + ev.total_tokens,
-            input_audio_tokens=prev.input_audio_tokens + ev.input_audio_tokens,
-            input_text_tokens=prev.input_text_tokens + ev.input_text_tokens,
-            output_audio_tokens=prev.output_audio_tokens + ev.output_audio_tokens,
-            output_text_tokens=prev.output_text_tokens + ev.output_text_tokens,
-        )
+    def _add_usage(self, ev: TokenUsage) -> None:
+        prev = self.usage.get(ev.model_name)
+        self.usage[ev.model_name] = ev if prev is None else prev + ev
 
     # --- silence and length limits ------------------------------------------------------------
 
@@ -925,20 +913,8 @@ class CallSession:
 
     def token_usage(self) -> list[TokenUsage]:
         """The tokens the live model billed for this call so far, per model."""
-        return [
-            TokenUsage(
-                model_name=u.model,
-                purpose="live",
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                input_audio_tokens=u.input_audio_tokens,
-                input_text_tokens=u.input_text_tokens,
-                output_audio_tokens=u.output_audio_tokens,
-                output_text_tokens=u.output_text_tokens,
-                total_tokens=u.total_tokens or None,
-            )
-            for u in self.usage.values()
-        ]
+        # an engine reports a total of 0 when the model gave none: input + output then
+        return [replace(u, total_tokens=u.total_tokens or None) for u in self.usage.values()]
 
     def checkpoint_version(self) -> tuple[Any, ...]:
         """Changes when the transcript or the tokens have something new (checkpointer.py)."""

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from receptionist.usage import TokenUsage
+
 if TYPE_CHECKING:
     from receptionist.tenants.model import Tenant
 
@@ -38,20 +40,6 @@ class TurnComplete:
 @dataclass(frozen=True, slots=True)
 class Interrupted:
     """The caller spoke over the agent: drop any agent audio not yet played."""
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Tokens billed for one model response (the engine's own accounting unit)."""
-
-    model: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-    input_audio_tokens: int = 0
-    input_text_tokens: int = 0
-    output_audio_tokens: int = 0
-    output_text_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +98,7 @@ EngineEvent = (
     | AgentTranscript
     | TurnComplete
     | Interrupted
-    | Usage
+    | TokenUsage  # tokens billed for one model response (purpose 'live')
     | GoingAway
     | Reconnected
     | EndCall

@@ -36,8 +36,8 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from receptionist.store.calls import TokenUsage
 from receptionist.tenants.model import FieldSpec, Tenant
+from receptionist.usage import TokenUsage
 
 from .analysis import NO_CONVERSATION, Analysis, validate_details
 

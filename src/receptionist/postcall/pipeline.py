@@ -34,7 +34,7 @@ from receptionist.postcall.analysis import Analysis, validate_details
 from receptionist.postcall.costs import CallCost, cost_call
 from receptionist.postcall.gemini_analyzer import AnalysisInvalid, AnalyzerError
 from receptionist.postcall.pricing import PricingTable, UnknownModelPrice
-from receptionist.store.calls import TokenUsage, get_call, upsert_token_usage
+from receptionist.store.calls import get_call, upsert_token_usage
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import upsert_exotel_details
 from receptionist.store.jobs import Claim, advance, defer
@@ -44,6 +44,7 @@ from receptionist.store.search import search_document
 from receptionist.telephony.exotel_api import ExotelApiConfig, ExotelApiError, fetch_call_details
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantError, TenantRepository
+from receptionist.usage import TokenUsage
 
 log = logging.getLogger("receptionist.pipeline")
 

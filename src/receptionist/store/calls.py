@@ -8,7 +8,7 @@ plain dicts.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from receptionist.store.schema import (
 )
 from receptionist.store.search import caller_key, response_times, search_document
 from receptionist.untrusted import without_nul
+from receptionist.usage import FIGURES, TokenUsage
 
 
 class CallOwnedElsewhere(Exception):
@@ -57,22 +58,6 @@ class NewCall:
     model: str | None = None
     started_at: datetime = field(default_factory=utcnow)
     server_id: str | None = None  # the server process handling the call (server_processes.id)
-
-
-@dataclass(kw_only=True, slots=True)
-class TokenUsage:
-    """Tokens one model spent on one call for one purpose ('live' | 'analysis' | 'message')."""
-
-    model_name: str
-    purpose: str = "live"
-    input_tokens: int = 0
-    output_tokens: int = 0
-    input_audio_tokens: int = 0
-    input_text_tokens: int = 0
-    output_audio_tokens: int = 0
-    output_text_tokens: int = 0
-    total_tokens: int | None = None  # None: input_tokens + output_tokens
-    details: dict[str, Any] | None = None
 
 
 @dataclass(kw_only=True, slots=True)
@@ -164,32 +149,9 @@ def _aggregate_usage(usage: list[TokenUsage]) -> list[TokenUsage]:
     """One entry per (model_name, purpose): several entries of the same pair are summed."""
     by_key: dict[tuple[str, str], TokenUsage] = {}
     for u in usage:
-        total = u.total_tokens if u.total_tokens is not None else u.input_tokens + u.output_tokens
         key = (u.model_name, u.purpose)
         have = by_key.get(key)
-        if have is None:
-            by_key[key] = TokenUsage(
-                model_name=u.model_name,
-                purpose=u.purpose,
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                input_audio_tokens=u.input_audio_tokens,
-                input_text_tokens=u.input_text_tokens,
-                output_audio_tokens=u.output_audio_tokens,
-                output_text_tokens=u.output_text_tokens,
-                total_tokens=total,
-                details=dict(u.details) if u.details else None,
-            )
-            continue
-        have.input_tokens += u.input_tokens
-        have.output_tokens += u.output_tokens
-        have.input_audio_tokens += u.input_audio_tokens
-        have.input_text_tokens += u.input_text_tokens
-        have.output_audio_tokens += u.output_audio_tokens
-        have.output_text_tokens += u.output_text_tokens
-        have.total_tokens = (have.total_tokens or 0) + total
-        if u.details:
-            have.details = {**(have.details or {}), **u.details}
+        by_key[key] = replace(u, total_tokens=u.total) if have is None else have + u
     return list(by_key.values())
 
 
@@ -214,12 +176,7 @@ async def upsert_token_usage(
             "tenant": tenant,
             "model_name": u.model_name,
             "purpose": u.purpose,
-            "input_tokens": u.input_tokens,
-            "output_tokens": u.output_tokens,
-            "input_audio_tokens": u.input_audio_tokens,
-            "input_text_tokens": u.input_text_tokens,
-            "output_audio_tokens": u.output_audio_tokens,
-            "output_text_tokens": u.output_text_tokens,
+            **{f: getattr(u, f) for f in FIGURES},
             "total_tokens": u.total_tokens or 0,
             "details": u.details,
             "created_at": now,
@@ -229,15 +186,7 @@ async def upsert_token_usage(
     stmt = upsert_insert(conn.dialect.name, ai_token_usage).values(values)
     ex = stmt.excluded
     t = ai_token_usage.c
-    figures = (
-        "input_tokens",
-        "output_tokens",
-        "input_audio_tokens",
-        "input_text_tokens",
-        "output_audio_tokens",
-        "output_text_tokens",
-        "total_tokens",
-    )
+    figures = (*FIGURES, "total_tokens")
     unchanged = sa.and_(*(t[name] == ex[name] for name in figures))
     stmt = stmt.on_conflict_do_update(
         index_elements=["call_sid", "model_name", "purpose"],
@@ -457,7 +406,6 @@ async def list_calls(
 __all__ = [
     "FinishedCall",
     "NewCall",
-    "TokenUsage",
     "create_call",
     "enter_pipeline",
     "finish_call",

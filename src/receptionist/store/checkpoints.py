@@ -31,7 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from receptionist.store.calls import TokenUsage, enter_pipeline, upsert_token_usage
+from receptionist.store.calls import enter_pipeline, upsert_token_usage
 from receptionist.store.db import Database, upsert_insert
 from receptionist.store.schema import (
     CALL_STATUS_FAILED,
@@ -44,6 +44,7 @@ from receptionist.store.schema import (
 )
 from receptionist.store.search import response_times, search_document
 from receptionist.untrusted import without_nul
+from receptionist.usage import FIGURES, TokenUsage
 
 REAP_BATCH = 200  # calls closed per transaction: a reaper never holds the lock for long
 CHECKPOINT_SLICE = 10  # calls per statement of a checkpoint's one transaction (~0.5 ms each)
@@ -179,19 +180,13 @@ class Checkpoint:
         )
 
 
-_USAGE_COUNTS = (
-    "input_tokens", "output_tokens", "input_audio_tokens", "input_text_tokens",
-    "output_audio_tokens", "output_text_tokens",
-)  # fmt: skip
-
-
 def usage_from_json(items: Any) -> list[TokenUsage]:
     """Token counts as a checkpoint stored them (in `stats` or a file): checked, bounded."""
     out: list[TokenUsage] = []
     for u in items if isinstance(items, list) else []:
         if not isinstance(u, dict) or not isinstance(u.get("model_name"), str):
             continue
-        counts = {k: u.get(k) for k in _USAGE_COUNTS}
+        counts = {k: u.get(k) for k in FIGURES}
         if not all(isinstance(v, int) and 0 <= v < 2**31 for v in counts.values()):
             continue
         total = u.get("total_tokens")
