@@ -48,7 +48,7 @@ from receptionist.engines.base import (
     VoiceEngine,
 )
 from receptionist.observe import metrics
-from receptionist.store.calls import new_session_id
+from receptionist.store.calls import FinishedCall, NewCall, new_session_id
 from receptionist.store.checkpoints import Checkpoint
 from receptionist.store.live import LiveEvent
 from receptionist.store.search import response_times
@@ -337,7 +337,10 @@ class CallSession:
         await self._close(1008, detail[:120])
         if not record:
             return
-        if await self.ctx.recorder.create(self, start, tenant_id) is not False:
+        if (
+            await self.ctx.recorder.create(self._new_call(start, tenant_id), note=self.note)
+            is not False
+        ):
             await asyncio.shield(self._persist_end())
 
     def _parse(self, msg: Mapping[str, Any]) -> exotel.Event | None:
@@ -465,7 +468,7 @@ class CallSession:
             await self._close(1000, self.end_reason or "call ended")
 
     async def _create_row(self, start: exotel.Start, tenant_id: str) -> None:
-        created = await self.ctx.recorder.create(self, start, tenant_id)
+        created = await self.ctx.recorder.create(self._new_call(start, tenant_id), note=self.note)
         self._row_written = created is True  # None: the database failed; checkpoints insert it
         if created is not False:
             # the row exists (or the database is down and `finish` will write it): the owner's
@@ -911,6 +914,41 @@ class CallSession:
 
     # --- persistence --------------------------------------------------------------------------
 
+    def _new_call(self, start: exotel.Start, tenant_id: str) -> NewCall:
+        """The call as its start records it."""
+        engine = self.engine
+        return NewCall(
+            call_sid=start.call_sid,
+            session_id=self.session_id,
+            tenant=tenant_id,
+            stream_sid=start.stream_sid,
+            from_number=start.from_number,
+            to_number=start.to_number,
+            direction="inbound",
+            custom_parameters=start.custom_parameters,
+            sample_rate=start.sample_rate,
+            engine=engine.name if engine else None,
+            model=engine.model if engine else None,
+            started_at=self.started_at,
+        )
+
+    def finished_call(self) -> FinishedCall:
+        """The call as its end records it."""
+        return FinishedCall(
+            call_sid=self.call_sid,
+            session_id=self.session_id,
+            status=self.status,
+            end_reason=self.end_reason or None,
+            error=self.error,
+            transcript=self.transcript.snapshot(self.elapsed_ms()),
+            stats=self.stats.as_json(),
+            events=self.events,
+            answered_at=self.answered_at,
+            usage=self.token_usage(),
+            tenant=self.tenant.tenant_id if self.tenant else None,
+            started_at=self.started_at,
+        )
+
     def token_usage(self) -> list[TokenUsage]:
         """The tokens the live model billed for this call so far, per model."""
         # an engine reports a total of 0 when the model gave none: input + output then
@@ -961,7 +999,7 @@ class CallSession:
             return  # the row is another stream's
         tenant = self.tenant.tenant_id if self.tenant else "unknown"
         metrics.CALLS_ENDED.labels(self.status, metrics.bounded(self.end_reason), tenant).inc()
-        await self.ctx.recorder.finish(self)
+        await self.ctx.recorder.finish(self.finished_call())
         if self._live_started:  # after the row is final: the page that reloads it sees the end
             self._publish_turns()
             self._publish("call_ended", {"status": self.status, "end_reason": self.end_reason})

@@ -8,7 +8,7 @@ plain dicts.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -42,12 +42,11 @@ def new_session_id() -> str:
 
 
 @dataclass(kw_only=True, slots=True)
-class NewCall:
-    """What is known when Exotel's ``start`` frame arrives."""
+class StartDetails:
+    """What a call's start says about it beyond its ids: Exotel's ``start`` frame and the
+    engine chosen for the call. Written by create_call, and carried by the call's end
+    (FinishedCall) for the row the end inserts or fills when the start's write failed."""
 
-    call_sid: str
-    session_id: str = field(default_factory=new_session_id)  # the stream that owns the row
-    tenant: str | None
     stream_sid: str | None = None
     from_number: str | None = None
     to_number: str | None = None
@@ -56,13 +55,28 @@ class NewCall:
     sample_rate: int | None = None
     engine: str | None = None
     model: str | None = None
+
+
+START_DETAILS = tuple(f.name for f in fields(StartDetails))
+
+
+@dataclass(kw_only=True, slots=True)
+class NewCall(StartDetails):
+    """What is known when Exotel's ``start`` frame arrives."""
+
+    call_sid: str
+    session_id: str = field(default_factory=new_session_id)  # the stream that owns the row
+    tenant: str | None
     started_at: datetime = field(default_factory=utcnow)
     server_id: str | None = None  # the server process handling the call (server_processes.id)
 
 
 @dataclass(kw_only=True, slots=True)
-class FinishedCall:
-    """Everything the bridge knows when a call ends."""
+class FinishedCall(StartDetails):
+    """Everything the bridge knows when a call ends. The start's details (StartDetails) are
+    used only when the start's write failed (a call that started while the database was
+    away): the row inserted here must name the caller as create_call would have. A spool
+    file is this, flat (dataclasses.asdict)."""
 
     call_sid: str
     status: str  # 'completed' | 'failed' (or 'in_progress' for a partial save)
@@ -80,16 +94,6 @@ class FinishedCall:
     # Only used when no row exists yet (create_call never happened) or the row lacks them.
     tenant: str | None = None
     started_at: datetime | None = None
-    # The start's details, for the same case only (a call that started while the database was
-    # away): the row inserted here must name the caller as create_call would have.
-    stream_sid: str | None = None
-    from_number: str | None = None
-    to_number: str | None = None
-    direction: str | None = None
-    custom_parameters: dict[str, Any] = field(default_factory=dict)
-    sample_rate: int | None = None
-    engine: str | None = None
-    model: str | None = None
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -203,15 +207,9 @@ async def upsert_token_usage(
 
 
 _c = call_details.c
-# What a call's start says about it beyond its ids: written by create_call, and carried by
-# its end (FinishedCall) for the row the end inserts or fills when the start write failed.
-START_DETAILS = (
-    "stream_sid", "from_number", "to_number", "direction", "custom_parameters", "sample_rate",
-    "engine", "model",
-)  # fmt: skip
 
 
-def _start_columns(c: NewCall | FinishedCall) -> dict[str, Any]:
+def _start_columns(c: StartDetails) -> dict[str, Any]:
     """The columns a call's start sets, from the start itself or from its end."""
     columns = {name: getattr(c, name) for name in START_DETAILS}
     columns["custom_parameters"] = without_nul(dict(c.custom_parameters or {}))
