@@ -108,6 +108,17 @@ def write_json(path: Path, result: dict[str, Any]) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+# Never handed to a bench's own server: a real key or endpoint must not take the bench's calls
+# to the real service. Every other variable passes (GEMINI_RESUME_BUFFER_S and the like are
+# settings a run may want to vary).
+_NOT_PASSED = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_BASE_URL", "GEMINI_CA_FILE")
+
+
+def bench_env() -> dict[str, str]:
+    """This process's environment without the real service's key and endpoint."""
+    return {k: v for k, v in os.environ.items() if k not in _NOT_PASSED}
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -789,7 +789,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             HOST="127.0.0.1",
             PORT=str(port),
         )
-        argv = [str(VENV_BIN / "receptionist"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        argv = [
+            str(VENV_BIN / "receptionist"),
+            "serve",
+            "--migrate",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         server_proc = Proc("server", argv, env, tmp / "server.log")
         _wait_healthz(port, server_proc, 120)
         log(f"server pid {server_proc.pid} on http://127.0.0.1:{port}")

@@ -40,6 +40,7 @@ from _common import (
     REPO_ROOT,
     Proc,
     TreeSampler,
+    bench_env,
     free_port,
     git_commit,
     machine_info,
@@ -367,7 +368,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     ca_file = tmp / "ca.pem"
     ready = tmp / "double.json"
     double_stats = tmp / "double-stats.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_API"))}
+    env = bench_env()
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     env["RECEPTIONIST_RESAMPLER"] = args.resampler
     load_before = os.getloadavg()
@@ -429,7 +430,15 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         )
         server = Proc(
             "server",
-            [str(VENV_BIN / "receptionist"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                str(VENV_BIN / "receptionist"),
+                "serve",
+                "--migrate",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             senv,
             tmp / "server.log",
         )

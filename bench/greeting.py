@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     REPO_ROOT,
     Proc,
+    bench_env,
     free_port,
     git_commit,
     machine_info,
@@ -208,7 +209,7 @@ def summarise(calls: list[Call]) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_API"))}
+    env = bench_env()
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     ready, ca_file = tmp / "double.json", tmp / "ca.pem"
     double = Proc(
@@ -249,7 +250,14 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             RUN_WORKER="false",
             WORKERS="1",
         )
-        argv = [str(VENV_BIN / "receptionist"), "serve", "--host", "127.0.0.1", "--port"]
+        argv = [
+            str(VENV_BIN / "receptionist"),
+            "serve",
+            "--migrate",
+            "--host",
+            "127.0.0.1",
+            "--port",
+        ]
         url = f"ws://127.0.0.1:{port}/exotel/{args.tenant}"
         rounds: dict[str, Any] = {}
         for name in ("cold", "warm", "warm_repeat", "restart"):

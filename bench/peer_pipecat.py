@@ -50,6 +50,7 @@ from _common import (
     REPO_ROOT,
     Proc,
     TreeSampler,
+    bench_env,
     free_port,
     git_commit,
     machine_info,
@@ -297,7 +298,7 @@ def _tls_ok(port: int, ca_file: Path) -> Callable[[], bool]:
 
 
 def _base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_API"))}
+    env = bench_env()
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     return env
 
@@ -352,7 +353,15 @@ def start_ours(tmp: Path, double: Double, tag: str) -> tuple[Proc, str]:
     )
     proc = Proc(
         f"ours-{tag}",
-        [str(VENV_BIN / "receptionist"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            str(VENV_BIN / "receptionist"),
+            "serve",
+            "--migrate",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env,
         tmp / f"ours-{tag}.log",
     )

@@ -42,7 +42,16 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO_ROOT, Proc, free_port, git_commit, machine_info, short_lines, write_json
+from _common import (
+    REPO_ROOT,
+    Proc,
+    bench_env,
+    free_port,
+    git_commit,
+    machine_info,
+    short_lines,
+    write_json,
+)
 from bridge_load import _wait_healthz, _wait_ready_file, _wait_tls
 
 VENV_BIN = Path(sys.executable).parent
@@ -184,7 +193,7 @@ async def _drive(
 async def run_soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     started_at = datetime.now(UTC)
     ca_file, ready = tmp / "ca.pem", tmp / "double.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_API"))}
+    env = bench_env()
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     double = Proc(
         "double",
@@ -214,7 +223,15 @@ async def run_soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         )
         server = Proc(
             "server",
-            [str(VENV_BIN / "receptionist"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                str(VENV_BIN / "receptionist"),
+                "serve",
+                "--migrate",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             senv,
             tmp / "server.log",
         )

@@ -354,7 +354,9 @@ def worker(
 
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            await w.run(stop)
+            from receptionist import heap
+
+            await asyncio.gather(w.run(stop), heap.trim_every(settings.heap_trim_interval_s, stop))
         finally:
             await db.dispose()
 

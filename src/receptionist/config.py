@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     reaper_interval_s: float = Field(
         30.0, gt=0, description="How often a server looks for calls of servers that are gone."
     )
+    heap_trim_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="How often a server or worker gives the C heap's free pages back to the"
+        " system (glibc malloc_trim), so RSS stays at what is in use; 0: never.",
+    )
 
     greeting_cache: bool = Field(
         True,

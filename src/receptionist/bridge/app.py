@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from receptionist import loops
+from receptionist import heap, loops
 from receptionist.bridge import drain as drains
 from receptionist.bridge import memtrace
 from receptionist.bridge.admission import Admission
@@ -265,6 +265,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
         checkpoints = asyncio.create_task(checkpointer.run(stop)) if checkpointer else None
         # every process's drops reach the counters, not only those of the process scraped
         live_drops = asyncio.create_task(loops.every(5.0, stop, count_live_drops))
+        trims = asyncio.create_task(heap.trim_every(ctx.settings.heap_trim_interval_s, stop))
         yield
         # Served by `receptionist serve`, the calls were drained before this point; otherwise
         # (tests, the demo) uvicorn closed live calls with 1012. Each session saved its call.
@@ -273,6 +274,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
         stop.set()
         await live_drops
         await count_live_drops()  # the last ones
+        await trims
         if memory is not None:
             await memory
         if checkpoints is not None and checkpointer is not None:

@@ -384,6 +384,7 @@ class CallSession:
             engine=tenant.engine,
             tenant=tenant,
             caller_number=start.from_number,
+            caller_sample_rate=start.sample_rate,
         )
         try:
             engine = self.ctx.engine_factory(request)

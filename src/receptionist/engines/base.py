@@ -124,6 +124,7 @@ class EngineRequest:
     engine: str | None = None  # the tenant's choice ("gemini-live" | "local"); None: default
     tenant: Tenant | None = None  # engines that answer from the tenant's files need it
     caller_number: str | None = None
+    caller_sample_rate: int | None = None  # the caller's line (Exotel's start): 8000 or 16000
 
 
 class VoiceEngine(Protocol):

@@ -36,7 +36,7 @@ from google import genai
 from google.genai import types
 from websockets.exceptions import ConnectionClosed
 
-from receptionist.audio import rms
+from receptionist.audio import StreamResampler, rms, ulaw_decode, ulaw_encode
 from receptionist.engines.base import (
     AgentAudio,
     AgentTranscript,
@@ -160,14 +160,19 @@ class GeminiLiveEngine:
         # Replacing the session (goAway, a dropped connection). The caller's audio since the
         # last resumption handle is kept (bounded): the handle's state does not include it, so
         # a resumed session is sent it again first, in order; while no session is up it only
-        # goes there.
+        # goes there. It is kept small, as mu-law at the caller's own rate (a telephone line's
+        # 8 kHz audio upsampled to 16 carries nothing above 4 kHz): a byte per caller sample,
+        # a quarter of the 16-bit 16 kHz PCM sent (it was ~95 KB a call at 100 calls).
         self._switching = False
         self._replay: deque[bytes] = deque()
+        rate = request.caller_sample_rate
+        self._replay_step = max(1, INPUT_RATE // rate) if rate else 1
+        self._replay_rate = INPUT_RATE // self._replay_step  # bytes kept a second
         self._replay_bytes = 0
         self._replay_first = 0  # sequence number of _replay[0]
         self._replay_next = 0  # sequence number of the next chunk appended
-        self._replay_cap = int(cfg.resume_buffer_s * INPUT_RATE * 2)
-        self._replay_dropped = 0  # bytes lost to the cap since the last handle
+        self._replay_cap = int(cfg.resume_buffer_s * self._replay_rate)
+        self._replay_dropped = 0  # bytes kept, then lost to the cap, since the last handle
         self._replay_quiet = 0  # bytes of the current stretch of caller silence
         self._replay_quiet_keep = int(REPLAY_SILENCE_KEEP_S * INPUT_RATE * 2)
         self._go_away_at: float | None = None  # switch by then (monotonic), turn or not
@@ -323,9 +328,10 @@ class GeminiLiveEngine:
 
     def _keep(self, pcm: bytes) -> None:
         replay = self._replay
-        replay.append(pcm)
+        kept = ulaw_encode(pcm, self._replay_step)
+        replay.append(kept)
         self._replay_next += 1
-        self._replay_bytes += len(pcm)
+        self._replay_bytes += len(kept)
         while self._replay_bytes > self._replay_cap and replay:
             lost = len(replay.popleft())
             self._replay_bytes -= lost
@@ -503,7 +509,7 @@ class GeminiLiveEngine:
         self._model_busy = self._output_since_handle = False  # the new session: none yet
         self._mute_caller = cut and redo
         gap_ms = (time.monotonic() - t0) * 1000.0
-        dropped_ms = self._replay_dropped / (2 * INPUT_RATE) * 1000.0
+        dropped_ms = self._replay_dropped / self._replay_rate * 1000.0
         self.audio_dropped_ms += dropped_ms
         self._replay_dropped = 0
         self.reconnects += 1
@@ -524,15 +530,22 @@ class GeminiLiveEngine:
         let live audio through again; returns the bytes sent."""
         sent = 0
         seq = self._replay_first
+        up = StreamResampler(self._replay_rate, INPUT_RATE) if self._replay_step > 1 else None
         try:
             while True:
                 seq = max(seq, self._replay_first)  # the cap may drop the oldest meanwhile
                 if seq >= self._replay_next:
                     break
-                chunk = self._replay[seq - self._replay_first]
-                await ws.send(audio_frame(chunk))
-                sent += len(chunk)
+                pcm = ulaw_decode(self._replay[seq - self._replay_first])
+                if up is not None:
+                    pcm = up.process(pcm)
+                await ws.send(audio_frame(pcm))
+                sent += len(pcm)
                 seq += 1
+            tail = up.flush() if up is not None else b""
+            if tail:
+                await ws.send(audio_frame(tail))
+                sent += len(tail)
         except (ConnectionClosed, OSError):
             pass  # lost again: the event loop sees it and replaces this one too
         self._switching = False

@@ -147,6 +147,14 @@ def _normalise(url: str) -> tuple[URL, dict[str, Any]]:
     )
 
 
+# SQLite takes one writer at a time, so more connections only queue on its lock (with the
+# busy timeout) while each holds a thread, a malloc arena and its own page cache: a few serve
+# WAL readers beside the writer. (SQLAlchemy's default, 5 + 10 overflow, held ~30 KB per call
+# more at 100 calls in bench/bridge_load.py.)
+SQLITE_POOL_SIZE = 2
+SQLITE_POOL_OVERFLOW = 2
+
+
 class Database:
     """An async engine plus the few operations every part of the app needs."""
 
@@ -162,6 +170,8 @@ class Database:
         if self._dialect == "sqlite":
             if self._url.database in (None, "", ":memory:"):
                 kwargs["poolclass"] = StaticPool
+            else:
+                kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_OVERFLOW)
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
         self._engine: AsyncEngine = create_async_engine(self._url, **kwargs)
