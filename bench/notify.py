@@ -42,7 +42,6 @@ from receptionist.sim.msg91 import FakeMsg91
 from receptionist.store.calls import (
     FinishedCall,
     NewCall,
-    TokenUsage,
     create_call,
     finish_call,
     get_call,
@@ -54,6 +53,7 @@ from receptionist.store.notifications import (
     list_notifications,
 )
 from receptionist.tenants.repository import TenantRepository
+from receptionist.usage import TokenUsage
 
 AUTH_KEY = "bench-key"
 SENDER = "919800000009"

@@ -39,13 +39,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.pg
 import sqlalchemy as sa
 
 from _common import REPO_ROOT, git_commit, machine_info, percentile, write_json
-from receptionist.store.calls import FinishedCall, TokenUsage, finish_call
+from receptionist.store.calls import FinishedCall, finish_call
 from receptionist.store.db import Database
-from receptionist.store.schema import call_details
+from receptionist.store.schema import Stage, call_details
+from receptionist.usage import TokenUsage
 
 MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
 POLL_S = 0.02
-STAGE_RANK = {"transcript_saved": 0, "analysed": 1, "costed": 2, "done": 3, "failed": 9}
+STAGE_RANK = {
+    Stage.TRANSCRIPT_SAVED: 0,
+    Stage.ANALYSED: 1,
+    Stage.MESSAGES_QUEUED: 2,
+    Stage.EXOTEL_DETAILS: 3,
+    Stage.DONE: 4,
+    Stage.FAILED: 9,
+}
 SID_PREFIX = "CAbench"
 WARMUP_PREFIX = "CAwarm"
 

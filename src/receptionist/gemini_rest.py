@@ -27,7 +27,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from receptionist.store.calls import TokenUsage
+from receptionist.usage import TokenUsage
 
 __all__ = [
     "AnalyzerError",

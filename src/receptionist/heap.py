@@ -14,13 +14,14 @@ On a libc without `malloc_trim` (musl, macOS) this is a no-op.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import ctypes.util
 import logging
 import time
 from functools import cache
 from typing import Any
+
+from receptionist import loops
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,10 @@ async def trim_every(interval_s: float, stop: asyncio.Event) -> None:
     """Trim every `interval_s` seconds until `stop` is set (0 or no malloc_trim: returns)."""
     if interval_s <= 0 or not available():
         return
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
-        if stop.is_set():
-            return
-        t0 = time.perf_counter()
-        released = await asyncio.to_thread(trim)
-        log.debug("heap trim: released=%s in %.1f ms", released, (time.perf_counter() - t0) * 1e3)
+    await loops.every(interval_s, stop, _trim_in_thread)
+
+
+async def _trim_in_thread() -> None:
+    t0 = time.perf_counter()
+    released = await asyncio.to_thread(trim)
+    log.debug("heap trim: released=%s in %.1f ms", released, (time.perf_counter() - t0) * 1e3)

@@ -71,7 +71,7 @@ async def running_bridge(
     values.update(settings)
     cfg = load_settings(**values)
     ctx = build_context(cfg, db=db)
-    ctx.store.retry_delays = (0.01,)
+    ctx.recorder.retry_delays = (0.01,)
     async with serve_in_process(create_app(ctx), **uvicorn_options(cfg)) as port:
         yield Bridge(ctx=ctx, port=port, fake=fake, db=db)
 

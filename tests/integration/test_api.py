@@ -25,11 +25,12 @@ from receptionist.bridge.wiring import build_context
 from receptionist.config import load_settings
 from receptionist.engines.base import EngineError, EngineRequest, VoiceEngine
 from receptionist.store.api_keys import create_key, revoke_key
-from receptionist.store.calls import FinishedCall, TokenUsage, finish_call
+from receptionist.store.calls import FinishedCall, finish_call
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import upsert_exotel_details
 from receptionist.store.schema import ai_token_usage, call_details
 from receptionist.store.search import caller_key, search_document
+from receptionist.usage import TokenUsage
 from tests.integration.bridge_harness import tenants_dir
 from tests.integration.test_notifications import insert, new
 

@@ -10,8 +10,9 @@ from receptionist.postcall.costs import cost_call
 from receptionist.postcall.pricing import load_pricing
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.gemini_live import CallScript, Failure, FakeGeminiLive, ScriptedTurn
-from receptionist.store.calls import FinishedCall, TokenUsage, finish_call, get_call
+from receptionist.store.calls import FinishedCall, finish_call, get_call
 from receptionist.store.db import Database
+from receptionist.usage import TokenUsage
 from tests.integration.bridge_harness import Bridge, running_bridge
 
 TURNS = [

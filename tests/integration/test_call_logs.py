@@ -19,12 +19,12 @@ import pytest
 
 from receptionist import logctx
 from receptionist.logs import setup_logging
-from receptionist.postcall.pipeline import DONE
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedTurn
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
 from receptionist.store.notifications import list_notifications
+from receptionist.store.schema import Stage
 from tests.integration.bridge_harness import running_bridge
 
 CALLER = "+919811112222"
@@ -77,7 +77,7 @@ async def test_every_line_of_a_call_names_it_and_hides_the_caller(
                 async def settled() -> bool:
                     row = await get_call(sqlite_db, sid)
                     sent = await list_notifications(sqlite_db, call_sid=sid)
-                    return bool(row and row["stage"] == DONE and sent) and all(
+                    return bool(row and row["stage"] == Stage.DONE and sent) and all(
                         n["status"] not in ("queued", "sending") for n in sent
                     )
 

@@ -22,7 +22,6 @@ from receptionist.bridge.checkpointer import Checkpointer
 from receptionist.store.calls import (
     FinishedCall,
     NewCall,
-    TokenUsage,
     create_call,
     finish_call,
     get_call,
@@ -36,6 +35,7 @@ from receptionist.store.checkpoints import (
 )
 from receptionist.store.db import Database
 from receptionist.store.schema import server_processes, utcnow
+from receptionist.usage import TokenUsage
 from tests.pg import free_port
 from tests.prom import Changes
 

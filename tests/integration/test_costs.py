@@ -24,10 +24,11 @@ from receptionist.postcall.pricing import (
     load_pricing,
     parse_pricing,
 )
-from receptionist.store.calls import FinishedCall, TokenUsage, finish_call, get_call
+from receptionist.store.calls import FinishedCall, finish_call, get_call
 from receptionist.store.db import Database
 from receptionist.store.schema import ai_token_usage
 from receptionist.store.usage import SpendRow, month_range
+from receptionist.usage import TokenUsage
 
 LIVE = "gemini-2.5-flash-native-audio-preview-09-2025"
 ANALYSIS = "gemini-2.5-flash"

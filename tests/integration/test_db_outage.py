@@ -588,7 +588,7 @@ async def test_a_hung_database_does_not_hold_a_calls_record_back(
             FakeGeminiLive(script=CallScript(turns=[ScriptedTurn("Open today?", "Yes.")])) as fake,
             running_bridge(hung, tmp_path, fake, spool_replay_interval_s=0.2) as bridge,
         ):
-            bridge.ctx.store.write_timeout_s = 1.0  # the test's bound, not production's
+            bridge.ctx.recorder.write_timeout_s = 1.0  # the test's bound, not production's
             spool = bridge.ctx.settings.spool_dir
             await hung.ping()  # a pooled connection, as a server has after its first calls
             proxy.freeze()

@@ -16,7 +16,6 @@ from receptionist.telephony.exotel_api import (
     ExotelApiConfig,
     ExotelApiError,
     fetch_call_details,
-    poll_call_details,
 )
 
 SID = "c0ffee0123456789abcdef0123456789"
@@ -159,45 +158,6 @@ async def test_not_final_then_final(fake: FakeExotelApi, client: httpx.AsyncClie
     clock[0] += 300
     late = await fetch_call_details(client, _cfg(fake), "feed01")
     assert late.is_final and late.duration_s == 30 and late.price == Decimal("1.000")
-
-
-async def test_poll_until_final(fake: FakeExotelApi, client: httpx.AsyncClient) -> None:
-    clock = [0.0]
-    fake.clock = lambda: clock[0]
-    fake.add_call("feed02", from_number="09876543210", to_number="08047112233", final_after_s=240)
-    fake.fail_next(1, status=500)
-    slept: list[float] = []
-
-    async def sleep(s: float) -> None:
-        slept.append(s)
-        clock[0] += s
-
-    d = await poll_call_details(
-        client, _cfg(fake), "feed02", backoff_s=30, sleep=sleep, clock=lambda: clock[0]
-    )
-    assert d is not None and d.is_final
-    # t=0 HTTP 500; t=30, 90, 210 early records; back-off capped at 120 s; t=330 final
-    assert slept == [30, 60, 120, 120]
-    assert [r.status_code for r in fake.requests] == [500, 200, 200, 200, 200]
-
-
-async def test_poll_gives_up_with_last_record(
-    fake: FakeExotelApi, client: httpx.AsyncClient
-) -> None:
-    clock = [0.0]
-    fake.clock = lambda: clock[0]
-    fake.add_call("feed03", from_number="0", to_number="0", final_after_s=10_000)
-
-    async def sleep(s: float) -> None:
-        clock[0] += s
-
-    d = await poll_call_details(
-        client, _cfg(fake), "feed03", give_up_after_s=100, sleep=sleep, clock=lambda: clock[0]
-    )
-    assert d is not None and not d.is_final
-    with pytest.raises(ExotelApiError) as info:  # non-retryable errors are raised at once
-        await poll_call_details(client, _cfg(fake, api_token="x"), "feed03", sleep=sleep)
-    assert info.value.kind == "auth"
 
 
 @pytest.mark.parametrize("sid", ["../../Accounts/other/Calls/x", "abc/def", "abc?details=true", ""])

@@ -8,14 +8,13 @@ from datetime import timedelta
 from receptionist.store.calls import FinishedCall, finish_call, get_call
 from receptionist.store.db import Database
 from receptionist.store.jobs import (
-    STAGE_FAILED,
     advance,
     backoff_s,
     claim,
     reschedule,
     retry_later,
 )
-from receptionist.store.schema import utcnow
+from receptionist.store.schema import Stage, utcnow
 
 STAGES = ("transcript_saved",)
 
@@ -96,9 +95,9 @@ async def test_retry_backoff_then_failed(db: Database) -> None:
         early = due - timedelta(seconds=1)
         assert await claim(db, worker_id="w", stages=STAGES, lease_s=30, now=early) == []
         (c,) = await claim(db, worker_id="w", stages=STAGES, lease_s=30, now=due)
-    assert await retry_later(db, c, worker_id="w", error="boom", max_attempts=3) == STAGE_FAILED
+    assert await retry_later(db, c, worker_id="w", error="boom", max_attempts=3) == Stage.FAILED
     row = await get_call(db, sid)
-    assert row is not None and row["stage"] == STAGE_FAILED and row["attempts"] == 3
+    assert row is not None and row["stage"] == Stage.FAILED and row["attempts"] == 3
     assert row["next_attempt_at"] is None
     later = utcnow() + timedelta(days=365)
     assert await claim(db, worker_id="w", stages=STAGES, lease_s=30, now=later) == []  # never
@@ -114,7 +113,7 @@ async def test_non_retryable_error_fails_at_once(db: Database) -> None:
     stage = await retry_later(
         db, c, worker_id="w", error="bad schema", max_attempts=5, retryable=False
     )
-    assert stage == STAGE_FAILED
+    assert stage == Stage.FAILED
 
 
 def test_backoff_is_exponential_and_capped() -> None:

@@ -24,9 +24,6 @@ from receptionist.gemini_rest import make_client
 from receptionist.postcall.analyzers.gemini import GeminiAnalyzer
 from receptionist.postcall.analyzers.schema import NO_CONVERSATION, Analysis
 from receptionist.postcall.pipeline import (
-    DONE,
-    EXOTEL_DETAILS,
-    MESSAGES_QUEUED,
     PENDING_STAGES,
     ExotelDeps,
     PipelineDeps,
@@ -38,7 +35,7 @@ from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.exotel_api import FakeExotelApi
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedTurn
 from receptionist.sim.gemini_rest import FakeGeminiRest, Fault
-from receptionist.store.calls import FinishedCall, TokenUsage, finish_call, get_call
+from receptionist.store.calls import FinishedCall, finish_call, get_call
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import get_exotel_details
 from receptionist.store.jobs import reschedule
@@ -46,6 +43,7 @@ from receptionist.store.schema import (
     NOTIFY_QUEUED,
     NOTIFY_SENDING,
     NOTIFY_UNKNOWN,
+    Stage,
     ai_token_usage,
     call_details,
     notifications,
@@ -54,6 +52,7 @@ from receptionist.store.schema import (
 from receptionist.telephony.exotel_api import ExotelApiConfig
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantRepository
+from receptionist.usage import TokenUsage
 from tests.integration.bridge_harness import REPO, TENANTS, running_bridge
 
 MODEL = "gemini-2.5-flash-native-audio-preview-09-2025"
@@ -150,9 +149,9 @@ async def test_stages_to_done_with_analysis_and_cost(db: Database) -> None:
     await saved_call(db, "CApipe2", [])
     await saved_call(db, "CApipe3", [], status="rejected")
     steps = await Worker(deps(db)).drain()
-    assert steps == 5 + 5 + 1
+    assert steps == 4 + 4 + 1  # the rejected call goes straight to done
     order = await get_call(db, "CApipe1")
-    assert order is not None and order["stage"] == DONE
+    assert order is not None and order["stage"] == Stage.DONE
     assert order["call_type"] == "order"
     details = order["critical_call_details"]
     assert details["_analyzer"] == "offline"
@@ -162,7 +161,9 @@ async def test_stages_to_done_with_analysis_and_cost(db: Database) -> None:
     empty = await get_call(db, "CApipe2")
     assert empty is not None and empty["call_type"] == NO_CONVERSATION
     rejected = await get_call(db, "CApipe3")
-    assert rejected is not None and rejected["stage"] == DONE and rejected["call_type"] is None
+    assert (
+        rejected is not None and rejected["stage"] == Stage.DONE and rejected["call_type"] is None
+    )
 
 
 async def test_unknown_price_fails_visibly_and_retry_recovers(db: Database) -> None:
@@ -180,10 +181,10 @@ async def test_unknown_price_fails_visibly_and_retry_recovers(db: Database) -> N
         'audio_output = "1.00"\ntext_output = "1.00"\nsource = "test"\n',
         origin="test",
     )
-    assert await reschedule(db, "CApipe4", stage=MESSAGES_QUEUED)
+    assert await reschedule(db, "CApipe4", stage=Stage.MESSAGES_QUEUED)
     await Worker(PipelineDeps(**{**deps(db).__dict__, "pricing": priced})).drain()
     row = await get_call(db, "CApipe4")
-    assert row is not None and row["stage"] == DONE and row["call_type"] == "order"
+    assert row is not None and row["stage"] == Stage.DONE and row["call_type"] == "order"
     [usage] = row["usage"]
     assert usage["total_cost"] is not None and usage["total_cost"] > 0
 
@@ -258,7 +259,7 @@ async def test_call_is_analysed_as_soon_as_the_bridge_saves_it(
         )
 
         async def done() -> bool:
-            return await _stage(sqlite_db, result.call_sid) == DONE
+            return await _stage(sqlite_db, result.call_sid) == Stage.DONE
 
         await _eventually(done, "the saved call went through the pipeline")
     row = await get_call(sqlite_db, result.call_sid)
@@ -275,9 +276,8 @@ async def _progress(db: Database) -> int:
     rank = sa.case(
         (call_details.c.stage == "analysed", 1),
         (call_details.c.stage == "messages_queued", 2),
-        (call_details.c.stage == "costed", 3),
-        (call_details.c.stage == EXOTEL_DETAILS, 4),
-        (call_details.c.stage == DONE, 5),
+        (call_details.c.stage == Stage.EXOTEL_DETAILS, 3),
+        (call_details.c.stage == Stage.DONE, 4),
         else_=0,
     )
     async with db.session() as conn:
@@ -342,7 +342,7 @@ async def test_sigkill_at_any_moment_loses_nothing_and_repeats_nothing(
 ) -> None:
     for i in range(n_calls):
         await saved_call(db, f"CAkill{i:04d}", ORDER if i % 3 else [])
-    all_steps = 5 * n_calls
+    all_steps = 4 * n_calls
     env = _worker_env(db.url)
     rng = random.Random(7)
     kills = 0  # kills that landed mid-work: the victim held calls it had claimed, not finished
@@ -424,7 +424,7 @@ async def test_sigkill_at_any_moment_loses_nothing_and_repeats_nothing(
                 )
             ).all()
         )
-    assert stages == {DONE: n_calls}
+    assert stages == {Stage.DONE: n_calls}
     assert usage_rows == n_calls  # one usage row per call, never duplicated
     assert uncosted == 0
     assert typed == n_calls
@@ -484,7 +484,7 @@ async def test_worker_survives_a_database_outage(
         outage.down = False
 
         async def done() -> bool:
-            return await _stage(db, "CAdown") == DONE
+            return await _stage(db, "CAdown") == Stage.DONE
 
         await _eventually(done, "the call went through once the database was back")
     finally:
@@ -492,7 +492,7 @@ async def test_worker_survives_a_database_outage(
         async with asyncio.timeout(60):
             await task
         await outage.dispose()
-    assert w.steps_done == 5
+    assert w.steps_done == 4
     assert "cannot claim work" in caplog.text  # the outage was logged
 
 
@@ -542,9 +542,9 @@ async def test_exotel_record_is_fetched_last(db: Database) -> None:
         fake.add_call("CAexo1", from_number="09812345678", to_number="08047001234", duration_s=42)
         async with _exotel_worker(db, fake, _Clock(), on_request=look) as w:
             await w.drain()
-    assert at_fetch == [(EXOTEL_DETAILS, "order", [True])]  # analysed and costed before
+    assert at_fetch == [(Stage.EXOTEL_DETAILS, "order", [True])]  # analysed and costed before
     row = await get_call(db, "CAexo1")
-    assert row is not None and row["stage"] == DONE and row["call_type"] == "order"
+    assert row is not None and row["stage"] == Stage.DONE and row["call_type"] == "order"
     rec = await get_exotel_details(db, "CAexo1")
     assert rec is not None
     assert rec["call_duration"] == 42 and rec["call_status"] == "completed"
@@ -568,7 +568,7 @@ async def test_exotel_record_not_final_yet_is_polled_again(db: Database) -> None
                 await w.drain()
                 assert polls() == n
                 row = await get_call(db, "CAexo2")
-                assert row is not None and row["stage"] == EXOTEL_DETAILS
+                assert row is not None and row["stage"] == Stage.EXOTEL_DETAILS
                 assert "waiting for" in row["last_error"]
                 assert _wait_written(row) == timedelta(seconds=delay_s)
                 partial = await get_exotel_details(db, "CAexo2")
@@ -580,7 +580,7 @@ async def test_exotel_record_not_final_yet_is_polled_again(db: Database) -> None
             await w.drain()
             assert polls() == 3
     row = await get_call(db, "CAexo2")
-    assert row is not None and row["stage"] == DONE and row["last_error"] is None
+    assert row is not None and row["stage"] == Stage.DONE and row["last_error"] is None
     rec = await get_exotel_details(db, "CAexo2")
     assert rec is not None and rec["call_duration"] is not None
 
@@ -592,7 +592,7 @@ async def test_exotel_gives_up_waiting_after_the_deadline(db: Database) -> None:
         async with _exotel_worker(db, fake, _Clock(), deadline_s=0.0) as w:
             await w.drain()
     row = await get_call(db, "CAexo4")
-    assert row is not None and row["stage"] == DONE
+    assert row is not None and row["stage"] == Stage.DONE
     assert "Exotel record incomplete" in row["last_error"]
     rec = await get_exotel_details(db, "CAexo4")
     assert rec is not None and rec["call_duration"] is None  # what there was is kept
@@ -633,7 +633,7 @@ async def test_gemini_analysis_and_its_tokens_are_stored_and_costed(db: Database
         request = fake.requests[0]
     assert request.response_mime_type == "application/json"
     row = await get_call(db, "CAgem1")
-    assert row is not None and row["stage"] == DONE
+    assert row is not None and row["stage"] == Stage.DONE
     assert row["call_type"] == "order" and row["summary"] == answer["summary"]
     assert row["critical_call_details"]["_analyzer"] == "gemini-2.5-flash"
     usage = {u["purpose"]: u for u in row["usage"]}
@@ -669,7 +669,7 @@ async def test_gemini_outage_is_retried(db: Database) -> None:
         await w.drain()  # the double now gives its default (valid) answer
         assert len(fake.requests) == 2
     row = await get_call(db, "CAgem3")
-    assert row is not None and row["stage"] == DONE
+    assert row is not None and row["stage"] == Stage.DONE
 
 
 async def test_call_of_a_vanished_tenant_fails_with_a_clear_reason(db: Database) -> None:
@@ -689,7 +689,7 @@ async def test_exotel_outage_is_retried_then_fetched(db: Database) -> None:
         async with _exotel_worker(db, fake, clock) as w:
             await w.drain()
             row = await get_call(db, "CAexo6")
-            assert row is not None and row["stage"] == EXOTEL_DETAILS and row["attempts"] == 1
+            assert row is not None and row["stage"] == Stage.EXOTEL_DETAILS and row["attempts"] == 1
             assert "Exotel server" in row["last_error"]
             assert _wait_written(row) == timedelta(seconds=30)  # the worker's backoff
             await w.drain()  # not due yet: Exotel is not asked again
@@ -698,4 +698,4 @@ async def test_exotel_outage_is_retried_then_fetched(db: Database) -> None:
             await w.drain()
         assert [r.status_code for r in fake.requests] == [503, 200]
     row = await get_call(db, "CAexo6")
-    assert row is not None and row["stage"] == DONE
+    assert row is not None and row["stage"] == Stage.DONE

@@ -15,7 +15,6 @@ from alembic.runtime.migration import MigrationContext
 from receptionist.store.calls import (
     FinishedCall,
     NewCall,
-    TokenUsage,
     create_call,
     finish_call,
     get_call,
@@ -23,13 +22,14 @@ from receptionist.store.calls import (
     record_call_event,
 )
 from receptionist.store.db import Database, DatabaseError, DatabaseUnavailable
-from receptionist.store.schema import SEARCH_INDEX_OBJECTS, ai_token_usage, metadata
+from receptionist.store.schema import SEARCH_INDEX_OBJECTS, Stage, ai_token_usage, metadata
 from receptionist.store.tenant_configs import (
     TenantConfigRow,
     get_tenant_config,
     list_tenant_configs,
     upsert_tenant,
 )
+from receptionist.usage import TokenUsage
 from tests.pg import free_port
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -112,7 +112,7 @@ async def _usage_rows(db: Database) -> list[dict]:
 
 # --- migrations --------------------------------------------------------------------------------
 
-HEAD = "0006_server_checkpoints"
+HEAD = "0007_no_costed_stage"
 
 
 async def test_upgrade_is_idempotent(db: Database) -> None:
@@ -168,6 +168,22 @@ async def test_upgrade_from_first_revision_keeps_notifications(db: Database) -> 
     async with db.session() as conn:
         row = (await conn.execute(sa.text("SELECT status, urgent FROM notifications"))).one()
     assert row.status == "queued" and not row.urgent
+
+
+async def test_upgrade_moves_a_call_left_at_costed_on(db: Database) -> None:
+    """A call a worker left at the old `costed` stage is claimable again after the upgrade."""
+    await db.downgrade("0006_server_checkpoints")
+    async with db.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO call_details (session_id, call_sid, stage, attempts, status) "
+                "VALUES ('s1', 'CAcosted', 'costed', 0, 'completed')"
+            )
+        )
+    await db.upgrade()
+    async with db.session() as conn:
+        stage = (await conn.execute(sa.text("SELECT stage FROM call_details"))).scalar_one()
+    assert stage == Stage.EXOTEL_DETAILS
 
 
 async def test_concurrent_upgrades_of_a_fresh_database(db: Database) -> None:

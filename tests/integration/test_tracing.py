@@ -27,11 +27,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from receptionist import tracing
-from receptionist.postcall.pipeline import DONE
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedTurn
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
+from receptionist.store.schema import Stage
 from tests.integration.bridge_harness import running_bridge
 
 CALLER = "+919811113333"
@@ -125,7 +125,7 @@ async def test_a_call_is_a_trace_with_a_span_per_turn_and_per_step(
                 assert result.ok, result.error
                 async with asyncio.timeout(60):  # a hang becomes a failure
                     # the condition lives in the database
-                    while await stage(sqlite_db, result.call_sid) != DONE:  # noqa: ASYNC110
+                    while await stage(sqlite_db, result.call_sid) != Stage.DONE:  # noqa: ASYNC110
                         await asyncio.sleep(0.02)
             assert await asyncio.to_thread(tracing.flush)
         finally:
@@ -158,7 +158,6 @@ async def test_a_call_is_a_trace_with_a_span_per_turn_and_per_step(
         "transcript_saved",
         "analysed",
         "messages_queued",
-        "costed",
         "exotel_details",
     }
     for s in steps:

@@ -8,11 +8,11 @@ import json
 
 from receptionist.gemini_rest import make_client
 from receptionist.postcall.analyzers.gemini import GeminiAnalyzer
-from receptionist.postcall.pipeline import DONE, TRANSCRIPT_SAVED
 from receptionist.postcall.worker import Worker
 from receptionist.sim.gemini_rest import FakeGeminiRest, Fault
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
+from receptionist.store.schema import Stage
 from tests.integration.test_pipeline import ORDER, deps, saved_call
 
 ANSWER = {
@@ -37,7 +37,7 @@ async def test_a_slow_analysis_does_not_hold_up_the_rest_of_the_batch(db: Databa
             async with asyncio.timeout(60):  # a bound for a broken build, not a speed claim
                 while True:
                     stages = [(await get_call(db, sid) or {}).get("stage") for sid in sids]
-                    if stages.count(DONE) == len(sids) - 1:
+                    if stages.count(Stage.DONE) == len(sids) - 1:
                         break
                     assert not running.done(), running
                     await asyncio.sleep(0.02)
@@ -45,5 +45,5 @@ async def test_a_slow_analysis_does_not_hold_up_the_rest_of_the_batch(db: Databa
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
     # the hung one is still leased to this worker at its first step; the others went through
-    assert stages.count(TRANSCRIPT_SAVED) == 1, stages
+    assert stages.count(Stage.TRANSCRIPT_SAVED) == 1, stages
     assert len(fake.requests) == len(sids)

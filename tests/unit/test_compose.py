@@ -18,10 +18,10 @@ from receptionist.notify.compose import (
     format_value,
 )
 from receptionist.notify.whatsapp import clean_variable
-from receptionist.store.calls import TokenUsage
 from receptionist.tenants.actions import ActionRule, Template, Variable
 from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
+from receptionist.usage import TokenUsage
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = Template(

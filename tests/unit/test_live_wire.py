@@ -14,9 +14,9 @@ from receptionist.engines.base import (
     GoingAway,
     Interrupted,
     TurnComplete,
-    Usage,
 )
 from receptionist.engines.live_wire import audio_frame, parse_server_message
+from receptionist.usage import TokenUsage
 
 
 def test_audio_frame_shape_and_payload() -> None:
@@ -78,8 +78,8 @@ def test_interrupted_usage_resumption_go_away() -> None:
     parsed = parse_server_message(raw, "live-model")
     assert parsed.events == [
         Interrupted(),
-        Usage(
-            model="live-model",
+        TokenUsage(
+            model_name="live-model",
             input_tokens=120,
             output_tokens=30,
             total_tokens=150,

@@ -12,7 +12,6 @@ from receptionist.postcall.pricing import (
     ModelPrice,
     PricingError,
     PricingTable,
-    TokenCounts,
     UnknownModelPrice,
     cost_breakdown,
     cost_of,
@@ -22,6 +21,7 @@ from receptionist.postcall.pricing import (
     round_cost,
     usd_to_inr,
 )
+from receptionist.usage import TokenUsage
 
 LIVE = "gemini-2.5-flash-native-audio-preview-09-2025"
 
@@ -238,13 +238,13 @@ def test_glob_is_case_sensitive_and_anchored() -> None:
 
 
 def test_one_million_audio_input_tokens_cost_three_dollars() -> None:
-    cost = cost_of(TokenCounts(input_tokens=1_000_000, input_audio_tokens=1_000_000), SEED)
+    cost = cost_of(TokenUsage(input_tokens=1_000_000, input_audio_tokens=1_000_000), SEED)
     assert cost == Decimal("3.000000")
     assert str(round_cost(cost)) == "3.000000"
 
 
 def test_every_modality_split_is_priced_exactly() -> None:
-    usage = TokenCounts(
+    usage = TokenUsage(
         purpose="live",
         input_tokens=12_345,
         output_tokens=6_789,
@@ -259,14 +259,14 @@ def test_every_modality_split_is_priced_exactly() -> None:
 
 
 def test_tiny_amounts_are_not_lost_before_rounding() -> None:
-    one = cost_of(TokenCounts(purpose="analysis", input_tokens=1, input_text_tokens=1), SEED)
+    one = cost_of(TokenUsage(purpose="analysis", input_tokens=1, input_text_tokens=1), SEED)
     assert one == Decimal("0.0000003")
     assert round_cost(one) == Decimal("0.000000")
     assert round_cost(Decimal("0.0000005")) == Decimal("0.000001")  # half-up
 
 
 def test_remainder_is_audio_for_live() -> None:
-    usage = TokenCounts(purpose="live", input_tokens=1_000_000, output_tokens=1_000_000)
+    usage = TokenUsage(purpose="live", input_tokens=1_000_000, output_tokens=1_000_000)
     b = cost_breakdown(usage, SEED)
     assert (b.input_audio, b.output_audio, b.input_text, b.output_text) == (1_000_000,) * 2 + (0, 0)
     assert b.remainder_modality == "audio"
@@ -275,7 +275,7 @@ def test_remainder_is_audio_for_live() -> None:
 
 @pytest.mark.parametrize("purpose", ["analysis", "message"])
 def test_remainder_is_text_for_analysis_and_message(purpose: str) -> None:
-    usage = TokenCounts(purpose=purpose, input_tokens=1_000_000, output_tokens=1_000_000)
+    usage = TokenUsage(purpose=purpose, input_tokens=1_000_000, output_tokens=1_000_000)
     b = cost_breakdown(usage, SEED)
     assert (b.input_text, b.output_text, b.input_audio, b.output_audio) == (1_000_000,) * 2 + (0, 0)
     assert b.total == Decimal("1.50")  # 0.30 + 1.20
@@ -283,7 +283,7 @@ def test_remainder_is_text_for_analysis_and_message(purpose: str) -> None:
 
 def test_partial_split_charges_only_the_remainder_at_the_purpose_modality() -> None:
     # live: 100k input of which 10k are known text; 90k unknown → audio
-    usage = TokenCounts(
+    usage = TokenUsage(
         purpose="live", input_tokens=100_000, input_text_tokens=10_000, output_tokens=0
     )
     b = cost_breakdown(usage, SEED)
@@ -292,7 +292,7 @@ def test_partial_split_charges_only_the_remainder_at_the_purpose_modality() -> N
 
 
 def test_split_larger_than_total_is_taken_as_it_is() -> None:
-    usage = TokenCounts(purpose="live", input_tokens=10, input_audio_tokens=1_000_000)
+    usage = TokenUsage(purpose="live", input_tokens=10, input_audio_tokens=1_000_000)
     b = cost_breakdown(usage, SEED)
     assert b.input_audio == 1_000_000 and b.input_remainder == 0
     assert b.total == Decimal("3")
@@ -300,7 +300,7 @@ def test_split_larger_than_total_is_taken_as_it_is() -> None:
 
 def test_total_beyond_input_and_output_is_charged_as_text_output() -> None:
     # e.g. thinking tokens of an analysis call: counted in total, billed as output
-    usage = TokenCounts(
+    usage = TokenUsage(
         purpose="analysis",
         input_tokens=1_000,
         input_text_tokens=1_000,
@@ -315,21 +315,21 @@ def test_total_beyond_input_and_output_is_charged_as_text_output() -> None:
 
 
 def test_zero_usage_costs_zero() -> None:
-    assert cost_of(TokenCounts(), SEED) == 0
+    assert cost_of(TokenUsage(), SEED) == 0
 
 
 def test_unknown_purpose_and_negative_counts_are_errors() -> None:
     with pytest.raises(ValueError, match="unknown purpose"):
-        cost_of(TokenCounts(purpose="training", input_tokens=1), SEED)
+        cost_of(TokenUsage(purpose="training", input_tokens=1), SEED)
     with pytest.raises(ValueError, match="must not be negative"):
-        cost_of(TokenCounts(input_tokens=-1), SEED)
+        cost_of(TokenUsage(input_tokens=-1), SEED)
 
 
 def test_token_counts_from_a_row() -> None:
-    counts = TokenCounts.from_row(
+    counts = TokenUsage.from_row(
         {"purpose": "message", "input_tokens": 5, "output_tokens": 2, "total_tokens": 0}
     )
-    assert counts == TokenCounts(purpose="message", input_tokens=5, output_tokens=2)
+    assert counts == TokenUsage(purpose="message", input_tokens=5, output_tokens=2)
 
 
 # --- currency ----------------------------------------------------------------------------------

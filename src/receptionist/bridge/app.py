@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from receptionist import heap
+from receptionist import heap, loops
 from receptionist.bridge import drain as drains
 from receptionist.bridge import memtrace
 from receptionist.bridge.admission import Admission
@@ -59,7 +59,7 @@ class BridgeContext:
     tenants: TenantRepository
     db: Database
     engine_factory: EngineFactory
-    store: CallRecorder
+    recorder: CallRecorder
     registry: dict[str, CallSession] = field(default_factory=dict)
     on_turn: TurnCallback | None = None
     worker: Worker | None = None  # the in-process post-call worker, woken when a call is saved
@@ -211,13 +211,6 @@ def _count_live_drops(ctx: BridgeContext) -> None:
         ctx.live_drops_counted = dropped
 
 
-async def _every(interval_s: float, stop: asyncio.Event, fn: Callable[[], None]) -> None:
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
-        fn()
-
-
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value else None
 
@@ -242,16 +235,19 @@ def _checkpointer(ctx: BridgeContext) -> Checkpointer | None:
         reap_interval_s=s.reaper_interval_s,
         max_call_s=s.max_call_duration_s,
         on_reaped=reaped,
-        before_reap=ctx.store.replay_spool,
+        before_reap=ctx.recorder.replay_spool,
     )
-    ctx.store.server_id = checkpointer.me.id
+    ctx.recorder.server_id = checkpointer.me.id
     return checkpointer
 
 
 def create_app(ctx: BridgeContext) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await ctx.store.replay_spool()
+        async def count_live_drops() -> None:
+            _count_live_drops(ctx)
+
+        await ctx.recorder.replay_spool()
         # after the spool's replay: a call's real end, if it was spooled, wins over a reaper
         checkpointer = _checkpointer(ctx)
         await ctx.live.start()  # connects in the background: a database outage delays nothing
@@ -261,14 +257,14 @@ def create_app(ctx: BridgeContext) -> Starlette:
         stop = asyncio.Event()
         worker_task = asyncio.create_task(ctx.worker.run(stop)) if ctx.worker else None
         replay = asyncio.create_task(
-            ctx.store.replay_loop(stop, ctx.settings.spool_replay_interval_s)
+            ctx.recorder.replay_loop(stop, ctx.settings.spool_replay_interval_s)
         )
         memory = memtrace.start_from_env(lambda: len(ctx.registry), stop)  # off unless asked
         ctx.loop_lag.start()
         drains.register(ctx.drain)  # the server's signal handler drains it (bridge/server.py)
         checkpoints = asyncio.create_task(checkpointer.run(stop)) if checkpointer else None
         # every process's drops reach the counters, not only those of the process scraped
-        live_drops = asyncio.create_task(_every(5.0, stop, lambda: _count_live_drops(ctx)))
+        live_drops = asyncio.create_task(loops.every(5.0, stop, count_live_drops))
         trims = asyncio.create_task(heap.trim_every(ctx.settings.heap_trim_interval_s, stop))
         yield
         # Served by `receptionist serve`, the calls were drained before this point; otherwise
@@ -277,6 +273,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
         await ctx.loop_lag.stop()
         stop.set()
         await live_drops
+        await count_live_drops()  # the last ones
         await trims
         if memory is not None:
             await memory

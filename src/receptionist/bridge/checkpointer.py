@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from receptionist import loops
 from receptionist.observe import metrics
 from receptionist.store.checkpoints import (
     Checkpoint,
@@ -263,28 +264,21 @@ class Checkpointer:
         never before it: a database that is away or slow delays no call."""
         await self.start()
         await asyncio.gather(
-            self._every(stop, self.interval_s, self.tick, "checkpoint"),
-            self._every(stop, self.reap_interval_s, self.reap, "reaper"),
+            loops.every(self.interval_s, stop, lambda: self._pass(self.tick, "checkpoint")),
+            loops.every(self.reap_interval_s, stop, lambda: self._pass(self.reap, "reaper")),
         )
 
-    async def _every(
-        self, stop: asyncio.Event, interval_s: float, step: Callable[[], Any], what: str
-    ) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_s)
-            if stop.is_set():
-                return
-            try:
-                await step()
-            except Exception as exc:  # a bug or an outage must not end the loop
-                if not unreachable(exc):
-                    log.exception("%s pass failed", what)
-                elif what not in self._away:  # an outage: one line, not a traceback per pass
-                    self._away.add(what)
-                    log.warning("%s pass waits for the database (%s)", what, exc)
-            else:
-                self._away.discard(what)
+    async def _pass(self, step: Callable[[], Awaitable[Any]], what: str) -> None:
+        try:
+            await step()
+        except Exception as exc:  # a bug or an outage must not end the loop
+            if not unreachable(exc):
+                log.exception("%s pass failed", what)
+            elif what not in self._away:  # an outage: one line, not a traceback per pass
+                self._away.add(what)
+                log.warning("%s pass waits for the database (%s)", what, exc)
+        else:
+            self._away.discard(what)
 
     async def close(self) -> None:
         """A clean stop, after the calls were written: the heartbeat row and file go."""

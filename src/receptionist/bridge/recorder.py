@@ -24,30 +24,26 @@ import fcntl
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from sqlalchemy import exc as sa_exc
 
+from receptionist import loops
 from receptionist.observe import metrics
-from receptionist.postcall.worker import first_of
 from receptionist.store.calls import (
     START_DETAILS,
     CallOwnedElsewhere,
     FinishedCall,
     NewCall,
-    TokenUsage,
     create_call,
     finish_call,
 )
 from receptionist.store.db import Database, unreachable
-
-if TYPE_CHECKING:
-    from receptionist.bridge.session import CallSession
-    from receptionist.telephony.exotel import Start
+from receptionist.usage import TokenUsage
 
 log = logging.getLogger("receptionist.recorder")
 
@@ -75,25 +71,11 @@ class CallRecorder:
         self._unwritten: dict[str, NewCall] = {}
         self.server_id: str | None = None  # this server process's id (bridge/checkpointer.py)
 
-    async def create(self, session: CallSession, start: Start, tenant_id: str) -> bool | None:
+    async def create(self, new: NewCall, *, note: Callable[[str, str], object]) -> bool | None:
         """True: the row is this stream's; False: another stream recorded this call_sid first
-        (nothing was written); None: the database failed (`finish` will create the row)."""
-        engine = session.engine
-        new = NewCall(
-            call_sid=start.call_sid,
-            session_id=session.session_id,
-            tenant=tenant_id,
-            stream_sid=start.stream_sid,
-            from_number=start.from_number,
-            to_number=start.to_number,
-            direction="inbound",
-            custom_parameters=start.custom_parameters,
-            sample_rate=start.sample_rate,
-            engine=engine.name if engine else None,
-            model=engine.model if engine else None,
-            started_at=session.started_at,
-            server_id=self.server_id,
-        )
+        (nothing was written); None: the database failed (`finish` will create the row), and
+        `note` was told why (for the call's record)."""
+        new = dataclasses.replace(new, server_id=self.server_id)
         try:
             async with asyncio.timeout(self.write_timeout_s):  # the call's end waits for it
                 return await create_call(self.db, new)
@@ -104,28 +86,15 @@ class CallRecorder:
                 exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
             )
             kind = "db_refused_row_at_start" if refused else "db_unavailable_at_start"
-            session.note(kind, f"{type(exc).__name__}: {exc}")
+            note(kind, f"{type(exc).__name__}: {exc}")
             if not refused:  # a refused row would be refused again at the end
-                self._unwritten[session.session_id] = new
+                self._unwritten[new.session_id] = new
             return None
 
-    async def finish(self, session: CallSession) -> None:
-        usage = session.token_usage()
-        finished = FinishedCall(
-            call_sid=session.call_sid,
-            session_id=session.session_id,
-            status=session.status,
-            end_reason=session.end_reason or None,
-            error=session.error,
-            transcript=session.transcript.snapshot(session.elapsed_ms()),
-            stats=session.stats.as_json(),
-            events=session.events,
-            answered_at=session.answered_at,
-            usage=usage,
-            tenant=session.tenant.tenant_id if session.tenant else None,
-            started_at=session.started_at,
-            **_start_details(self._unwritten.pop(session.session_id, None)),
-        )
+    async def finish(self, finished: FinishedCall) -> None:
+        start = self._unwritten.pop(finished.session_id or "", None)
+        if start is not None:  # the start never reached the database: the end writes it
+            finished = dataclasses.replace(finished, **_start_details(start))
         ok = await self._write(finished)
         if ok:
             self._saved.set()
@@ -176,18 +145,14 @@ class CallRecorder:
     async def replay_loop(self, stop: asyncio.Event, interval_s: float) -> None:
         """Replay the spool whenever it has calls and the database may be back: every
         `interval_s`, or at once after a call saved fine. Ends when `stop` is set."""
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval_s):
-                    await first_of(stop, self._saved)
-            self._saved.clear()
-            if stop.is_set():
-                return
-            if any(self.spool_dir.glob("*.json")):
-                try:
-                    await self.replay_spool()
-                except Exception:  # a bug here must not end the loop; the files stay
-                    log.exception("spool replay failed")
+        await loops.every(interval_s, stop, self._replay_if_spooled, wake=self._saved)
+
+    async def _replay_if_spooled(self) -> None:
+        if any(self.spool_dir.glob("*.json")):
+            try:
+                await self.replay_spool()
+            except Exception:  # a bug here must not end the loop; the files stay
+                log.exception("spool replay failed")
 
     async def replay_spool(self) -> int:
         """Write spooled calls to the database; returns how many were saved.
@@ -262,9 +227,9 @@ def _locked(path: Path) -> Iterator[bytes | None]:
         os.close(fd)  # releases the lock
 
 
-def _start_details(start: NewCall | None) -> dict[str, Any]:
+def _start_details(start: NewCall) -> dict[str, Any]:
     """What a start the database never took said, for the row the end's write inserts."""
-    return {} if start is None else {name: getattr(start, name) for name in START_DETAILS}
+    return {name: getattr(start, name) for name in START_DETAILS}
 
 
 def _load_finished(data: dict[str, Any]) -> FinishedCall:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,16 +45,16 @@ from receptionist.engines.base import (
     Interrupted,
     Reconnected,
     TurnComplete,
-    Usage,
     VoiceEngine,
 )
 from receptionist.observe import metrics
-from receptionist.store.calls import TokenUsage, new_session_id
+from receptionist.store.calls import FinishedCall, NewCall, new_session_id
 from receptionist.store.checkpoints import Checkpoint
 from receptionist.store.live import LiveEvent
 from receptionist.store.search import response_times
 from receptionist.telephony import exotel
 from receptionist.tenants.repository import InactiveTenant, TenantError
+from receptionist.usage import TokenUsage
 
 if TYPE_CHECKING:
     from receptionist.bridge.app import BridgeContext
@@ -160,7 +160,7 @@ class CallSession:
         self.stats = CallStats()
         self.events: list[dict[str, Any]] = []
         self.transcript = TranscriptRecorder()
-        self.usage: dict[str, Usage] = {}
+        self.usage: dict[str, TokenUsage] = {}
         self.status = "in_progress"
         self.end_reason = ""
         self.error: str | None = None
@@ -337,7 +337,10 @@ class CallSession:
         await self._close(1008, detail[:120])
         if not record:
             return
-        if await self.ctx.store.create(self, start, tenant_id) is not False:
+        if (
+            await self.ctx.recorder.create(self._new_call(start, tenant_id), note=self.note)
+            is not False
+        ):
             await asyncio.shield(self._persist_end())
 
     def _parse(self, msg: Mapping[str, Any]) -> exotel.Event | None:
@@ -466,7 +469,7 @@ class CallSession:
             await self._close(1000, self.end_reason or "call ended")
 
     async def _create_row(self, start: exotel.Start, tenant_id: str) -> None:
-        created = await self.ctx.store.create(self, start, tenant_id)
+        created = await self.ctx.recorder.create(self._new_call(start, tenant_id), note=self.note)
         self._row_written = created is True  # None: the database failed; checkpoints insert it
         if created is not False:
             # the row exists (or the database is down and `finish` will write it): the owner's
@@ -641,7 +644,7 @@ class CallSession:
                 metrics.CLEARS_SENT.inc()
                 self._playback_until = time.monotonic()
                 await self._turn_done(interrupted=True)
-            elif type(ev) is Usage:
+            elif type(ev) is TokenUsage:
                 self._add_usage(ev)
             elif type(ev) is EngineNote:
                 self.note(ev.kind, ev.detail)
@@ -832,21 +835,9 @@ class CallSession:
             )
         self._live_sent = len(turns)
 
-    def _add_usage(self, ev: Usage) -> None:
-        prev = self.usage.get(ev.model)
-        if prev is None:
-            self.usage[ev.model] = ev
-            return
-        self.usage[ev.model] = Usage(
-            model=ev.model,
-            input_tokens=prev.input_tokens + ev.input_tokens,
-            output_tokens=prev.output_tokens + ev.output_tokens,
-            total_tokens=prev.total_tokens + ev.total_tokens,
-            input_audio_tokens=prev.input_audio_tokens + ev.input_audio_tokens,
-            input_text_tokens=prev.input_text_tokens + ev.input_text_tokens,
-            output_audio_tokens=prev.output_audio_tokens + ev.output_audio_tokens,
-            output_text_tokens=prev.output_text_tokens + ev.output_text_tokens,
-        )
+    def _add_usage(self, ev: TokenUsage) -> None:
+        prev = self.usage.get(ev.model_name)
+        self.usage[ev.model_name] = ev if prev is None else prev + ev
 
     # --- silence and length limits ------------------------------------------------------------
 
@@ -924,22 +915,45 @@ class CallSession:
 
     # --- persistence --------------------------------------------------------------------------
 
+    def _new_call(self, start: exotel.Start, tenant_id: str) -> NewCall:
+        """The call as its start records it."""
+        engine = self.engine
+        return NewCall(
+            call_sid=start.call_sid,
+            session_id=self.session_id,
+            tenant=tenant_id,
+            stream_sid=start.stream_sid,
+            from_number=start.from_number,
+            to_number=start.to_number,
+            direction="inbound",
+            custom_parameters=start.custom_parameters,
+            sample_rate=start.sample_rate,
+            engine=engine.name if engine else None,
+            model=engine.model if engine else None,
+            started_at=self.started_at,
+        )
+
+    def finished_call(self) -> FinishedCall:
+        """The call as its end records it."""
+        return FinishedCall(
+            call_sid=self.call_sid,
+            session_id=self.session_id,
+            status=self.status,
+            end_reason=self.end_reason or None,
+            error=self.error,
+            transcript=self.transcript.snapshot(self.elapsed_ms()),
+            stats=self.stats.as_json(),
+            events=self.events,
+            answered_at=self.answered_at,
+            usage=self.token_usage(),
+            tenant=self.tenant.tenant_id if self.tenant else None,
+            started_at=self.started_at,
+        )
+
     def token_usage(self) -> list[TokenUsage]:
         """The tokens the live model billed for this call so far, per model."""
-        return [
-            TokenUsage(
-                model_name=u.model,
-                purpose="live",
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                input_audio_tokens=u.input_audio_tokens,
-                input_text_tokens=u.input_text_tokens,
-                output_audio_tokens=u.output_audio_tokens,
-                output_text_tokens=u.output_text_tokens,
-                total_tokens=u.total_tokens or None,
-            )
-            for u in self.usage.values()
-        ]
+        # an engine reports a total of 0 when the model gave none: input + output then
+        return [replace(u, total_tokens=u.total_tokens or None) for u in self.usage.values()]
 
     def checkpoint_version(self) -> tuple[Any, ...]:
         """Changes when the transcript or the tokens have something new (checkpointer.py)."""
@@ -986,7 +1000,7 @@ class CallSession:
             return  # the row is another stream's
         tenant = self.tenant.tenant_id if self.tenant else "unknown"
         metrics.CALLS_ENDED.labels(self.status, metrics.bounded(self.end_reason), tenant).inc()
-        await self.ctx.store.finish(self)
+        await self.ctx.recorder.finish(self.finished_call())
         if self._live_started:  # after the row is final: the page that reloads it sees the end
             self._publish_turns()
             self._publish("call_ended", {"status": self.status, "end_reason": self.end_reason})

@@ -33,7 +33,7 @@ def build_context(
         tenants=tenants,
         db=db,
         engine_factory=engine_factory or make_engine_factory(settings),
-        store=CallRecorder(db, settings.spool_dir),
+        recorder=CallRecorder(db, settings.spool_dir),
         on_turn=on_turn,
         worker=worker,
         budgets=BudgetGuard(db),

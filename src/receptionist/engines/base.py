@@ -8,8 +8,10 @@ no queues or per-frame tasks in between.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from receptionist.usage import TokenUsage
 
 if TYPE_CHECKING:
     from receptionist.tenants.model import Tenant
@@ -38,20 +40,6 @@ class TurnComplete:
 @dataclass(frozen=True, slots=True)
 class Interrupted:
     """The caller spoke over the agent: drop any agent audio not yet played."""
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Tokens billed for one model response (the engine's own accounting unit)."""
-
-    model: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-    input_audio_tokens: int = 0
-    input_text_tokens: int = 0
-    output_audio_tokens: int = 0
-    output_text_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +98,7 @@ EngineEvent = (
     | AgentTranscript
     | TurnComplete
     | Interrupted
-    | Usage
+    | TokenUsage  # tokens billed for one model response (purpose 'live')
     | GoingAway
     | Reconnected
     | EndCall
@@ -133,7 +121,6 @@ class EngineRequest:
     language: str  # BCP-47 primary language, e.g. "hi-IN"
     voice: str | None = None
     model: str | None = None
-    vocabulary: tuple[str, ...] = field(default_factory=tuple)
     engine: str | None = None  # the tenant's choice ("gemini-live" | "local"); None: default
     tenant: Tenant | None = None  # engines that answer from the tenant's files need it
     caller_number: str | None = None

@@ -22,8 +22,8 @@ from receptionist.engines.base import (
     GoingAway,
     Interrupted,
     TurnComplete,
-    Usage,
 )
+from receptionist.usage import TokenUsage
 
 _AUDIO_HEAD = '{"realtime_input":{"audio":{"mime_type":"audio/pcm;rate=16000","data":"'
 _AUDIO_TAIL = '"}}}'
@@ -93,8 +93,8 @@ def parse_server_message(raw: bytes | str, model: str) -> ServerMessage:
         in_audio, in_text = _modalities(um.get("promptTokensDetails"))
         out_audio, out_text = _modalities(um.get("responseTokensDetails"))
         events.append(
-            Usage(
-                model=model,
+            TokenUsage(
+                model_name=model,
                 input_tokens=int(um.get("promptTokenCount") or 0),
                 output_tokens=int(um.get("responseTokenCount") or 0),
                 total_tokens=int(um.get("totalTokenCount") or 0),

@@ -20,11 +20,11 @@ from typing import Any
 
 from receptionist.notify.compose import CallFacts, MessageWriter, MissingDetail, compose
 from receptionist.notify.phones import InvalidPhone, normalise_phone
-from receptionist.store.calls import TokenUsage
 from receptionist.store.notifications import NewNotification
 from receptionist.store.schema import NOTIFY_QUEUED, NOTIFY_SKIPPED
 from receptionist.tenants.actions import ActionRule
 from receptionist.tenants.model import Tenant
+from receptionist.usage import TokenUsage
 
 log = logging.getLogger("receptionist.actions")
 
@@ -169,17 +169,5 @@ def _merge_usage(usage: Sequence[TokenUsage]) -> list[TokenUsage]:
     merged: dict[str, TokenUsage] = {}
     for u in usage:
         m = merged.get(u.model_name)
-        if m is None:
-            merged[u.model_name] = u
-            continue
-        merged[u.model_name] = TokenUsage(
-            model_name=u.model_name,
-            purpose=u.purpose,
-            input_tokens=m.input_tokens + u.input_tokens,
-            output_tokens=m.output_tokens + u.output_tokens,
-            input_text_tokens=m.input_text_tokens + u.input_text_tokens,
-            output_text_tokens=m.output_text_tokens + u.output_text_tokens,
-            total_tokens=(m.total_tokens or m.input_tokens + m.output_tokens)
-            + (u.total_tokens or u.input_tokens + u.output_tokens),
-        )
+        merged[u.model_name] = u if m is None else m + u
     return list(merged.values())

@@ -23,10 +23,10 @@ from google.genai import types
 from receptionist.gemini_rest import AnalyzerError, generate_json
 from receptionist.notify.phones import InvalidPhone, normalise_phone
 from receptionist.notify.whatsapp import clean_variable
-from receptionist.store.calls import TokenUsage
 from receptionist.tenants.actions import ActionRule, Template, Variable
 from receptionist.tenants.messages import language_name
 from receptionist.tenants.model import Tenant
+from receptionist.usage import TokenUsage
 
 __all__ = [
     "CallFacts",

@@ -8,7 +8,6 @@ See store/notifications.py for the states and why nothing is ever sent twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -16,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from receptionist import logctx
+from receptionist import logctx, loops
 from receptionist.notify.provider import (
     ACCEPTED,
     AMBIGUOUS,
@@ -117,25 +116,12 @@ class Dispatcher:
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
-        failures = 0
-        while not stop.is_set():
-            try:
-                busy = await self.run_once()
-                failures = 0
-            except Exception as exc:  # database down: stay alive, back off, say so
-                failures += 1
-                if failures == 1 or failures % 30 == 0:
-                    log.error("message dispatcher: cannot claim messages (%s); retrying", exc)
-                busy = 0
-            if busy:
-                continue
-            self.wake.clear()
-            waits = [asyncio.create_task(e.wait()) for e in (self.wake, stop)]
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_s * min(2**failures, 30)):
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for w in waits:
-                w.cancel()
+        def failed(exc: Exception) -> None:  # database down: stay alive, back off, say so
+            log.error("message dispatcher: cannot claim messages (%s); retrying", exc)
+
+        await loops.poll(
+            self.run_once, stop=stop, wake=self.wake, poll_s=self.poll_s, failed=failed
+        )
 
     async def _send(self, c: Claimed) -> tuple[Claimed, SendResult, dict[str, Any]]:
         # a task of its own per message: what the provider and its HTTP client log names it

@@ -20,7 +20,6 @@ from rich.table import Table
 
 from receptionist.postcall.pricing import (
     PricingTable,
-    TokenCounts,
     UnknownModelPrice,
     cost_breakdown,
     round_cost,
@@ -98,20 +97,10 @@ async def cost_call(
         for row in rows:
             if row.total_cost is not None:
                 continue
-            price = table.price_for(row.model_name, day)
+            price = table.price_for(row.usage.model_name, day)
             if price.currency != CURRENCY:  # pragma: no cover - the loader only accepts USD
                 raise ValueError(f"price {price.version} is in {price.currency}, not {CURRENCY}")
-            counts = TokenCounts(
-                purpose=row.purpose,
-                input_tokens=row.input_tokens,
-                output_tokens=row.output_tokens,
-                input_audio_tokens=row.input_audio_tokens,
-                input_text_tokens=row.input_text_tokens,
-                output_audio_tokens=row.output_audio_tokens,
-                output_text_tokens=row.output_text_tokens,
-                total_tokens=row.total_tokens or None,
-            )
-            breakdown = cost_breakdown(counts, price)
+            breakdown = cost_breakdown(row.usage, price)
             planned.append((row, price, breakdown))
 
         written: dict[int, tuple[Decimal, str]] = {}
@@ -124,7 +113,7 @@ async def cost_call(
                 "exact_cost": str(breakdown.total),
                 **breakdown.describe(),
             }
-            details = {**(row.details or {}), "pricing": pricing_info}
+            details = {**(row.usage.details or {}), "pricing": pricing_info}
             if await set_usage_cost(conn, row.id, cost=cost, currency=CURRENCY, details=details):
                 written[row.id] = (cost, price.version)
 
@@ -139,7 +128,7 @@ async def cost_call(
             cost, new_version = written[row.id]
             lines.append(_line(row, cost, CURRENCY, new_version, newly=True))
         elif row.total_cost is not None:
-            pricing = (row.details or {}).get("pricing") or {}
+            pricing = (row.usage.details or {}).get("pricing") or {}
             version = pricing.get("version") if isinstance(pricing, dict) else None
             lines.append(_line(row, row.total_cost, row.currency or CURRENCY, version, newly=False))
         else:  # pragma: no cover - lost a race and the other writer left it NULL
@@ -152,10 +141,10 @@ def _line(
     row: UsageRow, cost: Decimal, currency: str, version: str | None, *, newly: bool
 ) -> CostLine:
     return CostLine(
-        model_name=row.model_name,
-        purpose=row.purpose,
-        input_tokens=row.input_tokens,
-        output_tokens=row.output_tokens,
+        model_name=row.usage.model_name,
+        purpose=row.usage.purpose,
+        input_tokens=row.usage.input_tokens,
+        output_tokens=row.usage.output_tokens,
         cost=cost,
         currency=currency,
         price_version=version,

@@ -1,8 +1,8 @@
 """The post-call pipeline: after hang-up each call moves through its stages, one idempotent,
 committed step at a time.
 
-    transcript_saved ─analyse─▶ analysed ─decide messages─▶ messages_queued ─cost─▶ costed
-        ─▶ exotel_details ─fetch Exotel's record (waits, with backoff, until final)─▶ done
+    transcript_saved ─analyse─▶ analysed ─decide messages─▶ messages_queued ─cost─▶
+        exotel_details ─fetch Exotel's record (waits, with backoff, until final)─▶ done
     any step failing max_attempts times, or not retryable ──▶ failed (last_error kept)
 
 Exotel fills a call's duration, price and end time minutes after hang-up, so its step comes
@@ -35,31 +35,25 @@ from receptionist.postcall.analyzers.gemini import AnalysisInvalid
 from receptionist.postcall.analyzers.schema import Analysis, validate_details
 from receptionist.postcall.costs import CallCost, cost_call
 from receptionist.postcall.pricing import PricingTable, UnknownModelPrice
-from receptionist.store.calls import TokenUsage, get_call, upsert_token_usage
+from receptionist.store.calls import get_call, upsert_token_usage
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import upsert_exotel_details
-from receptionist.store.jobs import STAGE_DONE, Claim, advance, defer
+from receptionist.store.jobs import Claim, advance, defer
 from receptionist.store.notifications import insert_notifications
-from receptionist.store.schema import utcnow
+from receptionist.store.schema import Stage, utcnow
 from receptionist.store.search import search_document
 from receptionist.telephony.exotel_api import ExotelApiConfig, ExotelApiError, fetch_call_details
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantError, TenantRepository
+from receptionist.usage import TokenUsage
 
 log = logging.getLogger("receptionist.pipeline")
 
-TRANSCRIPT_SAVED = "transcript_saved"
-ANALYSED = "analysed"
-MESSAGES_QUEUED = "messages_queued"
-COSTED = "costed"
-EXOTEL_DETAILS = "exotel_details"
-DONE = STAGE_DONE
 NEXT_STAGE = {
-    TRANSCRIPT_SAVED: ANALYSED,
-    ANALYSED: MESSAGES_QUEUED,
-    MESSAGES_QUEUED: COSTED,
-    COSTED: EXOTEL_DETAILS,
-    EXOTEL_DETAILS: DONE,
+    Stage.TRANSCRIPT_SAVED: Stage.ANALYSED,
+    Stage.ANALYSED: Stage.MESSAGES_QUEUED,
+    Stage.MESSAGES_QUEUED: Stage.EXOTEL_DETAILS,
+    Stage.EXOTEL_DETAILS: Stage.DONE,
 }
 PENDING_STAGES = tuple(NEXT_STAGE)
 
@@ -102,9 +96,9 @@ async def run_step(deps: PipelineDeps, claim: Claim, *, worker_id: str) -> str:
     row = await get_call(deps.db, claim.call_sid)
     if row is None:
         raise StepError("call row vanished", retryable=False)
-    if claim.stage == TRANSCRIPT_SAVED:
+    if claim.stage == Stage.TRANSCRIPT_SAVED:
         if row["status"] == "rejected":
-            return await _advance(deps, claim, worker_id, DONE, {})
+            return await _advance(deps, claim, worker_id, Stage.DONE, {})
         analysis, usage = await _analyse(deps, row)
         values = {
             "call_type": analysis.call_type,
@@ -115,20 +109,20 @@ async def run_step(deps: PipelineDeps, claim: Claim, *, worker_id: str) -> str:
         async with deps.db.begin(immediate=True) as conn:  # analysis and its tokens: one commit
             if usage:
                 await upsert_token_usage(conn, claim.call_sid, row["tenant"], usage)
-            ok = await advance(conn, claim, worker_id=worker_id, to_stage=ANALYSED, values=values)
-        return ANALYSED if ok else ""
-    if claim.stage == ANALYSED:
+            ok = await advance(
+                conn, claim, worker_id=worker_id, to_stage=Stage.ANALYSED, values=values
+            )
+        return Stage.ANALYSED if ok else ""
+    if claim.stage == Stage.ANALYSED:
         return await _decide_messages(deps, claim, worker_id, row)
-    if claim.stage == MESSAGES_QUEUED:
+    if claim.stage == Stage.MESSAGES_QUEUED:
         try:
             cost = await cost_call(deps.db, claim.call_sid, deps.pricing)
         except UnknownModelPrice as exc:
             raise StepError(str(exc), retryable=False) from exc
         _count_cost(deps, row["tenant"], cost)
-        return await _advance(deps, claim, worker_id, COSTED, {})
-    if claim.stage == COSTED:
-        return await _advance(deps, claim, worker_id, EXOTEL_DETAILS, {})
-    if claim.stage == EXOTEL_DETAILS:
+        return await _advance(deps, claim, worker_id, Stage.EXOTEL_DETAILS, {})
+    if claim.stage == Stage.EXOTEL_DETAILS:
         return await _exotel_details(deps, claim, worker_id, row)
     raise StepError(f"no step for stage {claim.stage!r}", retryable=False)
 
@@ -155,7 +149,7 @@ async def _decide_messages(
     deps: PipelineDeps, claim: Claim, worker_id: str, row: dict[str, Any]
 ) -> str:
     if deps.actions is None or row["status"] == "rejected":
-        return await _advance(deps, claim, worker_id, MESSAGES_QUEUED, {})
+        return await _advance(deps, claim, worker_id, Stage.MESSAGES_QUEUED, {})
     try:
         tenant = deps.tenants.get_any(row["tenant"] or "")
     except TenantError as exc:
@@ -165,10 +159,10 @@ async def _decide_messages(
         await insert_notifications(conn, deps.db.dialect, messages)
         if usage:
             await upsert_token_usage(conn, claim.call_sid, row["tenant"], usage)
-        ok = await advance(conn, claim, worker_id=worker_id, to_stage=MESSAGES_QUEUED)
+        ok = await advance(conn, claim, worker_id=worker_id, to_stage=Stage.MESSAGES_QUEUED)
     if ok and deps.on_messages_queued is not None and messages:
         deps.on_messages_queued()
-    return MESSAGES_QUEUED if ok else ""
+    return Stage.MESSAGES_QUEUED if ok else ""
 
 
 async def _analyse(deps: PipelineDeps, row: dict[str, Any]) -> tuple[Analysis, list[TokenUsage]]:
@@ -198,7 +192,7 @@ async def _exotel_details(
 ) -> str:
     ex = deps.exotel
     if ex is None:
-        return await _advance(deps, claim, worker_id, DONE, {})
+        return await _advance(deps, claim, worker_id, Stage.DONE, {})
     ended = row["ended_at"] or row["created_at"]
     past_deadline = (utcnow() - ended).total_seconds() >= ex.deadline_s
     delay = min(ex.max_delay_s, ex.first_delay_s * 2 ** min(claim.attempts, 10))
@@ -233,8 +227,8 @@ async def _exotel_details(
                 if final
                 else {"last_error": f"Exotel record incomplete: {details.missing_fields}"}
             )
-            ok = await advance(conn, claim, worker_id=worker_id, to_stage=DONE, values=note)
-            return DONE if ok else ""
+            ok = await advance(conn, claim, worker_id=worker_id, to_stage=Stage.DONE, values=note)
+            return Stage.DONE if ok else ""
     missing = ", ".join(details.missing_fields) or details.status
     await defer(deps.db, claim, worker_id=worker_id, delay_s=delay, note=f"waiting for {missing}")
     return claim.stage

@@ -40,6 +40,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from receptionist.usage import FIGURES, TokenUsage
+
 Modality = Literal["audio", "text"]
 
 #: Which modality the unknown remainder of a usage row is charged at, by purpose.
@@ -297,34 +299,6 @@ def _parse_rate(name: str, value: Any, fail: Any) -> Decimal:
 
 
 @dataclass(frozen=True, slots=True)
-class TokenCounts:
-    """The token figures of one usage row (same meaning as the ``ai_token_usage`` columns)."""
-
-    purpose: str = "live"
-    input_tokens: int = 0
-    output_tokens: int = 0
-    input_audio_tokens: int = 0
-    input_text_tokens: int = 0
-    output_audio_tokens: int = 0
-    output_text_tokens: int = 0
-    total_tokens: int | None = None  # None or 0: input_tokens + output_tokens
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> TokenCounts:
-        """From a mapping with the ``ai_token_usage`` column names (missing figures are 0)."""
-        return cls(
-            purpose=str(row.get("purpose") or "live"),
-            input_tokens=int(row.get("input_tokens") or 0),
-            output_tokens=int(row.get("output_tokens") or 0),
-            input_audio_tokens=int(row.get("input_audio_tokens") or 0),
-            input_text_tokens=int(row.get("input_text_tokens") or 0),
-            output_audio_tokens=int(row.get("output_audio_tokens") or 0),
-            output_text_tokens=int(row.get("output_text_tokens") or 0),
-            total_tokens=int(row["total_tokens"]) if row.get("total_tokens") else None,
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class CostBreakdown:
     """Tokens charged per (direction, modality) after the remainder rule, and the amount."""
 
@@ -356,22 +330,15 @@ class CostBreakdown:
         }
 
 
-def _check_counts(usage: TokenCounts) -> None:
-    for name in (
-        "input_tokens",
-        "output_tokens",
-        "input_audio_tokens",
-        "input_text_tokens",
-        "output_audio_tokens",
-        "output_text_tokens",
-    ):
+def _check_counts(usage: TokenUsage) -> None:
+    for name in FIGURES:
         if getattr(usage, name) < 0:
             raise ValueError(f"{name} must not be negative: {getattr(usage, name)}")
     if usage.total_tokens is not None and usage.total_tokens < 0:
         raise ValueError(f"total_tokens must not be negative: {usage.total_tokens}")
 
 
-def cost_breakdown(usage: TokenCounts, price: ModelPrice) -> CostBreakdown:
+def cost_breakdown(usage: TokenUsage, price: ModelPrice) -> CostBreakdown:
     """Apply the remainder rule (module docstring) and price every part exactly."""
     _check_counts(usage)
     try:
@@ -417,7 +384,7 @@ def cost_breakdown(usage: TokenCounts, price: ModelPrice) -> CostBreakdown:
     )
 
 
-def cost_of(usage: TokenCounts, price: ModelPrice) -> Decimal:
+def cost_of(usage: TokenUsage, price: ModelPrice) -> Decimal:
     """The exact cost (unrounded Decimal, in ``price.currency``) of ``usage`` at ``price``."""
     return cost_breakdown(usage, price).total
 
@@ -445,7 +412,6 @@ __all__ = [
     "ModelPrice",
     "PricingError",
     "PricingTable",
-    "TokenCounts",
     "UnknownModelPrice",
     "cost_breakdown",
     "cost_of",

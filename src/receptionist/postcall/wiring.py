@@ -18,11 +18,11 @@ from receptionist.postcall.analyzers.schema import Analysis
 from receptionist.postcall.pipeline import Analyzer, ExotelDeps, PipelineDeps
 from receptionist.postcall.pricing import PricingError, load_pricing
 from receptionist.postcall.worker import Worker, new_worker_id
-from receptionist.store.calls import TokenUsage
 from receptionist.store.db import Database
 from receptionist.telephony.exotel_api import ExotelApiConfig
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantRepository
+from receptionist.usage import TokenUsage
 
 log = logging.getLogger("receptionist.pipeline")
 

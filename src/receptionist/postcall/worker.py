@@ -8,7 +8,6 @@ same database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
@@ -18,13 +17,13 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from receptionist import logctx, tracing
+from receptionist import logctx, loops, tracing
 from receptionist.notify.dispatcher import Dispatcher
 from receptionist.observe import metrics
-from receptionist.postcall.pipeline import DONE, PENDING_STAGES, PipelineDeps, StepError, run_step
+from receptionist.postcall.pipeline import PENDING_STAGES, PipelineDeps, StepError, run_step
 from receptionist.store.backlog import pipeline_backlog
-from receptionist.store.jobs import STAGE_FAILED, Claim, claim, retry_later
-from receptionist.store.schema import utcnow
+from receptionist.store.jobs import Claim, claim, retry_later
+from receptionist.store.schema import Stage, utcnow
 
 log = logging.getLogger("receptionist.worker")
 
@@ -127,14 +126,14 @@ class Worker:
                 retryable=retryable,
             )
             self.steps_failed += 1
-            outcome = "failed" if stage == STAGE_FAILED else "retry"
+            outcome = "failed" if stage == Stage.FAILED else "retry"
             metrics.PIPELINE_STAGE.labels(c.stage, outcome).observe(time.perf_counter() - started)
-            level = logging.ERROR if stage == STAGE_FAILED else logging.WARNING
+            level = logging.ERROR if stage == Stage.FAILED else logging.WARNING
             log.log(level, "call %s: %s failed (%s) -> %s", c.call_sid, c.stage, reason, stage)
             return stage
         self.steps_done += 1
         metrics.PIPELINE_STAGE.labels(c.stage, "ok").observe(time.perf_counter() - started)
-        if stage == DONE:
+        if stage == Stage.DONE:
             log.info("call %s: post-call pipeline done", c.call_sid)
         elif not stage:
             log.warning(
@@ -169,23 +168,15 @@ class Worker:
 
     async def _run_pipeline(self, stop: asyncio.Event) -> None:
         log.info("pipeline worker %s started", self.worker_id)
-        failures = 0
-        while not stop.is_set():
-            try:
-                await self.refresh_backlog()
-                busy = await self.run_once()
-                failures = 0
-            except Exception as exc:  # database down: stay alive, back off, log once a while
-                failures += 1
-                if failures == 1 or failures % 30 == 0:
-                    log.error("worker %s: cannot claim work (%s); retrying", self.worker_id, exc)
-                busy = 0
-            if busy:
-                continue
-            self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_s * min(2**failures, 30)):
-                    await first_of(self.wake, stop)
+
+        async def work() -> int:
+            await self.refresh_backlog()
+            return await self.run_once()
+
+        def failed(exc: Exception) -> None:  # database down: stay alive, back off, say so
+            log.error("worker %s: cannot claim work (%s); retrying", self.worker_id, exc)
+
+        await loops.poll(work, stop=stop, wake=self.wake, poll_s=self.poll_s, failed=failed)
         log.info("pipeline worker %s stopped", self.worker_id)
 
     async def refresh_backlog(self, *, force: bool = False) -> None:
@@ -196,13 +187,3 @@ class Worker:
         backlog = await pipeline_backlog(self.deps.db, PENDING_STAGES, self.clock())
         metrics.PIPELINE_BACKLOG.labels("due").set(backlog.due)
         metrics.PIPELINE_BACKLOG.labels("claimed").set(backlog.claimed)
-
-
-async def first_of(*events: asyncio.Event) -> None:
-    """Return once any of `events` is set."""
-    waits = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()

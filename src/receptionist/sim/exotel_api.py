@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
 import orjson
@@ -47,7 +47,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from receptionist.bridge.server import serve_in_process
+from receptionist.sim.double import HttpDouble
 from receptionist.telephony.exotel_api import IST
 
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -88,7 +88,9 @@ def _error(status: int, message: str) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-class FakeExotelApi:
+class FakeExotelApi(HttpDouble):
+    serve_options: ClassVar[dict[str, Any]] = {"lifespan": "off", "timeout_graceful_shutdown": 1}
+
     def __init__(
         self,
         account_sid: str = "ACtest",
@@ -97,6 +99,7 @@ class FakeExotelApi:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__()
         self.account_sid = account_sid
         self.api_key = api_key
         self.api_token = api_token
@@ -107,10 +110,7 @@ class FakeExotelApi:
         self._calls: dict[str, _FakeCall] = {}
         self._fail: list[int] = []
         self._garble = 0
-        self._closing = asyncio.Event()
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._port: int | None = None
-        self._app = Starlette(
+        self.app = Starlette(
             routes=[Route("/v1/Accounts/{account_sid}/Calls/{call_ref}", self._handle)]
         )
 
@@ -224,7 +224,7 @@ class FakeExotelApi:
     async def _respond(self, request: Request, user: str | None, password: str | None) -> Response:
         if self.delay_s > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.delay_s)
+                await asyncio.wait_for(self.closing.wait(), self.delay_s)
         if self._fail:
             status = self._fail.pop(0)
             return _error(status, "Too many requests" if status == 429 else "Server error")
@@ -244,36 +244,3 @@ class FakeExotelApi:
         if not as_json:
             return self._xml(record)
         return Response(orjson.dumps({"Call": record}), media_type="application/json")
-
-    # ---- lifecycle
-
-    @property
-    def app(self) -> Starlette:
-        return self._app
-
-    @property
-    def base_url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("FakeExotelApi is not started")
-        return f"http://127.0.0.1:{self._port}"
-
-    async def start(self) -> FakeExotelApi:
-        self._closing = asyncio.Event()
-        self._stack = contextlib.AsyncExitStack()
-        self._port = await self._stack.enter_async_context(
-            serve_in_process(self._app, lifespan="off", timeout_graceful_shutdown=1)
-        )
-        return self
-
-    async def stop(self) -> None:
-        self._closing.set()  # wake delayed handlers so shutdown does not wait for them
-        if self._stack is not None:
-            await self._stack.aclose()
-        self._stack = None
-        self._port = None
-
-    async def __aenter__(self) -> FakeExotelApi:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()

@@ -114,6 +114,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from receptionist.sim.double import Double
 from receptionist.sim.speech import SPEECH_RMS_THRESHOLD, synth_speech
 from receptionist.sim.tls import TestCA
 
@@ -1005,7 +1006,7 @@ class _Session:
 ScriptArg = CallScript | Callable[[dict[str, Any]], CallScript] | None
 
 
-class FakeGeminiLive:
+class FakeGeminiLive(Double):
     """In-process Gemini Live double over TLS WebSocket (see the module docstring)."""
 
     def __init__(
@@ -1088,12 +1089,6 @@ class FakeGeminiLive:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-
-    async def __aenter__(self) -> FakeGeminiLive:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def answer_delay_ms(self, script: CallScript | None = None) -> float:
         """How long the double itself waits, after the caller's speech ends in the audio it

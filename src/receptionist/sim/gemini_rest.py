@@ -47,7 +47,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from receptionist.bridge.server import serve_in_process
+from receptionist.sim.double import HttpDouble
 
 __all__ = [
     "INVALID_KEY_MESSAGE",
@@ -214,49 +214,20 @@ def _error(status: int, message: str, *, details: list[dict[str, Any]] | None = 
     return Response(orjson.dumps({"error": err}), status_code=status, media_type="application/json")
 
 
-class FakeGeminiRest:
+class FakeGeminiRest(HttpDouble):
     """Starlette app answering ``generateContent`` like the Gemini API (see module doc)."""
 
     def __init__(self, api_key: str = "test-key", *, model_version: str | None = None) -> None:
+        super().__init__()
         self.api_key = api_key
         self.model_version = model_version
         self.answers: list[str | Fault] = []
         self.requests: list[RestRequest] = []
-        self.port: int | None = None
         self.app = Starlette(
             routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT"])]
         )
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._closing = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
-
-    @property
-    def base_url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("FakeGeminiRest is not started")
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        if self._stack is not None:
-            return
-        self._closing = asyncio.Event()
-        stack = contextlib.AsyncExitStack()
-        self.port = await stack.enter_async_context(serve_in_process(self.app))
-        self._stack = stack
-
-    async def stop(self) -> None:
-        stack, self._stack = self._stack, None
-        self._closing.set()  # cut scripted delays short so the server can stop at once
-        if stack is not None:
-            await stack.aclose()
-
-    async def __aenter__(self) -> FakeGeminiRest:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[FakeGeminiRest]:
@@ -305,7 +276,7 @@ class FakeGeminiRest:
         if isinstance(answer, Fault):
             if answer.delay_s > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closing.wait(), answer.delay_s)
+                    await asyncio.wait_for(self.closing.wait(), answer.delay_s)
             if answer.status is not None:
                 msg = answer.message or _STATUS_MESSAGES.get(answer.status, "Error.")
                 return _error(answer.status, msg)

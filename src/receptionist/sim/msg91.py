@@ -73,7 +73,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import httpx
 import orjson
@@ -83,8 +83,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from receptionist.bridge.server import serve_in_process
 from receptionist.notify.msg91 import BULK_PATH
+from receptionist.sim.double import HttpDouble
 
 __all__ = [
     "MAX_VARIABLE_CHARS",
@@ -333,7 +333,9 @@ class _CutShort(Response):
 # ---------------------------------------------------------------- the double
 
 
-class FakeMsg91:
+class FakeMsg91(HttpDouble):
+    serve_options: ClassVar[dict[str, Any]] = {"lifespan": "off", "timeout_graceful_shutdown": 1}
+
     def __init__(
         self,
         auth_key: str = "test-authkey",
@@ -341,15 +343,13 @@ class FakeMsg91:
         company_id: str = "100001",
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        super().__init__()
         self.company_id = company_id
         self.now = now
         self._first_key = auth_key
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closing = asyncio.Event()
         self._gate: _Gate | None = None
-        self._stack: contextlib.AsyncExitStack | None = None
         self._http: httpx.AsyncClient | None = None
-        self._port: int | None = None
         self.app = Starlette(
             routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT"])]
         )
@@ -497,7 +497,7 @@ class FakeMsg91:
     async def _wait(self, seconds: float) -> None:
         if seconds > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), seconds)
+                await asyncio.wait_for(self.closing.wait(), seconds)
 
     def _gate_for(self) -> _Gate | None:
         """The gate that holds this request, if any (counts it against ``after``)."""
@@ -712,7 +712,7 @@ class FakeMsg91:
     async def _auto(self, messages: list[AcceptedMessage], statuses: list[str]) -> None:
         for status in statuses:
             await self._wait(self.auto_report_delay_s)
-            if self._closing.is_set():
+            if self.closing.is_set():
                 return
             for message in messages:
                 try:
@@ -727,46 +727,21 @@ class FakeMsg91:
 
     # ------------------------------------------------------------ lifecycle
 
-    @property
-    def base_url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("FakeMsg91 is not started")
-        return f"http://127.0.0.1:{self._port}"
-
-    async def start(self) -> FakeMsg91:
-        if self._stack is not None:
-            return self
-        self._closing = asyncio.Event()
-        stack = contextlib.AsyncExitStack()
+    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         # A fresh connection per report: a kept-alive one can be closed by the webhook's server
         # (uvicorn's idle timeout) just as the next report is written, losing that report.
         self._http = await stack.enter_async_context(
             httpx.AsyncClient(timeout=5.0, limits=httpx.Limits(max_keepalive_connections=0))
         )
-        self._port = await stack.enter_async_context(
-            serve_in_process(self.app, lifespan="off", timeout_graceful_shutdown=1)
-        )
-        self._stack = stack
-        return self
 
-    async def stop(self) -> None:
-        self._closing.set()  # wake hung handlers and report waits so shutdown is quick
+    async def _closing_down(self) -> None:
+        # wake hung handlers and report waits so shutdown is quick
         self.release()
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
         self._http = None
-        self._port = None
-
-    async def __aenter__(self) -> FakeMsg91:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
 
 def _parse_json(raw: bytes) -> Any:

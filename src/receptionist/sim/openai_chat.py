@@ -55,7 +55,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from receptionist.bridge.server import serve_in_process
+from receptionist.sim.double import HttpDouble
 
 __all__ = [
     "DEFAULT_ANSWER",
@@ -187,7 +187,7 @@ def _sse(data: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
-class FakeOpenAIChat:
+class FakeOpenAIChat(HttpDouble):
     """Starlette app answering chat completions like an OpenAI-compatible server (module doc)."""
 
     def __init__(
@@ -197,6 +197,7 @@ class FakeOpenAIChat:
         model: str | None = None,
         token_delay_s: float = 0.0,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.model = model  # None: answer with the model the request names
         self.token_delay_s = token_delay_s
@@ -204,7 +205,6 @@ class FakeOpenAIChat:
         self.requests: list[ChatRequest] = []
         self.finished = 0  # streams sent to the end ([DONE] or a cut)
         self.holding = 0  # streams stopped at a Fault's hold_at right now
-        self.port: int | None = None
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._completions, methods=["POST"]),
@@ -212,41 +212,15 @@ class FakeOpenAIChat:
             ]
         )
         self._ids = itertools.count(1)
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._closing = asyncio.Event()
         self._released = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (clients add ``/v1/chat/completions``)."""
-        if self.port is None:
-            raise RuntimeError("FakeOpenAIChat is not started")
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        if self._stack is not None:
-            return
-        self._closing = asyncio.Event()
+    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
         self._released = asyncio.Event()
-        stack = contextlib.AsyncExitStack()
-        self.port = await stack.enter_async_context(serve_in_process(self.app))
-        self._stack = stack
 
-    async def stop(self) -> None:
-        stack, self._stack = self._stack, None
-        self._closing.set()  # cut scripted delays short so the server stops at once
-        self._released.set()  # and let held streams go
-        if stack is not None:
-            await stack.aclose()
-
-    async def __aenter__(self) -> FakeOpenAIChat:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+    async def _closing_down(self) -> None:
+        self._released.set()  # let held streams go
 
     # ------------------------------------------------------------------ scripting
 
@@ -268,7 +242,7 @@ class FakeOpenAIChat:
     async def _sleep(self, seconds: float) -> None:
         if seconds > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), seconds)
+                await asyncio.wait_for(self.closing.wait(), seconds)
 
     # ------------------------------------------------------------------ HTTP
 

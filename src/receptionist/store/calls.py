@@ -8,7 +8,7 @@ plain dicts.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,14 +19,14 @@ from receptionist.store.db import Database, upsert_insert
 from receptionist.store.schema import (
     CALL_STATUS_IN_PROGRESS,
     CALL_STATUSES,
-    STAGE_LIVE,
-    STAGE_TRANSCRIPT_SAVED,
+    Stage,
     ai_token_usage,
     call_details,
     utcnow,
 )
 from receptionist.store.search import caller_key, response_times, search_document
 from receptionist.untrusted import without_nul
+from receptionist.usage import FIGURES, TokenUsage
 
 
 class CallOwnedElsewhere(Exception):
@@ -42,12 +42,11 @@ def new_session_id() -> str:
 
 
 @dataclass(kw_only=True, slots=True)
-class NewCall:
-    """What is known when Exotel's ``start`` frame arrives."""
+class StartDetails:
+    """What a call's start says about it beyond its ids: Exotel's ``start`` frame and the
+    engine chosen for the call. Written by create_call, and carried by the call's end
+    (FinishedCall) for the row the end inserts or fills when the start's write failed."""
 
-    call_sid: str
-    session_id: str = field(default_factory=new_session_id)  # the stream that owns the row
-    tenant: str | None
     stream_sid: str | None = None
     from_number: str | None = None
     to_number: str | None = None
@@ -56,29 +55,28 @@ class NewCall:
     sample_rate: int | None = None
     engine: str | None = None
     model: str | None = None
+
+
+START_DETAILS = tuple(f.name for f in fields(StartDetails))
+
+
+@dataclass(kw_only=True, slots=True)
+class NewCall(StartDetails):
+    """What is known when Exotel's ``start`` frame arrives."""
+
+    call_sid: str
+    session_id: str = field(default_factory=new_session_id)  # the stream that owns the row
+    tenant: str | None
     started_at: datetime = field(default_factory=utcnow)
     server_id: str | None = None  # the server process handling the call (server_processes.id)
 
 
 @dataclass(kw_only=True, slots=True)
-class TokenUsage:
-    """Tokens one model spent on one call for one purpose ('live' | 'analysis' | 'message')."""
-
-    model_name: str
-    purpose: str = "live"
-    input_tokens: int = 0
-    output_tokens: int = 0
-    input_audio_tokens: int = 0
-    input_text_tokens: int = 0
-    output_audio_tokens: int = 0
-    output_text_tokens: int = 0
-    total_tokens: int | None = None  # None: input_tokens + output_tokens
-    details: dict[str, Any] | None = None
-
-
-@dataclass(kw_only=True, slots=True)
-class FinishedCall:
-    """Everything the bridge knows when a call ends."""
+class FinishedCall(StartDetails):
+    """Everything the bridge knows when a call ends. The start's details (StartDetails) are
+    used only when the start's write failed (a call that started while the database was
+    away): the row inserted here must name the caller as create_call would have. A spool
+    file is this, flat (dataclasses.asdict)."""
 
     call_sid: str
     status: str  # 'completed' | 'failed' (or 'in_progress' for a partial save)
@@ -96,16 +94,6 @@ class FinishedCall:
     # Only used when no row exists yet (create_call never happened) or the row lacks them.
     tenant: str | None = None
     started_at: datetime | None = None
-    # The start's details, for the same case only (a call that started while the database was
-    # away): the row inserted here must name the caller as create_call would have.
-    stream_sid: str | None = None
-    from_number: str | None = None
-    to_number: str | None = None
-    direction: str | None = None
-    custom_parameters: dict[str, Any] = field(default_factory=dict)
-    sample_rate: int | None = None
-    engine: str | None = None
-    model: str | None = None
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -128,7 +116,7 @@ async def create_call(db: Database, c: NewCall) -> bool:
             status=CALL_STATUS_IN_PROGRESS,
             started_at=c.started_at,
             server_id=c.server_id,
-            stage=STAGE_LIVE,
+            stage=Stage.LIVE,
             attempts=0,
             created_at=now,
             updated_at=now,
@@ -165,32 +153,9 @@ def _aggregate_usage(usage: list[TokenUsage]) -> list[TokenUsage]:
     """One entry per (model_name, purpose): several entries of the same pair are summed."""
     by_key: dict[tuple[str, str], TokenUsage] = {}
     for u in usage:
-        total = u.total_tokens if u.total_tokens is not None else u.input_tokens + u.output_tokens
         key = (u.model_name, u.purpose)
         have = by_key.get(key)
-        if have is None:
-            by_key[key] = TokenUsage(
-                model_name=u.model_name,
-                purpose=u.purpose,
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                input_audio_tokens=u.input_audio_tokens,
-                input_text_tokens=u.input_text_tokens,
-                output_audio_tokens=u.output_audio_tokens,
-                output_text_tokens=u.output_text_tokens,
-                total_tokens=total,
-                details=dict(u.details) if u.details else None,
-            )
-            continue
-        have.input_tokens += u.input_tokens
-        have.output_tokens += u.output_tokens
-        have.input_audio_tokens += u.input_audio_tokens
-        have.input_text_tokens += u.input_text_tokens
-        have.output_audio_tokens += u.output_audio_tokens
-        have.output_text_tokens += u.output_text_tokens
-        have.total_tokens = (have.total_tokens or 0) + total
-        if u.details:
-            have.details = {**(have.details or {}), **u.details}
+        by_key[key] = replace(u, total_tokens=u.total) if have is None else have + u
     return list(by_key.values())
 
 
@@ -215,12 +180,7 @@ async def upsert_token_usage(
             "tenant": tenant,
             "model_name": u.model_name,
             "purpose": u.purpose,
-            "input_tokens": u.input_tokens,
-            "output_tokens": u.output_tokens,
-            "input_audio_tokens": u.input_audio_tokens,
-            "input_text_tokens": u.input_text_tokens,
-            "output_audio_tokens": u.output_audio_tokens,
-            "output_text_tokens": u.output_text_tokens,
+            **{f: getattr(u, f) for f in FIGURES},
             "total_tokens": u.total_tokens or 0,
             "details": u.details,
             "created_at": now,
@@ -230,15 +190,7 @@ async def upsert_token_usage(
     stmt = upsert_insert(conn.dialect.name, ai_token_usage).values(values)
     ex = stmt.excluded
     t = ai_token_usage.c
-    figures = (
-        "input_tokens",
-        "output_tokens",
-        "input_audio_tokens",
-        "input_text_tokens",
-        "output_audio_tokens",
-        "output_text_tokens",
-        "total_tokens",
-    )
+    figures = (*FIGURES, "total_tokens")
     unchanged = sa.and_(*(t[name] == ex[name] for name in figures))
     stmt = stmt.on_conflict_do_update(
         index_elements=["call_sid", "model_name", "purpose"],
@@ -255,15 +207,9 @@ async def upsert_token_usage(
 
 
 _c = call_details.c
-# What a call's start says about it beyond its ids: written by create_call, and carried by
-# its end (FinishedCall) for the row the end inserts or fills when the start write failed.
-START_DETAILS = (
-    "stream_sid", "from_number", "to_number", "direction", "custom_parameters", "sample_rate",
-    "engine", "model",
-)  # fmt: skip
 
 
-def _start_columns(c: NewCall | FinishedCall) -> dict[str, Any]:
+def _start_columns(c: StartDetails) -> dict[str, Any]:
     """The columns a call's start sets, from the start itself or from its end."""
     columns = {name: getattr(c, name) for name in START_DETAILS}
     columns["custom_parameters"] = without_nul(dict(c.custom_parameters or {}))
@@ -281,7 +227,7 @@ def enter_pipeline(now: datetime) -> dict[str, Any]:
     """The columns that hand an ended call to the post-call pipeline (its first stage, due now,
     no lease): written by the end of a call and by the reaper of a lost server's calls."""
     return {
-        "stage": STAGE_TRANSCRIPT_SAVED,
+        "stage": Stage.TRANSCRIPT_SAVED,
         "attempts": 0,
         "next_attempt_at": now,
         "last_error": None,
@@ -341,7 +287,7 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
                     answered_at=f.answered_at,
                     ended_at=f.ended_at,
                     duration_ms=_duration_ms(started_at, f.ended_at),
-                    stage=STAGE_TRANSCRIPT_SAVED,
+                    stage=Stage.TRANSCRIPT_SAVED,
                     attempts=0,
                     next_attempt_at=now,
                     created_at=now,
@@ -376,7 +322,7 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
                     values[name] = start[name]
             if "from_number" in values:
                 values["caller_key"] = start["caller_key"]
-            if row["stage"] in (STAGE_LIVE, STAGE_TRANSCRIPT_SAVED):
+            if row["stage"] in (Stage.LIVE, Stage.TRANSCRIPT_SAVED):
                 values.update(enter_pipeline(now))
             await conn.execute(sa.update(call_details).where(c.id == row["id"]).values(**values))
         await upsert_token_usage(conn, f.call_sid, tenant, f.usage)
@@ -458,7 +404,6 @@ async def list_calls(
 __all__ = [
     "FinishedCall",
     "NewCall",
-    "TokenUsage",
     "create_call",
     "enter_pipeline",
     "finish_call",

@@ -31,20 +31,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from receptionist.store.calls import TokenUsage, enter_pipeline, upsert_token_usage
+from receptionist.store.calls import enter_pipeline, upsert_token_usage
 from receptionist.store.db import Database, upsert_insert
 from receptionist.store.schema import (
     CALL_STATUS_FAILED,
     CALL_STATUS_IN_PROGRESS,
     END_REASON_SERVER_LOST,
-    STAGE_LIVE,
-    STAGE_TRANSCRIPT_SAVED,
+    Stage,
     call_details,
     server_processes,
     utcnow,
 )
 from receptionist.store.search import response_times, search_document
 from receptionist.untrusted import without_nul
+from receptionist.usage import FIGURES, TokenUsage
 
 REAP_BATCH = 200  # calls closed per transaction: a reaper never holds the lock for long
 CHECKPOINT_SLICE = 10  # calls per statement of a checkpoint's one transaction (~0.5 ms each)
@@ -180,19 +180,13 @@ class Checkpoint:
         )
 
 
-_USAGE_COUNTS = (
-    "input_tokens", "output_tokens", "input_audio_tokens", "input_text_tokens",
-    "output_audio_tokens", "output_text_tokens",
-)  # fmt: skip
-
-
 def usage_from_json(items: Any) -> list[TokenUsage]:
     """Token counts as a checkpoint stored them (in `stats` or a file): checked, bounded."""
     out: list[TokenUsage] = []
     for u in items if isinstance(items, list) else []:
         if not isinstance(u, dict) or not isinstance(u.get("model_name"), str):
             continue
-        counts = {k: u.get(k) for k in _USAGE_COUNTS}
+        counts = {k: u.get(k) for k in FIGURES}
         if not all(isinstance(v, int) and 0 <= v < 2**31 for v in counts.values()):
             continue
         total = u.get("total_tokens")
@@ -356,7 +350,7 @@ def _checkpoint_rows(me: ServerProcess, checkpoints: Sequence[Checkpoint]) -> li
             "stats": _usage_stats(cp),
             "checkpoint_at": cp.taken_at,
             "server_id": me.id,
-            "stage": STAGE_LIVE,
+            "stage": Stage.LIVE,
             "attempts": 0,
             "created_at": cp.taken_at,
             "updated_at": cp.taken_at,
@@ -461,7 +455,7 @@ async def _amend(conn: Any, lost: LostCall, now: datetime) -> None:
             c.call_sid == lost.call_sid,
             c.session_id == lost.session_id,
             c.end_reason == END_REASON_SERVER_LOST,
-            c.stage == STAGE_TRANSCRIPT_SAVED,
+            c.stage == Stage.TRANSCRIPT_SAVED,
             c.lease_owner.is_(None),
             sa.or_(c.checkpoint_at.is_(None), c.checkpoint_at < lost.checkpoint_at),
         )
@@ -543,7 +537,7 @@ async def reap_lost_calls(
                 .select_from(call_details.outerjoin(server_processes, s.id == c.server_id))
                 .where(
                     c.status == CALL_STATUS_IN_PROGRESS,
-                    c.stage == STAGE_LIVE,
+                    c.stage == Stage.LIVE,
                     sa.or_(
                         sa.and_(c.server_id.is_(None), c.started_at < legacy),
                         sa.and_(

@@ -18,10 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from receptionist.store.db import Database, claimable
-from receptionist.store.schema import call_details, utcnow
-
-STAGE_FAILED = "failed"
-STAGE_DONE = "done"
+from receptionist.store.schema import Stage, call_details, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +111,7 @@ async def advance(
         "updated_at": now,
         **(values or {}),
     }
-    if claim.hold_s is not None and to_stage != STAGE_DONE:
+    if claim.hold_s is not None and to_stage != Stage.DONE:
         update.update(lease_expires_at=now + timedelta(seconds=claim.hold_s))
     elif release:
         update.update(lease_owner=None, lease_expires_at=None)
@@ -157,7 +154,7 @@ async def retry_later(
         else now + timedelta(seconds=backoff_s(attempts, base_s=base_s, cap_s=cap_s)),
     }
     if give_up:
-        values["stage"] = STAGE_FAILED
+        values["stage"] = Stage.FAILED
     async with db.begin(immediate=True) as conn:
         result = await conn.execute(
             sa.update(call_details)
@@ -166,7 +163,7 @@ async def retry_later(
         )
     if not result.rowcount:
         return ""
-    return STAGE_FAILED if give_up else claim.stage
+    return Stage.FAILED if give_up else claim.stage
 
 
 async def defer(db: Database, claim: Claim, *, worker_id: str, delay_s: float, note: str) -> bool:

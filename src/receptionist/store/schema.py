@@ -17,6 +17,7 @@ Portability rules:
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,10 +38,24 @@ CALL_STATUSES = frozenset(
 #: transcript (store/checkpoints.py).
 END_REASON_SERVER_LOST = "server_lost"
 
-#: The call is being handled by a bridge; the post-call pipeline leaves it alone.
-STAGE_LIVE = "live"
-#: The call ended and its transcript is stored: the first stage the post-call pipeline works on.
-STAGE_TRANSCRIPT_SAVED = "transcript_saved"
+
+class Stage(StrEnum):
+    """Where a call is on its way through the post-call pipeline (`call_details.stage`).
+
+    The values are what the rows store: never rename one (a migration would have to rewrite
+    every row). The steps between them are postcall/pipeline.py's.
+    """
+
+    #: The call is being handled by a bridge; the post-call pipeline leaves it alone.
+    LIVE = "live"
+    #: The call ended and its transcript is stored: the first stage the pipeline works on.
+    TRANSCRIPT_SAVED = "transcript_saved"
+    ANALYSED = "analysed"
+    MESSAGES_QUEUED = "messages_queued"  # and the call's tokens costed
+    EXOTEL_DETAILS = "exotel_details"  # waiting for Exotel's record of the call
+    DONE = "done"
+    FAILED = "failed"  # given up; last_error says why
+
 
 TOKEN_PURPOSES = frozenset({"live", "analysis", "message"})
 
@@ -194,7 +209,9 @@ call_details = sa.Table(
     sa.Column("ended_at", UTCDateTime(), nullable=True),
     sa.Column("duration_ms", sa.Integer(), nullable=True),
     # post-call pipeline: the call record is the job
-    sa.Column("stage", sa.Text(), nullable=False, default=STAGE_LIVE, server_default=STAGE_LIVE),
+    sa.Column(
+        "stage", sa.Text(), nullable=False, default=Stage.LIVE, server_default=Stage.LIVE.value
+    ),
     sa.Column("attempts", sa.Integer(), nullable=False, default=0, server_default="0"),
     sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
     sa.Column("lease_owner", sa.Text(), nullable=True),
@@ -404,9 +421,8 @@ __all__ = [
     "CALL_STATUS_FAILED",
     "CALL_STATUS_IN_PROGRESS",
     "END_REASON_SERVER_LOST",
-    "STAGE_LIVE",
-    "STAGE_TRANSCRIPT_SAVED",
     "TOKEN_PURPOSES",
+    "Stage",
     "UTCDateTime",
     "ai_token_usage",
     "api_keys",

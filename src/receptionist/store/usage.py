@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from receptionist.store.db import Database
 from receptionist.store.schema import UTCDateTime, ai_token_usage, call_details
+from receptionist.usage import TokenUsage
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _Q6 = Decimal("0.000001")
@@ -29,23 +30,14 @@ _Q6 = Decimal("0.000001")
 
 @dataclass(frozen=True, slots=True)
 class UsageRow:
-    """One ``ai_token_usage`` row."""
+    """One ``ai_token_usage`` row: whose tokens, the tokens, and their cost once costed."""
 
     id: int
     call_sid: str
     tenant: str | None
-    model_name: str
-    purpose: str
-    input_tokens: int
-    output_tokens: int
-    input_audio_tokens: int
-    input_text_tokens: int
-    output_audio_tokens: int
-    output_text_tokens: int
-    total_tokens: int
+    usage: TokenUsage  # model, purpose, figures and details
     total_cost: Decimal | None
     currency: str | None
-    details: dict[str, Any] | None
     created_at: datetime | None
 
 
@@ -108,18 +100,9 @@ async def usage_rows(conn: AsyncConnection, call_sid: str, *, lock: bool = False
             id=r["id"],
             call_sid=r["call_sid"],
             tenant=r["tenant"],
-            model_name=r["model_name"],
-            purpose=r["purpose"],
-            input_tokens=r["input_tokens"],
-            output_tokens=r["output_tokens"],
-            input_audio_tokens=r["input_audio_tokens"],
-            input_text_tokens=r["input_text_tokens"],
-            output_audio_tokens=r["output_audio_tokens"],
-            output_text_tokens=r["output_text_tokens"],
-            total_tokens=r["total_tokens"],
+            usage=TokenUsage.from_row(r),
             total_cost=to_decimal(r["total_cost"]) if r["total_cost"] is not None else None,
             currency=r["currency"],
-            details=r["details"],
             created_at=r["created_at"],
         )
         for r in rows

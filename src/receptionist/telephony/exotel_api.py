@@ -23,7 +23,7 @@ reference, the error-code dictionary) and Exotel support article 56523:
   ``Direction``: inbound, outbound-dial, outbound-api.
 * ``Duration``, ``Price``, ``EndTime`` are filled *asynchronously*, about 5 minutes after the
   call ends on average. :attr:`ExotelCallDetails.is_final` tells a settled record from an early
-  one; :func:`poll_call_details` polls with back-off until it is settled or a deadline passes.
+  one (the post-call pipeline polls with back-off until it is settled).
 * HTTP errors: 401 bad key/token, 402 balance/plan, 403 account suspended or no permission,
   404 unknown resource, 429 rate limit (200 requests/min per account for voice v1), 5xx.
   Error bodies look like ``{"RestException": {"Status": 401, "Message": "..."}}``.
@@ -34,11 +34,10 @@ logged and never part of a ``repr`` or an error message.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -351,46 +350,3 @@ async def fetch_call_details(
             "bad_response", f"asked for {call_sid}, got {details.sid!r:.60}", status_code=200
         )
     return details
-
-
-async def poll_call_details(
-    client: httpx.AsyncClient,
-    cfg: ExotelApiConfig,
-    call_sid: str,
-    *,
-    give_up_after_s: float = 600.0,
-    first_delay_s: float = 0.0,
-    backoff_s: float = 15.0,
-    max_backoff_s: float = 120.0,
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> ExotelCallDetails | None:
-    """Poll until the record :attr:`~ExotelCallDetails.is_final` or ``give_up_after_s`` passes.
-
-    Back-off doubles from ``backoff_s`` up to ``max_backoff_s`` (a 429's ``Retry-After`` is
-    honoured when longer). Returns the last record seen (possibly not final: look at
-    ``missing_fields``), or ``None`` if no attempt ever succeeded. Non-retryable errors
-    (``auth``, ``bad_response``, ``bad_request``) are raised at once.
-    """
-    deadline = clock() + give_up_after_s
-    delay = backoff_s
-    last: ExotelCallDetails | None = None
-    if first_delay_s > 0:
-        await sleep(first_delay_s)
-    while True:
-        wait = delay
-        try:
-            last = await fetch_call_details(client, cfg, call_sid)
-            if last.is_final:
-                return last
-        except ExotelApiError as exc:
-            if not exc.retryable:
-                raise
-            log.info("exotel call details %s: %s, will retry", call_sid, exc.kind)
-            if exc.retry_after_s is not None:
-                wait = max(wait, exc.retry_after_s)
-        remaining = deadline - clock()
-        if remaining <= 0:
-            return last
-        await sleep(min(wait, remaining))
-        delay = min(delay * 2, max_backoff_s)

@@ -6,8 +6,6 @@ and shared by every call to that business until its files change.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -119,10 +117,6 @@ class Tenant:
         """English name of the primary language, e.g. "Hindi"."""
         return language_name(self.primary_language)
 
-    @property
-    def language_names(self) -> tuple[str, ...]:
-        return tuple(language_name(code) for code in self.languages)
-
     @cached_property
     def system_instruction(self) -> str:
         """The assistant prompt followed by one section per input file (built once)."""
@@ -154,22 +148,6 @@ class Tenant:
 
     def actions_for(self, call_type: str) -> tuple[ActionRule, ...]:
         return tuple(a for a in self.actions if a.call_type == call_type)
-
-    def exotel_credentials(
-        self, environ: Mapping[str, str] | None = None
-    ) -> tuple[str, str] | None:
-        """(key, token) for Exotel's REST API from this tenant's env vars, if both are set.
-
-        None when the tenant names no env vars or they are unset/empty (use the server default).
-        """
-        if not self.exotel_auth_user_env or not self.exotel_auth_token_env:
-            return None
-        env = os.environ if environ is None else environ
-        user = env.get(self.exotel_auth_user_env, "")
-        token = env.get(self.exotel_auth_token_env, "")
-        if not user or not token:
-            return None
-        return user, token
 
     def __repr__(self) -> str:  # keep logs short: no prompts or file contents
         return (

@@ -32,6 +32,7 @@ from receptionist.store.notifications import requeue
 from receptionist.store.schema import (
     NOTIFY_FAILED,
     NOTIFY_UNKNOWN,
+    Stage,
     UTCDateTime,
     ai_token_usage,
     call_details,
@@ -738,9 +739,9 @@ async def call_detail(s: Scope, deps: WebDeps, call_sid: str) -> CallDetail:
 
 async def retry_call(s: Scope, deps: WebDeps, call_sid: str) -> Done:
     row = await _call_row(s, deps, call_sid)
-    if row.stage != "failed":
+    if row.stage != Stage.FAILED:
         raise WebError(409, "not_failed", f"the call is at {row.stage!r}; only failed calls")
-    await reschedule(deps.db, call_sid, stage="transcript_saved")
+    await reschedule(deps.db, call_sid, stage=Stage.TRANSCRIPT_SAVED)
     return Done(message=f"call {call_sid} will be processed again")
 
 

@@ -81,10 +81,6 @@ class DialogueState:
     last_prompt: str = ""  # kind of the last thing we asked: "field", "confirm", "anything_else"
     history: list[tuple[str, str]] = field(default_factory=list)  # ("caller"|"agent", text)
 
-    @property
-    def pending_field(self) -> str | None:
-        return self.pending_fields[0] if self.pending_fields else None
-
 
 @runtime_checkable
 class Brain(Protocol):

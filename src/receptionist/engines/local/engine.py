@@ -13,7 +13,7 @@ when the caller will have heard everything; caller speech before then stops the 
 sentences are dropped and `Interrupted` makes the bridge send Exotel `clear`).
 
 Events are the same as Gemini Live's: AgentAudio, CallerTranscript, AgentTranscript,
-TurnComplete, Interrupted, Usage (zero tokens, the local model names, so costs show 0), plus
+TurnComplete, Interrupted, TokenUsage (zero tokens, the local model names, so costs show 0), plus
 EndCall when the brain has said goodbye.
 """
 
@@ -40,7 +40,6 @@ from receptionist.engines.base import (
     EngineRequest,
     Interrupted,
     TurnComplete,
-    Usage,
 )
 from receptionist.engines.local.brain import Brain, BrainReply, StreamingBrain
 from receptionist.engines.local.sentences import split_sentences
@@ -49,6 +48,7 @@ from receptionist.engines.local.tts import TextToSpeech
 from receptionist.engines.local.vad import SpeechStarted, TurnDetector, Utterance, VadSettings
 from receptionist.tenants.messages import default_messages
 from receptionist.tenants.model import Tenant
+from receptionist.usage import TokenUsage
 
 log = logging.getLogger("receptionist.local")
 
@@ -316,8 +316,8 @@ class LocalEngine:
         if turn.reason:  # the model's words were not (all) used: say why on the call's record
             self._events.put_nowait(EngineNote("llm_fallback", f"{turn.source}: {turn.reason}"))
         self._events.put_nowait(
-            Usage(
-                model=f"llm/{model}",
+            TokenUsage(
+                model_name=f"llm/{model}",
                 input_tokens=turn.prompt_tokens,
                 output_tokens=turn.completion_tokens,
                 total_tokens=turn.prompt_tokens + turn.completion_tokens,
@@ -328,7 +328,7 @@ class LocalEngine:
 
     def _emit_usage(self) -> None:
         for model in (self.speech.stt_name, self.speech.tts_name, f"local/{self._brain_name}"):
-            self._events.put_nowait(Usage(model=model))
+            self._events.put_nowait(TokenUsage(model_name=model))
 
 
 def vocabulary_hint(tenant: Tenant, max_chars: int = 400) -> str:

@@ -24,8 +24,8 @@ from google import genai
 from google.genai import types
 
 from receptionist.gemini_rest import AnalyzerError, generate_json
-from receptionist.store.calls import TokenUsage
 from receptionist.tenants.model import Tenant
+from receptionist.usage import TokenUsage
 
 from .schema import (
     FIELD_HINTS,
