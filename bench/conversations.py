@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -232,6 +233,8 @@ class Bench:
         base |= {"closed_by": res.closed_by, "duration_s": round(res.duration_s, 1)}
         base |= {"latency_ms": turn_latencies(s, res, audio), "clears": res.clears}
         base |= {"turn_timeouts": res.turn_timeouts, "unanswered_turns": res.unanswered_turns}
+        # the machine is shared: how busy it was while this call ran (1 min load average)
+        base |= {"loadavg_1m_at_end": round(os.getloadavg()[0], 2)}
         try:
             row = await stored_call(self.db, res.call_sid)
         except TimeoutError:
@@ -257,7 +260,12 @@ def plan(args: argparse.Namespace) -> list[tuple[Scenario, str]]:
         order += [v[i] for v in by_tenant.values() if i < len(v)]
     if args.limit:
         order = order[: args.limit]
-    return [(s, synth) for s in order for synth in args.synth]
+    return [
+        (s, synth)
+        for i, s in enumerate(order)
+        for synth in args.synth
+        if i < args.synth_limit.get(synth, len(order))
+    ]
 
 
 def result_doc(args: argparse.Namespace, started: datetime, bench: Bench, planned: int) -> dict:
@@ -342,7 +350,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tenant", default="", help="comma separated; default all")
-    ap.add_argument("--synth", default="piper,espeak", help=f"comma separated of {SYNTHS}")
+    ap.add_argument(
+        "--synth",
+        default="piper,espeak",
+        help=f"comma separated of {SYNTHS}; 'espeak:1' speaks only the first scenario with it",
+    )
     ap.add_argument("--limit", type=int, default=0, help="first N scenarios (tenants mixed)")
     ap.add_argument("--concurrency", type=int, default=1, help="calls at once (Whisper is heavy)")
     ap.add_argument("--snr-db", type=float, default=20.0, help="espeak line noise SNR")
@@ -351,7 +363,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     args.tenant = [t for t in args.tenant.split(",") if t]
-    args.synth = [t for t in args.synth.split(",") if t]
+    specs = [t.split(":", 1) for t in args.synth.split(",") if t]
+    args.synth = [spec[0] for spec in specs]
+    args.synth_limit = {spec[0]: int(spec[1]) for spec in specs if len(spec) == 2}
     if bad := [x for x in args.synth if x not in SYNTHS]:
         ap.error(f"unknown synth {bad}; have {SYNTHS}")
     if args.concurrency < 1:
@@ -363,13 +377,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     async def bounded() -> dict[str, Any]:
+        # SIGTERM cancels the run, so the server is stopped on the way out (the JSON keeps
+        # the calls that ran)
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         async with asyncio.timeout(args.timeout):
             return await run(args)
 
     try:
         doc = asyncio.run(bounded())
-    except TimeoutError:
-        log(f"timed out after {args.timeout:g} s (the JSON keeps the calls that ran)")
+    except (TimeoutError, asyncio.CancelledError):
+        log("stopped (timeout or SIGTERM); the JSON keeps the calls that ran")
         return 2
     print_table(doc, TARGETS)
     if args.json:
