@@ -44,9 +44,10 @@ def test_tenants_validate_reports_file_and_line(tmp_path: Path) -> None:
 def test_tenants_sync_upserts(tmp_path: Path) -> None:
     code, out = invoke(["tenants", "sync"], tmp_path)
     assert code == 0, out
-    assert out.count("updated") == 3
+    # the four example tenants: bakery, clinic, pharmacy, saloon
+    assert out.count("updated") == 4
     code, out = invoke(["tenants", "sync"], tmp_path)
-    assert out.count("unchanged") == 3
+    assert out.count("unchanged") == 4
 
     async def read() -> list[dict[str, Any]]:
         db = Database(f"sqlite:///{tmp_path / 'cli.db'}")
