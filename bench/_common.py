@@ -119,6 +119,13 @@ def bench_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _NOT_PASSED}
 
 
+def serve_argv(port: int) -> list[str]:
+    """`receptionist serve` on loopback at `port`, from this interpreter's virtualenv; it
+    migrates a PostgreSQL --db itself (serve refuses a schema that is behind otherwise)."""
+    exe = Path(sys.executable).parent / "receptionist"
+    return [str(exe), "serve", "--migrate", "--host", "127.0.0.1", "--port", str(port)]
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -43,7 +43,15 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import REPO_ROOT, free_port, git_commit, machine_info, percentile, write_json
+from _common import (
+    REPO_ROOT,
+    free_port,
+    git_commit,
+    machine_info,
+    percentile,
+    serve_argv,
+    write_json,
+)
 from bridge_load import Proc, _tail, _wait_healthz, log
 from receptionist.store.api_keys import create_key
 from receptionist.store.db import Database
@@ -59,7 +67,6 @@ from receptionist.store.search import (
 )
 from receptionist.web.queries import BUCKET_S, LATENCY_SAMPLE_CALLS, decode_cursor
 
-VENV_BIN = Path(sys.executable).parent
 TZ = ZoneInfo("Asia/Kolkata")
 PAGE = 50  # the API's default page size
 SAMPLE = 500  # owner's calls kept aside for detail requests and caller filters
@@ -789,15 +796,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             HOST="127.0.0.1",
             PORT=str(port),
         )
-        argv = [
-            str(VENV_BIN / "receptionist"),
-            "serve",
-            "--migrate",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
+        argv = serve_argv(port)
         server_proc = Proc("server", argv, env, tmp / "server.log")
         _wait_healthz(port, server_proc, 120)
         log(f"server pid {server_proc.pid} on http://127.0.0.1:{port}")

@@ -47,6 +47,7 @@ from _common import (
     measure_floor,
     measure_resampling,
     percentile,
+    serve_argv,
     short_lines,
     write_json,
 )
@@ -430,15 +431,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         )
         server = Proc(
             "server",
-            [
-                str(VENV_BIN / "receptionist"),
-                "serve",
-                "--migrate",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            serve_argv(port),
             senv,
             tmp / "server.log",
         )

@@ -52,10 +52,9 @@ from _common import (
     git_commit,
     machine_info,
     percentile,
+    serve_argv,
     write_json,
 )
-
-VENV_BIN = Path(sys.executable).parent
 
 
 def log(msg: str) -> None:
@@ -250,14 +249,6 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             RUN_WORKER="false",
             WORKERS="1",
         )
-        argv = [
-            str(VENV_BIN / "receptionist"),
-            "serve",
-            "--migrate",
-            "--host",
-            "127.0.0.1",
-            "--port",
-        ]
         url = f"ws://127.0.0.1:{port}/exotel/{args.tenant}"
         rounds: dict[str, Any] = {}
         for name in ("cold", "warm", "warm_repeat", "restart"):
@@ -265,7 +256,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 for child in children[1:]:
                     child.stop()
                 del children[1:]
-                server = Proc("server", [*argv, str(port)], senv, tmp / f"server-{name}.log")
+                server = Proc("server", serve_argv(port), senv, tmp / f"server-{name}.log")
                 children.append(server)
                 _wait(lambda: _healthy(port), server, 60, "/healthz")
                 # one call of another tenant: the process's first call pays its lazy imports,

@@ -55,6 +55,7 @@ from _common import (
     git_commit,
     machine_info,
     percentile,
+    serve_argv,
     short_lines,
     write_json,
 )
@@ -81,7 +82,6 @@ SAMPLE_EVERY_S = 0.5
 SEND_LAG_WARN_MS = 50.0
 #: A caller who hears nothing for this long after the call connects is not being served well.
 GREETING_SILENCE_MS = 1000.0
-VENV_BIN = Path(sys.executable).parent
 
 BOT_SOURCE = '''\
 """Minimal Pipecat bot written by bench/peer_pipecat.py and run in Pipecat's own virtualenv.
@@ -353,15 +353,7 @@ def start_ours(tmp: Path, double: Double, tag: str) -> tuple[Proc, str]:
     )
     proc = Proc(
         f"ours-{tag}",
-        [
-            str(VENV_BIN / "receptionist"),
-            "serve",
-            "--migrate",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        serve_argv(port),
         env,
         tmp / f"ours-{tag}.log",
     )

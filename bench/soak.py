@@ -49,12 +49,11 @@ from _common import (
     free_port,
     git_commit,
     machine_info,
+    serve_argv,
     short_lines,
     write_json,
 )
 from bridge_load import _wait_healthz, _wait_ready_file, _wait_tls
-
-VENV_BIN = Path(sys.executable).parent
 
 
 def log(msg: str) -> None:
@@ -223,15 +222,7 @@ async def run_soak(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         )
         server = Proc(
             "server",
-            [
-                str(VENV_BIN / "receptionist"),
-                "serve",
-                "--migrate",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            serve_argv(port),
             senv,
             tmp / "server.log",
         )
