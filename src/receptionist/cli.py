@@ -356,6 +356,7 @@ def worker(
                 loop.add_signal_handler(sig, stop.set)
             from receptionist import heap
 
+            heap.freeze_startup()
             await asyncio.gather(w.run(stop), heap.trim_every(settings.heap_trim_interval_s, stop))
         finally:
             await db.dispose()

@@ -254,6 +254,8 @@ def create_app(ctx: BridgeContext) -> Starlette:
         warm_up = getattr(ctx.engine_factory, "warm_up", None)
         if warm_up is not None:  # the local engine's models load now, not in the first call
             await warm_up()
+        frozen = heap.freeze_startup()  # after everything start-up loads (see its docstring)
+        log.info("start-up objects frozen out of the garbage collector: %d", frozen)
         stop = asyncio.Event()
         worker_task = asyncio.create_task(ctx.worker.run(stop)) if ctx.worker else None
         replay = asyncio.create_task(

@@ -137,6 +137,12 @@ ENGINE_RESUMPTIONS = Counter(
     "Model sessions resumed after a goAway or a dropped socket, by engine and outcome.",
     ["engine", "outcome"],
 )
+GC_PAUSE = Histogram(
+    "receptionist_gc_pause_seconds",
+    "Python's cyclic garbage collections: how long each stopped the process, by generation.",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25),
+)
 EVENT_LOOP_LAG = Gauge(
     "receptionist_event_loop_lag_seconds",
     "How late a periodic wake-up of the event loop fired (the worst process).",
