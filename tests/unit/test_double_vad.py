@@ -12,7 +12,8 @@ import itertools
 import numpy as np
 import pytest
 
-from receptionist.sim.gemini_live import _VAD_WINDOW_MS, _WindowVad
+from receptionist.sim.gemini_live.model import VAD_WINDOW_MS
+from receptionist.sim.gemini_live.wire import WindowVad
 from receptionist.sim.speech import silence, synth_speech
 
 RATE = 16000
@@ -30,14 +31,14 @@ def stream() -> bytes:
 
 
 def feed(pcm: bytes, sizes: list[int]) -> list[bool]:
-    vad = _WindowVad()
+    vad = WindowVad()
     out: list[bool] = []
     pos = 0
     for size in itertools.cycle(sizes):
         if pos >= len(pcm):
             break
         voiced, win_s = vad.push(pcm[pos : pos + size], RATE)
-        assert win_s == pytest.approx(_VAD_WINDOW_MS / 1000)
+        assert win_s == pytest.approx(VAD_WINDOW_MS / 1000)
         out += voiced
         pos += size
     return out
@@ -48,7 +49,7 @@ def ms(n: float) -> int:
 
 
 def test_windows_are_10_ms() -> None:
-    assert _VAD_WINDOW_MS == 10
+    assert VAD_WINDOW_MS == 10
 
 
 @pytest.mark.parametrize(
@@ -80,7 +81,7 @@ def test_end_of_speech_falls_on_the_stream_position() -> None:
 
 
 def test_a_new_rate_starts_a_new_stream() -> None:
-    vad = _WindowVad()
+    vad = WindowVad()
     voiced, _ = vad.push(bytes(ms(15)), RATE)  # one window judged, 5 ms carried
     assert voiced == [False]
     voiced, win_s = vad.push(np.full(80, 3000, dtype="<i2").tobytes(), 8000)
