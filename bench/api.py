@@ -65,7 +65,8 @@ from receptionist.store.search import (
     search_document,
     words,
 )
-from receptionist.web.queries import BUCKET_S, LATENCY_SAMPLE_CALLS, decode_cursor
+from receptionist.web.call_list import decode_cursor
+from receptionist.web.figures import BUCKET_S, LATENCY_SAMPLE_CALLS
 
 TZ = ZoneInfo("Asia/Kolkata")
 PAGE = 50  # the API's default page size

@@ -31,6 +31,7 @@ from receptionist.store.exotel_details import upsert_exotel_details
 from receptionist.store.schema import ai_token_usage, call_details
 from receptionist.store.search import caller_key, search_document
 from receptionist.usage import TokenUsage
+from receptionist.web.figures import _bucket
 from tests.integration.bridge_harness import tenants_dir
 from tests.integration.test_notifications import insert, new
 
@@ -452,7 +453,6 @@ async def test_sort_newest_or_oldest_with_a_cursor_per_sort(api: Api) -> None:
 async def test_stats_count_by_quarter_hour_in_the_database(api: Api) -> None:
     """The calls of one quarter hour are one group (not one row per call, which true division
     of the epoch seconds would give): the rows stats read are bounded by the range."""
-    from receptionist.web.queries import _bucket
 
     c = call_details.c
     bucket = _bucket(api.db.dialect, c.started_at)

@@ -33,7 +33,7 @@ from receptionist.tenants.repository import TenantRepository
 from receptionist.web.api import create_api
 from receptionist.web.dashboard import Options, create_dashboard
 from receptionist.web.dashboard.guard import LoginBrake
-from receptionist.web.queries import WebDeps
+from receptionist.web.deps import WebDeps
 from tests.integration.bridge_harness import tenants_dir
 from tests.integration.test_api import T0, notification_id, seed_call
 from tests.integration.test_notifications import insert, new

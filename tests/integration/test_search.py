@@ -24,7 +24,8 @@ from receptionist.store.search import (
     words,
 )
 from receptionist.web import queries
-from receptionist.web.queries import CallFilters, WebDeps
+from receptionist.web.call_list import CallFilters
+from receptionist.web.deps import WebDeps
 from receptionist.web.scope import Scope
 from tests.integration.test_api import T0, Api, seed_call
 from tests.integration.test_api import api as api

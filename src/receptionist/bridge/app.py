@@ -46,7 +46,7 @@ from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantRepository
 from receptionist.web.api import create_api
 from receptionist.web.dashboard import create_dashboard
-from receptionist.web.queries import WebDeps
+from receptionist.web.deps import WebDeps
 
 log = logging.getLogger("receptionist.bridge")
 

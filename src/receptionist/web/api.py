@@ -17,7 +17,17 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from receptionist.store.api_keys import KeyOwner, check_key
-from receptionist.web import queries
+from receptionist.web import figures, queries
+from receptionist.web.call_list import CallFilters, Sort
+from receptionist.web.deps import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    WebDeps,
+    WebError,
+    is_db_down,
+    scope_for,
+    unexpected_text,
+)
 from receptionist.web.models import (
     CallDetail,
     CallSummary,
@@ -27,16 +37,6 @@ from receptionist.web.models import (
     Page,
     Stats,
     Tenant,
-)
-from receptionist.web.queries import (
-    DEFAULT_PAGE,
-    MAX_PAGE,
-    CallFilters,
-    Sort,
-    WebDeps,
-    WebError,
-    is_db_down,
-    unexpected_text,
 )
 from receptionist.web.scope import Scope
 
@@ -66,7 +66,7 @@ async def scope(
         owner = await check_key(deps.db, presented.strip())
     if owner is None:
         raise WebError(401, "unauthorized", "a valid API key is required (Authorization: Bearer)")
-    return queries.scope_for(deps, owner, tenant)
+    return scope_for(deps, owner, tenant)
 
 
 ScopeDep = Annotated[Scope, Depends(scope)]
@@ -144,7 +144,7 @@ async def stats(
     ] = None,
     date_to: Annotated[date | None, Query(alias="to", description="Default: today")] = None,
 ) -> Stats:
-    return await queries.stats(s, deps, date_from, date_to)
+    return await figures.stats(s, deps, date_from, date_to)
 
 
 @router.get("/calls/live", response_model=list[CallSummary], summary="Calls in progress")

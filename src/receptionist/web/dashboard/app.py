@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment
 from starlette.applications import Starlette
@@ -30,7 +31,7 @@ from receptionist.tenants.repository import TenantError
 from receptionist.web import queries
 from receptionist.web.dashboard.guard import LoginBrake, StreamSlots, cookie_secure
 from receptionist.web.dashboard.i18n import HERE, N_, Formats, default_language, environments
-from receptionist.web.queries import WebDeps, WebError, is_db_down
+from receptionist.web.deps import DEFAULT_TZ, WebDeps, WebError, is_db_down, scope_for, tenant_tz
 from receptionist.web.scope import Scope
 
 log = logging.getLogger("receptionist.dashboard")
@@ -151,7 +152,7 @@ class Dashboard:
                 raise WebError(404, "bad_tenant", f"no tenant {asked[:64]!r}")
             chosen = asked
         try:
-            scope = queries.scope_for(self.deps, owner, chosen)
+            scope = scope_for(self.deps, owner, chosen)
         except WebError as exc:
             if exc.code == "tenant_gone":  # the key is dead: so is the session
                 await end_session(self.deps.db, token)
@@ -172,10 +173,10 @@ class Dashboard:
     # --- rendering --------------------------------------------------------------------------
 
     def formats(self, language: str, scope: Scope | None) -> Formats:
-        tz = queries.tenant_tz(self.deps, scope) if scope is not None else None
+        tz = tenant_tz(self.deps, scope) if scope is not None else None
         return Formats(
             language=language,
-            tz=tz or queries.ZoneInfo(queries.DEFAULT_TZ),
+            tz=tz or ZoneInfo(DEFAULT_TZ),
             usd_inr=float(self.deps.usd_inr),
         )
 

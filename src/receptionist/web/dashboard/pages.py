@@ -23,7 +23,8 @@ from receptionist.store.web_sessions import (
     open_session,
     set_language,
 )
-from receptionist.web import queries
+from receptionist.web import figures, queries
+from receptionist.web.call_list import SORTS, CallFilters
 from receptionist.web.dashboard.app import (
     COOKIE,
     LOGIN_COOKIE,
@@ -41,7 +42,7 @@ from receptionist.web.dashboard.guard import (
     safe_next,
     same_token,
 )
-from receptionist.web.queries import CallFilters, WebError, is_db_down
+from receptionist.web.deps import MAX_PAGE, WebError, is_db_down, scope_for
 
 PAGE_SIZE = 50
 RECENT = 10
@@ -153,7 +154,7 @@ async def login(request: Request) -> Response:
             await asyncio.sleep(brake.delay_s)  # slows guessing; says nothing about why
             return _login_page(request, login_token, status=401, error="bad_key", next_url=next_url)
         try:
-            queries.scope_for(dash.deps, owner, None)
+            scope_for(dash.deps, owner, None)
         except WebError as exc:
             return dash.error(request, exc.status, exc.code, exc.message)
         brake.succeeded(client)
@@ -191,8 +192,8 @@ async def language(request: Request, viewer: Viewer) -> Response:
 async def today(request: Request, viewer: Viewer) -> Response:
     dash = _dash(request)
     s, deps = viewer.scope, dash.deps
-    summary = await queries.today(s, deps)
-    stats = await queries.stats(s, deps)
+    summary = await figures.today(s, deps)
+    stats = await figures.stats(s, deps)
     live = await queries.live_calls(s, deps)
     recent = await queries.calls_page(s, deps, CallFilters(), None, RECENT)
     fmt = dash.formats(viewer.language, s)
@@ -214,7 +215,7 @@ async def today(request: Request, viewer: Viewer) -> Response:
     )
 
 
-def _budget(summary: queries.TodaySummary) -> dict[str, Any]:
+def _budget(summary: figures.TodaySummary) -> dict[str, Any]:
     """How much of the month's budget is spent, and whether the owner should worry."""
     limit = summary.budget_limit_usd or summary.budget_warn_usd
     share = (summary.month_cost_usd / limit) if limit else None
@@ -269,7 +270,7 @@ def parse_filters(params: QueryParams) -> tuple[CallFilters, str | None, str, li
         problems.append("bad_range")
     cursor = text("cursor", 200)
     sort = text("sort", 16) or "newest"
-    if sort not in queries.SORTS:
+    if sort not in SORTS:
         problems.append("bad_sort")
         sort = "newest"
     return filters, cursor, sort, problems
@@ -445,9 +446,7 @@ async def messages(request: Request, viewer: Viewer) -> Response:
     items = (
         []
         if problems
-        else await queries.notification_list(
-            viewer.scope, dash.deps, status, None, queries.MAX_PAGE
-        )
+        else await queries.notification_list(viewer.scope, dash.deps, status, None, MAX_PAGE)
     )
     return dash.render(
         request,

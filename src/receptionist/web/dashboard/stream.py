@@ -15,7 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from receptionist.store.live import LiveEvent
 from receptionist.store.web_sessions import Ended, open_session
 from receptionist.web.dashboard.app import Dashboard, Viewer
-from receptionist.web.queries import WebError
+from receptionist.web.deps import WebError
 
 
 def sse(event: LiveEvent) -> str:
