@@ -407,7 +407,7 @@ async def test_drop_fallback_when_the_connection_cannot_be_reached(
     fake: FakeMsg91, provider: Msg91Provider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # if uvicorn's internals change, the double answers headers and then closes the connection
-    monkeypatch.setattr("receptionist.sim.msg91._abort_connection", lambda: False)
+    monkeypatch.setattr("receptionist.sim.msg91.server._abort_connection", lambda: False)
     fake.drop_next()
     result = await provider.send(_msg())
     assert result.outcome == AMBIGUOUS and "RemoteProtocolError" in result.reason

@@ -1,83 +1,17 @@
-"""A protocol-faithful double of MSG91's WhatsApp bulk template endpoint, and its webhook.
-
-Serves ``POST /api/v5/whatsapp/whatsapp-outbound-message/bulk/`` over real HTTP (uvicorn on
-127.0.0.1, an ephemeral port) so :class:`receptionist.notify.msg91.Msg91Provider` is tested
-through httpx exactly as in production::
-
-    async with FakeMsg91(auth_key="test-authkey") as fake:
-        fake.approve("order_confirmation", language="en", variables=4)
-        provider = Msg91Provider(Msg91Config("test-authkey", "918000000000",
-                                             base_url=fake.base_url))
-        ...
-        assert fake.accepted_for("919800000001", "order_confirmation") == 1
-
-One double can serve many tests: :meth:`FakeMsg91.reset` forgets everything scripted and
-recorded without restarting the server.
-
-A test that needs a request to be in flight at a given moment (a worker killed mid-send, a
-client's own timeout, a pool kept busy) holds it instead of hoping a delay is long enough::
-
-    fake.hold(after=3, accept=True)  # the next 3 requests pass, every later one is held
-    ...                              # start the client
-    await fake.wait_held(1)          # returns once a request is held (no sleeping)
-    ...                              # kill the client, or let its timeout fire
-    fake.release()                   # held requests are answered; later ones pass
-
-With ``accept=True`` a held request is handled as usual (a valid message is taken: recorded in
-:attr:`messages`, its automatic reports scheduled) and only its answer waits: the client cannot
-know the message went. With ``accept=False`` it is held before anything is taken and, once
-released, answered 503: as if it never reached MSG91. :attr:`FakeMsg91.held` lists the
-requests being held now; :attr:`RecordedRequest.held` stays True on those that were.
-:meth:`~FakeMsg91.reset` and :meth:`~FakeMsg91.stop` release them and remove the gate.
-
-Behaviour (wire facts and their sources are in :mod:`receptionist.notify.msg91`):
-
-* Per request, in this order: record it (:attr:`requests`), wait ``delay_s``, pass the hold
-  gate if one is set (``hold(accept=False)`` holds it here), take the next scripted fault if
-  any; ``fail_next`` faults answer at once (before auth, like MSG91's edge),
-  ``hang_next(accept=False)`` waits and then answers 503 without taking the message. Then the
-  ``authkey`` header (401), the JSON body and its shape (400), the approved templates when any
-  are registered (400). Then the message is accepted: one :class:`AcceptedMessage` per
-  recipient in :attr:`messages`, all under one fresh request id. Only then do the post-accept
-  faults act: ``garble_next`` (HTTP 200, unreadable body), ``hang_next`` (answer late),
-  ``drop_next`` (connection closed, no answer); last, ``hold(accept=True)`` holds the answer
-  whatever it is. A post-accept fault taken by a request that is refused before acceptance is
-  spent without effect. Only requests to the bulk endpoint count for the gate and the faults.
-* Bodies: success ``{"status": "success", "hasError": false, "data": "...", "errors": null,
-  "request_id": "<32 hex>"}``; errors ``{"status": "fail", "hasError": true, "errors": "...",
-  "code": "<http status>"}``. The shapes follow public integrations of MSG91; the error texts
-  are ours (MSG91's exact wording is not documented where we could read it).
-* Shape checks are stricter than MSG91 is known to be, on purpose: digits-only numbers with a
-  valid country code (libphonenumber), ``body_1..body_n`` consecutive, each ``{"type":
-  "text", "value": <non-empty string>}`` of at most 1024 characters, without new lines, tabs
-  or more than four consecutive spaces (WhatsApp refuses those; the real service may accept
-  the request and report the failure later instead).
-* Delivery reports: :meth:`report` posts one JSON report per recipient to ``webhook_url``,
-  shaped like MSG91's WhatsApp "Webhook (New)" outbound report
-  (https://msg91.com/help/webhook-new/how-to-receive-whatsapp-delivery-reports-via-webhook-new:
-  one payload per recipient number, JSON, fields such as ``requestId``, ``uuid``, ``status``,
-  ``customerNumber``, ``integratedNumber``, ``templateName``, ``reason``, ``requestedAt``,
-  ``direction``, ``messageType``, ``companyId``). Field *values* are assumed: lower-case
-  statuses (``sent``/``delivered``/``read``/``failed``), ``requestedAt`` as
-  ``YYYY-MM-DD HH:MM:SS`` India time, ``requestId`` equal to the send answer's ``request_id``.
-  MSG91 signs nothing; the secret is ours, sent as ``X-Webhook-Secret`` or ``?secret=``.
-"""
+"""The MSG91 double's HTTP server (`FakeMsg91`): the bulk endpoint, faults, and delivery reports."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, ClassVar, Literal
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 import httpx
 import orjson
-import phonenumbers
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -85,218 +19,24 @@ from starlette.routing import Route
 
 from receptionist.notify.msg91 import BULK_PATH
 from receptionist.sim.double import HttpDouble
-
-__all__ = [
-    "MAX_VARIABLE_CHARS",
-    "AcceptedMessage",
-    "FakeMsg91",
-    "RecordedRequest",
-    "SentReport",
-    "msg91_error_body",
-]
+from receptionist.sim.msg91.model import (
+    GARBLED,
+    IST,
+    SUCCESS_TEXT,
+    AcceptedMessage,
+    BadRequest,
+    Fault,
+    Gate,
+    Parsed,
+    RecordedRequest,
+    SentReport,
+    Template,
+    error_response,
+    msg91_error_body,
+)
+from receptionist.sim.msg91.validation import parse_request
 
 log = logging.getLogger("receptionist.sim.msg91")
-
-MAX_VARIABLE_CHARS = 1024
-_IST = timezone(timedelta(hours=5, minutes=30))
-_GARBLED = b'{"status": "success", "hasError": fal'  # cut short: not JSON
-_COMPONENT_KEY = re.compile(r"^(header|body|button)_(\d+)$")
-_SUCCESS_TEXT = "Request accepted; delivery reports will follow"
-_DEFAULT_ERRORS = {
-    400: "Bad request",
-    401: "Authentication failure",
-    403: "Forbidden",
-    404: "Not found",
-    429: "Too many requests",
-    500: "Internal server error",
-    502: "Bad gateway",
-    503: "Service unavailable",
-    504: "Gateway timeout",
-}
-
-
-def msg91_error_body(status: int, message: str | None = None) -> bytes:
-    """An error body shaped like MSG91's."""
-    text = message or _DEFAULT_ERRORS.get(status, "Request failed")
-    return orjson.dumps({"status": "fail", "hasError": True, "errors": text, "code": str(status)})
-
-
-def _error(status: int, message: str) -> Response:
-    return Response(msg91_error_body(status, message), status, media_type="application/json")
-
-
-@dataclass(frozen=True)
-class AcceptedMessage:
-    """One recipient of one accepted request."""
-
-    request_id: str
-    uuid: str  # per-recipient id, as in MSG91's reports
-    to: str
-    template: str
-    language: str
-    variables: tuple[str, ...]
-    integrated_number: str
-    namespace: str | None
-    auth_key: str
-    at: datetime  # UTC, when accepted
-
-
-@dataclass
-class RecordedRequest:
-    """Every request the double received; ``status_code`` is None until answered (or never,
-    for a dropped connection)."""
-
-    method: str
-    path: str
-    auth_key: str | None
-    body: bytes
-    status_code: int | None = None
-    request_id: str | None = None  # set when accepted
-    outcome: str = "pending"  # accepted | refused | failed | garbled | hung | dropped | held
-    held: bool = False  # held by the gate (see FakeMsg91.hold) at some point
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
-
-
-@dataclass(frozen=True)
-class SentReport:
-    url: str  # without the secret
-    payload: dict[str, Any]
-    status_code: int | None  # the webhook's answer; None when it could not be reached
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class _Template:
-    variables: int
-    namespace: str | None
-
-
-@dataclass(frozen=True)
-class _Fault:
-    kind: Literal["fail", "garble", "hang", "drop"]
-    status: int = 200
-    body: bytes = b""
-    media_type: str = "application/json"
-    headers: Mapping[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-    accept: bool = True
-
-
-@dataclass
-class _Gate:
-    passes: int  # requests still let through before holding starts
-    accept: bool
-    opened: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    integrated_number: str
-    template: str
-    language: str
-    namespace: str | None
-    recipients: list[tuple[str, tuple[str, ...]]]
-
-
-class _BadRequest(Exception):
-    pass
-
-
-# ---------------------------------------------------------------- validation
-
-
-def _digits_number(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
-        raise _BadRequest(f"{what} must be a string of digits with country code, got {value!r}")
-    try:
-        number = phonenumbers.parse("+" + value, None)
-    except phonenumbers.NumberParseException:
-        raise _BadRequest(f"{what} {value} is not a valid number with country code") from None
-    if not phonenumbers.is_valid_number(number):
-        raise _BadRequest(f"{what} {value} is not a valid number with country code")
-    return value
-
-
-def _variables(components: Any, where: str) -> tuple[str, ...]:
-    if components is None:
-        return ()
-    if not isinstance(components, dict):
-        raise _BadRequest(f"{where}.components must be an object")
-    body: dict[int, str] = {}
-    for key, component in components.items():
-        m = _COMPONENT_KEY.match(key)
-        if m is None:
-            raise _BadRequest(f"{where}.components: unknown component {key!r}")
-        if not isinstance(component, dict):
-            raise _BadRequest(f"{where}.components.{key} must be an object")
-        if m[1] != "body":
-            continue  # header/button parameters: not used by our templates, not checked
-        if component.get("type") != "text":
-            raise _BadRequest(f"{where}.components.{key}.type must be 'text'")
-        value = component.get("value")
-        if not isinstance(value, str) or not value.strip():
-            raise _BadRequest(f"{where}.components.{key}.value must be a non-empty string")
-        if len(value) > MAX_VARIABLE_CHARS:
-            raise _BadRequest(
-                f"{where}.components.{key}.value is longer than {MAX_VARIABLE_CHARS} characters"
-            )
-        if "\n" in value or "\t" in value or "     " in value:
-            raise _BadRequest(
-                f"{where}.components.{key}.value has new lines, tabs or more than 4 "
-                "consecutive spaces"
-            )
-        body[int(m[2])] = value
-    if sorted(body) != list(range(1, len(body) + 1)):
-        raise _BadRequest(f"{where}.components: body variables must be body_1..body_n")
-    return tuple(body[i] for i in range(1, len(body) + 1))
-
-
-def _parse_request(data: Any) -> _Parsed:
-    if not isinstance(data, dict):
-        raise _BadRequest("request body must be a JSON object")
-    integrated = _digits_number(data.get("integrated_number"), "integrated_number")
-    if data.get("content_type") != "template":
-        raise _BadRequest("content_type must be 'template' on this endpoint")
-    payload = data.get("payload")
-    if not isinstance(payload, dict):
-        raise _BadRequest("payload must be an object")
-    if payload.get("messaging_product", "whatsapp") != "whatsapp":
-        raise _BadRequest("payload.messaging_product must be 'whatsapp'")
-    if payload.get("type", "template") != "template":
-        raise _BadRequest("payload.type must be 'template'")
-    template = payload.get("template")
-    if not isinstance(template, dict):
-        raise _BadRequest("payload.template must be an object")
-    name = template.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise _BadRequest("payload.template.name is required")
-    language = template.get("language")
-    code = language.get("code") if isinstance(language, dict) else None
-    if not isinstance(code, str) or not code.strip():
-        raise _BadRequest("payload.template.language.code is required")
-    if isinstance(language, dict) and language.get("policy", "deterministic") != "deterministic":
-        raise _BadRequest("payload.template.language.policy must be 'deterministic'")
-    namespace = template.get("namespace")
-    if namespace is not None and not isinstance(namespace, str):
-        raise _BadRequest("payload.template.namespace must be a string")
-    items = template.get("to_and_components")
-    if not isinstance(items, list) or not items:
-        raise _BadRequest("payload.template.to_and_components must be a non-empty list")
-    recipients: list[tuple[str, tuple[str, ...]]] = []
-    for i, item in enumerate(items):
-        where = f"to_and_components[{i}]"
-        if not isinstance(item, dict):
-            raise _BadRequest(f"{where} must be an object")
-        to = item.get("to")
-        if not isinstance(to, list) or not to:
-            raise _BadRequest(f"{where}.to must be a non-empty list of numbers")
-        variables = _variables(item.get("components"), where)
-        for number in to:
-            recipients.append((_digits_number(number, f"{where}.to"), variables))
-    return _Parsed(integrated, name, code, namespace or None, recipients)
-
 
 # ---------------------------------------------------------------- connection tricks
 
@@ -348,7 +88,7 @@ class FakeMsg91(HttpDouble):
         self.now = now
         self._first_key = auth_key
         self._tasks: set[asyncio.Task[None]] = set()
-        self._gate: _Gate | None = None
+        self._gate: Gate | None = None
         self._http: httpx.AsyncClient | None = None
         self.app = Starlette(
             routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT"])]
@@ -375,8 +115,8 @@ class FakeMsg91(HttpDouble):
         #: Statuses posted automatically after each accepted message, in order.
         self.auto_report: list[str] = []
         self.auto_report_delay_s = 0.0
-        self._templates: dict[tuple[str, str], _Template] = {}
-        self._faults: list[_Fault] = []
+        self._templates: dict[tuple[str, str], Template] = {}
+        self._faults: list[Fault] = []
         #: Requests being held by the gate right now, in arrival order.
         self.held: list[RecordedRequest] = []
         # a request held for an earlier test must not stay held (nor be held by its gate)
@@ -389,7 +129,7 @@ class FakeMsg91(HttpDouble):
         self, name: str, *, language: str = "en", variables: int = 0, namespace: str | None = None
     ) -> None:
         """Register an approved template. Once any is registered, only those can be sent."""
-        self._templates[(name, language)] = _Template(variables, namespace)
+        self._templates[(name, language)] = Template(variables, namespace)
 
     def fail_next(
         self,
@@ -411,23 +151,23 @@ class FakeMsg91(HttpDouble):
         else:
             raw = body.encode() if isinstance(body, str) else body
             kind = "text/html" if raw.lstrip().startswith(b"<") else "text/plain"
-        fault = _Fault("fail", status, raw, media_type or kind, dict(headers or {}))
+        fault = Fault("fail", status, raw, media_type or kind, dict(headers or {}))
         self._faults.extend([fault] * count)
 
     def garble_next(self, count: int = 1) -> None:
         """The next ``count`` requests are taken, then answered 200 with a body that is not
         JSON (the client cannot know the message went)."""
-        self._faults.extend([_Fault("garble")] * count)
+        self._faults.extend([Fault("garble")] * count)
 
     def hang_next(self, seconds: float, count: int = 1, accept: bool = True) -> None:
         """The next ``count`` requests are answered ``seconds`` late. With ``accept`` the
         message is taken first (a client that gives up cannot know it went); without, the
         double waits and then answers 503 without taking it."""
-        self._faults.extend([_Fault("hang", seconds=seconds, accept=accept)] * count)
+        self._faults.extend([Fault("hang", seconds=seconds, accept=accept)] * count)
 
     def drop_next(self, count: int = 1) -> None:
         """The next ``count`` requests are taken, then the connection is closed unanswered."""
-        self._faults.extend([_Fault("drop")] * count)
+        self._faults.extend([Fault("drop")] * count)
 
     def hold(self, *, after: int = 0, accept: bool = True) -> None:
         """Let the next ``after`` requests through, then hold every later one until
@@ -440,7 +180,7 @@ class FakeMsg91(HttpDouble):
             raise ValueError("after must be >= 0")
         if self._gate is not None:
             raise RuntimeError("FakeMsg91: a hold is already set; release() it first")
-        self._gate = _Gate(after, accept)
+        self._gate = Gate(after, accept)
 
     async def wait_held(self, n: int = 1, timeout_s: float = 30.0) -> list[RecordedRequest]:
         """Wait until at least ``n`` requests are being held; returns them (a copy of
@@ -499,7 +239,7 @@ class FakeMsg91(HttpDouble):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.closing.wait(), seconds)
 
-    def _gate_for(self) -> _Gate | None:
+    def _gate_for(self) -> Gate | None:
         """The gate that holds this request, if any (counts it against ``after``)."""
         gate = self._gate
         if gate is None:
@@ -509,7 +249,7 @@ class FakeMsg91(HttpDouble):
             return None
         return gate
 
-    async def _held_until_released(self, gate: _Gate, rec: RecordedRequest) -> None:
+    async def _held_until_released(self, gate: Gate, rec: RecordedRequest) -> None:
         if gate.opened.is_set():  # released while this request was being handled
             return
         rec.held = True
@@ -526,15 +266,15 @@ class FakeMsg91(HttpDouble):
         await self._wait(self.delay_s)
         if request.url.path.rstrip("/") != BULK_PATH.rstrip("/"):
             rec.outcome = "refused"
-            return _error(404, f"No such endpoint: {request.url.path}")
+            return error_response(404, f"No such endpoint: {request.url.path}")
         if request.method != "POST":
             rec.outcome = "refused"
-            return _error(405, f"Method {request.method} not allowed")
+            return error_response(405, f"Method {request.method} not allowed")
         gate = self._gate_for()
         if gate is not None and not gate.accept:
             rec.outcome = "held"
             await self._held_until_released(gate, rec)
-            return _error(503, "Service unavailable")
+            return error_response(503, "Service unavailable")
         response = await self._handle_bulk(rec)
         if gate is not None:
             await self._held_until_released(gate, rec)
@@ -550,15 +290,15 @@ class FakeMsg91(HttpDouble):
         if fault is not None and fault.kind == "hang" and not fault.accept:
             rec.outcome = "hung"
             await self._wait(fault.seconds)
-            return _error(503, "Service unavailable")
+            return error_response(503, "Service unavailable")
         if rec.auth_key is None or rec.auth_key not in self.auth_keys:
             rec.outcome = "refused"
-            return _error(401, "Authentication failure: invalid or missing authkey")
+            return error_response(401, "Authentication failure: invalid or missing authkey")
         try:
-            parsed = self._check(_parse_request(_parse_json(rec.body)))
-        except _BadRequest as exc:
+            parsed = self._check(parse_request(_parse_json(rec.body)))
+        except BadRequest as exc:
             rec.outcome = "refused"
-            return _error(400, str(exc))
+            return error_response(400, str(exc))
         request_id = uuid.uuid4().hex
         accepted = self._accept(parsed, request_id, rec.auth_key)
         rec.request_id = request_id
@@ -566,7 +306,7 @@ class FakeMsg91(HttpDouble):
         self._schedule_reports(accepted)
         if fault is not None and fault.kind == "garble":
             rec.outcome = "garbled"
-            return Response(_GARBLED, 200, media_type="application/json")
+            return Response(GARBLED, 200, media_type="application/json")
         if fault is not None and fault.kind == "drop":
             return None
         if fault is not None and fault.kind == "hang":
@@ -575,35 +315,35 @@ class FakeMsg91(HttpDouble):
         body = {
             "status": "success",
             "hasError": False,
-            "data": _SUCCESS_TEXT,
+            "data": SUCCESS_TEXT,
             "errors": None,
             "request_id": request_id,
         }
         return Response(orjson.dumps(body), 200, media_type="application/json")
 
-    def _check(self, parsed: _Parsed) -> _Parsed:
+    def _check(self, parsed: Parsed) -> Parsed:
         if not self._templates:
             return parsed
         template = self._templates.get((parsed.template, parsed.language))
         if template is None:
             languages = sorted(lang for name, lang in self._templates if name == parsed.template)
             if languages:
-                raise _BadRequest(
+                raise BadRequest(
                     f"Template {parsed.template!r} is not approved in language "
                     f"{parsed.language!r} (approved: {', '.join(languages)})"
                 )
-            raise _BadRequest(f"Template {parsed.template!r} not found or not approved")
+            raise BadRequest(f"Template {parsed.template!r} not found or not approved")
         if template.namespace and parsed.namespace and template.namespace != parsed.namespace:
-            raise _BadRequest(f"Template {parsed.template!r}: wrong namespace")
+            raise BadRequest(f"Template {parsed.template!r}: wrong namespace")
         for to, variables in parsed.recipients:
             if len(variables) != template.variables:
-                raise _BadRequest(
+                raise BadRequest(
                     f"Template {parsed.template!r} expects {template.variables} body "
                     f"variables, got {len(variables)} for {to}"
                 )
         return parsed
 
-    def _accept(self, parsed: _Parsed, request_id: str, auth_key: str) -> list[AcceptedMessage]:
+    def _accept(self, parsed: Parsed, request_id: str, auth_key: str) -> list[AcceptedMessage]:
         at = self.now()
         accepted = [
             AcceptedMessage(
@@ -642,7 +382,7 @@ class FakeMsg91(HttpDouble):
             "direction": "outbound",
             "messageType": "template",
             "reason": reason or "",
-            "requestedAt": message.at.astimezone(_IST).strftime("%Y-%m-%d %H:%M:%S"),
+            "requestedAt": message.at.astimezone(IST).strftime("%Y-%m-%d %H:%M:%S"),
         }
 
     async def report(
@@ -748,4 +488,4 @@ def _parse_json(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise _BadRequest("request body is not valid JSON") from None
+        raise BadRequest("request body is not valid JSON") from None
