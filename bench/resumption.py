@@ -48,8 +48,8 @@ from receptionist.bridge.server import serve_in_process, uvicorn_options
 from receptionist.bridge.wiring import build_context
 from receptionist.config import load_settings
 from receptionist.observe import metrics
-from receptionist.sim import caller as sim_caller
 from receptionist.sim.caller import CallerScript, CallOptions, CallResult
+from receptionist.sim.caller.call import Call
 from receptionist.sim.gemini_live import CallScript, Failure, FakeGeminiLive, ScriptedTurn
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
@@ -76,7 +76,7 @@ def log(msg: str) -> None:
     print(f"[resumption {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-class _TimedCall(sim_caller._Call):
+class _TimedCall(Call):
     """The simulated caller, also noting when each agent audio frame arrives."""
 
     def __init__(self, *args: Any) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from receptionist.sim.caller import VOICE_WINDOW_MS, _clip_from_pcm, place_call
+from receptionist.sim.caller import VOICE_WINDOW_MS, place_call
+from receptionist.sim.caller.clips import clip_from_pcm
 from receptionist.sim.speech import SPEECH_RMS_THRESHOLD, rms_int16, silence
 from tests.integration.test_sim_caller import FakeBot, opts, quick_script, running
 
@@ -39,6 +40,6 @@ def test_a_frame_with_a_short_speech_tail_is_voiced() -> None:
     frame = tail + silence(90, rate)
     assert rms_int16(frame) < SPEECH_RMS_THRESHOLD < rms_int16(tail)
     loud = np.full(rate // 10, 3000, dtype="<i2").tobytes()
-    clip = _clip_from_pcm(loud + frame + silence(600, rate), rate, 100)
+    clip = clip_from_pcm(loud + frame + silence(600, rate), rate, 100)
     assert clip.voiced[:3] == (True, True, False)
     assert clip.turn_ends == frozenset({1})

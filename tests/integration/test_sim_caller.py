@@ -34,14 +34,12 @@ from receptionist.sim.caller import (
     CallOptions,
     CallResult,
     TranscriptEvent,
-    _Call,
-    _load_wav_clip,
-    _MediaFrames,
-    _utterance_clip,
     exotel_url,
     place_call,
     run_load,
 )
+from receptionist.sim.caller.call import Call
+from receptionist.sim.caller.clips import MediaFrames, load_wav_clip, utterance_clip
 from receptionist.sim.speech import SPEECH_RMS_THRESHOLD, rms_int16, silence, synth_speech
 from receptionist.telephony.exotel import Emitter, caller_media_frame
 
@@ -188,7 +186,7 @@ def opts(base: str, **kw) -> CallOptions:
 
 async def test_media_frames_match_protocol_builder() -> None:
     pcm = synth_speech("hi", 8000)[:1600]
-    ours = _MediaFrames('MZ"odd\\sid').build(
+    ours = MediaFrames('MZ"odd\\sid').build(
         base64.b64encode(pcm).decode(), sequence=7, chunk=6, timestamp_ms=600
     )
     assert ours == caller_media_frame('MZ"odd\\sid', pcm, sequence=7, chunk=6, timestamp_ms=600)
@@ -290,7 +288,7 @@ async def test_wav_in_is_resampled_and_split_into_turns(tmp_path: Path) -> None:
         w.setframerate(16000)
         w.writeframes(pcm)
     # The clip: 8 kHz frames of 100 ms, two caller turns (the 800 ms gap ends the first).
-    clip = _load_wav_clip(src, 8000, 100)
+    clip = load_wav_clip(src, 8000, 100)
     assert len(clip.payloads) == math.ceil(len(pcm) / 2 / 16000 * 10)
     assert {len(base64.b64decode(p)) for p in clip.payloads} == {1600}
     assert len(clip.turn_ends) == 2
@@ -467,10 +465,10 @@ class Wire:
         return [msg["event"] for _, msg in self.sent]
 
 
-def clocked_call(clock: Clock, frame_ms: int = 125) -> tuple[_Call, Wire]:
+def clocked_call(clock: Clock, frame_ms: int = 125) -> tuple[Call, Wire]:
     """A caller mid-call (after `start`), on `clock`. 125 ms frames and 8 kHz audio keep every
     time a binary fraction, so the arithmetic below is exact."""
-    call = _Call(
+    call = Call(
         CallOptions(url="ws://unused", frame_ms=frame_ms),
         CallerScript(),
         clock=clock,
@@ -561,9 +559,9 @@ async def test_burst_frames_yield_to_the_event_loop_between_frames() -> None:
     task = asyncio.create_task(ticker())
     await asyncio.sleep(0)
     try:
-        await call._play(_utterance_clip("hello there", 8000, 100), paced=False)
+        await call._play(utterance_clip("hello there", 8000, 100), paced=False)
         await call._silence(700, paced=False)
     finally:
         task.cancel()
-    assert len(seen) == len(_utterance_clip("hello there", 8000, 100).payloads) + 7
+    assert len(seen) == len(utterance_clip("hello there", 8000, 100).payloads) + 7
     assert all(b > a for a, b in itertools.pairwise(seen))  # the loop turned between frames

@@ -1,25 +1,4 @@
-"""Simulated caller: plays Exotel's side of a Voicebot stream against our bridge.
-
-A real WebSocket client speaking the Exotel protocol (frames from `telephony.exotel`): it sends
-`connected` and `start`, then streams the caller's audio as ~100 ms `media` frames without a break
-(scripted synthetic speech or a WAV file, silence in between, as a phone line never stops sending),
-and finally `stop`. On the receiving side it behaves like Exotel's player: agent `media` is queued
-on a simulated playback clock (it "plays" in real time from when it arrives), `clear` drops what is
-still queued, and each `mark` is echoed back once the audio queued before it has finished playing.
-
-It measures what a caller experiences: greeting latency (start frame sent -> first agent audio),
-per-turn response latency (caller's last voiced frame sent -> first agent audio of the reply),
-barge-in clears, and protocol errors. A frame is voiced when any 10 ms window of it is (the
-Gemini Live double's VAD windows), so "last voiced frame" is the frame that carries the end of
-the caller's speech however it falls in the frame. The raw timestamps behind the latencies are
-in `CallResult` (`start_sent_at`, `turn_end_ms`, `reply_start_ms`), so a bench can subtract a
-double's own answer delay or line them up with the double's records (same monotonic clock).
-Exotel carries no transcripts, so the events only say what the caller said and when agent audio
-started and stopped.
-
-One call costs one coroutine plus one receive task; frames are pre-sliced and base64-encoded once
-per utterance (and once per rate for silence), so one process can run hundreds of calls.
-"""
+"""One simulated call over the Exotel WebSocket (`place_call`), and many at once (`run_load`)."""
 
 from __future__ import annotations
 
@@ -29,21 +8,23 @@ import contextlib
 import functools
 import math
 import time
-import uuid
-import wave
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode
 
-import numpy as np
-import orjson
-import soxr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.protocol import State
 
-from receptionist.sim.speech import SPEECH_RMS_THRESHOLD, rms_int16, synth_speech
+from receptionist.sim.caller.clips import (
+    Clip,
+    MediaFrames,
+    clip_from_pcm,
+    load_wav_clip,
+    silence_payload,
+    utterance_clip,
+    write_wav,
+)
+from receptionist.sim.caller.script import CallerScript, CallOptions, CallResult, TranscriptEvent
 from receptionist.telephony.exotel import (
     connected_frame,
     dtmf_frame,
@@ -53,260 +34,14 @@ from receptionist.telephony.exotel import (
     stop_frame,
 )
 
-__all__ = [
-    "CallOptions",
-    "CallResult",
-    "CallerScript",
-    "TranscriptEvent",
-    "exotel_url",
-    "place_call",
-    "run_load",
-]
-
-#: Silence after a voiced frame that ends a caller turn when a WAV is split into turns.
-TURN_GAP_MS = 500
-#: A frame is voiced if any window of this length in it is: the Gemini Live double's VAD window,
-#: so the caller and the double agree on which frame ends a turn.
-VOICE_WINDOW_MS = 10
-
-
-@dataclass(slots=True)
-class CallerScript:
-    """What the simulated caller says and when."""
-
-    utterances: list[str] = field(default_factory=list)
-    #: Silence sent right after each utterance (the voice model needs ~500 ms to end a turn).
-    pause_ms: int = 700
-    #: Before each utterance, wait until the agent's reply is over (quiet for `agent_quiet_ms`
-    #: after some agent audio since the caller's previous turn) or `turn_timeout_s` passed.
-    wait_for_agent: bool = True
-    agent_quiet_ms: int = 600
-    turn_timeout_s: float = 15.0
-    #: After the final agent reply is over, keep the line open this long, then send `stop`.
-    hangup_after_ms: int = 800
-    #: Utterance index -> ms after the agent's current reply (greeting for index 0) *started*:
-    #: speak over the agent instead of waiting for it to finish.
-    barge_in: dict[int, int] = field(default_factory=dict)
-    #: Utterance index -> DTMF digits pressed just before that utterance.
-    dtmf: dict[int, str] = field(default_factory=dict)
-    #: Utterance index -> silence after it, instead of `pause_ms`.
-    pause_after_ms: dict[int, int] = field(default_factory=dict)
-
-
-def _call_sid() -> str:
-    return "CAsim" + uuid.uuid4().hex[:24]
-
-
-def _stream_sid() -> str:
-    return "MZsim" + uuid.uuid4().hex[:24]
-
-
-@dataclass(slots=True)
-class CallOptions:
-    #: ws://host:port/exotel/<tenant>, possibly with a query (e.g. `?sample-rate=16000`).
-    url: str
-    call_sid: str = field(default_factory=_call_sid)
-    stream_sid: str = field(default_factory=_stream_sid)
-    from_number: str = "+919800000099"
-    to_number: str = "+918000000001"
-    custom_parameters: dict[str, str] = field(default_factory=dict)
-    sample_rate: int = 8000
-    frame_ms: int = 100
-    #: Pace media at real time on a monotonic schedule. When False, scripted audio (utterances,
-    #: DTMF and the pause after each utterance) goes out as fast as the socket takes it; the
-    #: silence sent while *waiting* for the agent is still paced, since waiting is real time.
-    realtime: bool = True
-    #: (user, token) -> `Authorization: Basic base64(user:token)`.
-    auth: tuple[str, str] | None = None
-    #: Stream this WAV (16-bit PCM; resampled to `sample_rate`) instead of scripted utterances.
-    wav_in: Path | None = None
-    #: Save all agent audio received (concatenated, at `sample_rate`) to this WAV.
-    wav_out: Path | None = None
-    connect_timeout_s: float = 10.0
-    max_call_s: float = 120.0
-    on_event: Callable[[TranscriptEvent], None] | None = None
-    #: Speak the utterances with this voice, (text, sample_rate) -> PCM16 mono, e.g. the local
-    #: engine's text-to-speech (see `sim.voice`); None: the deterministic tone-speech.
-    voice: Callable[[str, int], Awaitable[bytes]] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TranscriptEvent:
-    """Something that happened on the call, `t_ms` after the start frame was sent.
-
-    Kinds: connected, caller_said, dtmf, agent_audio_start, agent_audio_end, clear, mark,
-    bad_frame, turn_timeout, hangup, closed, error.
-    """
-
-    t_ms: float
-    kind: str
-    text: str = ""
-
-
-@dataclass(slots=True)
-class CallResult:
-    call_sid: str
-    ok: bool = False
-    error: str | None = None
-    close_code: int | None = None
-    close_reason: str = ""
-    #: "caller" when we sent `stop` first, "server" when the server closed before that.
-    closed_by: str = ""
-    greeting_ms: float | None = None
-    response_ms: list[float] = field(default_factory=list)
-    agent_audio_ms: float = 0.0
-    #: All WebSocket messages sent / received (any event).
-    frames_sent: int = 0
-    frames_received: int = 0
-    media_sent: int = 0
-    media_received: int = 0
-    clears: int = 0
-    #: Agent audio still queued for playback when a `clear` arrived (dropped), in ms.
-    cleared_ms: float = 0.0
-    marks_echoed: int = 0
-    bad_frames: int = 0
-    turn_timeouts: int = 0
-    #: Caller turns that got no agent reply before the caller spoke again or hung up.
-    unanswered_turns: int = 0
-    #: Worst lateness of a paced media frame behind its schedule (client overload), in ms.
-    max_send_lag_ms: float = 0.0
-    duration_s: float = 0.0
-    events: list[TranscriptEvent] = field(default_factory=list)
-    #: The call's clock (`time.monotonic` by default: system-wide on Linux, so comparable with
-    #: a double's records in another process) when the `start` frame was sent; every `*_ms`
-    #: figure and event time here counts from it.
-    start_sent_at: float | None = None
-    #: Per caller turn: ms after start at which the frame carrying the end of its speech was sent.
-    turn_end_ms: list[float] = field(default_factory=list)
-    #: Per answered turn (parallel to `response_ms`): ms after start at which the first agent
-    #: audio of the reply arrived; `response_ms[i] == reply_start_ms[i] - <its turn_end_ms>`.
-    reply_start_ms: list[float] = field(default_factory=list)
-
-
-def exotel_url(
-    base: str, tenant: str, *, sample_rate: int = 8000, params: dict[str, str] | None = None
-) -> str:
-    """`base` (ws://host:port) + `/exotel/<tenant>` with `sample-rate` and custom parameters in
-    the query, the way an Exotel Voicebot applet URL is configured."""
-    query: dict[str, str] = {}
-    if sample_rate != 8000:
-        query["sample-rate"] = str(sample_rate)
-    query.update(params or {})
-    url = base.rstrip("/") + "/exotel/" + tenant
-    return url + ("?" + urlencode(query) if query else "")
-
-
-# --- audio clips, pre-sliced and pre-encoded -------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Clip:
-    payloads: tuple[str, ...]  # base64 PCM, one per frame
-    voiced: tuple[bool, ...]
-    turn_ends: frozenset[int]  # frame indexes that are the last voiced frame of a caller turn
-    duration_ms: float
-
-
-def _frame_bytes(sample_rate: int, frame_ms: int) -> int:
-    return max(1, sample_rate * frame_ms // 1000) * 2
-
-
-@functools.lru_cache(maxsize=16)
-def _silence_payload(sample_rate: int, frame_ms: int) -> str:
-    return base64.b64encode(bytes(_frame_bytes(sample_rate, frame_ms))).decode()
-
-
-def _clip_from_pcm(pcm: bytes, sample_rate: int, frame_ms: int) -> _Clip:
-    size = _frame_bytes(sample_rate, frame_ms)
-    if len(pcm) % size:
-        pcm = pcm + bytes(size - len(pcm) % size)  # pad the last frame with silence
-    frames = [pcm[i : i + size] for i in range(0, len(pcm), size)]
-    voiced = tuple(_any_window_voiced(f, sample_rate) for f in frames)
-    gap = math.ceil(TURN_GAP_MS / frame_ms)
-    ends = frozenset(i for i, v in enumerate(voiced) if v and not any(voiced[i + 1 : i + 1 + gap]))
-    return _Clip(
-        payloads=tuple(base64.b64encode(f).decode() for f in frames),
-        voiced=voiced,
-        turn_ends=ends,
-        duration_ms=len(pcm) * 500 / sample_rate,
-    )
-
-
-def _any_window_voiced(frame: bytes, sample_rate: int) -> bool:
-    win = 2 * max(1, sample_rate * VOICE_WINDOW_MS // 1000)
-    return any(
-        rms_int16(frame[i : i + win]) > SPEECH_RMS_THRESHOLD for i in range(0, len(frame), win)
-    )
-
-
-@functools.lru_cache(maxsize=512)
-def _utterance_clip(text: str, sample_rate: int, frame_ms: int) -> _Clip:
-    return _clip_from_pcm(synth_speech(text, sample_rate), sample_rate, frame_ms)
-
-
-def _read_wav(path: Path, sample_rate: int) -> bytes:
-    with wave.open(str(path), "rb") as w:
-        if w.getsampwidth() != 2:
-            raise ValueError(f"{path}: need 16-bit PCM, got {8 * w.getsampwidth()}-bit")
-        channels, src_rate = w.getnchannels(), w.getframerate()
-        data = w.readframes(w.getnframes())
-    x = np.frombuffer(data, dtype="<i2")
-    if channels > 1:
-        x = x[: len(x) - len(x) % channels].reshape(-1, channels).mean(axis=1).astype(np.int16)
-    if src_rate != sample_rate:
-        x = soxr.resample(x, src_rate, sample_rate, quality="HQ")
-    return np.asarray(x, dtype="<i2").tobytes()
-
-
-@functools.lru_cache(maxsize=8)
-def _wav_clip(path: str, mtime_ns: int, sample_rate: int, frame_ms: int) -> _Clip:
-    return _clip_from_pcm(_read_wav(Path(path), sample_rate), sample_rate, frame_ms)
-
-
-def _load_wav_clip(path: Path, sample_rate: int, frame_ms: int) -> _Clip:
-    return _wav_clip(str(path), path.stat().st_mtime_ns, sample_rate, frame_ms)
-
-
-def _write_wav(path: Path, pcm: bytes, sample_rate: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm)
-
-
-class _MediaFrames:
-    """Caller `media` frames from pre-encoded payloads. Byte-for-byte the same text as
-    `exotel.caller_media_frame` (checked by the tests), minus the per-frame base64 encode."""
-
-    __slots__ = ("_mid",)
-
-    def __init__(self, stream_sid: str) -> None:
-        self._mid = '","stream_sid":' + orjson.dumps(stream_sid).decode() + ',"media":{"chunk":"'
-
-    def build(self, payload_b64: str, *, sequence: int, chunk: int, timestamp_ms: int) -> str:
-        return (
-            '{"event":"media","sequence_number":"'
-            + str(sequence)
-            + self._mid
-            + str(chunk)
-            + '","timestamp":"'
-            + str(timestamp_ms)
-            + '","payload":"'
-            + payload_b64
-            + '"}}'
-        )
-
-
 # --- one call ----------------------------------------------------------------------------------
 
 
-class _Closed(Exception):
+class Closed(Exception):
     """The connection closed under the sender."""
 
 
-class _Call:
+class Call:
     def __init__(
         self,
         opts: CallOptions,
@@ -325,8 +60,8 @@ class _Call:
         self.res = CallResult(call_sid=opts.call_sid)
         self.ws: ClientConnection | None = None
         self.receiver: asyncio.Task[None] | None = None
-        self.frames = _MediaFrames(opts.stream_sid)
-        self.silence_b64 = _silence_payload(opts.sample_rate, opts.frame_ms)
+        self.frames = MediaFrames(opts.stream_sid)
+        self.silence_b64 = silence_payload(opts.sample_rate, opts.frame_ms)
         self.frame_s = opts.frame_ms / 1000.0
         self.bytes_per_s = opts.sample_rate * 2
         self.quiet_s = self.cfg.agent_quiet_ms / 1000.0
@@ -343,7 +78,7 @@ class _Call:
         self.awaiting_since: float | None = None  # end of caller turn, no reply seen yet
         self.reply_seen = False  # agent audio since the caller's last turn end (or call start)
         self.reply_started: float | None = None
-        self.spoken: dict[int, _Clip] = {}  # utterance index -> clip in the chosen voice
+        self.spoken: dict[int, Clip] = {}  # utterance index -> clip in the chosen voice
         # agent playback state
         self.speaking = False
         self.seg_start = 0.0
@@ -371,7 +106,7 @@ class _Call:
         ws = self.ws
         assert ws is not None
         if self.closed:
-            raise _Closed
+            raise Closed
         await ws.send(text)
         self.res.frames_sent += 1
 
@@ -403,7 +138,7 @@ class _Call:
         await self._echo_due_marks(now)
         return now
 
-    async def _play(self, clip: _Clip, *, paced: bool) -> None:
+    async def _play(self, clip: Clip, *, paced: bool) -> None:
         for i, payload in enumerate(clip.payloads):
             voiced = clip.voiced[i]
             if voiced and not self.in_turn:
@@ -472,7 +207,7 @@ class _Call:
         fast = not opts.realtime
         if opts.wav_in is not None:
             path = Path(opts.wav_in)
-            clip = await asyncio.to_thread(_load_wav_clip, path, opts.sample_rate, opts.frame_ms)
+            clip = await asyncio.to_thread(load_wav_clip, path, opts.sample_rate, opts.frame_ms)
             self._emit("caller_said", f"[wav {path.name}, {clip.duration_ms / 1000:.1f} s]")
             await self._play(clip, paced=not fast)
             await self._silence(cfg.pause_ms, paced=not fast)
@@ -490,7 +225,7 @@ class _Call:
                     await self._send(dtmf_frame(opts.stream_sid, digit, sequence=self.seq))
                     self._emit("dtmf", digit)
                     await self._silence(opts.frame_ms, paced=not fast)
-                clip = self.spoken.get(i) or _utterance_clip(text, opts.sample_rate, opts.frame_ms)
+                clip = self.spoken.get(i) or utterance_clip(text, opts.sample_rate, opts.frame_ms)
                 self._emit("caller_said", text)
                 await self._play(clip, paced=not fast)
                 await self._silence(cfg.pause_after_ms.get(i, cfg.pause_ms), paced=not fast)
@@ -627,7 +362,7 @@ class _Call:
             self.next_t = self.t0
             self._emit("connected", opts.url, self.t0)
             await self._script()
-        except (_Closed, ConnectionClosed):
+        except (Closed, ConnectionClosed):
             pass
         await ws.close()
         await receiver
@@ -640,7 +375,7 @@ class _Call:
             return
         for i, text in enumerate(self.cfg.utterances):
             pcm = await voice(text, opts.sample_rate)
-            self.spoken[i] = _clip_from_pcm(pcm, opts.sample_rate, opts.frame_ms)
+            self.spoken[i] = clip_from_pcm(pcm, opts.sample_rate, opts.frame_ms)
 
     async def run(self) -> CallResult:
         res = self.res
@@ -681,7 +416,7 @@ class _Call:
         if self.opts.wav_out is not None and self.agent_pcm is not None:
             try:
                 await asyncio.to_thread(
-                    _write_wav,
+                    write_wav,
                     Path(self.opts.wav_out),
                     bytes(self.agent_pcm),
                     self.opts.sample_rate,
@@ -695,7 +430,7 @@ class _Call:
 async def place_call(opts: CallOptions, script: CallerScript | None = None) -> CallResult:
     """Place one simulated Exotel call. Never raises for call failures (they land in
     `CallResult.error`) and never runs longer than `opts.max_call_s` (+ the close)."""
-    return await _Call(opts, script).run()
+    return await Call(opts, script).run()
 
 
 async def run_load(
