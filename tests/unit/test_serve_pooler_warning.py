@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from receptionist.cli import through_transaction_pooler
+from receptionist.cli.common import through_transaction_pooler
 
 
 @pytest.mark.parametrize(
