@@ -93,6 +93,32 @@ def test_call_type(tenants: dict[str, Tenant], tid: str, text: str, want: str) -
     assert 0.0 <= conf <= 1.0
 
 
+@pytest.mark.parametrize(
+    ("tid", "turns", "want"),
+    [
+        # an order from the menu, though the agent asks what it asks of custom cakes
+        ("bakery", [C("I'd like to order half a kilo of white forest cake to pick up on Friday."),
+                    A("Should the cake be eggless?"), C("Yes please.")], "order"),
+        ("bakery", [C("Two kg butterscotch cake, delivered to Indiranagar day after tomorrow.")],
+         "order"),
+        # complaints, cancellations and enquiries that name an item are no orders
+        ("bakery", [C("The pineapple pastry I bought on Monday was spoiled.")], "complaint"),
+        ("bakery", [C("Do you have an eggless black forest cake?")], "enquiry"),
+        ("pharmacy", [C("The cough syrup you sent me has expired.")], "complaint"),
+        ("pharmacy", [C("You delivered Combiflam instead of Crocin.")], "complaint"),
+        ("pharmacy", [C("Please keep two strips of Crocin Advance ready, I'll collect at 6.")],
+         "order"),
+        ("saloon", [C("Can I get a pedicure tomorrow at 11 am?")], "appointment"),
+        ("saloon", [C("I had booked a hair spa for Saturday, please move it to Monday.")],
+         "cancellation"),
+    ],
+)  # fmt: skip
+def test_call_type_from_the_callers_words(
+    tenants: dict[str, Tenant], tid: str, turns: list[tuple[str, str]], want: str
+) -> None:
+    assert choose_call_type(tenants[tid], call(*turns), now=NOW)[0] == want
+
+
 def test_nothing_matched_goes_to_enquiry_type(tenants: dict[str, Tenant]) -> None:
     assert choose_call_type(tenants["bakery"], call(C("Hmm.")), now=NOW)[0] == "enquiry"
     assert choose_call_type(tenants["saloon"], call(C("Hmm.")), now=NOW)[0] == "price_enquiry"
