@@ -323,6 +323,59 @@ def test_confirmed_read_back_fills_a_gap_not_the_callers_value(
     assert a.details["time"] == "15:00"  # only the confirmed read-back said a time
 
 
+def test_change_of_mind_replaces_the_item_of_its_kind(tenants: dict[str, Tenant]) -> None:
+    a = analyze_offline(
+        tenants["bakery"],
+        call(
+            C("One kg pineapple cake and six veg puffs for pickup on Sunday."),
+            A("One kg Pineapple cake, noted."),
+            C("Actually, make it a red velvet cake instead."),
+        ),
+        now=NOW,
+    )
+    assert a.call_type == "order"
+    items = " | ".join(a.details["items"]).lower()
+    assert "red velvet" in items and "puff" in items and "pineapple" not in items
+
+
+def test_change_of_mind_of_doctor(tenants: dict[str, Tenant]) -> None:
+    a = analyze_offline(
+        tenants["clinic"],
+        call(
+            C("Appointment with Dr. Rohit Verma on Monday please."),
+            A("May I have the patient's name?"),
+            C("No wait, Dr. Anil Sharma instead. Patient is Gopal Rao, 98390 22110."),
+        ),
+        now=NOW,
+    )
+    assert a.details["doctor"] == "Dr. Anil Sharma"
+
+
+def test_items_heard_a_little_wrong_and_instead_of(tenants: dict[str, Tenant]) -> None:
+    a = analyze_offline(
+        tenants["pharmacy"],
+        call(
+            C("I'd like to order one strip of Combiflem and a Vicks Vaporub, delivered home."),
+            C("And Crocin Advance instead of the Dolo 650, please."),
+        ),
+        now=NOW,
+    )
+    assert a.call_type == "order"
+    items = " | ".join(a.details["items"])
+    assert "Combiflam" in items and "Vicks Vaporub" in items and "Crocin" in items
+    assert "Dolo" not in items
+
+
+def test_item_whose_first_word_is_misheard_found_by_its_next_word(
+    tenants: dict[str, Tenant],
+) -> None:
+    # "Balini" is far from "Volini", but "spray" is a word only that item has
+    a = analyze_offline(
+        tenants["pharmacy"], call(C("Please deliver a Balini spray to Aundh.")), now=NOW
+    )
+    assert a.details["items"] == ["Volini pain relief spray"]
+
+
 def test_never_invents(tenants: dict[str, Tenant]) -> None:
     a = analyze_offline(
         tenants["bakery"],

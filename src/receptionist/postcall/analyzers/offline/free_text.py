@@ -4,89 +4,15 @@ from __future__ import annotations
 
 import re
 
-from receptionist.language.quantities import count_before, quantity_near
-from receptionist.language.text import rx, sentences, stem, words
+from receptionist.language.text import rx, sentences, words
 from receptionist.tenants.model import FieldSpec
 
 from .context import Context
+from .items import extract_items
 from .typed import extract_name, relevant_sentences
-from .vocabulary import field_vocab, match_vocab
+from .vocabulary import field_vocab
 
 __all__ = ["extract_items", "extract_string"]
-
-# Common Indian brand/generic names of regular (chronic) medicines, for callers who name one
-# without a strength. Names said with a strength ("Telma 40") are found without this list.
-_MEDICINES = (
-    "pan d", "pan 40", "pantocid", "shelcal", "dolo", "crocin", "calpol", "telma", "telmisartan",
-    "metformin", "glycomet", "ecosprin", "thyronorm", "eltroxin", "amlodipine", "amlong",
-    "stamlo", "atorva", "atorvastatin", "rosuvas", "januvia", "galvus", "istamet", "jalra",
-    "becosules", "limcee", "montair", "allegra", "omez", "razo", "rantac", "losar", "cilacar",
-    "glimepiride", "amaryl", "gemer", "volini", "combiflam", "uprise", "folvite", "thyrox",
-)  # fmt: skip
-_MED_WITH_DOSE = rx(r"\b([A-Z][A-Za-z]+(?:[ -][A-Z][A-Za-z]*)?)\s+(\d{1,4}(?:\.\d+)?)(\s*mg)?\b")
-_NOT_MEDICINE = frozenset(["dr", "doctor", "sir", "madam", "number", "phone", "flat", "room"])
-
-
-def _extract_medicines(ctx: Context) -> list[str]:
-    out: list[str] = []
-    names: set[str] = set()
-    for t in ctx.turns:
-        if not t.caller:
-            continue
-        spans: list[tuple[int, int, str]] = []
-        for m in _MED_WITH_DOSE.finditer(t.text):
-            name = m.group(1)
-            if name.split()[0].lower() in _NOT_MEDICINE or m.group(2).startswith("0"):
-                continue
-            if len(re.sub(r"\D", "", t.text[m.start(2) :])) >= 10 and not m.group(3):
-                continue  # start of a phone number
-            spans.append((m.start(), m.end(), f"{name} {m.group(2)}{' mg' if m.group(3) else ''}"))
-        low = t.text.lower()
-        for med in _MEDICINES:
-            for m in re.finditer(r"(?<![a-z])" + re.escape(med) + r"(?![a-z])", low):
-                if not any(a <= m.start() < b for a, b, _ in spans):
-                    spans.append((m.start(), m.end(), t.text[m.start() : m.end()]))
-        for _, _, v in sorted(spans):
-            key = v.lower().split()[0]
-            if key not in names:
-                names.add(key)
-                out.append(v)
-    return out
-
-
-def extract_items(ctx: Context, spec: FieldSpec) -> list[str]:
-    if set(words(spec.name + " " + spec.description)) & {"medicine", "medicines", "drug", "drugs"}:
-        return _extract_medicines(ctx)
-    vocab = field_vocab(ctx.tenant, spec)
-    with_sizes = bool(set(words(spec.description)) & {"size", "weight", "quantity"})
-    out: list[str] = []
-    for t in ctx.turns:
-        if not t.caller:
-            continue
-        text = t.text
-        for start, end, e in match_vocab(text, vocab):
-            item = e.canonical
-            nxt = re.match(r"\s+([a-z]+)", text[end:].lower())
-            if (
-                nxt
-                and e.head_noun
-                and stem(nxt.group(1)) == e.head_noun
-                and e.head_noun not in item.lower()
-            ):
-                item += " " + stem(nxt.group(1))
-                end += nxt.end()
-            if with_sizes:
-                qty = quantity_near(text, start, end)
-                if qty:
-                    item += " " + qty
-                else:
-                    n = count_before(text, start)
-                    if n is not None and n > 1:
-                        item = f"{n} {item}"
-            if item.lower() not in (o.lower() for o in out):
-                out.append(item)
-    return out
-
 
 _QUOTED_OPTIONS = rx(r"'([^']+)'\s+or\s+'([^']+)'")
 _NAME_FIELD = rx(r"(?:^|_)name$")
