@@ -376,6 +376,39 @@ def test_item_whose_first_word_is_misheard_found_by_its_next_word(
     assert a.details["items"] == ["Volini pain relief spray"]
 
 
+def test_last_name_given_wins_and_spelling_corrects(tenants: dict[str, Tenant]) -> None:
+    a = analyze_offline(
+        tenants["clinic"],
+        call(
+            C("Appointment with Dr. Anil Sharma tomorrow. Patient is Lalit Jain."),
+            A("Lalit Jain, noted."),
+            C("Sorry, it's spelled L-A-L-I-T-H, and my number is 98390 66778."),
+        ),
+        now=NOW,
+    )
+    assert a.details["patient_name"] == "Lalith"
+    b = analyze_offline(
+        tenants["saloon"],
+        call(C("Book a pedicure Friday 4 pm. My name is Sunanda."), C("No, name is Sumana.")),
+        now=NOW,
+    )
+    assert b.details["name"] == "Sumana"
+
+
+def test_taken_back_time_and_date(tenants: dict[str, Tenant]) -> None:
+    a = analyze_offline(
+        tenants["saloon"],
+        call(
+            C("Book a head massage for Thursday at 4 pm."),
+            A("Noted."),
+            C("Make it 6 pm instead, not 4 pm. And Saturday rather than Thursday."),
+        ),
+        now=NOW,
+    )
+    assert a.details["time"] == "18:00"
+    assert a.details["date"] == "2026-11-28"
+
+
 def test_never_invents(tenants: dict[str, Tenant]) -> None:
     a = analyze_offline(
         tenants["bakery"],

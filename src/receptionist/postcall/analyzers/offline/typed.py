@@ -13,7 +13,12 @@ from typing import Any
 
 from receptionist.language.cues import is_no, is_yes
 from receptionist.language.dates import extract_dates
-from receptionist.language.names import answered_name, extract_names, extract_patient_names
+from receptionist.language.names import (
+    answered_name,
+    extract_names,
+    extract_patient_names,
+    spelled_names,
+)
 from receptionist.language.numbers import number_value
 from receptionist.language.phones import extract_phones
 from receptionist.language.quantities import extract_quantities
@@ -91,11 +96,19 @@ def extract_phone(ctx: Context, spec: FieldSpec) -> str | None:
     return None
 
 
+# a value the caller takes back: "6 pm instead, not 5 pm", "Friday instead of Thursday"
+_TAKEN_BACK = rx(r"(?:\bnot|\binstead of|\brather than)\s+(?:on\s+|at\s+|the\s+)?$", re.I)
+
+
+def _kept(s: str, found: list[tuple[int, Any]]) -> list[Any]:
+    return [v for pos, v in found if not _TAKEN_BACK.search(s[:pos])]
+
+
 def extract_date(ctx: Context, spec: FieldSpec) -> str | None:
     today = ctx.today
 
     def finder(s: str) -> list[date]:
-        return [d for _, d in extract_dates(s, today)]
+        return _kept(s, extract_dates(s, today))
 
     d = pick_by_relevance(ctx, spec, finder)
     return d.isoformat() if d else None
@@ -103,7 +116,7 @@ def extract_date(ctx: Context, spec: FieldSpec) -> str | None:
 
 def extract_time(ctx: Context, spec: FieldSpec) -> str | None:
     def finder(s: str) -> list[str]:
-        return [t for _, t in extract_times(s)]
+        return _kept(s, extract_times(s))
 
     return pick_by_relevance(ctx, spec, finder)
 
@@ -139,10 +152,14 @@ def extract_name(ctx: Context, spec: FieldSpec) -> str | None:
     if not names:
         names = _answered_names(ctx)
     if patient:
-        # a named patient ("for my mother Kamla Devi") wins over the caller's own name
-        pats = [n for t in ctx.turns if t.caller for n in extract_patient_names(t.text)]
+        # a named patient ("for my mother Kamla Devi") wins over the caller's own name, unless
+        # spelled out later ("... K-A-V-I-T-A"), which corrects it
+        pats = [(i, n) for i, t in enumerate(ctx.turns) if t.caller
+                for n in extract_patient_names(t.text)]  # fmt: skip
+        spelled = [(i, n) for i, t in enumerate(ctx.turns) if t.caller
+                   for _, n in spelled_names(t.text)]  # fmt: skip
         if pats:
-            return pats[-1]
+            return spelled[-1][1] if spelled and spelled[-1][0] >= pats[-1][0] else pats[-1][1]
     return names[-1] if names else None
 
 
