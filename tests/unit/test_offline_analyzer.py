@@ -409,6 +409,36 @@ def test_taken_back_time_and_date(tenants: dict[str, Tenant]) -> None:
     assert a.details["date"] == "2026-11-28"
 
 
+def test_delivery_said_without_the_word(tenants: dict[str, Tenant]) -> None:
+    a = analyze_offline(
+        tenants["pharmacy"],
+        call(C("Kindly send a Digital thermometer to my flat in Baner. I'm Omkar, 98220 77665.")),
+        now=NOW,
+    )
+    assert a.details["pickup_or_delivery"] == "delivery"
+    b = analyze_offline(
+        tenants["pharmacy"],
+        call(C("I want to order Combiflam, keep it ready, I'll collect it after work.")),
+        now=NOW,
+    )
+    assert b.details["pickup_or_delivery"] == "pickup"
+
+
+def test_issue_in_the_callers_words(tenants: dict[str, Tenant]) -> None:
+    a = analyze_offline(
+        tenants["pharmacy"],
+        call(
+            C("Hello."),
+            C("The thermometer you sold me last week has stopped working."),
+            A("I'm sorry to hear that. May I have your name?"),
+            C("My name is Vrinda, 98220 99887."),
+        ),
+        now=NOW,
+    )
+    assert a.call_type == "complaint"
+    assert a.details["issue"] == "The thermometer you sold me last week has stopped working."
+
+
 def test_never_invents(tenants: dict[str, Tenant]) -> None:
     a = analyze_offline(
         tenants["bakery"],

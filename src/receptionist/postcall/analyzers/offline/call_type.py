@@ -35,7 +35,8 @@ AGENT_WEIGHT = 0.05
 _INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "order": (
         ("order", "buy", "purchase"),
-        ("order", "ordering", "buy", "deliver", "delivery", "pickup", "pick up", "parcel",
+        ("order", "ordering", "buy", "deliver", "delivery", "pickup", "pick up", "parcel", "send",
+         "keep it ready", "keep ready",
          "ऑर्डर", "आर्डर", "chahiye", "चाहिए", "bhej", "भेज", "mangwana", "मंगवाना", "loaf",
          "pastries", "pastry", "brownies", "cookies", "puffs", "pack"),
     ),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from receptionist.language.names import extract_names
+from receptionist.language.phones import extract_phones
 from receptionist.language.text import rx, sentences, words
 from receptionist.tenants.model import FieldSpec
 
@@ -22,19 +24,30 @@ _QUESTION_START = rx(r"(?i)(what|when|where|how|do|is|are|can|kya|क्या|�
 
 
 def _choice(ctx: Context, choices: list[str]) -> str | None:
-    """The quoted option ("'pickup' or 'delivery'") the caller named last."""
+    """The quoted option ("'pickup' or 'delivery'") the caller named last, by its first four
+    letters or, for these two, the way callers say them ("send it to my home")."""
     last: tuple[int, str] | None = None
     for i, t in enumerate(ctx.turns):
         if not t.caller:
             continue
         low = t.text.lower()
         for c in choices:
-            prefix = c.lower()[:4]
-            if prefix in low or (c == "delivery" and "deliver" in low):
-                pos = i * 10000 + low.rfind(prefix)
+            at = [low.rfind(c.lower()[:4])]
+            cue = _CHOICE_CUES.get(c.lower())
+            if cue:
+                at += [m.start() for m in cue.finditer(low)]
+            if max(at) >= 0:
+                pos = i * 10000 + max(at)
                 if last is None or pos > last[0]:
                     last = (pos, c)
     return last[1] if last else None
+
+
+# how callers say the two choices shops offer without naming them
+_CHOICE_CUES = {
+    "delivery": rx(r"\bdeliver|\bsend\b|\bto my (?:home|house|place|office|flat)\b"),
+    "pickup": rx(r"\bpick|\bcollect\b|\bcome and (?:take|get)\b|\bkeep\b.{0,40}\bready\b"),
+}
 
 
 def _message(ctx: Context) -> str | None:
@@ -81,7 +94,25 @@ def _sentence_value(ctx: Context, spec: FieldSpec) -> str | None:
                 if t.caller:
                     sents += [s for s in sentences(t.text) if _ADDRESS_CUES.search(s)
                               and re.search(r"\d", s) and "?" not in s]  # fmt: skip
+    if not sents and spec.required and _IN_THEIR_WORDS.search(spec.description):
+        return _opening(ctx)
     return sents[0].strip()[:200] if sents else None
+
+
+# a field to be noted "in the customer's words" ("What went wrong, in the customer's words")
+_IN_THEIR_WORDS = rx(r"\bin the (?:customer|caller|patient)'?s'? (?:own )?words\b", re.I)
+
+
+def _opening(ctx: Context) -> str | None:
+    """What the caller called about: their first sentence of substance (not a greeting, a
+    name or a number), the way callers open with it ("The cake I picked up was stale.")."""
+    for t in ctx.turns:
+        if not t.caller:
+            continue
+        for s in sentences(t.text):
+            if len(words(s)) >= 4 and not extract_phones(s) and not extract_names(s):
+                return s.strip()[:200]
+    return None
 
 
 def extract_string(ctx: Context, spec: FieldSpec) -> str | None:
