@@ -366,6 +366,21 @@ def test_items_heard_a_little_wrong_and_instead_of(tenants: dict[str, Tenant]) -
     assert "Dolo" not in items
 
 
+def test_medicine_written_apart_and_named_twice(tenants: dict[str, Tenant]) -> None:
+    a = analyze_offline(
+        tenants["clinic"],
+        call(C("I need a repeat of Januvi-a-50 and Shelcal, prescribed by Dr. Anil Sharma.")),
+        now=NOW,
+    )
+    assert a.details["medicines"] == ["Januvia 50", "Shelcal"]
+    b = analyze_offline(
+        tenants["pharmacy"],
+        call(C("Deliver one Volini, the Volini pain relief spray, to Kothrud please.")),
+        now=NOW,
+    )
+    assert b.details["items"] == ["Volini pain relief spray"]
+
+
 def test_item_whose_first_word_is_misheard_found_by_its_next_word(
     tenants: dict[str, Tenant],
 ) -> None:

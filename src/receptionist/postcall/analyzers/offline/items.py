@@ -53,7 +53,13 @@ class _Found:
     text: str
 
 
+# a syllable speech-to-text wrote apart: "Telm-a-40" is "Telma 40" (same length, so positions
+# stay those of the text)
+_SPLIT_SYLLABLE = rx(r"\b([A-Za-z]{3,})-([a-z])-(?=\d)")
+
+
 def _medicines_in(text: str) -> list[_Found]:
+    text = _SPLIT_SYLLABLE.sub(lambda m: m.group(1) + m.group(2) + "  ", text)
     spans: list[_Found] = []
     for m in _MED_WITH_DOSE.finditer(text):
         name = m.group(1)
@@ -151,10 +157,14 @@ def extract_items(ctx: Context, spec: FieldSpec) -> list[str]:
             for f in kept:
                 if f.text.lower() not in {c.text.lower() for c in chosen}:
                     chosen.append(f)
+    # one entry per medicine said twice ("Dolo", later "Dolo 650") or also found in the
+    # catalogue ("Volini" and "Volini pain relief spray"): the catalogue's name wins
+    listed = {c.text.lower().split()[0] for c in chosen if c.kind != "medicine"}
     out: list[str] = []
-    for c in chosen:  # one entry per medicine said twice ("Dolo", later "Dolo 650")
-        if c.kind == "medicine" and any(
-            o.lower().split()[0] == c.text.lower().split()[0] for o in out
+    for c in chosen:
+        first = c.text.lower().split()[0]
+        if c.kind == "medicine" and (
+            first in listed or any(o.lower().split()[0] == first for o in out)
         ):
             continue
         out.append(c.text)
