@@ -366,6 +366,22 @@ def test_items_heard_a_little_wrong_and_instead_of(tenants: dict[str, Tenant]) -
     assert "Dolo" not in items
 
 
+def test_cancel_drops_an_item_only_for_a_replacement(tenants: dict[str, Tenant]) -> None:
+    a = analyze_offline(
+        tenants["pharmacy"],
+        call(
+            C("Deliver Benadryl cough syrup to Aundh."),
+            C("Cancel the Benadryl, send Combiflam."),
+        ),
+        now=NOW,
+    )
+    assert a.details["items"] == ["Combiflam"]
+    b = analyze_offline(
+        tenants["saloon"], call(C("Please cancel my pedicure on Friday, I'm unwell.")), now=NOW
+    )
+    assert b.call_type == "cancellation"
+
+
 def test_medicine_written_apart_and_named_twice(tenants: dict[str, Tenant]) -> None:
     a = analyze_offline(
         tenants["clinic"],

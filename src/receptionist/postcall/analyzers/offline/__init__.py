@@ -12,7 +12,8 @@ reachable, and a floor to compare a model against (``bench/analyzer_accuracy.py`
   mind. Anything not found is left out -- nothing is invented.
 - Whose words count (:mod:`.context`): the caller's. An agent line gives a detail only as a
   read-back the caller said yes to, and only where the caller's own words gave none (or to
-  confirm a phone number the caller corrected in words); it never decides the call type.
+  confirm a phone number the caller corrected in words); for the call type it only breaks
+  ties.
 
 Known limits: no real language understanding; free-text fields are whole caller sentences, not
 paraphrases; Devanagari names are kept as spoken.

@@ -37,11 +37,14 @@ _NOT_MEDICINE = frozenset(
      "plot", "house", "no", "apartment", "building", "tower"]
 )  # fmt: skip
 _CHANGE = rx(
-    r"\b(?:instead|actually|make (?:that|it)|change (?:it|that) to|rather|no wait|cancel)\b", re.I
+    r"\b(?:instead|actually|make (?:that|it)|change (?:it|that) to|rather|no wait)\b", re.I
 )
 _DROPPED_BEFORE = rx(
-    r"(?:\binstead of|\bnot|\bcancel|\bwithout)\s+(?:(?:the|that|a|an|my)\s+)?$", re.I
+    r"(?:\binstead of|\bnot|\brather than|\bwithout)\s+(?:(?:the|that|a|an|my)\s+)?$", re.I
 )
+# "cancel the syrup, send the spray" drops the syrup; "cancel my pedicure" alone names what a
+# cancellation is about, and keeps it
+_CANCELLED_BEFORE = rx(r"\bcancel\s+(?:(?:the|that|a|an|my)\s+)?$", re.I)
 _MEDICINE_WORDS = {"medicine", "medicines", "drug", "drugs"}
 
 
@@ -149,9 +152,12 @@ def extract_items(ctx: Context, spec: FieldSpec) -> list[str]:
             s = t.text[a:b]
             found = [f for f in found_in_turn if a <= f.start < b]
             dropped = [f for f in found if _DROPPED_BEFORE.search(t.text[a : f.start])]
+            cancelled = [f for f in found if _CANCELLED_BEFORE.search(t.text[a : f.start])]
+            if any(f not in dropped and f not in cancelled for f in found):
+                dropped += cancelled
             kept = [f for f in found if f not in dropped]
             gone = {f.text.lower() for f in dropped}
-            if _CHANGE.search(s):
+            if _CHANGE.search(s) and not dropped:  # "X instead of Y" replaces only Y
                 gone |= {c.text.lower() for c in chosen if c.kind in {f.kind for f in kept}}
             chosen = [c for c in chosen if c.text.lower() not in gone]
             for f in kept:

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz
 
+from receptionist.language.dates import MONTHS, WEEKDAYS
 from receptionist.language.hindi import LOANWORDS, loanwords_in_latin
 from receptionist.language.text import STOPWORDS, nfc, rx, stem, words
 from receptionist.tenants.model import FieldSpec, Tenant
@@ -201,8 +202,9 @@ def _alias_words(vocab: Sequence[VocabEntry]) -> dict[str, set[int]]:
 
 
 def _fuzzy_hits(low: str, vocab: Sequence[VocabEntry]) -> list[tuple[int, int, VocabEntry]]:
-    """Entries heard a little wrong, scored with ``rapidfuzz``; a word that is itself a word
-    of some entry was heard right and is no candidate."""
+    """Entries heard a little wrong, scored with ``rapidfuzz``, or named by a first word only
+    they have ("the Benadryl"); a word that is itself a word of some entry was heard right and
+    is no candidate for another."""
     owners = _alias_words(vocab)
     toks = [(m.start(), m.end(), m.group(0)) for m in _TOKEN_RE.finditer(low)]
     hits: list[tuple[float, int, int, VocabEntry]] = []
@@ -213,7 +215,20 @@ def _fuzzy_hits(low: str, vocab: Sequence[VocabEntry]) -> list[tuple[int, int, V
                 continue
             own = {w for w in aw[1:] if w.isalpha() and len(w) > 3 and owners.get(w) == {k}}
             alone = owners.get(aw[0]) == {k}
+            # "Benadryl" names "Benadryl cough syrup"; a note ("Saturday and Sunday only") or a
+            # choice ("Theme or fondant cakes (cartoon ...") is named by no first word
+            named_by_first = (
+                alone
+                and len(aw) > 1
+                and all(w.isalnum() for w in aw)
+                and not {"and", "or", "only"} & set(aw)
+                and aw[0] not in WEEKDAYS
+                and aw[0] not in MONTHS
+            )
             for i, (start, end, tok) in enumerate(toks):
+                if named_by_first and tok == aw[0]:
+                    hits.append((100.0, start, end, e))  # "the Benadryl": its own first word
+                    continue
                 if len(tok) < 4 or tok in STOPWORDS or tok in owners or not tok.isalpha():
                     continue
                 score = fuzz.ratio(tok, aw[0])
