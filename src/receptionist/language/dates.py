@@ -10,6 +10,7 @@ import re
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from .numbers import blank_digit_runs
 from .spans import outermost
 from .text import clean, lower_clean, nfc, rx
 
@@ -165,7 +166,7 @@ def extract_dates(text: str, today: date) -> list[tuple[int, date]]:
     "कल"/"kal" means yesterday in a sentence with a past-tense cue ("... diya tha").
     """
     found: _Found = []
-    low = nfc(text).lower()
+    low = blank_digit_runs(nfc(text).lower())
     past = bool(_PAST_CUES.search(low))
     _written_dates(low, today, found)
     _tarikh_dates(low, today, past, found)

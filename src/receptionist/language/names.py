@@ -10,7 +10,7 @@ import re
 
 from .text import clean, nfc, rx, wordset
 
-__all__ = ["answered_name", "extract_names", "extract_patient_names", "parse_name"]
+__all__ = ["answered_name", "extract_names", "extract_patient_names", "parse_name", "spelled_names"]
 
 _NAME_WORD = r"[A-Z][a-z]+|[\u0900-\u097f]+"
 _NAME_PATTERNS = [
@@ -69,8 +69,26 @@ def _clean_name(raw: str) -> str | None:
     return " ".join(_name_words(raw)) or None
 
 
+# a name spelled out: "K-A-V-I-T-A", or after "spelled"/"spelt" also "K A V I T A", "k.a.v.i.t.a"
+_SPELLED = (
+    rx(r"(?<![\w-])([A-Z](?:-[A-Z]){2,})(?![\w-])"),
+    rx(r"(?i:spelled|spelt|spelling is|spells)\s*[:,]?\s*([A-Za-z](?:[\s.-]+[A-Za-z]\b){2,})"),
+)
+
+
+def spelled_names(text: str) -> list[tuple[int, str]]:
+    """``(position, name)`` for each name spelled out letter by letter ("K-A-V-I-T-A")."""
+    out: dict[int, str] = {}
+    for pat in _SPELLED:
+        for m in pat.finditer(nfc(text)):
+            letters = re.sub(r"[^A-Za-z]", "", m.group(1))
+            out.setdefault(m.start(1), letters.capitalize())
+    return sorted(out.items())
+
+
 def extract_names(text: str, *, patient: bool = False) -> list[tuple[int, str]]:
-    """``(position, name)`` for each self-introduction ("my name is X", "मेरा नाम X है" ...).
+    """``(position, name)`` for each self-introduction ("my name is X", "मेरा नाम X है" ...)
+    and each name spelled out ("K-A-V-I-T-A": a correction, so later than what it corrects).
 
     With ``patient``, also phrases naming someone else as the patient ("for my mother X").
     """
@@ -84,6 +102,7 @@ def extract_names(text: str, *, patient: bool = False) -> list[tuple[int, str]]:
             if name and m.start(1) not in seen:
                 seen.add(m.start(1))
                 out.append((m.start(1), name))
+    out += [(pos, n) for pos, n in spelled_names(text) if pos not in seen]
     out.sort()
     return out
 

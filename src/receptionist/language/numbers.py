@@ -10,6 +10,7 @@ __all__ = [
     "DEVANAGARI_DIGITS",
     "HOUR_WORDS",
     "NUMBER_WORDS",
+    "blank_digit_runs",
     "number_value",
     "parse_count",
     "spoken_digits_to_numbers",
@@ -100,3 +101,28 @@ def spoken_digits_to_numbers(text: str) -> str:
         return digits if len(digits) >= 6 else m.group(0)
 
     return _SPOKEN_DIGITS_RE.sub(repl, text)
+
+
+# seven or more digits in one run, grouped by spaces, dots or hyphens: a phone number read out
+# ("9-8-4-5-0-1-2-3-4-5", "988-6543-2-1-0", "982 001 2345")
+_DIGIT_RUN_RE = re.compile(r"(?<![\w.,:/-])\d(?:[ .-]{0,3}\d){6,}(?![\w:/])")
+_DATE_SHAPE_RE = re.compile(r"\d{1,2}([/-])\d{1,2}\1\d{2,4}|\d{4}-\d{2}-\d{2}")
+
+
+def blank_digit_runs(text: str) -> str:
+    """``text`` with phone-like digit runs made spaces, positions kept.
+
+    A number read out digit by digit or in odd groups is no date ("4-5" inside
+    "9-8-4-5-0-..."), time or weight; readers of those blank the runs first. Spoken digits
+    ("nine eight four ...", six or more) count too; a written date ("25-12-2026") does not.
+    """
+
+    def blank(m: re.Match[str]) -> str:
+        if _DATE_SHAPE_RE.fullmatch(m.group(0)):
+            return m.group(0)
+        return " " * len(m.group(0))
+
+    def blank_spoken(m: re.Match[str]) -> str:
+        return " " * len(m.group(0)) if len(_digits_of(m.group(0))) >= 6 else m.group(0)
+
+    return _SPOKEN_DIGITS_RE.sub(blank_spoken, _DIGIT_RUN_RE.sub(blank, text))

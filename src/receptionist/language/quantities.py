@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from .numbers import number_value, parse_count
+from .numbers import blank_digit_runs, number_value, parse_count
 from .text import clean, lower_clean, nfc, rx, weights_said_plainly
 
 __all__ = [
@@ -27,7 +27,7 @@ QTY_RE = rx(
 def extract_quantities(text: str) -> list[tuple[int, float]]:
     """``(position, kg)`` for each weight said: "2 kg", "one kilo", "half kg", "डेढ़ किलो"."""
     out = []
-    text = nfc(text)
+    text = blank_digit_runs(nfc(text))  # a phone number read out holds no weights
     for m in QTY_RE.finditer(text):
         unit = m.group(5).lower()
         if m.group(1):

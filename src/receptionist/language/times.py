@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .numbers import HOUR_WORDS, NUMBER_WORDS, number_value
+from .numbers import HOUR_WORDS, NUMBER_WORDS, blank_digit_runs, number_value
 from .spans import outermost
 from .text import clean, lower_clean, nfc, rx
 
@@ -142,7 +142,7 @@ _READERS: dict[str, Callable[[re.Match[str]], _HourMinute]] = {
 def extract_times(text: str) -> list[tuple[int, str]]:
     """``(position, "HH:MM")`` for each clock time in ``text``."""
     found: list[tuple[int, int, str]] = []
-    text = nfc(text)
+    text = blank_digit_runs(nfc(text))  # a phone number read out holds no times
     for pat, kind in _TIME_PATTERNS:
         for m in pat.finditer(text):
             h, mi = _READERS[kind](m)

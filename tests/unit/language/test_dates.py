@@ -60,3 +60,12 @@ def test_parse_date_bare_ordinal_only_when_asked() -> None:
     assert parse_date("the 28th", TODAY, lenient=True) == date(2026, 11, 28)
     assert parse_date("on the 2nd", TODAY) == date(2026, 12, 2)
     assert parse_date("9th block, 22nd cross", TODAY, lenient=True) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["my number is 7-0-1-9-3-3-4-4-5-5", "call 701-9334-4-5-5", "it's 9 1 2 3 4 5 6 7 8 9"],
+)
+def test_phone_read_out_holds_no_dates(text: str) -> None:
+    assert dates(text) == []
+    assert dates(text + ", for Friday") == ["2026-11-27"]

@@ -17,6 +17,11 @@ from receptionist.language.names import answered_name, extract_names, parse_name
         ("Mera naam Ankit hai", ["Ankit"]),
         ("I am calling about my order", []),
         ("I'm not sure", []),
+        ("I'm Farida, my number is 90080 11223", ["Farida"]),
+        ("Name is Joseph, 98860 44556", ["Joseph"]),
+        ("It's Sohail. No, spelled S-U-H-A-I-L.", ["Sohail", "Suhail"]),
+        ("my name is Gita, spelt g e e t a", ["Gita", "Geeta"]),
+        ("Flat C-14, T-3 report", []),
     ],
 )
 def test_names(text: str, want: list[str]) -> None:

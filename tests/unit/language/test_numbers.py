@@ -6,6 +6,7 @@ import pytest
 
 from receptionist.language.numbers import (
     HOUR_WORDS,
+    blank_digit_runs,
     number_value,
     parse_count,
     spoken_digits_to_numbers,
@@ -38,3 +39,22 @@ def test_spoken_digits() -> None:
     assert spoken_digits_to_numbers(said) == "it is 9840556789"
     assert spoken_digits_to_numbers("triple seven, two one zero") == "777210"
     assert spoken_digits_to_numbers("one or two") == "one or two"  # short runs stay words
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ring me on 7-0-1-9-3-3-4-4-5-5", "it's 701-9334-4-5-5", "mobile 70193 34455 thanks",
+     "seven zero one nine three three four four five five"],
+)  # fmt: skip
+def test_blank_digit_runs_blanks_read_out_numbers(text: str) -> None:
+    out = blank_digit_runs(text)
+    assert len(out) == len(text)  # positions kept
+    assert not any(c.isdigit() for c in out)
+    assert "seven" not in out
+
+
+@pytest.mark.parametrize(
+    "text", ["on 14-02-2027 please", "2027-02-14", "flat 402, 3 kg, at 5:30", "one two three"]
+)
+def test_blank_digit_runs_keeps_dates_and_short_numbers(text: str) -> None:
+    assert blank_digit_runs(text) == text

@@ -34,3 +34,8 @@ def test_parse_kg_and_number() -> None:
     assert parse_number("one and a half") == Decimal("1.5")
     assert parse_number("half past ten") == Decimal("10")  # "half past" is no half
     assert parse_number("six pastries") == Decimal("6")
+
+
+def test_phone_read_out_holds_no_weights() -> None:
+    # "0-1 kg" would be a weight if the digits before it were not one phone number
+    assert extract_quantities("9-8-7-6-5-4-3-2-0-1 kg") == []

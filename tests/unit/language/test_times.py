@@ -45,3 +45,8 @@ def test_times(text: str, want: list[str]) -> None:
 )  # fmt: skip
 def test_parse_time(text: str, lenient: bool, want: str | None) -> None:
     assert parse_time(text, lenient=lenient) == want
+
+
+def test_phone_read_out_holds_no_times() -> None:
+    assert times("number 9-8-7-6-5-4-3-2-1-0") == []
+    assert times("nine eight seven six five four three two one zero at 4 pm") == ["16:00"]

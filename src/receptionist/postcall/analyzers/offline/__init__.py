@@ -6,9 +6,14 @@ reachable, and a floor to compare a model against (``bench/analyzer_accuracy.py`
 
 - :mod:`.call_type`: which call type (schema keywords plus a multilingual intent list).
 - :mod:`.typed` and :mod:`.free_text`: details by field type -- phones, dates, times, names,
-  numbers, yes/no (read by :mod:`receptionist.language`), items matched against the tenant's
-  input files (:mod:`.vocabulary`), and for other strings the caller sentence that mentions the
-  field. Anything not found is left out -- nothing is invented.
+  numbers, yes/no (read by :mod:`receptionist.language`), and for other strings the caller
+  sentence that mentions the field; :mod:`.items`: items matched against the tenant's input
+  files (:mod:`.vocabulary`; exact, or heard a little wrong), after the caller's changes of
+  mind. Anything not found is left out -- nothing is invented.
+- Whose words count (:mod:`.context`): the caller's. An agent line gives a detail only as a
+  read-back the caller said yes to, and only where the caller's own words gave none (or to
+  confirm a phone number the caller corrected in words); for the call type it only breaks
+  ties.
 
 Known limits: no real language understanding; free-text fields are whole caller sentences, not
 paraphrases; Devanagari names are kept as spoken.

@@ -2,8 +2,9 @@
 
 Each call type gets keywords from its own schema (name, description, field names/descriptions)
 plus a small built-in intent list (English, Hindi in Devanagari, romanised Hinglish); caller
-words weigh 1, agent words 0.35. Typed details a type requires (date, phone ...) add to it,
-questions add to the enquiry-like type; ties go to the type whose required fields were found
+words weigh 1, agent words only break ties (the local engine asks "eggless?" of any cake).
+Typed details a type requires (date, phone ...), said by the caller, add to it; questions add
+to the enquiry-like type; ties go to the type whose required fields were found
 most; no match at all goes to the enquiry-like type.
 """
 
@@ -18,21 +19,24 @@ from zoneinfo import ZoneInfo
 
 from receptionist.language.cues import is_wrong_number
 from receptionist.language.text import nfc, rx, sentences, stem, words
-from receptionist.tenants.model import CallType, Tenant
+from receptionist.tenants.model import CallType, FieldSpec, Tenant
 
 from .context import Context, Turn, key_words, read_turns
 from .details import extract_details, extract_field
 
 __all__ = ["choose_call_type"]
 
-AGENT_WEIGHT = 0.35
+# the agent's words say what the agent asked or offered, not what the caller wanted; they only
+# break a tie between types the caller's words weigh the same
+AGENT_WEIGHT = 0.05
 
 # concept -> (words that name the concept in a call type's name/description,
 #             words a caller uses for it: English, Devanagari Hindi, romanised Hinglish)
 _INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "order": (
         ("order", "buy", "purchase"),
-        ("order", "ordering", "buy", "deliver", "delivery", "pickup", "pick up", "parcel",
+        ("order", "ordering", "buy", "deliver", "delivery", "pickup", "pick up", "parcel", "send",
+         "keep it ready", "keep ready",
          "ऑर्डर", "आर्डर", "chahiye", "चाहिए", "bhej", "भेज", "mangwana", "मंगवाना", "loaf",
          "pastries", "pastry", "brownies", "cookies", "puffs", "pack"),
     ),
@@ -52,7 +56,8 @@ _INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cancel": (
         ("cancel", "cancels", "reschedule", "move"),
         ("cancel", "cancelled", "can't come", "cannot come", "won't be able", "reschedule",
-         "won't make it", "can't make it", "drop it", "not coming",
+         "won't make it", "can't make it", "drop it", "not coming", "booked", "my booking",
+         "move it", "shift it", "change the date", "change the time",
          "postpone", "prepone", "shift my", "move my", "change my appointment", "कैंसल", "रद्द",
          "nahi aa paunga", "nahi aa paungi", "नहीं आ पाऊंगा", "नहीं आ पाऊँगी"),
     ),
@@ -61,7 +66,9 @@ _INTENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("complaint", "complain", "unhappy", "wrong", "late", "stale", "spoiled", "bad", "rude",
          "not fresh", "disappointed", "refund", "शिकायत", "shikayat", "kharab", "खराब", "ख़राब",
          "galat", "गलत", "ग़लत", "burnt", "melted", "broken", "hair in", "never arrived",
-         "didn't come", "not delivered"),
+         "didn't come", "not delivered", "expired", "damaged", "leaking", "missing", "bought",
+         "gave me", "sent me", "instead of", "you delivered", "you sent", "you gave",
+         "overcharged", "charged me"),
     ),
     "price": (
         ("price", "prices", "enquiry", "question", "fees"),
@@ -110,7 +117,10 @@ def _type_keywords(tenant: Tenant) -> list[_TypeKeywords]:
         for w in key_words(ct.description):
             kw[w] = max(kw.get(w, 0), 1.0)
         for f in ct.fields:
-            for w in key_words(f.name.replace("_", " ") + " " + f.description):
+            # a field's examples ("e.g. pineapple, red velvet") are what any type's caller
+            # names, not what makes this type
+            desc = re.sub(r"\be\.g\..*$", "", f.description)
+            for w in key_words(f.name.replace("_", " ") + " " + desc):
                 kw[w] = max(kw.get(w, 0), 0.2)
         own.append(kw)
         for w in kw:
@@ -119,18 +129,56 @@ def _type_keywords(tenant: Tenant) -> list[_TypeKeywords]:
         for w, v in kw.items():
             if df[w] > 1 and v > 1.0:
                 kw[w] = 1.0
+    owners = _concept_owners(tenant)
     out = []
     for ct, kw in zip(tenant.call_types, own, strict=True):
         # words every type has ("name", "phone") tell nothing
         phrases = {w: v * (1.0 - (df[w] - 1) / n) for w, v in kw.items() if df[w] < n}
-        described = " ".join(words(ct.name.replace("_", " ") + " " + ct.description))
-        dwords = set(words(described)) | {stem(w) for w in words(described)}
-        for triggers, caller_words in _INTENTS.values():
-            if any((t in dwords) if " " not in t else (t in described) for t in triggers):
-                for cw in caller_words:
-                    phrases[cw] = max(phrases.get(cw, 0.0), 2.0)
+        for concept, (_, caller_words) in _INTENTS.items():
+            weight = owners[concept].get(ct.name, 0.0)
+            for cw in caller_words if weight else ():
+                phrases[cw] = max(phrases.get(cw, 0.0), weight)
         out.append(_TypeKeywords(ct, phrases))
     return out
+
+
+def _names_concept(text: str, triggers: tuple[str, ...]) -> bool:
+    dwords = set(words(text)) | {stem(w) for w in words(text)}
+    return any((t in dwords) if " " not in t else (t in text) for t in triggers)
+
+
+def _concept_owners(tenant: Tenant) -> dict[str, dict[str, float]]:
+    """Which call types a concept's caller words speak for, and how much (type -> weight).
+
+    The types whose name names the concept ("order", "cancellation") fully; a type whose
+    description names it in passing ("unhappy with an order", "made to order") half as much: a
+    caller complaining speaks of the order too, but an order's words must not make it a
+    complaint. "without booking" names no booking.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for concept, (triggers, _) in _INTENTS.items():
+        by_name = {
+            ct.name
+            for ct in tenant.call_types
+            if _names_concept(ct.name.replace("_", " "), triggers)
+        }
+        by_desc = {
+            ct.name
+            for ct in tenant.call_types
+            if _names_concept(" ".join(words(_WITHOUT.sub(" ", ct.description))), triggers)
+        }
+        if by_name:
+            out[concept] = {name: NAMED if name in by_name else NAMED / 2 for name in by_desc}
+            out[concept].update(dict.fromkeys(by_name, NAMED))
+        else:
+            out[concept] = dict.fromkeys(by_desc, NAMED)
+    return out
+
+
+NAMED = 2.0
+
+
+_WITHOUT = rx(r"\b(?:without|not|no)\s+\w+", re.I)
 
 
 def _phrase_hits(text_low: str, words: set[str], phrase: str) -> int:
@@ -144,7 +192,7 @@ def _phrase_hits(text_low: str, words: set[str], phrase: str) -> int:
 _TYPED = ("phone", "date", "time", "datetime", "list", "number", "integer", "boolean")
 QUESTION_WEIGHT = 1.0
 _BOOKING_VERBS = rx(
-    r"\b(?:book|order|cancel|reschedule|want|need|chahiye|karna|karwana)\b|चाहिए|बुक|कैंसल", re.I
+    r"\b(?:book|order|cancel|reschedule|want|need|get|chahiye|karna|karwana)\b|चाहिए|बुक|कैंसल", re.I
 )
 REQUIRED_BONUS = 0.75
 
@@ -177,13 +225,28 @@ def _enquiry_type(tenant: Tenant) -> CallType:
 
 
 def _typed_bonus(ctx: Context, scores: dict[str, float]) -> None:
-    """A caller who gives the typed details a booking needs (date, time, phone ...) is booking."""
+    """A caller who gives the typed details a booking needs (date, time, phone ...) is booking.
+
+    Only the caller's own words count: a yes to the agent's "Should the cake be eggless?" says
+    nothing about what the caller called for.
+    """
+    ctx = Context(ctx.tenant, [t for t in ctx.turns if t.caller], ctx.now)
+    # "Can I get a pedicure tomorrow at 11?": no word of any type, but a booking all the same
+    asks_for = any(_BOOKING_VERBS.search(t.text) for t in ctx.turns)
     for ct in ctx.tenant.call_types:
-        if scores[ct.name] <= 0:
+        if scores[ct.name] <= 0 and not asks_for:
             continue
         typed = [f for f in ct.fields if f.required and f.type in _TYPED]
-        found = sum(1 for f in typed if extract_field(ctx, f) not in (None, [], ""))
+        found = sum(1 for f in typed if _booking_value(ctx, f, extract_field(ctx, f)))
         scores[ct.name] += REQUIRED_BONUS * found
+
+
+def _booking_value(ctx: Context, spec: FieldSpec, value: Any) -> bool:
+    """A value found that speaks for a booking: a date already past ("the cake I picked up
+    yesterday") is what a complaint is about, not when something is wanted."""
+    if value in (None, [], ""):
+        return False
+    return not (spec.type == "date" and str(value) < ctx.today.isoformat())
 
 
 def _questions(turns: Sequence[Turn]) -> int:

@@ -4,89 +4,17 @@ from __future__ import annotations
 
 import re
 
-from receptionist.language.quantities import count_before, quantity_near
-from receptionist.language.text import rx, sentences, stem, words
+from receptionist.language.names import extract_names
+from receptionist.language.phones import extract_phones
+from receptionist.language.text import rx, sentences, words
 from receptionist.tenants.model import FieldSpec
 
 from .context import Context
+from .items import extract_items
 from .typed import extract_name, relevant_sentences
-from .vocabulary import field_vocab, match_vocab
+from .vocabulary import field_vocab
 
 __all__ = ["extract_items", "extract_string"]
-
-# Common Indian brand/generic names of regular (chronic) medicines, for callers who name one
-# without a strength. Names said with a strength ("Telma 40") are found without this list.
-_MEDICINES = (
-    "pan d", "pan 40", "pantocid", "shelcal", "dolo", "crocin", "calpol", "telma", "telmisartan",
-    "metformin", "glycomet", "ecosprin", "thyronorm", "eltroxin", "amlodipine", "amlong",
-    "stamlo", "atorva", "atorvastatin", "rosuvas", "januvia", "galvus", "istamet", "jalra",
-    "becosules", "limcee", "montair", "allegra", "omez", "razo", "rantac", "losar", "cilacar",
-    "glimepiride", "amaryl", "gemer", "volini", "combiflam", "uprise", "folvite", "thyrox",
-)  # fmt: skip
-_MED_WITH_DOSE = rx(r"\b([A-Z][A-Za-z]+(?:[ -][A-Z][A-Za-z]*)?)\s+(\d{1,4}(?:\.\d+)?)(\s*mg)?\b")
-_NOT_MEDICINE = frozenset(["dr", "doctor", "sir", "madam", "number", "phone", "flat", "room"])
-
-
-def _extract_medicines(ctx: Context) -> list[str]:
-    out: list[str] = []
-    names: set[str] = set()
-    for t in ctx.turns:
-        if not t.caller:
-            continue
-        spans: list[tuple[int, int, str]] = []
-        for m in _MED_WITH_DOSE.finditer(t.text):
-            name = m.group(1)
-            if name.split()[0].lower() in _NOT_MEDICINE or m.group(2).startswith("0"):
-                continue
-            if len(re.sub(r"\D", "", t.text[m.start(2) :])) >= 10 and not m.group(3):
-                continue  # start of a phone number
-            spans.append((m.start(), m.end(), f"{name} {m.group(2)}{' mg' if m.group(3) else ''}"))
-        low = t.text.lower()
-        for med in _MEDICINES:
-            for m in re.finditer(r"(?<![a-z])" + re.escape(med) + r"(?![a-z])", low):
-                if not any(a <= m.start() < b for a, b, _ in spans):
-                    spans.append((m.start(), m.end(), t.text[m.start() : m.end()]))
-        for _, _, v in sorted(spans):
-            key = v.lower().split()[0]
-            if key not in names:
-                names.add(key)
-                out.append(v)
-    return out
-
-
-def extract_items(ctx: Context, spec: FieldSpec) -> list[str]:
-    if set(words(spec.name + " " + spec.description)) & {"medicine", "medicines", "drug", "drugs"}:
-        return _extract_medicines(ctx)
-    vocab = field_vocab(ctx.tenant, spec)
-    with_sizes = bool(set(words(spec.description)) & {"size", "weight", "quantity"})
-    out: list[str] = []
-    for t in ctx.turns:
-        if not t.caller:
-            continue
-        text = t.text
-        for start, end, e in match_vocab(text, vocab):
-            item = e.canonical
-            nxt = re.match(r"\s+([a-z]+)", text[end:].lower())
-            if (
-                nxt
-                and e.head_noun
-                and stem(nxt.group(1)) == e.head_noun
-                and e.head_noun not in item.lower()
-            ):
-                item += " " + stem(nxt.group(1))
-                end += nxt.end()
-            if with_sizes:
-                qty = quantity_near(text, start, end)
-                if qty:
-                    item += " " + qty
-                else:
-                    n = count_before(text, start)
-                    if n is not None and n > 1:
-                        item = f"{n} {item}"
-            if item.lower() not in (o.lower() for o in out):
-                out.append(item)
-    return out
-
 
 _QUOTED_OPTIONS = rx(r"'([^']+)'\s+or\s+'([^']+)'")
 _NAME_FIELD = rx(r"(?:^|_)name$")
@@ -96,19 +24,30 @@ _QUESTION_START = rx(r"(?i)(what|when|where|how|do|is|are|can|kya|क्या|�
 
 
 def _choice(ctx: Context, choices: list[str]) -> str | None:
-    """The quoted option ("'pickup' or 'delivery'") the caller named last."""
+    """The quoted option ("'pickup' or 'delivery'") the caller named last, by its first four
+    letters or, for these two, the way callers say them ("send it to my home")."""
     last: tuple[int, str] | None = None
     for i, t in enumerate(ctx.turns):
         if not t.caller:
             continue
         low = t.text.lower()
         for c in choices:
-            prefix = c.lower()[:4]
-            if prefix in low or (c == "delivery" and "deliver" in low):
-                pos = i * 10000 + low.rfind(prefix)
+            at = [low.rfind(c.lower()[:4])]
+            cue = _CHOICE_CUES.get(c.lower())
+            if cue:
+                at += [m.start() for m in cue.finditer(low)]
+            if max(at) >= 0:
+                pos = i * 10000 + max(at)
                 if last is None or pos > last[0]:
                     last = (pos, c)
     return last[1] if last else None
+
+
+# how callers say the two choices shops offer without naming them
+_CHOICE_CUES = {
+    "delivery": rx(r"\bdeliver|\bsend\b|\bto my (?:home|house|place|office|flat)\b"),
+    "pickup": rx(r"\bpick|\bcollect\b|\bcome and (?:take|get)\b|\bkeep\b.{0,40}\bready\b"),
+}
 
 
 def _message(ctx: Context) -> str | None:
@@ -155,7 +94,25 @@ def _sentence_value(ctx: Context, spec: FieldSpec) -> str | None:
                 if t.caller:
                     sents += [s for s in sentences(t.text) if _ADDRESS_CUES.search(s)
                               and re.search(r"\d", s) and "?" not in s]  # fmt: skip
+    if not sents and spec.required and _IN_THEIR_WORDS.search(spec.description):
+        return _opening(ctx)
     return sents[0].strip()[:200] if sents else None
+
+
+# a field to be noted "in the customer's words" ("What went wrong, in the customer's words")
+_IN_THEIR_WORDS = rx(r"\bin the (?:customer|caller|patient)'?s'? (?:own )?words\b", re.I)
+
+
+def _opening(ctx: Context) -> str | None:
+    """What the caller called about: their first sentence of substance (not a greeting, a
+    name or a number), the way callers open with it ("The cake I picked up was stale.")."""
+    for t in ctx.turns:
+        if not t.caller:
+            continue
+        for s in sentences(t.text):
+            if len(words(s)) >= 4 and not extract_phones(s) and not extract_names(s):
+                return s.strip()[:200]
+    return None
 
 
 def extract_string(ctx: Context, spec: FieldSpec) -> str | None:

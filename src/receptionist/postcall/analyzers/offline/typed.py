@@ -1,7 +1,8 @@
 """Details of a typed field (phone, date, time, name, number, yes/no) from a call's turns.
 
-The caller's sentences that mention the field come first, then the caller's last value, then the
-agent's (read-backs); anything not found is left out, nothing is invented.
+The caller's sentences that mention the field come first, then the caller's last value, then a
+read-back of the agent's the caller said yes to (:mod:`.context`); anything not found is left
+out, nothing is invented.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from typing import Any
 
 from receptionist.language.cues import is_no, is_yes
 from receptionist.language.dates import extract_dates
-from receptionist.language.names import answered_name, extract_names, extract_patient_names
+from receptionist.language.names import (
+    answered_name,
+    extract_names,
+    extract_patient_names,
+    spelled_names,
+)
 from receptionist.language.numbers import number_value
 from receptionist.language.phones import extract_phones
 from receptionist.language.quantities import extract_quantities
@@ -47,13 +53,15 @@ def pick_by_relevance(
     finder: Any,
 ) -> Any:
     """Value found by ``finder(sentence)`` in the caller's sentences that mention the field;
-    else the caller's last such value; else the agent's last (read-backs)."""
+    else the caller's last such value; else the last of a read-back the caller confirmed."""
     fk = field_keywords(spec) - {"date", "time", "name", "phone", "number"}
     best: tuple[int, int, Any] | None = None
     last_caller: Any = None
     last_agent: Any = None
     order = 0
-    for t in ctx.turns:
+    for i, t in enumerate(ctx.turns):
+        if not t.caller and not ctx.confirmed(i):
+            continue
         for s in sentences(t.text):
             vals = finder(s)
             if not vals:
@@ -78,21 +86,29 @@ def extract_phone(ctx: Context, spec: FieldSpec) -> str | None:
     turns = ctx.turns
     last_caller_i = max((i for i, t in enumerate(turns) if t.caller and extract_phones(t.text)),
                         default=-1)  # fmt: skip
+    # a confirmed read-back after the caller's last number: a correction the caller made in
+    # words ("last digit six") the agent read back right
     for i in range(len(turns) - 2, max(last_caller_i, 0) - 1, -1):
-        t, nxt = turns[i], turns[i + 1]
-        if not t.caller and nxt.caller and extract_phones(t.text) and is_yes(nxt.text):
-            return extract_phones(t.text)[-1]
+        if ctx.confirmed(i) and extract_phones(turns[i].text):
+            return extract_phones(turns[i].text)[-1]
     if caller:
         return caller[-1]
-    agent = [p for t in ctx.turns if not t.caller for p in extract_phones(t.text)]
-    return agent[-1] if agent else None
+    return None
+
+
+# a value the caller takes back: "6 pm instead, not 5 pm", "Friday instead of Thursday"
+_TAKEN_BACK = rx(r"(?:\bnot|\binstead of|\brather than)\s+(?:on\s+|at\s+|the\s+)?$", re.I)
+
+
+def _kept(s: str, found: list[tuple[int, Any]]) -> list[Any]:
+    return [v for pos, v in found if not _TAKEN_BACK.search(s[:pos])]
 
 
 def extract_date(ctx: Context, spec: FieldSpec) -> str | None:
     today = ctx.today
 
     def finder(s: str) -> list[date]:
-        return [d for _, d in extract_dates(s, today)]
+        return _kept(s, extract_dates(s, today))
 
     d = pick_by_relevance(ctx, spec, finder)
     return d.isoformat() if d else None
@@ -100,7 +116,7 @@ def extract_date(ctx: Context, spec: FieldSpec) -> str | None:
 
 def extract_time(ctx: Context, spec: FieldSpec) -> str | None:
     def finder(s: str) -> list[str]:
-        return [t for _, t in extract_times(s)]
+        return _kept(s, extract_times(s))
 
     return pick_by_relevance(ctx, spec, finder)
 
@@ -136,10 +152,14 @@ def extract_name(ctx: Context, spec: FieldSpec) -> str | None:
     if not names:
         names = _answered_names(ctx)
     if patient:
-        # a named patient ("for my mother Kamla Devi") wins over the caller's own name
-        pats = [n for t in ctx.turns if t.caller for n in extract_patient_names(t.text)]
+        # a named patient ("for my mother Kamla Devi") wins over the caller's own name, unless
+        # spelled out later ("... K-A-V-I-T-A"), which corrects it
+        pats = [(i, n) for i, t in enumerate(ctx.turns) if t.caller
+                for n in extract_patient_names(t.text)]  # fmt: skip
+        spelled = [(i, n) for i, t in enumerate(ctx.turns) if t.caller
+                   for _, n in spelled_names(t.text)]  # fmt: skip
         if pats:
-            return pats[-1]
+            return spelled[-1][1] if spelled and spelled[-1][0] >= pats[-1][0] else pats[-1][1]
     return names[-1] if names else None
 
 
@@ -148,7 +168,12 @@ def extract_number(ctx: Context, spec: FieldSpec) -> float | int | None:
     if text_words & {"kg", "weight", "kilo", "kilos"}:
         vals = [v for t in ctx.turns if t.caller for _, v in extract_quantities(t.text)]
         if not vals:
-            vals = [v for t in ctx.turns if not t.caller for _, v in extract_quantities(t.text)]
+            vals = [
+                v
+                for i, t in enumerate(ctx.turns)
+                if ctx.confirmed(i)
+                for _, v in extract_quantities(t.text)
+            ]
         if not vals:
             return None
         v = vals[-1]

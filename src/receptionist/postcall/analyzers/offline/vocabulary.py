@@ -12,8 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from rapidfuzz import fuzz
+
+from receptionist.language.dates import MONTHS, WEEKDAYS
 from receptionist.language.hindi import LOANWORDS, loanwords_in_latin
-from receptionist.language.text import nfc, rx, stem, words
+from receptionist.language.text import STOPWORDS, nfc, rx, stem, words
 from receptionist.tenants.model import FieldSpec, Tenant
 
 from .context import key_words
@@ -180,8 +183,69 @@ def field_vocab(tenant: Tenant, spec: FieldSpec, siblings: Iterable[str] = ()) -
     return chosen
 
 
-def match_vocab(text: str, vocab: Sequence[VocabEntry]) -> list[tuple[int, int, VocabEntry]]:
-    """Non-overlapping vocabulary matches in ``text``, longest first."""
+# how alike a word heard must be to an entry's first word ("harcut" / "haircut"), or, when a
+# word only that entry has follows exactly, to that first word ("balini spray" / "Volini pain
+# relief spray"): speech-to-text gets names of things wrong
+FUZZY_ALONE = 85.0
+FUZZY_WITH_NEXT = 65.0
+_TOKEN_RE = rx(r"[a-z0-9\u0900-\u097f]+")
+
+
+def _alias_words(vocab: Sequence[VocabEntry]) -> dict[str, set[int]]:
+    """Each word of the entries' aliases -> the entries (by index) that have it."""
+    out: dict[str, set[int]] = {}
+    for i, e in enumerate(vocab):
+        for alias in e.aliases:
+            for w in alias.split():
+                out.setdefault(w, set()).add(i)
+    return out
+
+
+def _fuzzy_hits(low: str, vocab: Sequence[VocabEntry]) -> list[tuple[int, int, VocabEntry]]:
+    """Entries heard a little wrong, scored with ``rapidfuzz``, or named by a first word only
+    they have ("the Benadryl"); a word that is itself a word of some entry was heard right and
+    is no candidate for another."""
+    owners = _alias_words(vocab)
+    toks = [(m.start(), m.end(), m.group(0)) for m in _TOKEN_RE.finditer(low)]
+    hits: list[tuple[float, int, int, VocabEntry]] = []
+    for k, e in enumerate(vocab):
+        for alias in e.aliases:
+            aw = alias.split()
+            if not aw or len(aw[0]) < 4 or not aw[0].isalpha() or not aw[0].isascii():
+                continue
+            own = {w for w in aw[1:] if w.isalpha() and len(w) > 3 and owners.get(w) == {k}}
+            alone = owners.get(aw[0]) == {k}
+            # "Benadryl" names "Benadryl cough syrup"; a note ("Saturday and Sunday only") or a
+            # choice ("Theme or fondant cakes (cartoon ...") is named by no first word
+            named_by_first = (
+                alone
+                and len(aw) > 1
+                and all(w.isalnum() for w in aw)
+                and not {"and", "or", "only"} & set(aw)
+                and aw[0] not in WEEKDAYS
+                and aw[0] not in MONTHS
+            )
+            for i, (start, end, tok) in enumerate(toks):
+                if named_by_first and tok == aw[0]:
+                    hits.append((100.0, start, end, e))  # "the Benadryl": its own first word
+                    continue
+                if len(tok) < 4 or tok in STOPWORDS or tok in owners or not tok.isalpha():
+                    continue
+                score = fuzz.ratio(tok, aw[0])
+                nxt = [j for j in range(i + 1, min(i + 3, len(toks))) if toks[j][2] in own]
+                if alone and score >= FUZZY_ALONE and len(tok) >= 5 and tok[0] == aw[0][0]:
+                    hits.append((score, start, end, e))
+                elif score >= FUZZY_WITH_NEXT and nxt:
+                    hits.append((score, start, toks[nxt[0]][1], e))
+    hits.sort(key=lambda h: -h[0])
+    return [(a, b, e) for _, a, b, e in hits]
+
+
+def match_vocab(
+    text: str, vocab: Sequence[VocabEntry], *, fuzzy: bool = True
+) -> list[tuple[int, int, VocabEntry]]:
+    """Non-overlapping vocabulary matches in ``text``, exact ones first (longest first), then
+    with ``fuzzy`` entries heard a little wrong where nothing exact matched."""
     low = loanwords_in_latin(text.lower())
     hits: list[tuple[int, int, VocabEntry]] = []
     for e in vocab:
@@ -194,6 +258,8 @@ def match_vocab(text: str, vocab: Sequence[VocabEntry]) -> list[tuple[int, int, 
             for m in re.finditer(pat, low):
                 hits.append((m.start(), m.end(), e))
     hits.sort(key=lambda h: (-(h[1] - h[0]), h[0]))
+    if fuzzy:
+        hits += _fuzzy_hits(low, vocab)
     taken: list[tuple[int, int, VocabEntry]] = []
     for h in hits:
         if all(h[1] <= t[0] or h[0] >= t[1] for t in taken):
