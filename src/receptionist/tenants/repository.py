@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .loading import is_valid_tenant_id, load_tenant, tenant_files
+from .bundle import folder_files
+from .loading import is_valid_tenant_id, load_tenant
 from .model import Tenant
 from .report import Problem
 
@@ -82,7 +83,7 @@ class _Entry:
 def _fingerprint(tenant_dir: Path) -> Fingerprint:
     """(path, mtime_ns, size) of every file that makes up the tenant; missing files count too."""
     out: list[tuple[str, int, int]] = []
-    for path in tenant_files(tenant_dir):
+    for path in folder_files(tenant_dir):
         try:
             st = path.stat()
         except OSError:
