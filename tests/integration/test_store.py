@@ -112,7 +112,7 @@ async def _usage_rows(db: Database) -> list[dict]:
 
 # --- migrations --------------------------------------------------------------------------------
 
-HEAD = "0007_no_costed_stage"
+HEAD = "0008_tenant_versions"
 
 
 async def test_upgrade_is_idempotent(db: Database) -> None:

@@ -160,9 +160,27 @@ tenant_configs = sa.Table(
     sa.Column("config", json_type(), nullable=True),
     # a hash of the tenant's prompt files: tells which prompt answered a call
     sa.Column("prompt_version", sa.Text(), nullable=True),
+    # the tenant_versions row in force (None: the tenant was only synced as a summary)
+    sa.Column("version", sa.Integer(), nullable=True),
     _created_at(),
     _updated_at(),
     sa.UniqueConstraint("tenant_id"),
+)
+
+#: Every saved version of every tenant: its files, whole (tenants/bundle.py), never changed
+#: once written; restoring an old one saves it again as the newest.
+tenant_versions = sa.Table(
+    "tenant_versions",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.Text(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("files", json_type(), nullable=False),  # path inside the tenant -> text
+    sa.Column("content_hash", sa.Text(), nullable=False),
+    sa.Column("author", sa.Text(), nullable=False),  # "folder", "cli", "key:<id>"
+    sa.Column("note", sa.Text(), nullable=True),
+    _created_at(),
+    sa.UniqueConstraint("tenant_id", "version"),
 )
 
 
@@ -179,6 +197,8 @@ call_details = sa.Table(
     sa.Column("call_sid", sa.Text(), nullable=False),
     sa.Column("stream_sid", sa.Text(), nullable=True),
     sa.Column("tenant", sa.Text(), nullable=True),
+    # the tenant version that answered (tenant_versions.version; None: a folder tenant)
+    sa.Column("tenant_version", sa.Integer(), nullable=True),
     sa.Column("from_number", sa.Text(), nullable=True),
     sa.Column("to_number", sa.Text(), nullable=True),
     sa.Column("direction", sa.Text(), nullable=True),

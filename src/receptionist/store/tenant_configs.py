@@ -34,7 +34,7 @@ _FIELDS = (
 )
 
 
-def _values(row: TenantConfigRow) -> dict[str, Any]:
+def config_values(row: TenantConfigRow) -> dict[str, Any]:
     return {
         "tenant_name": row.tenant_name,
         "owner_phone": row.owner_phone,
@@ -48,7 +48,7 @@ def _values(row: TenantConfigRow) -> dict[str, Any]:
 
 async def upsert_tenant(db: Database, row: TenantConfigRow) -> bool:
     """Insert or update the tenant's row; True if it was inserted or something changed."""
-    values = _values(row)
+    values = config_values(row)
     now = utcnow()
     t = tenant_configs.c
     async with db.begin(immediate=True) as conn:
