@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import sqlalchemy as sa
 
 from receptionist.store.db import Database
-from receptionist.store.tenant_configs import TenantConfigRow, get_tenant_config
+from receptionist.store.schema import tenant_configs
+from receptionist.store.tenant_configs import TenantConfigRow
 from receptionist.store.tenant_versions import (
     VersionConflict,
     current_versions,
@@ -38,8 +40,9 @@ async def test_versions_are_kept_whole_and_the_newest_is_in_force(db: Database) 
     old = await load_version(db, "bakery", 1)
     assert old is not None and old.files == FILES_1  # never overwritten
     assert [v.version for v in await list_versions(db, "bakery")] == [2, 1]
-    row = await get_tenant_config(db, "bakery")
-    assert row is not None and row["version"] == 2 and row["tenant_name"] == "Sweet Crumbs"
+    async with db.session() as conn:
+        row = (await conn.execute(sa.select(tenant_configs))).one()
+    assert (row.tenant_id, row.version, row.tenant_name) == ("bakery", 2, "Sweet Crumbs")
 
 
 async def test_the_same_files_again_write_nothing(db: Database) -> None:

@@ -43,7 +43,8 @@ from receptionist.postcall.worker import Worker
 from receptionist.store.db import Database
 from receptionist.store.live import LiveFeed
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.repository import TenantRepository
+from receptionist.tenants.repository import Tenants
+from receptionist.tenants.stored import StoredTenants
 from receptionist.web.api import create_api
 from receptionist.web.dashboard import create_dashboard
 from receptionist.web.deps import WebDeps
@@ -56,7 +57,7 @@ TurnCallback = Callable[[CallSession, str, dict[str, Any]], None]
 @dataclass
 class BridgeContext:
     settings: Settings
-    tenants: TenantRepository
+    tenants: Tenants
     db: Database
     engine_factory: EngineFactory
     recorder: CallRecorder
@@ -248,6 +249,9 @@ def create_app(ctx: BridgeContext) -> Starlette:
             _count_live_drops(ctx)
 
         await ctx.recorder.replay_spool()
+        stored = ctx.tenants if isinstance(ctx.tenants, StoredTenants) else None
+        if stored is not None:  # before the first call: the database's tenants are in memory
+            await stored.start(ctx.settings.tenants_dir)
         # after the spool's replay: a call's real end, if it was spooled, wins over a reaper
         checkpointer = _checkpointer(ctx)
         await ctx.live.start()  # connects in the background: a database outage delays nothing
@@ -268,6 +272,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
         # every process's drops reach the counters, not only those of the process scraped
         live_drops = asyncio.create_task(loops.every(5.0, stop, count_live_drops))
         trims = asyncio.create_task(heap.trim_every(ctx.settings.heap_trim_interval_s, stop))
+        refresher = asyncio.create_task(stored.run(stop)) if stored is not None else None
         yield
         # Served by `receptionist serve`, the calls were drained before this point; otherwise
         # (tests, the demo) uvicorn closed live calls with 1012. Each session saved its call.
@@ -277,6 +282,8 @@ def create_app(ctx: BridgeContext) -> Starlette:
         await live_drops
         await count_live_drops()  # the last ones
         await trims
+        if refresher is not None:
+            await refresher
         if memory is not None:
             await memory
         if checkpoints is not None and checkpointer is not None:

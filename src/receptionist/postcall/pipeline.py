@@ -44,7 +44,7 @@ from receptionist.store.schema import Stage, utcnow
 from receptionist.store.search import search_document
 from receptionist.telephony.exotel_api import ExotelApiConfig, ExotelApiError, fetch_call_details
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.repository import TenantError, TenantRepository
+from receptionist.tenants.repository import TenantError, Tenants
 from receptionist.usage import TokenUsage
 
 log = logging.getLogger("receptionist.pipeline")
@@ -83,7 +83,7 @@ class ExotelDeps:
 @dataclass
 class PipelineDeps:
     db: Database
-    tenants: TenantRepository
+    tenants: Tenants
     pricing: PricingTable
     analyzer: Analyzer
     exotel: ExotelDeps | None = None  # None: no Exotel account configured, the step is skipped

@@ -21,7 +21,7 @@ from receptionist.postcall.worker import Worker, new_worker_id
 from receptionist.store.db import Database
 from receptionist.telephony.exotel_api import ExotelApiConfig
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.repository import TenantRepository
+from receptionist.tenants.repository import Tenants
 from receptionist.usage import TokenUsage
 
 log = logging.getLogger("receptionist.pipeline")
@@ -62,7 +62,7 @@ def exotel_deps(settings: Settings) -> ExotelDeps | None:
 
 
 def pipeline_deps(
-    settings: Settings, db: Database, tenants: TenantRepository, provider: Provider | None = None
+    settings: Settings, db: Database, tenants: Tenants, provider: Provider | None = None
 ) -> PipelineDeps:
     """`provider`: where messages will go (decides the rows' provider name); None = no messages."""
     try:
@@ -97,7 +97,7 @@ def make_worker(settings: Settings, deps: PipelineDeps, provider: Provider | Non
     )
 
 
-def worker_from_settings(settings: Settings, db: Database, tenants: TenantRepository) -> Worker:
+def worker_from_settings(settings: Settings, db: Database, tenants: Tenants) -> Worker:
     """The worker `serve` and `receptionist worker` run: pipeline and messages."""
     provider = choose_provider(settings)
     return make_worker(settings, pipeline_deps(settings, db, tenants, provider), provider)

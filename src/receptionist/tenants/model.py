@@ -6,7 +6,7 @@ and shared by every call to that business until its files change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
@@ -79,7 +79,7 @@ class CallType:
 
 @dataclass(frozen=True)
 class Tenant:
-    """A loaded, valid tenant folder. Built by :func:`receptionist.tenants.loading.load_tenant`."""
+    """A loaded, valid tenant. Built by :func:`receptionist.tenants.loading.load_bundle`."""
 
     tenant_id: str
     name: str
@@ -107,6 +107,11 @@ class Tenant:
     actions: tuple[ActionRule, ...] = ()
     whatsapp: WhatsAppSender | None = None
     raw_config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    # the stored version it was loaded from (tenants/stored.py); None: from a folder
+    version: int | None = None
+
+    def with_version(self, version: int) -> Tenant:
+        return replace(self, version=version)
 
     @property
     def primary_language(self) -> str:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from receptionist.store.api_keys import KeyOwner
 from receptionist.store.db import Database
-from receptionist.tenants.repository import TenantError, TenantRepository, UnknownTenant
+from receptionist.tenants.repository import TenantError, Tenants, UnknownTenant
 from receptionist.web.scope import Scope
 
 MAX_PAGE = 200
@@ -31,7 +31,7 @@ class WebError(Exception):
 @dataclass(frozen=True)
 class WebDeps:
     db: Database
-    tenants: TenantRepository
+    tenants: Tenants
     usd_inr: Decimal
 
 
