@@ -11,9 +11,9 @@ import pytest
 
 from receptionist.store.db import Database
 from receptionist.store.tenant_versions import current_versions, load_version, save_version
+from receptionist.stored_tenants import StoredTenants, import_folder, summary_of
 from receptionist.tenants.bundle import read_folder
 from receptionist.tenants.repository import BrokenTenant, InactiveTenant, UnknownTenant
-from receptionist.tenants.stored import StoredTenants, import_folder, summary_of
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
 

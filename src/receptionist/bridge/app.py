@@ -42,9 +42,9 @@ from receptionist.observe import metrics as prom
 from receptionist.postcall.worker import Worker
 from receptionist.store.db import Database
 from receptionist.store.live import LiveFeed
+from receptionist.stored_tenants import StoredTenants
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import Tenants
-from receptionist.tenants.stored import StoredTenants
 from receptionist.web.api import create_api
 from receptionist.web.dashboard import create_dashboard
 from receptionist.web.deps import WebDeps

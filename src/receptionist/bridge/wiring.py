@@ -15,7 +15,7 @@ from receptionist.logs import configure_logging
 from receptionist.postcall.wiring import worker_from_settings
 from receptionist.store.db import Database
 from receptionist.store.live import live_feed_for
-from receptionist.tenants.stored import tenants_for
+from receptionist.stored_tenants import tenants_for
 
 
 def build_context(

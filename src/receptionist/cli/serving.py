@@ -194,7 +194,7 @@ def worker(
 
     async def go() -> None:
         from receptionist.postcall.wiring import worker_from_settings
-        from receptionist.tenants.stored import StoredTenants, tenants_for
+        from receptionist.stored_tenants import StoredTenants, tenants_for
 
         db = Database(settings.database_url)
         try:

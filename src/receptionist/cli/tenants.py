@@ -29,8 +29,8 @@ def _show(tenants: Tenants) -> None:
 @tenants_app.command("list")
 def tenants_list() -> None:
     """List tenants (from TENANTS_SOURCE: folders or the database) with their status."""
+    from receptionist.stored_tenants import StoredTenants
     from receptionist.tenants.repository import TenantRepository
-    from receptionist.tenants.stored import StoredTenants
 
     settings = settings_for()
     if settings.tenants_source == "folders":
@@ -75,8 +75,8 @@ def tenants_sync(
 ) -> None:
     """Save each tenant folder that loads as its newest version in the database (when its files
     changed). A version made elsewhere is not replaced without --force."""
+    from receptionist.stored_tenants import import_folder
     from receptionist.tenants.loading import is_valid_tenant_id
-    from receptionist.tenants.stored import import_folder
 
     settings = settings_for()
     root = settings.tenants_dir
@@ -156,9 +156,9 @@ def tenants_restore(
     """Put an earlier version back in force (saved again as the newest version)."""
     from receptionist.store.tenant_versions import VersionConflict, current_versions, load_version
     from receptionist.store.tenant_versions import save_version as save
+    from receptionist.stored_tenants import summary_of
     from receptionist.tenants.bundle import TenantBundle
     from receptionist.tenants.loading import load_bundle
-    from receptionist.tenants.stored import summary_of
 
     settings = settings_for()
 

@@ -107,7 +107,7 @@ class Tenant:
     actions: tuple[ActionRule, ...] = ()
     whatsapp: WhatsAppSender | None = None
     raw_config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
-    # the stored version it was loaded from (tenants/stored.py); None: from a folder
+    # the stored version it was loaded from (stored_tenants.py); None: from a folder
     version: int | None = None
 
     def with_version(self, version: int) -> Tenant:

@@ -33,7 +33,7 @@ __all__ = [
 
 class Tenants(Protocol):
     """What the server, the worker and the owner's window ask of tenants, whether they come from
-    folders (`TenantRepository`) or the database (`stored.StoredTenants`)."""
+    folders (`TenantRepository`) or the database (`StoredTenants` in stored_tenants.py)."""
 
     def ids(self) -> list[str]: ...
 

@@ -1,5 +1,6 @@
 """Tenants kept in the database (`TENANTS_SOURCE=database`): the same questions as the folder
-repository (repository.py), answered from memory.
+repository (tenants/repository.py), answered from memory. It joins the store (the versions) and
+the tenants package (loading them), which stay apart.
 
 `get()` runs at the start of every call, so it is a dictionary look-up. `refresh()` asks the
 database which version of each tenant is in force (one small query) and loads only what changed;
@@ -32,12 +33,11 @@ from receptionist.store.tenant_versions import (
     load_version,
     save_version,
 )
-
-from .bundle import TenantBundle, read_folder
-from .loading import is_valid_tenant_id, load_bundle
-from .model import Tenant
-from .report import Problem
-from .repository import (
+from receptionist.tenants.bundle import TenantBundle, read_folder
+from receptionist.tenants.loading import is_valid_tenant_id, load_bundle
+from receptionist.tenants.model import Tenant
+from receptionist.tenants.report import Problem
+from receptionist.tenants.repository import (
     BrokenTenant,
     InactiveTenant,
     TenantRepository,
