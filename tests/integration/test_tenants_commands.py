@@ -127,3 +127,12 @@ def test_serve_answers_from_the_database_and_sees_a_change(tmp_path: Path) -> No
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_tenant_key_checks_the_configured_source(tmp_path: Path) -> None:
+    env = _env(tmp_path, TENANTS_SOURCE="database")
+    assert run(["keys", "create", "--tenant", "bakery"], env).returncode == 2  # not synced yet
+    assert run(["tenants", "sync"], env).returncode == 0
+    made = run(["keys", "create", "--tenant", "bakery"], env)
+    assert made.returncode == 0, made.stderr
+    assert run(["keys", "create", "--tenant", "ghost"], env).returncode == 2

@@ -163,8 +163,9 @@ def keys_create(
     name: Annotated[str | None, typer.Option(help="Who or what holds it.")] = None,
 ) -> None:
     """Make a key; it is printed once, alone on the last line (only its hash is kept)."""
+    from receptionist.cli.tenants import configured_tenants
     from receptionist.store.api_keys import create_key
-    from receptionist.tenants.repository import TenantRepository, UnknownTenant
+    from receptionist.tenants.repository import UnknownTenant
 
     if admin == (tenant is not None):
         typer.echo("error: give exactly one of --tenant T or --admin", err=True)
@@ -172,7 +173,7 @@ def keys_create(
     settings = settings_for()
     if tenant is not None:
         try:
-            TenantRepository(settings.tenants_dir).get_any(tenant)
+            configured_tenants(settings).get_any(tenant)
         except UnknownTenant as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

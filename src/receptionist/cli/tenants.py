@@ -13,6 +13,7 @@ from receptionist.cli.common import with_db as _with_db
 from receptionist.store.db import Database
 
 if TYPE_CHECKING:
+    from receptionist.config import Settings
     from receptionist.tenants.repository import Tenants
 
 
@@ -26,23 +27,27 @@ def _show(tenants: Tenants) -> None:
         console.print(f"{tid:<16} [red]broken[/red]    {len(problems)} problem(s)")
 
 
-@tenants_app.command("list")
-def tenants_list() -> None:
-    """List tenants (from TENANTS_SOURCE: folders or the database) with their status."""
+def configured_tenants(settings: Settings) -> Tenants:
+    """The tenants TENANTS_SOURCE names, loaded (from the database: the versions in force)."""
     from receptionist.stored_tenants import StoredTenants
     from receptionist.tenants.repository import TenantRepository
 
-    settings = settings_for()
     if settings.tenants_source == "folders":
-        _show(TenantRepository(settings.tenants_dir))
-        return
+        return TenantRepository(settings.tenants_dir)
 
-    async def go(db: Database) -> None:
+    async def go(db: Database) -> StoredTenants:
         stored = StoredTenants(db)
         await stored.refresh()
-        _show(stored)
+        return stored
 
-    _with_db(settings, go)
+    loaded: StoredTenants = _with_db(settings, go)
+    return loaded
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """List tenants (from TENANTS_SOURCE: folders or the database) with their status."""
+    _show(configured_tenants(settings_for()))
 
 
 @tenants_app.command("validate")
