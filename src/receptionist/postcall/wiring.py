@@ -94,6 +94,7 @@ def make_worker(settings: Settings, deps: PipelineDeps, provider: Provider | Non
         max_attempts=settings.pipeline_max_attempts,
         backoff_base_s=settings.pipeline_backoff_s,
         dispatcher=dispatcher,
+        usd_inr=settings.usd_inr_rate,
     )
 
 

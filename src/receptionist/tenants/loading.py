@@ -229,6 +229,7 @@ class _Loader:
             templates=cfg["templates"],
             actions=cfg["actions"],
             whatsapp=cfg["whatsapp"],
+            digest=cfg["digest"],
             raw_config=config,
         )
 
