@@ -10,6 +10,7 @@ import httpx
 
 from receptionist.config import Settings, SettingsError
 from receptionist.gemini_rest import make_client
+from receptionist.hooks.deliverer import WebhookDeliverer
 from receptionist.notify.provider import Provider
 from receptionist.notify.wiring import action_deps, choose_provider, make_dispatcher
 from receptionist.postcall.analyzers.gemini import GeminiAnalyzer
@@ -87,6 +88,7 @@ def make_worker(settings: Settings, deps: PipelineDeps, provider: Provider | Non
     )
     if dispatcher is not None:
         deps.on_messages_queued = dispatcher.wake.set
+    webhooks = WebhookDeliverer(deps.db, worker_id=worker_id)
     return Worker(
         deps,
         worker_id=worker_id,
@@ -95,6 +97,7 @@ def make_worker(settings: Settings, deps: PipelineDeps, provider: Provider | Non
         backoff_base_s=settings.pipeline_backoff_s,
         dispatcher=dispatcher,
         usd_inr=settings.usd_inr_rate,
+        webhooks=webhooks,
     )
 
 

@@ -337,6 +337,49 @@ notifications = sa.Table(
 )
 
 
+# Events for the business's own systems (hooks/): one row per event and URL, written in the
+# transaction that makes the event true, delivered (at least once) by the worker, retried with
+# backoff; the receiver de-duplicates by event_id.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Text(), nullable=False),
+    sa.Column("event_type", sa.Text(), nullable=False),
+    sa.Column("tenant", sa.Text(), nullable=False),
+    sa.Column("call_sid", sa.Text(), nullable=True),
+    sa.Column("url", sa.Text(), nullable=False),
+    sa.Column("secret_env", sa.Text(), nullable=False),
+    sa.Column("payload", json_type(), nullable=False),
+    sa.Column("status", sa.Text(), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("lease_owner", sa.Text(), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("last_status_code", sa.Integer(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    _created_at(),
+    _updated_at(),
+    sa.Column("delivered_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("event_id", "url"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "tenant", "created_at"),
+)
+
+# Every attempt at a webhook delivery: what the owner's window shows for it.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+    sa.Column("attempted_at", UTCDateTime(), nullable=False),
+    sa.Column("status_code", sa.Integer(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("duration_ms", sa.Integer(), nullable=False),
+    sa.Index(None, "delivery_id"),
+)
+
+
 # Every delivery report received, matched or not. A report that names no message we know (its
 # request id was never recorded because the sender died or timed out) is the evidence that one of
 # the identical messages waiting for an answer did go out: see notifications.requeue_unconfirmed.

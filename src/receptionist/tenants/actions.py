@@ -132,3 +132,16 @@ class DailyDigest:
     hour: int
     template: str
     sources: tuple[str, ...]
+
+
+#: What a tenant's webhooks may receive (hooks/events.py makes them).
+WEBHOOK_EVENTS: tuple[str, ...] = ("call.ended", "call.analyzed")
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """A URL of the business's own that receives `events` as signed JSON (hooks/)."""
+
+    url: str
+    secret_env: str  # NAME of the env var holding the signing secret
+    events: tuple[str, ...]

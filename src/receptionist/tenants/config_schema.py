@@ -122,6 +122,13 @@ class DigestConfig(BaseModel):
     variables: list[str] = []
 
 
+class WebhookConfig(BaseModel):
+    model_config = _FORBID
+    url: str
+    secret_env: str
+    events: list[str] = []
+
+
 class TenantConfig(BaseModel):
     """tenant.toml, table by table (see tenants/README.md for what each key means)."""
 
@@ -142,6 +149,7 @@ class TenantConfig(BaseModel):
     templates: dict[str, TemplateConfig] = {}
     actions: dict[str, list[RuleConfig]] = {}
     digest: DigestConfig | None = None
+    webhooks: list[WebhookConfig] = []
 
 
 def allowed_keys(model: type[BaseModel]) -> tuple[str, ...]:

@@ -230,6 +230,7 @@ class _Loader:
             actions=cfg["actions"],
             whatsapp=cfg["whatsapp"],
             digest=cfg["digest"],
+            webhooks=cfg["webhooks"],
             raw_config=config,
         )
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
-from .actions import ActionRule, DailyDigest, Template, WhatsAppSender
+from .actions import ActionRule, DailyDigest, Template, Webhook, WhatsAppSender
 from .messages import CallMessages, language_name
 
 __all__ = [
@@ -107,6 +107,7 @@ class Tenant:
     actions: tuple[ActionRule, ...] = ()
     whatsapp: WhatsAppSender | None = None
     digest: DailyDigest | None = None  # the owner's daily WhatsApp digest; None: not sent
+    webhooks: tuple[Webhook, ...] = ()  # the business's own URLs that receive call events
     raw_config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     # the stored version it was loaded from (stored_tenants.py); None: from a folder
     version: int | None = None
