@@ -48,11 +48,15 @@ _CATALOGUE: dict[str, tuple[_CallType, ...]] = {
         _CallType(
             "order",
             "Customer wants to order items for pickup or delivery",
-            (_NAME, _PHONE,
-             ("items", "list", True, "Items ordered, each with its size or quantity"),
-             ("pickup_or_delivery", "string", True, "'pickup' or 'delivery'"),
-             ("delivery_address", "string", False, "Address with landmark, for delivery"),
-             _DATE, _TIME),  # fmt: skip
+            (
+                _NAME,
+                _PHONE,
+                ("items", "list", True, "Items ordered, each with its size or quantity"),
+                ("pickup_or_delivery", "string", True, "'pickup' or 'delivery'"),
+                ("delivery_address", "string", False, "Address with landmark, for delivery"),
+                _DATE,
+                _TIME,
+            ),
             "Order: collect name, phone number, the items with sizes or quantities, pickup or "
             "delivery (and the address), date and time.",
             "items",
@@ -78,8 +82,12 @@ _CATALOGUE: dict[str, tuple[_CallType, ...]] = {
         _CallType(
             "cancellation",
             "Caller wants to cancel or move an appointment",
-            (_NAME, _PHONE, ("appointment_date", "date", False, "Date of the appointment"),
-             ("new_date", "date", False, "New date, if they want to move it")),  # fmt: skip
+            (
+                _NAME,
+                _PHONE,
+                ("appointment_date", "date", False, "Date of the appointment"),
+                ("new_date", "date", False, "New date, if they want to move it"),
+            ),
             "Cancellation or change: collect name, phone number, the appointment date and any "
             "new date and time.",
         ),
@@ -89,9 +97,13 @@ _CATALOGUE: dict[str, tuple[_CallType, ...]] = {
         _CallType(
             "order",
             "Customer wants to buy or reserve items, for pickup or delivery",
-            (_NAME, _PHONE, ("items", "list", True, "Items asked for, with quantities"),
-             ("pickup_or_delivery", "string", False, "'pickup' or 'delivery'"),
-             ("delivery_address", "string", False, "Address with landmark, for delivery")),  # fmt: skip
+            (
+                _NAME,
+                _PHONE,
+                ("items", "list", True, "Items asked for, with quantities"),
+                ("pickup_or_delivery", "string", False, "'pickup' or 'delivery'"),
+                ("delivery_address", "string", False, "Address with landmark, for delivery"),
+            ),
             "Order: collect name, phone number, the items with quantities, and pickup or "
             "delivery (with the address).",
             "items",
@@ -124,7 +136,7 @@ def default_greeting(name: str) -> str:
 def _clean_greeting(draft: BusinessDraft) -> str:
     """One line without quotes, so greeting.py reads back exactly this text."""
     text = draft.greeting or default_greeting(draft.name)
-    text = " ".join(plain_text(text, 300).split()).translate(str.maketrans("", "", "\"“”«»"))
+    text = " ".join(plain_text(text, 300).split()).translate(str.maketrans("", "", '"“”«»'))
     return text.strip(" '‘’*_`") or default_greeting(draft.name).replace('"', "")
 
 
@@ -133,7 +145,9 @@ def _call_type_toml(ct: _CallType) -> list[str]:
     lines.append(f"[call_types.{ct.name}.fields]")
     for name, kind, required, what in ct.fields:
         req = "true" if required else "false"
-        lines.append(f"{name} = {{ type = {_q(kind)}, required = {req}, description = {_q(what)} }}")
+        lines.append(
+            f"{name} = {{ type = {_q(kind)}, required = {req}, description = {_q(what)} }}"
+        )
     return [*lines, ""]
 
 
