@@ -180,7 +180,9 @@ def _price(line: str) -> tuple[str, str] | None:
             item = m.group("item").strip(" \t-–—:=|@,").strip()
             tail = m.group("tail").strip(" \t,;.")
             price = m.group("price") + (f" {tail}" if tail else "")
-            if item and not item.isdigit():
+            # "Owner: 98450 12345" is a phone number, not a price
+            digits = sum(c.isdigit() for c in m.group("price"))
+            if item and not item.isdigit() and digits <= 7 and not extract_phones(line):
                 return item, price
     return None
 
