@@ -122,3 +122,14 @@ def test_bad_descriptions_are_refused(data: bytes, why: str) -> None:
 def test_a_phone_number_is_not_a_price() -> None:
     draft = parse_description("Ravi Hardware\nOwner: 9845012345\nCall 98450-12345\n", "ravi")
     assert draft.prices == () and draft.owner_phone == "+919845012345"
+
+
+def test_the_readme_example_drafts_without_warnings() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("### Drafting a tenant from a description", 1)[1].split("```")[1]
+    draft = parse_description(example, "crumbs")
+    assert draft.warnings == () and draft.kind == "food"
+    assert draft.name == "Sweet Crumbs Bakery" and ("Brownie", "80 each") in draft.prices
+    _files(example, "crumbs")
