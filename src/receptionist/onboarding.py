@@ -11,7 +11,7 @@ instead and `note` says why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from google import genai
@@ -19,6 +19,7 @@ from google.genai import types
 from pydantic import BaseModel, Field, ValidationError
 
 from receptionist.gemini_rest import AnalyzerError, generate_json
+from receptionist.language.phones import extract_phones
 from receptionist.tenants.bundle import TenantBundle
 from receptionist.tenants.draft import (
     BusinessDraft,
@@ -181,6 +182,9 @@ async def draft_tenant(
         except (AnalyzerError, ValueError) as exc:
             note = f"Gemini's draft was not used ({plain_text(str(exc), 300)}): used the template"
         else:
+            # a number the owner did not write is a guess: keep only one from the description
+            if draft.owner_phone not in extract_phones(description):
+                draft = with_warnings(replace(draft, owner_phone=template.owner_phone))
             bundle, problems = _checked(tenant_id, draft)
             if not problems:
                 return DraftResult(draft, bundle, "gemini")

@@ -173,7 +173,7 @@ async def test_gemini_drafts_with_a_schema(tmp_path: Path, fake: FakeGeminiRest)
     ("answer", "why"),
     [
         ({**GEMINI_ANSWER, "languages": ["english"]}, "does not validate"),
-        ({**GEMINI_ANSWER, "owner_phone": "call me"}, "does not validate"),
+        ({**GEMINI_ANSWER, "name": "  \u2028 "}, "does not validate"),
         ({**GEMINI_ANSWER, "kind": "spaceship"}, "not a draft"),
         ("not json at all", "not a draft"),
     ],
@@ -191,3 +191,16 @@ async def test_a_bad_gemini_draft_falls_back_to_the_template(
     tenant, problems = load_tenant(tmp_path / "tenants", "crumbs")
     assert tenant is not None, problems
     assert tenant.languages == ("en-IN", "hi-IN", "kn-IN")  # the template's reading
+
+
+async def test_an_owner_number_gemini_made_up_is_not_used(
+    tmp_path: Path, fake: FakeGeminiRest
+) -> None:
+    env, desc = _gemini_env(tmp_path, fake)
+    fake.script(json.dumps({**GEMINI_ANSWER, "owner_phone": "+919999999999"}))
+    args = ["tenants", "new", "crumbs", "--from", str(desc), "--yes"]
+    done = await asyncio.to_thread(run, args, env)
+    assert done.returncode == 0 and "(gemini)" in done.stdout, done.stderr
+    tenant, problems = load_tenant(tmp_path / "tenants", "crumbs")
+    assert tenant is not None, problems
+    assert tenant.owner_phone == "+919845012345"  # the one in the description

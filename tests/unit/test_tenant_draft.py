@@ -65,6 +65,7 @@ def test_the_draft_validates_and_its_greeting_is_found() -> None:
     assert greeting == "Hello, thank you for calling Sweet Crumbs Bakery! How can I help you?"
     assert "- Black Forest cake 1 kg: ₹750" in files["input_files/prices.md"]
     assert "560095" in files["input_files/address.md"]
+    assert "(English, Hindi, Kannada)" in files[ASSISTANT_PROMPT]
 
 
 def test_a_salon_takes_appointments() -> None:

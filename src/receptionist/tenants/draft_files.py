@@ -124,6 +124,16 @@ _CATALOGUE: dict[str, tuple[_CallType, ...]] = {
 }
 
 
+_LANGUAGE_NAMES = {
+    "en": "English", "hi": "Hindi", "kn": "Kannada", "ta": "Tamil", "te": "Telugu",
+    "mr": "Marathi", "bn": "Bengali", "ml": "Malayalam", "gu": "Gujarati", "pa": "Punjabi",
+}  # fmt: skip
+
+
+def _language_names(codes: tuple[str, ...]) -> str:
+    return ", ".join(_LANGUAGE_NAMES.get(code.split("-")[0].lower(), code) for code in codes)
+
+
 def _q(text: str) -> str:
     """A TOML basic string (JSON's escapes are TOML's; controls were removed before)."""
     return json.dumps(plain_text(text), ensure_ascii=False)
@@ -226,7 +236,7 @@ def _bullets(items: list[str] | tuple[str, ...]) -> str:
 def _assistant(draft: BusinessDraft, types: tuple[_CallType, ...]) -> str:
     where = f" ({plain_text(draft.address)})" if draft.address else ""
     tasks = "".join(f"{i}. {ct.task}\n" for i, ct in enumerate(types, 1))
-    langs = ", ".join(draft.languages)
+    langs = _language_names(draft.languages)
     unknown = [
         what
         for what, have in (("prices", draft.prices), ("opening hours", draft.hours))
@@ -262,7 +272,7 @@ def _analyzer(draft: BusinessDraft, types: tuple[_CallType, ...]) -> str:
     choices = "".join(f"- {ct.name}: {ct.description}.\n" for ct in types)
     return (
         f"You are reading the transcript of a call to {plain_text(draft.name)}. The caller may "
-        f"speak {', '.join(draft.languages)} or a mix.\n\n"
+        f"speak {_language_names(draft.languages)} or a mix.\n\n"
         f"Choose one call type:\n{choices}\n"
         "Extract the details for that type as confirmed in the call. Dates as YYYY-MM-DD, "
         'times as HH:MM (24-hour), resolving "tomorrow" from the call date. Phone numbers with '
