@@ -11,6 +11,7 @@ instead and `note` says why.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -53,6 +54,8 @@ phone numbers (leave a list empty, or a text empty, when the description does no
 - greeting: one warm sentence the receptionist says first, naming the business.
 - prices: every item or service with its price in rupees as written ("750", "300 onwards").
 - hours, address, callers_want (what callers usually call for), notes (anything else useful)."""
+
+_LANGUAGE = re.compile(r"([a-zA-Z]{2,3})[-_]([a-zA-Z]{2})")
 
 Kind = Literal["food", "appointments", "shop", "general"]
 
@@ -101,10 +104,13 @@ def _as_draft(answer: DraftAnswer) -> BusinessDraft:
     def texts(items: list[str]) -> tuple[str, ...]:
         return tuple(t for t in (plain_text(i, 400) for i in items) if t)
 
-    languages = tuple(dict.fromkeys(plain_text(code, 20) for code in answer.languages))
+    # codes as the loader writes them ("hi-in" -> "hi-IN"), those that are not codes dropped
+    codes = (_LANGUAGE.fullmatch(plain_text(code, 20)) for code in answer.languages)
+    found = [f"{m.group(1).lower()}-{m.group(2).upper()}" for m in codes if m]
+    languages = tuple(dict.fromkeys(found)) or ("en-IN",)
     prices = ((plain_text(p.item), plain_text(p.price).lstrip("₹ ")) for p in answer.prices)
     draft = BusinessDraft(
-        name=plain_text(answer.name, 80),
+        name=" ".join(plain_text(answer.name, 80).split()),  # one line: it is spoken
         kind=answer.kind,
         owner_phone=plain_text(answer.owner_phone) or None,
         languages=languages,

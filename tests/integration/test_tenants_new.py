@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from receptionist.sim.gemini_rest import FakeGeminiRest
+from receptionist.sim.gemini_rest import FakeGeminiRest, Fault
 from receptionist.tenants.bundle import read_folder
 from receptionist.tenants.loading import load_tenant
 from tests.integration.bridge_harness import REPO
@@ -132,7 +132,7 @@ GEMINI_ANSWER = {
     "name": "Sweet Crumbs Bakery",
     "kind": "food",
     "owner_phone": "+919845012345",
-    "languages": ["en-IN", "kn-IN"],
+    "languages": ["en-IN", "kn_in", "English", "kn-IN"],  # cleaned to en-IN, kn-IN
     "greeting": "Namaskara, Sweet Crumbs Bakery! What can we bake for you?",
     "prices": [{"item": "Black Forest cake 1 kg", "price": "750"}],
     "hours": ["Every day 9 am to 9 pm"],
@@ -172,7 +172,7 @@ async def test_gemini_drafts_with_a_schema(tmp_path: Path, fake: FakeGeminiRest)
 @pytest.mark.parametrize(
     ("answer", "why"),
     [
-        ({**GEMINI_ANSWER, "languages": ["english"]}, "does not validate"),
+        (Fault(503), "Gemini 503"),
         ({**GEMINI_ANSWER, "name": "  \u2028 "}, "does not validate"),
         ({**GEMINI_ANSWER, "kind": "spaceship"}, "not a draft"),
         ("not json at all", "not a draft"),
@@ -182,7 +182,7 @@ async def test_a_bad_gemini_draft_falls_back_to_the_template(
     tmp_path: Path, fake: FakeGeminiRest, answer: object, why: str
 ) -> None:
     env, desc = _gemini_env(tmp_path, fake)
-    fake.script(answer if isinstance(answer, str) else json.dumps(answer))
+    fake.script(answer if isinstance(answer, str | Fault) else json.dumps(answer))
     args = ["tenants", "new", "crumbs", "--from", str(desc), "--yes"]
     done = await asyncio.to_thread(run, args, env)
     assert done.returncode == 0, done.stderr
