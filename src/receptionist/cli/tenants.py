@@ -1,19 +1,29 @@
-"""`receptionist tenants ...`: list and check tenants, and move them between their folders and the
-database (sync, export, versions, restore)."""
+"""`receptionist tenants ...`: list and check tenants, draft a new one from a description (new),
+and move them between their folders and the database (sync, export, versions, restore)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from receptionist.cli.common import console, err, markup_safe, plain, settings_for, tenants_app
+from receptionist.cli.common import (
+    console,
+    err,
+    markup_safe,
+    plain,
+    run_coro,
+    settings_for,
+    tenants_app,
+)
 from receptionist.cli.common import with_db as _with_db
 from receptionist.store.db import Database
+from receptionist.untrusted import printable
 
 if TYPE_CHECKING:
     from receptionist.config import Settings
+    from receptionist.tenants.bundle import TenantBundle
     from receptionist.tenants.repository import Tenants
 
 
@@ -196,3 +206,104 @@ def tenants_restore(
     if problem:
         err.print(problem, markup=False, highlight=False)
         raise typer.Exit(1)
+
+
+def _show_draft(files: dict[str, bytes]) -> None:
+    """Each file of the draft, escaped for the terminal (the text came from a file or a model)."""
+    for path, data in files.items():
+        console.rule(markup_safe(path), style="dim")
+        plain(data.decode("utf-8").rstrip("\n"))
+    console.rule(style="dim")
+
+
+def _save_draft_version(settings: Settings, tenant_id: str, bundle: TenantBundle) -> str:
+    """Save the draft as version 1 of a tenant the database does not have ("" or a problem)."""
+    from receptionist.store.tenant_versions import VersionConflict, save_version
+    from receptionist.stored_tenants import FOLDER_AUTHOR, summary_of
+    from receptionist.tenants.loading import load_bundle
+
+    tenant, _ = load_bundle(tenant_id, bundle)
+    assert tenant is not None  # checked when drafted
+
+    async def go(db: Database) -> str:
+        try:
+            saved = await save_version(
+                db,
+                summary_of(tenant),
+                bundle.as_text(),
+                bundle.content_hash(),
+                author=FOLDER_AUTHOR,  # its folder was written too: `tenants sync` may follow it
+                note="drafted by tenants new",
+                base_version=None,  # a new tenant only
+            )
+        except VersionConflict as exc:
+            return str(exc)
+        return f"saved {tenant_id} as version {saved.version} in the database"
+
+    return str(_with_db(settings, go))
+
+
+@tenants_app.command("new")
+def tenants_new(
+    tenant: Annotated[str, typer.Argument(help="The new tenant's id (its folder name).")],
+    from_file: Annotated[
+        Path, typer.Option("--from", help="A plain description of the business (UTF-8 text).")
+    ],
+    yes: Annotated[bool, typer.Option("--yes", help="Save without asking.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder to write (default: TENANTS_DIR/<id>).")
+    ] = None,
+) -> None:
+    """Draft a tenant from a description of the business (with Gemini when GEMINI_API_KEY is
+    set, else from a template), show it, and save it when accepted."""
+    from receptionist.onboarding import DraftError, draft_tenant
+    from receptionist.tenants.bundle import write_folder
+    from receptionist.tenants.draft import MAX_DESCRIPTION_BYTES, read_description
+
+    settings = settings_for()
+    target = out if out is not None else settings.tenants_dir / tenant
+    try:
+        if target.exists():
+            raise DraftError(f"{target} already exists: choose another id or --out folder")
+        try:
+            with from_file.open("rb") as f:
+                data = f.read(MAX_DESCRIPTION_BYTES + 1)
+        except OSError as exc:
+            raise DraftError(f"cannot read {from_file}: {exc.strerror or exc}") from None
+        description = read_description(data)
+        result = run_coro(draft_tenant(tenant, description, **_gemini_args(settings)))
+    except DraftError as exc:
+        err.print(f"error: {printable(str(exc))}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    _show_draft(dict(result.bundle.files))
+    plain(f"drafted {tenant} from {from_file} ({result.source})")
+    for line in ([result.note] if result.note else []) + list(result.draft.warnings):
+        err.print(f"warning: {printable(line)}", markup=False, highlight=False)
+    if not yes and not _accepted(f"Save the draft to {target}?"):
+        plain("not saved")
+        raise typer.Exit(1)
+    if settings.tenants_source == "database":
+        done = _save_draft_version(settings, tenant, result.bundle)
+        if not done.startswith("saved"):
+            err.print(f"error: {printable(done)}", markup=False, highlight=False)
+            raise typer.Exit(1)
+        plain(done)
+    write_folder(result.bundle, target)
+    plain(f"wrote {len(result.bundle.files)} file(s) to {target}")
+
+
+def _accepted(question: str) -> bool:
+    try:
+        return typer.confirm(question, default=False)
+    except typer.Abort:  # no terminal, or Ctrl-C / Ctrl-D at the prompt
+        return False
+
+
+def _gemini_args(settings: Settings) -> dict[str, Any]:
+    key = settings.gemini_key
+    if not key:
+        return {}
+    from receptionist.gemini_rest import make_client
+
+    client = make_client(key, base_url=settings.gemini_analysis_base_url)
+    return {"client": client, "model": settings.gemini_analysis_model}
