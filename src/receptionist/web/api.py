@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from receptionist.store.api_keys import KeyOwner, check_key
-from receptionist.web import figures, queries
+from receptionist.web import figures, queries, webhooks
 from receptionist.web.call_list import CallFilters, Sort
 from receptionist.web.deps import (
     DEFAULT_PAGE,
@@ -37,6 +37,7 @@ from receptionist.web.models import (
     Page,
     Stats,
     Tenant,
+    WebhookDelivery,
 )
 from receptionist.web.scope import Scope
 
@@ -191,6 +192,40 @@ async def list_notifications(
 )
 async def resend_notification(notification_id: int, s: ScopeDep, deps: DepsDep) -> Done:
     return await queries.resend_notification(s, deps, notification_id)
+
+
+@router.get(
+    "/webhooks/deliveries",
+    response_model=list[WebhookDelivery],
+    summary="Webhook deliveries to the business's own URLs, newest first",
+)
+async def list_webhook_deliveries(
+    s: ScopeDep,
+    deps: DepsDep,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1)] = DEFAULT_PAGE,
+) -> list[WebhookDelivery]:
+    return await webhooks.delivery_list(s, deps, status, limit)
+
+
+@router.get(
+    "/webhooks/deliveries/{delivery_id}",
+    response_model=WebhookDelivery,
+    responses={404: {"model": ErrorBody}},
+    summary="One webhook delivery with every attempt made at it",
+)
+async def get_webhook_delivery(delivery_id: int, s: ScopeDep, deps: DepsDep) -> WebhookDelivery:
+    return await webhooks.delivery_detail(s, deps, delivery_id)
+
+
+@router.post(
+    "/webhooks/deliveries/{delivery_id}/replay",
+    response_model=Done,
+    responses={404: {"model": ErrorBody}},
+    summary="Send a webhook delivery again now (same event id)",
+)
+async def replay_webhook_delivery(delivery_id: int, s: ScopeDep, deps: DepsDep) -> Done:
+    return await webhooks.replay(s, deps, delivery_id)
 
 
 # --- the app ------------------------------------------------------------------------------------

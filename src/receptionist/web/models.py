@@ -150,6 +150,32 @@ class Stats(BaseModel):
     response: Latency
 
 
+class WebhookAttempt(BaseModel):
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class WebhookDelivery(BaseModel):
+    id: int
+    event_id: str = Field(description="The receiver de-duplicates by it.")
+    event_type: str
+    tenant: str
+    call_sid: str | None
+    url: str
+    status: str = Field(description="pending, delivered or failed")
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
+    tried: list[WebhookAttempt] = Field(
+        default_factory=list, description="Every attempt, oldest first (one delivery only)."
+    )
+
+
 class Done(BaseModel):
     ok: bool = True
     message: str
