@@ -259,3 +259,16 @@ async def test_a_missing_secret_is_a_visible_failed_attempt(db: Database, tmp_pa
         (row,) = await _deliveries(db)
         assert row["status"] == "pending" and "BAKERY_HOOK_SECRET is not set" in row["last_error"]
         assert receiver.got == []  # nothing unsigned ever leaves
+
+
+def test_the_readme_verification_snippet_accepts_our_signature() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("```python\nimport hashlib, hmac, time")
+    code = readme[start + len("```python\n") : readme.index("```", start + 10)]
+    scope: dict[str, Any] = {}
+    exec(code, scope)  # the snippet as a receiver would paste it
+    body = b'{"id": "ev-1"}'
+    header = sign(b"s3cret", int(time.time()), body)
+    assert scope["verified"](b"s3cret", header, body)
+    assert not scope["verified"](b"s3cret", header, body + b"x")
+    assert not scope["verified"](b"s3cret", sign(b"s3cret", int(time.time()) - 301, body), body)
