@@ -199,6 +199,8 @@ async def test_every_route_keeps_tenants_apart_and_refuses_bad_keys(api: Api) ->
         "call_sid": "CAs0",
         "notification_id": await notification_id(api.db, "CAs0"),
         "delivery_id": await webhook_delivery_id(api.db, "saloon", "CAs0"),
+        "tenant_id": "saloon",
+        "version": "1",
     }
     async with api.client("bakery") as bakery, api.client("admin") as admin:
         for method, path in routes:

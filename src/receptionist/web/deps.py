@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -23,9 +24,12 @@ DEFAULT_TZ = "Asia/Kolkata"
 class WebError(Exception):
     """A request the server will not answer as asked: status, stable code, plain message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, problems: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.problems = problems  # what is wrong, field by field (a tenant edit)
 
 
 @dataclass(frozen=True)
