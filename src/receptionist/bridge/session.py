@@ -12,9 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +21,16 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from receptionist import logctx, tracing
 from receptionist.audio import StreamResampler, duration_ms, rms
+from receptionist.bridge import silence
 from receptionist.bridge.budget import Budget
+from receptionist.bridge.call_stats import NO_CODE, CallStats, close_reason
 from receptionist.bridge.greeting_cache import (
     CachedGreeting,
     GreetingCapture,
     GreetingKey,
     greeting_cache_for,
 )
-from receptionist.bridge.latency import LatencyHistogram
+from receptionist.bridge.live_view import LiveView
 from receptionist.bridge.transcript import TranscriptRecorder
 from receptionist.engines.base import (
     AgentAudio,
@@ -50,7 +51,6 @@ from receptionist.engines.base import (
 from receptionist.observe import metrics
 from receptionist.store.calls import FinishedCall, NewCall, new_session_id
 from receptionist.store.checkpoints import Checkpoint
-from receptionist.store.live import LiveEvent
 from receptionist.store.search import response_times
 from receptionist.telephony import exotel
 from receptionist.tenants.repository import InactiveTenant, TenantError
@@ -88,56 +88,6 @@ GREETING_CONNECT_AFTER_S = 0.02
 # frame (~16 a call-second) would add 0.03-0.1 ms of CPU per call-second; one in 4 costs about
 # what the old one did, keeps the distribution, and the frame totals are counted exactly.
 LATENCY_SAMPLE_EVERY = 4
-
-# How a WebSocket close code reads on the call row (RFC 6455 section 7.4.1).
-_CLOSE_REASONS = {
-    1002: "protocol_error",
-    1007: "invalid_frame_data",  # e.g. a text frame that is not UTF-8
-    1009: "frame_too_large",
-    1012: "server_restart",
-}
-
-
-@dataclass(slots=True)
-class CallStats:
-    frames_in: int = 0
-    frames_out: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    clears: int = 0
-    marks_sent: int = 0
-    marks_received: int = 0
-    dtmf: int = 0
-    interruptions: int = 0
-    agent_turns: int = 0
-    bad_frames: Counter[str] = field(default_factory=Counter)
-    latency_in: LatencyHistogram = field(default_factory=LatencyHistogram)
-    latency_out: LatencyHistogram = field(default_factory=LatencyHistogram)
-    greeting_ms: float | None = None
-    greeting_source: str = ""  # "cache" | "engine" ("" : no greeting)
-    start_to_greeting_ms: float | None = None  # Exotel `start` read → first agent frame sent
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "frames_in": self.frames_in,
-            "frames_out": self.frames_out,
-            "bytes_in": self.bytes_in,
-            "bytes_out": self.bytes_out,
-            "clears": self.clears,
-            "marks_sent": self.marks_sent,
-            "marks_received": self.marks_received,
-            "dtmf": self.dtmf,
-            "interruptions": self.interruptions,
-            "agent_turns": self.agent_turns,
-            "bad_frames": dict(self.bad_frames),
-            "greeting_ms": None if self.greeting_ms is None else round(self.greeting_ms, 2),
-            "greeting_source": self.greeting_source,
-            "start_to_greeting_ms": (
-                None if self.start_to_greeting_ms is None else round(self.start_to_greeting_ms, 2)
-            ),
-            "latency_in": self.latency_in.to_json(),
-            "latency_out": self.latency_out.to_json(),
-        }
 
 
 class CallSession:
@@ -184,8 +134,7 @@ class CallSession:
         self._created: asyncio.Task[None] | None = None
         self._duplicate = False  # another stream owns this call_sid's row: write nothing
         self._row_written = False  # create_call wrote this stream's row
-        self._live_started = False  # call_started went to the live feed
-        self._live_sent = 0  # transcript turns already on the live feed
+        self.live = LiveView(ctx.live)  # the owner's live view of this call
         # greeting: played from the cache (a task) or captured from the engine to fill it
         self._greeting_task: asyncio.Task[None] | None = None
         self._greeting_voiced_ms = 0.0  # caller speech heard over the cached greeting
@@ -235,36 +184,14 @@ class CallSession:
         # Every log line from here on (this task and the tasks it starts) names the call; the
         # connection's task ends with the call, so nothing needs to unset it.
         logctx.bind(call_sid=self.call_sid, stream_sid=self.stream_sid, tenant=tenant_id)
-        try:
-            self.tenant = self.ctx.tenants.get(tenant_id)
-        except InactiveTenant as exc:
-            metrics.CALLS_STARTED.labels(exc.tenant.tenant_id if exc.tenant else "unknown").inc()
-            # a known tenant: its owner sees the call it missed, if the stream is authentic
-            known = exc.tenant is not None and self.ctx.check_tenant_auth(exc.tenant, self.ws)
-            await self._reject(start, tenant_id, "tenant_unavailable", str(exc), record=known)
+        tenant = await self._admit(start, tenant_id)
+        if tenant is None:
             return
-        except TenantError as exc:
-            metrics.CALLS_STARTED.labels("unknown").inc()  # never a label from the stream
-            # no tenant to own a row: an unknown id writes nothing (a stream could otherwise
-            # plant rows, or reuse a real call's sid, without any credentials)
-            await self._reject(start, tenant_id, "tenant_unavailable", str(exc), record=False)
-            return
-        metrics.CALLS_STARTED.labels(self.tenant.tenant_id).inc()
-        if not self.ctx.check_tenant_auth(self.tenant, self.ws):
-            await self._reject(
-                start, tenant_id, "unauthorized", "bad Exotel credentials", record=False
-            )
-            return
-        if self.call_sid in self.ctx.registry:
-            await self._reject(
-                start, tenant_id, "duplicate_call_sid", "call_sid already live", record=False
-            )
-            return
-        decline = await self._over_budget(self.tenant)
+        decline = await self._over_budget(tenant)
         self.ctx.registry[self.call_sid] = self
         self._trace = tracing.call_started(
             self.call_sid,
-            self.tenant.tenant_id,
+            tenant.tenant_id,
             self.stream_sid,
             t0_ns=int(self.started_at.timestamp() * 1e9),
             start_ms=(self._start_at - self._t0) * 1000.0,
@@ -278,30 +205,64 @@ class CallSession:
             try:
                 await asyncio.shield(self._persist_end())
             finally:
-                # one line per call, its outcome as fields (JSON logs): what an operator greps
-                log.info(
-                    "call %s ended: %s (%s), %d turns",
-                    self.call_sid,
-                    self.status,
-                    self.end_reason,
-                    len(self.transcript.turns),
-                    extra={
-                        "status": self.status,
-                        "end_reason": self.end_reason,
-                        "turns": len(self.transcript.turns),
-                        "duration_s": round(time.monotonic() - self._start_at, 1),
-                    },
-                )
-                if self._trace is not None:
-                    self._trace.end(
-                        status=self.status,
-                        end_reason=self.end_reason,
-                        turns=len(self.transcript.turns),
-                        agent_turns=self.stats.agent_turns,
-                        interruptions=self.stats.interruptions,
-                        greeting_ms=self.stats.greeting_ms,
-                        engine=self.engine.name if self.engine is not None else None,
-                    )
+                self._log_end()
+
+    async def _admit(self, start: exotel.Start, tenant_id: str) -> Tenant | None:
+        """The call's tenant (also `self.tenant`), or None once the stream is refused: an
+        unknown or inactive tenant, bad credentials, or a call_sid already live here."""
+        try:
+            self.tenant = tenant = self.ctx.tenants.get(tenant_id)
+        except InactiveTenant as exc:
+            metrics.CALLS_STARTED.labels(exc.tenant.tenant_id if exc.tenant else "unknown").inc()
+            # a known tenant: its owner sees the call it missed, if the stream is authentic
+            known = exc.tenant is not None and self.ctx.check_tenant_auth(exc.tenant, self.ws)
+            await self._reject(start, tenant_id, "tenant_unavailable", str(exc), record=known)
+            return None
+        except TenantError as exc:
+            metrics.CALLS_STARTED.labels("unknown").inc()  # never a label from the stream
+            # no tenant to own a row: an unknown id writes nothing (a stream could otherwise
+            # plant rows, or reuse a real call's sid, without any credentials)
+            await self._reject(start, tenant_id, "tenant_unavailable", str(exc), record=False)
+            return None
+        metrics.CALLS_STARTED.labels(tenant.tenant_id).inc()
+        if not self.ctx.check_tenant_auth(tenant, self.ws):
+            await self._reject(
+                start, tenant_id, "unauthorized", "bad Exotel credentials", record=False
+            )
+            return None
+        if self.call_sid in self.ctx.registry:
+            await self._reject(
+                start, tenant_id, "duplicate_call_sid", "call_sid already live", record=False
+            )
+            return None
+        return tenant
+
+    def _log_end(self) -> None:
+        # one line per call, its outcome as fields (JSON logs): what an operator greps
+        turns = len(self.transcript.turns)
+        log.info(
+            "call %s ended: %s (%s), %d turns",
+            self.call_sid,
+            self.status,
+            self.end_reason,
+            turns,
+            extra={
+                "status": self.status,
+                "end_reason": self.end_reason,
+                "turns": turns,
+                "duration_s": round(time.monotonic() - self._start_at, 1),
+            },
+        )
+        if self._trace is not None:
+            self._trace.end(
+                status=self.status,
+                end_reason=self.end_reason,
+                turns=turns,
+                agent_turns=self.stats.agent_turns,
+                interruptions=self.stats.interruptions,
+                greeting_ms=self.stats.greeting_ms,
+                engine=self.engine.name if self.engine is not None else None,
+            )
 
     async def _await_start(self) -> exotel.Start | None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -374,6 +335,29 @@ class CallSession:
     async def _converse(self, start: exotel.Start, *, decline: bool = False) -> None:
         assert self.tenant is not None
         tenant = self.tenant
+        engine = await self._create_engine(start, tenant)
+        if engine is None:
+            return
+        # The row is written while the model connects (the task runs at this call's first
+        # wait, after a cached greeting's first frame): a slow database never delays a greeting.
+        self._created = asyncio.create_task(self._create_row(start, tenant.tenant_id))
+        cached = None if decline else await self._cached_greeting(engine, tenant)
+        if cached is not None and not await self._greet_from_cache(engine, cached):
+            return
+        log.info(
+            "call %s: tenant=%s from=%s rate=%d engine=%s",
+            self.call_sid,
+            tenant.tenant_id,
+            start.from_number,
+            start.sample_rate,
+            engine.name,
+        )
+        if await self._connect(engine):
+            await self._bridge(engine, tenant, decline=decline, greeted=cached is not None)
+
+    async def _create_engine(self, start: exotel.Start, tenant: Tenant) -> VoiceEngine | None:
+        """The call's engine, and the caller side's framing; None (the call is over) when the
+        factory refuses."""
         request = EngineRequest(
             call_sid=start.call_sid,
             tenant_id=tenant.tenant_id,
@@ -391,67 +375,69 @@ class CallSession:
         except EngineError as exc:
             metrics.ENGINE_ERRORS.labels(metrics.bounded(tenant.engine), "create_failed").inc()
             await self._engine_failed(str(exc))
-            return
+            return None
         self.engine = engine
         self._chunker = exotel.OutboundChunker(
             start.sample_rate, min_ms=self.ctx.settings.exotel_min_chunk_ms
         )
         self._emit = exotel.Emitter(start.stream_sid)
         self._rate = start.sample_rate
-        # The row is written while the model connects (the task runs at this call's first
-        # wait, after a cached greeting's first frame): a slow database never delays a greeting.
-        self._created = asyncio.create_task(self._create_row(start, tenant.tenant_id))
-        cached = None if decline else await self._cached_greeting(engine, tenant, start)
-        if cached is not None:  # the caller hears it now, while the engine connects
-            engine.greeting_played(cached.spoken)  # type: ignore[attr-defined]
-            self.stats.greeting_source = "cache"
-            # Its first frame goes out now, before the engine's connect spends any CPU (100
-            # calls starting together would otherwise wait for each other's session set-up).
-            frames = cached.chunks(self._chunker.min_bytes)
-            self.transcript.agent_text(cached.spoken, self.elapsed_ms())
-            try:
-                await self._send_audio([next(frames)], self._send, self._emit, self._rate)
-            except Exception as exc:  # the caller is gone already: nothing to connect for
-                self.note("greeting_send_failed", f"{type(exc).__name__}", level=logging.INFO)
-                self.status, self.end_reason = "completed", await self._gone_reason()
-                await engine.close()
-                return
-            self._greeting_task = asyncio.create_task(
-                self._play_greeting(frames), name=f"greet-{self.call_sid}"
-            )
-            # The engine is not needed before the caller has heard the greeting's first words:
-            # connecting a moment later lets calls whose `start` comes in with this one send
-            # their first frame before any of them spends CPU on a session set-up (SDK config,
-            # TLS handshake: milliseconds each, so 100 calls starting together would otherwise
-            # wait for each other's).
-            await asyncio.sleep(GREETING_CONNECT_AFTER_S)
-        log.info(
-            "call %s: tenant=%s from=%s rate=%d engine=%s",
-            self.call_sid,
-            tenant.tenant_id,
-            start.from_number,
-            start.sample_rate,
-            engine.name,
+        return engine
+
+    async def _greet_from_cache(self, engine: VoiceEngine, cached: CachedGreeting) -> bool:
+        """The caller hears the cached greeting now, while the engine connects; False: the
+        caller is gone already (the call is over)."""
+        engine.greeting_played(cached.spoken)  # type: ignore[attr-defined]
+        self.stats.greeting_source = "cache"
+        # Its first frame goes out now, before the engine's connect spends any CPU (100
+        # calls starting together would otherwise wait for each other's session set-up).
+        frames = cached.chunks(self._chunker.min_bytes)
+        self.transcript.agent_text(cached.spoken, self.elapsed_ms())
+        try:
+            await self._send_audio([next(frames)], self._send, self._emit, self._rate)
+        except Exception as exc:  # the caller is gone already: nothing to connect for
+            self.note("greeting_send_failed", f"{type(exc).__name__}", level=logging.INFO)
+            self.status, self.end_reason = "completed", await self._gone_reason()
+            await engine.close()
+            return False
+        self._greeting_task = asyncio.create_task(
+            self._play_greeting(frames), name=f"greet-{self.call_sid}"
         )
+        # The engine is not needed before the caller has heard the greeting's first words:
+        # connecting a moment later lets calls whose `start` comes in with this one send
+        # their first frame before any of them spends CPU on a session set-up (SDK config,
+        # TLS handshake: milliseconds each, so 100 calls starting together would otherwise
+        # wait for each other's).
+        await asyncio.sleep(GREETING_CONNECT_AFTER_S)
+        return True
+
+    async def _connect(self, engine: VoiceEngine) -> bool:
+        """Connect the engine (False: it failed and the call is over) and set up resampling."""
         try:
             await engine.connect()
         except EngineError as exc:
             metrics.ENGINE_ERRORS.labels(metrics.bounded(engine.name), "connect_failed").inc()
             await self._stop_greeting()
             await self._engine_failed(str(exc))
-            return
+            return False
         except BaseException:
             await self._stop_greeting()
             raise
-        self._in_rs = StreamResampler(start.sample_rate, engine.input_rate)
-        self._out_rs = StreamResampler(engine.output_rate, start.sample_rate)
+        self._in_rs = StreamResampler(self._rate, engine.input_rate)
+        self._out_rs = StreamResampler(engine.output_rate, self._rate)
+        return True
+
+    async def _bridge(
+        self, engine: VoiceEngine, tenant: Tenant, *, decline: bool, greeted: bool
+    ) -> None:
+        """The call proper: both pumps and the watchdog, until one of them ends it."""
         pump = asyncio.create_task(self._engine_to_caller(engine), name=f"pump-{self.call_sid}")
         watchdog = asyncio.create_task(self._watchdog(engine), name=f"watch-{self.call_sid}")
         self._watched = True
         try:
             if decline:  # over the monthly budget: a short, polite line, then hang up
                 await self._begin_hangup(engine, "budget_exceeded", tenant.messages.busy, "busy")
-            elif cached is None:
+            elif not greeted:
                 self.stats.greeting_source = "engine"
                 await engine.say(tenant.greeting, "greeting")
             await self._caller_to_engine(engine)
@@ -474,12 +460,12 @@ class CallSession:
         if created is not False:
             # the row exists (or the database is down and `finish` will write it): the owner's
             # live view may show the call now, with any turn already finished after it
-            self._live_started = True
-            self._publish(
-                "call_started",
+            self.live.begin(
+                self.call_sid,
+                tenant_id,
                 {"from_number": start.from_number, "started_at": self.started_at.isoformat()},
             )
-            self._publish_turns()
+            self.live.turns(self.transcript.turns)
             return
         # Another stream recorded this call_sid first (a finished call, or a live one in another
         # process): end this one and leave that row exactly as it is.
@@ -509,10 +495,11 @@ class CallSession:
 
     def _disconnect_reason(self, msg: Mapping[str, Any]) -> str:
         """The call row's end reason for the caller's close, noted when it says what went wrong."""
-        code = int(msg.get("code") or 1005)  # 1005: no code given
-        if code in _CLOSE_REASONS and code != 1012:
+        code = int(msg.get("code") or NO_CODE)
+        reason, wrong = close_reason(code)
+        if wrong:
             self.note("closed", f"WebSocket close code {code}")
-        return _CLOSE_REASONS.get(code, "caller_disconnected")
+        return reason
 
     async def _gone_reason(self) -> str:
         """Why a caller we could not send to is gone. A connection the server closed for a bad
@@ -530,6 +517,14 @@ class CallSession:
     # --- caller → engine --------------------------------------------------------------------
 
     async def _caller_to_engine(self, engine: VoiceEngine) -> None:
+        """Caller audio to the engine, until the caller hangs up or stops the stream.
+
+        The real-time budget counts from the connection, not from the first frame we process:
+        when the event loop is late (overload, a burst of call starts), frames a real-time
+        caller sent on time wait in the socket and reach us together; timed from our first read
+        they would look faster than real time and be dropped. A caller cannot have sent more
+        audio than the wall time since the handshake (plus jitter, the burst), however late we
+        read it. Everything per frame is bound to a local first (no attribute chains)."""
         receive = self.ws.receive
         stats = self.stats
         observe_in = metrics.LATENCY_IN.observe
@@ -541,11 +536,6 @@ class CallSession:
         speed = self.ctx.settings.caller_audio_max_speed
         bytes_per_s = self._rate * 2 * speed
         burst_bytes = MEDIA_BURST_S * self._rate * 2
-        # The budget counts from the connection, not from the first frame we process: when the
-        # event loop is late (overload, a burst of call starts), frames a real-time caller sent
-        # on time wait in the socket and reach us together; timed from our first read they would
-        # look faster than real time and be dropped. A caller cannot have sent more audio than
-        # the wall time since the handshake (plus jitter, the burst), however late we read it.
         connected_at = self._connected_at
         while True:
             msg = await receive()
@@ -576,28 +566,34 @@ class CallSession:
                 stats.latency_in.record(dt)
                 if not stats.frames_in % LATENCY_SAMPLE_EVERY:  # see LATENCY_SAMPLE_EVERY
                     observe_in(dt)
-            elif event is None:
-                continue
-            elif isinstance(event, exotel.Stop):
-                self.status = "completed"
-                self.end_reason = self.end_reason or f"stop:{event.reason or 'callended'}"
+            elif event is not None and self._caller_event(event):
                 return
-            elif isinstance(event, exotel.Mark):
-                stats.marks_received += 1
-                if event.name == self._pending_goodbye_mark:
-                    self._playback_until = time.monotonic()
-                elif event.name == self._greeting_mark:
-                    self._greeting_task = None  # the cached greeting was heard out
-            elif isinstance(event, exotel.Dtmf):
-                stats.dtmf += 1
-                if stats.dtmf <= MAX_DTMF_NOTES:  # a flood is counted, not logged per frame
-                    self.note("dtmf", event.digit, level=logging.INFO)
-            elif isinstance(event, exotel.Start):
-                self.bad_frame("duplicate_start", event.stream_sid)
+
+    def _caller_event(self, event: exotel.Event) -> bool:
+        """A frame other than media (a handful per call); True: the stream stopped."""
+        if isinstance(event, exotel.Stop):
+            self.status = "completed"
+            self.end_reason = self.end_reason or f"stop:{event.reason or 'callended'}"
+            return True
+        if isinstance(event, exotel.Mark):
+            self.stats.marks_received += 1
+            if event.name == self._pending_goodbye_mark:
+                self._playback_until = time.monotonic()
+            elif event.name == self._greeting_mark:
+                self._greeting_task = None  # the cached greeting was heard out
+        elif isinstance(event, exotel.Dtmf):
+            self.stats.dtmf += 1
+            if self.stats.dtmf <= MAX_DTMF_NOTES:  # a flood is counted, not logged per frame
+                self.note("dtmf", event.digit, level=logging.INFO)
+        elif isinstance(event, exotel.Start):
+            self.bad_frame("duplicate_start", event.stream_sid)
+        return False
 
     # --- engine → caller --------------------------------------------------------------------
 
     async def _engine_to_caller(self, engine: VoiceEngine) -> None:
+        """Engine events to the caller until the engine closes: audio and transcripts (many a
+        second) here, everything else (a few per turn) in `_engine_event`."""
         stats = self.stats
         observe_out = metrics.LATENCY_OUT.observe
         audio_events = 0
@@ -628,41 +624,55 @@ class CallSession:
                     await self._cut_greeting()
                 self._last_activity = time.monotonic()
                 self.transcript.caller_text(ev.text, self.elapsed_ms())
-            elif type(ev) is TurnComplete:
-                tail = chunker.push(out_rs.flush()) + chunker.flush()
-                if tail:
-                    await self._send_audio(tail, send, emit, rate)
-                await self._turn_done(interrupted=False)
-            elif type(ev) is Interrupted:
-                if time.monotonic() < self._playback_until:
-                    self.transcript.cut_last_agent_turn(self.elapsed_ms())
-                chunker.reset()
-                out_rs.reset()
-                await send(emit.clear())
-                stats.clears += 1
-                stats.interruptions += 1
-                metrics.CLEARS_SENT.inc()
-                self._playback_until = time.monotonic()
-                await self._turn_done(interrupted=True)
-            elif type(ev) is TokenUsage:
-                self._add_usage(ev)
-            elif type(ev) is EngineNote:
-                self.note(ev.kind, ev.detail)
-            elif type(ev) is EndCall:
-                if self._hangup is None:  # the goodbye is the turn being spoken now
-                    self._mark_hangup(ev.reason)
-            elif type(ev) is GoingAway:
-                metrics.ENGINE_GO_AWAYS.labels(metrics.bounded(engine.name)).inc()
-                self.note("engine_go_away", f"time_left={ev.time_left_s}", level=logging.INFO)
-            elif type(ev) is Reconnected:
-                await self._engine_reconnected(ev)
-            elif type(ev) is EngineClosed:
-                if ev.error and self._hangup is None:
-                    metrics.ENGINE_ERRORS.labels(metrics.bounded(engine.name), "session_lost").inc()
-                    self.status, self.end_reason, self.error = "failed", "engine_error", ev.error
-                    log.error("call %s: %s", self.call_sid, ev.error)
-                    await self._close(1000, "assistant unavailable")
+            elif await self._engine_event(ev, engine):
                 return
+
+    async def _engine_event(self, ev: object, engine: VoiceEngine) -> bool:
+        """An engine event other than audio or a transcript; True: the engine closed."""
+        if type(ev) is TurnComplete:
+            await self._flush_turn(interrupted=False)
+        elif type(ev) is Interrupted:
+            if time.monotonic() < self._playback_until:
+                self.transcript.cut_last_agent_turn(self.elapsed_ms())
+            self._chunker.reset()
+            self._out_rs.reset()
+            await self._send_clear()
+            self._playback_until = time.monotonic()
+            await self._turn_done(interrupted=True)
+        elif type(ev) is TokenUsage:
+            self._add_usage(ev)
+        elif type(ev) is EngineNote:
+            self.note(ev.kind, ev.detail)
+        elif type(ev) is EndCall:
+            if self._hangup is None:  # the goodbye is the turn being spoken now
+                self._mark_hangup(ev.reason)
+        elif type(ev) is GoingAway:
+            metrics.ENGINE_GO_AWAYS.labels(metrics.bounded(engine.name)).inc()
+            self.note("engine_go_away", f"time_left={ev.time_left_s}", level=logging.INFO)
+        elif type(ev) is Reconnected:
+            await self._engine_reconnected(ev)
+        elif type(ev) is EngineClosed:
+            if ev.error and self._hangup is None:
+                metrics.ENGINE_ERRORS.labels(metrics.bounded(engine.name), "session_lost").inc()
+                self.status, self.end_reason, self.error = "failed", "engine_error", ev.error
+                log.error("call %s: %s", self.call_sid, ev.error)
+                await self._close(1000, "assistant unavailable")
+            return True
+        return False
+
+    async def _flush_turn(self, *, interrupted: bool) -> None:
+        """The agent's turn ended: send the audio still held by the resampler and chunker."""
+        tail = self._chunker.push(self._out_rs.flush()) + self._chunker.flush()
+        if tail:
+            await self._send_audio(tail, self._send, self._emit, self._rate)
+        await self._turn_done(interrupted=interrupted)
+
+    async def _send_clear(self) -> None:
+        """Tell Exotel to drop the agent audio it still holds (barge-in)."""
+        await self._send(self._emit.clear())
+        self.stats.clears += 1
+        self.stats.interruptions += 1
+        metrics.CLEARS_SENT.inc()
 
     async def _engine_reconnected(self, ev: Reconnected) -> None:
         """The engine replaced its model session and the call goes on. A turn the model was
@@ -677,11 +687,7 @@ class CallSession:
             level=logging.INFO,
         )
         if ev.cut_turn:
-            chunker, out_rs = self._chunker, self._out_rs
-            tail = chunker.push(out_rs.flush()) + chunker.flush()
-            if tail:
-                await self._send_audio(tail, self._send, self._emit, self._rate)
-            await self._turn_done(interrupted=True)
+            await self._flush_turn(interrupted=True)
         elif ev.redo_caller:
             self.transcript.drop_open_caller()
 
@@ -711,9 +717,10 @@ class CallSession:
             self._trace.turn(self.transcript.turns[committed:], turn)
         for ms in response_times(self.transcript.turns[committed:]):  # per turn, not per frame
             metrics.RESPONSE.observe(ms / 1000.0)
-        self._publish_turns()  # the caller's turn and this one, committed just now
+        self.live.turns(self.transcript.turns)  # the caller's turn and this one, just committed
         if self._capture is not None:  # the engine's greeting turn: keep it if heard out
-            self._keep_greeting(self._capture, turn, interrupted=interrupted)
+            if turn is not None and not interrupted:
+                self._capture.keep(str(turn.get("text") or ""))
             self._capture = None
         if turn is not None and not interrupted:
             self._mark_seq += 1
@@ -729,9 +736,7 @@ class CallSession:
 
     # --- the greeting from the cache ----------------------------------------------------------
 
-    async def _cached_greeting(
-        self, engine: VoiceEngine, tenant: Tenant, start: exotel.Start
-    ) -> CachedGreeting | None:
+    async def _cached_greeting(self, engine: VoiceEngine, tenant: Tenant) -> CachedGreeting | None:
         """The tenant's greeting as this engine spoke it before, or None; on a miss the engine
         greets and its audio is captured (`_capture`) to fill the cache."""
         cache = greeting_cache_for(self.ctx.settings)
@@ -744,15 +749,6 @@ class CallSession:
         if found is None:
             self._capture = cache.capture(key)
         return found
-
-    def _keep_greeting(
-        self, capture: GreetingCapture, turn: dict[str, Any] | None, *, interrupted: bool
-    ) -> None:
-        cache = greeting_cache_for(self.ctx.settings)
-        if cache is None or interrupted or turn is None or capture.overflow:
-            return
-        spoken = str(turn.get("text") or "") or capture.key.text
-        cache.put(capture.key, spoken, capture.pcm)
 
     async def _play_greeting(self, frames: Iterator[bytes]) -> None:
         """Plays the rest of the cached greeting (its turn is open, its first frame sent) like
@@ -791,10 +787,7 @@ class CallSession:
         now = time.monotonic()
         if now >= self._playback_until and task.done():
             return  # it had been heard out
-        await self._send(self._emit.clear())
-        self.stats.clears += 1
-        self.stats.interruptions += 1
-        metrics.CLEARS_SENT.inc()
+        await self._send_clear()
         self._playback_until = now
         if task.cancelled():  # its turn was still open
             await self._turn_done(interrupted=True)
@@ -809,32 +802,6 @@ class CallSession:
                 await task
         return task
 
-    # --- the owner's live view (per turn, never per frame) -------------------------------------
-
-    def _publish(self, kind: str, data: dict[str, Any]) -> None:
-        tenant = self.tenant
-        if tenant is not None:
-            self.ctx.live.publish(LiveEvent(kind, self.call_sid, tenant.tenant_id, data))
-
-    def _publish_turns(self) -> None:
-        """Turns committed since the last call, in speaking order; held back until the call's
-        own call_started has gone out (its row is written while the model connects)."""
-        if not self._live_started:
-            return
-        turns = self.transcript.turns
-        for turn in turns[self._live_sent :]:
-            self._publish(
-                "turn",
-                {
-                    "speaker": turn["speaker"],
-                    "text": turn["text"],
-                    "start_ms": turn["start_ms"],
-                    "end_ms": turn["end_ms"],
-                    "interrupted": bool(turn.get("interrupted")),
-                },
-            )
-        self._live_sent = len(turns)
-
     def _add_usage(self, ev: TokenUsage) -> None:
         prev = self.usage.get(ev.model_name)
         self.usage[ev.model_name] = ev if prev is None else prev + ev
@@ -842,37 +809,38 @@ class CallSession:
     # --- silence and length limits ------------------------------------------------------------
 
     async def _watchdog(self, engine: VoiceEngine) -> None:
+        """A few times a second: the counters, then what bridge/silence.py decides."""
         s = self.ctx.settings
         assert self.tenant is not None
         messages = self.tenant.messages
+        limits = silence.Limits(
+            s.max_call_duration_s, s.silence_prompt_after_s, s.silence_hangup_after_s
+        )
         while True:
             await asyncio.sleep(min(1.0, s.silence_prompt_after_s / 4))
             self._flush_counts()
-            now = time.monotonic()
+            clocks = silence.Clocks(
+                self._t0, self._last_activity, self._playback_until, self._prompted_at
+            )
+            pending = None
             if self._hangup is not None:
-                played = self._hangup_turn_done and now >= self._playback_until
-                if played or now >= self._hangup_deadline:
-                    self.status = "completed"
-                    self.end_reason = self._hangup
-                    await self._close(1000, self._hangup)
-                    return
-                continue
-            if now - self._t0 >= s.max_call_duration_s:
+                pending = silence.Hangup(self._hangup_turn_done, self._hangup_deadline)
+            verdict = silence.decide(time.monotonic(), clocks, limits, pending)
+            self._prompted_at = verdict.prompted_at
+            act = verdict.act
+            if act is silence.Act.END:
+                assert self._hangup is not None
+                self.status, self.end_reason = "completed", self._hangup
+                await self._close(1000, self._hangup)
+                return
+            if act is silence.Act.MAX_DURATION:
                 await self._begin_hangup(
                     engine, "max_duration", messages.goodbye_max_duration, "goodbye_max_duration"
                 )
-                continue
-            if self._prompted_at is not None and self._last_activity > self._prompted_at:
-                self._prompted_at = None  # the caller answered
-            # Silence is counted while neither side speaks: the agent's own audio pauses it,
-            # and after the prompt it counts afresh from the prompt.
-            silent = now - max(self._last_activity, self._playback_until, self._prompted_at or 0.0)
-            if self._prompted_at is None:
-                if silent >= s.silence_prompt_after_s:
-                    self._prompted_at = now
-                    self.note("silence_prompt", f"{silent:.0f}s silent", level=logging.INFO)
-                    await engine.say(messages.still_there, "still_there")
-            elif silent >= s.silence_hangup_after_s - s.silence_prompt_after_s:
+            elif act is silence.Act.PROMPT:
+                self.note("silence_prompt", f"{verdict.silent_s:.0f}s silent", level=logging.INFO)
+                await engine.say(messages.still_there, "still_there")
+            elif act is silence.Act.SILENT:
                 await self._begin_hangup(
                     engine, "caller_silent", messages.goodbye_inactive, "goodbye_inactive"
                 )
@@ -1001,8 +969,6 @@ class CallSession:
         tenant = self.tenant.tenant_id if self.tenant else "unknown"
         metrics.CALLS_ENDED.labels(self.status, metrics.bounded(self.end_reason), tenant).inc()
         await self.ctx.recorder.finish(self.finished_call())
-        if self._live_started:  # after the row is final: the page that reloads it sees the end
-            self._publish_turns()
-            self._publish("call_ended", {"status": self.status, "end_reason": self.end_reason})
+        self.live.end(self.transcript.turns, self.status, self.end_reason)
         if self.ctx.worker is not None:
             self.ctx.worker.wake.set()
