@@ -4,33 +4,32 @@ Two pumps and a watchdog per call: the WebSocket receive loop (caller → engine
 connection's own task, the engine's event loop (engine → caller) in a second task, and a 1 Hz
 watchdog handles silence and the maximum call length. Each frame costs one parse, one resample and
 one serialisation; nothing on the per-frame path logs, allocates a task or touches the database.
+
+The session orchestrates; its parts live beside it: caller_socket.py (the WebSocket: parsing,
+the wait for `start`, the close), call_record.py (the call's row: notes, usage, the writes),
+call_stats.py (the counters), silence.py (the watchdog's rules), greeting_player.py (a cached
+greeting played while the engine connects) and live_view.py (the owner's live view).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket
 
 from receptionist import logctx, tracing
 from receptionist.audio import StreamResampler, duration_ms, rms
 from receptionist.bridge import silence
 from receptionist.bridge.budget import Budget
-from receptionist.bridge.call_stats import NO_CODE, CallStats, close_reason
-from receptionist.bridge.greeting_cache import (
-    CachedGreeting,
-    GreetingCapture,
-    GreetingKey,
-    greeting_cache_for,
-)
-from receptionist.bridge.live_view import LiveView
+from receptionist.bridge.call_record import CallRecord, Outcome
+from receptionist.bridge.call_stats import CallStats
+from receptionist.bridge.caller_socket import CallerSocket
+from receptionist.bridge.greeting_cache import CachedGreeting, GreetingCapture
+from receptionist.bridge.greeting_player import GreetingPlayer, find_greeting
 from receptionist.bridge.transcript import TranscriptRecorder
 from receptionist.engines.base import (
     AgentAudio,
@@ -42,14 +41,13 @@ from receptionist.engines.base import (
     EngineNote,
     EngineRequest,
     GoingAway,
-    GreetsFromCache,
     Interrupted,
     Reconnected,
     TurnComplete,
     VoiceEngine,
 )
 from receptionist.observe import metrics
-from receptionist.store.calls import FinishedCall, NewCall, new_session_id
+from receptionist.store.calls import FinishedCall
 from receptionist.store.checkpoints import Checkpoint
 from receptionist.store.search import response_times
 from receptionist.telephony import exotel
@@ -62,8 +60,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("receptionist.call")
 
-START_TIMEOUT_S = 10.0
-MAX_EVENTS = 200  # per call: beyond this only counters grow (a flood of bad frames stays bounded)
 # Digits noted on the row (and logged) per call; more are only counted, so a flood of DTMF frames
 # neither logs a line per frame nor fills the row's events before what ends the call is noted.
 MAX_DTMF_NOTES = 32
@@ -72,13 +68,7 @@ GOODBYE_GRACE_S = 15.0
 # bursts); beyond it frames are counted and dropped: a stream sending faster than a phone can
 # speak would otherwise be forwarded, and billed by the model, at that rate.
 MEDIA_BURST_S = 2.0
-# A cached greeting is sent this far ahead of what the caller has heard (as a model streams a
-# little ahead of playback): enough to ride out a busy event loop, little to clear on barge-in.
-GREETING_LEAD_S = 0.5
-# Caller speech this long over a cached greeting stops it (the model is not speaking it, so its
-# own barge-in cannot): a click or a single loud frame does not.
-GREETING_BARGE_IN_MS = 60.0
-# How long after a cached greeting starts its engine begins to connect (see _converse).
+# How long after a cached greeting starts its engine begins to connect (see _greet_from_cache).
 GREETING_CONNECT_AFTER_S = 0.02
 
 # The process-wide frame latency histograms take one frame in this many per call (the call's
@@ -103,19 +93,19 @@ class CallSession:
         self.ws = ws
         self.tenant_hint = tenant_hint
         self.call_sid = ""
-        self.session_id = new_session_id()  # this stream's claim on the call row
         self.stream_sid = ""
         self.tenant: Tenant | None = None
         self.engine: VoiceEngine | None = None
         self.stats = CallStats()
-        self.events: list[dict[str, Any]] = []
         self.transcript = TranscriptRecorder()
-        self.usage: dict[str, TokenUsage] = {}
         self.status = "in_progress"
         self.end_reason = ""
         self.error: str | None = None
-        self.started_at = datetime.now(UTC)
         self._t0 = time.monotonic()
+        self.record = CallRecord(ctx, self.transcript, self.stats, t0=self._t0)  # the call's row
+        self.socket = CallerSocket(
+            ws, max_frame_bytes=ctx.settings.max_frame_bytes, stats=self.stats, note=self.note
+        )
         self._start_at = self._t0  # when `start` was read
         # perf_counter() before the handshake was answered: no caller audio can have been sent
         # earlier, so the caller's real-time budget counts from here (see _caller_to_engine)
@@ -130,19 +120,11 @@ class CallSession:
         self._hangup_deadline = 0.0
         self._mark_seq = 0
         self._pending_goodbye_mark: str | None = None
-        self._closed = asyncio.Event()
-        self._created: asyncio.Task[None] | None = None
-        self._duplicate = False  # another stream owns this call_sid's row: write nothing
-        self._row_written = False  # create_call wrote this stream's row
-        self.live = LiveView(ctx.live)  # the owner's live view of this call
         # greeting: played from the cache (a task) or captured from the engine to fill it
-        self._greeting_task: asyncio.Task[None] | None = None
-        self._greeting_voiced_ms = 0.0  # caller speech heard over the cached greeting
-        self._greeting_mark: str | None = None  # its mark: Exotel echoes it once played
+        self._greeting: GreetingPlayer | None = None
         self._capture: GreetingCapture | None = None
         self._watched = False  # the engine is connected and the watchdog runs (it ends a hang-up)
         self._trace: tracing.CallTrace | None = None  # this call's span, when tracing is on
-        self._flushed_in = self._flushed_out = 0  # frames already added to the counters
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -150,31 +132,18 @@ class CallSession:
         return (time.monotonic() - self._t0) * 1000.0
 
     def note(self, kind: str, detail: str = "", *, level: int = logging.WARNING) -> None:
-        """Record something that happened on the call row (bounded) and log the first of a kind."""
-        if len(self.events) < MAX_EVENTS:
-            self.events.append(
-                {"t_ms": round(self.elapsed_ms()), "kind": kind, "detail": detail[:300]}
-            )
-        log.log(level, "call %s: %s %s", self.call_sid or "-", kind, detail)
-
-    def bad_frame(self, kind: str, detail: str) -> None:
-        first = kind not in self.stats.bad_frames
-        self.stats.bad_frames[kind] += 1
-        metrics.BAD_FRAMES.labels(kind).inc()
-        if first:  # later ones of the same kind are only counted: no log flood
-            self.note(f"bad_frame:{kind}", detail)
-
-    async def _send(self, text: str) -> None:
-        await self.ws.send_text(text)
+        """Record something that happened on the call row (bounded) and log it."""
+        self.record.note(kind, detail, level=level)
 
     # --- lifecycle --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        start = await self._await_start()
+        start = await self.socket.await_start()
         if start is None:
             return
         self._start_at = time.monotonic()
         self.call_sid, self.stream_sid = start.call_sid, start.stream_sid
+        self.record.call_sid = self.call_sid
         tenant_id = (
             self.tenant_hint
             or start.custom_parameters.get("tenant")
@@ -193,7 +162,7 @@ class CallSession:
             self.call_sid,
             tenant.tenant_id,
             self.stream_sid,
-            t0_ns=int(self.started_at.timestamp() * 1e9),
+            t0_ns=int(self.record.started_at.timestamp() * 1e9),
             start_ms=(self._start_at - self._t0) * 1000.0,
         )
         metrics.ACTIVE_CALLS.inc()
@@ -212,6 +181,7 @@ class CallSession:
         unknown or inactive tenant, bad credentials, or a call_sid already live here."""
         try:
             self.tenant = tenant = self.ctx.tenants.get(tenant_id)
+            self.record.tenant_id = tenant.tenant_id
         except InactiveTenant as exc:
             metrics.CALLS_STARTED.labels(exc.tenant.tenant_id if exc.tenant else "unknown").inc()
             # a known tenant: its owner sees the call it missed, if the stream is authentic
@@ -264,29 +234,6 @@ class CallSession:
                 engine=self.engine.name if self.engine is not None else None,
             )
 
-    async def _await_start(self) -> exotel.Start | None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                metrics.CALLS_REJECTED.labels("no_start").inc()
-                log.warning("connection closed: no start frame within %.0fs", START_TIMEOUT_S)
-                await self._close(1008, "no start frame")
-                return None
-            try:
-                msg = await asyncio.wait_for(self.ws.receive(), remaining)
-            except TimeoutError:
-                continue
-            if msg["type"] == "websocket.disconnect":
-                return None
-            event = self._parse(msg)
-            if isinstance(event, exotel.Start):
-                return event
-            if isinstance(event, exotel.Media):
-                self.bad_frame("media_before_start", "media frame before start")
-            elif event is not None and not isinstance(event, exotel.Connected):
-                self.bad_frame("event_before_start", type(event).__name__.lower())
-
     async def _reject(
         self, start: exotel.Start, tenant_id: str, reason: str, detail: str, *, record: bool
     ) -> None:
@@ -295,29 +242,12 @@ class CallSession:
         metrics.CALLS_REJECTED.labels(reason).inc()
         log.error("call %s rejected (%s): %s", start.call_sid, reason, detail)
         self.status, self.end_reason, self.error = "rejected", reason, detail
-        await self._close(1008, detail[:120])
+        await self.socket.close(1008, detail[:120])
         if not record:
             return
-        if (
-            await self.ctx.recorder.create(self._new_call(start, tenant_id), note=self.note)
-            is not False
-        ):
+        new = self.record.new_call(start, tenant_id, None)
+        if await self.ctx.recorder.create(new, note=self.note) is not False:
             await asyncio.shield(self._persist_end())
-
-    def _parse(self, msg: Mapping[str, Any]) -> exotel.Event | None:
-        text = msg.get("text")
-        if text is None:
-            data = msg.get("bytes")
-            self.bad_frame("binary_frame", f"{len(data or b'')} bytes")
-            return None
-        if len(text) > self.ctx.settings.max_frame_bytes:
-            self.bad_frame("oversized_frame", f"{len(text)} bytes")
-            return None
-        try:
-            return exotel.parse_frame(text)
-        except exotel.ProtocolError as exc:
-            self.bad_frame(exc.kind, exc.detail)
-            return None
 
     async def _over_budget(self, tenant: Tenant) -> bool:
         if self.ctx.budgets is None:
@@ -340,8 +270,12 @@ class CallSession:
             return
         # The row is written while the model connects (the task runs at this call's first
         # wait, after a cached greeting's first frame): a slow database never delays a greeting.
-        self._created = asyncio.create_task(self._create_row(start, tenant.tenant_id))
-        cached = None if decline else await self._cached_greeting(engine, tenant)
+        self.record.created = asyncio.create_task(self._create_row(start, tenant.tenant_id))
+        cached = None
+        if not decline:  # a miss: the engine greets, and its audio is captured for the cache
+            cached, self._capture = await find_greeting(
+                self.ctx.settings, engine, tenant, self._rate
+            )
         if cached is not None and not await self._greet_from_cache(engine, cached):
             return
         log.info(
@@ -394,14 +328,20 @@ class CallSession:
         frames = cached.chunks(self._chunker.min_bytes)
         self.transcript.agent_text(cached.spoken, self.elapsed_ms())
         try:
-            await self._send_audio([next(frames)], self._send, self._emit, self._rate)
+            await self._send_audio([next(frames)], self.socket.send, self._emit, self._rate)
         except Exception as exc:  # the caller is gone already: nothing to connect for
             self.note("greeting_send_failed", f"{type(exc).__name__}", level=logging.INFO)
-            self.status, self.end_reason = "completed", await self._gone_reason()
+            self.status, self.end_reason = "completed", await self.socket.gone_reason()
             await engine.close()
             return False
-        self._greeting_task = asyncio.create_task(
-            self._play_greeting(frames), name=f"greet-{self.call_sid}"
+        self._greeting = GreetingPlayer(
+            frames,
+            rate=self._rate,
+            threshold=self.ctx.settings.speech_rms_threshold,
+            send_frame=self._greeting_frame,
+            heard_until=lambda: self._playback_until,
+            end_turn=self._greeting_done,
+            name=f"greet-{self.call_sid}",
         )
         # The engine is not needed before the caller has heard the greeting's first words:
         # connecting a moment later lets calls whose `start` comes in with this one send
@@ -452,67 +392,25 @@ class CallSession:
                 task.cancel()
             await asyncio.gather(pump, watchdog, return_exceptions=True)
             await engine.close()
-            await self._close(1000, self.end_reason or "call ended")
+            await self.socket.close(1000, self.end_reason or "call ended")
 
     async def _create_row(self, start: exotel.Start, tenant_id: str) -> None:
-        created = await self.ctx.recorder.create(self._new_call(start, tenant_id), note=self.note)
-        self._row_written = created is True  # None: the database failed; checkpoints insert it
-        if created is not False:
-            # the row exists (or the database is down and `finish` will write it): the owner's
-            # live view may show the call now, with any turn already finished after it
-            self.live.begin(
-                self.call_sid,
-                tenant_id,
-                {"from_number": start.from_number, "started_at": self.started_at.isoformat()},
-            )
-            self.live.turns(self.transcript.turns)
+        if await self.record.create(start, tenant_id, self.engine):
             return
         # Another stream recorded this call_sid first (a finished call, or a live one in another
         # process): end this one and leave that row exactly as it is.
-        self._duplicate = True
         self.status, self.end_reason = "rejected", "duplicate_call_sid"
         metrics.CALLS_REJECTED.labels("duplicate_call_sid").inc()
         log.error(
             "call %s rejected: the call_sid is already recorded by another stream", self.call_sid
         )
-        await self._close(1008, "duplicate call_sid")
+        await self.socket.close(1008, "duplicate call_sid")
 
     async def _engine_failed(self, reason: str) -> None:
         self.status, self.end_reason, self.error = "failed", "engine_unavailable", reason
         log.error("call %s: %s", self.call_sid, reason)
         # Exotel moves on to the flow's next applet (e.g. a Connect to the owner) on a clean close.
-        await self._close(1000, "assistant unavailable")
-
-    async def _close(self, code: int, reason: str) -> None:
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        if self.ws.application_state == WebSocketState.CONNECTING:
-            await self.ws.accept()
-        with contextlib.suppress(Exception):
-            if self.ws.application_state == WebSocketState.CONNECTED:
-                await self.ws.close(code=code, reason=reason[:120])
-
-    def _disconnect_reason(self, msg: Mapping[str, Any]) -> str:
-        """The call row's end reason for the caller's close, noted when it says what went wrong."""
-        code = int(msg.get("code") or NO_CODE)
-        reason, wrong = close_reason(code)
-        if wrong:
-            self.note("closed", f"WebSocket close code {code}")
-        return reason
-
-    async def _gone_reason(self) -> str:
-        """Why a caller we could not send to is gone. A connection the server closed for a bad
-        frame (over the cap: 1009, not UTF-8: 1007) has its close queued behind the frames that
-        came before it: those are read (bad ones counted) for the close code, briefly."""
-        with contextlib.suppress(Exception):  # (receive after the disconnect raises)
-            async with asyncio.timeout(1.0):
-                while True:
-                    msg = await self.ws.receive()
-                    if msg["type"] == "websocket.disconnect":
-                        return self._disconnect_reason(msg)
-                    self._parse(msg)
-        return "caller_disconnected"
+        await self.socket.close(1000, "assistant unavailable")
 
     # --- caller → engine --------------------------------------------------------------------
 
@@ -526,6 +424,7 @@ class CallSession:
         audio than the wall time since the handshake (plus jitter, the burst), however late we
         read it. Everything per frame is bound to a local first (no attribute chains)."""
         receive = self.ws.receive
+        parse = self.socket.parse
         stats = self.stats
         observe_in = metrics.LATENCY_IN.observe
         threshold = self.ctx.settings.speech_rms_threshold
@@ -542,16 +441,16 @@ class CallSession:
             t0 = perf()
             if msg["type"] == "websocket.disconnect":
                 if not self.end_reason:
-                    self.end_reason = self._disconnect_reason(msg)
+                    self.end_reason = self.socket.disconnect_reason(msg)
                     self.status = "completed"
                 return
-            event = self._parse(msg)
+            event = parse(msg)
             if type(event) is exotel.Media:
                 if speed and (
                     stats.bytes_in + len(event.pcm)
                     > (t0 - connected_at) * bytes_per_s + burst_bytes
                 ):
-                    self.bad_frame("over_realtime", "caller audio faster than real time")
+                    self.socket.bad_frame("over_realtime", "caller audio faster than real time")
                     continue
                 stats.frames_in += 1
                 stats.bytes_in += len(event.pcm)
@@ -559,7 +458,7 @@ class CallSession:
                     next_level_check = t0 + 0.25
                     if rms(event.pcm) > threshold:
                         self._last_activity = time.monotonic()
-                if self._greeting_task is not None and self._caller_over_greeting(event.pcm):
+                if self._greeting is not None and self._caller_over_greeting(event.pcm):
                     await self._cut_greeting()
                 await send_audio(in_rs.process(event.pcm))
                 dt = perf() - t0
@@ -579,14 +478,14 @@ class CallSession:
             self.stats.marks_received += 1
             if event.name == self._pending_goodbye_mark:
                 self._playback_until = time.monotonic()
-            elif event.name == self._greeting_mark:
-                self._greeting_task = None  # the cached greeting was heard out
+            elif self._greeting is not None and event.name == self._greeting.mark:
+                self._greeting = None  # the cached greeting was heard out
         elif isinstance(event, exotel.Dtmf):
             self.stats.dtmf += 1
             if self.stats.dtmf <= MAX_DTMF_NOTES:  # a flood is counted, not logged per frame
                 self.note("dtmf", event.digit, level=logging.INFO)
         elif isinstance(event, exotel.Start):
-            self.bad_frame("duplicate_start", event.stream_sid)
+            self.socket.bad_frame("duplicate_start", event.stream_sid)
         return False
 
     # --- engine → caller --------------------------------------------------------------------
@@ -598,13 +497,13 @@ class CallSession:
         observe_out = metrics.LATENCY_OUT.observe
         audio_events = 0
         out_rs, chunker, emit = self._out_rs, self._chunker, self._emit
-        send = self._send
+        send = self.socket.send
         perf = time.perf_counter
         rate = self._rate
         async for ev in engine.events():
             t0 = perf()
             if type(ev) is AgentAudio:
-                if self._greeting_task is not None:  # it answers the caller: who spoke over it
+                if self._greeting is not None:  # it answers the caller: who spoke over it
                     await self._cut_greeting()
                 chunks = chunker.push(out_rs.process(ev.pcm))
                 if chunks:
@@ -616,11 +515,11 @@ class CallSession:
                     observe_out(dt)
                 self.transcript.agent_activity(self.elapsed_ms())
             elif type(ev) is AgentTranscript:
-                if self._greeting_task is not None:
+                if self._greeting is not None:
                     await self._cut_greeting()
                 self.transcript.agent_text(ev.text, self.elapsed_ms())
             elif type(ev) is CallerTranscript:
-                if self._greeting_task is not None:  # the engine heard the caller over it
+                if self._greeting is not None:  # the engine heard the caller over it
                     await self._cut_greeting()
                 self._last_activity = time.monotonic()
                 self.transcript.caller_text(ev.text, self.elapsed_ms())
@@ -640,7 +539,7 @@ class CallSession:
             self._playback_until = time.monotonic()
             await self._turn_done(interrupted=True)
         elif type(ev) is TokenUsage:
-            self._add_usage(ev)
+            self.record.add_usage(ev)
         elif type(ev) is EngineNote:
             self.note(ev.kind, ev.detail)
         elif type(ev) is EndCall:
@@ -656,7 +555,7 @@ class CallSession:
                 metrics.ENGINE_ERRORS.labels(metrics.bounded(engine.name), "session_lost").inc()
                 self.status, self.end_reason, self.error = "failed", "engine_error", ev.error
                 log.error("call %s: %s", self.call_sid, ev.error)
-                await self._close(1000, "assistant unavailable")
+                await self.socket.close(1000, "assistant unavailable")
             return True
         return False
 
@@ -664,12 +563,12 @@ class CallSession:
         """The agent's turn ended: send the audio still held by the resampler and chunker."""
         tail = self._chunker.push(self._out_rs.flush()) + self._chunker.flush()
         if tail:
-            await self._send_audio(tail, self._send, self._emit, self._rate)
+            await self._send_audio(tail, self.socket.send, self._emit, self._rate)
         await self._turn_done(interrupted=interrupted)
 
     async def _send_clear(self) -> None:
         """Tell Exotel to drop the agent audio it still holds (barge-in)."""
-        await self._send(self._emit.clear())
+        await self.socket.send(self._emit.clear())
         self.stats.clears += 1
         self.stats.interruptions += 1
         metrics.CLEARS_SENT.inc()
@@ -717,7 +616,7 @@ class CallSession:
             self._trace.turn(self.transcript.turns[committed:], turn)
         for ms in response_times(self.transcript.turns[committed:]):  # per turn, not per frame
             metrics.RESPONSE.observe(ms / 1000.0)
-        self.live.turns(self.transcript.turns)  # the caller's turn and this one, just committed
+        self.record.live.turns(self.transcript.turns)  # the caller's and this turn, just committed
         if self._capture is not None:  # the engine's greeting turn: keep it if heard out
             if turn is not None and not interrupted:
                 self._capture.keep(str(turn.get("text") or ""))
@@ -725,7 +624,7 @@ class CallSession:
         if turn is not None and not interrupted:
             self._mark_seq += 1
             name = f"agent-turn-{self._mark_seq}"
-            await self._send(self._emit.mark(name))
+            await self.socket.send(self._emit.mark(name))
             self.stats.marks_sent += 1
             if self._hangup is not None and not self._hangup_turn_done:
                 self._hangup_turn_done = True
@@ -736,75 +635,44 @@ class CallSession:
 
     # --- the greeting from the cache ----------------------------------------------------------
 
-    async def _cached_greeting(self, engine: VoiceEngine, tenant: Tenant) -> CachedGreeting | None:
-        """The tenant's greeting as this engine spoke it before, or None; on a miss the engine
-        greets and its audio is captured (`_capture`) to fill the cache."""
-        cache = greeting_cache_for(self.ctx.settings)
-        if cache is None or not isinstance(engine, GreetsFromCache):
-            return None
-        key = GreetingKey(
-            tenant.tenant_id, tenant.prompt_version, tenant.greeting, engine.voice_id, self._rate
-        )
-        found = cache.get_nowait(key) or await cache.get(key)
-        if found is None:
-            self._capture = cache.capture(key)
-        return found
+    async def _greeting_frame(self, chunk: bytes) -> None:
+        await self._send_audio([chunk], self.socket.send, self._emit, self._rate)
+        self.transcript.agent_activity(self.elapsed_ms())
 
-    async def _play_greeting(self, frames: Iterator[bytes]) -> None:
-        """Plays the rest of the cached greeting (its turn is open, its first frame sent) like
-        an agent turn: frames paced GREETING_LEAD_S ahead of what the caller has heard, the
-        turn's times in the transcript, a mark once all is sent. Cancelled by barge-in
-        (`_cut_greeting`)."""
-        send, emit, rate = self._send, self._emit, self._rate
-        for chunk in frames:
-            ahead = self._playback_until - time.monotonic()
-            if ahead > GREETING_LEAD_S:
-                await asyncio.sleep(ahead - GREETING_LEAD_S)
-            await self._send_audio([chunk], send, emit, rate)
-            self.transcript.agent_activity(self.elapsed_ms())
+    async def _greeting_done(self) -> str:
         await self._turn_done(interrupted=False)
-        self._greeting_mark = f"agent-turn-{self._mark_seq}"
+        return f"agent-turn-{self._mark_seq}"  # its mark
 
     def _caller_over_greeting(self, pcm: bytes) -> bool:
         """Is the caller speaking over the cached greeting (long enough to stop it)?"""
-        task = self._greeting_task
-        assert task is not None
-        if task.done() and time.monotonic() >= self._playback_until:
-            self._greeting_task = None  # heard out: nothing left to interrupt
+        assert self._greeting is not None
+        over = self._greeting.barged_in(pcm)
+        if over is None:
+            self._greeting = None  # heard out: nothing left to interrupt
             return False
-        if rms(pcm) > self.ctx.settings.speech_rms_threshold:
-            self._greeting_voiced_ms += duration_ms(len(pcm), self._rate)
-        else:
-            self._greeting_voiced_ms = 0.0
-        return self._greeting_voiced_ms >= GREETING_BARGE_IN_MS
+        return over
 
     async def _cut_greeting(self) -> None:
         """Barge-in on the cached greeting: stop sending it, `clear` what Exotel still holds
         and mark the turn interrupted, as for an engine's turn."""
-        task = await self._stop_greeting()
-        if task is None:
+        greeting, self._greeting = self._greeting, None
+        if greeting is None:
             return
+        still_open = await greeting.stop()
         now = time.monotonic()
-        if now >= self._playback_until and task.done():
+        if now >= self._playback_until:
             return  # it had been heard out
         await self._send_clear()
         self._playback_until = now
-        if task.cancelled():  # its turn was still open
+        if still_open:
             await self._turn_done(interrupted=True)
         else:  # all sent, still playing: the committed turn was cut short
             self.transcript.cut_last_agent_turn(self.elapsed_ms())
 
-    async def _stop_greeting(self) -> asyncio.Task[None] | None:
-        task, self._greeting_task = self._greeting_task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        return task
-
-    def _add_usage(self, ev: TokenUsage) -> None:
-        prev = self.usage.get(ev.model_name)
-        self.usage[ev.model_name] = ev if prev is None else prev + ev
+    async def _stop_greeting(self) -> None:
+        greeting, self._greeting = self._greeting, None
+        if greeting is not None:
+            await greeting.stop()
 
     # --- silence and length limits ------------------------------------------------------------
 
@@ -818,7 +686,7 @@ class CallSession:
         )
         while True:
             await asyncio.sleep(min(1.0, s.silence_prompt_after_s / 4))
-            self._flush_counts()
+            self.record.flush_counts()
             clocks = silence.Clocks(
                 self._t0, self._last_activity, self._playback_until, self._prompted_at
             )
@@ -831,7 +699,7 @@ class CallSession:
             if act is silence.Act.END:
                 assert self._hangup is not None
                 self.status, self.end_reason = "completed", self._hangup
-                await self._close(1000, self._hangup)
+                await self.socket.close(1000, self._hangup)
                 return
             if act is silence.Act.MAX_DURATION:
                 await self._begin_hangup(
@@ -854,7 +722,7 @@ class CallSession:
     async def drain_goodbye(self, reason: str) -> None:
         """The server is stopping (bridge/drain.py): say the tenant's closing line and end the
         call once it is heard, as at the maximum call length."""
-        if self._hangup is not None or self._closed.is_set():
+        if self._hangup is not None or self.socket.closed.is_set():
             return  # already saying goodbye, or over
         if self.engine is None or self.tenant is None or not self._watched:
             await self.drain_close(reason)  # nothing to speak with yet
@@ -873,7 +741,7 @@ class CallSession:
         """The server is stopping and cannot wait any longer: end the call now."""
         if self.status == "in_progress":
             self.status, self.end_reason = "completed", reason
-        await self._close(1000, reason)
+        await self.socket.close(1000, reason)
 
     def _mark_hangup(self, reason: str) -> None:
         """End the call once the turn being spoken (the goodbye) has been heard."""
@@ -883,92 +751,22 @@ class CallSession:
 
     # --- persistence --------------------------------------------------------------------------
 
-    def _new_call(self, start: exotel.Start, tenant_id: str) -> NewCall:
-        """The call as its start records it."""
-        engine = self.engine
-        return NewCall(
-            call_sid=start.call_sid,
-            session_id=self.session_id,
-            tenant=tenant_id,
-            stream_sid=start.stream_sid,
-            from_number=start.from_number,
-            to_number=start.to_number,
-            direction="inbound",
-            custom_parameters=start.custom_parameters,
-            sample_rate=start.sample_rate,
-            engine=engine.name if engine else None,
-            model=engine.model if engine else None,
-            started_at=self.started_at,
-        )
-
     def finished_call(self) -> FinishedCall:
         """The call as its end records it."""
-        return FinishedCall(
-            call_sid=self.call_sid,
-            session_id=self.session_id,
-            status=self.status,
-            end_reason=self.end_reason or None,
-            error=self.error,
-            transcript=self.transcript.snapshot(self.elapsed_ms()),
-            stats=self.stats.as_json(),
-            events=self.events,
-            answered_at=self.answered_at,
-            usage=self.token_usage(),
-            tenant=self.tenant.tenant_id if self.tenant else None,
-            started_at=self.started_at,
-        )
-
-    def token_usage(self) -> list[TokenUsage]:
-        """The tokens the live model billed for this call so far, per model."""
-        # an engine reports a total of 0 when the model gave none: input + output then
-        return [replace(u, total_tokens=u.total_tokens or None) for u in self.usage.values()]
+        return self.record.finished_call(self._outcome())
 
     def checkpoint_version(self) -> tuple[Any, ...]:
         """Changes when the transcript or the tokens have something new (checkpointer.py)."""
-        spent = tuple((u.input_tokens, u.output_tokens) for u in self.usage.values())
-        return (self.transcript.version(), spent)
+        return self.record.checkpoint_version()
 
     def checkpoint(self) -> Checkpoint | None:
-        """The call so far, for the checkpointer (bridge/checkpointer.py); None until its row
-        was written or given up on (a checkpoint must not create the row before `start`'s
-        write, which carries the caller's number) and for a stream that owns no row."""
-        created = self._created
-        if created is None or not created.done() or self._duplicate or self.tenant is None:
-            return None
-        return Checkpoint(
-            call_sid=self.call_sid,
-            session_id=self.session_id,
-            tenant=self.tenant.tenant_id,
-            started_at=self.started_at,
-            answered_at=self.answered_at,
-            transcript=self.transcript.snapshot(self.elapsed_ms()),
-            row_written=self._row_written,
-            usage=self.token_usage(),
-        )
+        """The call so far, for the checkpointer (bridge/checkpointer.py); see CallRecord."""
+        return self.record.checkpoint(self.answered_at)
 
-    def _flush_counts(self) -> None:
-        """Add the frames counted since the last flush to the process's counters: once a
-        second per call (the watchdog) and at the end, instead of a counter write per frame
-        (in multiprocess mode each is a locked write to a shared file)."""
-        stats = self.stats
-        if stats.frames_in > self._flushed_in:
-            metrics.FRAMES_IN.inc(stats.frames_in - self._flushed_in)
-            self._flushed_in = stats.frames_in
-        if stats.frames_out > self._flushed_out:
-            metrics.FRAMES_OUT.inc(stats.frames_out - self._flushed_out)
-            self._flushed_out = stats.frames_out
+    def _outcome(self) -> Outcome:
+        return Outcome(self.status, self.end_reason, self.error, self.answered_at)
 
     async def _persist_end(self) -> None:
         if self.status == "in_progress":
             self.status, self.end_reason = "completed", self.end_reason or "caller_disconnected"
-        if self._created is not None:
-            await asyncio.gather(self._created, return_exceptions=True)
-        self._flush_counts()
-        if self._duplicate:
-            return  # the row is another stream's
-        tenant = self.tenant.tenant_id if self.tenant else "unknown"
-        metrics.CALLS_ENDED.labels(self.status, metrics.bounded(self.end_reason), tenant).inc()
-        await self.ctx.recorder.finish(self.finished_call())
-        self.live.end(self.transcript.turns, self.status, self.end_reason)
-        if self.ctx.worker is not None:
-            self.ctx.worker.wake.set()
+        await self.record.finish(self._outcome())
