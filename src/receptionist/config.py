@@ -76,6 +76,12 @@ class Settings(BaseSettings):
 
     # --- tenants -------------------------------------------------------------------------------
     tenants_dir: Path = Field(Path("tenants"), description="Folder of tenant folders.")
+    tenants_source: Literal["folders", "database"] = Field(
+        "folders",
+        description="Where tenants are read: their folders (reloaded when a file changes), or "
+        "the database (`tenants sync` imports folders; `serve` imports the folders of tenants "
+        "the database does not have yet; every process sees a saved change within seconds).",
+    )
 
     # --- Gemini --------------------------------------------------------------------------------
     gemini_api_key: SecretStr | None = Field(

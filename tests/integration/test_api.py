@@ -28,7 +28,7 @@ from receptionist.store.api_keys import create_key, revoke_key
 from receptionist.store.calls import FinishedCall, finish_call
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import upsert_exotel_details
-from receptionist.store.schema import ai_token_usage, call_details
+from receptionist.store.schema import ai_token_usage, call_details, webhook_deliveries
 from receptionist.store.search import caller_key, search_document
 from receptionist.usage import TokenUsage
 from receptionist.web.figures import _bucket
@@ -175,10 +175,33 @@ async def notification_id(db: Database, call_sid: str) -> str:
     return str((await list_notifications(db, call_sid=call_sid))[0]["id"])
 
 
+async def webhook_delivery_id(db: Database, tenant: str, call_sid: str) -> str:
+    """A webhook event of the tenant's call, written as the pipeline writes one."""
+    from receptionist.store.webhook_deliveries import NewDelivery, insert_deliveries
+
+    payload = {"id": f"ev-{call_sid}", "type": "call.ended", "data": {"call_sid": call_sid}}
+    row = NewDelivery(
+        f"ev-{call_sid}", "call.ended", tenant, call_sid, "https://example.com/h", "S", payload
+    )
+    async with db.begin() as conn:
+        await insert_deliveries(conn, db.dialect, [row])
+    async with db.session() as conn:
+        found = await conn.execute(
+            sa.select(webhook_deliveries.c.id).where(webhook_deliveries.c.call_sid == call_sid)
+        )
+        return str(found.scalar_one())
+
+
 async def test_every_route_keeps_tenants_apart_and_refuses_bad_keys(api: Api) -> None:
     routes = api_paths(api.app)
     assert len(routes) >= 7, routes  # a new route is walked here without being listed
-    saloon_ids = {"call_sid": "CAs0", "notification_id": await notification_id(api.db, "CAs0")}
+    saloon_ids = {
+        "call_sid": "CAs0",
+        "notification_id": await notification_id(api.db, "CAs0"),
+        "delivery_id": await webhook_delivery_id(api.db, "saloon", "CAs0"),
+        "tenant_id": "saloon",
+        "version": "1",
+    }
     async with api.client("bakery") as bakery, api.client("admin") as admin:
         for method, path in routes:
             url = fill(path, saloon_ids)
@@ -488,3 +511,18 @@ async def test_a_stored_turn_with_odd_times_does_not_fail_the_call(api: Api) -> 
         ("Hi", None, None),
         ("Yes", None, 2500.0),
     ]
+
+
+async def test_webhook_deliveries_listed_detailed_and_replayed(api: Api) -> None:
+    delivery = await webhook_delivery_id(api.db, "saloon", "CAs0")
+    async with api.client("saloon") as saloon:
+        listed = (await saloon.get("/api/v1/webhooks/deliveries")).json()
+        assert [d["id"] for d in listed] == [int(delivery)]
+        assert listed[0]["status"] == "pending" and listed[0]["event_type"] == "call.ended"
+        one = (await saloon.get(f"/api/v1/webhooks/deliveries/{delivery}")).json()
+        assert one["event_id"] == "ev-CAs0" and one["tried"] == []
+        replayed = await saloon.post(f"/api/v1/webhooks/deliveries/{delivery}/replay")
+        assert replayed.status_code == 200 and replayed.json()["ok"] is True
+        assert (
+            await saloon.get("/api/v1/webhooks/deliveries", params={"status": "x" * 17})
+        ).status_code == 400

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -14,7 +15,7 @@ from receptionist.cli import app
 from receptionist.sim.call_cli import run_call_command
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedTurn
 from receptionist.store.db import Database
-from receptionist.store.tenant_configs import list_tenant_configs
+from receptionist.store.schema import tenant_configs
 from tests.integration.bridge_harness import FIXTURE_TENANTS, TENANTS, running_bridge
 from tests.prom import Changes, parse, sample
 
@@ -52,7 +53,9 @@ def test_tenants_sync_upserts(tmp_path: Path) -> None:
     async def read() -> list[dict[str, Any]]:
         db = Database(f"sqlite:///{tmp_path / 'cli.db'}")
         try:
-            return await list_tenant_configs(db)
+            async with db.session() as conn:
+                rows = await conn.execute(sa.select(tenant_configs))
+                return [dict(r) for r in rows.mappings()]
         finally:
             await db.dispose()
 
@@ -60,6 +63,7 @@ def test_tenants_sync_upserts(tmp_path: Path) -> None:
     by_id = {r["tenant_id"]: r for r in rows}
     assert by_id["clinic"]["languages"][0] == "hi-IN"
     assert "appointment" in by_id["clinic"]["call_type_schema"]
+    assert by_id["clinic"]["version"] == 1  # its files are stored too (stored_tenants.py)
 
 
 def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:

@@ -719,3 +719,28 @@ async def test_a_gap_in_the_feed_reaches_the_page(dash: Dash) -> None:
     fragment = await b.get("/app/live")  # what the page reads again after a gap
     assert fragment.status_code == 200 and "<html" not in fragment.text
     assert 'data-testid="live-empty"' in fragment.text
+
+
+async def test_the_daily_digest_is_on_the_messages_page(dash: Dash) -> None:
+    from receptionist.store.notifications import NewNotification, insert_notifications
+
+    digest = NewNotification(
+        call_sid=None,
+        tenant="bakery",
+        idempotency_key="digest:bakery:2026-12-06",
+        recipient="919800000001",
+        recipient_type="owner",
+        message_type="daily_digest",
+        template_name="owner_daily_digest",
+        language="en",
+        status="delivered",
+        provider="log",
+        payload={"variables": ["Sweet Crumbs Bakery", "6 Dec 2026", "5"]},
+        details={"text": "Sweet Crumbs Bakery on 6 Dec 2026: 5 calls <b>"},
+    )
+    async with dash.db.begin() as conn:
+        await insert_notifications(conn, dash.db.dialect, [digest])
+    b = await dash.sign_in("bakery")
+    page = (await b.get("/app/messages")).text
+    assert "owner_daily_digest" in page and "on 6 Dec 2026: 5 calls &lt;b&gt;" in page
+    assert "/calls/None" not in page  # no call to link to

@@ -23,12 +23,6 @@ from receptionist.store.calls import (
 )
 from receptionist.store.db import Database, DatabaseError, DatabaseUnavailable
 from receptionist.store.schema import SEARCH_INDEX_OBJECTS, Stage, ai_token_usage, metadata
-from receptionist.store.tenant_configs import (
-    TenantConfigRow,
-    get_tenant_config,
-    list_tenant_configs,
-    upsert_tenant,
-)
 from receptionist.usage import TokenUsage
 from tests.pg import free_port
 
@@ -112,7 +106,7 @@ async def _usage_rows(db: Database) -> list[dict]:
 
 # --- migrations --------------------------------------------------------------------------------
 
-HEAD = "0007_no_costed_stage"
+HEAD = "0009_webhooks"
 
 
 async def test_upgrade_is_idempotent(db: Database) -> None:
@@ -390,51 +384,6 @@ async def test_concurrent_calls(db: Database) -> None:
 
 
 # --- tenants -----------------------------------------------------------------------------------
-
-
-def _tenant(**kw: object) -> TenantConfigRow:
-    values: dict[str, object] = {
-        "tenant_id": "bakery",
-        "tenant_name": "Sweet Crumbs Bakery",
-        "owner_phone": "+919800000001",
-        "is_active": True,
-        "languages": ["en-IN", "hi-IN"],
-        "call_type_schema": {"order": {"fields": ["item", "pickup_time"]}},
-        "config": {"tenant": {"id": "bakery"}, "hours": {"open": "09:00"}},
-        "prompt_version": "abc123",
-    }
-    values.update(kw)
-    return TenantConfigRow(**values)  # type: ignore[arg-type]
-
-
-async def test_upsert_tenant_insert_update_no_change(db: Database) -> None:
-    assert await upsert_tenant(db, _tenant()) is True  # inserted
-    first = await get_tenant_config(db, "bakery")
-    assert first is not None
-    assert await upsert_tenant(db, _tenant()) is False  # nothing changed
-    unchanged = await get_tenant_config(db, "bakery")
-    assert unchanged is not None
-    assert unchanged["updated_at"] == first["updated_at"]
-
-    assert await upsert_tenant(db, _tenant(prompt_version="def456", is_active=False)) is True
-    changed = await get_tenant_config(db, "bakery")
-    assert changed is not None
-    assert changed["prompt_version"] == "def456"
-    assert changed["is_active"] is False
-    assert changed["created_at"] == first["created_at"]
-    assert changed["updated_at"] >= first["updated_at"]
-
-    assert await upsert_tenant(db, _tenant(config={"hours": {"open": "09:00"}, "x": 1})) is True
-    assert await upsert_tenant(db, _tenant(config={"x": 1, "hours": {"open": "09:00"}})) is False
-
-    await upsert_tenant(db, _tenant(tenant_id="saloon", tenant_name="Style Studio"))
-    rows = await list_tenant_configs(db)
-    assert [r["tenant_id"] for r in rows] == ["bakery", "saloon"]
-    assert rows[0]["languages"] == ["en-IN", "hi-IN"]
-    assert rows[0]["call_type_schema"] == {"order": {"fields": ["item", "pickup_time"]}}
-
-
-# --- URLs and connection errors (no database needed) --------------------------------------------
 
 
 def test_supabase_url_normalisation() -> None:

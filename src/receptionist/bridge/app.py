@@ -42,8 +42,9 @@ from receptionist.observe import metrics as prom
 from receptionist.postcall.worker import Worker
 from receptionist.store.db import Database
 from receptionist.store.live import LiveFeed
+from receptionist.stored_tenants import StoredTenants
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.repository import TenantRepository
+from receptionist.tenants.repository import Tenants
 from receptionist.web.api import create_api
 from receptionist.web.dashboard import create_dashboard
 from receptionist.web.deps import WebDeps
@@ -56,7 +57,7 @@ TurnCallback = Callable[[CallSession, str, dict[str, Any]], None]
 @dataclass
 class BridgeContext:
     settings: Settings
-    tenants: TenantRepository
+    tenants: Tenants
     db: Database
     engine_factory: EngineFactory
     recorder: CallRecorder
@@ -253,6 +254,7 @@ class _Background:
     memory: asyncio.Task[None] | None
     live_drops: asyncio.Task[None]
     trims: asyncio.Task[None]
+    refresher: asyncio.Task[None] | None  # the database's tenants (TENANTS_SOURCE=database)
 
 
 async def _start_background(ctx: BridgeContext) -> _Background:
@@ -260,6 +262,9 @@ async def _start_background(ctx: BridgeContext) -> _Background:
         _count_live_drops(ctx)
 
     await ctx.recorder.replay_spool()
+    stored = ctx.tenants if isinstance(ctx.tenants, StoredTenants) else None
+    if stored is not None:  # before the first call: the database's tenants are in memory
+        await stored.start(ctx.settings.tenants_dir)
     # after the spool's replay: a call's real end, if it was spooled, wins over a reaper
     checkpointer = _checkpointer(ctx)
     await ctx.live.start()  # connects in the background: a database outage delays nothing
@@ -280,8 +285,9 @@ async def _start_background(ctx: BridgeContext) -> _Background:
     # every process's drops reach the counters, not only those of the process scraped
     live_drops = asyncio.create_task(loops.every(5.0, stop, count_live_drops))
     trims = asyncio.create_task(heap.trim_every(ctx.settings.heap_trim_interval_s, stop))
+    refresher = asyncio.create_task(stored.run(stop)) if stored is not None else None
     return _Background(
-        stop, checkpointer, checkpoints, worker_task, replay, memory, live_drops, trims
+        stop, checkpointer, checkpoints, worker_task, replay, memory, live_drops, trims, refresher
     )
 
 
@@ -294,6 +300,8 @@ async def _stop_background(ctx: BridgeContext, bg: _Background) -> None:
     await bg.live_drops
     _count_live_drops(ctx)  # the last ones
     await bg.trims
+    if bg.refresher is not None:
+        await bg.refresher
     if bg.memory is not None:
         await bg.memory
     if bg.checkpoints is not None and bg.checkpointer is not None:

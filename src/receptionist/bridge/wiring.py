@@ -15,7 +15,7 @@ from receptionist.logs import configure_logging
 from receptionist.postcall.wiring import worker_from_settings
 from receptionist.store.db import Database
 from receptionist.store.live import live_feed_for
-from receptionist.tenants.repository import TenantRepository
+from receptionist.stored_tenants import tenants_for
 
 
 def build_context(
@@ -26,7 +26,7 @@ def build_context(
     on_turn: TurnCallback | None = None,
 ) -> BridgeContext:
     db = db or Database(settings.database_url)
-    tenants = TenantRepository(settings.tenants_dir)
+    tenants = tenants_for(settings.tenants_source, settings.tenants_dir, db)
     worker = worker_from_settings(settings, db, tenants) if settings.run_worker else None
     return BridgeContext(
         settings=settings,

@@ -1,4 +1,5 @@
-"""The commands that look after things: `tenants`, `db`, `calls`, `messages`, `keys`, `sim`."""
+"""The commands that look after things: `db`, `calls`, `messages`, `keys`, `sim` (`tenants` has
+its own module)."""
 
 from __future__ import annotations
 
@@ -16,94 +17,18 @@ from receptionist.cli.common import (
     db_app,
     err,
     keys_app,
-    markup_safe,
     messages_app,
     nothing,
     plain,
     run_coro,
     settings_for,
     sim_app,
-    tenants_app,
     with_db,
 )
 from receptionist.store.db import Database
 
 if TYPE_CHECKING:
-    from receptionist.tenants.model import Tenant
-
-
-# --- tenants ----------------------------------------------------------------------------------
-
-
-@tenants_app.command("list")
-def tenants_list() -> None:
-    """List tenants with their status."""
-    from receptionist.tenants.repository import TenantRepository
-
-    settings = settings_for()
-    repo = TenantRepository(settings.tenants_dir)
-    loaded, broken = repo.load_all()
-    for t in loaded:
-        state = "active" if t.active else "inactive"
-        plain(f"{t.tenant_id:<16} {state:<9} {t.name}  ({', '.join(t.languages)})")
-    for tid, problems in broken.items():
-        console.print(f"{tid:<16} [red]broken[/red]    {len(problems)} problem(s)")
-
-
-@tenants_app.command("validate")
-def tenants_validate(
-    tenant: Annotated[str | None, typer.Argument(help="One tenant (default: all).")] = None,
-) -> None:
-    """Report every problem in the tenant folders, with file and line."""
-    from receptionist.tenants.loading import validate_all, validate_tenant
-
-    settings = settings_for()
-    root = settings.tenants_dir
-    results = {tenant: validate_tenant(root, tenant)} if tenant else validate_all(root)
-    bad = 0
-    for tid, problems in sorted(results.items()):
-        if not problems:
-            console.print(f"[green]ok[/green]      {tid}")
-            continue
-        bad += 1
-        for p in problems:
-            console.print(f"[red]problem[/red] {markup_safe(str(p))}", highlight=False)
-    raise typer.Exit(1 if bad else 0)
-
-
-@tenants_app.command("sync")
-def tenants_sync() -> None:
-    """Upsert every valid tenant into the tenant_configs table."""
-    from receptionist.tenants.repository import TenantRepository
-
-    settings = settings_for()
-    loaded, broken = TenantRepository(settings.tenants_dir).load_all()
-    with_db(settings, lambda db: _sync_tenants(db, loaded))
-    for tid, problems in broken.items():
-        console.print(
-            f"[red]skipped[/red]   {tid}: {markup_safe(str(problems[0]))}", highlight=False
-        )
-    raise typer.Exit(1 if broken else 0)
-
-
-async def _sync_tenants(db: Database, loaded: list[Tenant]) -> None:
-    from receptionist.store.tenant_configs import TenantConfigRow, upsert_tenant
-
-    for t in loaded:
-        changed = await upsert_tenant(
-            db,
-            TenantConfigRow(
-                tenant_id=t.tenant_id,
-                tenant_name=t.name,
-                owner_phone=t.owner_phone,
-                is_active=t.active,
-                languages=list(t.languages),
-                call_type_schema=t.call_type_schema,
-                config=t.raw_config,
-                prompt_version=t.prompt_version,
-            ),
-        )
-        console.print(f"{'updated' if changed else 'unchanged':<9} {t.tenant_id}")
+    pass
 
 
 # --- db ---------------------------------------------------------------------------------------
@@ -238,8 +163,9 @@ def keys_create(
     name: Annotated[str | None, typer.Option(help="Who or what holds it.")] = None,
 ) -> None:
     """Make a key; it is printed once, alone on the last line (only its hash is kept)."""
+    from receptionist.cli.tenants import configured_tenants
     from receptionist.store.api_keys import create_key
-    from receptionist.tenants.repository import TenantRepository, UnknownTenant
+    from receptionist.tenants.repository import UnknownTenant
 
     if admin == (tenant is not None):
         typer.echo("error: give exactly one of --tenant T or --admin", err=True)
@@ -247,7 +173,7 @@ def keys_create(
     settings = settings_for()
     if tenant is not None:
         try:
-            TenantRepository(settings.tenants_dir).get_any(tenant)
+            configured_tenants(settings).get_any(tenant)
         except UnknownTenant as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -194,12 +194,16 @@ def worker(
 
     async def go() -> None:
         from receptionist.postcall.wiring import worker_from_settings
-        from receptionist.tenants.repository import TenantRepository
+        from receptionist.stored_tenants import StoredTenants, tenants_for
 
         db = Database(settings.database_url)
         try:
             await db.upgrade()
-            w = worker_from_settings(settings, db, TenantRepository(settings.tenants_dir))
+            tenants = tenants_for(settings.tenants_source, settings.tenants_dir, db)
+            stored = tenants if isinstance(tenants, StoredTenants) else None
+            if stored is not None:
+                await stored.start(settings.tenants_dir)
+            w = worker_from_settings(settings, db, tenants)
             if settings.worker_metrics_port and not once:
                 from receptionist.observe.metrics import start_metrics_server
 
@@ -222,7 +226,11 @@ def worker(
             from receptionist import heap
 
             heap.freeze_startup()
-            await asyncio.gather(w.run(stop), heap.trim_every(settings.heap_trim_interval_s, stop))
+            await asyncio.gather(
+                w.run(stop),
+                heap.trim_every(settings.heap_trim_interval_s, stop),
+                stored.run(stop) if stored is not None else asyncio.sleep(0),
+            )
         finally:
             await db.dispose()
 

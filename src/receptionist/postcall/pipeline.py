@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from receptionist.gemini_rest import AnalyzerError
+from receptionist.hooks.events import call_events
 from receptionist.notify.actions import ActionDeps, decide_messages
 from receptionist.observe import metrics
 from receptionist.postcall.analyzers.gemini import AnalysisInvalid
@@ -42,9 +43,10 @@ from receptionist.store.jobs import Claim, advance, defer
 from receptionist.store.notifications import insert_notifications
 from receptionist.store.schema import Stage, utcnow
 from receptionist.store.search import search_document
+from receptionist.store.webhook_deliveries import insert_deliveries
 from receptionist.telephony.exotel_api import ExotelApiConfig, ExotelApiError, fetch_call_details
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.repository import TenantError, TenantRepository
+from receptionist.tenants.repository import TenantError, Tenants
 from receptionist.usage import TokenUsage
 
 log = logging.getLogger("receptionist.pipeline")
@@ -83,7 +85,7 @@ class ExotelDeps:
 @dataclass
 class PipelineDeps:
     db: Database
-    tenants: TenantRepository
+    tenants: Tenants
     pricing: PricingTable
     analyzer: Analyzer
     exotel: ExotelDeps | None = None  # None: no Exotel account configured, the step is skipped
@@ -99,16 +101,19 @@ async def run_step(deps: PipelineDeps, claim: Claim, *, worker_id: str) -> str:
     if claim.stage == Stage.TRANSCRIPT_SAVED:
         if row["status"] == "rejected":
             return await _advance(deps, claim, worker_id, Stage.DONE, {})
-        analysis, usage = await _analyse(deps, row)
+        analysis, usage, tenant = await _analyse(deps, row)
         values = {
             "call_type": analysis.call_type,
             "summary": analysis.summary,
             "critical_call_details": {**analysis.details, "_analyzer": analysis.analyzer},
             "search_text": search_document(row["transcript"], analysis.summary, analysis.call_type),
         }
-        async with deps.db.begin(immediate=True) as conn:  # analysis and its tokens: one commit
+        # the analysis, its tokens and the business's webhook events: one commit
+        events = call_events(tenant, {**row, **values}, ("call.ended", "call.analyzed"))
+        async with deps.db.begin(immediate=True) as conn:
             if usage:
                 await upsert_token_usage(conn, claim.call_sid, row["tenant"], usage)
+            await insert_deliveries(conn, deps.db.dialect, events)
             ok = await advance(
                 conn, claim, worker_id=worker_id, to_stage=Stage.ANALYSED, values=values
             )
@@ -165,7 +170,9 @@ async def _decide_messages(
     return Stage.MESSAGES_QUEUED if ok else ""
 
 
-async def _analyse(deps: PipelineDeps, row: dict[str, Any]) -> tuple[Analysis, list[TokenUsage]]:
+async def _analyse(
+    deps: PipelineDeps, row: dict[str, Any]
+) -> tuple[Analysis, list[TokenUsage], Tenant]:
     try:
         tenant = deps.tenants.get_any(row["tenant"] or "")
     except TenantError as exc:  # deleted or broken since the call: a person must look
@@ -184,7 +191,7 @@ async def _analyse(deps: PipelineDeps, row: dict[str, Any]) -> tuple[Analysis, l
     problems = validate_details(tenant, analysis.call_type, analysis.details)
     if problems:
         raise StepError(f"analysis invalid: {'; '.join(problems)[:500]}", retryable=False)
-    return analysis, usage
+    return analysis, usage, tenant
 
 
 async def _exotel_details(

@@ -10,6 +10,7 @@ import httpx
 
 from receptionist.config import Settings, SettingsError
 from receptionist.gemini_rest import make_client
+from receptionist.hooks.deliverer import WebhookDeliverer
 from receptionist.notify.provider import Provider
 from receptionist.notify.wiring import action_deps, choose_provider, make_dispatcher
 from receptionist.postcall.analyzers.gemini import GeminiAnalyzer
@@ -21,7 +22,7 @@ from receptionist.postcall.worker import Worker, new_worker_id
 from receptionist.store.db import Database
 from receptionist.telephony.exotel_api import ExotelApiConfig
 from receptionist.tenants.model import Tenant
-from receptionist.tenants.repository import TenantRepository
+from receptionist.tenants.repository import Tenants
 from receptionist.usage import TokenUsage
 
 log = logging.getLogger("receptionist.pipeline")
@@ -62,7 +63,7 @@ def exotel_deps(settings: Settings) -> ExotelDeps | None:
 
 
 def pipeline_deps(
-    settings: Settings, db: Database, tenants: TenantRepository, provider: Provider | None = None
+    settings: Settings, db: Database, tenants: Tenants, provider: Provider | None = None
 ) -> PipelineDeps:
     """`provider`: where messages will go (decides the rows' provider name); None = no messages."""
     try:
@@ -87,6 +88,7 @@ def make_worker(settings: Settings, deps: PipelineDeps, provider: Provider | Non
     )
     if dispatcher is not None:
         deps.on_messages_queued = dispatcher.wake.set
+    webhooks = WebhookDeliverer(deps.db, worker_id=worker_id)
     return Worker(
         deps,
         worker_id=worker_id,
@@ -94,10 +96,12 @@ def make_worker(settings: Settings, deps: PipelineDeps, provider: Provider | Non
         max_attempts=settings.pipeline_max_attempts,
         backoff_base_s=settings.pipeline_backoff_s,
         dispatcher=dispatcher,
+        usd_inr=settings.usd_inr_rate,
+        webhooks=webhooks,
     )
 
 
-def worker_from_settings(settings: Settings, db: Database, tenants: TenantRepository) -> Worker:
+def worker_from_settings(settings: Settings, db: Database, tenants: Tenants) -> Worker:
     """The worker `serve` and `receptionist worker` run: pipeline and messages."""
     provider = choose_provider(settings)
     return make_worker(settings, pipeline_deps(settings, db, tenants, provider), provider)

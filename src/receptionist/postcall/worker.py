@@ -16,8 +16,11 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 
 from receptionist import logctx, loops, tracing
+from receptionist.hooks.deliverer import WebhookDeliverer
+from receptionist.notify import digest
 from receptionist.notify.dispatcher import Dispatcher
 from receptionist.observe import metrics
 from receptionist.postcall.pipeline import PENDING_STAGES, PipelineDeps, StepError, run_step
@@ -48,6 +51,8 @@ class Worker:
         batch: int = 4,
         dispatcher: Dispatcher | None = None,
         clock: Callable[[], datetime] = utcnow,
+        usd_inr: Decimal = Decimal("84"),
+        webhooks: WebhookDeliverer | None = None,
     ) -> None:
         self.deps = deps
         self.worker_id = worker_id or new_worker_id()
@@ -57,6 +62,8 @@ class Worker:
         self.poll_s = poll_s
         self.batch = batch
         self.dispatcher = dispatcher  # sends the messages the pipeline queues
+        self.usd_inr = usd_inr  # the daily digest shows costs in rupees
+        self.webhooks = webhooks  # posts the business's webhook events the pipeline writes
         # "now" when deciding which work is due: tests set it to make a retry due at once,
         # instead of sleeping through the backoff
         self.clock = clock
@@ -154,17 +161,41 @@ class Worker:
             total += n
 
     async def run(self, stop: asyncio.Event) -> None:
-        """The pipeline loop, and the message dispatcher's beside it, until `stop` is set."""
-        if self.dispatcher is None:
-            await self._run_pipeline(stop)
-            return
+        """The pipeline loop, and beside it the message dispatcher with the daily digests and
+        the webhook deliverer, until `stop` is set."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._run_pipeline(stop))
-            tg.create_task(self.dispatcher.run(stop))
+            if self.dispatcher is not None:
+                tg.create_task(self.dispatcher.run(stop))
+                tg.create_task(loops.every(digest.CHECK_EVERY_S, stop, self.queue_digests))
+            if self.webhooks is not None:
+                tg.create_task(self.webhooks.run(stop))
+
+    async def queue_digests(self) -> int:
+        """The owners' daily digests now due (notify/digest.py); the dispatcher sends them."""
+        actions = self.deps.actions
+        if self.dispatcher is None or actions is None:
+            return 0
+        try:
+            added = await digest.due_digests(
+                self.deps.db,
+                self.deps.tenants,
+                self.clock(),
+                provider=actions.provider,
+                usd_inr=self.usd_inr,
+            )
+        except Exception as exc:  # database down: the next check tries again
+            log.error("worker %s: daily digests not checked (%s)", self.worker_id, exc)
+            return 0
+        if added:
+            self.dispatcher.wake.set()
+        return added
 
     async def aclose(self) -> None:
         if self.dispatcher is not None:
             await self.dispatcher.provider.aclose()
+        if self.webhooks is not None:
+            await self.webhooks.aclose()
 
     async def _run_pipeline(self, stop: asyncio.Event) -> None:
         log.info("pipeline worker %s started", self.worker_id)

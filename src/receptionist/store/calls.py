@@ -55,6 +55,7 @@ class StartDetails:
     sample_rate: int | None = None
     engine: str | None = None
     model: str | None = None
+    tenant_version: int | None = None  # the stored tenant version answering (None: a folder)
 
 
 START_DETAILS = tuple(f.name for f in fields(StartDetails))

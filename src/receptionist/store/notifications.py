@@ -53,7 +53,7 @@ _RANK = {
 
 @dataclass(frozen=True, slots=True)
 class NewNotification:
-    call_sid: str
+    call_sid: str | None  # None: not about one call (the owner's daily digest)
     tenant: str
     idempotency_key: str  # unique per (call, recipient, template)
     recipient: str | None  # digits with country code; None when there is no usable number

@@ -160,9 +160,27 @@ tenant_configs = sa.Table(
     sa.Column("config", json_type(), nullable=True),
     # a hash of the tenant's prompt files: tells which prompt answered a call
     sa.Column("prompt_version", sa.Text(), nullable=True),
+    # the tenant_versions row in force (None: the tenant was only synced as a summary)
+    sa.Column("version", sa.Integer(), nullable=True),
     _created_at(),
     _updated_at(),
     sa.UniqueConstraint("tenant_id"),
+)
+
+#: Every saved version of every tenant: its files, whole (tenants/bundle.py), never changed
+#: once written; restoring an old one saves it again as the newest.
+tenant_versions = sa.Table(
+    "tenant_versions",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.Text(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("files", json_type(), nullable=False),  # path inside the tenant -> text
+    sa.Column("content_hash", sa.Text(), nullable=False),
+    sa.Column("author", sa.Text(), nullable=False),  # "folder", "cli", "key:<id>"
+    sa.Column("note", sa.Text(), nullable=True),
+    _created_at(),
+    sa.UniqueConstraint("tenant_id", "version"),
 )
 
 
@@ -179,6 +197,8 @@ call_details = sa.Table(
     sa.Column("call_sid", sa.Text(), nullable=False),
     sa.Column("stream_sid", sa.Text(), nullable=True),
     sa.Column("tenant", sa.Text(), nullable=True),
+    # the tenant version that answered (tenant_versions.version; None: a folder tenant)
+    sa.Column("tenant_version", sa.Integer(), nullable=True),
     sa.Column("from_number", sa.Text(), nullable=True),
     sa.Column("to_number", sa.Text(), nullable=True),
     sa.Column("direction", sa.Text(), nullable=True),
@@ -314,6 +334,49 @@ notifications = sa.Table(
     sa.Index(None, "tenant", "created_at"),
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "provider_ref"),
+)
+
+
+# Events for the business's own systems (hooks/): one row per event and URL, written in the
+# transaction that makes the event true, delivered (at least once) by the worker, retried with
+# backoff; the receiver de-duplicates by event_id.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Text(), nullable=False),
+    sa.Column("event_type", sa.Text(), nullable=False),
+    sa.Column("tenant", sa.Text(), nullable=False),
+    sa.Column("call_sid", sa.Text(), nullable=True),
+    sa.Column("url", sa.Text(), nullable=False),
+    sa.Column("secret_env", sa.Text(), nullable=False),
+    sa.Column("payload", json_type(), nullable=False),
+    sa.Column("status", sa.Text(), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("lease_owner", sa.Text(), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("last_status_code", sa.Integer(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    _created_at(),
+    _updated_at(),
+    sa.Column("delivered_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("event_id", "url"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "tenant", "created_at"),
+)
+
+# Every attempt at a webhook delivery: what the owner's window shows for it.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+    sa.Column("attempted_at", UTCDateTime(), nullable=False),
+    sa.Column("status_code", sa.Integer(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("duration_ms", sa.Integer(), nullable=False),
+    sa.Index(None, "delivery_id"),
 )
 
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 __all__ = [
     "CALL_SOURCES",
+    "DIGEST_SOURCES",
     "RECIPIENT_KINDS",
     "ActionRule",
+    "DailyDigest",
     "Template",
     "Variable",
     "WhatsAppSender",
@@ -26,6 +28,17 @@ CALL_SOURCES: tuple[str, ...] = (
     "call.type",  # the call type's name
     "call.caller",  # the caller's number as Exotel gave it
     "call.time",  # when the call started, in the tenant's time zone ("25 Nov, 4:05 PM")
+    "business.name",
+)
+# What a daily digest's template variables may show (notify/digest.py fills them).
+DIGEST_SOURCES: tuple[str, ...] = (
+    "digest.date",  # the day it covers ("6 Dec 2026")
+    "digest.calls",  # how many calls
+    "digest.by_type",  # calls per call type ("order 5, enquiry 12")
+    "digest.missed",  # calls not answered (refused, over budget, hung up before the greeting)
+    "digest.failed",  # calls that ended in an error
+    "digest.complaints",  # calls typed as a complaint
+    "digest.cost",  # AI cost of the day's calls, in rupees
     "business.name",
 )
 # Who a message goes to, besides a fixed number written as "+<country><number>".
@@ -109,3 +122,26 @@ class WhatsAppSender:
     integrated_number: str | None = None  # digits with country code, e.g. "919800000009"
     namespace: str | None = None
     auth_key_env: str | None = None  # NAME of the env var holding the MSG91 auth key
+
+
+@dataclass(frozen=True, slots=True)
+class DailyDigest:
+    """Yesterday's calls to the owner on WhatsApp at `hour` (local), through `template`, whose
+    `{{n}}` shows `sources[n-1]` (one of DIGEST_SOURCES)."""
+
+    hour: int
+    template: str
+    sources: tuple[str, ...]
+
+
+#: What a tenant's webhooks may receive (hooks/events.py makes them).
+WEBHOOK_EVENTS: tuple[str, ...] = ("call.ended", "call.analyzed")
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """A URL of the business's own that receives `events` as signed JSON (hooks/)."""
+
+    url: str
+    secret_env: str  # NAME of the env var holding the signing secret
+    events: tuple[str, ...]

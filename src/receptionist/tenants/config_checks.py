@@ -12,9 +12,11 @@ from typing import Any
 from .action_checks import check_actions, check_templates
 from .actions import WhatsAppSender
 from .config_schema import BudgetConfig, ExotelConfig, allowed_keys, shape_problems
+from .digest_checks import check_digest
 from .messages import MESSAGE_KEYS
 from .model import ENGINES, FIELD_TYPES, CallType, FieldSpec
 from .report import E164, Report, is_env_name, suggest, type_name
+from .webhook_checks import check_webhooks
 
 __all__ = ["GEMINI_VOICES", "check_config"]
 
@@ -65,6 +67,8 @@ def check_config(r: Report, config: dict[str, Any]) -> dict[str, Any] | None:
     out["whatsapp"] = check_whatsapp(r, config)
     out["templates"] = check_templates(r, config)
     out["actions"] = check_actions(r, config, out["templates"])
+    out["digest"] = check_digest(r, config, out["templates"])
+    out["webhooks"] = check_webhooks(r, config)
     r.flush_shape()
     return out if len(r.problems) == before else None
 

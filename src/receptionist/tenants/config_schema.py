@@ -115,6 +115,20 @@ class RuleConfig(BaseModel):
     variables: list[Annotated[VariableConfig, _any_text()]] = []
 
 
+class DigestConfig(BaseModel):
+    model_config = _FORBID
+    hour: int
+    template: str
+    variables: list[str] = []
+
+
+class WebhookConfig(BaseModel):
+    model_config = _FORBID
+    url: str
+    secret_env: str
+    events: list[str] = []
+
+
 class TenantConfig(BaseModel):
     """tenant.toml, table by table (see tenants/README.md for what each key means)."""
 
@@ -134,6 +148,8 @@ class TenantConfig(BaseModel):
     whatsapp: WhatsAppConfig | None = None
     templates: dict[str, TemplateConfig] = {}
     actions: dict[str, list[RuleConfig]] = {}
+    digest: DigestConfig | None = None
+    webhooks: list[WebhookConfig] = []
 
 
 def allowed_keys(model: type[BaseModel]) -> tuple[str, ...]:

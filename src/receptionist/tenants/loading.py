@@ -1,4 +1,5 @@
-"""Load a tenant folder into a :class:`~receptionist.tenants.model.Tenant`, checking it on the way.
+"""Load a tenant (a folder, or a stored version: tenants/bundle.py) into a
+:class:`~receptionist.tenants.model.Tenant`, checking it on the way.
 
 One pass does both, so the loader and ``receptionist tenants validate`` can never disagree: every
 problem found is reported (with the file, and the line where there is one), and a tenant is built
@@ -12,9 +13,20 @@ import hashlib
 import json
 import re
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .bundle import (
+    ANALYZER_PROMPT,
+    ASSISTANT_PROMPT,
+    CONFIG_FILE,
+    INPUT_DIR,
+    MAX_FILE_BYTES,
+    MAX_INPUT_BYTES_TOTAL,
+    PROMPTS_DIR,
+    TenantBundle,
+    read_folder,
+)
 from .config_checks import check_config
 from .greeting import cached_greeting
 from .messages import resolve_messages
@@ -23,26 +35,16 @@ from .report import Problem, Report
 from .toml_lines import KeyLines
 
 __all__ = [
-    "MAX_INPUT_BYTES_TOTAL",
-    "MAX_INPUT_FILE_BYTES",
     "TENANT_ID_PATTERN",
     "Problem",
     "is_valid_tenant_id",
+    "load_bundle",
     "load_tenant",
-    "tenant_files",
     "validate_all",
     "validate_tenant",
 ]
 
 TENANT_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-CONFIG_FILE = "tenant.toml"
-ASSISTANT_PROMPT = "prompts/assistant.txt"
-ANALYZER_PROMPT = "prompts/analyzer.txt"
-INPUT_DIR = "input_files"
-
-# Everything in input_files/ goes into every call's system instruction: keep it phone-sized.
-MAX_INPUT_FILE_BYTES = 256 * 1024
-MAX_INPUT_BYTES_TOTAL = 512 * 1024
 
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
@@ -69,68 +71,42 @@ def _decode(data: bytes) -> tuple[str | None, str | None]:
     return text.replace("\r\n", "\n").replace("\r", "\n"), None
 
 
-def tenant_files(tenant_dir: Path) -> list[Path]:
-    """Every file whose change should reload the tenant: config, prompts and input files."""
-    found = [tenant_dir / CONFIG_FILE]
-    prompts = tenant_dir / "prompts"
-    if prompts.is_dir():
-        found.extend(sorted(p for p in prompts.iterdir() if not p.name.startswith(".")))
-    found.extend(path for _, path in _input_files(tenant_dir))
-    return found
-
-
-def _input_files(tenant_dir: Path) -> list[tuple[str, Path]]:
-    """(name relative to input_files/, path) of every visible regular file, sorted by name."""
-    base = tenant_dir / INPUT_DIR
-    if not base.is_dir():
-        return []
-    out: list[tuple[str, Path]] = []
-    for path in base.rglob("*"):
-        rel = path.relative_to(base)
-        if any(part.startswith(".") for part in rel.parts) or path.name.endswith("~"):
-            continue
-        if path.is_file():
-            out.append((rel.as_posix(), path))
-    out.sort(key=lambda item: item[0])
-    return out
-
-
 class _Loader:
-    def __init__(self, root: Path, tenant_id: str) -> None:
-        self.root = root
+    def __init__(self, tenant_id: str, bundle: TenantBundle) -> None:
         self.tenant_id = tenant_id
-        self.dir = root / tenant_id
+        self.bundle = bundle
         self.report = Report(tenant_id, f"{tenant_id}/{CONFIG_FILE}")
         self.add = self.report.add
 
     # -- files
     def read_text(self, rel_in_tenant: str, *, required: bool) -> str | None:
         rel = f"{self.tenant_id}/{rel_in_tenant}"
-        path = self.dir / rel_in_tenant
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+        why = self.bundle.unreadable.get(rel_in_tenant)
+        if why is not None:
+            self.add(rel, None, why)
+            return None
+        data = self.bundle.get(rel_in_tenant)
+        if data is None:
             if required:
                 hint = ""
-                if rel_in_tenant.startswith("prompts/"):
-                    stem = Path(rel_in_tenant).stem
-                    near = sorted(p.name for p in (self.dir / "prompts").glob(f"{stem}*"))
+                if rel_in_tenant.startswith(f"{PROMPTS_DIR}/"):
+                    stem = PurePosixPath(rel_in_tenant).stem
+                    near = [
+                        PurePosixPath(p).name
+                        for p in self.bundle.under(PROMPTS_DIR)
+                        if PurePosixPath(p).name.startswith(stem)
+                    ]
                     if near:
-                        hint = f" (found {near[0]}: rename it to {Path(rel_in_tenant).name})"
+                        name = PurePosixPath(rel_in_tenant).name
+                        hint = f" (found {near[0]}: rename it to {name})"
                 self.add(rel, None, f"file is missing{hint}")
-            return None
-        except IsADirectoryError:
-            self.add(rel, None, "is a folder, expected a file")
-            return None
-        except OSError as exc:
-            self.add(rel, None, f"cannot be read: {exc.strerror or exc}")
             return None
         text, error = _decode(data)
         if error:
             self.add(rel, None, error)
         return text
 
-    # -- the whole folder
+    # -- the whole tenant
     def run(self) -> Tenant | None:
         if not is_valid_tenant_id(self.tenant_id):
             self.add(
@@ -140,10 +116,6 @@ class _Loader:
                 "'-' or '_', starting with a letter or digit",
             )
             return None
-        if not self.dir.is_dir():
-            self.add(self.tenant_id, None, "no such tenant folder")
-            return None
-
         config = self.load_config()
         cfg = check_config(self.report, config) if config is not None else None
         assistant = self.read_prompt(ASSISTANT_PROMPT)
@@ -187,19 +159,14 @@ class _Loader:
     def read_inputs(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
         total = 0
-        for name, path in _input_files(self.dir):
-            rel_in_tenant = f"{INPUT_DIR}/{name}"
-            rel = f"{self.tenant_id}/{rel_in_tenant}"
-            try:
-                size = path.stat().st_size
-            except OSError as exc:
-                self.add(rel, None, f"cannot be read: {exc.strerror or exc}")
-                continue
-            if size > MAX_INPUT_FILE_BYTES:
+        for rel_in_tenant in self.bundle.under(INPUT_DIR):
+            name = rel_in_tenant.removeprefix(f"{INPUT_DIR}/")
+            size = len(self.bundle.get(rel_in_tenant) or b"")
+            if size > MAX_FILE_BYTES:  # a stored or submitted bundle; a folder's is not read
                 self.add(
-                    rel,
+                    f"{self.tenant_id}/{rel_in_tenant}",
                     None,
-                    f"is too large ({size} bytes; at most {MAX_INPUT_FILE_BYTES}): everything "
+                    f"is too large ({size} bytes; at most {MAX_FILE_BYTES}): everything "
                     "in input_files/ is read to the AI on every call, keep it short",
                 )
                 continue
@@ -262,6 +229,8 @@ class _Loader:
             templates=cfg["templates"],
             actions=cfg["actions"],
             whatsapp=cfg["whatsapp"],
+            digest=cfg["digest"],
+            webhooks=cfg["webhooks"],
             raw_config=config,
         )
 
@@ -269,16 +238,25 @@ class _Loader:
 # --------------------------------------------------------------------------- public API
 
 
-def load_tenant(root: Path | str, tenant_id: str) -> tuple[Tenant | None, list[Problem]]:
-    """Validate ``root/tenant_id`` and build its Tenant: ``(tenant, [])`` or ``(None, problems)``.
+def load_bundle(tenant_id: str, bundle: TenantBundle) -> tuple[Tenant | None, list[Problem]]:
+    """Check a tenant's files and build its Tenant: ``(tenant, [])`` or ``(None, problems)``.
 
     An inactive tenant loads fine (``tenant.active`` is False); refusing calls is the caller's job.
     """
-    loader = _Loader(Path(root), tenant_id)
+    loader = _Loader(tenant_id, bundle)
     tenant = loader.run()
     if loader.report.problems:
         return None, loader.report.problems
     return tenant, []
+
+
+def load_tenant(root: Path | str, tenant_id: str) -> tuple[Tenant | None, list[Problem]]:
+    """Validate the folder ``root/tenant_id`` and build its Tenant (see `load_bundle`)."""
+    tenant_dir = Path(root) / tenant_id
+    if is_valid_tenant_id(tenant_id) and not tenant_dir.is_dir():
+        return None, [Problem(tenant_id, tenant_id, None, "no such tenant folder")]
+    bundle = read_folder(tenant_dir) if is_valid_tenant_id(tenant_id) else TenantBundle({})
+    return load_bundle(tenant_id, bundle)
 
 
 def validate_tenant(root: Path | str, tenant_id: str) -> list[Problem]:

@@ -6,12 +6,12 @@ and shared by every call to that business until its files change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
-from .actions import ActionRule, Template, WhatsAppSender
+from .actions import ActionRule, DailyDigest, Template, Webhook, WhatsAppSender
 from .messages import CallMessages, language_name
 
 __all__ = [
@@ -79,7 +79,7 @@ class CallType:
 
 @dataclass(frozen=True)
 class Tenant:
-    """A loaded, valid tenant folder. Built by :func:`receptionist.tenants.loading.load_tenant`."""
+    """A loaded, valid tenant. Built by :func:`receptionist.tenants.loading.load_bundle`."""
 
     tenant_id: str
     name: str
@@ -106,7 +106,14 @@ class Tenant:
     templates: tuple[Template, ...] = ()
     actions: tuple[ActionRule, ...] = ()
     whatsapp: WhatsAppSender | None = None
+    digest: DailyDigest | None = None  # the owner's daily WhatsApp digest; None: not sent
+    webhooks: tuple[Webhook, ...] = ()  # the business's own URLs that receive call events
     raw_config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    # the stored version it was loaded from (stored_tenants.py); None: from a folder
+    version: int | None = None
+
+    def with_version(self, version: int) -> Tenant:
+        return replace(self, version=version)
 
     @property
     def primary_language(self) -> str:

@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from .loading import is_valid_tenant_id, load_tenant, tenant_files
+from .bundle import folder_files
+from .loading import is_valid_tenant_id, load_tenant
 from .model import Tenant
 from .report import Problem
 
@@ -24,8 +26,30 @@ __all__ = [
     "InactiveTenant",
     "TenantError",
     "TenantRepository",
+    "Tenants",
     "UnknownTenant",
 ]
+
+
+class Tenants(Protocol):
+    """What the server, the worker and the owner's window ask of tenants, whether they come from
+    folders (`TenantRepository`) or the database (`StoredTenants` in stored_tenants.py)."""
+
+    def ids(self) -> list[str]: ...
+
+    def get(self, tenant_id: str) -> Tenant:
+        """The tenant, or raise UnknownTenant / InactiveTenant / BrokenTenant."""
+        ...
+
+    def get_any(self, tenant_id: str) -> Tenant:
+        """Like `get` but also returns inactive tenants (dashboards, CLI)."""
+        ...
+
+    def problems(self, tenant_id: str) -> list[Problem]: ...
+
+    def load_all(self) -> tuple[list[Tenant], dict[str, list[Problem]]]: ...
+
+    def invalidate(self, tenant_id: str | None = None) -> None: ...
 
 
 class TenantError(Exception):
@@ -82,7 +106,7 @@ class _Entry:
 def _fingerprint(tenant_dir: Path) -> Fingerprint:
     """(path, mtime_ns, size) of every file that makes up the tenant; missing files count too."""
     out: list[tuple[str, int, int]] = []
-    for path in tenant_files(tenant_dir):
+    for path in folder_files(tenant_dir):
         try:
             st = path.stat()
         except OSError:

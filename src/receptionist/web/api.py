@@ -14,10 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from receptionist.store.api_keys import KeyOwner, check_key
-from receptionist.web import figures, queries
+from receptionist.web import figures, queries, tenant_edit, webhooks
 from receptionist.web.call_list import CallFilters, Sort
 from receptionist.web.deps import (
     DEFAULT_PAGE,
@@ -37,13 +38,22 @@ from receptionist.web.models import (
     Page,
     Stats,
     Tenant,
+    TenantEdit,
+    TenantFiles,
+    TenantSaved,
+    TenantVersion,
+    WebhookDelivery,
 )
 from receptionist.web.scope import Scope
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    body = {"error": {"code": code, "message": message}}
-    return JSONResponse(body, status_code=status)
+def _error(
+    status: int, code: str, message: str, problems: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if problems is not None:
+        error["problems"] = problems
+    return JSONResponse({"error": error}, status_code=status)
 
 
 def _deps(request: Request) -> WebDeps:
@@ -193,6 +203,125 @@ async def resend_notification(notification_id: int, s: ScopeDep, deps: DepsDep) 
     return await queries.resend_notification(s, deps, notification_id)
 
 
+@router.get(
+    "/webhooks/deliveries",
+    response_model=list[WebhookDelivery],
+    summary="Webhook deliveries to the business's own URLs, newest first",
+)
+async def list_webhook_deliveries(
+    s: ScopeDep,
+    deps: DepsDep,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1)] = DEFAULT_PAGE,
+) -> list[WebhookDelivery]:
+    return await webhooks.delivery_list(s, deps, status, limit)
+
+
+@router.get(
+    "/webhooks/deliveries/{delivery_id}",
+    response_model=WebhookDelivery,
+    responses={404: {"model": ErrorBody}},
+    summary="One webhook delivery with every attempt made at it",
+)
+async def get_webhook_delivery(delivery_id: int, s: ScopeDep, deps: DepsDep) -> WebhookDelivery:
+    return await webhooks.delivery_detail(s, deps, delivery_id)
+
+
+@router.post(
+    "/webhooks/deliveries/{delivery_id}/replay",
+    response_model=Done,
+    responses={404: {"model": ErrorBody}},
+    summary="Send a webhook delivery again now (same event id)",
+)
+async def replay_webhook_delivery(delivery_id: int, s: ScopeDep, deps: DepsDep) -> Done:
+    return await webhooks.replay(s, deps, delivery_id)
+
+
+# --- tenants kept in the database (TENANTS_SOURCE=database) --------------------------------------
+
+#: A tenant edit's body: its files are bounded by the loader (512 KB of input files, 256 KB a
+#: file); this bound stops a larger body before it is read whole.
+MAX_EDIT_BYTES = 1024 * 1024
+_EDITS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody},
+    409: {"model": ErrorBody, "description": "tenants in folders, or changed meanwhile"},
+}
+
+
+def _author(s: Scope) -> str:
+    return f"key:{s.owner.key_id}"
+
+
+@router.get(
+    "/tenants/{tenant_id}/files",
+    response_model=TenantFiles,
+    responses=_EDITS,
+    summary="A tenant's files, as the version in force",
+)
+async def get_tenant_files(tenant_id: str, s: ScopeDep, deps: DepsDep) -> TenantFiles:
+    return await tenant_edit.files_of(s, deps, tenant_id)
+
+
+async def _edit_body(request: Request) -> TenantEdit:
+    """The body, read after the key was checked and the tenant found, at most MAX_EDIT_BYTES."""
+    if int(request.headers.get("content-length") or 0) > MAX_EDIT_BYTES:
+        raise WebError(413, "too_large", f"a tenant edit is at most {MAX_EDIT_BYTES} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_EDIT_BYTES:
+            raise WebError(413, "too_large", f"a tenant edit is at most {MAX_EDIT_BYTES} bytes")
+    try:
+        return TenantEdit.model_validate_json(bytes(raw))
+    except ValidationError as exc:
+        errors = exc.errors()
+        where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+        what = errors[0]["msg"] if errors else "invalid"
+        raise WebError(400, "bad_request", f"{where}: {what}") from None
+
+
+@router.put(
+    "/tenants/{tenant_id}/files",
+    response_model=TenantSaved,
+    responses={**_EDITS, 413: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": TenantEdit.model_json_schema()}},
+        }
+    },
+    summary="Save a tenant's files as its newest version (checked like `tenants validate`)",
+)
+async def put_tenant_files(
+    tenant_id: str, request: Request, s: ScopeDep, deps: DepsDep
+) -> TenantSaved:
+    tenant_edit.reach(s, tenant_id)
+    edit = await _edit_body(request)
+    return await tenant_edit.save(s, deps, tenant_id, edit, author=_author(s))
+
+
+@router.get(
+    "/tenants/{tenant_id}/versions",
+    response_model=list[TenantVersion],
+    responses=_EDITS,
+    summary="A tenant's saved versions, newest first",
+)
+async def get_tenant_versions(tenant_id: str, s: ScopeDep, deps: DepsDep) -> list[TenantVersion]:
+    return await tenant_edit.versions_of(s, deps, tenant_id)
+
+
+@router.post(
+    "/tenants/{tenant_id}/versions/{version}/restore",
+    response_model=TenantSaved,
+    responses={**_EDITS, 422: {"model": ErrorBody}},
+    summary="Put an earlier version back in force (saved again as the newest)",
+)
+async def restore_tenant_version(
+    tenant_id: str, version: int, s: ScopeDep, deps: DepsDep
+) -> TenantSaved:
+    return await tenant_edit.restore(s, deps, tenant_id, version, author=_author(s))
+
+
 # --- the app ------------------------------------------------------------------------------------
 
 
@@ -214,7 +343,7 @@ def create_api(deps: WebDeps) -> FastAPI:
 
     @api.exception_handler(WebError)
     async def api_error(request: Request, exc: WebError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
+        return _error(exc.status, exc.code, exc.message, exc.problems)
 
     @api.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from receptionist.store.api_keys import KeyOwner
 from receptionist.store.db import Database
-from receptionist.tenants.repository import TenantError, TenantRepository, UnknownTenant
+from receptionist.tenants.repository import TenantError, Tenants, UnknownTenant
 from receptionist.web.scope import Scope
 
 MAX_PAGE = 200
@@ -23,15 +24,18 @@ DEFAULT_TZ = "Asia/Kolkata"
 class WebError(Exception):
     """A request the server will not answer as asked: status, stable code, plain message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, problems: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.problems = problems  # what is wrong, field by field (a tenant edit)
 
 
 @dataclass(frozen=True)
 class WebDeps:
     db: Database
-    tenants: TenantRepository
+    tenants: Tenants
     usd_inr: Decimal
 
 

@@ -10,9 +10,18 @@ from pydantic import BaseModel, Field
 T = TypeVar("T")
 
 
+class Problem(BaseModel):
+    file: str = Field(description="Path inside the tenant, e.g. tenant.toml")
+    line: int | None
+    message: str
+
+
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable, machine-readable: unauthorized, not_found, ...")
     message: str
+    problems: list[Problem] | None = Field(
+        None, description="A refused tenant edit: every problem."
+    )
 
 
 class ErrorBody(BaseModel):
@@ -150,6 +159,62 @@ class Stats(BaseModel):
     response: Latency
 
 
+class WebhookAttempt(BaseModel):
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class WebhookDelivery(BaseModel):
+    id: int
+    event_id: str = Field(description="The receiver de-duplicates by it.")
+    event_type: str
+    tenant: str
+    call_sid: str | None
+    url: str
+    status: str = Field(description="pending, delivered or failed")
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
+    tried: list[WebhookAttempt] = Field(
+        default_factory=list, description="Every attempt, oldest first (one delivery only)."
+    )
+
+
 class Done(BaseModel):
     ok: bool = True
     message: str
+
+
+class TenantFiles(BaseModel):
+    tenant_id: str
+    version: int = Field(description="The version these files are; send it back as base_version.")
+    files: dict[str, str] = Field(description="Path inside the tenant -> text.")
+
+
+class TenantEdit(BaseModel):
+    base_version: int | None = Field(
+        description="The version the change was made from (null: a new tenant, admin keys only)."
+    )
+    files: dict[str, str] = Field(
+        max_length=64, description="Every file of the tenant (a file left out is deleted)."
+    )
+    note: str | None = Field(None, max_length=200, description="What changed, for the history.")
+
+
+class TenantSaved(BaseModel):
+    tenant_id: str
+    version: int
+    created: bool = Field(description="False: the files were those in force, nothing saved.")
+
+
+class TenantVersion(BaseModel):
+    version: int
+    author: str
+    note: str | None
+    created_at: datetime
+    in_force: bool

@@ -1,10 +1,10 @@
 """Whose data a request may see: the one place the tenant scope is applied.
 
 Every read and write the API (and later the dashboard) makes starts from `Scope.calls()`,
-`Scope.notifications()`, `Scope.usage()` or `Scope.tenant_ids()`; those are the only selects
-that name a table, and each is already limited to the key's tenant. Routes never build their own
-`FROM`: a route added later cannot forget the filter, and the isolation test walks every route
-the app has with keys of two tenants.
+`Scope.notifications()`, `Scope.usage()`, `Scope.webhook_deliveries()` or
+`Scope.tenant_ids()`; those are the only selects that name a table, and each is already limited
+to the key's tenant. Routes never build their own `FROM`: a route added later cannot forget the
+filter, and the isolation test walks every route the app has with keys of two tenants.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from receptionist.store.schema import (
     call_details,
     exotel_call_details,
     notifications,
+    webhook_deliveries,
 )
 
 
@@ -50,6 +51,11 @@ class Scope:
     def exotel_details(self, *columns: Any) -> sa.Select[Any]:
         return self._limit(
             sa.select(*(columns or (exotel_call_details,))), exotel_call_details.c.tenant
+        )
+
+    def webhook_deliveries(self, *columns: Any) -> sa.Select[Any]:
+        return self._limit(
+            sa.select(*(columns or (webhook_deliveries,))), webhook_deliveries.c.tenant
         )
 
     def sees(self, tenant: str | None) -> bool:

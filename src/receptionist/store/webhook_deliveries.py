@@ -1,0 +1,192 @@
+"""Webhook deliveries: written with the event, claimed under a lease, finished with each attempt
+recorded.
+
+A claim does not change the status (a delivery stays `pending` until it is delivered or given
+up): it sets a lease and counts the attempt, so a worker killed in the middle of a request leaves
+a row another worker claims once the lease has run out. Webhooks are delivered at least once;
+the receiver de-duplicates by `event_id`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from receptionist.store.db import Database, claimable, upsert_insert
+from receptionist.store.schema import utcnow, webhook_attempts, webhook_deliveries
+
+__all__ = [
+    "DELIVERED",
+    "FAILED",
+    "PENDING",
+    "ClaimedDelivery",
+    "NewDelivery",
+    "claim_deliveries",
+    "finish_delivery",
+    "insert_deliveries",
+    "list_attempts",
+    "replay_delivery",
+]
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    event_id: str
+    event_type: str
+    tenant: str
+    call_sid: str | None
+    url: str
+    secret_env: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    id: int
+    event_id: str
+    event_type: str
+    url: str
+    secret_env: str
+    payload: dict[str, Any]
+    attempts: int  # including this one
+
+
+async def insert_deliveries(conn: Any, dialect: str, rows: list[NewDelivery]) -> int:
+    """Inside the caller's transaction; an (event, URL) already there is left as it is."""
+    if not rows:
+        return 0
+    now = utcnow()
+    stmt = (
+        upsert_insert(dialect, webhook_deliveries)
+        .values(
+            [
+                {
+                    "event_id": r.event_id,
+                    "event_type": r.event_type,
+                    "tenant": r.tenant,
+                    "call_sid": r.call_sid,
+                    "url": r.url,
+                    "secret_env": r.secret_env,
+                    "payload": r.payload,
+                    "status": PENDING,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for r in rows
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["event_id", "url"])
+    )
+    result = await conn.execute(stmt)
+    return int(result.rowcount or 0)
+
+
+async def claim_deliveries(
+    db: Database, *, worker_id: str, lease_s: float, limit: int, now: datetime | None = None
+) -> list[ClaimedDelivery]:
+    now = now or utcnow()
+    d = webhook_deliveries.c
+    free = sa.or_(d.lease_expires_at.is_(None), d.lease_expires_at < now)
+    pick = (
+        sa.select(d.id)
+        .where(d.status == PENDING, d.next_attempt_at <= now, free)
+        .order_by(d.next_attempt_at, d.id)
+        .limit(limit)
+    )
+    picked = claimable(db.dialect, pick)
+    stmt = (
+        sa.update(webhook_deliveries)
+        .where(d.id.in_(sa.select(picked.c.id)), d.status == PENDING, free)
+        .values(
+            lease_owner=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            attempts=d.attempts + 1,
+            updated_at=now,
+        )
+        .returning(d.id, d.event_id, d.event_type, d.url, d.secret_env, d.payload, d.attempts)
+    )
+    async with db.begin(immediate=True) as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [
+        ClaimedDelivery(r.id, r.event_id, r.event_type, r.url, r.secret_env, r.payload, r.attempts)
+        for r in rows
+    ]
+
+
+async def finish_delivery(
+    db: Database,
+    claimed: ClaimedDelivery,
+    *,
+    worker_id: str,
+    attempted_at: datetime,
+    duration_ms: int,
+    status_code: int | None,
+    error: str | None,
+    retry_at: datetime | None,
+) -> bool:
+    """Record the attempt and its outcome: delivered (2xx), again at `retry_at`, or failed
+    (`retry_at` None). False if the lease was lost meanwhile (another worker has it now)."""
+    d = webhook_deliveries.c
+    ok = status_code is not None and 200 <= status_code < 300
+    status = DELIVERED if ok else (PENDING if retry_at is not None else FAILED)
+    now = utcnow()
+    async with db.begin(immediate=True) as conn:
+        await conn.execute(
+            sa.insert(webhook_attempts).values(
+                delivery_id=claimed.id,
+                attempted_at=attempted_at,
+                status_code=status_code,
+                error=error,
+                duration_ms=duration_ms,
+            )
+        )
+        done = await conn.execute(
+            sa.update(webhook_deliveries)
+            .where(d.id == claimed.id, d.lease_owner == worker_id, d.status == PENDING)
+            .values(
+                status=status,
+                last_status_code=status_code,
+                last_error=error,
+                next_attempt_at=retry_at,
+                lease_owner=None,
+                lease_expires_at=None,
+                delivered_at=now if ok else None,
+                updated_at=now,
+            )
+        )
+    return bool(done.rowcount)
+
+
+async def replay_delivery(db: Database, delivery_id: int, *, tenant: str | None = None) -> bool:
+    """Send a delivery again now, whatever became of it (a receiver that lost it asks)."""
+    d = webhook_deliveries.c
+    stmt = (
+        sa.update(webhook_deliveries)
+        .where(d.id == delivery_id)
+        .values(
+            status=PENDING,
+            next_attempt_at=utcnow(),
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=utcnow(),
+        )
+    )
+    if tenant is not None:
+        stmt = stmt.where(d.tenant == tenant)
+    async with db.begin(immediate=True) as conn:
+        return bool((await conn.execute(stmt)).rowcount)
+
+
+async def list_attempts(db: Database, delivery_id: int) -> list[dict[str, Any]]:
+    a = webhook_attempts.c
+    async with db.session() as conn:
+        rows = await conn.execute(
+            sa.select(webhook_attempts).where(a.delivery_id == delivery_id).order_by(a.id)
+        )
+        return [dict(r) for r in rows.mappings()]

@@ -1,0 +1,131 @@
+"""Tenants served from the database (SQLite and PostgreSQL): folders imported, an edit saved by
+another process seen on the next refresh, a call's tenant unchanged meanwhile, a broken stored
+version confined to its tenant, a dashboard edit not undone by a folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from receptionist.store.db import Database
+from receptionist.store.tenant_versions import current_versions, load_version, save_version
+from receptionist.stored_tenants import StoredTenants, import_folder, summary_of
+from receptionist.tenants.bundle import read_folder
+from receptionist.tenants.repository import BrokenTenant, InactiveTenant, UnknownTenant
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> Path:
+    root = tmp_path / "tenants"
+    for tid in ("bakery", "clinic"):
+        shutil.copytree(EXAMPLES / tid, root / tid)
+    (root / "not a tenant").mkdir()  # not a valid id: never imported
+    return root
+
+
+async def _edit(db: Database, tenant_id: str, change: dict[str, str], author: str) -> int:
+    """Another process's save: the version in force with some files changed."""
+    now = await load_version(db, tenant_id)
+    assert now is not None
+    files = {**now.files, **change}
+    ours = StoredTenants(db)
+    await ours.refresh()
+    tenant = ours.get_any(tenant_id)
+    saved = await save_version(
+        db,
+        summary_of(tenant),
+        files,
+        f"hash-{len(files)}-{sorted(change.items())}",
+        author=author,
+        base_version=now.info.version,
+    )
+    return saved.version
+
+
+async def test_folders_are_imported_once_and_served(db: Database, folders: Path) -> None:
+    tenants = StoredTenants(db)
+    await tenants.start(folders)
+    assert tenants.ids() == ["bakery", "clinic"]
+    bakery = tenants.get("bakery")
+    assert bakery.version == 1 and bakery.name == "Sweet Crumbs Bakery"
+    # a second process starting finds them there: nothing imported twice
+    again = StoredTenants(db)
+    await again.start(folders)
+    assert await current_versions(db) == {"bakery": 1, "clinic": 1}
+    with pytest.raises(UnknownTenant):
+        tenants.get("nobody")
+
+
+async def test_an_edit_elsewhere_is_seen_on_the_next_refresh(db: Database, folders: Path) -> None:
+    server = StoredTenants(db)
+    await server.start(folders)
+    in_a_call = server.get("bakery")
+    toml = (folders / "bakery" / "tenant.toml").read_text()
+    renamed = toml.replace('name = "Sweet Crumbs Bakery"', 'name = "Sweet Crumbs Patisserie"')
+    assert renamed != toml
+    version = await _edit(db, "bakery", {"tenant.toml": renamed}, "key:1")
+    assert server.get("bakery").name == "Sweet Crumbs Bakery"  # until it refreshes
+    assert await server.refresh() == ["bakery"]
+    assert server.get("bakery").name == "Sweet Crumbs Patisserie"
+    assert server.get("bakery").version == version == 2
+    assert in_a_call.name == "Sweet Crumbs Bakery" and in_a_call.version == 1
+    assert await server.refresh() == []  # nothing new: nothing reloaded
+
+
+async def test_a_deactivation_is_seen_too(db: Database, folders: Path) -> None:
+    server = StoredTenants(db)
+    await server.start(folders)
+    toml = (folders / "clinic" / "tenant.toml").read_text()
+    assert "\nactive = true\n" in toml
+    off = toml.replace("\nactive = true\n", "\nactive = false\n")
+    await _edit(db, "clinic", {"tenant.toml": off}, "key:1")
+    await server.refresh()
+    with pytest.raises(InactiveTenant):
+        server.get("clinic")
+    assert server.get_any("clinic").active is False
+
+
+async def test_a_stored_version_that_no_longer_loads_breaks_only_its_tenant(
+    db: Database, folders: Path
+) -> None:
+    server = StoredTenants(db)
+    await server.start(folders)
+    await _edit(db, "clinic", {"tenant.toml": "name = \n"}, "key:9")
+    await server.refresh()
+    with pytest.raises(BrokenTenant):
+        server.get("clinic")
+    assert server.problems("clinic")
+    assert server.get("bakery").name == "Sweet Crumbs Bakery"
+    loaded, broken = server.load_all()
+    assert [t.tenant_id for t in loaded] == ["bakery"] and list(broken) == ["clinic"]
+
+
+async def test_a_folder_does_not_undo_an_edit_made_elsewhere(db: Database, folders: Path) -> None:
+    server = StoredTenants(db)
+    await server.start(folders)
+    notes = {"input_files/notes.md": "Closed on Diwali."}
+    edited = await _edit(db, "bakery", notes, "key:4")
+    (folders / "bakery" / "input_files" / "extra.md").write_text("From git.\n")
+    refused = await import_folder(db, folders, "bakery")
+    assert refused.saved is None and "key:4" in refused.problems[0].message
+    assert (await current_versions(db))["bakery"] == edited
+    forced = await import_folder(db, folders, "bakery", force=True)
+    assert forced.saved is not None and forced.saved.version == edited + 1
+    now = await load_version(db, "bakery")
+    assert (
+        now is not None and now.info.content_hash == read_folder(folders / "bakery").content_hash()
+    )
+    # a folder import over a folder import needs no force
+    (folders / "bakery" / "input_files" / "extra.md").write_text("From git, again.\n")
+    assert (await import_folder(db, folders, "bakery")).saved is not None
+
+
+async def test_a_broken_folder_is_not_imported(db: Database, folders: Path) -> None:
+    (folders / "clinic" / "tenant.toml").write_text("name = \n")
+    server = StoredTenants(db)
+    await server.start(folders)
+    assert server.ids() == ["bakery"]
