@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import signal
 import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,13 @@ from receptionist.bridge.wiring import build_context
 from receptionist.config import Settings
 from receptionist.engines.local.models import LocalModelsMissing, check_local_models
 from receptionist.notify.report import message_line
-from receptionist.sim.caller import CallerScript, CallOptions, TranscriptEvent, place_call
+from receptionist.sim.caller import (
+    CallerScript,
+    CallOptions,
+    CallResult,
+    TranscriptEvent,
+    place_call,
+)
 from receptionist.sim.gemini_live import FakeGeminiLive
 from receptionist.sim.scenarios import caller_lines, live_script, spoken_lines
 from receptionist.sim.voice import local_voice
@@ -59,65 +67,24 @@ async def run_demo(
     except TenantError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
-    if engine == "auto":
-        try:
-            check_local_models(settings.local_stt_model, settings.local_tts_voice)
-            engine = "local"
-        except LocalModelsMissing as exc:
-            console.print(f"[yellow]local engine not installed[/yellow] ({exc}); using the double")
-            engine = "live-double"
+    engine = _choose_engine(settings, engine, console)
     settings = settings.model_copy(
         update={"analyzer": "offline", "notify_ai": "off"}  # no model for analysis or wording
     )
     if not realtime:  # --fast: the simulated caller sends its audio as fast as it can
         settings = settings.model_copy(update={"caller_audio_max_speed": 0.0})
     async with contextlib.AsyncExitStack() as stack:
-        if engine == "local":
-            settings = settings.model_copy(update={"voice_engine": "local"})
-            console.print("[dim]loading the speech models ...[/dim]")
-            voice = await local_voice(settings.local_tts_voice)
-            lines, story = (
-                spoken_lines(tenant_id),
-                (
-                    "with the local voice engine: the caller speaks (Piper), the engine hears "
-                    "(Whisper tiny.en), answers from the tenant's files and speaks, all on this CPU"
-                ),
-            )
-        else:
-            fake = await stack.enter_async_context(
-                FakeGeminiLive(api_key="demo-key", script=live_script(tenant_id), realtime=realtime)
-            )
-            settings = settings.model_copy(
-                update={
-                    "voice_engine": "gemini-live",
-                    "gemini_api_key": SecretStr("demo-key"),
-                    "gemini_base_url": fake.base_url,
-                    "gemini_ca_file": Path(fake.ca_file),
-                }
-            )
-            voice, lines, story = (
-                None,
-                caller_lines(tenant_id),
-                ("with the local Gemini Live double (scripted replies, tone-speech caller)"),
-            )
+        settings, caller = await _demo_engine(
+            stack, settings, engine, tenant_id, realtime=realtime, console=console
+        )
         db = Database(settings.database_url)
         stack.push_async_callback(db.dispose)
         await db.upgrade()
-
-        def on_turn(session: CallSession, caller: str, turn: dict[str, Any]) -> None:
-            if caller and engine == "local":
-                console.print(f"  [dim]heard[/dim]  {caller}", highlight=False)
-            mark = " [interrupted]" if turn.get("interrupted") else ""
-            console.print(f"  [bold]agent[/bold]  {turn['text']}{mark}", highlight=False)
-
-        def on_event(ev: TranscriptEvent) -> None:
-            if ev.kind == "caller_said":
-                console.print(f"  [cyan]caller[/cyan] {ev.text}", highlight=False)
-
+        on_turn, on_event = _printers(console, heard=engine == "local")
         ctx = build_context(settings, db=db, on_turn=on_turn)
         console.print(
             f"[bold]Receptionist demo[/bold]: calling [green]{tenant.name}[/green] ({tenant_id})"
-            f" through the real bridge, {story}."
+            f" through the real bridge, {caller.story}."
         )
         # the bridge, the API and the dashboard on one loopback port: PORT when it is free
         wanted = demo_port(DEMO_HOST, settings.port)
@@ -128,22 +95,110 @@ async def run_demo(
             url = f"ws://{DEMO_HOST}:{port}/exotel/{tenant_id}"
             console.print(f"  bridge at {url}\n")
             result = await place_call(
-                CallOptions(url=url, realtime=realtime, on_event=on_event, voice=voice),
-                CallerScript(utterances=lines, turn_timeout_s=20),
+                CallOptions(url=url, realtime=realtime, on_event=on_event, voice=caller.voice),
+                CallerScript(utterances=caller.lines, turn_timeout_s=20),
             )
-            row = await _after_pipeline(db, result.call_sid)
-            messages = await _messages_settled(db, result.call_sid)
-            console.print()
-            if not result.ok or row is None:
-                console.print(f"[red]call failed:[/red] {result.error or 'no call row stored'}")
-                return 1
-            _print_stored(console, db, row, result.greeting_ms, messages)
-            _, key = await create_key(db, tenant=tenant_id, name="receptionist demo")
-            _print_sign_in(console, db, tenant_id, port, key, keep_serving=keep_serving)
-            if keep_serving:
-                await until_stopped()
-                console.print("\nstopping ...", highlight=False)  # after the echoed ^C
+            return await _report(
+                console, db, result, tenant_id, port=port, keep_serving=keep_serving
+            )
+
+
+async def _report(
+    console: Console,
+    db: Database,
+    result: CallResult,
+    tenant_id: str,
+    *,
+    port: int,
+    keep_serving: bool,
+) -> int:
+    """What the call left in the database, and how to sign in to see it; the exit code."""
+    row = await _after_pipeline(db, result.call_sid)
+    messages = await _messages_settled(db, result.call_sid)
+    console.print()
+    if not result.ok or row is None:
+        console.print(f"[red]call failed:[/red] {result.error or 'no call row stored'}")
+        return 1
+    _print_stored(console, db, row, result.greeting_ms, messages)
+    _, key = await create_key(db, tenant=tenant_id, name="receptionist demo")
+    _print_sign_in(console, db, tenant_id, port, key, keep_serving=keep_serving)
+    if keep_serving:
+        await until_stopped()
+        console.print("\nstopping ...", highlight=False)  # after the echoed ^C
     return 0
+
+
+def _choose_engine(settings: Settings, engine: str, console: Console) -> str:
+    """`auto`: local when its models are installed, else the Live double."""
+    if engine != "auto":
+        return engine
+    try:
+        check_local_models(settings.local_stt_model, settings.local_tts_voice)
+        return "local"
+    except LocalModelsMissing as exc:
+        console.print(f"[yellow]local engine not installed[/yellow] ({exc}); using the double")
+        return "live-double"
+
+
+@dataclass(frozen=True)
+class _DemoCaller:
+    voice: Callable[[str, int], Awaitable[bytes]] | None  # its speech (local), None: tones
+    lines: list[str]  # what the caller says
+    story: str  # how the demo call is made, for the banner
+
+
+async def _demo_engine(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    engine: str,
+    tenant_id: str,
+    *,
+    realtime: bool,
+    console: Console,
+) -> tuple[Settings, _DemoCaller]:
+    """The settings for the chosen voice engine (starting the Live double on `stack`), and
+    the simulated caller that suits it."""
+    if engine == "local":
+        console.print("[dim]loading the speech models ...[/dim]")
+        voice = await local_voice(settings.local_tts_voice)
+        story = (
+            "with the local voice engine: the caller speaks (Piper), the engine hears "
+            "(Whisper tiny.en), answers from the tenant's files and speaks, all on this CPU"
+        )
+        settings = settings.model_copy(update={"voice_engine": "local"})
+        return settings, _DemoCaller(voice, spoken_lines(tenant_id), story)
+    fake = await stack.enter_async_context(
+        FakeGeminiLive(api_key="demo-key", script=live_script(tenant_id), realtime=realtime)
+    )
+    settings = settings.model_copy(
+        update={
+            "voice_engine": "gemini-live",
+            "gemini_api_key": SecretStr("demo-key"),
+            "gemini_base_url": fake.base_url,
+            "gemini_ca_file": Path(fake.ca_file),
+        }
+    )
+    story = "with the local Gemini Live double (scripted replies, tone-speech caller)"
+    return settings, _DemoCaller(None, caller_lines(tenant_id), story)
+
+
+def _printers(
+    console: Console, *, heard: bool
+) -> tuple[Callable[[CallSession, str, dict[str, Any]], None], Callable[[TranscriptEvent], None]]:
+    """What the console shows as the call goes: each agent turn (with what the engine heard of
+    the caller before it, when `heard`) and each line the simulated caller says."""
+
+    def on_turn(session: CallSession, caller: str, turn: dict[str, Any]) -> None:
+        if caller and heard:
+            console.print(f"  [dim]heard[/dim]  {caller}", highlight=False)
+        mark = " [interrupted]" if turn.get("interrupted") else ""
+        console.print(f"  [bold]agent[/bold]  {turn['text']}{mark}", highlight=False)
+
+    def on_event(ev: TranscriptEvent) -> None:
+        if ev.kind == "caller_said":
+            console.print(f"  [cyan]caller[/cyan] {ev.text}", highlight=False)
+
+    return on_turn, on_event
 
 
 def demo_port(host: str, preferred: int) -> int:

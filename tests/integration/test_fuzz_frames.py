@@ -29,8 +29,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from receptionist.bridge.call_record import MAX_EVENTS
 from receptionist.bridge.server import WS_HARD_MAX_BYTES
-from receptionist.bridge.session import MAX_DTMF_NOTES, MAX_EVENTS
+from receptionist.bridge.session import MAX_DTMF_NOTES
 from receptionist.sim.caller import CallerScript, CallOptions, CallResult, place_call
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, Hold, ScriptedTurn
 from receptionist.store.calls import list_calls

@@ -242,63 +242,89 @@ def _checkpointer(ctx: BridgeContext) -> Checkpointer | None:
     return checkpointer
 
 
+@dataclass
+class _Background:
+    """The server's work besides the calls: started before the first call, stopped after."""
+
+    stop: asyncio.Event
+    checkpointer: Checkpointer | None
+    checkpoints: asyncio.Task[None] | None
+    worker: asyncio.Task[None] | None
+    replay: asyncio.Task[None]
+    memory: asyncio.Task[None] | None
+    live_drops: asyncio.Task[None]
+    trims: asyncio.Task[None]
+    refresher: asyncio.Task[None] | None  # the database's tenants (TENANTS_SOURCE=database)
+
+
+async def _start_background(ctx: BridgeContext) -> _Background:
+    async def count_live_drops() -> None:
+        _count_live_drops(ctx)
+
+    await ctx.recorder.replay_spool()
+    stored = ctx.tenants if isinstance(ctx.tenants, StoredTenants) else None
+    if stored is not None:  # before the first call: the database's tenants are in memory
+        await stored.start(ctx.settings.tenants_dir)
+    # after the spool's replay: a call's real end, if it was spooled, wins over a reaper
+    checkpointer = _checkpointer(ctx)
+    await ctx.live.start()  # connects in the background: a database outage delays nothing
+    warm_up = getattr(ctx.engine_factory, "warm_up", None)
+    if warm_up is not None:  # the local engine's models load now, not in the first call
+        await warm_up()
+    frozen = heap.freeze_startup()  # after everything start-up loads (see its docstring)
+    log.info("start-up objects frozen out of the garbage collector: %d", frozen)
+    stop = asyncio.Event()
+    worker_task = asyncio.create_task(ctx.worker.run(stop)) if ctx.worker else None
+    replay = asyncio.create_task(
+        ctx.recorder.replay_loop(stop, ctx.settings.spool_replay_interval_s)
+    )
+    memory = memtrace.start_from_env(lambda: len(ctx.registry), stop)  # off unless asked
+    ctx.loop_lag.start()
+    drains.register(ctx.drain)  # the server's signal handler drains it (bridge/server.py)
+    checkpoints = asyncio.create_task(checkpointer.run(stop)) if checkpointer else None
+    # every process's drops reach the counters, not only those of the process scraped
+    live_drops = asyncio.create_task(loops.every(5.0, stop, count_live_drops))
+    trims = asyncio.create_task(heap.trim_every(ctx.settings.heap_trim_interval_s, stop))
+    refresher = asyncio.create_task(stored.run(stop)) if stored is not None else None
+    return _Background(
+        stop, checkpointer, checkpoints, worker_task, replay, memory, live_drops, trims, refresher
+    )
+
+
+async def _stop_background(ctx: BridgeContext, bg: _Background) -> None:
+    # Served by `receptionist serve`, the calls were drained before this point; otherwise
+    # (tests, the demo) uvicorn closed live calls with 1012. Each session saved its call.
+    drains.unregister(ctx.drain)
+    await ctx.loop_lag.stop()
+    bg.stop.set()
+    await bg.live_drops
+    _count_live_drops(ctx)  # the last ones
+    await bg.trims
+    if bg.refresher is not None:
+        await bg.refresher
+    if bg.memory is not None:
+        await bg.memory
+    if bg.checkpoints is not None and bg.checkpointer is not None:
+        with contextlib.suppress(TimeoutError):  # a round stuck on a hung database
+            await asyncio.wait_for(bg.checkpoints, 10.0)
+        await bg.checkpointer.close()
+    with contextlib.suppress(TimeoutError):  # a replay stuck on a hung database is dropped
+        await asyncio.wait_for(bg.replay, 5.0)
+    if bg.worker is not None:
+        await bg.worker  # a step in flight finishes; an unfinished one is retried later
+    if ctx.worker is not None:
+        await ctx.worker.aclose()
+    if ctx.budgets is not None:
+        await ctx.budgets.aclose()
+    await ctx.live.aclose()  # after the calls: their call_ended events go out first
+
+
 def create_app(ctx: BridgeContext) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async def count_live_drops() -> None:
-            _count_live_drops(ctx)
-
-        await ctx.recorder.replay_spool()
-        stored = ctx.tenants if isinstance(ctx.tenants, StoredTenants) else None
-        if stored is not None:  # before the first call: the database's tenants are in memory
-            await stored.start(ctx.settings.tenants_dir)
-        # after the spool's replay: a call's real end, if it was spooled, wins over a reaper
-        checkpointer = _checkpointer(ctx)
-        await ctx.live.start()  # connects in the background: a database outage delays nothing
-        warm_up = getattr(ctx.engine_factory, "warm_up", None)
-        if warm_up is not None:  # the local engine's models load now, not in the first call
-            await warm_up()
-        frozen = heap.freeze_startup()  # after everything start-up loads (see its docstring)
-        log.info("start-up objects frozen out of the garbage collector: %d", frozen)
-        stop = asyncio.Event()
-        worker_task = asyncio.create_task(ctx.worker.run(stop)) if ctx.worker else None
-        replay = asyncio.create_task(
-            ctx.recorder.replay_loop(stop, ctx.settings.spool_replay_interval_s)
-        )
-        memory = memtrace.start_from_env(lambda: len(ctx.registry), stop)  # off unless asked
-        ctx.loop_lag.start()
-        drains.register(ctx.drain)  # the server's signal handler drains it (bridge/server.py)
-        checkpoints = asyncio.create_task(checkpointer.run(stop)) if checkpointer else None
-        # every process's drops reach the counters, not only those of the process scraped
-        live_drops = asyncio.create_task(loops.every(5.0, stop, count_live_drops))
-        trims = asyncio.create_task(heap.trim_every(ctx.settings.heap_trim_interval_s, stop))
-        refresher = asyncio.create_task(stored.run(stop)) if stored is not None else None
+        background = await _start_background(ctx)
         yield
-        # Served by `receptionist serve`, the calls were drained before this point; otherwise
-        # (tests, the demo) uvicorn closed live calls with 1012. Each session saved its call.
-        drains.unregister(ctx.drain)
-        await ctx.loop_lag.stop()
-        stop.set()
-        await live_drops
-        await count_live_drops()  # the last ones
-        await trims
-        if refresher is not None:
-            await refresher
-        if memory is not None:
-            await memory
-        if checkpoints is not None and checkpointer is not None:
-            with contextlib.suppress(TimeoutError):  # a round stuck on a hung database
-                await asyncio.wait_for(checkpoints, 10.0)
-            await checkpointer.close()
-        with contextlib.suppress(TimeoutError):  # a replay stuck on a hung database is dropped
-            await asyncio.wait_for(replay, 5.0)
-        if worker_task is not None:
-            await worker_task  # a step in flight finishes; an unfinished one is retried later
-        if ctx.worker is not None:
-            await ctx.worker.aclose()
-        if ctx.budgets is not None:
-            await ctx.budgets.aclose()
-        await ctx.live.aclose()  # after the calls: their call_ended events go out first
+        await _stop_background(ctx, background)
 
     deps = WebDeps(db=ctx.db, tenants=ctx.tenants, usd_inr=ctx.settings.usd_inr_rate)
     app = Starlette(

@@ -110,6 +110,11 @@ class GreetingCapture:
     def pcm(self) -> bytes:
         return bytes(self._buf)
 
+    def keep(self, spoken: str) -> None:
+        """The greeting was heard out: cache it (`spoken`: its words as the engine said them)."""
+        if not self.overflow:
+            self._cache.put(self.key, spoken or self.key.text, self.pcm)
+
 
 class GreetingCache:
     """In-memory LRU over a directory of greeting files (directory None: memory only)."""

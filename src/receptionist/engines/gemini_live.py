@@ -440,22 +440,51 @@ class GeminiLiveEngine:
         handle, or the service refuses it) fresh with the conversation so far as history;
         bounded tries with backoff. The caller's audio since the handle is replayed into it.
         None: given up (`_fail_reason` says why)."""
-        cfg = self._cfg
-        if cause == "dropped":  # (a goAway is the service's routine, not a failing line)
-            if self._unsettled >= cfg.reconnect_attempts:  # sessions that open, then die
-                _count_reconnect("failed")
-                self._fail_reason = (
-                    f"{self._fail_reason}; {self._unsettled} replacement sessions lost before"
-                    " the model could finish a turn"
-                )[:300]
-                return None
-            self._unsettled += 1
+        # (a goAway is the service's routine, not a failing line)
+        if cause == "dropped" and not self._may_replace_again():
+            return None
         self._switching = True
         t0 = time.monotonic()
-        deadline = t0 + cfg.reconnect_deadline_s
         cut = self._model_busy
         redo = self._caller_since_handle
         self._go_away_at = None
+        opened = await self._open_replacement(t0 + self._cfg.reconnect_deadline_s)
+        if opened is None:
+            return None
+        replayed = await self._switch_to(opened, cut=cut, redo=redo)
+        gap_ms = (time.monotonic() - t0) * 1000.0
+        dropped_ms = self._replay_dropped / self._replay_rate * 1000.0
+        self.audio_dropped_ms += dropped_ms
+        self._replay_dropped = 0
+        self.reconnects += 1
+        _count_reconnect("resumed" if opened.resumed else "fresh")
+        return Reconnected(
+            cause=cause,
+            resumed=opened.resumed,
+            attempts=opened.attempts,
+            gap_ms=round(gap_ms, 1),
+            replayed_ms=round(replayed / (2 * INPUT_RATE) * 1000.0, 1),
+            dropped_ms=round(dropped_ms, 1),
+            cut_turn=cut,
+            redo_caller=redo and not cut,
+        )
+
+    def _may_replace_again(self) -> bool:
+        """A dropped session is replaced unless as many replacements in a row died before the
+        model could finish a turn (sessions that open, then die)."""
+        if self._unsettled >= self._cfg.reconnect_attempts:
+            _count_reconnect("failed")
+            self._fail_reason = (
+                f"{self._fail_reason}; {self._unsettled} replacement sessions lost before"
+                " the model could finish a turn"
+            )[:300]
+            return False
+        self._unsettled += 1
+        return True
+
+    async def _open_replacement(self, deadline: float) -> _Replacement | None:
+        """Open the new session: tries with backoff until the deadline (None: given up)."""
+        cfg = self._cfg
         old = self._stack
         resume = self._handle is not None
         attempts = 0
@@ -474,7 +503,7 @@ class GeminiLiveEngine:
                 except BaseException:
                     await _close_quietly(stack)  # never leave a session open (it is billed)
                     raise
-                break
+                return _Replacement(stack, session, new_ws, old, resumed=resume, attempts=attempts)
             except (EngineError, ConnectionClosed, OSError) as exc:
                 error = _describe(exc) if not isinstance(exc, EngineError) else str(exc)
                 log.warning("Live session replacement attempt %d failed: %s", attempts, error)
@@ -495,35 +524,24 @@ class GeminiLiveEngine:
                 if not refused:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RECONNECT_BACKOFF_MAX_S)
-        self._stack, self._session, self._ws = stack, session, new_ws
-        if old is not None:
-            await _close_quietly(old)
+
+    async def _switch_to(self, new: _Replacement, *, cut: bool, redo: bool) -> int:
+        """Carry on in the new session: close the old, replay the caller's audio (ending the
+        switch), say again what was cut short; the replayed bytes."""
+        self._stack, self._session, self._ws = new.stack, new.session, new.ws
+        if new.old is not None:
+            await _close_quietly(new.old)
         if cut:  # the lost turn's words were never finished: the bridge records it as cut
             self._commit_turn()
         again = self._says_open if cut else []  # a spoken line cut short is said again
         self._says_open = []
-        replayed = await self._flush_replay(new_ws)  # ends the switch
+        replayed = await self._flush_replay(new.ws)  # ends the switch
         for text in again + self._pending_says:
             await self.say(text)
         self._pending_says = []
         self._model_busy = self._output_since_handle = False  # the new session: none yet
         self._mute_caller = cut and redo
-        gap_ms = (time.monotonic() - t0) * 1000.0
-        dropped_ms = self._replay_dropped / self._replay_rate * 1000.0
-        self.audio_dropped_ms += dropped_ms
-        self._replay_dropped = 0
-        self.reconnects += 1
-        _count_reconnect("resumed" if resume else "fresh")
-        return Reconnected(
-            cause=cause,
-            resumed=resume,
-            attempts=attempts,
-            gap_ms=round(gap_ms, 1),
-            replayed_ms=round(replayed / (2 * INPUT_RATE) * 1000.0, 1),
-            dropped_ms=round(dropped_ms, 1),
-            cut_turn=cut,
-            redo_caller=redo and not cut,
-        )
+        return replayed
 
     async def _flush_replay(self, ws: Any) -> int:
         """Send the kept caller audio to `ws` in order, including what arrives meanwhile, then
@@ -561,6 +579,18 @@ class GeminiLiveEngine:
 async def _close_quietly(stack: AsyncExitStack) -> None:
     with contextlib.suppress(Exception):
         await stack.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class _Replacement:
+    """A session opened to replace the current one (GeminiLiveEngine._open_replacement)."""
+
+    stack: AsyncExitStack
+    session: Any
+    ws: Any
+    old: AsyncExitStack | None  # the session replaced, unless closed already
+    resumed: bool
+    attempts: int
 
 
 def _socket_of(session: Any) -> Any:

@@ -203,6 +203,15 @@ def _tokens(chars: int) -> int:
     return math.ceil(chars / 4)
 
 
+# what the real service details an invalid key with
+_INVALID_KEY_INFO = {
+    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+    "reason": "API_KEY_INVALID",
+    "domain": "googleapis.com",
+    "metadata": {"service": "generativelanguage.googleapis.com"},
+}
+
+
 def _error(status: int, message: str, *, details: list[dict[str, Any]] | None = None) -> Response:
     err: dict[str, Any] = {
         "code": status,
@@ -250,18 +259,7 @@ class FakeGeminiRest(HttpDouble):
         if not key:
             return _error(403, MISSING_KEY_MESSAGE)
         if key != self.api_key:
-            return _error(
-                400,
-                INVALID_KEY_MESSAGE,
-                details=[
-                    {
-                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                        "reason": "API_KEY_INVALID",
-                        "domain": "googleapis.com",
-                        "metadata": {"service": "generativelanguage.googleapis.com"},
-                    }
-                ],
-            )
+            return _error(400, INVALID_KEY_MESSAGE, details=[_INVALID_KEY_INFO])
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
@@ -285,9 +283,14 @@ class FakeGeminiRest(HttpDouble):
             text = answer
         if text is None:
             text = default_answer(rec.response_schema)
+        reply = self._reply(rec, text)
+        return Response(orjson.dumps(reply), media_type="application/json")
+
+    def _reply(self, rec: RestRequest, text: str) -> dict[str, Any]:
+        """generateContent's answer: `text` as the one candidate, tokens counted as chars / 4."""
         prompt_tokens = _tokens(rec.prompt_chars)
         out_tokens = _tokens(len(text))
-        reply = {
+        return {
             "candidates": [
                 {
                     "content": {"role": "model", "parts": [{"text": text}]},
@@ -304,4 +307,3 @@ class FakeGeminiRest(HttpDouble):
             "modelVersion": self.model_version or rec.model,
             "responseId": f"fake-{len(self.requests)}",
         }
-        return Response(orjson.dumps(reply), media_type="application/json")

@@ -170,6 +170,48 @@ def echo_answer(request: ChatRequest) -> str:
     return ECHO_PREFIX + found[-1].strip().strip('"')
 
 
+def _chat_body(raw: bytes) -> dict[str, Any] | Response:
+    """The request's JSON body, or the error the real API answers a malformed one with."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _error(400, "We could not parse the JSON body of your request.")
+    if not isinstance(body, dict):
+        return _error(400, "The request body must be a JSON object.")
+    if not body.get("model"):
+        return _error(400, "you must provide a model parameter")
+    messages = body.get("messages")
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not all(isinstance(m, dict) and "role" in m for m in messages)
+    ):
+        return _error(400, "'messages' must be a non-empty array of message objects.")
+    return body
+
+
+def _completion(
+    ident: str, created: int, model: str, content: str, finish: str, usage: dict[str, int]
+) -> dict[str, Any]:
+    """A whole (not streamed) chat completion, shaped as the real API's."""
+    return {
+        "id": ident,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "system_fingerprint": "fp_fake",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        ],
+        "usage": usage,
+    }
+
+
 def _error(status: int, message: str, *, code: str | bool | None = False) -> Response:
     kind, default_code = _ERROR_TYPES.get(status, ("server_error", None))
     body = {
@@ -278,21 +320,9 @@ class FakeOpenAIChat(HttpDouble):
         key, denied = self._check_key(request)
         if denied is not None:
             return denied
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            return _error(400, "We could not parse the JSON body of your request.")
-        if not isinstance(body, dict):
-            return _error(400, "The request body must be a JSON object.")
-        if not body.get("model"):
-            return _error(400, "you must provide a model parameter")
-        messages = body.get("messages")
-        if (
-            not isinstance(messages, list)
-            or not messages
-            or not all(isinstance(m, dict) and "role" in m for m in messages)
-        ):
-            return _error(400, "'messages' must be a non-empty array of message objects.")
+        body = _chat_body(await request.body())
+        if isinstance(body, Response):
+            return body
         rec = ChatRequest(key, body)
         self.requests.append(rec)
 
@@ -317,22 +347,7 @@ class FakeOpenAIChat(HttpDouble):
             "total_tokens": math.ceil(rec.prompt_chars / 4) + len(tokens),
         }
         if not rec.stream:
-            whole = {
-                "id": ident,
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "system_fingerprint": "fp_fake",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "".join(tokens)},
-                        "logprobs": None,
-                        "finish_reason": finish,
-                    }
-                ],
-                "usage": usage,
-            }
+            whole = _completion(ident, created, model, "".join(tokens), finish, usage)
             return Response(orjson.dumps(whole), media_type="application/json")
         delay = self.token_delay_s if fault.token_delay_s is None else fault.token_delay_s
         return StreamingResponse(

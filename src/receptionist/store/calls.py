@@ -269,64 +269,81 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
             .first()
         )
         if row is None:
-            started_at = f.started_at
             tenant = f.tenant
-            await conn.execute(
-                sa.insert(call_details).values(
-                    session_id=f.session_id or new_session_id(),
-                    call_sid=f.call_sid,
-                    tenant=tenant,
-                    **_start_columns(f),
-                    status=f.status,
-                    end_reason=f.end_reason,
-                    error=without_nul(f.error),
-                    transcript=transcript,
-                    search_text=search_document(transcript),
-                    stats=stats,
-                    events=without_nul(list(f.events)),
-                    started_at=started_at,
-                    answered_at=f.answered_at,
-                    ended_at=f.ended_at,
-                    duration_ms=_duration_ms(started_at, f.ended_at),
-                    stage=Stage.TRANSCRIPT_SAVED,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            values = _finished_row(f, transcript, stats, now)
+            await conn.execute(sa.insert(call_details).values(**values))
         elif f.session_id is not None and row["session_id"] != f.session_id:
             raise CallOwnedElsewhere(f.call_sid)
         else:
-            started_at = row["started_at"] or f.started_at
-            tenant = row["tenant"] or f.tenant
-            values: dict[str, Any] = {
-                "tenant": tenant,
-                "status": f.status,
-                "end_reason": f.end_reason,
-                "error": without_nul(f.error),
-                "transcript": transcript,
-                "search_text": search_document(transcript, row["summary"], row["call_type"]),
-                "stats": stats,
-                "events": _merge_events(row["events"], without_nul(f.events)),
-                "started_at": started_at,
-                "answered_at": f.answered_at,
-                "ended_at": f.ended_at,
-                "duration_ms": _duration_ms(started_at, f.ended_at),
-                "updated_at": now,
-            }
-            # a row a checkpoint created while the start write failed (bridge/checkpointer.py)
-            # has no caller yet: the end brings the start's details, so fill what is missing
-            start = _start_columns(f)
-            for name in START_DETAILS:
-                if row[name] is None and getattr(f, name) is not None:
-                    values[name] = start[name]
-            if "from_number" in values:
-                values["caller_key"] = start["caller_key"]
-            if row["stage"] in (Stage.LIVE, Stage.TRANSCRIPT_SAVED):
-                values.update(enter_pipeline(now))
+            values = _finished_update(row, f, transcript, stats, now)
+            tenant = values["tenant"]
             await conn.execute(sa.update(call_details).where(c.id == row["id"]).values(**values))
         await upsert_token_usage(conn, f.call_sid, tenant, f.usage)
+
+
+def _finished_row(
+    f: FinishedCall, transcript: list[dict[str, Any]], stats: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The whole row, for a call whose start was never written (the database was away)."""
+    return {
+        "session_id": f.session_id or new_session_id(),
+        "call_sid": f.call_sid,
+        "tenant": f.tenant,
+        **_start_columns(f),
+        "status": f.status,
+        "end_reason": f.end_reason,
+        "error": without_nul(f.error),
+        "transcript": transcript,
+        "search_text": search_document(transcript),
+        "stats": stats,
+        "events": without_nul(list(f.events)),
+        "started_at": f.started_at,
+        "answered_at": f.answered_at,
+        "ended_at": f.ended_at,
+        "duration_ms": _duration_ms(f.started_at, f.ended_at),
+        "stage": Stage.TRANSCRIPT_SAVED,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _finished_update(
+    row: sa.RowMapping,
+    f: FinishedCall,
+    transcript: list[dict[str, Any]],
+    stats: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The columns the end of a call updates on its row (`row`: _FINISH_READS of it)."""
+    started_at = row["started_at"] or f.started_at
+    values: dict[str, Any] = {
+        "tenant": row["tenant"] or f.tenant,
+        "status": f.status,
+        "end_reason": f.end_reason,
+        "error": without_nul(f.error),
+        "transcript": transcript,
+        "search_text": search_document(transcript, row["summary"], row["call_type"]),
+        "stats": stats,
+        "events": _merge_events(row["events"], without_nul(f.events)),
+        "started_at": started_at,
+        "answered_at": f.answered_at,
+        "ended_at": f.ended_at,
+        "duration_ms": _duration_ms(started_at, f.ended_at),
+        "updated_at": now,
+    }
+    # a row a checkpoint created while the start write failed (bridge/checkpointer.py)
+    # has no caller yet: the end brings the start's details, so fill what is missing
+    start = _start_columns(f)
+    for name in START_DETAILS:
+        if row[name] is None and getattr(f, name) is not None:
+            values[name] = start[name]
+    if "from_number" in values:
+        values["caller_key"] = start["caller_key"]
+    if row["stage"] in (Stage.LIVE, Stage.TRANSCRIPT_SAVED):
+        values.update(enter_pipeline(now))
+    return values
 
 
 async def record_call_event(db: Database, call_sid: str, kind: str, detail: Any = None) -> bool:

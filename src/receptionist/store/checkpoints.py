@@ -512,80 +512,98 @@ async def reap_lost_calls(
     now = now or utcnow()
     cutoff = now - timedelta(seconds=lost_after_s)
     legacy = now - timedelta(seconds=max_call_s + lost_after_s)
-    s, c = server_processes.c, call_details.c
     async with db.session() as conn:
         servers = [_server(r) for r in (await conn.execute(sa.select(server_processes))).all()]
     dead = [p.id for p in servers if provably_dead(p, me, pid_running=pid_running)]
+    pick = _lost_calls_query(me, cutoff=cutoff, legacy=legacy, dead=dead, dialect=db.dialect)
     lost: list[str] = []
     while True:
         async with db.begin(immediate=True) as conn:
-            pick = (
-                sa.select(
-                    c.call_sid,
-                    c.session_id,
-                    c.tenant,
-                    c.started_at,
-                    c.answered_at,
-                    c.transcript,
-                    c.stats,
-                    c.checkpoint_at,
-                    c.server_id,
-                    s.heartbeat_at,
-                    s.host,
-                    s.pid,
-                )
-                .select_from(call_details.outerjoin(server_processes, s.id == c.server_id))
-                .where(
-                    c.status == CALL_STATUS_IN_PROGRESS,
-                    c.stage == Stage.LIVE,
-                    sa.or_(
-                        sa.and_(c.server_id.is_(None), c.started_at < legacy),
-                        sa.and_(
-                            c.server_id.is_not(None),
-                            c.server_id != me.id,
-                            sa.or_(
-                                sa.and_(s.id.is_(None), c.started_at < cutoff),
-                                s.heartbeat_at < cutoff,
-                                c.server_id.in_(dead),
-                            ),
-                        ),
-                    ),
-                )
-                .order_by(c.id)
-                .limit(REAP_BATCH)
-            )
-            if db.dialect == "postgresql":  # two reapers split the rows instead of queueing
-                pick = pick.with_for_update(skip_locked=True, of=call_details)
             rows = (await conn.execute(pick)).all()
             closed = 0
             for r in rows:
-                seen = [t for t in (r.heartbeat_at, r.checkpoint_at) if t is not None]
-                server = f"{r.host}:{r.pid}" if r.host else f"{r.server_id or 'unknown'} (gone)"
-                why = f"server process {server} stopped while the call was live"
-                call = LostCall(
-                    call_sid=r.call_sid,
-                    session_id=r.session_id,
-                    tenant=r.tenant,
-                    started_at=r.started_at,
-                    answered_at=r.answered_at,
-                    transcript=list(r.transcript or []),
-                    last_seen=max(seen) if seen else (r.started_at or now),
-                    why=why,
-                    usage=usage_from_json(r.stats.get("usage") if isinstance(r.stats, dict) else 0),
-                )
-                if await _close(conn, db.dialect, call, now):
+                if await _close(conn, db.dialect, _lost_call(r, now), now):
                     lost.append(r.call_sid)
                     closed += 1
         if len(rows) < REAP_BATCH or closed == 0:
             break
-    # the dead processes' rows go; their calls are closed (or another reaper is closing them)
+    await _forget_servers(db, me, cutoff=cutoff, dead=dead)
+    return lost
+
+
+def _lost_calls_query(
+    me: ServerProcess, *, cutoff: datetime, legacy: datetime, dead: list[str], dialect: str
+) -> Any:
+    """The next batch of live calls whose server is gone (see reap_lost_calls), oldest first."""
+    s, c = server_processes.c, call_details.c
+    pick = (
+        sa.select(
+            c.call_sid,
+            c.session_id,
+            c.tenant,
+            c.started_at,
+            c.answered_at,
+            c.transcript,
+            c.stats,
+            c.checkpoint_at,
+            c.server_id,
+            s.heartbeat_at,
+            s.host,
+            s.pid,
+        )
+        .select_from(call_details.outerjoin(server_processes, s.id == c.server_id))
+        .where(
+            c.status == CALL_STATUS_IN_PROGRESS,
+            c.stage == Stage.LIVE,
+            sa.or_(
+                sa.and_(c.server_id.is_(None), c.started_at < legacy),
+                sa.and_(
+                    c.server_id.is_not(None),
+                    c.server_id != me.id,
+                    sa.or_(
+                        sa.and_(s.id.is_(None), c.started_at < cutoff),
+                        s.heartbeat_at < cutoff,
+                        c.server_id.in_(dead),
+                    ),
+                ),
+            ),
+        )
+        .order_by(c.id)
+        .limit(REAP_BATCH)
+    )
+    if dialect == "postgresql":  # two reapers split the rows instead of queueing
+        pick = pick.with_for_update(skip_locked=True, of=call_details)
+    return pick
+
+
+def _lost_call(r: Any, now: datetime) -> LostCall:
+    """A row of _lost_calls_query as the call to close."""
+    seen = [t for t in (r.heartbeat_at, r.checkpoint_at) if t is not None]
+    server = f"{r.host}:{r.pid}" if r.host else f"{r.server_id or 'unknown'} (gone)"
+    return LostCall(
+        call_sid=r.call_sid,
+        session_id=r.session_id,
+        tenant=r.tenant,
+        started_at=r.started_at,
+        answered_at=r.answered_at,
+        transcript=list(r.transcript or []),
+        last_seen=max(seen) if seen else (r.started_at or now),
+        why=f"server process {server} stopped while the call was live",
+        usage=usage_from_json(r.stats.get("usage") if isinstance(r.stats, dict) else 0),
+    )
+
+
+async def _forget_servers(
+    db: Database, me: ServerProcess, *, cutoff: datetime, dead: list[str]
+) -> None:
+    """The dead processes' rows go; their calls are closed (or another reaper is closing them)."""
+    s = server_processes.c
     async with db.begin() as conn:
         await conn.execute(
             sa.delete(server_processes).where(
                 s.id != me.id, sa.or_(s.heartbeat_at < cutoff, s.id.in_(dead))
             )
         )
-    return lost
 
 
 __all__ = [

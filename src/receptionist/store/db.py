@@ -93,58 +93,73 @@ def _normalise(url: str) -> tuple[URL, dict[str, Any]]:
         raise DatabaseError(f"not a database URL: {Database.redact(url)!r}") from None
 
     backend = parsed.get_backend_name()
-    connect_args: dict[str, Any] = {}
     if backend == "sqlite":
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
-        db_path = parsed.database
-        if db_path and db_path != ":memory:" and not db_path.startswith("file:"):
-            Path(db_path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        return parsed, connect_args
-
+        return _sqlite(parsed), {}
     if backend == "postgresql":
-        query = dict(parsed.query)
-        kept: dict[str, str | tuple[str, ...]] = {}
-        sslmode = query.pop("sslmode", None) or query.pop("ssl", None)
-        if isinstance(sslmode, tuple):
-            sslmode = sslmode[-1]
-        if sslmode:
-            mode = str(sslmode).lower()
-            if mode in {"true", "1", "on"}:
-                mode = "require"
-            elif mode in {"false", "0", "off"}:
-                mode = "disable"
-            if mode not in _SSL_MODES:
-                raise DatabaseError(f"unknown sslmode {sslmode!r} in {Database.redact(url)}")
-            connect_args["ssl"] = mode
-        app_name = query.pop("application_name", None)
-        if app_name:
-            connect_args["server_settings"] = {"application_name": str(app_name)}
-        connect_timeout = query.pop("connect_timeout", None)
-        if connect_timeout:
-            connect_args["timeout"] = float(str(connect_timeout))
-        if str(query.pop("pgbouncer", "")).lower() == "true":
-            # transaction-mode pooler (Supabase port 6543): no prepared statements may be kept
-            connect_args["statement_cache_size"] = 0
-            connect_args["prepared_statement_cache_size"] = 0
-        for key, value in query.items():
-            if key not in _ASYNCPG_PASSTHROUGH:
-                continue  # libpq-only parameters (options, sslrootcert, ...) asyncpg would reject
-            val = value[-1] if isinstance(value, tuple) else value
-            if key in _ASYNCPG_INT_PARAMS:
-                connect_args[key] = int(val)
-            elif key in _ASYNCPG_FLOAT_PARAMS:
-                connect_args[key] = float(val)
-            elif key == "direct_tls":
-                connect_args[key] = val.lower() in {"1", "true", "on", "yes"}
-            else:
-                kept[key] = val
-        parsed = parsed.set(drivername="postgresql+asyncpg", query=kept)
-        return parsed, connect_args
-
+        return _postgresql(parsed, url)
     raise DatabaseError(
         f"unsupported database {backend!r} in {Database.redact(url)}: use sqlite:///path or "
         "postgresql://user:password@host:5432/db"
     )
+
+
+def _sqlite(parsed: URL) -> URL:
+    """aiosqlite, the file's directory made if missing."""
+    parsed = parsed.set(drivername="sqlite+aiosqlite")
+    db_path = parsed.database
+    if db_path and db_path != ":memory:" and not db_path.startswith("file:"):
+        Path(db_path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return parsed
+
+
+def _postgresql(parsed: URL, url: str) -> tuple[URL, dict[str, Any]]:
+    """asyncpg: libpq's URL parameters that asyncpg takes as connect args become them; those
+    it would reject are dropped (`url`: as given, for errors)."""
+    query = dict(parsed.query)
+    connect_args = _pg_connect_args(query, url)
+    kept: dict[str, str | tuple[str, ...]] = {}
+    for key, value in query.items():
+        if key not in _ASYNCPG_PASSTHROUGH:
+            continue  # libpq-only parameters (options, sslrootcert, ...) asyncpg would reject
+        val = value[-1] if isinstance(value, tuple) else value
+        if key in _ASYNCPG_INT_PARAMS:
+            connect_args[key] = int(val)
+        elif key in _ASYNCPG_FLOAT_PARAMS:
+            connect_args[key] = float(val)
+        elif key == "direct_tls":
+            connect_args[key] = val.lower() in {"1", "true", "on", "yes"}
+        else:
+            kept[key] = val
+    return parsed.set(drivername="postgresql+asyncpg", query=kept), connect_args
+
+
+def _pg_connect_args(query: dict[str, Any], url: str) -> dict[str, Any]:
+    """The connect args for sslmode, application_name, connect_timeout and pgbouncer, each
+    taken out of `query`."""
+    connect_args: dict[str, Any] = {}
+    sslmode = query.pop("sslmode", None) or query.pop("ssl", None)
+    if isinstance(sslmode, tuple):
+        sslmode = sslmode[-1]
+    if sslmode:
+        mode = str(sslmode).lower()
+        if mode in {"true", "1", "on"}:
+            mode = "require"
+        elif mode in {"false", "0", "off"}:
+            mode = "disable"
+        if mode not in _SSL_MODES:
+            raise DatabaseError(f"unknown sslmode {sslmode!r} in {Database.redact(url)}")
+        connect_args["ssl"] = mode
+    app_name = query.pop("application_name", None)
+    if app_name:
+        connect_args["server_settings"] = {"application_name": str(app_name)}
+    connect_timeout = query.pop("connect_timeout", None)
+    if connect_timeout:
+        connect_args["timeout"] = float(str(connect_timeout))
+    if str(query.pop("pgbouncer", "")).lower() == "true":
+        # transaction-mode pooler (Supabase port 6543): no prepared statements may be kept
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
+    return connect_args
 
 
 # SQLite takes one writer at a time, so more connections only queue on its lock (with the

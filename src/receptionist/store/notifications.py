@@ -371,6 +371,13 @@ async def _apply(conn: Any, report: Report, match_window_s: float) -> tuple[str,
         # the provider refused the send itself (a 4xx): nothing went out, so no report can
         # make it delivered; the refusal and its reason stay as they are
         return "unchanged", row.id
+    values = _report_columns(report, row)
+    await conn.execute(sa.update(notifications).where(n.id == row.id).values(values))
+    return "updated", row.id
+
+
+def _report_columns(report: Report, row: Any) -> dict[str, Any]:
+    """What a report that moves a message's status forward writes on its row."""
     now = report.at or utcnow()
     values: dict[str, Any] = {
         "status": report.status,
@@ -393,8 +400,7 @@ async def _apply(conn: Any, report: Report, match_window_s: float) -> tuple[str,
         # it went out after all (an unknown send resolved, or a late report after an earlier
         # failure report): an error kept beside a good status would contradict it
         values["error"] = None
-    await conn.execute(sa.update(notifications).where(n.id == row.id).values(values))
-    return "updated", row.id
+    return values
 
 
 async def requeue(db: Database, notification_id: int) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -116,14 +116,63 @@ async def stats(
     is the same, the rows read are bounded by the range (not by the number of calls), and no
     transcript is loaded (response times were measured when each call was stored)."""
     tz = tenant_tz(deps, s)
+    first, last = _stats_range(date_from, date_to, tz)
+    lo, hi = day_bounds(first, tz, end=False), day_bounds(last, tz, end=True)
+    q = _stats_queries(s, deps.db.dialect, lo, hi)
+    async with deps.db.session() as conn:
+        bucket_rows = (await conn.execute(q.by_bucket)).all()
+        type_rows = (await conn.execute(q.by_type)).all()
+        cost_rows = (await conn.execute(q.costs)).all()
+        samples = (await conn.scalars(q.sample)).all()
+    days = {first + timedelta(days=i): _Tally() for i in range((last - first).days + 1)}
+    _fold_into_days(days, tz, bucket_rows, cost_rows)
+    total = _Tally()
+    for t in days.values():
+        total.merge(t)
+    total.cost = sum((t.cost for t in days.values()), Decimal(0))
+    types: dict[str | None, _Tally] = {}
+    for r in type_rows:
+        types.setdefault(r.call_type, _Tally()).add_group("", False, r.n, r.timed, r.total_ms)
+    response = _response_ms(samples)
+    rate = deps.usd_inr
+    return Stats(
+        date_from=first,
+        date_to=last,
+        days=[t.out(day, rate) for day, t in days.items()],
+        call_types=[
+            TypeStats(call_type=k, calls=t.calls, duration_s_avg=t.duration_avg())
+            for k, t in sorted(types.items(), key=lambda kv: -kv[1].calls)
+        ],
+        totals=total.out(last, rate),
+        response=Latency(
+            turns=len(response),
+            p50_ms=_percentile(response, 50),
+            p90_ms=_percentile(response, 90),
+            p99_ms=_percentile(response, 99),
+        ),
+    )
+
+
+def _stats_range(date_from: date | None, date_to: date | None, tz: Any) -> tuple[date, date]:
+    """The days asked for: the last 30 up to today (the tenant's) unless given, bounded."""
     last = date_to or datetime.now(tz).date()
     first = date_from or last - timedelta(days=29)
     if first > last or (last - first).days >= MAX_STATS_DAYS:
         raise WebError(
             400, "bad_range", f"from must be on or before to, at most {MAX_STATS_DAYS} days"
         )
-    lo, hi = day_bounds(first, tz, end=False), day_bounds(last, tz, end=True)
-    dialect = deps.db.dialect
+    return first, last
+
+
+@dataclass(frozen=True)
+class _StatsQueries:
+    by_bucket: Any  # calls per quarter hour, status and whether they were answered
+    by_type: Any  # calls per call type
+    costs: Any  # the model's cost per quarter hour
+    sample: Any  # the response times of the latest calls
+
+
+def _stats_queries(s: Scope, dialect: str, lo: datetime, hi: datetime) -> _StatsQueries:
     c, u = call_details.c, ai_token_usage.c
     in_range = (c.started_at >= lo, c.started_at < hi)
     bucket = _bucket(dialect, c.started_at).label("bucket")
@@ -154,15 +203,11 @@ async def stats(
         .order_by(c.started_at.desc(), c.id.desc())
         .limit(LATENCY_SAMPLE_CALLS)
     )
-    async with deps.db.session() as conn:
-        bucket_rows = (await conn.execute(by_bucket)).all()
-        type_rows = (await conn.execute(by_type)).all()
-        cost_rows = (await conn.execute(costs)).all()
-        samples = (await conn.scalars(sample)).all()
+    return _StatsQueries(by_bucket, by_type, costs, sample)
 
-    days = {first + timedelta(days=i): _Tally() for i in range((last - first).days + 1)}
-    total = _Tally()
 
+def _fold_into_days(days: dict[date, _Tally], tz: Any, bucket_rows: Any, cost_rows: Any) -> None:
+    """Add the quarter hours' counts and costs to the tenant's local days."""
     day_of: dict[int, _Tally] = {}  # a quarter hour's local day (a few rows share each)
 
     def local_day(b: Any) -> _Tally:
@@ -175,38 +220,19 @@ async def stats(
 
     for bucket_, status, heard_, n_, timed_, total_ms_ in bucket_rows:
         local_day(bucket_).add_group(status, bool(heard_), int(n_), int(timed_), int(total_ms_))
-    for t in days.values():
-        total.merge(t)
-    types: dict[str | None, _Tally] = {}
-    for r in type_rows:
-        types.setdefault(r.call_type, _Tally()).add_group("", False, r.n, r.timed, r.total_ms)
     for r in cost_rows:
         local_day(r.bucket).cost += Decimal(str(r.cost))
-    total.cost = sum((t.cost for t in days.values()), Decimal(0))
-    response = [
+
+
+def _response_ms(samples: Any) -> list[float]:
+    """Every response time in the sampled calls' figures (skipping anything not a number)."""
+    return [
         float(ms)
         for times in samples
         if isinstance(times, list)
         for ms in times
         if isinstance(ms, int | float) and not isinstance(ms, bool)
     ]
-    rate = deps.usd_inr
-    return Stats(
-        date_from=first,
-        date_to=last,
-        days=[t.out(day, rate) for day, t in days.items()],
-        call_types=[
-            TypeStats(call_type=k, calls=t.calls, duration_s_avg=t.duration_avg())
-            for k, t in sorted(types.items(), key=lambda kv: -kv[1].calls)
-        ],
-        totals=total.out(last, rate),
-        response=Latency(
-            turns=len(response),
-            p50_ms=_percentile(response, 50),
-            p90_ms=_percentile(response, 90),
-            p99_ms=_percentile(response, 99),
-        ),
-    )
 
 
 # --- the dashboard's "today" (appended: used by web/dashboard) ----------------------------------
@@ -266,36 +292,17 @@ async def today(s: Scope, deps: WebDeps, *, now: datetime | None = None) -> Toda
         status_rows = (await conn.execute(by_status)).all()
         urgent_rows = (await conn.execute(urgent)).all()
         month_total = (await conn.execute(spent)).scalar_one_or_none()
-    answered = missed = failed = in_progress = 0
-    types: dict[str | None, int] = {}
-    for r in count_rows:  # the same rules as the stats' tally
-        k = int(r.n)
-        if r.status == "failed":
-            failed += k
-        elif r.status == "rejected" or (r.status == "completed" and not r.heard):
-            missed += k
-        elif r.status == "completed":
-            answered += k
-        elif r.status == "in_progress":
-            in_progress += k
-        types[r.call_type] = types.get(r.call_type, 0) + k
+    tally = _DayCounts.of(count_rows)
     total = Decimal(str(month_total)) if month_total is not None else Decimal(0)
     usd, inr = money_pair(total, deps.usd_inr)
-    warn = limit = None
-    if s.tenant is not None:
-        try:
-            t = deps.tenants.get_any(s.tenant)
-            warn = float(t.budget_warn_usd) if t.budget_warn_usd is not None else None
-            limit = float(t.budget_limit_usd) if t.budget_limit_usd is not None else None
-        except TenantError:
-            pass
+    warn, limit = _budget(s, deps)
     return TodaySummary(
         day=day,
-        answered=answered,
-        missed=missed,
-        failed=failed,
-        in_progress=in_progress,
-        call_types=sorted(types.items(), key=lambda kv: (-kv[1], kv[0] or "")),
+        answered=tally.answered,
+        missed=tally.missed,
+        failed=tally.failed,
+        in_progress=tally.in_progress,
+        call_types=sorted(tally.types.items(), key=lambda kv: (-kv[1], kv[0] or "")),
         urgent=[CallSummary(**summary_of(r)) for r in urgent_rows],
         messages=[(r.status, int(r.n)) for r in status_rows],
         month=f"{now:%Y-%m}",
@@ -304,3 +311,42 @@ async def today(s: Scope, deps: WebDeps, *, now: datetime | None = None) -> Toda
         budget_warn_usd=warn,
         budget_limit_usd=limit,
     )
+
+
+@dataclass
+class _DayCounts:
+    answered: int = 0
+    missed: int = 0
+    failed: int = 0
+    in_progress: int = 0
+    types: dict[str | None, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, rows: Any) -> _DayCounts:
+        """Rows of (status, heard, call_type, n), counted by the same rules as the stats' tally."""
+        d = cls()
+        for r in rows:
+            k = int(r.n)
+            if r.status == "failed":
+                d.failed += k
+            elif r.status == "rejected" or (r.status == "completed" and not r.heard):
+                d.missed += k
+            elif r.status == "completed":
+                d.answered += k
+            elif r.status == "in_progress":
+                d.in_progress += k
+            d.types[r.call_type] = d.types.get(r.call_type, 0) + k
+        return d
+
+
+def _budget(s: Scope, deps: WebDeps) -> tuple[float | None, float | None]:
+    """The tenant's monthly budget (warn, limit) in USD; none for the all-tenants view."""
+    if s.tenant is None:
+        return None, None
+    try:
+        t = deps.tenants.get_any(s.tenant)
+    except TenantError:
+        return None, None
+    warn = float(t.budget_warn_usd) if t.budget_warn_usd is not None else None
+    limit = float(t.budget_limit_usd) if t.budget_limit_usd is not None else None
+    return warn, limit

@@ -182,25 +182,8 @@ async def call_detail(s: Scope, deps: WebDeps, call_sid: str) -> CallDetail:
         exo = (
             await conn.execute(s.exotel_details().where(exotel_call_details.c.call_sid == call_sid))
         ).first()
-    rate = deps.usd_inr
-    usages = []
-    total: Decimal | None = None
-    for u in usage:
-        usd, inr = money_pair(u.total_cost, rate)
-        usages.append(
-            Usage(
-                model_name=u.model_name,
-                purpose=u.purpose,
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                total_tokens=u.total_tokens,
-                total_cost_usd=usd,
-                total_cost_inr=inr,
-            )
-        )
-        if u.total_cost is not None:
-            total = (total or Decimal(0)) + u.total_cost
-    cost_usd, cost_inr = money_pair(total, rate)
+    usages, total = _usages(usage, deps.usd_inr)
+    cost_usd, cost_inr = money_pair(total, deps.usd_inr)
     return CallDetail(
         **summary_of(row),
         to_number=row.to_number,
@@ -216,19 +199,43 @@ async def call_detail(s: Scope, deps: WebDeps, call_sid: str) -> CallDetail:
         cost_usd=cost_usd,
         cost_inr=cost_inr,
         notifications=[notification_of(n) for n in sent],
-        exotel=ExotelRecord(
-            status=exo.call_status,
-            duration_s=exo.call_duration,
-            price=float(exo.price) if exo.price is not None else None,
-            recording_url=exo.recording_url,
-            start_time=exo.start_time,
-            end_time=exo.end_time,
-            fetched_at=exo.fetched_at,
-        )
-        if exo is not None
-        else None,
+        exotel=_exotel_record(exo) if exo is not None else None,
         attempts=row.attempts,
         last_error=row.last_error,
+    )
+
+
+def _usages(rows: Any, rate: Decimal) -> tuple[list[Usage], Decimal | None]:
+    """The call's token usage rows, priced; and their total cost (None: none was priced)."""
+    usages = []
+    total: Decimal | None = None
+    for u in rows:
+        usd, inr = money_pair(u.total_cost, rate)
+        usages.append(
+            Usage(
+                model_name=u.model_name,
+                purpose=u.purpose,
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                total_tokens=u.total_tokens,
+                total_cost_usd=usd,
+                total_cost_inr=inr,
+            )
+        )
+        if u.total_cost is not None:
+            total = (total or Decimal(0)) + u.total_cost
+    return usages, total
+
+
+def _exotel_record(exo: Any) -> ExotelRecord:
+    return ExotelRecord(
+        status=exo.call_status,
+        duration_s=exo.call_duration,
+        price=float(exo.price) if exo.price is not None else None,
+        recording_url=exo.recording_url,
+        start_time=exo.start_time,
+        end_time=exo.end_time,
+        fetched_at=exo.fetched_at,
     )
 
 
