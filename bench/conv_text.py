@@ -104,7 +104,8 @@ async def run_one(
     if not problems:
         messages, _ = await decide_messages(tenant, row, ActionDeps(provider="log", writer=None))
         notes = [
-            {"recipient_type": m.recipient_type, "template_name": m.template_name, "status": m.status}
+            {"recipient_type": m.recipient_type, "template_name": m.template_name}
+            | {"status": m.status}
             for m in messages
         ]
     base = {"scenario": s.id, "tenant": s.tenant, "class": s.kind, "synth": "text"}

@@ -50,6 +50,9 @@ from receptionist.tenants.messages import fallback_greeting, language_prefix
 from receptionist.tenants.model import CallType, Tenant
 
 from .brain import BrainReply, Choice, DialogueState
+from .dialogue.corrections import names_self, replaces
+from .dialogue.digits import join_spoken_digits
+from .dialogue.policy import complaint_first, repeat_reason
 from .intents import (
     MESSAGE_FIELD,
     Entity,
@@ -184,6 +187,8 @@ class GroundedBrain:
         self._name_words = set(tokens(tenant.name)) - {"price", "hours"}
         self._last_text = ""
         self._said_other = False  # this utterance already gave a typed detail (date, choice ...)
+        self._last_ask = ""  # the last field question asked, to never repeat it without a word
+        self._turn_changed = False  # this turn filled or changed a detail
 
     # ----------------------------------------------------------------- public
 
@@ -202,7 +207,7 @@ class GroundedBrain:
     def respond(self, caller_text: str) -> BrainReply:
         """Synchronous :meth:`reply` (the grounded brain never waits on anything)."""
         st = self.state
-        text = clean(caller_text)
+        text = join_spoken_digits(clean(caller_text))
         st.turns += 1
         st.history.append(("caller", text))
         if st.ended:
@@ -250,6 +255,7 @@ class GroundedBrain:
             )
         question = is_question(text)
         action = has_action_cue(text)
+        before = (st.intent, dict(st.details), list(st.order))
         intent_changed = self._update_intent(text, question, action)
         said: list[str] = []
         facts: list[Fact] = []
@@ -275,12 +281,19 @@ class GroundedBrain:
                     changed = self._extract(text, fresh_intent=True)
             else:
                 changed = self._extract(text, fresh_intent=intent_changed)
-                if not changed and not intent_changed:
+                if not changed:
+                    # a question the files do not answer and that fills nothing is still a
+                    # question: answer it (we can't), never push towards an order instead
+                    if intent_changed:
+                        st.intent, st.details, st.order = before
+                        self._enquiry_fallback()
                     return self._no_information(text)
         else:
             changed = self._extract(text, fresh_intent=intent_changed)
         understood = answered or intent_changed or bool(changed)
         if not understood:
+            if is_thanks(text) and not self._collected():
+                return self._goodbye()  # "okay, thank you" with nothing begun: a polite end
             if is_thanks(text) or is_yes(text):
                 st.misunderstandings = 0
                 return self._continue(
@@ -295,6 +308,7 @@ class GroundedBrain:
                 return self._no_information(text)
             return self._not_understood()
         st.misunderstandings = 0
+        self._turn_changed = bool(changed)
         acks, ack_facts = self._acknowledge(changed, already=facts)
         return self._next_step(said + acks, facts + ack_facts)
 
@@ -317,7 +331,12 @@ class GroundedBrain:
             if missing[0].short and len(missing) > 1 and missing[1].short:
                 ask.append(missing[1])
             st.pending_fields = [p.name for p in ask]
-            said.append(" ".join(self._field_question(p) for p in ask))
+            question = " ".join(self._field_question(p) for p in ask)
+            if question == self._last_ask and not said:
+                # the same question twice in a row: say why (we heard something else, or nothing)
+                said.append(repeat_reason(self._turn_changed))
+            self._last_ask = question
+            said.append(question)
             st.last_prompt = "field"
             return self._out(
                 " ".join(said), facts=facts, reason=reason or "ask:" + ",".join(p.name for p in ask)
@@ -408,6 +427,7 @@ class GroundedBrain:
             best = None  # "how much is the thyroid test?" asks a price, it books nothing
         need = QUESTION_INTENT_THRESHOLD if (question and not action) else INTENT_THRESHOLD
         current = self._call_type()
+        best = complaint_first(scores, best, need, text)
         strong = best is not None and best.score >= need
         if strong and best is not None and (current is None or is_enquiry_type(current)):
             self._set_intent(best.name)
@@ -450,6 +470,20 @@ class GroundedBrain:
         for plan in self._plans[name]:
             if plan.role == "phone" and plan.name not in st.details:
                 st.details[plan.name] = self.caller_number or CALLER_NUMBER_TEXT
+
+    def _enquiry_fallback(self) -> None:
+        """No aim yet: the caller is asking (the enquiry type, when the tenant has one)."""
+        enquiry = self._enquiry_type()
+        if self.state.intent is None and enquiry is not None:
+            self._set_intent(enquiry.name)
+
+    def _collected(self) -> list[str]:
+        """Details the caller gave (the caller's own number is not one they said)."""
+        return [
+            k
+            for k, v in self.state.details.items()
+            if v not in (None, CALLER_NUMBER_TEXT) and v != self.caller_number
+        ]
 
     def _set_question(self, text: str) -> None:
         for plan in self._plans.get(self.state.intent or "", []):
@@ -505,6 +539,8 @@ class GroundedBrain:
             elif plan.role == "name":
                 others = [c for c in changed if c not in phone_fields]
                 bare_ok = lenient or (not others and self._only_a_name(text))
+                if others and replaces(text) and not names_self(text):
+                    bare_ok = False  # "Wait, make it 6 pm instead": a correction, no name
                 value = parse_name(text, lenient=bare_ok, patient=plan.patient)
                 if (
                     value
@@ -776,8 +812,7 @@ class GroundedBrain:
             known = {id(x.item) for x in lines}
             fresh = [line for line in new if id(line.item) not in known]
             if (
-                correcting
-                and st.awaiting_confirmation
+                ((correcting and st.awaiting_confirmation) or replaces(text))
                 and len(lines) == 1
                 and len(fresh) == 1
                 and len(new) == 1
@@ -1065,7 +1100,13 @@ class GroundedBrain:
             elif plan.role == "items":
                 parts.append(
                     "for "
-                    + _join_and([line.describe() for line in st.order if line.field == plan.name])
+                    + _join_and(
+                        list(
+                            dict.fromkeys(
+                                line.describe() for line in st.order if line.field == plan.name
+                            )
+                        )
+                    )
                 )
             elif plan.role == "entity":
                 prep = "with" if re.search(r"doctor|stylist|staff", plan.name) else "for"
@@ -1352,14 +1393,8 @@ class GroundedBrain:
         st = self.state
         st.ended = True
         noted = ""
-        if st.intent and not self._is_enquiry() and not st.confirmed:
-            collected = [
-                k
-                for k, v in st.details.items()
-                if v not in (None, CALLER_NUMBER_TEXT) and v != self.caller_number
-            ]
-            if collected:
-                noted = " I've noted what you told me, and the owner will get back to you."
+        if st.intent and not self._is_enquiry() and not st.confirmed and self._collected():
+            noted = " I've noted what you told me, and the owner will get back to you."
         return self._out(
             f"Thank you for calling {self.tenant.name}.{noted} Goodbye!", end=True, reason="goodbye"
         )
@@ -1380,6 +1415,8 @@ class GroundedBrain:
             st.pending_fields = []
         st.history.append(("agent", text))
         self._last_text = text
+        if reason and not reason.startswith("ask:"):
+            self._last_ask = ""
         return BrainReply(text=text, end_call=end, intent=st.intent, facts=spoken, reason=reason)
 
 

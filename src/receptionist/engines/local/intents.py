@@ -74,7 +74,9 @@ _CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], float]] = {
          "never arrived", "not delivered", "didn't come", "did not come", "spoiled", "spoilt",
          "bad quality", "terrible", "awful", "not acceptable", "unacceptable", "worst",
          "problem with", "issue with", "missing", "damaged", "instead of", "cold", "hard",
-         "you sent", "sent me", "was delivered", "i received", "we received", "i got the"),
+         "you sent", "sent me", "was delivered", "i received", "we received", "i got the",
+         "sour", "expired", "rotten", "smelled", "smells bad", "fungus", "mould", "mold",
+         "gone off", "leaking", "torn"),
         2.5,
     ),
     "custom": (

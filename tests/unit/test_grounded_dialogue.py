@@ -1,0 +1,158 @@
+"""The grounded brain's dialogue policy: it listens first (issue 15).
+
+Each test is a short call in the example tenants' own terms, with sentences written for these
+tests. Assertions are on what the brain understood and did, not on wording. "Now" is Wednesday
+25 November 2026, 10:00 in Kolkata.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from receptionist.engines.local.brain import BrainReply
+from receptionist.engines.local.dialogue.corrections import names_self, replaces
+from receptionist.engines.local.dialogue.digits import join_spoken_digits
+from receptionist.engines.local.grounded import GroundedBrain
+from receptionist.tenants.loading import load_tenant
+from receptionist.tenants.model import Tenant
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Kolkata"))  # a Wednesday
+CALLER = "+919800011122"
+
+
+@pytest.fixture(scope="module")
+def tenants() -> dict[str, Tenant]:
+    out = {}
+    for tenant_id in ("bakery", "saloon", "clinic", "pharmacy"):
+        tenant, problems = load_tenant(EXAMPLES, tenant_id)
+        assert tenant is not None, problems
+        out[tenant_id] = tenant
+    return out
+
+
+def talk(
+    tenants: dict[str, Tenant], tenant_id: str, *lines: str
+) -> tuple[GroundedBrain, list[BrainReply]]:
+    b = GroundedBrain(tenants[tenant_id], caller_number=CALLER, now=NOW)
+    return b, [b.respond(line) for line in lines]
+
+
+# ----------------------------------------------------------------------------- digits
+
+
+@pytest.mark.parametrize(
+    ("said", "want"),
+    [
+        ("it's 9-7-3-1-0-4-4-5-5-6", "it's 9731044556"),
+        ("my mobile is 973-1044-5-5-6.", "my mobile is 9731044556."),
+        ("call me on 97310 44556 after 5", "call me on 9731044556 after 5"),
+        ("+91 97310 44556", "+919731044556"),
+    ],
+)
+def test_spoken_phone_digits_are_joined(said: str, want: str) -> None:
+    assert join_spoken_digits(said) == want
+
+
+@pytest.mark.parametrize(
+    "said", ["flat 12, 3rd cross at 5 pm", "on 14 12 at 4", "two cakes 1 2 3", "pin 560034"]
+)
+def test_short_number_groups_are_left_alone(said: str) -> None:
+    assert join_spoken_digits(said) == said
+
+
+def test_phone_read_digit_by_digit_fills_phone_not_date(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(
+        tenants,
+        "saloon",
+        "I'd like to book a pedicure on Saturday at 2 pm.",
+        "Name is Leela, number 9-7-3-1-0-4-4-5-5-6",
+    )
+    assert b.state.details["phone"].endswith("9731044556")
+    assert b.state.details["date"] == "2026-11-28"
+    assert b.state.details["time"] == "14:00"
+    assert b.state.details["name"] == "Leela"
+
+
+# ----------------------------------------------------------------------------- change of mind
+
+
+def test_corrections_cues() -> None:
+    assert replaces("hmm, switch that to the pineapple one instead")
+    assert replaces("Actually, make it 7 pm")
+    assert not replaces("and also add a loaf of bread")
+    assert not replaces("one kilo of plum cake please")
+    assert names_self("this is Rohit speaking")
+    assert not names_self("Wait, make it 7 pm instead")
+
+
+def test_item_replaced_not_added(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "bakery",
+        "I want two kilo of black forest cake for pickup on Friday.",
+        "Hmm, no, switch that to one kilo of pineapple cake instead.",
+    )
+    items = " ".join(b.state.details["items"]).lower()
+    assert "pineapple" in items and "black forest" not in items
+    assert "1 kg" in items
+    assert "black forest" not in replies[-1].text.lower()
+
+
+def test_second_item_without_cue_is_added(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(
+        tenants,
+        "bakery",
+        "I want one kilo of black forest cake for pickup on Friday.",
+        "And also one kilo of pineapple cake.",
+    )
+    items = " ".join(b.state.details["items"]).lower()
+    assert "pineapple" in items and "black forest" in items
+
+
+def test_time_correction_is_no_name(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants, "saloon", "Please book a manicure for Thursday at 3 pm.", "Wait, make it 4 pm."
+    )
+    assert b.state.details["time"] == "16:00"
+    assert "name" not in b.state.details
+    assert replies[1].reason == "ask:name"
+
+
+def test_phone_line_while_a_date_is_asked_fills_no_date(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(tenants, "saloon", "I want to book a pedicure.", "I'm Leela, 973-1044-5-5-6")
+    assert "date" not in b.state.details and "time" not in b.state.details
+    assert b.state.details["phone"].endswith("9731044556")
+    # the same question again, but not without a word about why
+    assert replies[1].reason == replies[0].reason == "ask:date,time"
+    assert replies[1].text.startswith("Thank you")
+
+
+# ----------------------------------------------------------------------------- answer first
+
+
+def test_complaint_about_an_item_is_a_complaint(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants, "bakery", "The plum cake we got on Sunday had gone mouldy, it smelled sour."
+    )
+    assert b.state.intent == "complaint"
+    assert "items" not in b.state.details
+    assert not replies[0].reason.startswith("ask:items")
+
+
+def test_unanswerable_question_is_not_pushed_to_an_order(tenants: dict[str, Tenant]) -> None:
+    _, replies = talk(
+        tenants, "pharmacy", "Do you stock any medicines for cats?", "Alright, thank you."
+    )
+    assert replies[0].reason == "no_information"
+    assert "order" not in replies[0].text.lower()
+    assert replies[1].end_call
+
+
+def test_thanks_with_nothing_begun_ends_the_call(tenants: dict[str, Tenant]) -> None:
+    _, replies = talk(tenants, "saloon", "What time do you open on Monday?", "Okay, thank you.")
+    assert replies[1].end_call
