@@ -156,3 +156,36 @@ def test_unanswerable_question_is_not_pushed_to_an_order(tenants: dict[str, Tena
 def test_thanks_with_nothing_begun_ends_the_call(tenants: dict[str, Tenant]) -> None:
     _, replies = talk(tenants, "saloon", "What time do you open on Monday?", "Okay, thank you.")
     assert replies[1].end_call
+
+
+# ----------------------------------------------------------------------------- prices, choices
+
+
+def test_booking_read_back_has_a_price_only_when_asked(tenants: dict[str, Tenant]) -> None:
+    _, quiet = talk(
+        tenants, "saloon", "Book me a pedicure for Friday at 2 pm.", "I'm Harini.", "yes"
+    )
+    assert quiet[1].reason == "confirm" and "rupees" not in quiet[1].text
+    _, asked = talk(
+        tenants,
+        "saloon",
+        "How much does a pedicure cost?",
+        "Okay, book one for Friday at 2 pm.",
+        "I'm Harini.",
+    )
+    assert "rupees" in asked[0].text
+    assert asked[2].reason == "confirm" and "rupees" in asked[2].text
+
+
+def test_phone_number_words_pick_no_option(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "saloon",
+        "I'd like a haircut on Friday at 5 pm.",
+        "Name is Revathi, number nine one two three four five six seven eight nine.",
+    )
+    assert replies[0].reason == "ask:choice"
+    assert b.state.choice is not None and "service" not in b.state.details
+    assert replies[1].reason == "ask:choice"
+    _, picked = talk(tenants, "saloon", "I'd like a haircut on Friday at 5 pm.", "the second one")
+    assert picked[1].reason != "ask:choice"

@@ -52,7 +52,7 @@ from receptionist.tenants.model import CallType, Tenant
 from .brain import BrainReply, Choice, DialogueState
 from .dialogue.corrections import names_self, replaces
 from .dialogue.digits import join_spoken_digits
-from .dialogue.policy import complaint_first, repeat_reason
+from .dialogue.policy import asks_price, complaint_first, ordinal_pick, repeat_reason
 from .intents import (
     MESSAGE_FIELD,
     Entity,
@@ -460,8 +460,11 @@ class GroundedBrain:
         keep = {f.name for f in ct.fields}
         previous = self._call_type()
         if previous is not None and is_enquiry_type(previous):
-            # what they asked about is not what they book; only who they are carries over
-            names = {p.name for p in self._plans[previous.name] if p.role in ("name", "phone")}
+            # who they are carries over, and the service they asked about ("how much is a
+            # pedicure?" ... "okay, book one"): this turn's own words replace it if it names one
+            names = {
+                p.name for p in self._plans[previous.name] if p.role in ("name", "phone", "entity")
+            }
             keep &= names
         st.details = {k: v for k, v in old.items() if k in keep}
         st.order = [line for line in st.order if line.field in keep]
@@ -958,8 +961,13 @@ class GroundedBrain:
             facts += [line.item.fact for line in lines if line.item.fact is not None]
             priced = [(line, self.kb.amount(line)) for line in lines]
             bits = []
+            # a service booked is said back without its price unless the caller asked it: the
+            # price comes once, in the read-back (an order's lines carry theirs: they add up)
+            quiet = plan.role == "entity" and not asks_price(self.state.history[-1][1])
             for line, amount in priced:
-                if amount is not None:
+                if quiet:
+                    bits.append(line.describe())
+                elif amount is not None:
                     word = "from " if line.item.onwards else ""
                     bits.append(f"{line.describe()}, {word}{format_rupees(amount)}")
                 elif not line.needs_weight():
@@ -1031,6 +1039,8 @@ class GroundedBrain:
         low = text.lower()
         pick: int | None = None
         for word, idx in _ORDINALS.items():
+            if not ordinal_pick(word, text):
+                continue
             if re.search(rf"\b{word}\b", low) and idx < len(choice.options) and "kg" not in low:
                 pick = idx
         if re.search(r"\b(?:last|latter|other one)\b", low):
@@ -1161,7 +1171,7 @@ class GroundedBrain:
                 parts.append(f"{label}: {short}")
         parts += names
         total = self._total_text()
-        if total:
+        if total and self._price_belongs(ct.name):
             parts.append(total)
         for line in st.order:
             if line.item.fact is not None and line.item.fact not in facts:
@@ -1170,6 +1180,12 @@ class GroundedBrain:
         if parts and not re.match(r"(?:for|on|at|with|under|to)\b", parts[0]):
             parts[0] = "with " + parts[0]
         return f"So that's {what} {', '.join(parts)}. Is that right?", facts
+
+    def _price_belongs(self, call_type: str) -> bool:
+        """The read-back carries a price for an order (its lines add up), or when the caller
+        asked what it costs; a booking's read-back is the booking."""
+        has_items = any(p.role == "items" for p in self._plans.get(call_type, []))
+        return has_items or any(asks_price(t) for who, t in self.state.history if who == "caller")
 
     def _total_text(self) -> str:
         st = self.state

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ..intents import IntentScore
 from .corrections import replaces
 
@@ -27,3 +29,25 @@ def repeat_reason(heard_something: bool) -> str:
     if heard_something:
         return "Thank you, noted."
     return "Sorry, I still need this."
+
+
+_PRICE_WORDS = re.compile(
+    r"\b(?:how much|price|prices|cost|costs|charge|charges|rate|rates|fee|fees|kitna|kitne)\b", re.I
+)
+
+
+def asks_price(text: str) -> bool:
+    """The caller asked what something costs ("how much is it", "what's the fee")."""
+    return bool(_PRICE_WORDS.search(text))
+
+
+_NUMBER_ORDINALS = ("one", "two", "three")
+
+
+def ordinal_pick(word: str, text: str) -> bool:
+    """May ``word`` in ``text`` pick an option of a "which one?" question? "first" always may;
+    a bare "one" / "two" only in a short answer ("the second one", "two"), never inside a phone
+    number read out in words ("nine eight four one ...")."""
+    if word not in _NUMBER_ORDINALS:
+        return True
+    return len(text.split()) <= 5 and not re.search(r"\d{5,}", text)
