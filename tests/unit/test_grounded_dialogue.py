@@ -16,6 +16,7 @@ import pytest
 from receptionist.engines.local.brain import BrainReply
 from receptionist.engines.local.dialogue.corrections import names_self, replaces
 from receptionist.engines.local.dialogue.digits import join_spoken_digits
+from receptionist.engines.local.dialogue.fuzzy import fuzzy_spans, number_words, spoken_variants
 from receptionist.engines.local.grounded import GroundedBrain
 from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
@@ -189,3 +190,43 @@ def test_phone_number_words_pick_no_option(tenants: dict[str, Tenant]) -> None:
     assert replies[1].reason == "ask:choice"
     _, picked = talk(tenants, "saloon", "I'd like a haircut on Friday at 5 pm.", "the second one")
     assert picked[1].reason != "ask:choice"
+
+
+# ----------------------------------------------------------------------------- hearing names
+
+
+def test_number_words_of_a_model_number() -> None:
+    assert number_words(650) == ["six fifty", "six hundred fifty"]
+    assert number_words(500) == ["five hundred"]
+    assert spoken_variants("telma 40") == ["telma forty"]
+    assert spoken_variants("accu chek 50 strips 100") == []  # two numbers: left alone
+
+
+def test_fuzzy_spans_find_near_names_only() -> None:
+    aliases = ["combiflam", "black forest cake", "white forest cake"]
+    text = "i need two combi flam and one black forrest cake"
+    got = {aliases[s.alias]: text[s.start : s.end] for s in fuzzy_spans(text, aliases)}
+    assert got == {"combiflam": "combi flam", "black forest cake": "black forrest cake"}
+    assert fuzzy_spans("a white forest cake", ["black forest cake"]) == []
+    assert fuzzy_spans("combiflam", ["combiflam"], taken=[(0, 9)]) == []
+
+
+def test_brain_hears_a_misspelt_medicine(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(tenants, "pharmacy", "What is the price of Thyronorm fifty mcg?")
+    assert "thyronorm" in replies[0].text.lower() and replies[0].reason == "answer"
+    b, replies = talk(
+        tenants, "pharmacy", "Please keep two strips of Telma forty ready, I'll pick them up."
+    )
+    assert any("telma" in i.lower() for i in b.state.details.get("items", []))
+
+
+def test_items_heard_once_in_the_read_back(tenants: dict[str, Tenant]) -> None:
+    _, replies = talk(
+        tenants,
+        "bakery",
+        "Two veg puffs for pickup today at 6 pm please.",
+        "Yes two veg puffs.",
+        "I'm Sunanda.",
+    )
+    assert replies[-1].reason == "confirm"
+    assert replies[-1].text.lower().count("veg puff") == 1

@@ -47,7 +47,8 @@ _CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], float]] = {
     "order": (
         ("order", "buy", "purchase"),
         ("order", "ordering", "buy", "purchase", "deliver", "delivery", "pickup", "pick up",
-         "send me", "get me", "parcel", "takeaway", "take away"),
+         "send me", "get me", "parcel", "takeaway", "take away", "pick it up", "pick them up",
+         "collect it", "collect them", "keep ready", "ready for me", "send it", "send them"),
         2.0,
     ),
     "book": (
@@ -130,7 +131,8 @@ def is_enquiry_type(ct: CallType) -> bool:
 _ACTION = re.compile(
     r"\b(?:i want|i wanna|i'd like|i would like|i need|i'll take|i will take|i'll have|give me|"
     r"(?:can|could|may) i (?:get|have|order|book|place|make)|(?:please )?book (?:me|a|an|it|my)|"
-    r"please (?:book|order|send|cancel|repeat)|want to (?:order|book|cancel|place)|"
+    r"please (?:book|order|send|cancel|repeat|keep)|keep (?:a|an|one|two|three|\d+) |"
+    r"want to (?:order|book|cancel|place)|"
     r"(?:place|make) an? (?:order|booking|appointment)|order (?:a|an|one|two|some|\d)|"
     r"cancel|reschedule|postpone|complain|complaint|refill)\b"
 )

@@ -44,6 +44,8 @@ from receptionist.language.text import (
     wordset,
 )
 
+from .dialogue.fuzzy import fuzzy_spans, spoken_variants
+
 __all__ = [
     "Extra",
     "Fact",
@@ -969,6 +971,24 @@ class Knowledge:
             pats.append((pat, alias, tuple(its)))
         return pats
 
+    def _fuzzy_mentions(
+        self, low: str, allowed: set[int] | None, taken: list[tuple[int, int]]
+    ) -> list[tuple[int, int, str, tuple[MenuItem, ...]]]:
+        """Names heard slightly differently, or with the model number in words (dialogue.fuzzy),
+        in what the exact names left."""
+        names = [
+            (spoken, alias, its)
+            for _, alias, its in self._patterns
+            for spoken in (alias, *spoken_variants(alias))
+        ]
+        out = []
+        for span in fuzzy_spans(low, [n for n, _, _ in names], taken):
+            _, alias, its = names[span.alias]
+            cands = tuple(x for x in its if allowed is None or id(x) in allowed)
+            if cands:
+                out.append((span.start, span.end, alias, cands))
+        return out
+
     def find_mentions(self, text: str, pool: Sequence[MenuItem] | None = None) -> list[Mention]:
         """Catalog items named in ``text`` (longest names first), with counts and weights."""
         low = normalise(text)
@@ -982,6 +1002,7 @@ class Knowledge:
                 if any(s < m.end() and m.start() < e for s, e, _, _ in spans):
                     continue
                 spans.append((m.start(), m.end(), alias, cands))
+        spans += self._fuzzy_mentions(low, allowed, [(s, e) for s, e, _, _ in spans])
         spans.sort()
         out: list[Mention] = []
         for i, (start, end, alias, cands) in enumerate(spans):
