@@ -7,6 +7,7 @@ tests. Assertions are on what the brain understood and did, not on wording. "Now
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -220,13 +221,12 @@ def test_brain_hears_a_misspelt_medicine(tenants: dict[str, Tenant]) -> None:
     assert any("telma" in i.lower() for i in b.state.details.get("items", []))
 
 
-def test_items_heard_once_in_the_read_back(tenants: dict[str, Tenant]) -> None:
+def test_examples_name_each_service_once(tenants: dict[str, Tenant]) -> None:
     _, replies = talk(
-        tenants,
-        "bakery",
-        "Two veg puffs for pickup today at 6 pm please.",
-        "Yes two veg puffs.",
-        "I'm Sunanda.",
+        tenants, "saloon", "I'd like to book an appointment for Friday at 11 am.", "A tattoo."
     )
-    assert replies[-1].reason == "confirm"
-    assert replies[-1].text.lower().count("veg puff") == 1
+    assert replies[0].reason.startswith("ask:service")
+    assert replies[1].reason == "not_found"
+    said = replies[1].text.split("for example,", 1)[1].split(".")[0]
+    names = [n.strip().lower() for n in re.split(r",| or ", said) if n.strip()]
+    assert names and len(names) == len(set(names)), said

@@ -1376,7 +1376,9 @@ class GroundedBrain:
         sections: dict[str, MenuItem] = {}
         for it in plan.pool:
             sections.setdefault(it.section, it)
-        examples = join_or([it.display for it in list(sections.values())[:4]])
+        # one example per section, each name once ("Haircut" is in gents' and ladies' lists)
+        names = list(dict.fromkeys(it.display for it in sections.values()))
+        examples = join_or(names[:4])
         return self._out(
             f"Sorry, I couldn't find that in our list. We have, for example, {examples}. "
             + self._field_question(plan),
