@@ -18,6 +18,7 @@ from receptionist.engines.local.brain import BrainReply
 from receptionist.engines.local.dialogue.corrections import names_self, replaces
 from receptionist.engines.local.dialogue.digits import join_spoken_digits
 from receptionist.engines.local.dialogue.fuzzy import fuzzy_spans, number_words, spoken_variants
+from receptionist.engines.local.dialogue.spelling import join_spelled_letters
 from receptionist.engines.local.grounded import GroundedBrain
 from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.model import Tenant
@@ -230,3 +231,63 @@ def test_examples_name_each_service_once(tenants: dict[str, Tenant]) -> None:
     said = replies[1].text.split("for example,", 1)[1].split(".")[0]
     names = [n.strip().lower() for n in re.split(r",| or ", said) if n.strip()]
     assert names and len(names) == len(set(names)), said
+
+
+# ----------------------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize(
+    ("said", "want"),
+    [
+        ("K-A-R-A-N", "Karan"),
+        ("it's R. A. V. I.", "it's Ravi"),
+        ("my name is s u m a n, thanks", "my name is Suman, thanks"),
+    ],
+)
+def test_spelled_letters_are_joined(said: str, want: str) -> None:
+    assert join_spelled_letters(said) == want
+
+
+@pytest.mark.parametrize("said", ["B wing, flat 4", "I am A", "Plan A or B"])
+def test_lone_letters_are_left_alone(said: str) -> None:
+    assert join_spelled_letters(said) == said
+
+
+def test_name_not_caught_is_offered_spelled(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "bakery",
+        "One kilo of plum cake for pickup tomorrow at 5 pm.",
+        "Name is current, number 9731044556.",
+        "N-A-V-E-E-N",
+    )
+    assert replies[1].reason == "ask:name" and "spell" in replies[1].text
+    assert b.state.details["name"] == "Naveen"
+    assert replies[2].reason == "confirm" and "Naveen" in replies[2].text
+
+
+def test_name_corrected_after_the_read_back(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "bakery",
+        "One kilo of plum cake for pickup tomorrow at 5 pm.",
+        "I'm Karan.",
+        "No.",
+        "The name is Kiran, not Karan.",
+    )
+    assert "Karan" in replies[1].text  # the read-back says the name
+    assert "spell" in replies[2].text
+    assert b.state.details["name"] == "Kiran" and replies[3].reason == "corrected"
+
+
+def test_barge_in_with_a_booking_is_a_whole_turn(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "saloon",
+        "How much is a pedicure?",
+        "Sorry, I just want a manicure on Sunday at 11 am, I'm Vimala",
+    )
+    assert b.state.intent == "appointment"
+    d = b.state.details
+    assert d["service"] == "Manicure" and d["date"] == "2026-11-29" and d["time"] == "11:00"
+    assert d["name"] == "Vimala" and replies[1].reason == "confirm"

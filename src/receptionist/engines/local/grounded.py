@@ -52,6 +52,7 @@ from receptionist.tenants.model import CallType, Tenant
 from .brain import BrainReply, Choice, DialogueState
 from .dialogue.corrections import names_self, replaces
 from .dialogue.digits import join_spoken_digits
+from .dialogue.spelling import join_spelled_letters
 from .dialogue.policy import asks_price, complaint_first, ordinal_pick, repeat_reason
 from .intents import (
     MESSAGE_FIELD,
@@ -207,7 +208,7 @@ class GroundedBrain:
     def respond(self, caller_text: str) -> BrainReply:
         """Synchronous :meth:`reply` (the grounded brain never waits on anything)."""
         st = self.state
-        text = join_spoken_digits(clean(caller_text))
+        text = join_spelled_letters(join_spoken_digits(clean(caller_text)))
         st.turns += 1
         st.history.append(("caller", text))
         if st.ended:
@@ -292,6 +293,7 @@ class GroundedBrain:
             changed = self._extract(text, fresh_intent=intent_changed)
         understood = answered or intent_changed or bool(changed)
         if not understood:
+            self._turn_changed = False
             if is_thanks(text) and not self._collected():
                 return self._goodbye()  # "okay, thank you" with nothing begun: a polite end
             if is_thanks(text) or is_yes(text):
@@ -332,9 +334,10 @@ class GroundedBrain:
                 ask.append(missing[1])
             st.pending_fields = [p.name for p in ask]
             question = " ".join(self._field_question(p) for p in ask)
-            if question == self._last_ask and not said:
+            if question == self._last_ask and (not said or said == ["Okay."]):
                 # the same question twice in a row: say why (we heard something else, or nothing)
-                said.append(repeat_reason(self._turn_changed))
+                names = any(p.role == "name" for p in ask)
+                said[:] = [repeat_reason(self._turn_changed, asks_name=names)]
             self._last_ask = question
             said.append(question)
             st.last_prompt = "field"
@@ -1218,7 +1221,10 @@ class GroundedBrain:
         if is_no(text):
             st.misunderstandings = 0
             st.last_prompt = "correct"
-            return self._out("Sorry about that. What should I change?", reason="ask:correction")
+            return self._out(
+                "Sorry about that. What should I change? If it is the name, you can also spell it.",
+                reason="ask:correction",
+            )
         if is_goodbye(text):
             return self._goodbye()
         if is_question(text):

@@ -23,9 +23,12 @@ def complaint_first(
     return best
 
 
-def repeat_reason(heard_something: bool) -> str:
+def repeat_reason(heard_something: bool, asks_name: bool = False) -> str:
     """Why the same question comes again: what the caller said was noted but does not answer
-    it, or nothing in it could be used."""
+    it, or nothing in it could be used. A name not caught twice is offered spelled."""
+    if asks_name:
+        lead = "Thank you, noted. " if heard_something else ""
+        return f"{lead}Sorry, I didn't catch your name. You can also spell it, letter by letter."
     if heard_something:
         return "Thank you, noted."
     return "Sorry, I still need this."
