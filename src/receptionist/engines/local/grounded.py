@@ -52,8 +52,8 @@ from receptionist.tenants.model import CallType, Tenant
 from .brain import BrainReply, Choice, DialogueState
 from .dialogue.corrections import names_self, replaces
 from .dialogue.digits import join_spoken_digits
-from .dialogue.spelling import join_spelled_letters
 from .dialogue.policy import asks_price, complaint_first, ordinal_pick, repeat_reason
+from .dialogue.spelling import join_spelled_letters
 from .intents import (
     MESSAGE_FIELD,
     Entity,
