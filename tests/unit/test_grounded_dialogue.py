@@ -291,3 +291,41 @@ def test_barge_in_with_a_booking_is_a_whole_turn(tenants: dict[str, Tenant]) -> 
     d = b.state.details
     assert d["service"] == "Manicure" and d["date"] == "2026-11-29" and d["time"] == "11:00"
     assert d["name"] == "Vimala" and replies[1].reason == "confirm"
+
+
+# ----------------------------------------------------------------------------- what a turn is
+
+
+def test_a_repeat_prescription_is_no_request_to_repeat(tenants: dict[str, Tenant]) -> None:
+    b = GroundedBrain(tenants["clinic"], caller_number=CALLER, now=NOW)
+    b.opening()
+    first = b.respond("I'd like a repeat of my sugar tablets, Glycomet, from Dr. Anil Sharma.")
+    assert first.reason != "repeat" and b.state.intent == "prescription_refill"
+    again = b.respond("Sorry, could you repeat that?")
+    assert again.reason == "repeat" and again.text == first.text
+
+
+def test_a_bare_yes_fills_no_free_text_field(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "clinic",
+        "I need a refill of my prescription from Dr. Sunita Sharma.",
+        "Yes, please.",
+    )
+    assert replies[0].reason.startswith("ask:medicines")
+    assert "medicines" not in b.state.details
+    assert replies[1].reason.startswith(("ask:medicines", "ack"))
+    assert "still need" in replies[1].text
+
+
+def test_cancelling_a_booked_service_is_a_cancellation(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(tenants, "saloon", "Please cancel my pedicure appointment on Friday.")
+    assert b.state.intent == "cancellation"
+    assert b.state.details.get("appointment_date") == "2026-11-27"
+
+
+def test_send_me_items_is_an_order(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(tenants, "pharmacy", "Send one Combiflam and one Crocin Advance to my flat.")
+    assert b.state.intent == "order" and replies[0].reason != "no_information"
+    items = " ".join(b.state.details["items"]).lower()
+    assert "combiflam" in items and "crocin" in items

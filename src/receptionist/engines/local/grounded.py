@@ -52,7 +52,14 @@ from receptionist.tenants.model import CallType, Tenant
 from .brain import BrainReply, Choice, DialogueState
 from .dialogue.corrections import names_self, replaces
 from .dialogue.digits import join_spoken_digits
-from .dialogue.policy import asks_price, complaint_first, ordinal_pick, repeat_reason
+from .dialogue.policy import (
+    asks_price,
+    cancel_first,
+    complaint_first,
+    only_yes_no,
+    ordinal_pick,
+    repeat_reason,
+)
 from .dialogue.spelling import join_spelled_letters
 from .intents import (
     MESSAGE_FIELD,
@@ -142,10 +149,15 @@ _ADD_CUE = re.compile(r"\b(?:add|also|plus|another|and also|as well|one more)\b"
 _CHANGE_CUE = re.compile(
     r"\b(?:actually|change|instead|make it|not|no|sorry|rather|correct)\b", re.I
 )
+# "can you repeat that?", not "I need a repeat of my tablets" (a refill)
 _REPEAT = re.compile(
-    r"\b(?:repeat|say (?:that|it) again|come again|pardon|didn't (?:hear|get)|"
+    r"\b(?:repeat(?: that| it| again| please| yourself)?\s*[?.!]*$|(?:you|please) repeat\b|"
+    r"say (?:that|it) again|come again|pardon|didn't (?:hear|get)|"
     r"did not (?:hear|get)|what did you say)\b",
     re.I,
+)
+_ADDRESS_SAID = re.compile(
+    r"\b(?:my |the |delivery )?address(?: is|:| will be)\s+(.{4,160}?)\s*(?:[.;]\s|[.;]?$)", re.I
 )
 _TOTAL_Q = re.compile(
     r"\btotal\b|how much (?:will|would|does|is) (?:it|that|this|the order|"
@@ -336,7 +348,8 @@ class GroundedBrain:
             question = " ".join(self._field_question(p) for p in ask)
             if question == self._last_ask and (not said or said == ["Okay."]):
                 # the same question twice in a row: say why (we heard something else, or nothing)
-                names = any(p.role == "name" for p in ask)
+                # a name the caller gave that we could not take: offer it spelled
+                names = any(p.role == "name" for p in ask) and names_self(st.history[-1][1])
                 said[:] = [repeat_reason(self._turn_changed, asks_name=names)]
             self._last_ask = question
             said.append(question)
@@ -388,7 +401,9 @@ class GroundedBrain:
         """Call types whose fields the utterance fills: a menu item points to the order type, a
         service with a date and a time to the appointment type (the caller books, not asks)."""
         out: dict[str, float] = {}
-        wants = re.search(r"\b(?:want|wanted|need|like|get|have|book|order)\b", text, re.I)
+        wants = re.search(
+            r"\b(?:want|wanted|need|like|get|have|book|order|send|keep|deliver)\b", text, re.I
+        )
         has_date = parse_date(text, self.today) is not None
         has_time = parse_time(text) is not None
         for name, plans in self._plans.items():
@@ -431,6 +446,7 @@ class GroundedBrain:
         need = QUESTION_INTENT_THRESHOLD if (question and not action) else INTENT_THRESHOLD
         current = self._call_type()
         best = complaint_first(scores, best, need, text)
+        best = cancel_first(scores, best, need, text)
         strong = best is not None and best.score >= need
         if strong and best is not None and (current is None or is_enquiry_type(current)):
             self._set_intent(best.name)
@@ -670,7 +686,7 @@ class GroundedBrain:
             ]
             if found:
                 return found
-        if not lenient or self._only_a_name(text) or self._said_other:
+        if not lenient or self._only_a_name(text) or self._said_other or only_yes_no(text):
             return None
         parts = [p.strip(" .") for p in re.split(r",|\band\b", _strip_fillers(text))]
         return [p for p in parts if p] or None
@@ -693,8 +709,16 @@ class GroundedBrain:
             if lenient and is_no(text):
                 return "none"
             return None
-        if lenient and not self._only_a_name(text) and not self._said_other:
+        if (
+            lenient
+            and not self._only_a_name(text)
+            and not self._said_other
+            and not only_yes_no(text)
+            and not replaces(text)  # "actually, send X instead" changes the order, no address
+        ):
             return _strip_fillers(text)[:200] or None
+        if "address" in spec.name and (said := _ADDRESS_SAID.search(text)):
+            return said.group(1).strip(" ,")  # "Address is Lane 5, Karve Nagar"
         if "address" in spec.name:  # "... delivery to Jayanagar 9th block, house number 45"
             m = re.search(
                 r"\b(?:deliver(?:y|ed)?|send(?: it)?)\s+(?:it\s+)?(?:to|at)\s+(.{4,160}?)"

@@ -935,6 +935,7 @@ class Knowledge:
             if m:
                 self.half_kg_surcharge[fact.section] = Decimal(m.group(1))
         self._patterns = self._alias_patterns()
+        self._brands = self._brand_names()
 
     # ----------------------------------------------------------------- retrieval
 
@@ -971,6 +972,21 @@ class Knowledge:
             pats.append((pat, alias, tuple(its)))
         return pats
 
+    def _brand_names(self) -> list[tuple[str, str, tuple[MenuItem, ...]]]:
+        """A long product name's own first word, when no other item shares it: callers say
+        "Volini" for "Volini pain relief spray 60 g". Heard through the fuzzy matcher."""
+        firsts: dict[str, list[MenuItem]] = {}
+        for it in self.items:
+            words = normalise(it.display).split()
+            if len(words) >= 3 and len(words[0]) >= 5 and words[0].isalpha():
+                firsts.setdefault(words[0], []).append(it)
+        shared = Counter(w for it in self.items for w in set(normalise(it.display).split()))
+        return [
+            (word, normalise(its[0].display), tuple(its))
+            for word, its in firsts.items()
+            if len(its) == 1 and shared[word] == 1
+        ]
+
     def _fuzzy_mentions(
         self, low: str, allowed: set[int] | None, taken: list[tuple[int, int]]
     ) -> list[tuple[int, int, str, tuple[MenuItem, ...]]]:
@@ -980,7 +996,7 @@ class Knowledge:
             (spoken, alias, its)
             for _, alias, its in self._patterns
             for spoken in (alias, *spoken_variants(alias))
-        ]
+        ] + self._brands
         out = []
         for span in fuzzy_spans(low, [n for n, _, _ in names], taken):
             _, alias, its = names[span.alias]

@@ -8,6 +8,20 @@ from ..intents import IntentScore
 from .corrections import replaces
 
 
+def cancel_first(
+    scores: list[IntentScore], best: IntentScore | None, need: float, text: str
+) -> IntentScore | None:
+    """ "Cancel my hair spa appointment for tomorrow" names a service and a date, which score for
+    booking too; the cancellation wins when the caller says cancel. "Cancel the syrup, send the
+    spray instead" changes an order: no cancellation."""
+    if best is None or "cancel" in best.cues or replaces(text):
+        return best
+    cancel = next((s for s in scores if "cancel" in s.cues), None)
+    if cancel is not None and cancel.score >= need:
+        return cancel
+    return best
+
+
 def complaint_first(
     scores: list[IntentScore], best: IntentScore | None, need: float, text: str
 ) -> IntentScore | None:
@@ -54,3 +68,15 @@ def ordinal_pick(word: str, text: str) -> bool:
     if word not in _NUMBER_ORDINALS:
         return True
     return len(text.split()) <= 5 and not re.search(r"\d{5,}", text)
+
+
+_YES_NO_WORDS = re.compile(
+    r"^(?:\s|[,.!?]|yes|yeah|yep|yup|no|nope|ok|okay|sure|please|correct|right|that's|"
+    r"that is|it's|it is|fine|alright|all|haan|ji|nahi|theek|hai|sahi|thank you|thanks)*$",
+    re.I,
+)
+
+
+def only_yes_no(text: str) -> bool:
+    """Nothing but a yes / no and polite words ("Yes, please.", "No, that's fine"): no detail."""
+    return bool(_YES_NO_WORDS.match(text.strip()))
