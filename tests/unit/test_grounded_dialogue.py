@@ -17,6 +17,7 @@ import pytest
 from receptionist.engines.local.brain import BrainReply
 from receptionist.engines.local.dialogue.corrections import names_self, replaces
 from receptionist.engines.local.dialogue.digits import join_spoken_digits
+from receptionist.engines.local.dialogue.echo import strip_echo
 from receptionist.engines.local.dialogue.fuzzy import fuzzy_spans, number_words, spoken_variants
 from receptionist.engines.local.dialogue.spelling import join_spelled_letters
 from receptionist.engines.local.grounded import GroundedBrain
@@ -329,3 +330,24 @@ def test_send_me_items_is_an_order(tenants: dict[str, Tenant]) -> None:
     assert b.state.intent == "order" and replies[0].reason != "no_information"
     items = " ".join(b.state.details["items"]).lower()
     assert "combiflam" in items and "crocin" in items
+
+
+# ----------------------------------------------------------------------------- echo
+
+
+def test_strip_echo_drops_the_agents_words_only() -> None:
+    agent = "For which date would you like it? May I have your name, please?"
+    assert strip_echo("may I have your name please Sushma", agent) == "Sushma"
+    assert strip_echo("Saturday, and I'm Sushma", agent) == "Saturday, and I'm Sushma"
+    assert strip_echo("your name", agent) == "your name"  # short runs are the caller's own
+
+
+def test_agents_words_heard_back_fill_nothing(tenants: dict[str, Tenant]) -> None:
+    b = GroundedBrain(tenants["saloon"], caller_number=CALLER, now=NOW)
+    b.opening()
+    first = b.respond("I'd like to book a threading appointment.")
+    assert first.reason.startswith("ask:date")
+    # the line leaked the agent's question back, then the caller said only the day
+    b.respond(f"{first.text} Friday at 6 pm")
+    assert b.state.details.get("date") == "2026-11-27" and b.state.details.get("time") == "18:00"
+    assert "name" not in b.state.details

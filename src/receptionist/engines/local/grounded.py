@@ -52,6 +52,7 @@ from receptionist.tenants.model import CallType, Tenant
 from .brain import BrainReply, Choice, DialogueState
 from .dialogue.corrections import names_self, replaces
 from .dialogue.digits import join_spoken_digits
+from .dialogue.echo import strip_echo
 from .dialogue.policy import (
     asks_price,
     cancel_first,
@@ -221,6 +222,7 @@ class GroundedBrain:
         """Synchronous :meth:`reply` (the grounded brain never waits on anything)."""
         st = self.state
         text = join_spelled_letters(join_spoken_digits(clean(caller_text)))
+        text = strip_echo(text, self._last_text)  # never a detail from our own words
         st.turns += 1
         st.history.append(("caller", text))
         if st.ended:
