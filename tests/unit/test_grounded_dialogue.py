@@ -19,6 +19,7 @@ from receptionist.engines.local.dialogue.corrections import names_self, replaces
 from receptionist.engines.local.dialogue.digits import join_spoken_digits
 from receptionist.engines.local.dialogue.echo import strip_echo
 from receptionist.engines.local.dialogue.fuzzy import fuzzy_spans, number_words, spoken_variants
+from receptionist.engines.local.dialogue.policy import clear_winner
 from receptionist.engines.local.dialogue.spelling import join_spelled_letters
 from receptionist.engines.local.grounded import GroundedBrain
 from receptionist.tenants.loading import load_tenant
@@ -351,3 +352,14 @@ def test_agents_words_heard_back_fill_nothing(tenants: dict[str, Tenant]) -> Non
     b.respond(f"{first.text} Friday at 6 pm")
     assert b.state.details.get("date") == "2026-11-27" and b.state.details.get("time") == "18:00"
     assert "name" not in b.state.details
+
+
+def test_a_fact_that_stands_out_answers_a_wordy_question(tenants: dict[str, Tenant]) -> None:
+    assert clear_winner([(9.0, 0.52), (3.0, 0.5)])
+    assert not clear_winner([(9.0, 0.52), (6.0, 0.5)])  # two close candidates: not sure
+    assert not clear_winner([(9.0, 0.3), (1.0, 0.2)])  # too little of the question in it
+    assert not clear_winner([(9.0, 0.52)])  # alone: nothing shows it stands out
+    _, replies = talk(tenants, "bakery", "How late are you open on Sunday?")
+    assert replies[0].reason == "answer" and "9" in replies[0].text
+    _, replies = talk(tenants, "bakery", "Do you sell ice cream?")
+    assert replies[0].reason == "no_information"

@@ -56,6 +56,7 @@ from .dialogue.echo import strip_echo
 from .dialogue.policy import (
     asks_price,
     cancel_first,
+    clear_winner,
     complaint_first,
     only_yes_no,
     ordinal_pick,
@@ -1317,7 +1318,10 @@ class GroundedBrain:
             rest -= {t for it in m.items for t in tokens(it.display)}
         if mentions and (not rest or any(m.kg or (m.count or 0) > 1 for m in mentions)):
             return self._catalog_answer(mentions)
-        hits = [h for h in self.kb.search(q, k=3) if h.coverage >= ANSWER_COVERAGE]
+        found = self.kb.search(q, k=3)
+        hits = [h for h in found if h.coverage >= ANSWER_COVERAGE]
+        if not hits and clear_winner([(h.score, h.coverage) for h in found]):
+            hits = found[:1]  # "till what time are you open on Sunday?": one fact stands out
         if hits:
             top = hits[0]
             chosen = [top] + [

@@ -80,3 +80,17 @@ _YES_NO_WORDS = re.compile(
 def only_yes_no(text: str) -> bool:
     """Nothing but a yes / no and polite words ("Yes, please.", "No, that's fine"): no detail."""
     return bool(_YES_NO_WORDS.match(text.strip()))
+
+
+#: a fact that covers this share of the question's words, and scores at least WINNER_RATIO times
+#: the next one, answers it even below the usual coverage (filler words "till", "do I" dilute it)
+WINNER_COVERAGE = 0.5
+WINNER_RATIO = 2.0
+
+
+def clear_winner(hits: list[tuple[float, float]]) -> bool:
+    """(score, coverage) of the search hits, best first: does the first stand out enough? A
+    lone hit is no winner: nothing shows it stands out ("ice cream" -> a cream cheese cake)."""
+    if len(hits) < 2 or hits[0][1] < WINNER_COVERAGE:
+        return False
+    return hits[0][0] >= WINNER_RATIO * hits[1][0]
