@@ -363,3 +363,13 @@ def test_a_fact_that_stands_out_answers_a_wordy_question(tenants: dict[str, Tena
     assert replies[0].reason == "answer" and "9" in replies[0].text
     _, replies = talk(tenants, "bakery", "Do you sell ice cream?")
     assert replies[0].reason == "no_information"
+
+
+def test_yes_to_anything_else_invites_the_next_question(tenants: dict[str, Tenant]) -> None:
+    _, replies = talk(
+        tenants, "saloon", "What time do you open on Monday?", "Yes.", "Do you do threading?"
+    )
+    assert replies[0].reason == "answer"
+    assert replies[1].reason == "ack" and not replies[1].end_call
+    assert "anything else" not in replies[1].text.lower()
+    assert replies[2].reason == "answer"

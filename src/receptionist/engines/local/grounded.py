@@ -311,6 +311,10 @@ class GroundedBrain:
             self._turn_changed = False
             if is_thanks(text) and not self._collected():
                 return self._goodbye()  # "okay, thank you" with nothing begun: a polite end
+            if is_yes(text) and st.last_prompt == "anything_else" and not st.awaiting_confirmation:
+                # "yes" to "anything else?" asks nothing yet: invite it, don't ask the same again
+                st.misunderstandings = 0
+                return self._out("Sure, go ahead. What would you like to know?", reason="ack")
             if is_thanks(text) or is_yes(text):
                 st.misunderstandings = 0
                 return self._continue(
