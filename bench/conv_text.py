@@ -29,13 +29,14 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import git_commit, machine_info, write_json
+from _common import git_commit, machine_info, percentile, write_json
 from conv_report import print_table, totals
 from conv_scenarios import Scenario, check_scenarios, load_scenarios, tenant_numbers
 from conversations import TARGETS, TENANTS_DIR, score
@@ -60,15 +61,18 @@ def heard_lines(path: Path, synth: str) -> dict[str, list[str]]:
     return out
 
 
-async def converse(tenant: Any, lines: list[str]) -> list[dict[str, Any]]:
+async def converse(tenant: Any, lines: list[str], brain_ms: list[float]) -> list[dict[str, Any]]:
     """The stored transcript of one call: the brain's opening, then each caller line and the
-    brain's reply, until the brain ends the call or the lines run out."""
+    brain's reply, until the brain ends the call or the lines run out. Appends each reply's
+    time (ms) to ``brain_ms``."""
     brain = brain_factory(Settings(local_brain="grounded"))(tenant, CALLER_NUMBER)
     turns: list[tuple[str, str]] = [("agent", brain.opening().text)]
     brain.state.history.append(("agent", turns[0][1]))  # as the engine does for the greeting
     for line in lines:
         turns.append(("caller", line))
+        t0 = time.perf_counter()
         reply = await brain.reply(line)
+        brain_ms.append((time.perf_counter() - t0) * 1000)
         if reply.text:
             turns.append(("agent", reply.text))
         if reply.end_call:
@@ -82,7 +86,8 @@ async def converse(tenant: Any, lines: list[str]) -> list[dict[str, Any]]:
 async def run_one(
     s: Scenario, tenant: Any, facts: set[str], lines: list[str], started: datetime
 ) -> dict[str, Any]:
-    transcript = await converse(tenant, lines) if lines else []
+    brain_ms: list[float] = []
+    transcript = await converse(tenant, lines, brain_ms) if lines else []
     call_sid = f"text-{s.id}"
     analysis, _ = await offline_analyzer(tenant, transcript, started)
     problems = validate_details(tenant, analysis.call_type, analysis.details)
@@ -111,6 +116,7 @@ async def run_one(
     base = {"scenario": s.id, "tenant": s.tenant, "class": s.kind, "synth": "text"}
     base |= {"expected": {"call_type": s.call_type, "messages": sorted(s.messages)}}
     base |= {"lines": lines, "analysis_problems": problems}
+    base |= {"brain_ms": [round(x, 2) for x in brain_ms]}
     return base | score(s, tenant, row, notes, facts)
 
 
@@ -147,6 +153,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "caller_number": CALLER_NUMBER,
         },
         "totals": totals(results, ["text"]),
+        "brain_ms_per_turn": {
+            "turns": len(ms := [x for r in results for x in r["brain_ms"]]),
+            "p50": percentile(ms, 50),
+            "p95": percentile(ms, 95),
+            "max": max(ms, default=None),
+        },
         "results": results,
     }
 
@@ -170,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         g = doc["totals"]["by_synth"]["text"]
         print(f"text pass {g['passed']}/{g['calls']} failed checks {g['failed_checks']}")
+        print(f"brain ms per turn {doc['brain_ms_per_turn']}")
     else:
         print_table(doc, TARGETS)
     if args.json:
