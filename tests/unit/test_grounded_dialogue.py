@@ -373,3 +373,21 @@ def test_yes_to_anything_else_invites_the_next_question(tenants: dict[str, Tenan
     assert replies[1].reason == "ack" and not replies[1].end_call
     assert "anything else" not in replies[1].text.lower()
     assert replies[2].reason == "answer"
+
+
+def test_a_cake_delivered_is_an_order_a_theme_cake_is_custom(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(tenants, "bakery", "Can you deliver two kilo of butterscotch cake to Jayanagar?")
+    assert b.state.intent == "order"
+    b, _ = talk(tenants, "bakery", "I need a unicorn theme cake for my daughter's birthday.")
+    assert b.state.intent == "custom_cake"
+
+
+def test_an_address_line_names_nobody(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "saloon",
+        "Book a pedicure for Friday at 2 pm.",
+        "The address is 14, Second Cross, Lavelle Colony.",
+    )
+    assert replies[0].reason == "ask:name"  # the name is asked, and still not given
+    assert "name" not in b.state.details and replies[1].reason != "confirm"

@@ -568,8 +568,9 @@ class GroundedBrain:
             elif plan.role == "name":
                 others = [c for c in changed if c not in phone_fields]
                 bare_ok = lenient or (not others and self._only_a_name(text))
-                if others and replaces(text) and not names_self(text):
-                    bare_ok = False  # "Wait, make it 6 pm instead": a correction, no name
+                if (replaces(text) or _ADDRESS_SAID.search(text)) and not names_self(text):
+                    # "Wait, make it 6 pm instead", "The address is ... Karishma Society": no name
+                    bare_ok = False
                 value = parse_name(text, lenient=bare_ok, patient=plan.patient)
                 if (
                     value

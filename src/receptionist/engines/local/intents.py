@@ -100,6 +100,7 @@ _CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], float]] = {
         2.0,
     ),
 }  # fmt: skip
+NAMED_ONLY_IN_PASSING = 0.75
 _GENERIC = wordset(
     "customer caller patient wants want asks ask general question questions e g eg without "
     "their own one more any other something about name phone number date time"
@@ -163,12 +164,17 @@ def score_call_types(
         dstems = _stems(described)
         score = 0.0
         cues: list[str] = []
+        nstems = _stems(ct.name.replace("_", " "))
         for concept, (triggers, phrases, weight) in _CONCEPTS.items():
             if not any((stem(t) in dstems) if " " not in t else (t in described) for t in triggers):
                 continue
             hits = sum(1 for p in phrases if _has_phrase(low, p))
             if hits:
-                score += weight * min(hits, 2)
+                # a concept the call type is named for counts in full; one its description
+                # only mentions ("a cake made to order") counts less: "deliver a cake" is an
+                # order before it is a custom cake
+                named = any(stem(t) in nstems for t in triggers)
+                score += weight * min(hits, 2) * (1.0 if named else NAMED_ONLY_IN_PASSING)
                 cues.append(concept)
         name_words = _stems(ct.name.replace("_", " ")) - _GENERIC
         score += 1.0 * len(name_words & said)
