@@ -38,9 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import git_commit, machine_info, percentile, write_json
 from conv_report import print_table, totals
-from conv_scenarios import Scenario, check_scenarios, load_scenarios, tenant_numbers
+from conv_scenarios import (
+    Scenario,
+    call_day_of,
+    check_scenarios,
+    load_scenarios,
+    score_details,
+    tenant_numbers,
+)
 from conversations import TARGETS, TENANTS_DIR, score
 from receptionist.config import Settings
+from receptionist.engines.local.grounded import CALLER_NUMBER_TEXT
 from receptionist.engines.local.wiring import brain_factory
 from receptionist.notify.actions import ActionDeps, decide_messages
 from receptionist.postcall.analyzers.schema import validate_details
@@ -61,10 +69,12 @@ def heard_lines(path: Path, synth: str) -> dict[str, list[str]]:
     return out
 
 
-async def converse(tenant: Any, lines: list[str], brain_ms: list[float]) -> list[dict[str, Any]]:
+async def converse(
+    tenant: Any, lines: list[str], brain_ms: list[float]
+) -> tuple[list[dict[str, Any]], Any]:
     """The stored transcript of one call: the brain's opening, then each caller line and the
     brain's reply, until the brain ends the call or the lines run out. Appends each reply's
-    time (ms) to ``brain_ms``."""
+    time (ms) to ``brain_ms``. Also returns the brain (its state: what it understood)."""
     brain = brain_factory(Settings(local_brain="grounded"))(tenant, CALLER_NUMBER)
     turns: list[tuple[str, str]] = [("agent", brain.opening().text)]
     brain.state.history.append(("agent", turns[0][1]))  # as the engine does for the greeting
@@ -80,14 +90,33 @@ async def converse(tenant: Any, lines: list[str], brain_ms: list[float]) -> list
     return [
         {"speaker": who, "text": text, "start_ms": i * TURN_MS, "end_ms": (i + 1) * TURN_MS - 100}
         for i, (who, text) in enumerate(turns)
-    ]
+    ], brain
+
+
+def brain_view(s: Scenario, tenant: Any, brain: Any, started: datetime) -> dict[str, Any]:
+    """What the brain itself understood (its call type and details), scored like the stored
+    analysis: it tells a brain failure from an analyzer failure."""
+    if brain is None:
+        return {"intent": None, "call_type_ok": s.call_type == "no_conversation"}
+    st = brain.state
+    got = {k: v for k, v in st.details.items() if v != CALLER_NUMBER_TEXT}
+    intent = st.intent or ""
+    day = call_day_of({"started_at": started}, tenant.timezone)
+    per_field = score_details(s, tenant, intent, got, day)
+    return {
+        "intent": st.intent,
+        "details": got,
+        "call_type_ok": intent == s.call_type,
+        "details_ok": all(per_field.values()),
+        "failed_details": sorted(k for k, ok in per_field.items() if not ok),
+    }
 
 
 async def run_one(
     s: Scenario, tenant: Any, facts: set[str], lines: list[str], started: datetime
 ) -> dict[str, Any]:
     brain_ms: list[float] = []
-    transcript = await converse(tenant, lines, brain_ms) if lines else []
+    transcript, brain = await converse(tenant, lines, brain_ms) if lines else ([], None)
     call_sid = f"text-{s.id}"
     analysis, _ = await offline_analyzer(tenant, transcript, started)
     problems = validate_details(tenant, analysis.call_type, analysis.details)
@@ -117,6 +146,7 @@ async def run_one(
     base |= {"expected": {"call_type": s.call_type, "messages": sorted(s.messages)}}
     base |= {"lines": lines, "analysis_problems": problems}
     base |= {"brain_ms": [round(x, 2) for x in brain_ms]}
+    base |= {"brain": brain_view(s, tenant, brain, started)}
     return base | score(s, tenant, row, notes, facts)
 
 
@@ -153,6 +183,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "caller_number": CALLER_NUMBER,
         },
         "totals": totals(results, ["text"]),
+        "brain_understood": brain_totals(results),
         "brain_ms_per_turn": {
             "turns": len(ms := [x for r in results for x in r["brain_ms"]]),
             "p50": percentile(ms, 50),
@@ -160,6 +191,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "max": max(ms, default=None),
         },
         "results": results,
+    }
+
+
+def brain_totals(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Calls whose brain had the right call type and details, and of the failed calls, those
+    the brain had right (the stored analysis or the messages went wrong after it)."""
+    right = [
+        r for r in results if r["brain"]["call_type_ok"] and r["brain"].get("details_ok", True)
+    ]
+    failed = [r for r in results if not r["pass"]]
+    return {
+        "calls": len(results),
+        "brain_right": len(right),
+        "failed_calls": len(failed),
+        "failed_but_brain_right": sorted(r["scenario"] for r in failed if r in right),
     }
 
 
@@ -183,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         g = doc["totals"]["by_synth"]["text"]
         print(f"text pass {g['passed']}/{g['calls']} failed checks {g['failed_checks']}")
         print(f"brain ms per turn {doc['brain_ms_per_turn']}")
+        b = doc["brain_understood"]
+        print(
+            f"brain right {b['brain_right']}/{b['calls']}; failed calls the brain had right: "
+            f"{len(b['failed_but_brain_right'])}/{b['failed_calls']}"
+        )
     else:
         print_table(doc, TARGETS)
     if args.json:
