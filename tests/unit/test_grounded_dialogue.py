@@ -47,6 +47,10 @@ def talk(
     return b, [b.respond(line) for line in lines]
 
 
+def asked_for(reply: BrainReply, field: str) -> bool:
+    return reply.reason.startswith("ask:") and field in reply.reason[4:].split(",")
+
+
 # ----------------------------------------------------------------------------- digits
 
 
@@ -391,3 +395,42 @@ def test_an_address_line_names_nobody(tenants: dict[str, Tenant]) -> None:
     )
     assert replies[0].reason == "ask:name"  # the name is asked, and still not given
     assert "name" not in b.state.details and replies[1].reason != "confirm"
+
+
+# ----------------------------------------------------------------------------- the read-back
+
+
+def test_an_address_for_delivery_answers_pickup_or_delivery(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "bakery",
+        "One kilo of plum cake for Saturday at 4 pm please.",
+        "The address is 9, Rose Garden Street, Indiranagar, near the temple.",
+    )
+    assert asked_for(replies[0], "pickup_or_delivery")
+    assert b.state.details.get("pickup_or_delivery") == "delivery"
+    assert not asked_for(replies[1], "pickup_or_delivery")
+
+
+def test_callback_asked_at_the_read_back_closes_it(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "bakery",
+        "The cookies I bought on Monday were soggy and stale.",
+        "I'm Farida, 9731044556.",
+        "Just have the owner call me back please.",
+    )
+    assert replies[1].reason == "confirm"
+    assert replies[2].end_call and b.state.confirmed and b.state.callback_requested
+
+
+def test_thanks_after_the_read_back_accepts_it(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "saloon",
+        "Please cancel my facial appointment on Saturday.",
+        "Name is Revathi, 9840987654.",
+        "Something came up at work, thanks.",
+    )
+    assert replies[1].reason == "confirm"
+    assert replies[2].end_call and b.state.confirmed

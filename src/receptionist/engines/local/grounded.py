@@ -58,6 +58,8 @@ from .dialogue.policy import (
     cancel_first,
     clear_winner,
     complaint_first,
+    ends_with_thanks,
+    implied_option,
     only_yes_no,
     ordinal_pick,
     repeat_reason,
@@ -235,6 +237,10 @@ class GroundedBrain:
         if _REPEAT.search(text) and self._last_text:
             return self._out(self._last_text, reason="repeat")
         if wants_human(text):
+            if st.awaiting_confirmation and not is_no(text):
+                # "just ask the owner to call me" after the read-back: it stands, with a call back
+                st.callback_requested = True
+                return self._close_confirmed()
             return self._offer_callback()
         if st.last_prompt == "callback":
             if is_yes(text):
@@ -616,8 +622,27 @@ class GroundedBrain:
                 if plan.role != "question":  # noting the question is no answer to anything
                     changed.append(name)
             self._said_other = self._said_other or plan.role not in ("text", "list", "phone")
+        changed += self._implied_choices(plans, changed)
         self._price_lines()
         return changed
+
+    def _implied_choices(self, plans: list[FieldPlan], changed: list[str]) -> list[str]:
+        """A detail the schema ties to one option of a choice answers that choice too: an
+        address "for delivery orders" given means delivery (the tenant's own description)."""
+        st = self.state
+        out = []
+        for choice in plans:
+            if choice.role != "choice" or choice.name in st.details:
+                continue
+            for plan in plans:
+                if plan.name not in changed or plan.role != "text":
+                    continue
+                option = implied_option(plan.spec.description, choice.options)
+                if option is not None:
+                    st.details[choice.name] = option
+                    out.append(choice.name)
+                    break
+        return out
 
     def _parse_yesno(self, plan: FieldPlan, text: str, lenient: bool) -> bool | None:
         """True for "eggless please", False for "with egg is fine"; yes/no only when asked."""
@@ -1248,8 +1273,8 @@ class GroundedBrain:
             st.last_prompt = "confirm"
             summary, facts = self._summary()
             return self._out(summary, facts=facts, reason="confirm")
-        if is_yes(text):
-            return self._close_confirmed()
+        if is_yes(text) or (ends_with_thanks(text) and not is_no(text)):
+            return self._close_confirmed()  # "... that's why, thank you": nothing to change
         if is_no(text):
             st.misunderstandings = 0
             st.last_prompt = "correct"

@@ -94,3 +94,21 @@ def clear_winner(hits: list[tuple[float, float]]) -> bool:
     if len(hits) < 2 or hits[0][1] < WINNER_COVERAGE:
         return False
     return hits[0][0] >= WINNER_RATIO * hits[1][0]
+
+
+def implied_option(description: str, options: tuple[str, ...]) -> str | None:
+    """The one option a field's description ties it to ("Full address ..., for delivery orders"
+    -> "delivery"), or None."""
+    low = description.lower()
+    named = [
+        o for o in options if re.search(rf"\b(?:for|if|only for) {re.escape(o.lower())}\b", low)
+    ]
+    return named[0] if len(named) == 1 else None
+
+
+_THANKS_AT_END = re.compile(r"\b(?:thank you|thanks|thank you so much|dhanyavaad)[\s.!,]*$", re.I)
+
+
+def ends_with_thanks(text: str) -> bool:
+    """The turn closes with thanks ("I'm travelling, that's why, thank you")."""
+    return bool(_THANKS_AT_END.search(text))
