@@ -19,7 +19,7 @@ from receptionist.engines.local.dialogue.corrections import names_self, replaces
 from receptionist.engines.local.dialogue.digits import join_spoken_digits
 from receptionist.engines.local.dialogue.echo import strip_echo
 from receptionist.engines.local.dialogue.fuzzy import fuzzy_spans, number_words, spoken_variants
-from receptionist.engines.local.dialogue.policy import clear_winner
+from receptionist.engines.local.dialogue.policy import clear_winner, side_questions
 from receptionist.engines.local.dialogue.spelling import join_spelled_letters
 from receptionist.engines.local.grounded import GroundedBrain
 from receptionist.tenants.loading import load_tenant
@@ -434,3 +434,16 @@ def test_thanks_after_the_read_back_accepts_it(tenants: dict[str, Tenant]) -> No
     )
     assert replies[1].reason == "confirm"
     assert replies[2].end_call and b.state.confirmed
+
+
+def test_a_question_beside_a_request_is_answered_first(tenants: dict[str, Tenant]) -> None:
+    assert side_questions("Book me a pedicure on Friday. Are you open on Friday?") == [
+        "Are you open on Friday?"
+    ]
+    assert side_questions("Can I book a pedicure on Friday?") == []
+    b, replies = talk(
+        tenants, "saloon", "Book me a pedicure for Friday at 2 pm. What time do you close?"
+    )
+    assert b.state.details["service"].lower() == "pedicure"
+    reply = replies[0].text
+    assert "9:00 pm" in reply and reply.index("9:00 pm") < reply.index("?")

@@ -63,6 +63,7 @@ from .dialogue.policy import (
     only_yes_no,
     ordinal_pick,
     repeat_reason,
+    side_questions,
 )
 from .dialogue.spelling import join_spelled_letters
 from .intents import (
@@ -312,6 +313,10 @@ class GroundedBrain:
                     return self._no_information(text)
         else:
             changed = self._extract(text, fresh_intent=intent_changed)
+            if action:  # "book me a haircut tomorrow. What time do you close?": answer it too
+                for answer in self._side_answers(text):
+                    said.append(answer[0])
+                    facts += answer[1]
         understood = answered or intent_changed or bool(changed)
         if not understood:
             self._turn_changed = False
@@ -1362,6 +1367,16 @@ class GroundedBrain:
         if mentions:
             return self._catalog_answer(mentions)
         return None
+
+    def _side_answers(self, text: str) -> list[tuple[str, list[Fact]]]:
+        """Answers to the questions asked beside a request, one per question sentence that
+        asks for nothing itself; before anything is asked back."""
+        out = []
+        for sentence in side_questions(text):
+            answer = self._answer(sentence)
+            if answer is not None and answer[0]:
+                out.append(answer)
+        return out
 
     def _catalog_answer(self, mentions: list[Any]) -> tuple[str, list[Fact]]:
         said: list[str] = []

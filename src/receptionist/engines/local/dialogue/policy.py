@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from ..intents import IntentScore
+from receptionist.language.cues import is_question
+
+from ..intents import IntentScore, has_action_cue
 from .corrections import replaces
 
 
@@ -112,3 +114,15 @@ _THANKS_AT_END = re.compile(r"\b(?:thank you|thanks|thank you so much|dhanyavaad
 def ends_with_thanks(text: str) -> bool:
     """The turn closes with thanks ("I'm travelling, that's why, thank you")."""
     return bool(_THANKS_AT_END.search(text))
+
+
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+
+
+def side_questions(text: str) -> list[str]:
+    """The sentences of a turn that ask something and request nothing ("What time do you
+    close?" after "Book me a haircut tomorrow."); none when the turn is one sentence."""
+    sentences = [x.strip() for x in _SENTENCE_END.split(text) if x.strip()]
+    if len(sentences) < 2:
+        return []
+    return [x for x in sentences if is_question(x) and not has_action_cue(x)]
