@@ -447,3 +447,11 @@ def test_a_question_beside_a_request_is_answered_first(tenants: dict[str, Tenant
     assert b.state.details["service"].lower() == "pedicure"
     reply = replies[0].text
     assert "9:00 pm" in reply and reply.index("9:00 pm") < reply.index("?")
+
+
+def test_romanised_hindi_requests_are_requests(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(tenants, "pharmacy", "Ek Combiflam aur ek Crocin Advance bhej do please.")
+    assert b.state.intent == "order"
+    assert len(b.state.details.get("items", [])) == 2
+    b, _ = talk(tenants, "clinic", "Dr. Anil Sharma ko dikhana hai, parso subah das baje.")
+    assert b.state.intent == "appointment"

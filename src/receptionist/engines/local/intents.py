@@ -48,7 +48,9 @@ _CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], float]] = {
         ("order", "buy", "purchase"),
         ("order", "ordering", "buy", "purchase", "deliver", "delivery", "pickup", "pick up",
          "send me", "get me", "parcel", "takeaway", "take away", "pick it up", "pick them up",
-         "collect it", "collect them", "keep ready", "ready for me", "send it", "send them"),
+         "collect it", "collect them", "keep ready", "ready for me", "send it", "send them",
+         # romanised Hindi: "bhej do" (send), "chahiye" (I want), "mangwana" (to have it brought)
+         "bhej do", "bhej dijiye", "bhejna", "chahiye", "mangwana", "le jaunga", "pickup karunga"),
         2.0,
     ),
     "book": (
@@ -56,7 +58,8 @@ _CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], float]] = {
         ("appointment", "book", "booking", "slot", "schedule", "reserve", "come in", "visit",
          "consultation", "consult", "see the doctor", "see dr", "see doctor", "check up",
          "see him", "see her", "see me", "see my", "examine", "show him", "show her",
-         "checkup", "show to the doctor", "get a", "come for"),
+         "checkup", "show to the doctor", "get a", "come for",
+         "book karna", "book kar do", "book kijiye", "dikhana hai", "milna hai"),
         2.0,
     ),
     "cancel": (
