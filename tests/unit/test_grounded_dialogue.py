@@ -455,3 +455,28 @@ def test_romanised_hindi_requests_are_requests(tenants: dict[str, Tenant]) -> No
     assert len(b.state.details.get("items", [])) == 2
     b, _ = talk(tenants, "clinic", "Dr. Anil Sharma ko dikhana hai, parso subah das baje.")
     assert b.state.intent == "appointment"
+
+
+# ----------------------------------------------------------------------------- cancellations
+
+
+def test_a_cancellation_is_never_booked(tenants: dict[str, Tenant]) -> None:
+    # the saloon takes cancellations: it is one
+    b, _ = talk(tenants, "saloon", "I can't come for my threading on Saturday, please cancel it.")
+    assert b.state.intent == "cancellation"
+    # the clinic has no cancellation call type: a call back, never a new appointment
+    b, replies = talk(
+        tenants, "clinic", "My appointment with Dr. Anil is on Monday, I want to cancel it."
+    )
+    assert replies[0].reason == "cannot_cancel" and b.state.callback_requested
+    assert b.state.intent != "appointment" and "date" not in b.state.details
+
+
+def test_a_doctor_changed_is_replaced(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(
+        tenants,
+        "clinic",
+        "Book me with Dr. Anil Sharma on Monday at 10 am.",
+        "No wait, make it Dr. Sunita instead.",
+    )
+    assert "Sunita" in b.state.details["doctor"] and "Anil" not in b.state.details["doctor"]

@@ -56,6 +56,7 @@ from .dialogue.echo import strip_echo
 from .dialogue.policy import (
     asks_price,
     cancel_first,
+    cancels,
     clear_winner,
     complaint_first,
     ends_with_thanks,
@@ -70,6 +71,7 @@ from .intents import (
     MESSAGE_FIELD,
     Entity,
     FieldPlan,
+    handles_concept,
     has_action_cue,
     is_enquiry_type,
     join_or,
@@ -276,6 +278,12 @@ class GroundedBrain:
             return self._continue(
                 f"This is {self.tenant.name}.", reason="identity", default="How can I help you?"
             )
+        if (
+            (st.intent is None or self._is_enquiry())
+            and cancels(text)
+            and not any(handles_concept(ct, "cancel") for ct in self.tenant.call_types)
+        ):
+            return self._cannot_cancel()
         question = is_question(text)
         action = has_action_cue(text)
         before = (st.intent, dict(st.details), list(st.order))
@@ -1464,6 +1472,19 @@ class GroundedBrain:
             f"Sorry, I couldn't find that in our list. We have, for example, {examples}. "
             + self._field_question(plan),
             reason="not_found",
+        )
+
+    def _cannot_cancel(self) -> BrainReply:
+        """A cancellation where the tenant takes none on the phone: never book it instead."""
+        st = self.state
+        st.callback_requested = True
+        st.misunderstandings = 0
+        st.last_prompt = "anything_else"
+        return self._out(
+            "I'm sorry, I can't cancel or change that on this line. I'll ask the owner to call "
+            "you back about it on the number you're calling from. Is there anything else I can "
+            "help you with?",
+            reason="cannot_cancel",
         )
 
     def _offer_callback(self) -> BrainReply:

@@ -150,6 +150,14 @@ def has_action_cue(text: str) -> bool:
     return bool(_ACTION.search(lower_clean(text)))
 
 
+def handles_concept(ct: CallType, concept: str) -> bool:
+    """The call type's name or description speaks of ``concept``."""
+    described = f"{ct.name.replace('_', ' ')} {ct.description}".lower()
+    dstems = _stems(described)
+    triggers = _CONCEPTS[concept][0]
+    return any((stem(t) in dstems) if " " not in t else (t in described) for t in triggers)
+
+
 def score_call_types(
     call_types: Sequence[CallType], text: str, item_bonus: dict[str, float] | None = None
 ) -> list[IntentScore]:

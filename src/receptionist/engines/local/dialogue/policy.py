@@ -126,3 +126,16 @@ def side_questions(text: str) -> list[str]:
     if len(sentences) < 2:
         return []
     return [x for x in sentences if is_question(x) and not has_action_cue(x)]
+
+
+_CANCELS = re.compile(
+    r"\b(?:cancel|reschedule|postpone|prepone|call off|can'?t come|cannot come|won'?t be able|"
+    r"not coming|move my|shift my)\b",
+    re.I,
+)
+
+
+def cancels(text: str) -> bool:
+    """The caller cancels or moves a booking ("cancel the syrup, send the spray instead" is a
+    change of an order, not a cancellation)."""
+    return bool(_CANCELS.search(text)) and not replaces(text)
