@@ -54,13 +54,14 @@ from .dialogue.corrections import names_self, replaces
 from .dialogue.digits import join_spoken_digits
 from .dialogue.echo import strip_echo
 from .dialogue.policy import (
+    CANNOT_CANCEL,
     asks_price,
     cancel_first,
     cancels,
     clear_winner,
     complaint_first,
     ends_with_thanks,
-    implied_option,
+    implied_choices,
     only_yes_no,
     ordinal_pick,
     repeat_reason,
@@ -265,8 +266,8 @@ class GroundedBrain:
 
     # ----------------------------------------------------------------- main step
 
-    def _understand(self, text: str) -> BrainReply:
-        """A turn outside the special moments: small talk, call type, details, questions."""
+    def _small_talk(self, text: str) -> BrainReply | None:
+        """Greetings, a wrong number, "is this ...?", a cancellation nobody takes here."""
         st = self.state
         if is_greeting(text):
             st.misunderstandings = 0
@@ -283,7 +284,19 @@ class GroundedBrain:
             and cancels(text)
             and not any(handles_concept(ct, "cancel") for ct in self.tenant.call_types)
         ):
-            return self._cannot_cancel()
+            # never booked instead: the owner calls back
+            st.callback_requested = True
+            st.misunderstandings = 0
+            st.last_prompt = "anything_else"
+            return self._out(CANNOT_CANCEL, reason="cannot_cancel")
+        return None
+
+    def _understand(self, text: str) -> BrainReply:
+        """A turn outside the special moments: small talk, call type, details, questions."""
+        st = self.state
+        small = self._small_talk(text)
+        if small is not None:
+            return small
         question = is_question(text)
         action = has_action_cue(text)
         before = (st.intent, dict(st.details), list(st.order))
@@ -325,32 +338,34 @@ class GroundedBrain:
                 for answer in self._side_answers(text):
                     said.append(answer[0])
                     facts += answer[1]
-        understood = answered or intent_changed or bool(changed)
-        if not understood:
-            self._turn_changed = False
-            if is_thanks(text) and not self._collected():
-                return self._goodbye()  # "okay, thank you" with nothing begun: a polite end
-            if is_yes(text) and st.last_prompt == "anything_else" and not st.awaiting_confirmation:
-                # "yes" to "anything else?" asks nothing yet: invite it, don't ask the same again
-                st.misunderstandings = 0
-                return self._out("Sure, go ahead. What would you like to know?", reason="ack")
-            if is_thanks(text) or is_yes(text):
-                st.misunderstandings = 0
-                return self._continue(
-                    "You're welcome." if is_thanks(text) else "Okay.", reason="ack"
-                )
-            if question or "?" in text:
-                return self._no_information(text)
-            asked_for = self._pending_catalog_field()
-            if asked_for is not None:
-                return self._not_on_the_list(asked_for)
-            if action:  # wants something this business takes no calls for here
-                return self._no_information(text)
-            return self._not_understood()
+        if not (answered or intent_changed or changed):
+            return self._unplaced(text, question, action)
         st.misunderstandings = 0
         self._turn_changed = bool(changed)
         acks, ack_facts = self._acknowledge(changed, already=facts)
         return self._next_step(said + acks, facts + ack_facts)
+
+    def _unplaced(self, text: str, question: bool, action: bool) -> BrainReply:
+        """A turn that gave nothing: thanks, a bare yes, a question we can't answer, or noise."""
+        st = self.state
+        self._turn_changed = False
+        if is_thanks(text) and not self._collected():
+            return self._goodbye()  # "okay, thank you" with nothing begun: a polite end
+        if is_yes(text) and st.last_prompt == "anything_else" and not st.awaiting_confirmation:
+            # "yes" to "anything else?" asks nothing yet: invite it, don't ask the same again
+            st.misunderstandings = 0
+            return self._out("Sure, go ahead. What would you like to know?", reason="ack")
+        if is_thanks(text) or is_yes(text):
+            st.misunderstandings = 0
+            return self._continue("You're welcome." if is_thanks(text) else "Okay.", reason="ack")
+        if question or "?" in text:
+            return self._no_information(text)
+        asked_for = self._pending_catalog_field()
+        if asked_for is not None:
+            return self._not_on_the_list(asked_for)
+        if action:  # wants something this business takes no calls for here
+            return self._no_information(text)
+        return self._not_understood()
 
     def _next_step(self, said: list[str], facts: list[Fact], reason: str = "") -> BrainReply:
         """After understanding a turn: ask what is missing, read back, or offer more help."""
@@ -635,27 +650,9 @@ class GroundedBrain:
                 if plan.role != "question":  # noting the question is no answer to anything
                     changed.append(name)
             self._said_other = self._said_other or plan.role not in ("text", "list", "phone")
-        changed += self._implied_choices(plans, changed)
+        changed += implied_choices(st.details, plans, changed)
         self._price_lines()
         return changed
-
-    def _implied_choices(self, plans: list[FieldPlan], changed: list[str]) -> list[str]:
-        """A detail the schema ties to one option of a choice answers that choice too: an
-        address "for delivery orders" given means delivery (the tenant's own description)."""
-        st = self.state
-        out = []
-        for choice in plans:
-            if choice.role != "choice" or choice.name in st.details:
-                continue
-            for plan in plans:
-                if plan.name not in changed or plan.role != "text":
-                    continue
-                option = implied_option(plan.spec.description, choice.options)
-                if option is not None:
-                    st.details[choice.name] = option
-                    out.append(choice.name)
-                    break
-        return out
 
     def _parse_yesno(self, plan: FieldPlan, text: str, lenient: bool) -> bool | None:
         """True for "eggless please", False for "with egg is fine"; yes/no only when asked."""
@@ -1472,19 +1469,6 @@ class GroundedBrain:
             f"Sorry, I couldn't find that in our list. We have, for example, {examples}. "
             + self._field_question(plan),
             reason="not_found",
-        )
-
-    def _cannot_cancel(self) -> BrainReply:
-        """A cancellation where the tenant takes none on the phone: never book it instead."""
-        st = self.state
-        st.callback_requested = True
-        st.misunderstandings = 0
-        st.last_prompt = "anything_else"
-        return self._out(
-            "I'm sorry, I can't cancel or change that on this line. I'll ask the owner to call "
-            "you back about it on the number you're calling from. Is there anything else I can "
-            "help you with?",
-            reason="cannot_cancel",
         )
 
     def _offer_callback(self) -> BrainReply:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from receptionist.language.cues import is_question
 
-from ..intents import IntentScore, has_action_cue
+from ..intents import FieldPlan, IntentScore, has_action_cue
 from .corrections import replaces
 
 
@@ -139,3 +140,30 @@ def cancels(text: str) -> bool:
     """The caller cancels or moves a booking ("cancel the syrup, send the spray instead" is a
     change of an order, not a cancellation)."""
     return bool(_CANCELS.search(text)) and not replaces(text)
+
+
+def implied_choices(
+    details: dict[str, Any], plans: list[FieldPlan], changed: list[str]
+) -> list[str]:
+    """A detail the schema ties to one option of a choice answers that choice too: an address
+    "for delivery orders" given means delivery (the tenant's own description). Fills
+    ``details``; returns the choice fields filled."""
+    out = []
+    for choice in plans:
+        if choice.role != "choice" or choice.name in details:
+            continue
+        for plan in plans:
+            if plan.name not in changed or plan.role != "text":
+                continue
+            option = implied_option(plan.spec.description, choice.options)
+            if option is not None:
+                details[choice.name] = option
+                out.append(choice.name)
+                break
+    return out
+
+
+CANNOT_CANCEL = (
+    "I'm sorry, I can't cancel or change that on this line. I'll ask the owner to call you back "
+    "about it on the number you're calling from. Is there anything else I can help you with?"
+)
