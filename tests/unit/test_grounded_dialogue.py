@@ -16,7 +16,7 @@ import pytest
 
 from receptionist.engines.local.brain import BrainReply
 from receptionist.engines.local.dialogue.corrections import names_self, replaces
-from receptionist.engines.local.dialogue.digits import join_spoken_digits
+from receptionist.engines.local.dialogue.digits import join_spoken_digits, partial_phone
 from receptionist.engines.local.dialogue.echo import strip_echo
 from receptionist.engines.local.dialogue.fuzzy import fuzzy_spans, number_words, spoken_variants
 from receptionist.engines.local.dialogue.policy import clear_winner, side_questions
@@ -480,3 +480,24 @@ def test_a_doctor_changed_is_replaced(tenants: dict[str, Tenant]) -> None:
         "No wait, make it Dr. Sunita instead.",
     )
     assert "Sunita" in b.state.details["doctor"] and "Anil" not in b.state.details["doctor"]
+
+
+def test_partial_phone() -> None:
+    assert partial_phone("my number is 984511223") == "984511223"
+    assert partial_phone("number 98451 1223, thanks") == "98451 1223"
+    assert partial_phone("number 98451122334") == "98451122334"
+    assert partial_phone("number 9845112233") is None  # ten digits: a number
+    assert partial_phone("the order id is 984511223") is None  # no phone number said
+
+
+def test_a_number_with_digits_missing_is_asked_again(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "bakery",
+        "The brownies I got yesterday were stale and hard.",
+        "My name is Suresh, number 98451 1223.",
+        "9 8 4 5 1 1 2 2 3 3",
+    )
+    assert replies[1].reason == "ask:phone" and "98451 1223" in replies[1].text
+    assert b.state.details["phone"].endswith("9845112233")
+    assert replies[2].reason == "confirm"

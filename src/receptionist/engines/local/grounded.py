@@ -51,7 +51,7 @@ from receptionist.tenants.model import CallType, Tenant
 
 from .brain import BrainReply, Choice, DialogueState
 from .dialogue.corrections import names_self, replaces
-from .dialogue.digits import join_spoken_digits
+from .dialogue.digits import join_spoken_digits, partial_phone
 from .dialogue.echo import strip_echo
 from .dialogue.policy import (
     CANNOT_CANCEL,
@@ -210,6 +210,7 @@ class GroundedBrain:
         self._said_other = False  # this utterance already gave a typed detail (date, choice ...)
         self._last_ask = ""  # the last field question asked, to never repeat it without a word
         self._turn_changed = False  # this turn filled or changed a detail
+        self._phone_doubt: str | None = None  # digits given as a number that make no number
 
     # ----------------------------------------------------------------- public
 
@@ -230,6 +231,7 @@ class GroundedBrain:
         st = self.state
         text = join_spelled_letters(join_spoken_digits(clean(caller_text)))
         text = strip_echo(text, self._last_text)  # never a detail from our own words
+        self._phone_doubt = None if parse_phone(text) else partial_phone(text)
         st.turns += 1
         st.history.append(("caller", text))
         if st.ended:
@@ -380,6 +382,18 @@ class GroundedBrain:
             said.append("Is there anything else I can help you with?")
             st.last_prompt = "anything_else"
             return self._out(" ".join(said), facts=facts, reason=reason or "answer")
+        doubt = self._phone_doubt
+        if doubt is not None:
+            phone = next((p for p in self._plans[ct.name] if p.role == "phone"), None)
+            if phone is not None:  # say what we heard and why it can't be right; ask again
+                self._phone_doubt = None
+                st.pending_fields = [phone.name]
+                st.last_prompt = "field"
+                said.append(
+                    f"I heard the number as {doubt}, and that isn't a full mobile number. "
+                    "Could you say your phone number again, digit by digit?"
+                )
+                return self._out(" ".join(said), facts=facts, reason=f"ask:{phone.name}")
         missing = self._missing()
         if missing:
             ask = [missing[0]]

@@ -27,3 +27,20 @@ def join_spoken_digits(text: str) -> str:
         return ("+" if m.group(0).startswith("+") else "") + digits
 
     return _GROUPS.sub(join, text)
+
+
+_NUMBER_CUE = re.compile(r"\b(?:number|mobile|phone|contact|whatsapp|call me)\b", re.I)
+
+
+def partial_phone(text: str) -> str | None:
+    """Digits the caller gave as their number that make no mobile number, as they were grouped:
+    "98451 1223" (9 digits heard of 10). None when the turn has no such digits or says nothing
+    of a number."""
+    if not _NUMBER_CUE.search(text):
+        return None
+    for m in re.finditer(r"(?<![\w:])\+?\d[\d\s.-]{5,}\d(?![\w:])", text):
+        digits = re.sub(r"\D", "", m.group(0))
+        if len(digits) < 7 or len(digits) == 10 or (digits.startswith("91") and len(digits) == 12):
+            continue
+        return re.sub(r"[\s.-]+", " ", m.group(0).strip())
+    return None
