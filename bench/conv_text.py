@@ -187,6 +187,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "brain": "grounded",
             "analyzer": "offline",
             "caller_number": CALLER_NUMBER,
+            "note": args.note,
         },
         "totals": totals(results, ["text"]),
         "brain_understood": brain_totals(results),
@@ -222,6 +223,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--heard", type=Path, default=None, help="audio-bench results JSON")
     ap.add_argument("--synth", default="piper", help="with --heard: whose hearing (piper, espeak)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--note", default="", help="recorded in the JSON (which code ran, why)")
     ap.add_argument("--quiet", action="store_true", help="totals only, no per-scenario table")
     args = ap.parse_args(argv)
     args.tenant = [t for t in args.tenant.split(",") if t]
