@@ -50,10 +50,29 @@ from receptionist.tenants.messages import fallback_greeting, language_prefix
 from receptionist.tenants.model import CallType, Tenant
 
 from .brain import BrainReply, Choice, DialogueState
+from .dialogue.corrections import names_self, replaces
+from .dialogue.digits import join_spoken_digits, partial_phone
+from .dialogue.echo import strip_echo
+from .dialogue.policy import (
+    CANNOT_CANCEL,
+    asks_price,
+    cancel_first,
+    cancels,
+    clear_winner,
+    complaint_first,
+    ends_with_thanks,
+    implied_choices,
+    only_yes_no,
+    ordinal_pick,
+    repeat_reason,
+    side_questions,
+)
+from .dialogue.spelling import join_spelled_letters
 from .intents import (
     MESSAGE_FIELD,
     Entity,
     FieldPlan,
+    handles_concept,
     has_action_cue,
     is_enquiry_type,
     join_or,
@@ -138,10 +157,15 @@ _ADD_CUE = re.compile(r"\b(?:add|also|plus|another|and also|as well|one more)\b"
 _CHANGE_CUE = re.compile(
     r"\b(?:actually|change|instead|make it|not|no|sorry|rather|correct)\b", re.I
 )
+# "can you repeat that?", not "I need a repeat of my tablets" (a refill)
 _REPEAT = re.compile(
-    r"\b(?:repeat|say (?:that|it) again|come again|pardon|didn't (?:hear|get)|"
+    r"\b(?:repeat(?: that| it| again| please| yourself)?\s*[?.!]*$|(?:you|please) repeat\b|"
+    r"say (?:that|it) again|come again|pardon|didn't (?:hear|get)|"
     r"did not (?:hear|get)|what did you say)\b",
     re.I,
+)
+_ADDRESS_SAID = re.compile(
+    r"\b(?:my |the |delivery )?address(?: is|:| will be)\s+(.{4,160}?)\s*(?:[.;]\s|[.;]?$)", re.I
 )
 _TOTAL_Q = re.compile(
     r"\btotal\b|how much (?:will|would|does|is) (?:it|that|this|the order|"
@@ -184,6 +208,9 @@ class GroundedBrain:
         self._name_words = set(tokens(tenant.name)) - {"price", "hours"}
         self._last_text = ""
         self._said_other = False  # this utterance already gave a typed detail (date, choice ...)
+        self._last_ask = ""  # the last field question asked, to never repeat it without a word
+        self._turn_changed = False  # this turn filled or changed a detail
+        self._phone_doubt: str | None = None  # digits given as a number that make no number
 
     # ----------------------------------------------------------------- public
 
@@ -202,7 +229,9 @@ class GroundedBrain:
     def respond(self, caller_text: str) -> BrainReply:
         """Synchronous :meth:`reply` (the grounded brain never waits on anything)."""
         st = self.state
-        text = clean(caller_text)
+        text = join_spelled_letters(join_spoken_digits(clean(caller_text)))
+        text = strip_echo(text, self._last_text)  # never a detail from our own words
+        self._phone_doubt = None if parse_phone(text) else partial_phone(text)
         st.turns += 1
         st.history.append(("caller", text))
         if st.ended:
@@ -214,6 +243,10 @@ class GroundedBrain:
         if _REPEAT.search(text) and self._last_text:
             return self._out(self._last_text, reason="repeat")
         if wants_human(text):
+            if st.awaiting_confirmation and not is_no(text):
+                # "just ask the owner to call me" after the read-back: it stands, with a call back
+                st.callback_requested = True
+                return self._close_confirmed()
             return self._offer_callback()
         if st.last_prompt == "callback":
             if is_yes(text):
@@ -235,8 +268,8 @@ class GroundedBrain:
 
     # ----------------------------------------------------------------- main step
 
-    def _understand(self, text: str) -> BrainReply:
-        """A turn outside the special moments: small talk, call type, details, questions."""
+    def _small_talk(self, text: str) -> BrainReply | None:
+        """Greetings, a wrong number, "is this ...?", a cancellation nobody takes here."""
         st = self.state
         if is_greeting(text):
             st.misunderstandings = 0
@@ -248,8 +281,27 @@ class GroundedBrain:
             return self._continue(
                 f"This is {self.tenant.name}.", reason="identity", default="How can I help you?"
             )
+        if (
+            (st.intent is None or self._is_enquiry())
+            and cancels(text)
+            and not any(handles_concept(ct, "cancel") for ct in self.tenant.call_types)
+        ):
+            # never booked instead: the owner calls back
+            st.callback_requested = True
+            st.misunderstandings = 0
+            st.last_prompt = "anything_else"
+            return self._out(CANNOT_CANCEL, reason="cannot_cancel")
+        return None
+
+    def _understand(self, text: str) -> BrainReply:
+        """A turn outside the special moments: small talk, call type, details, questions."""
+        st = self.state
+        small = self._small_talk(text)
+        if small is not None:
+            return small
         question = is_question(text)
         action = has_action_cue(text)
+        before = (st.intent, dict(st.details), list(st.order))
         intent_changed = self._update_intent(text, question, action)
         said: list[str] = []
         facts: list[Fact] = []
@@ -275,28 +327,47 @@ class GroundedBrain:
                     changed = self._extract(text, fresh_intent=True)
             else:
                 changed = self._extract(text, fresh_intent=intent_changed)
-                if not changed and not intent_changed:
+                if not changed:
+                    # a question the files do not answer and that fills nothing is still a
+                    # question: answer it (we can't), never push towards an order instead
+                    if intent_changed:
+                        st.intent, st.details, st.order = before
+                        self._enquiry_fallback()
                     return self._no_information(text)
         else:
             changed = self._extract(text, fresh_intent=intent_changed)
-        understood = answered or intent_changed or bool(changed)
-        if not understood:
-            if is_thanks(text) or is_yes(text):
-                st.misunderstandings = 0
-                return self._continue(
-                    "You're welcome." if is_thanks(text) else "Okay.", reason="ack"
-                )
-            if question or "?" in text:
-                return self._no_information(text)
-            asked_for = self._pending_catalog_field()
-            if asked_for is not None:
-                return self._not_on_the_list(asked_for)
-            if action:  # wants something this business takes no calls for here
-                return self._no_information(text)
-            return self._not_understood()
+            if action:  # "book me a haircut tomorrow. What time do you close?": answer it too
+                for answer in self._side_answers(text):
+                    said.append(answer[0])
+                    facts += answer[1]
+        if not (answered or intent_changed or changed):
+            return self._unplaced(text, question, action)
         st.misunderstandings = 0
+        self._turn_changed = bool(changed)
         acks, ack_facts = self._acknowledge(changed, already=facts)
         return self._next_step(said + acks, facts + ack_facts)
+
+    def _unplaced(self, text: str, question: bool, action: bool) -> BrainReply:
+        """A turn that gave nothing: thanks, a bare yes, a question we can't answer, or noise."""
+        st = self.state
+        self._turn_changed = False
+        if is_thanks(text) and not self._collected():
+            return self._goodbye()  # "okay, thank you" with nothing begun: a polite end
+        if is_yes(text) and st.last_prompt == "anything_else" and not st.awaiting_confirmation:
+            # "yes" to "anything else?" asks nothing yet: invite it, don't ask the same again
+            st.misunderstandings = 0
+            return self._out("Sure, go ahead. What would you like to know?", reason="ack")
+        if is_thanks(text) or is_yes(text):
+            st.misunderstandings = 0
+            return self._continue("You're welcome." if is_thanks(text) else "Okay.", reason="ack")
+        if question or "?" in text:
+            return self._no_information(text)
+        asked_for = self._pending_catalog_field()
+        if asked_for is not None:
+            return self._not_on_the_list(asked_for)
+        if action:  # wants something this business takes no calls for here
+            return self._no_information(text)
+        return self._not_understood()
 
     def _next_step(self, said: list[str], facts: list[Fact], reason: str = "") -> BrainReply:
         """After understanding a turn: ask what is missing, read back, or offer more help."""
@@ -311,13 +382,32 @@ class GroundedBrain:
             said.append("Is there anything else I can help you with?")
             st.last_prompt = "anything_else"
             return self._out(" ".join(said), facts=facts, reason=reason or "answer")
+        doubt = self._phone_doubt
+        if doubt is not None:
+            phone = next((p for p in self._plans[ct.name] if p.role == "phone"), None)
+            if phone is not None:  # say what we heard and why it can't be right; ask again
+                self._phone_doubt = None
+                st.pending_fields = [phone.name]
+                st.last_prompt = "field"
+                said.append(
+                    f"I heard the number as {doubt}, and that isn't a full mobile number. "
+                    "Could you say your phone number again, digit by digit?"
+                )
+                return self._out(" ".join(said), facts=facts, reason=f"ask:{phone.name}")
         missing = self._missing()
         if missing:
             ask = [missing[0]]
             if missing[0].short and len(missing) > 1 and missing[1].short:
                 ask.append(missing[1])
             st.pending_fields = [p.name for p in ask]
-            said.append(" ".join(self._field_question(p) for p in ask))
+            question = " ".join(self._field_question(p) for p in ask)
+            if question == self._last_ask and (not said or said == ["Okay."]):
+                # the same question twice in a row: say why (we heard something else, or nothing)
+                # a name the caller gave that we could not take: offer it spelled
+                names = any(p.role == "name" for p in ask) and names_self(st.history[-1][1])
+                said[:] = [repeat_reason(self._turn_changed, asks_name=names)]
+            self._last_ask = question
+            said.append(question)
             st.last_prompt = "field"
             return self._out(
                 " ".join(said), facts=facts, reason=reason or "ask:" + ",".join(p.name for p in ask)
@@ -366,7 +456,9 @@ class GroundedBrain:
         """Call types whose fields the utterance fills: a menu item points to the order type, a
         service with a date and a time to the appointment type (the caller books, not asks)."""
         out: dict[str, float] = {}
-        wants = re.search(r"\b(?:want|wanted|need|like|get|have|book|order)\b", text, re.I)
+        wants = re.search(
+            r"\b(?:want|wanted|need|like|get|have|book|order|send|keep|deliver)\b", text, re.I
+        )
         has_date = parse_date(text, self.today) is not None
         has_time = parse_time(text) is not None
         for name, plans in self._plans.items():
@@ -408,6 +500,8 @@ class GroundedBrain:
             best = None  # "how much is the thyroid test?" asks a price, it books nothing
         need = QUESTION_INTENT_THRESHOLD if (question and not action) else INTENT_THRESHOLD
         current = self._call_type()
+        best = complaint_first(scores, best, need, text)
+        best = cancel_first(scores, best, need, text)
         strong = best is not None and best.score >= need
         if strong and best is not None and (current is None or is_enquiry_type(current)):
             self._set_intent(best.name)
@@ -440,8 +534,11 @@ class GroundedBrain:
         keep = {f.name for f in ct.fields}
         previous = self._call_type()
         if previous is not None and is_enquiry_type(previous):
-            # what they asked about is not what they book; only who they are carries over
-            names = {p.name for p in self._plans[previous.name] if p.role in ("name", "phone")}
+            # who they are carries over, and the service they asked about ("how much is a
+            # pedicure?" ... "okay, book one"): this turn's own words replace it if it names one
+            names = {
+                p.name for p in self._plans[previous.name] if p.role in ("name", "phone", "entity")
+            }
             keep &= names
         st.details = {k: v for k, v in old.items() if k in keep}
         st.order = [line for line in st.order if line.field in keep]
@@ -450,6 +547,20 @@ class GroundedBrain:
         for plan in self._plans[name]:
             if plan.role == "phone" and plan.name not in st.details:
                 st.details[plan.name] = self.caller_number or CALLER_NUMBER_TEXT
+
+    def _enquiry_fallback(self) -> None:
+        """No aim yet: the caller is asking (the enquiry type, when the tenant has one)."""
+        enquiry = self._enquiry_type()
+        if self.state.intent is None and enquiry is not None:
+            self._set_intent(enquiry.name)
+
+    def _collected(self) -> list[str]:
+        """Details the caller gave (the caller's own number is not one they said)."""
+        return [
+            k
+            for k, v in self.state.details.items()
+            if v not in (None, CALLER_NUMBER_TEXT) and v != self.caller_number
+        ]
 
     def _set_question(self, text: str) -> None:
         for plan in self._plans.get(self.state.intent or "", []):
@@ -505,6 +616,9 @@ class GroundedBrain:
             elif plan.role == "name":
                 others = [c for c in changed if c not in phone_fields]
                 bare_ok = lenient or (not others and self._only_a_name(text))
+                if (replaces(text) or _ADDRESS_SAID.search(text)) and not names_self(text):
+                    # "Wait, make it 6 pm instead", "The address is ... Karishma Society": no name
+                    bare_ok = False
                 value = parse_name(text, lenient=bare_ok, patient=plan.patient)
                 if (
                     value
@@ -550,6 +664,7 @@ class GroundedBrain:
                 if plan.role != "question":  # noting the question is no answer to anything
                     changed.append(name)
             self._said_other = self._said_other or plan.role not in ("text", "list", "phone")
+        changed += implied_choices(st.details, plans, changed)
         self._price_lines()
         return changed
 
@@ -628,7 +743,7 @@ class GroundedBrain:
             ]
             if found:
                 return found
-        if not lenient or self._only_a_name(text) or self._said_other:
+        if not lenient or self._only_a_name(text) or self._said_other or only_yes_no(text):
             return None
         parts = [p.strip(" .") for p in re.split(r",|\band\b", _strip_fillers(text))]
         return [p for p in parts if p] or None
@@ -651,8 +766,16 @@ class GroundedBrain:
             if lenient and is_no(text):
                 return "none"
             return None
-        if lenient and not self._only_a_name(text) and not self._said_other:
+        if (
+            lenient
+            and not self._only_a_name(text)
+            and not self._said_other
+            and not only_yes_no(text)
+            and not replaces(text)  # "actually, send X instead" changes the order, no address
+        ):
             return _strip_fillers(text)[:200] or None
+        if "address" in spec.name and (said := _ADDRESS_SAID.search(text)):
+            return said.group(1).strip(" ,")  # "Address is Lane 5, Karve Nagar"
         if "address" in spec.name:  # "... delivery to Jayanagar 9th block, house number 45"
             m = re.search(
                 r"\b(?:deliver(?:y|ed)?|send(?: it)?)\s+(?:it\s+)?(?:to|at)\s+(.{4,160}?)"
@@ -776,8 +899,7 @@ class GroundedBrain:
             known = {id(x.item) for x in lines}
             fresh = [line for line in new if id(line.item) not in known]
             if (
-                correcting
-                and st.awaiting_confirmation
+                ((correcting and st.awaiting_confirmation) or replaces(text))
                 and len(lines) == 1
                 and len(fresh) == 1
                 and len(new) == 1
@@ -923,8 +1045,13 @@ class GroundedBrain:
             facts += [line.item.fact for line in lines if line.item.fact is not None]
             priced = [(line, self.kb.amount(line)) for line in lines]
             bits = []
+            # a service booked is said back without its price unless the caller asked it: the
+            # price comes once, in the read-back (an order's lines carry theirs: they add up)
+            quiet = plan.role == "entity" and not asks_price(self.state.history[-1][1])
             for line, amount in priced:
-                if amount is not None:
+                if quiet:
+                    bits.append(line.describe())
+                elif amount is not None:
                     word = "from " if line.item.onwards else ""
                     bits.append(f"{line.describe()}, {word}{format_rupees(amount)}")
                 elif not line.needs_weight():
@@ -996,6 +1123,8 @@ class GroundedBrain:
         low = text.lower()
         pick: int | None = None
         for word, idx in _ORDINALS.items():
+            if not ordinal_pick(word, text):
+                continue
             if re.search(rf"\b{word}\b", low) and idx < len(choice.options) and "kg" not in low:
                 pick = idx
         if re.search(r"\b(?:last|latter|other one)\b", low):
@@ -1065,7 +1194,13 @@ class GroundedBrain:
             elif plan.role == "items":
                 parts.append(
                     "for "
-                    + _join_and([line.describe() for line in st.order if line.field == plan.name])
+                    + _join_and(
+                        list(
+                            dict.fromkeys(
+                                line.describe() for line in st.order if line.field == plan.name
+                            )
+                        )
+                    )
                 )
             elif plan.role == "entity":
                 prep = "with" if re.search(r"doctor|stylist|staff", plan.name) else "for"
@@ -1120,7 +1255,7 @@ class GroundedBrain:
                 parts.append(f"{label}: {short}")
         parts += names
         total = self._total_text()
-        if total:
+        if total and self._price_belongs(ct.name):
             parts.append(total)
         for line in st.order:
             if line.item.fact is not None and line.item.fact not in facts:
@@ -1129,6 +1264,12 @@ class GroundedBrain:
         if parts and not re.match(r"(?:for|on|at|with|under|to)\b", parts[0]):
             parts[0] = "with " + parts[0]
         return f"So that's {what} {', '.join(parts)}. Is that right?", facts
+
+    def _price_belongs(self, call_type: str) -> bool:
+        """The read-back carries a price for an order (its lines add up), or when the caller
+        asked what it costs; a booking's read-back is the booking."""
+        has_items = any(p.role == "items" for p in self._plans.get(call_type, []))
+        return has_items or any(asks_price(t) for who, t in self.state.history if who == "caller")
 
     def _total_text(self) -> str:
         st = self.state
@@ -1156,12 +1297,15 @@ class GroundedBrain:
             st.last_prompt = "confirm"
             summary, facts = self._summary()
             return self._out(summary, facts=facts, reason="confirm")
-        if is_yes(text):
-            return self._close_confirmed()
+        if is_yes(text) or (ends_with_thanks(text) and not is_no(text)):
+            return self._close_confirmed()  # "... that's why, thank you": nothing to change
         if is_no(text):
             st.misunderstandings = 0
             st.last_prompt = "correct"
-            return self._out("Sorry about that. What should I change?", reason="ask:correction")
+            return self._out(
+                "Sorry about that. What should I change? If it is the name, you can also spell it.",
+                reason="ask:correction",
+            )
         if is_goodbye(text):
             return self._goodbye()
         if is_question(text):
@@ -1228,7 +1372,10 @@ class GroundedBrain:
             rest -= {t for it in m.items for t in tokens(it.display)}
         if mentions and (not rest or any(m.kg or (m.count or 0) > 1 for m in mentions)):
             return self._catalog_answer(mentions)
-        hits = [h for h in self.kb.search(q, k=3) if h.coverage >= ANSWER_COVERAGE]
+        found = self.kb.search(q, k=3)
+        hits = [h for h in found if h.coverage >= ANSWER_COVERAGE]
+        if not hits and clear_winner([(h.score, h.coverage) for h in found]):
+            hits = found[:1]  # "till what time are you open on Sunday?": one fact stands out
         if hits:
             top = hits[0]
             chosen = [top] + [
@@ -1239,6 +1386,16 @@ class GroundedBrain:
         if mentions:
             return self._catalog_answer(mentions)
         return None
+
+    def _side_answers(self, text: str) -> list[tuple[str, list[Fact]]]:
+        """Answers to the questions asked beside a request, one per question sentence that
+        asks for nothing itself; before anything is asked back."""
+        out = []
+        for sentence in side_questions(text):
+            answer = self._answer(sentence)
+            if answer is not None and answer[0]:
+                out.append(answer)
+        return out
 
     def _catalog_answer(self, mentions: list[Any]) -> tuple[str, list[Fact]]:
         said: list[str] = []
@@ -1319,7 +1476,9 @@ class GroundedBrain:
         sections: dict[str, MenuItem] = {}
         for it in plan.pool:
             sections.setdefault(it.section, it)
-        examples = join_or([it.display for it in list(sections.values())[:4]])
+        # one example per section, each name once ("Haircut" is in gents' and ladies' lists)
+        names = list(dict.fromkeys(it.display for it in sections.values()))
+        examples = join_or(names[:4])
         return self._out(
             f"Sorry, I couldn't find that in our list. We have, for example, {examples}. "
             + self._field_question(plan),
@@ -1352,14 +1511,8 @@ class GroundedBrain:
         st = self.state
         st.ended = True
         noted = ""
-        if st.intent and not self._is_enquiry() and not st.confirmed:
-            collected = [
-                k
-                for k, v in st.details.items()
-                if v not in (None, CALLER_NUMBER_TEXT) and v != self.caller_number
-            ]
-            if collected:
-                noted = " I've noted what you told me, and the owner will get back to you."
+        if st.intent and not self._is_enquiry() and not st.confirmed and self._collected():
+            noted = " I've noted what you told me, and the owner will get back to you."
         return self._out(
             f"Thank you for calling {self.tenant.name}.{noted} Goodbye!", end=True, reason="goodbye"
         )
@@ -1380,6 +1533,8 @@ class GroundedBrain:
             st.pending_fields = []
         st.history.append(("agent", text))
         self._last_text = text
+        if reason and not reason.startswith("ask:"):
+            self._last_ask = ""
         return BrainReply(text=text, end_call=end, intent=st.intent, facts=spoken, reason=reason)
 
 

@@ -47,7 +47,10 @@ _CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], float]] = {
     "order": (
         ("order", "buy", "purchase"),
         ("order", "ordering", "buy", "purchase", "deliver", "delivery", "pickup", "pick up",
-         "send me", "get me", "parcel", "takeaway", "take away"),
+         "send me", "get me", "parcel", "takeaway", "take away", "pick it up", "pick them up",
+         "collect it", "collect them", "keep ready", "ready for me", "send it", "send them",
+         # romanised Hindi: "bhej do" (send), "chahiye" (I want), "mangwana" (to have it brought)
+         "bhej do", "bhej dijiye", "bhejna", "chahiye", "mangwana", "le jaunga", "pickup karunga"),
         2.0,
     ),
     "book": (
@@ -55,7 +58,8 @@ _CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], float]] = {
         ("appointment", "book", "booking", "slot", "schedule", "reserve", "come in", "visit",
          "consultation", "consult", "see the doctor", "see dr", "see doctor", "check up",
          "see him", "see her", "see me", "see my", "examine", "show him", "show her",
-         "checkup", "show to the doctor", "get a", "come for"),
+         "checkup", "show to the doctor", "get a", "come for",
+         "book karna", "book kar do", "book kijiye", "dikhana hai", "milna hai"),
         2.0,
     ),
     "cancel": (
@@ -74,7 +78,9 @@ _CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], float]] = {
          "never arrived", "not delivered", "didn't come", "did not come", "spoiled", "spoilt",
          "bad quality", "terrible", "awful", "not acceptable", "unacceptable", "worst",
          "problem with", "issue with", "missing", "damaged", "instead of", "cold", "hard",
-         "you sent", "sent me", "was delivered", "i received", "we received", "i got the"),
+         "you sent", "sent me", "was delivered", "i received", "we received", "i got the",
+         "sour", "expired", "rotten", "smelled", "smells bad", "fungus", "mould", "mold",
+         "gone off", "leaking", "torn"),
         2.5,
     ),
     "custom": (
@@ -97,6 +103,7 @@ _CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], float]] = {
         2.0,
     ),
 }  # fmt: skip
+NAMED_ONLY_IN_PASSING = 0.75
 _GENERIC = wordset(
     "customer caller patient wants want asks ask general question questions e g eg without "
     "their own one more any other something about name phone number date time"
@@ -128,7 +135,8 @@ def is_enquiry_type(ct: CallType) -> bool:
 _ACTION = re.compile(
     r"\b(?:i want|i wanna|i'd like|i would like|i need|i'll take|i will take|i'll have|give me|"
     r"(?:can|could|may) i (?:get|have|order|book|place|make)|(?:please )?book (?:me|a|an|it|my)|"
-    r"please (?:book|order|send|cancel|repeat)|want to (?:order|book|cancel|place)|"
+    r"please (?:book|order|send|cancel|repeat|keep)|keep (?:a|an|one|two|three|\d+) |"
+    r"want to (?:order|book|cancel|place)|"
     r"(?:place|make) an? (?:order|booking|appointment)|order (?:a|an|one|two|some|\d)|"
     r"cancel|reschedule|postpone|complain|complaint|refill)\b"
 )
@@ -140,6 +148,14 @@ def has_action_cue(text: str) -> bool:
     "Do you deliver to HSR?" names delivery but asks; "can I order ..." and "I want ..." act.
     """
     return bool(_ACTION.search(lower_clean(text)))
+
+
+def handles_concept(ct: CallType, concept: str) -> bool:
+    """The call type's name or description speaks of ``concept``."""
+    described = f"{ct.name.replace('_', ' ')} {ct.description}".lower()
+    dstems = _stems(described)
+    triggers = _CONCEPTS[concept][0]
+    return any((stem(t) in dstems) if " " not in t else (t in described) for t in triggers)
 
 
 def score_call_types(
@@ -159,12 +175,17 @@ def score_call_types(
         dstems = _stems(described)
         score = 0.0
         cues: list[str] = []
+        nstems = _stems(ct.name.replace("_", " "))
         for concept, (triggers, phrases, weight) in _CONCEPTS.items():
             if not any((stem(t) in dstems) if " " not in t else (t in described) for t in triggers):
                 continue
             hits = sum(1 for p in phrases if _has_phrase(low, p))
             if hits:
-                score += weight * min(hits, 2)
+                # a concept the call type is named for counts in full; one its description
+                # only mentions ("a cake made to order") counts less: "deliver a cake" is an
+                # order before it is a custom cake
+                named = any(stem(t) in nstems for t in triggers)
+                score += weight * min(hits, 2) * (1.0 if named else NAMED_ONLY_IN_PASSING)
                 cues.append(concept)
         name_words = _stems(ct.name.replace("_", " ")) - _GENERIC
         score += 1.0 * len(name_words & said)

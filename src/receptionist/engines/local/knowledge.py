@@ -44,6 +44,8 @@ from receptionist.language.text import (
     wordset,
 )
 
+from .dialogue.fuzzy import fuzzy_spans, spoken_variants
+
 __all__ = [
     "Extra",
     "Fact",
@@ -933,6 +935,7 @@ class Knowledge:
             if m:
                 self.half_kg_surcharge[fact.section] = Decimal(m.group(1))
         self._patterns = self._alias_patterns()
+        self._brands = self._brand_names()
 
     # ----------------------------------------------------------------- retrieval
 
@@ -969,6 +972,39 @@ class Knowledge:
             pats.append((pat, alias, tuple(its)))
         return pats
 
+    def _brand_names(self) -> list[tuple[str, str, tuple[MenuItem, ...]]]:
+        """A long product name's own first word, when no other item shares it: callers say
+        "Volini" for "Volini pain relief spray 60 g". Heard through the fuzzy matcher."""
+        firsts: dict[str, list[MenuItem]] = {}
+        for it in self.items:
+            words = normalise(it.display).split()
+            if len(words) >= 3 and len(words[0]) >= 5 and words[0].isalpha():
+                firsts.setdefault(words[0], []).append(it)
+        shared = Counter(w for it in self.items for w in set(normalise(it.display).split()))
+        return [
+            (word, normalise(its[0].display), tuple(its))
+            for word, its in firsts.items()
+            if len(its) == 1 and shared[word] == 1
+        ]
+
+    def _fuzzy_mentions(
+        self, low: str, allowed: set[int] | None, taken: list[tuple[int, int]]
+    ) -> list[tuple[int, int, str, tuple[MenuItem, ...]]]:
+        """Names heard slightly differently, or with the model number in words (dialogue.fuzzy),
+        in what the exact names left."""
+        names = [
+            (spoken, alias, its)
+            for _, alias, its in self._patterns
+            for spoken in (alias, *spoken_variants(alias))
+        ] + self._brands
+        out = []
+        for span in fuzzy_spans(low, [n for n, _, _ in names], taken):
+            _, alias, its = names[span.alias]
+            cands = tuple(x for x in its if allowed is None or id(x) in allowed)
+            if cands:
+                out.append((span.start, span.end, alias, cands))
+        return out
+
     def find_mentions(self, text: str, pool: Sequence[MenuItem] | None = None) -> list[Mention]:
         """Catalog items named in ``text`` (longest names first), with counts and weights."""
         low = normalise(text)
@@ -982,6 +1018,7 @@ class Knowledge:
                 if any(s < m.end() and m.start() < e for s, e, _, _ in spans):
                     continue
                 spans.append((m.start(), m.end(), alias, cands))
+        spans += self._fuzzy_mentions(low, allowed, [(s, e) for s, e, _, _ in spans])
         spans.sort()
         out: list[Mention] = []
         for i, (start, end, alias, cands) in enumerate(spans):

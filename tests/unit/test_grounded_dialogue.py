@@ -1,0 +1,503 @@
+"""The grounded brain's dialogue policy: it listens first (issue 15).
+
+Each test is a short call in the example tenants' own terms, with sentences written for these
+tests. Assertions are on what the brain understood and did, not on wording. "Now" is Wednesday
+25 November 2026, 10:00 in Kolkata.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from receptionist.engines.local.brain import BrainReply
+from receptionist.engines.local.dialogue.corrections import names_self, replaces
+from receptionist.engines.local.dialogue.digits import join_spoken_digits, partial_phone
+from receptionist.engines.local.dialogue.echo import strip_echo
+from receptionist.engines.local.dialogue.fuzzy import fuzzy_spans, number_words, spoken_variants
+from receptionist.engines.local.dialogue.policy import clear_winner, side_questions
+from receptionist.engines.local.dialogue.spelling import join_spelled_letters
+from receptionist.engines.local.grounded import GroundedBrain
+from receptionist.tenants.loading import load_tenant
+from receptionist.tenants.model import Tenant
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("Asia/Kolkata"))  # a Wednesday
+CALLER = "+919800011122"
+
+
+@pytest.fixture(scope="module")
+def tenants() -> dict[str, Tenant]:
+    out = {}
+    for tenant_id in ("bakery", "saloon", "clinic", "pharmacy"):
+        tenant, problems = load_tenant(EXAMPLES, tenant_id)
+        assert tenant is not None, problems
+        out[tenant_id] = tenant
+    return out
+
+
+def talk(
+    tenants: dict[str, Tenant], tenant_id: str, *lines: str
+) -> tuple[GroundedBrain, list[BrainReply]]:
+    b = GroundedBrain(tenants[tenant_id], caller_number=CALLER, now=NOW)
+    return b, [b.respond(line) for line in lines]
+
+
+def asked_for(reply: BrainReply, field: str) -> bool:
+    return reply.reason.startswith("ask:") and field in reply.reason[4:].split(",")
+
+
+# ----------------------------------------------------------------------------- digits
+
+
+@pytest.mark.parametrize(
+    ("said", "want"),
+    [
+        ("it's 9-7-3-1-0-4-4-5-5-6", "it's 9731044556"),
+        ("my mobile is 973-1044-5-5-6.", "my mobile is 9731044556."),
+        ("call me on 97310 44556 after 5", "call me on 9731044556 after 5"),
+        ("+91 97310 44556", "+919731044556"),
+    ],
+)
+def test_spoken_phone_digits_are_joined(said: str, want: str) -> None:
+    assert join_spoken_digits(said) == want
+
+
+@pytest.mark.parametrize(
+    "said", ["flat 12, 3rd cross at 5 pm", "on 14 12 at 4", "two cakes 1 2 3", "pin 560034"]
+)
+def test_short_number_groups_are_left_alone(said: str) -> None:
+    assert join_spoken_digits(said) == said
+
+
+def test_phone_read_digit_by_digit_fills_phone_not_date(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(
+        tenants,
+        "saloon",
+        "I'd like to book a pedicure on Saturday at 2 pm.",
+        "Name is Leela, number 9-7-3-1-0-4-4-5-5-6",
+    )
+    assert b.state.details["phone"].endswith("9731044556")
+    assert b.state.details["date"] == "2026-11-28"
+    assert b.state.details["time"] == "14:00"
+    assert b.state.details["name"] == "Leela"
+
+
+# ----------------------------------------------------------------------------- change of mind
+
+
+def test_corrections_cues() -> None:
+    assert replaces("hmm, switch that to the pineapple one instead")
+    assert replaces("Actually, make it 7 pm")
+    assert not replaces("and also add a loaf of bread")
+    assert not replaces("one kilo of plum cake please")
+    assert names_self("this is Rohit speaking")
+    assert not names_self("Wait, make it 7 pm instead")
+
+
+def test_item_replaced_not_added(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "bakery",
+        "I want two kilo of black forest cake for pickup on Friday.",
+        "Hmm, no, switch that to one kilo of pineapple cake instead.",
+    )
+    items = " ".join(b.state.details["items"]).lower()
+    assert "pineapple" in items and "black forest" not in items
+    assert "1 kg" in items
+    assert "black forest" not in replies[-1].text.lower()
+
+
+def test_second_item_without_cue_is_added(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(
+        tenants,
+        "bakery",
+        "I want one kilo of black forest cake for pickup on Friday.",
+        "And also one kilo of pineapple cake.",
+    )
+    items = " ".join(b.state.details["items"]).lower()
+    assert "pineapple" in items and "black forest" in items
+
+
+def test_time_correction_is_no_name(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants, "saloon", "Please book a manicure for Thursday at 3 pm.", "Wait, make it 4 pm."
+    )
+    assert b.state.details["time"] == "16:00"
+    assert "name" not in b.state.details
+    assert replies[1].reason == "ask:name"
+
+
+def test_phone_line_while_a_date_is_asked_fills_no_date(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(tenants, "saloon", "I want to book a pedicure.", "I'm Leela, 973-1044-5-5-6")
+    assert "date" not in b.state.details and "time" not in b.state.details
+    assert b.state.details["phone"].endswith("9731044556")
+    # the same question again, but not without a word about why
+    assert replies[1].reason == replies[0].reason == "ask:date,time"
+    assert replies[1].text.startswith("Thank you")
+
+
+# ----------------------------------------------------------------------------- answer first
+
+
+def test_complaint_about_an_item_is_a_complaint(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants, "bakery", "The plum cake we got on Sunday had gone mouldy, it smelled sour."
+    )
+    assert b.state.intent == "complaint"
+    assert "items" not in b.state.details
+    assert not replies[0].reason.startswith("ask:items")
+
+
+def test_unanswerable_question_is_not_pushed_to_an_order(tenants: dict[str, Tenant]) -> None:
+    _, replies = talk(
+        tenants, "pharmacy", "Do you stock any medicines for cats?", "Alright, thank you."
+    )
+    assert replies[0].reason == "no_information"
+    assert "order" not in replies[0].text.lower()
+    assert replies[1].end_call
+
+
+def test_thanks_with_nothing_begun_ends_the_call(tenants: dict[str, Tenant]) -> None:
+    _, replies = talk(tenants, "saloon", "What time do you open on Monday?", "Okay, thank you.")
+    assert replies[1].end_call
+
+
+# ----------------------------------------------------------------------------- prices, choices
+
+
+def test_booking_read_back_has_a_price_only_when_asked(tenants: dict[str, Tenant]) -> None:
+    _, quiet = talk(
+        tenants, "saloon", "Book me a pedicure for Friday at 2 pm.", "I'm Harini.", "yes"
+    )
+    assert quiet[1].reason == "confirm" and "rupees" not in quiet[1].text
+    _, asked = talk(
+        tenants,
+        "saloon",
+        "How much does a pedicure cost?",
+        "Okay, book one for Friday at 2 pm.",
+        "I'm Harini.",
+    )
+    assert "rupees" in asked[0].text
+    assert asked[2].reason == "confirm" and "rupees" in asked[2].text
+
+
+def test_phone_number_words_pick_no_option(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "saloon",
+        "I'd like a haircut on Friday at 5 pm.",
+        "Name is Revathi, number nine one two three four five six seven eight nine.",
+    )
+    assert replies[0].reason == "ask:choice"
+    assert b.state.choice is not None and "service" not in b.state.details
+    assert replies[1].reason == "ask:choice"
+    _, picked = talk(tenants, "saloon", "I'd like a haircut on Friday at 5 pm.", "the second one")
+    assert picked[1].reason != "ask:choice"
+
+
+# ----------------------------------------------------------------------------- hearing names
+
+
+def test_number_words_of_a_model_number() -> None:
+    assert number_words(650) == ["six fifty", "six hundred fifty"]
+    assert number_words(500) == ["five hundred"]
+    assert spoken_variants("telma 40") == ["telma forty"]
+    assert spoken_variants("accu chek 50 strips 100") == []  # two numbers: left alone
+
+
+def test_fuzzy_spans_find_near_names_only() -> None:
+    aliases = ["combiflam", "black forest cake", "white forest cake"]
+    text = "i need two combi flam and one black forrest cake"
+    got = {aliases[s.alias]: text[s.start : s.end] for s in fuzzy_spans(text, aliases)}
+    assert got == {"combiflam": "combi flam", "black forest cake": "black forrest cake"}
+    assert fuzzy_spans("a white forest cake", ["black forest cake"]) == []
+    assert fuzzy_spans("combiflam", ["combiflam"], taken=[(0, 9)]) == []
+
+
+def test_brain_hears_a_misspelt_medicine(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(tenants, "pharmacy", "What is the price of Thyronorm fifty mcg?")
+    assert "thyronorm" in replies[0].text.lower() and replies[0].reason == "answer"
+    b, replies = talk(
+        tenants, "pharmacy", "Please keep two strips of Telma forty ready, I'll pick them up."
+    )
+    assert any("telma" in i.lower() for i in b.state.details.get("items", []))
+
+
+def test_examples_name_each_service_once(tenants: dict[str, Tenant]) -> None:
+    _, replies = talk(
+        tenants, "saloon", "I'd like to book an appointment for Friday at 11 am.", "A tattoo."
+    )
+    assert replies[0].reason.startswith("ask:service")
+    assert replies[1].reason == "not_found"
+    said = replies[1].text.split("for example,", 1)[1].split(".")[0]
+    names = [n.strip().lower() for n in re.split(r",| or ", said) if n.strip()]
+    assert names and len(names) == len(set(names)), said
+
+
+# ----------------------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize(
+    ("said", "want"),
+    [
+        ("K-A-R-A-N", "Karan"),
+        ("it's R. A. V. I.", "it's Ravi"),
+        ("my name is s u m a n, thanks", "my name is Suman, thanks"),
+    ],
+)
+def test_spelled_letters_are_joined(said: str, want: str) -> None:
+    assert join_spelled_letters(said) == want
+
+
+@pytest.mark.parametrize("said", ["B wing, flat 4", "I am A", "Plan A or B"])
+def test_lone_letters_are_left_alone(said: str) -> None:
+    assert join_spelled_letters(said) == said
+
+
+def test_name_not_caught_is_offered_spelled(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "bakery",
+        "One kilo of plum cake for pickup tomorrow at 5 pm.",
+        "Name is current, number 9731044556.",
+        "N-A-V-E-E-N",
+    )
+    assert replies[1].reason == "ask:name" and "spell" in replies[1].text
+    assert b.state.details["name"] == "Naveen"
+    assert replies[2].reason == "confirm" and "Naveen" in replies[2].text
+
+
+def test_name_corrected_after_the_read_back(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "bakery",
+        "One kilo of plum cake for pickup tomorrow at 5 pm.",
+        "I'm Karan.",
+        "No.",
+        "The name is Kiran, not Karan.",
+    )
+    assert "Karan" in replies[1].text  # the read-back says the name
+    assert "spell" in replies[2].text
+    assert b.state.details["name"] == "Kiran" and replies[3].reason == "corrected"
+
+
+def test_barge_in_with_a_booking_is_a_whole_turn(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "saloon",
+        "How much is a pedicure?",
+        "Sorry, I just want a manicure on Sunday at 11 am, I'm Vimala",
+    )
+    assert b.state.intent == "appointment"
+    d = b.state.details
+    assert d["service"] == "Manicure" and d["date"] == "2026-11-29" and d["time"] == "11:00"
+    assert d["name"] == "Vimala" and replies[1].reason == "confirm"
+
+
+# ----------------------------------------------------------------------------- what a turn is
+
+
+def test_a_repeat_prescription_is_no_request_to_repeat(tenants: dict[str, Tenant]) -> None:
+    b = GroundedBrain(tenants["clinic"], caller_number=CALLER, now=NOW)
+    b.opening()
+    first = b.respond("I'd like a repeat of my sugar tablets, Glycomet, from Dr. Anil Sharma.")
+    assert first.reason != "repeat" and b.state.intent == "prescription_refill"
+    again = b.respond("Sorry, could you repeat that?")
+    assert again.reason == "repeat" and again.text == first.text
+
+
+def test_a_bare_yes_fills_no_free_text_field(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "clinic",
+        "I need a refill of my prescription from Dr. Sunita Sharma.",
+        "Yes, please.",
+    )
+    assert replies[0].reason.startswith("ask:medicines")
+    assert "medicines" not in b.state.details
+    assert replies[1].reason.startswith(("ask:medicines", "ack"))
+    assert "still need" in replies[1].text
+
+
+def test_cancelling_a_booked_service_is_a_cancellation(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(tenants, "saloon", "Please cancel my pedicure appointment on Friday.")
+    assert b.state.intent == "cancellation"
+    assert b.state.details.get("appointment_date") == "2026-11-27"
+
+
+def test_send_me_items_is_an_order(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(tenants, "pharmacy", "Send one Combiflam and one Crocin Advance to my flat.")
+    assert b.state.intent == "order" and replies[0].reason != "no_information"
+    items = " ".join(b.state.details["items"]).lower()
+    assert "combiflam" in items and "crocin" in items
+
+
+# ----------------------------------------------------------------------------- echo
+
+
+def test_strip_echo_drops_the_agents_words_only() -> None:
+    agent = "For which date would you like it? May I have your name, please?"
+    assert strip_echo("may I have your name please Sushma", agent) == "Sushma"
+    assert strip_echo("Saturday, and I'm Sushma", agent) == "Saturday, and I'm Sushma"
+    assert strip_echo("your name", agent) == "your name"  # short runs are the caller's own
+
+
+def test_agents_words_heard_back_fill_nothing(tenants: dict[str, Tenant]) -> None:
+    b = GroundedBrain(tenants["saloon"], caller_number=CALLER, now=NOW)
+    b.opening()
+    first = b.respond("I'd like to book a threading appointment.")
+    assert first.reason.startswith("ask:date")
+    # the line leaked the agent's question back, then the caller said only the day
+    b.respond(f"{first.text} Friday at 6 pm")
+    assert b.state.details.get("date") == "2026-11-27" and b.state.details.get("time") == "18:00"
+    assert "name" not in b.state.details
+
+
+def test_a_fact_that_stands_out_answers_a_wordy_question(tenants: dict[str, Tenant]) -> None:
+    assert clear_winner([(9.0, 0.52), (3.0, 0.5)])
+    assert not clear_winner([(9.0, 0.52), (6.0, 0.5)])  # two close candidates: not sure
+    assert not clear_winner([(9.0, 0.3), (1.0, 0.2)])  # too little of the question in it
+    assert not clear_winner([(9.0, 0.52)])  # alone: nothing shows it stands out
+    _, replies = talk(tenants, "bakery", "How late are you open on Sunday?")
+    assert replies[0].reason == "answer" and "9" in replies[0].text
+    _, replies = talk(tenants, "bakery", "Do you sell ice cream?")
+    assert replies[0].reason == "no_information"
+
+
+def test_yes_to_anything_else_invites_the_next_question(tenants: dict[str, Tenant]) -> None:
+    _, replies = talk(
+        tenants, "saloon", "What time do you open on Monday?", "Yes.", "Do you do threading?"
+    )
+    assert replies[0].reason == "answer"
+    assert replies[1].reason == "ack" and not replies[1].end_call
+    assert "anything else" not in replies[1].text.lower()
+    assert replies[2].reason == "answer"
+
+
+def test_a_cake_delivered_is_an_order_a_theme_cake_is_custom(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(tenants, "bakery", "Can you deliver two kilo of butterscotch cake to Jayanagar?")
+    assert b.state.intent == "order"
+    b, _ = talk(tenants, "bakery", "I need a unicorn theme cake for my daughter's birthday.")
+    assert b.state.intent == "custom_cake"
+
+
+def test_an_address_line_names_nobody(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "saloon",
+        "Book a pedicure for Friday at 2 pm.",
+        "The address is 14, Second Cross, Lavelle Colony.",
+    )
+    assert replies[0].reason == "ask:name"  # the name is asked, and still not given
+    assert "name" not in b.state.details and replies[1].reason != "confirm"
+
+
+# ----------------------------------------------------------------------------- the read-back
+
+
+def test_an_address_for_delivery_answers_pickup_or_delivery(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "bakery",
+        "One kilo of plum cake for Saturday at 4 pm please.",
+        "The address is 9, Rose Garden Street, Indiranagar, near the temple.",
+    )
+    assert asked_for(replies[0], "pickup_or_delivery")
+    assert b.state.details.get("pickup_or_delivery") == "delivery"
+    assert not asked_for(replies[1], "pickup_or_delivery")
+
+
+def test_callback_asked_at_the_read_back_closes_it(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "bakery",
+        "The cookies I bought on Monday were soggy and stale.",
+        "I'm Farida, 9731044556.",
+        "Just have the owner call me back please.",
+    )
+    assert replies[1].reason == "confirm"
+    assert replies[2].end_call and b.state.confirmed and b.state.callback_requested
+
+
+def test_thanks_after_the_read_back_accepts_it(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "saloon",
+        "Please cancel my facial appointment on Saturday.",
+        "Name is Revathi, 9840987654.",
+        "Something came up at work, thanks.",
+    )
+    assert replies[1].reason == "confirm"
+    assert replies[2].end_call and b.state.confirmed
+
+
+def test_a_question_beside_a_request_is_answered_first(tenants: dict[str, Tenant]) -> None:
+    assert side_questions("Book me a pedicure on Friday. Are you open on Friday?") == [
+        "Are you open on Friday?"
+    ]
+    assert side_questions("Can I book a pedicure on Friday?") == []
+    b, replies = talk(
+        tenants, "saloon", "Book me a pedicure for Friday at 2 pm. What time do you close?"
+    )
+    assert b.state.details["service"].lower() == "pedicure"
+    reply = replies[0].text
+    assert "9:00 pm" in reply and reply.index("9:00 pm") < reply.index("?")
+
+
+def test_romanised_hindi_requests_are_requests(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(tenants, "pharmacy", "Ek Combiflam aur ek Crocin Advance bhej do please.")
+    assert b.state.intent == "order"
+    assert len(b.state.details.get("items", [])) == 2
+    b, _ = talk(tenants, "clinic", "Dr. Anil Sharma ko dikhana hai, parso subah das baje.")
+    assert b.state.intent == "appointment"
+
+
+# ----------------------------------------------------------------------------- cancellations
+
+
+def test_a_cancellation_is_never_booked(tenants: dict[str, Tenant]) -> None:
+    # the saloon takes cancellations: it is one
+    b, _ = talk(tenants, "saloon", "I can't come for my threading on Saturday, please cancel it.")
+    assert b.state.intent == "cancellation"
+    # the clinic has no cancellation call type: a call back, never a new appointment
+    b, replies = talk(
+        tenants, "clinic", "My appointment with Dr. Anil is on Monday, I want to cancel it."
+    )
+    assert replies[0].reason == "cannot_cancel" and b.state.callback_requested
+    assert b.state.intent != "appointment" and "date" not in b.state.details
+
+
+def test_a_doctor_changed_is_replaced(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(
+        tenants,
+        "clinic",
+        "Book me with Dr. Anil Sharma on Monday at 10 am.",
+        "No wait, make it Dr. Sunita instead.",
+    )
+    assert "Sunita" in b.state.details["doctor"] and "Anil" not in b.state.details["doctor"]
+
+
+def test_partial_phone() -> None:
+    assert partial_phone("my number is 984511223") == "984511223"
+    assert partial_phone("number 98451 1223, thanks") == "98451 1223"
+    assert partial_phone("number 98451122334") == "98451122334"
+    assert partial_phone("number 9845112233") is None  # ten digits: a number
+    assert partial_phone("the order id is 984511223") is None  # no phone number said
+
+
+def test_a_number_with_digits_missing_is_asked_again(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "bakery",
+        "The brownies I got yesterday were stale and hard.",
+        "My name is Suresh, number 98451 1223.",
+        "9 8 4 5 1 1 2 2 3 3",
+    )
+    assert replies[1].reason == "ask:phone" and "98451 1223" in replies[1].text
+    assert b.state.details["phone"].endswith("9845112233")
+    assert replies[2].reason == "confirm"
