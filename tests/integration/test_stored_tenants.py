@@ -129,3 +129,23 @@ async def test_a_broken_folder_is_not_imported(db: Database, folders: Path) -> N
     server = StoredTenants(db)
     await server.start(folders)
     assert server.ids() == ["bakery"]
+
+
+async def test_a_call_row_names_the_version_that_answered(db: Database, tmp_path: Path) -> None:
+    from receptionist.sim.caller import CallerScript, CallOptions, place_call
+    from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedTurn
+    from receptionist.store.calls import get_call
+    from tests.integration.bridge_harness import running_bridge
+
+    script = CallScript(turns=[ScriptedTurn(heard="Are you open?", reply="Yes, till nine.")])
+    async with (
+        FakeGeminiLive(script=script) as fake,
+        running_bridge(db, tmp_path, fake, tenants_source="database") as bridge,
+    ):
+        result = await place_call(
+            CallOptions(url=bridge.url("bakery"), realtime=False),
+            CallerScript(utterances=["Are you open?"]),
+        )
+    assert result.call_sid
+    row = await get_call(db, result.call_sid)
+    assert row is not None and row["tenant_version"] == 1  # imported from the folder at start

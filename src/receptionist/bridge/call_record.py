@@ -90,8 +90,14 @@ class CallRecord:
 
     # --- the start ------------------------------------------------------------------------------
 
-    def new_call(self, start: exotel.Start, tenant_id: str, engine: VoiceEngine | None) -> NewCall:
-        """The call as its start records it."""
+    def new_call(
+        self,
+        start: exotel.Start,
+        tenant_id: str,
+        engine: VoiceEngine | None,
+        tenant_version: int | None = None,
+    ) -> NewCall:
+        """The call as its start records it (`tenant_version`: the stored version answering)."""
         return NewCall(
             call_sid=start.call_sid,
             session_id=self.session_id,
@@ -104,13 +110,20 @@ class CallRecord:
             sample_rate=start.sample_rate,
             engine=engine.name if engine else None,
             model=engine.model if engine else None,
+            tenant_version=tenant_version,
             started_at=self.started_at,
         )
 
-    async def create(self, start: exotel.Start, tenant_id: str, engine: VoiceEngine | None) -> bool:
+    async def create(
+        self,
+        start: exotel.Start,
+        tenant_id: str,
+        engine: VoiceEngine | None,
+        tenant_version: int | None = None,
+    ) -> bool:
         """Write the row; False: another stream recorded this call_sid first (a finished call,
         or a live one in another process), and this stream writes nothing more."""
-        new = self.new_call(start, tenant_id, engine)
+        new = self.new_call(start, tenant_id, engine, tenant_version)
         created = await self._ctx.recorder.create(new, note=self.note)
         self._row_written = created is True  # None: the database failed; checkpoints insert it
         if created is False:

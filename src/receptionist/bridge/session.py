@@ -245,7 +245,8 @@ class CallSession:
         await self.socket.close(1008, detail[:120])
         if not record:
             return
-        new = self.record.new_call(start, tenant_id, None)
+        version = self.tenant.version if self.tenant is not None else None
+        new = self.record.new_call(start, tenant_id, None, version)
         if await self.ctx.recorder.create(new, note=self.note) is not False:
             await asyncio.shield(self._persist_end())
 
@@ -395,7 +396,8 @@ class CallSession:
             await self.socket.close(1000, self.end_reason or "call ended")
 
     async def _create_row(self, start: exotel.Start, tenant_id: str) -> None:
-        if await self.record.create(start, tenant_id, self.engine):
+        version = self.tenant.version if self.tenant is not None else None
+        if await self.record.create(start, tenant_id, self.engine, version):
             return
         # Another stream recorded this call_sid first (a finished call, or a live one in another
         # process): end this one and leave that row exactly as it is.
