@@ -20,7 +20,11 @@ def local_parts(settings: Settings) -> tuple[LocalSpeech, BrainFactory, str]:
         from receptionist.engines.local.tts import TextToSpeech, TtsSettings
 
         stt = SpeechToText(
-            SttSettings(model=settings.local_stt_model, cpu_threads=settings.local_stt_threads)
+            SttSettings(
+                model=settings.local_stt_model,
+                cpu_threads=settings.local_stt_threads,
+                encoder_window_s=settings.local_stt_window_s,
+            )
         )
         tts = TextToSpeech(TtsSettings(voice=settings.local_tts_voice))
     except LocalModelsMissing as exc:
