@@ -16,6 +16,7 @@ import pytest
 
 from receptionist.engines.base import (
     AgentAudio,
+    AgentTranscript,
     CallerTranscript,
     EngineEvent,
     EngineNote,
@@ -69,13 +70,14 @@ class EchoBrain:
     def __init__(self) -> None:
         self.state = DialogueState()
         self.heard: list[str] = []
+        self.answer: str | None = None  # what to say instead of the echo
 
     def opening(self) -> BrainReply:
         return BrainReply("Hello.")
 
     async def reply(self, caller_text: str) -> BrainReply:
         self.heard.append(caller_text)
-        return BrainReply(f"You said {caller_text}")
+        return BrainReply(self.answer or f"You said {caller_text}")
 
 
 class ScriptedDetector:
@@ -196,3 +198,22 @@ async def test_each_answered_turn_is_timed_and_noted(harness: Harness) -> None:
     notes = [e for e in events if isinstance(e, EngineNote) and e.kind == "turn_timing"]
     assert len(notes) == 1
     assert "silence=600" in notes[0].detail and "speculative=0" in notes[0].detail
+
+
+async def test_a_long_first_sentence_is_spoken_from_its_first_clause(harness: Harness) -> None:
+    harness.brain.answer = (
+        "Address: 14, 5th Cross, 6th Block, Koramangala, Bengaluru 560095. Anything else? "
+        "We are open from nine, every day, including Sundays and all public holidays."
+    )
+    turn = _utterance(b"\x05\x00" * 4000, ended_ms=900)
+    await harness.step(turn)
+    harness.stt.answer(turn.pcm, "where are you")
+    events = await harness.events_until(TurnComplete)
+    spoken = [e.text.strip() for e in events if isinstance(e, AgentTranscript)]
+    assert spoken == [
+        "Address: 14, 5th Cross,",  # the caller hears this while the rest is synthesized
+        "6th Block, Koramangala, Bengaluru 560095.",
+        "Anything else?",
+        # only the answer's first piece is cut: later long sentences stay whole
+        "We are open from nine, every day, including Sundays and all public holidays.",
+    ]

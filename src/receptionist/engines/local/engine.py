@@ -51,7 +51,7 @@ from receptionist.engines.base import (
     TurnComplete,
 )
 from receptionist.engines.local.brain import Brain, BrainReply, StreamingBrain
-from receptionist.engines.local.sentences import split_sentences
+from receptionist.engines.local.sentences import lead_clause, split_sentences
 from receptionist.engines.local.stt import SpeechToText, Transcription
 from receptionist.engines.local.tts import TextToSpeech
 from receptionist.engines.local.vad import (
@@ -412,8 +412,12 @@ class LocalEngine:
     async def _speak(self, say: _Say) -> None:
         """Part or all of an agent turn, a sentence at a time: each is synthesized (much faster
         than it is spoken), handed over, and transcribed, so an interrupted turn keeps what was
-        said."""
-        for piece in split_sentences(say.text):
+        said. The first words of an answer are only a long sentence's first clause, so the
+        caller waits for less synthesis."""
+        pieces = split_sentences(say.text)
+        if pieces and self._utterance_end is not None:  # the caller is waiting for the answer
+            pieces[:1] = lead_clause(pieces[0])
+        for piece in pieces:
             started = time.perf_counter()
             pcm = await self.speech.tts.synthesize(piece, RATE)
             tts_s = time.perf_counter() - started
