@@ -182,12 +182,12 @@ class Settings(BaseSettings):
     local_pause_ms: int = Field(
         240, ge=0, description="A pause this long starts transcribing the turn early (0: off)."
     )
-    local_stt_window_s: float | None = Field(
-        None,
-        ge=1,
+    local_stt_window_s: float = Field(
+        10.0,
+        ge=0,
         le=30,
         description="Whisper encodes a window this long (or just longer than the turn) instead "
-        "of 30 s: ~3x faster per turn. None: the full window.",
+        "of 30 s: ~3x faster per turn, the same word error rate. 0: the full 30 s window.",
     )
     local_max_utterance_s: float = Field(15.0, ge=1, description="Longer turns are cut.")
     local_brain: Literal["grounded", "llm"] = Field(
