@@ -178,7 +178,8 @@ class Settings(BaseSettings):
     local_tts_voice: str | None = Field(
         None, description="Piper voice .onnx (its .json beside it); default en_US joe."
     )
-    local_end_silence_ms: int = Field(600, ge=100, description="Silence that ends a turn.")
+    # 500: Piper-voiced callers' pauses at a comma outlast 400 ms (their turns were cut there)
+    local_end_silence_ms: int = Field(500, ge=100, description="Silence that ends a turn.")
     local_pause_ms: int = Field(
         240, ge=0, description="A pause this long starts transcribing the turn early (0: off)."
     )

@@ -287,6 +287,7 @@ class LocalEngine:
         """The caller paused: transcribe the turn so far now, in case it is the whole turn."""
         self._drop_early()  # an earlier pause's audio is a prefix of this: no longer wanted
         task = asyncio.create_task(self.speech.stt.transcribe(utterance.pcm, self._hint))
+        task.add_done_callback(_retrieve)  # a dropped one's failure is of no interest
         self._early = (utterance, task)
 
     def _take_early(self, utterance: Utterance) -> asyncio.Task[Transcription] | None:
@@ -460,6 +461,11 @@ class LocalEngine:
     def _emit_usage(self) -> None:
         for model in (self.speech.stt_name, self.speech.tts_name, f"local/{self._brain_name}"):
             self._events.put_nowait(TokenUsage(model_name=model))
+
+
+def _retrieve(task: asyncio.Task[Transcription]) -> None:
+    if not task.cancelled():
+        task.exception()  # marks it retrieved: no "never retrieved" warning for a dropped one
 
 
 def vocabulary_hint(tenant: Tenant, max_chars: int = 400) -> str:

@@ -63,7 +63,7 @@ class VadSettings:
     #: Analysis frame; WebRTC's VAD accepts 10, 20 or 30 ms.
     frame_ms: int = 20
     #: Quiet time that ends a turn.
-    end_silence_ms: int = 600
+    end_silence_ms: int = 500
     #: Quiet time inside a turn that reports a ``Pause`` (0: none); less than ``end_silence_ms``.
     pause_ms: int = 0
     #: Speech (at least 3/4 voiced) needed to confirm a turn; shorter sounds make none.
