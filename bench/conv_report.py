@@ -24,6 +24,20 @@ def _latency(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+_PARTS = ("silence", "queue", "stt", "stt_compute", "brain", "tts", "response")
+
+
+def _breakdown(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median and p95 of each part of the engine's response time, per answered turn."""
+    rows = [t for r in results for t in r.get("turn_timings", [])]
+    out: dict[str, Any] = {"turns": len(rows)}
+    for part in _PARTS:
+        xs = [t[part] for t in rows if part in t]
+        out[part] = {"p50_ms": percentile(xs, 50), "p95_ms": percentile(xs, 95)}
+    out["speculative_share"] = _rate(sum(1 for t in rows if t.get("speculative")), len(rows))
+    return out
+
+
 def _group(results: list[dict[str, Any]]) -> dict[str, Any]:
     failed = Counter(k for r in results for k, ok in r.get("checks", {}).items() if not ok)
     return {
@@ -36,6 +50,7 @@ def _group(results: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "failed_checks": dict(failed.most_common()),
         "latency": _latency(results),
+        "engine_breakdown": _breakdown(results),
     }
 
 
@@ -96,6 +111,13 @@ def print_table(doc: dict[str, Any], targets: dict[str, Any]) -> None:
         f"all     latency p50 {_ms(lat['p50_ms'])} ms (target {targets['latency_p50_ms']}), "
         f"p95 {_ms(lat['p95_ms'])} ms (target {targets['latency_p95_ms']})"
     )
+    b = t["all"]["engine_breakdown"]
+    if b["turns"]:
+        print(
+            "engine per turn p50 (p95) ms: "
+            + ", ".join(f"{p} {_ms(b[p]['p50_ms'])} ({_ms(b[p]['p95_ms'])})" for p in _PARTS)
+            + f"; speculative {_pct(b['speculative_share'])} of {b['turns']} turns"
+        )
     print("pass rate by class: " + ", ".join(
         f"{c} " + "/".join(_pct(v) for v in by.values()) for c, by in t["by_class"].items()
     ))  # fmt: skip

@@ -157,6 +157,18 @@ def turn_latencies(s: Scenario, res: CallResult, audio: dict[str, bytes]) -> lis
     return out
 
 
+def turn_timings(row: dict[str, Any]) -> list[dict[str, float]]:
+    """The engine's per-turn breakdown (its `turn_timing` notes on the call's record): ms of end
+    silence, queue, stt, brain, tts to the first audio, response, and whether the text came from
+    a speculative transcription (1/0)."""
+    out = []
+    for ev in row.get("events") or []:
+        if ev.get("kind") == "turn_timing":
+            pairs = (part.split("=", 1) for part in str(ev.get("detail", "")).split())
+            out.append({k: float(v) for k, v in pairs})
+    return out
+
+
 async def stored_call(db: Database, call_sid: str, timeout_s: float = 240) -> dict[str, Any]:
     async with asyncio.timeout(timeout_s):
         while True:
@@ -241,7 +253,7 @@ class Bench:
             return base | {"pass": False, "checks": {"stored": False}, "wall_s": _since(t0)}
         notes = await list_notifications(self.db, call_sid=res.call_sid)
         scored = score(s, self.tenants[s.tenant], row, notes, self.facts[s.tenant])
-        return base | scored | {"wall_s": _since(t0)}
+        return base | scored | {"turn_timings": turn_timings(row), "wall_s": _since(t0)}
 
 
 def _since(t0: float) -> float:
@@ -301,6 +313,8 @@ def result_doc(args: argparse.Namespace, started: datetime, bench: Bench, planne
                 "SILENCE_HANGUP_AFTER_S": SILENCE_HANGUP_S,
             },
             "caller": {"frame_ms": FRAME_MS, "agent_quiet_ms": AGENT_QUIET_MS},
+            # the engine's knobs set in this run's environment (the server inherits them)
+            "local_env": {k: v for k, v in os.environ.items() if k.startswith("LOCAL_")},
         },
         "targets": TARGETS,
         "totals": totals(results, args.synth),

@@ -54,11 +54,17 @@ def test_bench_conversations_places_scores_and_reports_calls(tmp_path: Path) -> 
         speakers = {t["speaker"] for t in r["transcript"]}
         assert speakers == {"agent", "caller"}, r["transcript"]
         assert r["latency_ms"] and all(x > 0 for x in r["latency_ms"]), r
+        # the engine's own breakdown of each answered turn, read from the call's record
+        assert r["turn_timings"], r
+        for t in r["turn_timings"]:
+            assert {"silence", "stt", "brain", "tts", "response", "speculative"} <= set(t), t
+            assert t["response"] >= t["silence"] > 0, t
     by_synth = doc["totals"]["by_synth"]
     assert set(by_synth) == ({"piper", "espeak"} if espeak else {"piper"})
     for g in by_synth.values():
         assert 0 <= g["pass_rate"] <= 1
         assert g["latency"]["p50_ms"] > 0 and g["latency"]["p95_ms"] >= g["latency"]["p50_ms"]
+        assert g["engine_breakdown"]["turns"] > 0
     assert doc["targets"] == {
         "piper_pass": 0.9, "espeak_pass": 0.75, "latency_p50_ms": 700, "latency_p95_ms": 1000,
     }  # fmt: skip

@@ -120,3 +120,28 @@ def test_start_up_check_names_the_engine_and_why(values: dict[str, Any], start: 
 def test_start_up_check_refuses_what_cannot_work(values: dict[str, Any], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         check_engine_settings(settings(**values))
+
+
+@pytest.mark.parametrize(
+    ("values", "window_s", "pause_ms"),
+    [
+        ({}, 10.0, 240),  # the defaults: a short Whisper window, speculative transcription on
+        ({"local_stt_window_s": 0, "local_pause_ms": 0}, None, 0),  # both off
+        ({"local_end_silence_ms": 200}, 10.0, 0),  # a pause as long as the turn's end: none
+    ],
+)
+@needs_local
+def test_speech_knobs_reach_the_local_engine(
+    values: dict[str, Any], window_s: float | None, pause_ms: int
+) -> None:
+    chooser = EngineChooser(settings(**values))
+    engine = chooser(request())
+    assert isinstance(engine, LocalEngine)
+    assert engine.speech.stt.settings.encoder_window_s == window_s
+    assert engine._vad_settings.pause_ms == pause_ms
+
+
+@needs_local
+def test_a_window_shorter_than_a_second_is_refused() -> None:
+    with pytest.raises(SettingsError, match="VOICE_ENGINE=local: encoder_window_s"):
+        EngineChooser(settings(local_stt_window_s=0.5))

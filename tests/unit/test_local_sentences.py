@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from receptionist.engines.local.sentences import DEFAULT_MAX_CHARS, split_sentences
+from receptionist.engines.local.sentences import DEFAULT_MAX_CHARS, lead_clause, split_sentences
 
 
 @pytest.mark.parametrize(
@@ -134,3 +134,40 @@ def test_rejoining_keeps_every_word() -> None:
     assert " ".join(pieces) == text
     assert pieces[0] == "Namaste!"
     assert pieces[-1] == "Would you like to order?"
+
+
+@pytest.mark.parametrize(
+    ("piece", "parts"),
+    [
+        # long, with a clause end in reach: cut there
+        (
+            "Address: 14, 5th Cross, 6th Block, Koramangala, Bengaluru 560095 (near the signal).",
+            [
+                "Address: 14, 5th Cross,",
+                "6th Block, Koramangala, Bengaluru 560095 (near the signal).",
+            ],
+        ),
+        (
+            "Doctor Anil Sharma: new 500 rupees, follow-up within 7 days 300 rupees.",
+            ["Doctor Anil Sharma:", "new 500 rupees, follow-up within 7 days 300 rupees."],
+        ),
+        # short enough already
+        (
+            "1 kg Black Forest cake comes to 750 rupees.",
+            ["1 kg Black Forest cake comes to 750 rupees."],
+        ),
+        # the only clause end is too early (a first piece too short to cover the next one)
+        (
+            "Yes, we have eggless black forest cake in half kilo and one kilo sizes today.",
+            ["Yes, we have eggless black forest cake in half kilo and one kilo sizes today."],
+        ),
+        # a colon inside a time is no clause end
+        (
+            "Every day from 8:00 am to 11:00 pm including Sundays and all public holidays.",
+            ["Every day from 8:00 am to 11:00 pm including Sundays and all public holidays."],
+        ),
+    ],
+)
+def test_the_lead_clause_of_a_long_first_piece(piece: str, parts: list[str]) -> None:
+    assert lead_clause(piece) == parts
+    assert " ".join(lead_clause(piece)) == piece

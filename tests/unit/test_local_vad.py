@@ -16,6 +16,7 @@ from receptionist.sim.speech import silence, synth_speech
 pytest.importorskip("webrtcvad", reason="the `local` extra is not installed (webrtcvad)")
 
 from receptionist.engines.local.vad import (
+    Pause,
     SpeechStarted,
     TurnDetector,
     TurnEvent,
@@ -164,6 +165,40 @@ def test_the_turn_ends_after_the_end_of_utterance_silence(clips: list[bytes]) ->
     assert not detector.in_speech
 
 
+def test_a_pause_reports_the_turn_so_far_and_matches_its_end(clips: list[bytes]) -> None:
+    detector = TurnDetector(VadSettings(end_silence_ms=600, pause_ms=240))
+    audio = silence(300, RATE) + clips[1] + silence(900, RATE)
+    timed: list[tuple[int, TurnEvent]] = []  # (position when returned, event), frame by frame
+    for pos in range(0, len(audio), 320):
+        timed += [(detector.position_ms, e) for e in detector.feed(audio[pos : pos + 320])]
+    assert [type(e) for _, e in timed] == [SpeechStarted, Pause, Utterance]
+    (_, pause), (at_end, turn) = timed[1], timed[2]
+    assert isinstance(pause, Pause) and isinstance(turn, Utterance)
+    # reported 240 ms after the last voiced frame, the end of the turn 360 ms later
+    assert pause.at_ms - pause.utterance.ended_ms == 240
+    assert at_end - pause.at_ms == 360
+    # the caller said nothing more: the paused audio is the turn's audio, byte for byte
+    assert turn == pause.utterance
+
+
+def test_speaking_after_a_pause_makes_a_longer_turn_and_a_new_pause(clips: list[bytes]) -> None:
+    detector = TurnDetector(VadSettings(end_silence_ms=600, pause_ms=240))
+    audio = silence(300, RATE) + clips[0] + silence(400, RATE) + clips[1] + silence(900, RATE)
+    events = _feed_all(detector, audio, [320])
+    assert [type(e) for e in events] == [SpeechStarted, Pause, Pause, Utterance]
+    first, second, turn = events[1], events[2], events[3]
+    assert isinstance(first, Pause) and isinstance(second, Pause) and isinstance(turn, Utterance)
+    assert first.utterance.pcm != turn.pcm  # spoke on: the early audio is only a prefix
+    assert turn.pcm.startswith(first.utterance.pcm[: len(first.utterance.pcm) // 2])
+    assert second.utterance == turn
+
+
+def test_no_pause_events_unless_asked(clips: list[bytes]) -> None:
+    audio = silence(300, RATE) + clips[0] + silence(400, RATE) + clips[1] + silence(900, RATE)
+    events = _feed_all(TurnDetector(), audio, [320])
+    assert not any(isinstance(e, Pause) for e in events)
+
+
 def test_barge_in_is_signalled_soon_after_speech_onset(clips: list[bytes]) -> None:
     for clip in clips:
         detector = TurnDetector()
@@ -212,6 +247,8 @@ def test_the_rest_of_a_cut_turn_is_dropped_when_it_is_only_noise() -> None:
 
 
 def test_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="pause_ms"):
+        VadSettings(end_silence_ms=600, pause_ms=600)
     with pytest.raises(ValueError):
         VadSettings(frame_ms=25)
     with pytest.raises(ValueError):

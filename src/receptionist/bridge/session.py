@@ -543,7 +543,7 @@ class CallSession:
         elif type(ev) is TokenUsage:
             self.record.add_usage(ev)
         elif type(ev) is EngineNote:
-            self.note(ev.kind, ev.detail)
+            self.note(ev.kind, ev.detail, level=ev.level)
         elif type(ev) is EndCall:
             if self._hangup is None:  # the goodbye is the turn being spoken now
                 self._mark_hangup(ev.reason)

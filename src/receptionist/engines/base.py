@@ -7,6 +7,7 @@ no queues or per-frame tasks in between.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -83,6 +84,7 @@ class EngineNote:
 
     kind: str
     detail: str = ""
+    level: int = logging.WARNING  # how loudly the bridge logs it (routine figures: DEBUG)
 
 
 @dataclass(frozen=True, slots=True)

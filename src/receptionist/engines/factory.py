@@ -147,6 +147,11 @@ def _vad_settings(settings: Settings) -> VadSettings:
 
     return VadSettings(
         end_silence_ms=settings.local_end_silence_ms,
+        # below the end of the turn, and at least the post-roll: the paused audio is then the
+        # final utterance's when the caller says no more
+        pause_ms=settings.local_pause_ms
+        if settings.local_pause_ms < settings.local_end_silence_ms
+        else 0,
         max_utterance_ms=int(settings.local_max_utterance_s * 1000),
     )
 

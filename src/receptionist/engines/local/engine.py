@@ -8,6 +8,15 @@ each sentence is ready, so the caller hears the first words while the rest is ma
 run on bounded thread lanes shared by all calls (models.ModelLane), so a busy call never stalls
 the event loop or another call's audio.
 
+Speculative transcription: when the caller pauses inside a turn (the detector's ``Pause``, well
+before the end-of-turn silence), the turn so far is transcribed at once; if the turn then ends
+with the same audio, that result is used and the brain starts without waiting for Whisper. If the
+caller speaks on, the early result is dropped (or, not started yet, never computed).
+
+Per turn, ``TurnTiming`` says where the time went (end silence, speech-to-text, brain,
+first-sentence synthesis); it is logged at DEBUG and put on the call's record as a
+``turn_timing`` note, which the conversation bench reads.
+
 Barge-in: the engine produces audio faster than it is played, so it keeps its own estimate of
 when the caller will have heard everything; caller speech before then stops the agent (pending
 sentences are dropped and `Interrupted` makes the bridge send Exotel `clear`).
@@ -42,10 +51,16 @@ from receptionist.engines.base import (
     TurnComplete,
 )
 from receptionist.engines.local.brain import Brain, BrainReply, StreamingBrain
-from receptionist.engines.local.sentences import split_sentences
-from receptionist.engines.local.stt import SpeechToText
+from receptionist.engines.local.sentences import lead_clause, split_sentences
+from receptionist.engines.local.stt import SpeechToText, Transcription
 from receptionist.engines.local.tts import TextToSpeech
-from receptionist.engines.local.vad import SpeechStarted, TurnDetector, Utterance, VadSettings
+from receptionist.engines.local.vad import (
+    Pause,
+    SpeechStarted,
+    TurnDetector,
+    Utterance,
+    VadSettings,
+)
 from receptionist.tenants.messages import default_messages
 from receptionist.tenants.model import Tenant
 from receptionist.usage import TokenUsage
@@ -82,6 +97,43 @@ class LocalSpeech:
 
 
 @dataclass
+class TurnTiming:
+    """Where one turn's response time went, in ms (see ``LocalTurnStats.timings``).
+
+    ``response`` runs from the end of the caller's speech to the first agent audio handed to the
+    bridge; it is ``silence`` (the detector waiting for the end of the turn) + ``queue`` (waiting
+    for this task, e.g. behind the previous turn) + ``stt`` (not hidden by a speculative
+    transcription: from the end of the turn to the text) + ``brain`` (to its first words) +
+    ``tts`` (synthesis of the first sentence) + what is left (the event loop, the speaker)."""
+
+    silence: float
+    queue: float = 0.0
+    stt: float = 0.0
+    stt_compute: float = 0.0  # time in the model, wherever it ran (speculative or not)
+    brain: float = 0.0
+    tts: float = 0.0
+    response: float = 0.0
+    speculative: bool = False  # the text came from a transcription started at a pause
+
+    def summary(self) -> str:
+        return (
+            f"silence={self.silence:.0f} queue={self.queue:.0f} stt={self.stt:.0f} "
+            f"stt_compute={self.stt_compute:.0f} brain={self.brain:.0f} tts={self.tts:.0f} "
+            f"response={self.response:.0f} speculative={int(self.speculative)}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """An utterance handed to the answering task."""
+
+    utterance: Utterance
+    ended_at: float  # monotonic time the caller stopped speaking
+    timing: TurnTiming
+    early: asyncio.Task[Transcription] | None = None  # speculative transcription of the same audio
+
+
+@dataclass
 class LocalTurnStats:
     """Per call, for logs and the bench: how fast the engine answered."""
 
@@ -93,6 +145,9 @@ class LocalTurnStats:
     tts_s: float = 0.0
     barge_ins: int = 0
     empty_turns: int = 0
+    timings: list[TurnTiming] = field(default_factory=list)  # per answered turn
+    speculative_used: int = 0
+    speculative_dropped: int = 0
 
 
 class LocalEngine:
@@ -118,7 +173,10 @@ class LocalEngine:
         self._brain: Brain | None = None
         self._detector: TurnDetector | None = None
         self._events: asyncio.Queue[EngineEvent] = asyncio.Queue()
-        self._utterances: asyncio.Queue[tuple[Utterance, float]] = asyncio.Queue()
+        self._utterances: asyncio.Queue[_Turn] = asyncio.Queue()
+        # a transcription started at the caller's last pause, and the audio it is of
+        self._early: tuple[Utterance, asyncio.Task[Transcription]] | None = None
+        self._timing: TurnTiming | None = None  # the turn being answered, until its first audio
         self._speech: asyncio.Queue[_Say] = asyncio.Queue()
         self._generation = 0  # bumped by barge-in
         self._tasks: list[asyncio.Task[None]] = []
@@ -171,11 +229,16 @@ class LocalEngine:
         for ev in self._detector.feed(pcm):
             if isinstance(ev, SpeechStarted):
                 self._caller_started()
+            elif isinstance(ev, Pause):
+                self._transcribe_early(ev.utterance)
             else:
                 # when the caller stopped speaking, on our clock: the detector returns the
                 # utterance only after its end silence, which has just gone by
-                lag_s = (self._detector.position_ms - ev.ended_ms) / 1000.0
-                self._utterances.put_nowait((ev, time.monotonic() - lag_s))
+                lag_ms = self._detector.position_ms - ev.ended_ms
+                early = self._take_early(ev)
+                self._utterances.put_nowait(
+                    _Turn(ev, time.monotonic() - lag_ms / 1000, TurnTiming(lag_ms), early)
+                )
 
     async def events(self) -> AsyncIterator[EngineEvent]:
         while True:
@@ -188,6 +251,7 @@ class LocalEngine:
         if self._closed:
             return
         self._closed = True
+        self._drop_early()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -219,20 +283,61 @@ class LocalEngine:
         if self._speaking is not None:
             self._speaking.cancel()
 
+    def _transcribe_early(self, utterance: Utterance) -> None:
+        """The caller paused: transcribe the turn so far now, in case it is the whole turn."""
+        self._drop_early()  # an earlier pause's audio is a prefix of this: no longer wanted
+        task = asyncio.create_task(self.speech.stt.transcribe(utterance.pcm, self._hint))
+        task.add_done_callback(_retrieve)  # a dropped one's failure is of no interest
+        self._early = (utterance, task)
+
+    def _take_early(self, utterance: Utterance) -> asyncio.Task[Transcription] | None:
+        """The speculative transcription if it is of exactly this audio, else None (dropped)."""
+        if self._early is not None and self._early[0].pcm == utterance.pcm:
+            task = self._early[1]
+            self._early = None
+            self.stats.speculative_used += 1
+            return task
+        self._drop_early()
+        return None
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            # waiting for the model lane, it never runs; running, its result is thrown away
+            self._early[1].cancel()
+            self._early = None
+            self.stats.speculative_dropped += 1
+
+    async def _hear(self, turn: _Turn) -> Transcription:
+        if turn.early is not None:
+            try:
+                heard = await turn.early
+                turn.timing.speculative = True
+                return heard
+            except Exception as exc:  # e.g. cancelled at close: transcribe the usual way
+                log.debug("call %s: early transcription lost: %r", self.request.call_sid, exc)
+        return await self.speech.stt.transcribe(turn.utterance.pcm, self._hint)
+
     async def _answer_turns(self) -> None:
         while True:
-            utterance, self._utterance_end = await self._utterances.get()
+            turn = await self._utterances.get()
+            self._utterance_end, timing = turn.ended_at, turn.timing
+            self._timing = None  # a turn spoken over before its first audio is not timed
+            started = time.monotonic()
+            timing.queue = max(0.0, (started - turn.ended_at) * 1000 - timing.silence)
             try:
-                heard = await self.speech.stt.transcribe(utterance.pcm, self._hint)
+                heard = await self._hear(turn)
             except Exception as exc:  # a failed transcription is one lost turn, not the call
                 log.error("call %s: speech-to-text failed: %s", self.request.call_sid, exc)
                 continue
+            timing.stt = (time.monotonic() - started) * 1000
+            timing.stt_compute = heard.compute_s * 1000
             self.stats.stt_s += heard.compute_s
             text = heard.text.strip()
             if not text:
                 self.stats.empty_turns += 1  # noise or silence: no turn
                 continue
             self._events.put_nowait(CallerTranscript(text))
+            self._timing = timing
             await self._answer(text)
 
     async def _answer(self, text: str) -> None:
@@ -240,8 +345,10 @@ class LocalEngine:
         (the first sentence is spoken while the rest is written), else whole."""
         brain, generation = self._brain, self._generation
         assert brain is not None
+        started = time.monotonic()
         if not isinstance(brain, StreamingBrain):
             reply = await self._reply(text)
+            self._brain_done(started)
             await self._speech.put(_Say(reply.text, last=True, end_call=reply.end_call))
             return
         pieces = brain.stream(text)
@@ -249,6 +356,7 @@ class LocalEngine:
             async for piece in pieces:
                 if generation != self._generation:
                     return  # the caller spoke over this reply
+                self._brain_done(started)
                 await self._speech.put(_Say(piece, last=False))
         except Exception:  # a brain bug must not leave the caller in silence
             log.exception("call %s: brain failed", self.request.call_sid)
@@ -260,6 +368,26 @@ class LocalEngine:
         self._llm_usage(brain)
         if generation == self._generation:
             await self._speech.put(_Say("", last=True, end_call=end_call))
+
+    def _brain_done(self, started: float) -> None:
+        """The brain's first words for the turn being timed are ready."""
+        timing = self._timing
+        if timing is not None and not timing.brain:
+            timing.brain = max(0.001, (time.monotonic() - started) * 1000)
+
+    def _first_audio(self, tts_ms: float) -> None:
+        """The turn's first audio goes to the bridge now: its timing is complete."""
+        assert self._utterance_end is not None
+        response = (time.monotonic() - self._utterance_end) * 1000
+        self.stats.response_ms.append(response)
+        self._utterance_end = None
+        timing, self._timing = self._timing, None
+        if timing is None:
+            return
+        timing.tts, timing.response = tts_ms, response
+        self.stats.timings.append(timing)
+        # the bridge logs it (one DEBUG line per turn) and keeps it on the call's record
+        self._events.put_nowait(EngineNote("turn_timing", timing.summary(), level=logging.DEBUG))
 
     async def _reply(self, text: str) -> BrainReply:
         assert self._brain is not None
@@ -285,16 +413,20 @@ class LocalEngine:
     async def _speak(self, say: _Say) -> None:
         """Part or all of an agent turn, a sentence at a time: each is synthesized (much faster
         than it is spoken), handed over, and transcribed, so an interrupted turn keeps what was
-        said."""
-        for piece in split_sentences(say.text):
+        said. The first words of an answer are only a long sentence's first clause, so the
+        caller waits for less synthesis."""
+        pieces = split_sentences(say.text)
+        if pieces and self._utterance_end is not None:  # the caller is waiting for the answer
+            pieces[:1] = lead_clause(pieces[0])
+        for piece in pieces:
             started = time.perf_counter()
             pcm = await self.speech.tts.synthesize(piece, RATE)
-            self.stats.tts_s += time.perf_counter() - started
+            tts_s = time.perf_counter() - started
+            self.stats.tts_s += tts_s
             if not pcm:
                 continue
             if self._utterance_end is not None:
-                self.stats.response_ms.append((time.monotonic() - self._utterance_end) * 1000)
-                self._utterance_end = None
+                self._first_audio(tts_s * 1000)
             now = time.monotonic()
             self._heard_until = max(self._heard_until, now) + duration_ms(len(pcm), RATE) / 1000
             self._events.put_nowait(AgentAudio(pcm))
@@ -329,6 +461,11 @@ class LocalEngine:
     def _emit_usage(self) -> None:
         for model in (self.speech.stt_name, self.speech.tts_name, f"local/{self._brain_name}"):
             self._events.put_nowait(TokenUsage(model_name=model))
+
+
+def _retrieve(task: asyncio.Task[Transcription]) -> None:
+    if not task.cancelled():
+        task.exception()  # marks it retrieved: no "never retrieved" warning for a dropped one
 
 
 def vocabulary_hint(tenant: Tenant, max_chars: int = 400) -> str:

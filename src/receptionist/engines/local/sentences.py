@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["DEFAULT_MAX_CHARS", "split_sentences"]
+__all__ = ["DEFAULT_MAX_CHARS", "lead_clause", "split_sentences"]
 
 #: Pieces longer than this are cut at ``;``, ``:``, commas, then spaces.
 DEFAULT_MAX_CHARS = 120
@@ -146,3 +146,23 @@ def split_sentences(text: str, max_chars: int = DEFAULT_MAX_CHARS) -> list[str]:
                     # stray punctuation ("...", "!") belongs to the piece before it
                     pieces[-1] = f"{pieces[-1]} {piece}"
     return pieces
+
+
+_CLAUSE_END = re.compile(r"[,;:](?=\s)")
+
+
+def lead_clause(piece: str, min_chars: int = 15, max_chars: int = 50) -> list[str]:
+    """``piece`` as [its first clause, the rest] when it is longer than ``max_chars`` and a
+    clause ends (``,``, ``;`` or ``:`` before a space) between ``min_chars`` and ``max_chars``;
+    else ``[piece]``.
+
+    For the first piece of a reply: the caller hears nothing until it is synthesized, so a
+    short first clause ("Address: 14, 5th Cross,") starts the answer sooner; ``min_chars``
+    keeps it long enough to play while the rest is made. Cut at a clause end, the voice's
+    intonation still sounds natural."""
+    if len(piece) <= max_chars:
+        return [piece]
+    for match in _CLAUSE_END.finditer(piece, max(0, min_chars - 1), max_chars):
+        head, rest = piece[: match.end()], piece[match.end() :].strip()
+        return [head, rest] if rest else [piece]
+    return [piece]

@@ -10,7 +10,11 @@ two things from that stream, as early as possible:
 * ``Utterance`` with the caller's audio once they have been quiet for ``end_silence_ms`` (end of
   turn), to send to speech-to-text. A caller who talks without pausing is cut into utterances of
   at most ``max_utterance_ms``, preferably at a short pause near the limit, so speech-to-text
-  never waits for an endless turn.
+  never waits for an endless turn;
+* ``Pause`` once the caller has been quiet for ``pause_ms`` inside a turn (0: never), with the
+  utterance as it would end if the caller said nothing more, so the engine can start
+  transcribing it before the end of the turn is certain. With ``pause_ms >= post_roll_ms`` its
+  audio is exactly the final ``Utterance``'s when the caller stays quiet.
 
 Every ``SpeechStarted`` is followed by at least one ``Utterance`` (at the end of the turn, at a
 cut or at ``flush()``), so the engine can treat the pair as one turn.
@@ -37,6 +41,7 @@ from receptionist.audio import rms
 from receptionist.engines.local.models import require_module
 
 __all__ = [
+    "Pause",
     "SpeechStarted",
     "TurnDetector",
     "TurnEvent",
@@ -58,7 +63,9 @@ class VadSettings:
     #: Analysis frame; WebRTC's VAD accepts 10, 20 or 30 ms.
     frame_ms: int = 20
     #: Quiet time that ends a turn.
-    end_silence_ms: int = 600
+    end_silence_ms: int = 500
+    #: Quiet time inside a turn that reports a ``Pause`` (0: none); less than ``end_silence_ms``.
+    pause_ms: int = 0
     #: Speech (at least 3/4 voiced) needed to confirm a turn; shorter sounds make none.
     min_speech_ms: int = 250
     #: Unvoiced time allowed inside the speech being confirmed before confirmation starts over.
@@ -85,7 +92,9 @@ class VadSettings:
             raise ValueError("end_silence_ms must be at least one frame")
         if self.max_utterance_ms < 2 * self.min_speech_ms:
             raise ValueError("max_utterance_ms must be at least twice min_speech_ms")
-        for name in ("max_gap_ms", "pre_roll_ms", "post_roll_ms"):
+        if self.pause_ms and not self.frame_ms <= self.pause_ms < self.end_silence_ms:
+            raise ValueError("pause_ms must be 0 or from one frame to below end_silence_ms")
+        for name in ("max_gap_ms", "pre_roll_ms", "post_roll_ms", "pause_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.energy_floor < 0:
@@ -121,7 +130,17 @@ class Utterance:
         return self.ended_ms - self.started_ms
 
 
-TurnEvent = SpeechStarted | Utterance
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """The caller has been quiet for ``pause_ms`` inside a turn: ``utterance`` is the turn as it
+    stands (trimmed as it would be at its end). If the caller stays quiet, the turn's
+    ``Utterance`` follows with the same audio; if they speak on, it will have more."""
+
+    utterance: Utterance
+    at_ms: int  # when the pause was reported (end of the frame that made it)
+
+
+TurnEvent = SpeechStarted | Pause | Utterance
 
 
 def _make_vad(aggressiveness: int) -> Any:
@@ -144,6 +163,7 @@ class TurnDetector:
         self._min_speech_frames = -(-s.min_speech_ms // fm)
         self._max_gap_frames = s.max_gap_ms // fm
         self._end_frames = -(-s.end_silence_ms // fm)
+        self._pause_frames = -(-s.pause_ms // fm) if s.pause_ms else 0
         self._max_frames = s.max_utterance_ms // fm
         # near the limit, cut at the first unvoiced frame rather than mid-word
         self._soft_max_frames = max(self._min_speech_frames, self._max_frames * 9 // 10)
@@ -280,6 +300,9 @@ class TurnDetector:
                     events.append(self._close(cut=False, trailing=self._silence))
                 self._back_to_idle()
                 return
+            if self._silence == self._pause_frames and self._worth_emitting():
+                pause = self._close(cut=False, trailing=self._silence)
+                events.append(Pause(utterance=pause, at_ms=(index + 1) * self.settings.frame_ms))
         length = index + 1 - self._speech_start
         if length >= self._max_frames or (length >= self._soft_max_frames and not voiced):
             events.append(self._close(cut=True, trailing=0))

@@ -20,10 +20,14 @@ def local_parts(settings: Settings) -> tuple[LocalSpeech, BrainFactory, str]:
         from receptionist.engines.local.tts import TextToSpeech, TtsSettings
 
         stt = SpeechToText(
-            SttSettings(model=settings.local_stt_model, cpu_threads=settings.local_stt_threads)
+            SttSettings(
+                model=settings.local_stt_model,
+                cpu_threads=settings.local_stt_threads,
+                encoder_window_s=settings.local_stt_window_s or None,  # 0: the full window
+            )
         )
         tts = TextToSpeech(TtsSettings(voice=settings.local_tts_voice))
-    except LocalModelsMissing as exc:
+    except (LocalModelsMissing, ValueError) as exc:  # ValueError: e.g. LOCAL_STT_WINDOW_S=0.5
         raise SettingsError(f"setting VOICE_ENGINE=local: {exc}") from None
     speech = LocalSpeech(
         stt=stt,
