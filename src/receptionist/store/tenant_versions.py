@@ -86,37 +86,11 @@ async def save_version(
     t, v = tenant_configs.c, tenant_versions.c
     now = utcnow()
     async with db.begin(immediate=True) as conn:
-        # the row exists (and is locked) before anything is compared: two first saves of a new
-        # tenant queue here instead of both inserting version 1
-        await conn.execute(
-            upsert_insert(db.dialect, tenant_configs)
-            .values(
-                tenant_id=summary.tenant_id,
-                created_at=now,
-                updated_at=now,
-                version=None,
-                **config_values(summary),
-            )
-            .on_conflict_do_nothing(index_elements=["tenant_id"])
-        )
-        row = (
-            await conn.execute(
-                sa.select(t.version).where(t.tenant_id == summary.tenant_id).with_for_update()
-            )
-        ).one()
-        current: int | None = row.version
+        current = await _lock_row(conn, db.dialect, summary, now)
         if base_version is not _ANY and base_version != current:
             raise VersionConflict(summary.tenant_id, base_version, current)  # type: ignore[arg-type]
-        if current is not None:
-            in_force = (
-                await conn.execute(
-                    sa.select(v.content_hash).where(
-                        v.tenant_id == summary.tenant_id, v.version == current
-                    )
-                )
-            ).scalar_one_or_none()
-            if in_force == content_hash:
-                return SavedVersion(current, created=False)
+        if current is not None and await _hash_of(conn, summary.tenant_id, current) == content_hash:
+            return SavedVersion(current, created=False)
         newest = (
             await conn.execute(
                 sa.select(sa.func.max(v.version)).where(v.tenant_id == summary.tenant_id)
@@ -140,6 +114,39 @@ async def save_version(
             .values(version=version, updated_at=now, **config_values(summary))
         )
     return SavedVersion(version, created=True)
+
+
+async def _lock_row(conn: Any, dialect: str, summary: TenantConfigRow, now: datetime) -> int | None:
+    """The tenant's row, made if new and locked, and the version in force. The row exists before
+    anything is compared: two first saves of a new tenant queue here instead of both inserting
+    version 1."""
+    t = tenant_configs.c
+    await conn.execute(
+        upsert_insert(dialect, tenant_configs)
+        .values(
+            tenant_id=summary.tenant_id,
+            created_at=now,
+            updated_at=now,
+            version=None,
+            **config_values(summary),
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id"])
+    )
+    row = (
+        await conn.execute(
+            sa.select(t.version).where(t.tenant_id == summary.tenant_id).with_for_update()
+        )
+    ).one()
+    return int(row.version) if row.version is not None else None
+
+
+async def _hash_of(conn: Any, tenant_id: str, version: int) -> str | None:
+    v = tenant_versions.c
+    return (
+        await conn.execute(
+            sa.select(v.content_hash).where(v.tenant_id == tenant_id, v.version == version)
+        )
+    ).scalar_one_or_none()
 
 
 async def current_versions(db: Database) -> dict[str, int]:
