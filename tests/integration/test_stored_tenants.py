@@ -149,3 +149,47 @@ async def test_a_call_row_names_the_version_that_answered(db: Database, tmp_path
     assert result.call_sid
     row = await get_call(db, result.call_sid)
     assert row is not None and row["tenant_version"] == 1  # imported from the folder at start
+
+
+async def test_a_tenant_deactivated_during_a_call(db: Database, tmp_path: Path) -> None:
+    """The call in progress finishes with the version it started with; the next is refused."""
+    import asyncio
+
+    from receptionist.sim.caller import CallerScript, CallOptions, place_call
+    from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, Hold, ScriptedTurn
+    from receptionist.store.calls import get_call
+    from tests.integration.bridge_harness import running_bridge
+
+    hold = Hold(after_ms=100)
+    script = CallScript(
+        turns=[ScriptedTurn(heard="Are you open?", reply="Yes, till nine.", hold=hold)]
+    )
+    async with (
+        FakeGeminiLive(script=script) as fake,
+        running_bridge(db, tmp_path, fake, tenants_source="database") as bridge,
+    ):
+        live = asyncio.create_task(
+            place_call(
+                CallOptions(url=bridge.url("bakery"), realtime=False),
+                CallerScript(utterances=["Are you open?"]),
+            )
+        )
+        await hold.wait_reached()  # the agent is mid-reply
+        toml = await load_version(db, "bakery")
+        assert toml is not None
+        off = toml.files["tenant.toml"].replace("\nactive = true\n", "\nactive = false\n")
+        assert off != toml.files["tenant.toml"]
+        await _edit(db, "bakery", {"tenant.toml": off}, "key:1")
+        stored = bridge.ctx.tenants
+        assert isinstance(stored, StoredTenants)
+        await stored.refresh()  # what the server's poll does within 2 s
+        hold.release()
+        first = await live
+        refused = await place_call(
+            CallOptions(url=bridge.url("bakery"), realtime=False),
+            CallerScript(utterances=["Hello?"]),
+        )
+    row = await get_call(db, first.call_sid)
+    assert row is not None and row["status"] == "completed" and row["tenant_version"] == 1
+    assert any(t["text"] == "Yes, till nine." for t in row["transcript"] if t["speaker"] == "agent")
+    assert refused.close_code == 1008  # inactive: refused at the start
