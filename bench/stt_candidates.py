@@ -6,8 +6,8 @@
 The lines are `local_engine.py`'s caller lines (all 60, or its ``--quick`` set: the first 4 of each
 of bakery, saloon and clinic), spoken by the two callers of the conversation bench
 (`conv_voices.py`): Piper at 8 kHz (no generator noise), and espeak-ng made into a phone line
-(300-3400 Hz, 8 kHz, white noise at 20 dB SNR). WER is `local_engine.py`'s (same normalisation,
-corpus WER over each synthesizer's lines).
+(300-3400 Hz, 8 kHz, white noise at ``--snr-db``, 20 dB by default). WER is `local_engine.py`'s
+(same normalisation, corpus WER over each synthesizer's lines).
 
 Each model runs in its own child process (so its RSS is its own), pinned to the first N cores
 (``os.sched_setaffinity``) and told to use N threads where it has a knob. Per model and N: CPU
@@ -86,10 +86,10 @@ def lines(quick: bool) -> list[tuple[str, str]]:
     return out
 
 
-async def synthesize(items: list[tuple[str, str]]) -> dict[str, Any]:
+async def synthesize(items: list[tuple[str, str]], snr_db: float) -> dict[str, Any]:
     from conv_voices import LineNoise, espeak_voice, piper_voice
 
-    voices = {"piper": await piper_voice(), "espeak": espeak_voice(LineNoise(20.0))}
+    voices = {"piper": await piper_voice(), "espeak": espeak_voice(LineNoise(snr_db))}
     clips: dict[str, Any] = {}
     for synth, voice in voices.items():
         for i, (_, text) in enumerate(items):
@@ -264,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="local_engine.py's --quick lines only")
     ap.add_argument("--site", default=DEFAULT_SITE, help="site-packages holding the candidates")
     ap.add_argument("--only", default=",".join(CANDIDATES), help="comma-separated candidates")
+    ap.add_argument("--snr-db", type=float, default=20.0, help="espeak line noise SNR")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--merge", action="store_true", help="add to --json's results, not replace")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
 
     items = lines(args.quick)
     quick_n = len(lines(True))
-    clips = asyncio.run(synthesize(items))
+    clips = asyncio.run(synthesize(items, args.snr_db))
     np.savez(CLIPS, **clips)
     tenant_hints = hints()
     keys = list(clips)
@@ -312,15 +313,15 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "lines": [line for _, line in items],
         "quick_lines": quick_n,
-        "espeak_snr_db": 20.0,
+        "espeak_snr_db": args.snr_db,
         "hints": tenant_hints,
         "results": results,
     }
     if args.json:
         if args.merge and args.json.exists():
             old = json.loads(args.json.read_text())
-            if old["lines"] != out["lines"]:
-                raise SystemExit("--merge: not the same lines as the file's")
+            if old["lines"] != out["lines"] or old["espeak_snr_db"] != args.snr_db:
+                raise SystemExit("--merge: not the same lines or SNR as the file's")
             out["results"] = {**old["results"], **results}
         write_json(args.json, out)
     return 0
