@@ -57,6 +57,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL_S = 2.0
+OLD_VERSIONS_KEPT = 32  # older versions loaded for calls they answered (first in, first out)
 #: the author of a version imported from a folder (a later folder import may replace it; one
 #: made anywhere else is not replaced without `force`)
 FOLDER_AUTHOR = "folder"
@@ -73,6 +74,7 @@ class StoredTenants:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._cache: dict[str, _Loaded] = {}
+        self._versions: dict[tuple[str, int], _Loaded] = {}  # older versions asked for
         self._refreshing = asyncio.Lock()
 
     # -- the repository's questions (see repository.TenantRepository)
@@ -143,6 +145,24 @@ class StoredTenants:
             if changed:
                 log.info("tenants loaded from the database: %s", ", ".join(sorted(changed)))
             return changed
+
+    async def at_version(self, tenant_id: str, version: int) -> Tenant:
+        """The tenant as `version` had it (the one that answered a call); the version in force
+        when that one is gone or no longer loads."""
+        loaded = self._cache.get(tenant_id)
+        if loaded is not None and loaded.version == version and loaded.tenant is not None:
+            return loaded.tenant
+        old = self._versions.get((tenant_id, version))
+        if old is None:
+            stored = await load_version(self.db, tenant_id, version)
+            old = _load(tenant_id, version, stored.files) if stored is not None else None
+            if old is not None:
+                if len(self._versions) >= OLD_VERSIONS_KEPT:
+                    self._versions.pop(next(iter(self._versions)))
+                self._versions[(tenant_id, version)] = old
+        if old is not None and old.tenant is not None:
+            return old.tenant
+        return self.get_any(tenant_id)
 
     def _version_of(self, tenant_id: str) -> int | None:
         loaded = self._cache.get(tenant_id)

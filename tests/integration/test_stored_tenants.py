@@ -193,3 +193,20 @@ async def test_a_tenant_deactivated_during_a_call(db: Database, tmp_path: Path) 
     assert row is not None and row["status"] == "completed" and row["tenant_version"] == 1
     assert any(t["text"] == "Yes, till nine." for t in row["transcript"] if t["speaker"] == "agent")
     assert refused.close_code == 1008  # inactive: refused at the start
+
+
+async def test_the_version_that_answered_a_call_can_be_had_later(
+    db: Database, folders: Path
+) -> None:
+    server = StoredTenants(db)
+    await server.start(folders)
+    toml = (folders / "bakery" / "tenant.toml").read_text()
+    renamed = toml.replace('name = "Sweet Crumbs Bakery"', 'name = "Sweet Crumbs Cafe"')
+    await _edit(db, "bakery", {"tenant.toml": renamed}, "key:1")
+    await server.refresh()
+    assert server.get("bakery").name == "Sweet Crumbs Cafe"
+    old = await server.at_version("bakery", 1)  # what the post-call analysis uses for a v1 call
+    assert (old.name, old.version) == ("Sweet Crumbs Bakery", 1)
+    assert await server.at_version("bakery", 1) is old  # kept, not loaded again
+    gone = await server.at_version("bakery", 99)  # no such version: the one in force
+    assert gone.version == 2

@@ -44,6 +44,7 @@ from receptionist.store.notifications import insert_notifications
 from receptionist.store.schema import Stage, utcnow
 from receptionist.store.search import search_document
 from receptionist.store.webhook_deliveries import insert_deliveries
+from receptionist.stored_tenants import StoredTenants
 from receptionist.telephony.exotel_api import ExotelApiConfig, ExotelApiError, fetch_call_details
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantError, Tenants
@@ -177,6 +178,10 @@ async def _analyse(
         tenant = deps.tenants.get_any(row["tenant"] or "")
     except TenantError as exc:  # deleted or broken since the call: a person must look
         raise StepError(f"tenant unavailable: {exc}", retryable=False) from exc
+    answered_by = row.get("tenant_version")
+    if isinstance(deps.tenants, StoredTenants) and answered_by and answered_by != tenant.version:
+        # analysed with the call types and messages of the version that answered the call
+        tenant = await deps.tenants.at_version(tenant.tenant_id, int(answered_by))
     try:
         analysis, usage = await deps.analyzer(tenant, row["transcript"] or [], utcnow())
     except AnalysisInvalid as exc:
