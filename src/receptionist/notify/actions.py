@@ -101,15 +101,21 @@ async def _one(
         composed = await compose(rule, template, tenant, facts, deps.writer)
     except MissingDetail as exc:
         return row.skipped(str(exc)), None
+    payload = message_payload(tenant, composed.values)
+    details = {"text": composed.text, **composed.notes}
+    return row.make(NOTIFY_QUEUED, payload, details), composed.usage
+
+
+def message_payload(tenant: Tenant, values: list[str]) -> dict[str, Any]:
+    """What the provider needs for one template message: its variables and the tenant's own
+    WhatsApp sender (unset fields: the server's)."""
     sender = tenant.whatsapp
-    payload = {
-        "variables": composed.values,
+    return {
+        "variables": values,
         "integrated_number": sender.integrated_number if sender else None,
         "namespace": sender.namespace if sender else None,
         "auth_key_env": sender.auth_key_env if sender else None,
     }
-    details = {"text": composed.text, **composed.notes}
-    return row.make(NOTIFY_QUEUED, payload, details), composed.usage
 
 
 def idempotency_key(call_sid: str, rule: ActionRule) -> str:

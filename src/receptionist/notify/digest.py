@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from receptionist.notify.actions import message_payload
 from receptionist.notify.phones import InvalidPhone, normalise_phone
 from receptionist.store.day_figures import DayFigures, day_figures, notification_exists
 from receptionist.store.db import Database
@@ -86,7 +87,6 @@ async def _one(
     tz = ZoneInfo(tenant.timezone)
     figures = await day_figures(db, tenant.tenant_id, *day_bounds(day, tz))
     values = digest_values(tenant, day, figures, usd_inr)
-    sender = tenant.whatsapp
     status, recipient, error = NOTIFY_QUEUED, None, None
     try:
         recipient = normalise_phone(tenant.owner_phone, "IN")
@@ -103,12 +103,7 @@ async def _one(
         language=template.language,
         status=status,
         provider=provider,
-        payload={
-            "variables": values,
-            "integrated_number": sender.integrated_number if sender else None,
-            "namespace": sender.namespace if sender else None,
-            "auth_key_env": sender.auth_key_env if sender else None,
-        },
+        payload=message_payload(tenant, values),
         details={"text": template.render(values), "day": day.isoformat()},
         error=error,
     )

@@ -273,11 +273,8 @@ async def _edit_body(request: Request) -> TenantEdit:
             raise WebError(413, "too_large", f"a tenant edit is at most {MAX_EDIT_BYTES} bytes")
     try:
         return TenantEdit.model_validate_json(bytes(raw))
-    except ValidationError as exc:
-        errors = exc.errors()
-        where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
-        what = errors[0]["msg"] if errors else "invalid"
-        raise WebError(400, "bad_request", f"{where}: {what}") from None
+    except ValidationError as exc:  # answered like any other bad request (bad_request below)
+        raise RequestValidationError(exc.errors()) from None
 
 
 @router.put(
