@@ -210,3 +210,56 @@ async def test_the_version_that_answered_a_call_can_be_had_later(
     assert await server.at_version("bakery", 1) is old  # kept, not loaded again
     gone = await server.at_version("bakery", 99)  # no such version: the one in force
     assert gone.version == 2
+
+
+async def test_after_an_edit_the_call_is_analysed_and_messaged_as_it_was_answered(
+    db: Database, folders: Path
+) -> None:
+    """A call answered by version 1 gets version 1's call types, rules and recipients, though
+    the owner moved the owner's message to another number (version 2) before the worker ran."""
+    import sqlalchemy as sa
+
+    from receptionist.notify.actions import ActionDeps
+    from receptionist.postcall.pipeline import PipelineDeps
+    from receptionist.postcall.pricing import load_pricing
+    from receptionist.postcall.wiring import offline_analyzer
+    from receptionist.postcall.worker import Worker
+    from receptionist.store.calls import FinishedCall, finish_call
+    from receptionist.store.schema import notifications
+    from tests.integration.test_pipeline import ORDER
+
+    server = StoredTenants(db)
+    await server.start(folders)
+    await finish_call(
+        db,
+        FinishedCall(
+            call_sid="CAv1", status="completed", tenant="bakery", transcript=ORDER, tenant_version=1
+        ),
+    )
+    now = await load_version(db, "bakery")
+    assert now is not None
+    rule = 'to = "owner"\ntemplate = "owner_new_order"'
+    assert rule in now.files["tenant.toml"]
+    moved = now.files["tenant.toml"].replace(rule, rule.replace('"owner"', '"+919800000099"'))
+    assert await _edit(db, "bakery", {"tenant.toml": moved}, "key:1") == 2
+    await server.refresh()
+    assert server.get_any("bakery").version == 2
+
+    deps = PipelineDeps(
+        db=db,
+        tenants=server,
+        pricing=load_pricing(),
+        analyzer=offline_analyzer,
+        actions=ActionDeps(provider="log", writer=None),
+    )
+    await Worker(deps).drain()
+    async with db.session() as conn:
+        sent = (
+            await conn.execute(
+                sa.select(notifications.c.recipient_type, notifications.c.recipient).where(
+                    notifications.c.call_sid == "CAv1"
+                )
+            )
+        ).all()
+    assert ("owner", "919800000001") in {tuple(r) for r in sent}, sent  # as MSG91 takes it
+    assert all(r.recipient != "919800000099" for r in sent)

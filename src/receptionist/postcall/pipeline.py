@@ -156,10 +156,7 @@ async def _decide_messages(
 ) -> str:
     if deps.actions is None or row["status"] == "rejected":
         return await _advance(deps, claim, worker_id, Stage.MESSAGES_QUEUED, {})
-    try:
-        tenant = deps.tenants.get_any(row["tenant"] or "")
-    except TenantError as exc:
-        raise StepError(f"tenant unavailable: {exc}", retryable=False) from exc
+    tenant = await _tenant_of_call(deps, row)
     messages, usage = await decide_messages(tenant, row, deps.actions)
     async with deps.db.begin(immediate=True) as conn:  # the messages and the stage: one commit
         await insert_notifications(conn, deps.db.dialect, messages)
@@ -171,17 +168,24 @@ async def _decide_messages(
     return Stage.MESSAGES_QUEUED if ok else ""
 
 
-async def _analyse(
-    deps: PipelineDeps, row: dict[str, Any]
-) -> tuple[Analysis, list[TokenUsage], Tenant]:
+async def _tenant_of_call(deps: PipelineDeps, row: dict[str, Any]) -> Tenant:
+    """The tenant as the version that answered the call had it: its call types analyse the
+    call and its rules and templates send the messages, so both steps agree with each other
+    (and with what the caller heard) whatever was edited since."""
     try:
         tenant = deps.tenants.get_any(row["tenant"] or "")
     except TenantError as exc:  # deleted or broken since the call: a person must look
         raise StepError(f"tenant unavailable: {exc}", retryable=False) from exc
     answered_by = row.get("tenant_version")
     if isinstance(deps.tenants, StoredTenants) and answered_by and answered_by != tenant.version:
-        # analysed with the call types and messages of the version that answered the call
         tenant = await deps.tenants.at_version(tenant.tenant_id, int(answered_by))
+    return tenant
+
+
+async def _analyse(
+    deps: PipelineDeps, row: dict[str, Any]
+) -> tuple[Analysis, list[TokenUsage], Tenant]:
+    tenant = await _tenant_of_call(deps, row)
     try:
         analysis, usage = await deps.analyzer(tenant, row["transcript"] or [], utcnow())
     except AnalysisInvalid as exc:
