@@ -1,0 +1,223 @@
+"""The `call.started` and `message.status` webhook events (SQLite and PostgreSQL): each written
+in the transaction that makes it true, then posted signed to a real local receiver.
+
+- `call.started` is in the database while the call is still live (its row's start), carries the
+  caller's number as the call's row does, and is written late, with the row, for a call that
+  started while the database was away (from the spool);
+- `message.status` follows a WhatsApp message: the dispatcher's send outcome (sent, failed) and
+  MSG91's reports through our real webhook (delivered, read), one event per change, none for a
+  replayed report, an unknown message or a retry still queued; and an event that cannot be
+  written leaves the status unwritten too (one transaction)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from starlette.applications import Starlette
+
+from receptionist.bridge.recorder import CallRecorder
+from receptionist.bridge.server import serve_in_process
+from receptionist.hooks.events import status_events_of
+from receptionist.hooks.signing import SIGNATURE_HEADER, verify
+from receptionist.notify.provider import REJECTED, RETRY, SendResult
+from receptionist.notify.webhook import msg91_webhook_route
+from receptionist.sim.caller import CallerScript, CallOptions, place_call
+from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, Hold, ScriptedTurn
+from receptionist.store.calls import get_call
+from receptionist.store.db import Database
+from receptionist.store.notifications import Report, StatusChange, apply_report
+from receptionist.store.schema import notifications, webhook_deliveries
+from receptionist.store.webhook_deliveries import NewDelivery
+from receptionist.tenants.repository import TenantRepository
+from tests.integration.bridge_harness import running_bridge
+from tests.integration.test_notifications import (
+    Clock,
+    ScriptedProvider,
+    dispatcher,
+    insert,
+    new,
+    status_of,
+)
+from tests.integration.test_webhooks import SECRET, Receiver, _deliverer, _tenants
+from tests.integration.test_webhooks import Clock as HookClock
+from tests.pg import free_port
+
+HOOK_SECRET = "report-secret"
+WEBHOOK_TOML = '\n[[webhooks]]\nurl = "{url}"\nsecret_env = "BAKERY_HOOK_SECRET"\n{events}\n'
+
+
+async def _rows(db: Database, event_type: str) -> list[dict[str, Any]]:
+    d = webhook_deliveries.c
+    async with db.session() as conn:
+        rows = await conn.execute(
+            sa.select(webhook_deliveries).where(d.event_type == event_type).order_by(d.id)
+        )
+        return [dict(r) for r in rows.mappings()]
+
+
+def _hook_tenant(tenants_dir: Path, url: str, events: str) -> None:
+    toml = tenants_dir / "bakery" / "tenant.toml"
+    toml.write_text(toml.read_text() + WEBHOOK_TOML.format(url=url, events=events))
+
+
+# --- call.started -------------------------------------------------------------------------------
+
+
+async def test_call_started_is_written_with_the_calls_row_while_it_is_live(
+    db: Database, tmp_path: Path
+) -> None:
+    hold = Hold()
+    script = CallScript(turns=[ScriptedTurn("Open today?", "Yes, till nine.", hold=hold)])
+    async with (
+        Receiver() as receiver,
+        FakeGeminiLive(script=script) as fake,
+        running_bridge(db, tmp_path, fake) as bridge,
+    ):
+        _hook_tenant(bridge.ctx.settings.tenants_dir, f"{receiver.base_url}/hook",
+                     'events = ["call.started"]')  # fmt: skip
+        bridge.ctx.tenants.invalidate("bakery")
+        options = CallOptions(url=bridge.url("bakery"), realtime=False, from_number="+919811122233")
+        call = asyncio.create_task(place_call(options, CallerScript(utterances=["Open today?"])))
+        try:
+            await hold.wait_reached(30)  # the call is live, its reply held
+            (row,) = await _rows(db, "call.started")
+            live = await get_call(db, options.call_sid)
+            assert live is not None and live["status"] == "in_progress"
+            deliverer = _deliverer(db, HookClock())
+            try:
+                assert await deliverer.run_once() == 1  # sent while the caller still talks
+            finally:
+                await deliverer.aclose()
+        finally:
+            hold.release()
+            result = await call
+        assert result.ok, result.error
+    assert row["call_sid"] == options.call_sid and row["tenant"] == "bakery"
+    (event,) = receiver.events()
+    assert event["type"] == "call.started" and event["id"] == row["event_id"]
+    data = event["data"]
+    assert data["from"] == "+919811122233" and data["call_sid"] == options.call_sid
+    assert data["started_at"] == live["started_at"].isoformat()
+    headers, body = receiver.got[0]
+    assert verify(SECRET.encode(), headers[SIGNATURE_HEADER.lower()], body, now=time.time())
+    assert len(await _rows(db, "call.started")) == 1  # the call's end wrote no second one
+
+
+async def test_a_call_started_while_the_database_was_away_gets_its_event_late(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    away = Database(f"postgresql://nobody@127.0.0.1:{free_port()}/nowhere")  # nothing listens
+    try:
+        async with (
+            FakeGeminiLive(script=CallScript(turns=[ScriptedTurn("Open today?", "Yes.")])) as fake,
+            running_bridge(away, tmp_path, fake) as bridge,
+        ):
+            _hook_tenant(bridge.ctx.settings.tenants_dir, "http://127.0.0.1:9/hook", "")
+            bridge.ctx.tenants.invalidate("bakery")
+            options = CallOptions(url=bridge.url("bakery"), realtime=False,
+                                  from_number="+919811122244")  # fmt: skip
+            result = await place_call(options, CallerScript(utterances=["Open today?"]))
+            assert result.ok, result.error
+            spool = bridge.ctx.settings.spool_dir
+        assert await CallRecorder(sqlite_db, spool).replay_spool() == 1
+        assert await CallRecorder(sqlite_db, spool).replay_spool() == 0
+    finally:
+        await away.dispose()
+    (row,) = await _rows(sqlite_db, "call.started")
+    call = await get_call(sqlite_db, options.call_sid)
+    assert call is not None
+    assert row["payload"]["data"]["from"] == "+919811122244"
+    assert row["payload"]["data"]["started_at"] == call["started_at"].isoformat()
+
+
+# --- message.status -----------------------------------------------------------------------------
+
+
+async def _statuses(db: Database) -> list[tuple[str, str]]:
+    return [
+        (r["payload"]["data"]["status"], r["event_type"]) for r in await _rows(db, "message.status")
+    ]
+
+
+async def test_send_outcomes_are_message_status_events(db: Database, tmp_path: Path) -> None:
+    root = _tenants(tmp_path, "http://127.0.0.1:9/hook", 'events = ["message.status"]')
+    await insert(db, new("CAok", to="customer", recipient="919800000042"), new("CAno"), new("CAre"))
+    refusals = {"CAno": SendResult(REJECTED, reason="400: bad template"),
+                "CAre": SendResult(RETRY, reason="503")}  # fmt: skip
+    by_id = {}
+    for sid in ("CAok", "CAno", "CAre"):
+        by_id[(await status_of(db, sid))["id"]] = sid
+
+    class Provider(ScriptedProvider):
+        async def send(self, message: Any) -> SendResult:
+            self.sent.append(message)
+            sid = by_id[message.notification_id]
+            return refusals.get(sid) or SendResult("accepted", provider_ref=f"req-{sid}")
+
+    events = status_events_of(TenantRepository(root))
+    await dispatcher(db, Provider(), clock=Clock(), events=events).run_once()
+    rows = {r["payload"]["data"]["message_id"]: r for r in await _rows(db, "message.status")}
+    assert set(rows) == {i for i, s in by_id.items() if s != "CAre"}  # a retry is no event
+    ok = next(r for i, r in rows.items() if by_id[i] == "CAok")["payload"]
+    assert ok["data"] == {
+        "message_id": ok["data"]["message_id"], "call_sid": "CAok", "recipient": "customer",
+        "to": "919800000042", "template": "new_order", "status": "sent",
+        "at": ok["data"]["at"], "error": None,
+    }  # fmt: skip
+    assert ok["type"] == "message.status" and ok["tenant"] == "bakery"
+    failed = next(r for i, r in rows.items() if by_id[i] == "CAno")["payload"]["data"]
+    assert failed["status"] == "failed" and failed["error"] == "400: bad template"
+
+
+@pytest.fixture
+async def reports(db: Database, tmp_path: Path) -> Any:
+    root = _tenants(tmp_path, "http://127.0.0.1:9/hook", 'events = ["message.status"]')
+    route = msg91_webhook_route(db, HOOK_SECRET, events=status_events_of(TenantRepository(root)))
+    async with (
+        serve_in_process(Starlette(routes=[route])) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+
+        async def post(report: dict[str, Any]) -> dict[str, int]:
+            r = await client.post(f"/webhooks/msg91?secret={HOOK_SECRET}", json=report)
+            assert r.status_code == 200, r.text
+            return dict(r.json())
+
+        yield post
+
+
+async def test_provider_reports_are_message_status_events(db: Database, reports: Any) -> None:
+    await insert(db, new("CA1"))
+    async with db.begin() as conn:  # as the dispatcher leaves a message MSG91 accepted
+        await conn.execute(sa.update(notifications).values(status="sent", provider_ref="req-1"))
+    assert await reports({"requestId": "req-1", "status": "delivered"}) == {"updated": 1}
+    assert await reports({"requestId": "req-1", "status": "delivered"}) == {"unchanged": 1}
+    assert await reports({"requestId": "req-1", "status": "sent"}) == {"unchanged": 1}  # late
+    assert await reports({"requestId": "req-9", "status": "read"}) == {"unknown_ref": 1}
+    assert await reports({"requestId": "req-1", "status": "read"}) == {"updated": 1}
+    assert await _statuses(db) == [("delivered", "message.status"), ("read", "message.status")]
+    ids = {r["event_id"] for r in await _rows(db, "message.status")}
+    assert len(ids) == 2  # a status change each, each its own event
+
+
+async def test_an_event_that_cannot_be_written_leaves_the_status_unwritten(db: Database) -> None:
+    await insert(db, new("CA1"))
+    async with db.begin() as conn:
+        await conn.execute(sa.update(notifications).values(status="sent", provider_ref="req-1"))
+    seen: list[StatusChange] = []
+
+    def events(change: StatusChange) -> list[NewDelivery]:
+        seen.append(change)
+        raise RuntimeError("the event could not be made")
+
+    with pytest.raises(RuntimeError):
+        await apply_report(db, Report(provider_ref="req-1", status="delivered"), events=events)
+    assert [c.status for c in seen] == ["delivered"]  # asked inside the change's transaction
+    assert (await status_of(db, "CA1"))["status"] == "sent"
+    assert await _rows(db, "message.status") == []
