@@ -326,3 +326,5 @@ def test_the_readme_verification_snippet_accepts_our_signature() -> None:
     assert scope["verified"](b"s3cret", header, body)
     assert not scope["verified"](b"s3cret", header, body + b"x")
     assert not scope["verified"](b"s3cret", sign(b"s3cret", int(time.time()) - 301, body), body)
+    for broken in ("v1=abc", "t=soon,v1=abc", "garbage", ""):  # refused, never an exception
+        assert not scope["verified"](b"s3cret", broken, body)
