@@ -7,7 +7,9 @@ in the transaction that makes it true, then posted signed to a real local receiv
 - `message.status` follows a WhatsApp message: the dispatcher's send outcome (sent, failed) and
   MSG91's reports through our real webhook (delivered, read), one event per change, none for a
   replayed report, an unknown message or a retry still queued; and an event that cannot be
-  written leaves the status unwritten too (one transaction)."""
+  written leaves the status unwritten too (one transaction);
+- and the whole loop: one simulated call through the real bridge, its worker and the MSG91
+  double reaches the receiver as every kind of event, each once."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from receptionist.notify.provider import REJECTED, RETRY, SendResult
 from receptionist.notify.webhook import msg91_webhook_route
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, Hold, ScriptedTurn
+from receptionist.sim.msg91 import FakeMsg91
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
 from receptionist.store.notifications import Report, StatusChange, apply_report
@@ -36,6 +39,13 @@ from receptionist.store.schema import notifications, webhook_deliveries
 from receptionist.store.webhook_deliveries import NewDelivery
 from receptionist.tenants.repository import TenantRepository
 from tests.integration.bridge_harness import running_bridge
+from tests.integration.test_messages_e2e import (
+    AUTH_KEY,
+    ORDER,
+    _msg91_settings,
+    _wire_webhook,
+    call_and_settle,
+)
 from tests.integration.test_notifications import (
     Clock,
     ScriptedProvider,
@@ -221,3 +231,54 @@ async def test_an_event_that_cannot_be_written_leaves_the_status_unwritten(db: D
     assert [c.status for c in seen] == ["delivered"]  # asked inside the change's transaction
     assert (await status_of(db, "CA1"))["status"] == "sent"
     assert await _rows(db, "message.status") == []
+
+
+# --- the whole loop -----------------------------------------------------------------------------
+
+
+async def test_one_call_end_to_end_reaches_the_receiver_as_every_kind_of_event(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A simulated call through the real bridge, its in-process worker (pipeline, dispatcher,
+    deliverer), the MSG91 double reporting to our real webhook, and the business's receiver:
+    every event arrives signed, each once (ids), in its type's shape."""
+    monkeypatch.setenv("BAKERY_HOOK_SECRET", SECRET)
+    turns = [ScriptedTurn(heard=ORDER, reply="Done, Anita!")]
+    async with (
+        Receiver() as receiver,
+        FakeMsg91(auth_key=AUTH_KEY) as msg91,
+        FakeGeminiLive(script=CallScript(turns=turns)) as live,
+        running_bridge(db, tmp_path, live, **_msg91_settings(msg91)) as bridge,
+    ):
+        _wire_webhook(msg91, bridge)
+        _hook_tenant(bridge.ctx.settings.tenants_dir, f"{receiver.base_url}/hook", "")
+        bridge.ctx.tenants.invalidate("bakery")
+        await call_and_settle(bridge, db, ORDER)
+        # started, ended, analysed; two messages each sent then delivered
+        wanted = {"call.started": 1, "call.ended": 1, "call.analyzed": 1, "message.status": 4}
+        async with asyncio.timeout(60):  # a bound for a broken build, not a speed requirement
+            while _counts(receiver) != wanted:
+                receiver.arrived.clear()
+                if _counts(receiver) != wanted:
+                    await receiver.arrived.wait()
+    events = receiver.events()
+    assert len({e["id"] for e in events}) == len(events) == 7
+    for headers, body in receiver.got:
+        assert verify(SECRET.encode(), headers[SIGNATURE_HEADER.lower()], body, now=time.time())
+    sids = {e["data"]["call_sid"] for e in events}
+    assert len(sids) == 1
+    statuses = sorted(
+        (e["data"]["recipient"], e["data"]["status"]) for e in events
+        if e["type"] == "message.status"
+    )  # fmt: skip
+    assert statuses == [("customer", "delivered"), ("customer", "sent"),
+                        ("owner", "delivered"), ("owner", "sent")]  # fmt: skip
+    analysed = next(e for e in events if e["type"] == "call.analyzed")["data"]
+    assert analysed["call_type"] == "order" and analysed["details"]["name"] == "Anita"
+
+
+def _counts(receiver: Receiver) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for e in receiver.events():
+        counts[e["type"]] = counts.get(e["type"], 0) + 1
+    return counts
