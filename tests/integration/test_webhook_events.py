@@ -214,6 +214,20 @@ async def test_provider_reports_are_message_status_events(db: Database, reports:
     assert await _statuses(db) == [("delivered", "message.status"), ("read", "message.status")]
     ids = {r["event_id"] for r in await _rows(db, "message.status")}
     assert len(ids) == 2  # a status change each, each its own event
+    await insert(db, new("CA2", to="customer", recipient="919800000042"))
+    async with db.begin() as conn:
+        await conn.execute(
+            sa.update(notifications)
+            .where(notifications.c.call_sid == "CA2")
+            .values(status="sent", provider_ref="req-2")
+        )
+    failed = {"requestId": "req-2", "status": "failed", "reason": "131026 not on WhatsApp",
+              "timestamp": "2026-12-07T10:00:00Z"}  # fmt: skip
+    assert await reports(failed) == {"updated": 1}
+    last = (await _rows(db, "message.status"))[-1]["payload"]["data"]
+    assert (last["call_sid"], last["recipient"], last["to"]) == ("CA2", "customer", "919800000042")
+    assert (last["status"], last["error"]) == ("failed", "131026 not on WhatsApp")
+    assert last["at"] == "2026-12-07T10:00:00+00:00"  # when the provider says it happened
 
 
 async def test_an_event_that_cannot_be_written_leaves_the_status_unwritten(db: Database) -> None:

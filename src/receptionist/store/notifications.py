@@ -78,17 +78,23 @@ _CHANGE_COLUMNS = ("tenant", "call_sid", "recipient_type", "recipient", "templat
 
 
 async def _write_events(
-    conn: Any, events: StatusEvents | None, notification_id: int, row: Any, values: dict[str, Any]
+    conn: Any,
+    events: StatusEvents | None,
+    notification_id: int,
+    row: Any,
+    values: dict[str, Any],
+    at: datetime | None = None,
 ) -> None:
     """The webhook deliveries of the status `values` just set on `row` (one message), written
-    in the caller's transaction."""
+    in the caller's transaction; `at`: when it happened, if the provider said."""
     if events is None:
         return
+    when = values.get("delivered_at") or values.get("read_at") or values.get("sent_at")
     change = StatusChange(
         notification_id=notification_id,
         **{name: getattr(row, name) for name in _CHANGE_COLUMNS},
         status=values["status"],
-        at=values.get("delivered_at") or values.get("read_at") or values.get("sent_at") or utcnow(),
+        at=at or when or utcnow(),
         error=values.get("error"),
     )
     deliveries = list(events(change))
@@ -446,7 +452,7 @@ async def _apply(
         return "unchanged", row.id
     values = _report_columns(report, row)
     await conn.execute(sa.update(notifications).where(n.id == row.id).values(values))
-    await _write_events(conn, events, row.id, row, values)
+    await _write_events(conn, events, row.id, row, values, report.at)
     return "updated", row.id
 
 
