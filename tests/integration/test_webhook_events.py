@@ -27,7 +27,7 @@ from receptionist.bridge.recorder import CallRecorder
 from receptionist.bridge.server import serve_in_process
 from receptionist.hooks.events import status_events_of
 from receptionist.hooks.signing import SIGNATURE_HEADER, verify
-from receptionist.notify.provider import REJECTED, RETRY, SendResult
+from receptionist.notify.provider import ACCEPTED, REJECTED, RETRY, SendResult
 from receptionist.notify.webhook import msg91_webhook_route
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, Hold, ScriptedTurn
@@ -168,7 +168,7 @@ async def test_send_outcomes_are_message_status_events(db: Database, tmp_path: P
         async def send(self, message: Any) -> SendResult:
             self.sent.append(message)
             sid = by_id[message.notification_id]
-            return refusals.get(sid) or SendResult("accepted", provider_ref=f"req-{sid}")
+            return refusals.get(sid) or SendResult(ACCEPTED, provider_ref=f"req-{sid}")
 
     events = status_events_of(TenantRepository(root))
     await dispatcher(db, Provider(), clock=Clock(), events=events).run_once()
