@@ -27,8 +27,15 @@ from receptionist.bridge.server import serve_in_process
 from receptionist.store.api_keys import create_key, revoke_key
 from receptionist.store.db import Database
 from receptionist.store.live import LiveEvent, LiveFeed
-from receptionist.store.schema import call_details, web_sessions
+from receptionist.store.schema import (
+    call_details,
+    utcnow,
+    web_sessions,
+    webhook_attempts,
+    webhook_deliveries,
+)
 from receptionist.store.web_sessions import expire_session_now
+from receptionist.store.webhook_deliveries import NewDelivery, insert_deliveries
 from receptionist.tenants.repository import TenantRepository
 from receptionist.web.api import create_api
 from receptionist.web.dashboard import Options, create_dashboard
@@ -110,6 +117,44 @@ class Dash:
         return b
 
 
+async def seed_delivery(
+    db: Database, tenant: str, call_sid: str, url: str, *, codes: list[int | None]
+) -> int:
+    """A `call.ended` delivery of the call to `url`, attempted once per code (None: no answer);
+    `failed` after them unless the last was a 2xx."""
+    event = NewDelivery(f"ev-{call_sid}", "call.ended", tenant, call_sid, url, "HOOK_SECRET",
+                        {"id": f"ev-{call_sid}", "data": {"call_sid": call_sid}})  # fmt: skip
+    d = webhook_deliveries.c
+    async with db.begin() as conn:
+        await insert_deliveries(conn, db.dialect, [event])
+        delivery_id = (
+            await conn.execute(sa.select(d.id).where(d.event_id == event.event_id, d.url == url))
+        ).scalar_one()
+        for code in codes:
+            error = None if code and code < 300 else f"HTTP {code}" if code else "ConnectTimeout"
+            await conn.execute(
+                sa.insert(webhook_attempts).values(
+                    delivery_id=delivery_id, attempted_at=utcnow(), status_code=code,
+                    error=error, duration_ms=12,
+                )
+            )  # fmt: skip
+        ok = bool(codes) and codes[-1] is not None and 200 <= (codes[-1] or 0) < 300
+        await conn.execute(
+            sa.update(webhook_deliveries)
+            .where(d.id == delivery_id)
+            .values(status="delivered" if ok else "failed", attempts=len(codes),
+                    last_status_code=codes[-1] if codes else None, next_attempt_at=None)
+        )  # fmt: skip
+    return int(delivery_id)
+
+
+async def delivery_id(db: Database, call_sid: str) -> int:
+    d = webhook_deliveries.c
+    async with db.session() as conn:
+        found = await conn.execute(sa.select(d.id).where(d.call_sid == call_sid))
+        return int(found.scalar_one())
+
+
 @pytest.fixture
 async def dash(db: Database, tmp_path: Path) -> AsyncIterator[Dash]:
     now = datetime.now(UTC) - timedelta(minutes=5)
@@ -136,6 +181,8 @@ async def dash(db: Database, tmp_path: Path) -> AsyncIterator[Dash]:
         new("CAs0", to="customer", template="booking", status="failed", tenant="saloon",
             recipient="917700000077", details={"text": "your haircut booking"}),
     )  # fmt: skip
+    await seed_delivery(db, "bakery", "CAb0", "https://crm.bakery.example/hook", codes=[500])
+    await seed_delivery(db, "saloon", "CAs0", "https://saloon.example/hook", codes=[404])
     keys = {
         "bakery": (await create_key(db, tenant="bakery"))[1],
         "saloon": (await create_key(db, tenant="saloon"))[1],
@@ -288,6 +335,7 @@ async def test_forms_without_the_sessions_csrf_token_are_refused(dash: Dash) -> 
         ("/app/language", {"lang": "hi"}),
         ("/app/calls/CAb-failed/retry", {}),
         (f"/app/messages/{msg}/resend", {}),
+        (f"/app/webhooks/{await delivery_id(dash.db, 'CAb0')}/replay", {}),
     ]
     for path, data in forms:
         for token in (None, "forged", await other.csrf()):  # missing, made up, another's
@@ -335,7 +383,11 @@ SALOON_SECRETS = ("CAs0", "haircut", "7700000077", "saloon")
 async def test_every_route_keeps_tenants_apart_and_needs_a_session(dash: Dash) -> None:
     routes = dashboard_routes(dash.app)
     assert len(routes) >= 12, routes
-    saloon = {"call_sid": "CAs0", "notification_id": await notification_id(dash.db, "CAs0")}
+    saloon = {
+        "call_sid": "CAs0",
+        "notification_id": await notification_id(dash.db, "CAs0"),
+        "delivery_id": str(await delivery_id(dash.db, "CAs0")),
+    }
     b = await dash.sign_in("bakery")
     anon = dash.browser()
     for method, path in routes:
@@ -373,6 +425,15 @@ async def test_every_route_keeps_tenants_apart_and_needs_a_session(dash: Dash) -
 
     [msg] = await list_notifications(dash.db, call_sid="CAs0")
     assert msg["status"] == "failed"
+    async with dash.db.session() as conn:
+        hook = (
+            await conn.execute(
+                sa.select(webhook_deliveries.c.status).where(
+                    webhook_deliveries.c.call_sid == "CAs0"
+                )
+            )
+        ).scalar_one()
+    assert hook == "failed"  # not replayed
 
 
 async def test_the_operator_switches_between_tenants(dash: Dash) -> None:
@@ -744,3 +805,45 @@ async def test_the_daily_digest_is_on_the_messages_page(dash: Dash) -> None:
     page = (await b.get("/app/messages")).text
     assert "owner_daily_digest" in page and "on 6 Dec 2026: 5 calls &lt;b&gt;" in page
     assert "/calls/None" not in page  # no call to link to
+
+
+async def test_webhook_deliveries_with_their_attempts_and_a_replay(dash: Dash) -> None:
+    mine = await delivery_id(dash.db, "CAb0")
+    theirs = await delivery_id(dash.db, "CAs0")
+    b = await dash.sign_in("bakery")
+    page = await b.get("/app/webhooks")
+    assert page.status_code == 200
+    text = page.text
+    assert f'data-delivery-id="{mine}"' in text and "crm.bakery.example" in text
+    assert f'data-delivery-id="{theirs}"' not in text and "saloon" not in text
+    assert 'data-testid="attempt" data-code="500"' in text and "HTTP 500" in text
+    assert (await b.get("/app/webhooks?status=delivered")).text.count("delivery-row") == 0
+    assert (await b.get("/app/webhooks?status=failed")).text.count('"delivery-row"') == 1
+    bad = await b.get("/app/webhooks?status=%3Cscript%3E")
+    assert bad.status_code == 400 and 'data-code="bad_status"' in bad.text
+    assert "<script>" not in bad.text
+    csrf = await b.csrf()
+    # another tenant's delivery: not found, and left alone
+    refused = await b.post(f"/app/webhooks/{theirs}/replay", {"csrf": csrf})
+    assert refused.status_code == 404 and 'data-code="not_found"' in refused.text
+    sent = await b.post(f"/app/webhooks/{mine}/replay", {"csrf": csrf, "back": "/app/webhooks"})
+    assert sent.status_code == 303 and sent.headers["location"] == "/app/webhooks?m=replayed"
+    d = webhook_deliveries.c
+    async with dash.db.session() as conn:
+        rows = dict((await conn.execute(sa.select(d.id, d.status))).all())
+    assert rows == {mine: "pending", theirs: "failed"}
+    after = await b.get(sent.headers["location"])
+    assert 'data-testid="notice"' in after.text and 'data-status="pending"' in after.text
+    # the operator sees every tenant's and replays any
+    admin = await dash.sign_in("admin")
+    everything = (await admin.get("/app/webhooks")).text
+    assert f'data-delivery-id="{mine}"' in everything
+    assert f'data-delivery-id="{theirs}"' in everything
+    only = (await admin.get("/app/webhooks?tenant=saloon")).text
+    assert f'data-delivery-id="{mine}"' not in only
+    done = await admin.post(f"/app/webhooks/{theirs}/replay", {"csrf": await admin.csrf()})
+    assert done.status_code == 303
+    async with dash.db.session() as conn:
+        assert (await conn.execute(sa.select(d.status).where(d.id == theirs))).scalar() == (
+            "pending"
+        )

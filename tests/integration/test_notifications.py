@@ -407,8 +407,10 @@ async def test_a_report_racing_the_answer_of_an_identical_message_is_not_misplac
                 assert await finish_send(db, claimed["CA2"].id, worker_id="w", values=values)
             return result
 
-    async def apply(conn: Any, report: Report, match_window_s: float) -> tuple[str, int | None]:
-        return await real_apply(AnswerLandsAfterTheFirstLook(conn), report, match_window_s)
+    async def apply(
+        conn: Any, report: Report, match_window_s: float, events: Any
+    ) -> tuple[str, int | None]:
+        return await real_apply(AnswerLandsAfterTheFirstLook(conn), report, match_window_s, events)
 
     monkeypatch.setattr(store, "_apply", apply)
     report = Report("req-2", "sent", recipient="919800000001", template_name="new_order")

@@ -6,7 +6,10 @@ a replay sending it again with the same event id."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
+import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,6 +39,7 @@ from receptionist.store.webhook_deliveries import (
 )
 from receptionist.tenants.loading import load_tenant
 from receptionist.tenants.repository import TenantRepository
+from tests.integration.bridge_harness import REPO
 from tests.integration.test_pipeline import ORDER, saved_call
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
@@ -51,11 +55,13 @@ class Receiver(HttpDouble):
         self.got: list[tuple[dict[str, str], bytes]] = []
         self.script: list[int | str] = []
         self.release = asyncio.Event()
+        self.arrived = asyncio.Event()  # set at each request, before any hold
         self.app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
 
     async def _hook(self, request: Request) -> Response:
         body = await request.body()
         self.got.append((dict(request.headers), body))
+        self.arrived.set()
         step = self.script.pop(0) if self.script else 200
         if step == "hold":
             await _first(self.release.wait(), self.closing.wait())
@@ -247,6 +253,54 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(db: Database, tmp_path
         assert row["status"] == "delivered" and row["attempts"] == 2 and row["id"] == lost.id
 
 
+async def test_a_worker_process_killed_with_sigkill_mid_request_loses_nothing(
+    db: Database, tmp_path: Path
+) -> None:
+    """The real `receptionist worker` posts the event; the receiver holds its answer; the
+    worker is killed (SIGKILL) while the request is open. Its claim runs out and the next worker
+    sends the event again, with the same id: the receiver sees it twice and keeps it once."""
+    async with Receiver() as receiver:
+        root = _tenants(tmp_path, f"{receiver.base_url}/hook", 'events = ["call.ended"]')
+        await _analysed_call(db, root)
+        receiver.script = ["hold"]
+        env = {
+            **os.environ,
+            "DATABASE_URL": db.url,
+            "TENANTS_DIR": str(root),
+            "LOG_LEVEL": "ERROR",
+            "NOTIFY_PROVIDER": "log",
+            "BAKERY_HOOK_SECRET": SECRET,
+        }
+        cmd = [sys.executable, "-m", "receptionist.cli", "worker"]
+        proc = await asyncio.create_subprocess_exec(*cmd, env=env, cwd=REPO)
+        try:
+            async with asyncio.timeout(60):  # a bound on the start-up: reaching it fails
+                await receiver.arrived.wait()
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        assert len(receiver.got) == 1  # killed with the request open, its answer held
+        (row,) = await _deliveries(db)
+        assert row["status"] == "pending" and row["lease_owner"] and row["attempts"] == 1
+        assert await list_attempts(db, row["id"]) == []  # the dead worker recorded nothing
+        clock = Clock()
+        deliverer = _deliverer(db, clock, worker_id="next")
+        try:
+            assert await deliverer.run_once() == 0  # the dead worker's claim still holds
+            clock.now += timedelta(seconds=61)  # the claim (60 s) has run out
+            assert await deliverer.run_once() == 1
+        finally:
+            await deliverer.aclose()
+    (row,) = await _deliveries(db)
+    assert row["status"] == "delivered" and row["attempts"] == 2
+    assert [a["status_code"] for a in await list_attempts(db, row["id"])] == [200]
+    first, second = receiver.events()
+    assert first == second  # the same event, body for body: de-duplicated by its id
+    ids = {h["receptionist-event-id"] for h, _ in receiver.got}
+    assert ids == {first["id"]}
+
+
 async def test_a_missing_secret_is_a_visible_failed_attempt(db: Database, tmp_path: Path) -> None:
     async with Receiver() as receiver:
         root = _tenants(tmp_path, f"{receiver.base_url}/hook", 'events = ["call.ended"]')
@@ -272,3 +326,5 @@ def test_the_readme_verification_snippet_accepts_our_signature() -> None:
     assert scope["verified"](b"s3cret", header, body)
     assert not scope["verified"](b"s3cret", header, body + b"x")
     assert not scope["verified"](b"s3cret", sign(b"s3cret", int(time.time()) - 301, body), body)
+    for broken in ("v1=abc", "t=soon,v1=abc", "garbage", ""):  # refused, never an exception
+        assert not scope["verified"](b"s3cret", broken, body)

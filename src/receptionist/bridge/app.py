@@ -37,6 +37,7 @@ from receptionist.bridge.recorder import CallRecorder
 from receptionist.bridge.session import CallSession
 from receptionist.config import Settings
 from receptionist.engines.base import EngineFactory
+from receptionist.hooks.events import status_events_of
 from receptionist.notify.webhook import msg91_webhook_route
 from receptionist.observe import metrics as prom
 from receptionist.postcall.worker import Worker
@@ -335,7 +336,11 @@ def create_app(ctx: BridgeContext) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
-            msg91_webhook_route(ctx.db, _secret(ctx.settings.msg91_webhook_secret)),
+            msg91_webhook_route(
+                ctx.db,
+                _secret(ctx.settings.msg91_webhook_secret),
+                events=status_events_of(ctx.tenants),
+            ),
             # the owner's dashboard, then (last) the REST API: both answer through web/queries.py
             Mount("/app", app=create_dashboard(deps, ctx.live)),
             Mount("/", app=create_api(deps)),

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from receptionist.bridge.call_stats import CallStats
 from receptionist.bridge.live_view import LiveView
 from receptionist.bridge.transcript import TranscriptRecorder
+from receptionist.hooks.events import call_events
 from receptionist.observe import metrics
 from receptionist.store.calls import FinishedCall, NewCall, new_session_id
 from receptionist.store.checkpoints import Checkpoint
@@ -28,6 +29,7 @@ from receptionist.usage import TokenUsage
 if TYPE_CHECKING:
     from receptionist.bridge.app import BridgeContext
     from receptionist.engines.base import VoiceEngine
+    from receptionist.tenants.model import Tenant
 
 log = logging.getLogger("receptionist.call")
 
@@ -120,10 +122,15 @@ class CallRecord:
         tenant_id: str,
         engine: VoiceEngine | None,
         tenant_version: int | None = None,
+        *,
+        tenant: Tenant | None = None,
     ) -> bool:
         """Write the row; False: another stream recorded this call_sid first (a finished call,
-        or a live one in another process), and this stream writes nothing more."""
+        or a live one in another process), and this stream writes nothing more. With the
+        `tenant`, its `call.started` webhook events are written with the row."""
         new = self.new_call(start, tenant_id, engine, tenant_version)
+        if tenant is not None and tenant.webhooks:
+            new.webhooks = call_events(tenant, _start_row(new), ("call.started",))
         created = await self._ctx.recorder.create(new, note=self.note)
         self._row_written = created is True  # None: the database failed; checkpoints insert it
         if created is False:
@@ -211,3 +218,14 @@ class CallRecord:
         self.live.end(self._transcript.turns, outcome.status, outcome.end_reason)
         if self._ctx.worker is not None:
             self._ctx.worker.wake.set()
+
+
+def _start_row(new: NewCall) -> dict[str, Any]:
+    """The columns a `call.started` event reports, as the start writes them."""
+    return {
+        "call_sid": new.call_sid,
+        "from_number": new.from_number,
+        "to_number": new.to_number,
+        "direction": new.direction,
+        "started_at": new.started_at,
+    }

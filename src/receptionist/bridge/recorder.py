@@ -12,7 +12,10 @@ minutes) is an outage like any other, so the call's end reaches the spool, not a
 
 A call that starts while the database is away keeps what its start said (caller's number,
 stream, engine, ...) for its end's write, and in the spool file: the row written later is whole,
-in one transaction (never a half row for the pipeline to pick up).
+in one transaction (never a half row for the pipeline to pick up). Its `call.started` webhook
+event goes the same way: written with that row, so the business hears of the start late (when
+the call's end is saved, or replayed from the spool) but does hear of it, with the true
+`started_at`, before the call's `call.ended` (which the analysis after it writes).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from receptionist.store.calls import (
     finish_call,
 )
 from receptionist.store.db import Database, unreachable
+from receptionist.store.webhook_deliveries import NewDelivery
 from receptionist.usage import TokenUsage
 
 log = logging.getLogger("receptionist.recorder")
@@ -94,7 +98,9 @@ class CallRecorder:
     async def finish(self, finished: FinishedCall) -> None:
         start = self._unwritten.pop(finished.session_id or "", None)
         if start is not None:  # the start never reached the database: the end writes it
-            finished = dataclasses.replace(finished, **_start_details(start))
+            finished = dataclasses.replace(
+                finished, **_start_details(start), webhooks=list(start.webhooks)
+            )
         ok = await self._write(finished)
         if ok:
             self._saved.set()
@@ -234,6 +240,7 @@ def _start_details(start: NewCall) -> dict[str, Any]:
 
 def _load_finished(data: dict[str, Any]) -> FinishedCall:
     data["usage"] = [TokenUsage(**u) for u in data.get("usage") or []]
+    data["webhooks"] = [NewDelivery(**w) for w in data.get("webhooks") or []]
     for key in ("answered_at", "ended_at", "started_at"):
         if data.get(key):
             data[key] = datetime.fromisoformat(data[key])

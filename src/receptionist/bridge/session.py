@@ -397,7 +397,7 @@ class CallSession:
 
     async def _create_row(self, start: exotel.Start, tenant_id: str) -> None:
         version = self.tenant.version if self.tenant is not None else None
-        if await self.record.create(start, tenant_id, self.engine, version):
+        if await self.record.create(start, tenant_id, self.engine, version, tenant=self.tenant):
             return
         # Another stream recorded this call_sid first (a finished call, or a live one in another
         # process): end this one and leave that row exactly as it is.

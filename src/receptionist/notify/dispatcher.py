@@ -29,6 +29,7 @@ from receptionist.store.db import Database
 from receptionist.store.jobs import backoff_s
 from receptionist.store.notifications import (
     Claimed,
+    StatusEvents,
     claim_due,
     expire_abandoned,
     finish_sends,
@@ -60,8 +61,10 @@ class Dispatcher:
         confirm_window_s: float = 0.0,
         poll_s: float = 1.0,
         clock: Callable[[], datetime] = utcnow,
+        events: StatusEvents | None = None,
     ) -> None:
         self.db = db
+        self.events = events  # the business's message.status webhooks (hooks/events.py)
         self.provider = provider
         self.worker_id = worker_id
         self.lease_s = lease_s
@@ -135,7 +138,10 @@ class Dispatcher:
 
     async def _record(self, outcomes: list[tuple[Claimed, SendResult, dict[str, Any]]]) -> None:
         recorded = await finish_sends(
-            self.db, [(c.id, values) for c, _, values in outcomes], worker_id=self.worker_id
+            self.db,
+            [(c.id, values) for c, _, values in outcomes],
+            worker_id=self.worker_id,
+            events=self.events,
         )
         for (c, result, values), ok in zip(outcomes, recorded, strict=True):
             status = values["status"]

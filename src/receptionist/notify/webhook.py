@@ -15,7 +15,8 @@ limit. Every value taken from a report is cleaned and bounded before it is store
 
 Reports are idempotent: a status only moves forward (sent → delivered → read), so a replayed or
 late report changes nothing. A report for a message we do not know is logged and ignored (200,
-so MSG91 does not keep retrying it).
+so MSG91 does not keep retrying it). A status that moves forward is also a `message.status`
+webhook event for the business, written in the same transaction.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from receptionist.store.db import Database
-from receptionist.store.notifications import Report, apply_report
+from receptionist.store.notifications import Report, StatusEvents, apply_report
 from receptionist.untrusted import clean
 
 log = logging.getLogger("receptionist.notify")
@@ -143,7 +144,12 @@ def parse_reports(body: bytes) -> list[Report]:
     return reports
 
 
-def msg91_webhook_route(db: Database, secret: str | None) -> Route:
+def msg91_webhook_route(
+    db: Database, secret: str | None, events: StatusEvents | None = None
+) -> Route:
+    """`events`: the business's message.status webhooks, written with each status a report
+    moves forward (hooks/events.py)."""
+
     async def webhook(request: Request) -> JSONResponse:
         refused = JSONResponse({"error": "unauthorised"}, status_code=401)
         presented = secret_matches(request, secret)
@@ -165,7 +171,7 @@ def msg91_webhook_route(db: Database, secret: str | None) -> Route:
             return JSONResponse({"error": f"unreadable report: {exc}"}, status_code=400)
         counts: dict[str, int] = {}
         for report in reports:
-            outcome = await apply_report(db, report)
+            outcome = await apply_report(db, report, events=events)
             counts[outcome] = counts.get(outcome, 0) + 1
             if outcome == "unknown_ref":
                 log.warning(

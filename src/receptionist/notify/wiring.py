@@ -12,6 +12,7 @@ from receptionist.notify.dispatcher import Dispatcher
 from receptionist.notify.log_provider import LogProvider
 from receptionist.notify.provider import Provider
 from receptionist.store.db import Database
+from receptionist.store.notifications import StatusEvents
 
 log = logging.getLogger("receptionist.notify")
 
@@ -51,7 +52,12 @@ def action_deps(settings: Settings, provider: Provider) -> ActionDeps:
 
 
 def make_dispatcher(
-    settings: Settings, db: Database, provider: Provider, *, worker_id: str
+    settings: Settings,
+    db: Database,
+    provider: Provider,
+    *,
+    worker_id: str,
+    events: StatusEvents | None = None,
 ) -> Dispatcher:
     # Re-sending after the provider's silence is only sound when its reports reach us.
     confirm = settings.notify_confirm_window_s if settings.msg91_webhook_secret else 0.0
@@ -64,4 +70,5 @@ def make_dispatcher(
         backoff_base_s=settings.notify_backoff_s,
         concurrency=settings.notify_concurrency,
         confirm_window_s=confirm,
+        events=events,
     )

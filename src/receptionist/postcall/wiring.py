@@ -11,6 +11,7 @@ import httpx
 from receptionist.config import Settings, SettingsError
 from receptionist.gemini_rest import make_client
 from receptionist.hooks.deliverer import WebhookDeliverer
+from receptionist.hooks.events import status_events_of
 from receptionist.notify.provider import Provider
 from receptionist.notify.wiring import action_deps, choose_provider, make_dispatcher
 from receptionist.postcall.analyzers.gemini import GeminiAnalyzer
@@ -84,7 +85,11 @@ def make_worker(settings: Settings, deps: PipelineDeps, provider: Provider | Non
     """A pipeline worker; with a provider it also sends the messages (its dispatcher)."""
     worker_id = new_worker_id()
     dispatcher = (
-        make_dispatcher(settings, deps.db, provider, worker_id=worker_id) if provider else None
+        make_dispatcher(
+            settings, deps.db, provider, worker_id=worker_id, events=status_events_of(deps.tenants)
+        )
+        if provider
+        else None
     )
     if dispatcher is not None:
         deps.on_messages_queued = dispatcher.wake.set

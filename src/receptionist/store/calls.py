@@ -25,6 +25,7 @@ from receptionist.store.schema import (
     utcnow,
 )
 from receptionist.store.search import caller_key, response_times, search_document
+from receptionist.store.webhook_deliveries import NewDelivery, insert_deliveries
 from receptionist.untrusted import without_nul
 from receptionist.usage import FIGURES, TokenUsage
 
@@ -70,6 +71,8 @@ class NewCall(StartDetails):
     tenant: str | None
     started_at: datetime = field(default_factory=utcnow)
     server_id: str | None = None  # the server process handling the call (server_processes.id)
+    # the business's `call.started` webhook deliveries, written with the row (hooks/events.py)
+    webhooks: list[NewDelivery] = field(default_factory=list)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -95,6 +98,9 @@ class FinishedCall(StartDetails):
     # Only used when no row exists yet (create_call never happened) or the row lacks them.
     tenant: str | None = None
     started_at: datetime | None = None
+    # `call.started` deliveries of a start the database never took, written with this end
+    # (idempotent: an event already written is left as it is)
+    webhooks: list[NewDelivery] = field(default_factory=list)
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -133,6 +139,8 @@ async def create_call(db: Database, c: NewCall) -> bool:
         owner = (
             await conn.execute(sa.select(c_.session_id).where(c_.call_sid == c.call_sid))
         ).scalar()
+        if owner == c.session_id:  # the call's own start: its call.started, in one commit
+            await insert_deliveries(conn, db.dialect, c.webhooks)
     return owner == c.session_id
 
 
@@ -279,6 +287,7 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
             tenant = values["tenant"]
             await conn.execute(sa.update(call_details).where(c.id == row["id"]).values(**values))
         await upsert_token_usage(conn, f.call_sid, tenant, f.usage)
+        await insert_deliveries(conn, db.dialect, f.webhooks)
 
 
 def _finished_row(

@@ -14,11 +14,16 @@ at any instant leaves the row `queued` (nothing was sent) or `sending` (maybe se
 never retried blindly: once its lease expires it becomes `unknown`, and only the provider's own
 report (or, with reports enabled, the provider's silence for a whole window) decides what it was.
 Every write after the claim checks the lease owner, as for calls (see jobs.py).
+
+A status change that the business may hear of (the send's outcome, a provider's report) takes
+an `events` function: called inside the change's transaction with the `StatusChange`, it returns
+the webhook deliveries to write with it (hooks/events.py), so the event exists exactly when the
+status does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +43,7 @@ from receptionist.store.schema import (
     notifications,
     utcnow,
 )
+from receptionist.store.webhook_deliveries import NewDelivery, insert_deliveries
 
 # How far along a message is; a report never moves it back (replays and late reports are no-ops).
 _RANK = {
@@ -49,6 +55,51 @@ _RANK = {
     NOTIFY_DELIVERED: 4,
     NOTIFY_READ: 5,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A message's status as just written, for the webhook events of it."""
+
+    notification_id: int
+    tenant: str | None
+    call_sid: str | None
+    recipient_type: str | None
+    recipient: str | None
+    template_name: str | None
+    status: str
+    at: datetime
+    error: str | None = None
+
+
+#: Makes the webhook deliveries of a status change (hooks/events.py: status_events_of).
+StatusEvents = Callable[[StatusChange], Sequence[NewDelivery]]
+_CHANGE_COLUMNS = ("tenant", "call_sid", "recipient_type", "recipient", "template_name")
+
+
+async def _write_events(
+    conn: Any,
+    events: StatusEvents | None,
+    notification_id: int,
+    row: Any,
+    values: dict[str, Any],
+    at: datetime | None = None,
+) -> None:
+    """The webhook deliveries of the status `values` just set on `row` (one message), written
+    in the caller's transaction; `at`: when it happened, if the provider said."""
+    if events is None:
+        return
+    when = values.get("delivered_at") or values.get("read_at") or values.get("sent_at")
+    change = StatusChange(
+        notification_id=notification_id,
+        **{name: getattr(row, name) for name in _CHANGE_COLUMNS},
+        status=values["status"],
+        at=at or when or utcnow(),
+        error=values.get("error"),
+    )
+    deliveries = list(events(change))
+    if deliveries:
+        await insert_deliveries(conn, conn.dialect.name, deliveries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,34 +231,51 @@ async def claim_due(
 
 
 async def finish_sends(
-    db: Database, outcomes: Sequence[tuple[int, dict[str, Any]]], *, worker_id: str
+    db: Database,
+    outcomes: Sequence[tuple[int, dict[str, Any]]],
+    *,
+    worker_id: str,
+    events: StatusEvents | None = None,
 ) -> list[bool]:
     """Record send outcomes `(id, values)` in one transaction, each only if this worker still
     holds the row in `sending` (a report may already have resolved it: then the report's status
-    stands). Releases the leases. Returns, per outcome, whether it was recorded."""
+    stands), with the webhook events of each (`events`). Releases the leases. Returns, per
+    outcome, whether it was recorded."""
     n = notifications.c
     now = utcnow()
     recorded = []
     async with db.begin(immediate=True) as conn:
         for notification_id, values in outcomes:
-            result = await conn.execute(
-                sa.update(notifications)
-                .where(
-                    n.id == notification_id,
-                    n.lease_owner == worker_id,
-                    n.status == NOTIFY_SENDING,
+            row = (
+                await conn.execute(
+                    sa.update(notifications)
+                    .where(
+                        n.id == notification_id,
+                        n.lease_owner == worker_id,
+                        n.status == NOTIFY_SENDING,
+                    )
+                    .values(lease_owner=None, lease_expires_at=None, updated_at=now, **values)
+                    .returning(*(n[name] for name in _CHANGE_COLUMNS))
                 )
-                .values(lease_owner=None, lease_expires_at=None, updated_at=now, **values)
-            )
-            recorded.append(bool(result.rowcount))
+            ).first()
+            recorded.append(row is not None)
+            if row is not None:
+                await _write_events(conn, events, notification_id, row, values)
     return recorded
 
 
 async def finish_send(
-    db: Database, notification_id: int, *, worker_id: str, values: dict[str, Any]
+    db: Database,
+    notification_id: int,
+    *,
+    worker_id: str,
+    values: dict[str, Any],
+    events: StatusEvents | None = None,
 ) -> bool:
     """One outcome; see finish_sends."""
-    (recorded,) = await finish_sends(db, [(notification_id, values)], worker_id=worker_id)
+    (recorded,) = await finish_sends(
+        db, [(notification_id, values)], worker_id=worker_id, events=events
+    )
     return recorded
 
 
@@ -307,7 +375,13 @@ class Report:
     at: datetime | None = None
 
 
-async def apply_report(db: Database, report: Report, *, match_window_s: float = 3600.0) -> str:
+async def apply_report(
+    db: Database,
+    report: Report,
+    *,
+    match_window_s: float = 3600.0,
+    events: StatusEvents | None = None,
+) -> str:
     """Apply one delivery report and keep it; returns what happened: `updated`, `unchanged` (a
     replay, or an older status than we have), `unknown_ref`, or `ambiguous_match`.
 
@@ -316,9 +390,10 @@ async def apply_report(db: Database, report: Report, *, match_window_s: float = 
     with the same number and template, created within `match_window_s`, is the one it reports
     on: that is how an ambiguous send is resolved without sending it twice. When several such
     rows exist the report cannot be pinned to one; kept unmatched, it stops any of them from
-    being resent automatically (see requeue_unconfirmed)."""
+    being resent automatically (see requeue_unconfirmed). A status that moved forward writes
+    its webhook events (`events`) in the same transaction."""
     async with db.begin(immediate=True) as conn:
-        outcome, matched = await _apply(conn, report, match_window_s)
+        outcome, matched = await _apply(conn, report, match_window_s, events)
         await conn.execute(
             sa.insert(notification_reports).values(
                 provider_ref=report.provider_ref,
@@ -334,7 +409,9 @@ async def apply_report(db: Database, report: Report, *, match_window_s: float = 
     return outcome
 
 
-async def _apply(conn: Any, report: Report, match_window_s: float) -> tuple[str, int | None]:
+async def _apply(
+    conn: Any, report: Report, match_window_s: float, events: StatusEvents | None
+) -> tuple[str, int | None]:
     n = notifications.c
     by_ref: sa.ColumnElement[bool] = sa.false()
     if report.provider_ref:
@@ -353,7 +430,9 @@ async def _apply(conn: Any, report: Report, match_window_s: float) -> tuple[str,
     # report would be pinned on an identical message the provider never took.
     found = (
         await conn.execute(
-            sa.select(n.id, n.status, n.provider_ref, n.sent_at).where(sa.or_(by_ref, waiting))
+            sa.select(
+                n.id, n.status, n.provider_ref, n.sent_at, *(n[k] for k in _CHANGE_COLUMNS)
+            ).where(sa.or_(by_ref, waiting))
         )
     ).all()
     ref = report.provider_ref
@@ -373,6 +452,7 @@ async def _apply(conn: Any, report: Report, match_window_s: float) -> tuple[str,
         return "unchanged", row.id
     values = _report_columns(report, row)
     await conn.execute(sa.update(notifications).where(n.id == row.id).values(values))
+    await _write_events(conn, events, row.id, row, values, report.at)
     return "updated", row.id
 
 

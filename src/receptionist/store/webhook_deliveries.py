@@ -28,6 +28,7 @@ __all__ = [
     "finish_delivery",
     "insert_deliveries",
     "list_attempts",
+    "recent_attempts",
     "replay_delivery",
 ]
 
@@ -190,3 +191,30 @@ async def list_attempts(db: Database, delivery_id: int) -> list[dict[str, Any]]:
             sa.select(webhook_attempts).where(a.delivery_id == delivery_id).order_by(a.id)
         )
         return [dict(r) for r in rows.mappings()]
+
+
+async def recent_attempts(
+    db: Database, delivery_ids: list[int], *, per_delivery: int = 20
+) -> dict[int, list[dict[str, Any]]]:
+    """The latest `per_delivery` attempts of each delivery (oldest first), in one query: a page
+    of deliveries shows its attempts without a query each, and a delivery replayed a thousand
+    times still shows a bounded list."""
+    if not delivery_ids:
+        return {}
+    a = webhook_attempts.c
+    ranked = (
+        sa.select(
+            webhook_attempts,
+            sa.func.row_number().over(partition_by=a.delivery_id, order_by=a.id.desc()).label("n"),
+        )
+        .where(a.delivery_id.in_(delivery_ids))
+        .subquery()
+    )
+    stmt = sa.select(ranked).where(ranked.c.n <= per_delivery).order_by(ranked.c.id)
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in delivery_ids}
+    async with db.session() as conn:
+        for r in (await conn.execute(stmt)).mappings():
+            row = dict(r)
+            row.pop("n")
+            out[row["delivery_id"]].append(row)
+    return out

@@ -135,7 +135,7 @@ class DailyDigest:
 
 
 #: What a tenant's webhooks may receive (hooks/events.py makes them).
-WEBHOOK_EVENTS: tuple[str, ...] = ("call.ended", "call.analyzed")
+WEBHOOK_EVENTS: tuple[str, ...] = ("call.started", "call.ended", "call.analyzed", "message.status")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,21 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from receptionist.store.schema import webhook_deliveries
-from receptionist.store.webhook_deliveries import list_attempts, replay_delivery
+from receptionist.store.webhook_deliveries import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    list_attempts,
+    recent_attempts,
+    replay_delivery,
+)
 from receptionist.web.deps import MAX_PAGE, WebDeps, WebError
 from receptionist.web.models import Done, WebhookAttempt, WebhookDelivery
 from receptionist.web.scope import Scope
 
-__all__ = ["delivery_detail", "delivery_list", "replay"]
+__all__ = ["STATUSES", "deliveries_with_attempts", "delivery_detail", "delivery_list", "replay"]
+
+STATUSES = (PENDING, DELIVERED, FAILED)
 
 
 def _model(row: sa.Row[tuple[object, ...]]) -> WebhookDelivery:
@@ -29,6 +38,17 @@ async def delivery_list(
     async with deps.db.session() as conn:
         rows = (await conn.execute(stmt)).all()
     return [_model(r) for r in rows]
+
+
+async def deliveries_with_attempts(
+    s: Scope, deps: WebDeps, status: str | None = None, limit: int = 50
+) -> list[WebhookDelivery]:
+    """A page of deliveries, each with its latest attempts (the dashboard's list)."""
+    found = await delivery_list(s, deps, status, limit)
+    attempts = await recent_attempts(deps.db, [d.id for d in found])
+    for d in found:
+        d.tried = [WebhookAttempt(**a) for a in attempts.get(d.id, [])]
+    return found
 
 
 async def delivery_detail(s: Scope, deps: WebDeps, delivery_id: int) -> WebhookDelivery:

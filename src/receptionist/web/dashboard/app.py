@@ -72,6 +72,7 @@ LOGIN_TEXT = {
 NOTICE_TEXT = {
     "retried": N_("The call will be processed again."),
     "resent": N_("The message is queued to be sent again."),
+    "replayed": N_("The event will be sent again in a moment."),
     "not_failed": ERROR_TEXT["not_failed"],
     "not_resendable": ERROR_TEXT["not_resendable"],
 }
@@ -88,6 +89,7 @@ STATUS_LABEL = {
     "unknown": N_("Unknown"),
     "skipped": N_("Skipped"),
     "logged": N_("Logged only"),
+    "pending": N_("Pending"),
 }
 SPEAKER_LABEL = {"caller": N_("Caller"), "agent": N_("Assistant")}
 
@@ -369,6 +371,13 @@ def create_dashboard(
             page(pages.resend),
             methods=["POST"],
             name="resend",
+        ),
+        Route("/webhooks", page(pages.webhook_deliveries), name="webhooks"),
+        Route(
+            "/webhooks/{delivery_id:int}/replay",
+            page(pages.replay_webhook),
+            methods=["POST"],
+            name="replay_webhook",
         ),
         Route("/live", page(pages.live_fragment), name="live_fragment"),
         Route("/live/events", page(stream.events, anonymous="401"), name="live_events"),

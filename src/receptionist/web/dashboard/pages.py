@@ -23,7 +23,7 @@ from receptionist.store.web_sessions import (
     open_session,
     set_language,
 )
-from receptionist.web import figures, queries
+from receptionist.web import figures, queries, webhooks
 from receptionist.web.call_list import SORTS, CallFilters
 from receptionist.web.dashboard.app import (
     COOKIE,
@@ -472,3 +472,40 @@ async def resend(request: Request, viewer: Viewer) -> Response:
             raise
         return _back(request, form, fallback, exc.code)
     return _back(request, form, fallback, "resent")
+
+
+# --- webhook deliveries -----------------------------------------------------------------------
+
+
+async def webhook_deliveries(request: Request, viewer: Viewer) -> Response:
+    """Each delivery of the business's webhook events with its attempts; replay one."""
+    dash = _dash(request)
+    status = (request.query_params.get("status") or "").strip() or None
+    problems = []
+    if status is not None and status not in webhooks.STATUSES:
+        problems.append("bad_status")
+        status = None
+    items = (
+        []
+        if problems
+        else await webhooks.deliveries_with_attempts(viewer.scope, dash.deps, status, PAGE_SIZE)
+    )
+    return dash.render(
+        request,
+        "webhooks.html",
+        status=400 if problems else 200,
+        items=items,
+        chosen_status=status,
+        statuses=webhooks.STATUSES,
+        problems=problems,
+        notice=_notice(request),
+    )
+
+
+async def replay_webhook(request: Request, viewer: Viewer) -> Response:
+    """The same replay as the API's (web/webhooks.py): 404 for a delivery this viewer cannot
+    see, whoever posts it."""
+    form = await posted(request, viewer)
+    delivery_id = int(request.path_params["delivery_id"])
+    await webhooks.replay(viewer.scope, _dash(request).deps, delivery_id)
+    return _back(request, form, f"{_prefix(request)}/webhooks", "replayed")
