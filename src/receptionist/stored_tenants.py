@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from receptionist import loops
-from receptionist.store.db import Database
+from receptionist.store.db import Database, unreachable
 from receptionist.store.tenant_configs import TenantConfigRow
 from receptionist.store.tenant_versions import (
     SavedVersion,
@@ -76,6 +76,7 @@ class StoredTenants:
         self._cache: dict[str, _Loaded] = {}
         self._versions: dict[tuple[str, int], _Loaded] = {}  # older versions asked for
         self._refreshing = asyncio.Lock()
+        self._unstarted: tuple[Path | None] | None = None  # start's folders, while it waits
 
     # -- the repository's questions (see repository.TenantRepository)
     def ids(self) -> list[str]:
@@ -130,6 +131,23 @@ class StoredTenants:
                     log.info("tenant folder %s imported as version 1", entry.name)
         await self.refresh()
 
+    async def start_or_defer(self, folders: Path | None) -> bool:
+        """`start`, or with the database away, a warning and False: `run` starts it as soon as
+        the database answers. Meanwhile no tenant is known, so calls are refused (and
+        recorded) rather than the server failing to come up when the database is late."""
+        try:
+            await self.start(folders)
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            self._unstarted = (folders,)
+            log.warning(
+                "tenants not loaded (%s: the database is away); calls are refused until it answers",
+                type(exc).__name__,
+            )
+            return False
+        return True
+
     async def refresh(self) -> list[str]:
         """Load the tenants whose version in force changed; returns their ids."""
         async with self._refreshing:
@@ -170,11 +188,17 @@ class StoredTenants:
 
     async def run(self, stop: asyncio.Event, interval_s: float = REFRESH_INTERVAL_S) -> None:
         """Refresh every `interval_s` until `stop` (a failed round is logged and retried)."""
-        await loops.every(interval_s, stop, self._refresh_logged)
+        await loops.every(interval_s, stop, self.poll_once)
 
-    async def _refresh_logged(self) -> None:
+    async def poll_once(self) -> None:
+        """One round of `run`: finish a deferred start, or load what changed."""
         try:
-            await self.refresh()
+            if self._unstarted is not None:
+                await self.start(self._unstarted[0])
+                self._unstarted = None
+                log.info("tenants loaded now that the database answers: %s", ", ".join(self.ids()))
+            else:
+                await self.refresh()
         except Exception as exc:  # a database outage: keep answering from memory
             log.warning("tenant refresh failed (%s); answering from memory", type(exc).__name__)
 

@@ -14,6 +14,7 @@ from receptionist.store.tenant_versions import current_versions, load_version, s
 from receptionist.stored_tenants import StoredTenants, import_folder, summary_of
 from receptionist.tenants.bundle import read_folder
 from receptionist.tenants.repository import BrokenTenant, InactiveTenant, UnknownTenant
+from tests.pg import ThrowawayPostgres
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
 
@@ -263,3 +264,41 @@ async def test_after_an_edit_the_call_is_analysed_and_messaged_as_it_was_answere
         ).all()
     assert ("owner", "919800000001") in {tuple(r) for r in sent}, sent  # as MSG91 takes it
     assert all(r.recipient != "919800000099" for r in sent)
+
+
+async def test_a_start_while_the_database_is_away_finishes_when_it_answers(
+    pg_db: Database, postgres_server: ThrowawayPostgres, folders: Path
+) -> None:
+    """The server comes up with no tenant (calls are refused) instead of failing; the poll
+    imports and loads them once the database answers. PostgreSQL stopped: connections are
+    refused, as when it restarts."""
+    server = StoredTenants(pg_db)
+    await pg_db.dispose()  # no pooled connection survives the stop
+    postgres_server.halt()
+    try:
+        assert await server.start_or_defer(folders) is False
+        assert server.ids() == []
+        await server.poll_once()  # still away: a warning, nothing else
+        assert server.ids() == []
+    finally:
+        postgres_server.resume()
+    await server.poll_once()
+    assert server.ids() == ["bakery", "clinic"]
+    assert server.get("bakery").version == 1  # imported from its folder
+
+
+async def test_a_start_that_fails_for_another_reason_is_not_deferred(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    server = StoredTenants(sqlite_db)
+    not_a_folder = tmp_path / "tenants.txt"
+    not_a_folder.write_text("x")
+    original = server.start
+
+    async def broken(folders: Path | None) -> None:
+        raise ValueError("a bug, not an outage")
+
+    server.start = broken  # type: ignore[method-assign]
+    with pytest.raises(ValueError):
+        await server.start_or_defer(not_a_folder)
+    server.start = original  # type: ignore[method-assign]

@@ -265,7 +265,7 @@ async def _start_background(ctx: BridgeContext) -> _Background:
     await ctx.recorder.replay_spool()
     stored = ctx.tenants if isinstance(ctx.tenants, StoredTenants) else None
     if stored is not None:  # before the first call: the database's tenants are in memory
-        await stored.start(ctx.settings.tenants_dir)
+        await stored.start_or_defer(ctx.settings.tenants_dir)
     # after the spool's replay: a call's real end, if it was spooled, wins over a reaper
     checkpointer = _checkpointer(ctx)
     await ctx.live.start()  # connects in the background: a database outage delays nothing

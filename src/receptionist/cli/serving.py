@@ -202,7 +202,7 @@ def worker(
             tenants = tenants_for(settings.tenants_source, settings.tenants_dir, db)
             stored = tenants if isinstance(tenants, StoredTenants) else None
             if stored is not None:
-                await stored.start(settings.tenants_dir)
+                await stored.start_or_defer(settings.tenants_dir)
             w = worker_from_settings(settings, db, tenants)
             if settings.worker_metrics_port and not once:
                 from receptionist.observe.metrics import start_metrics_server
