@@ -272,7 +272,11 @@ async def _start_background(ctx: BridgeContext) -> _Background:
     warm_up = getattr(ctx.engine_factory, "warm_up", None)
     if warm_up is not None:  # the local engine's models load now, not in the first call
         await warm_up()
-    heap.pin_mmap_threshold()  # before the first call's TLS buffer (see its docstring)
+    else:
+        # Before the first call's TLS buffer (see its docstring). Not with the local engine,
+        # whose inference allocates large blocks over and over: glibc's rising threshold
+        # keeps those off mmap, page faults and zeroing.
+        heap.pin_mmap_threshold()
     frozen = heap.freeze_startup()  # after everything start-up loads (see its docstring)
     log.info("start-up objects frozen out of the garbage collector: %d", frozen)
     stop = asyncio.Event()
