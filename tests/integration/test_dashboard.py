@@ -335,7 +335,12 @@ SALOON_SECRETS = ("CAs0", "haircut", "7700000077", "saloon")
 async def test_every_route_keeps_tenants_apart_and_needs_a_session(dash: Dash) -> None:
     routes = dashboard_routes(dash.app)
     assert len(routes) >= 12, routes
-    saloon = {"call_sid": "CAs0", "notification_id": await notification_id(dash.db, "CAs0")}
+    saloon = {
+        "call_sid": "CAs0",
+        "notification_id": await notification_id(dash.db, "CAs0"),
+        "tenant_id": "saloon",
+        "version": "1",
+    }
     b = await dash.sign_in("bakery")
     anon = dash.browser()
     for method, path in routes:
