@@ -7,6 +7,7 @@ hostile text."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import shutil
@@ -57,8 +58,10 @@ class Site:
         return b
 
 
-@pytest.fixture
-async def site(db: Database, tmp_path: Path) -> AsyncIterator[Site]:
+@contextlib.asynccontextmanager
+async def settings_site(db: Database, tmp_path: Path) -> AsyncIterator[Site]:
+    """The dashboard on tenants kept in the database (the bakery and the saloon imported from
+    the example folders as version 1), with an owner's key for each and an admin's."""
     root = tmp_path / "tenants"
     for tid in ("bakery", "saloon"):
         shutil.copytree(EXAMPLES / tid, root / tid)
@@ -81,6 +84,12 @@ async def site(db: Database, tmp_path: Path) -> AsyncIterator[Site]:
         finally:
             for b in s.browsers:
                 await b.aclose()
+
+
+@pytest.fixture
+async def site(db: Database, tmp_path: Path) -> AsyncIterator[Site]:
+    async with settings_site(db, tmp_path) as s:
+        yield s
 
 
 def csrf_of(page: str) -> str:
