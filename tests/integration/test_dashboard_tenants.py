@@ -31,6 +31,7 @@ from receptionist.web.dashboard.guard import LoginBrake
 from receptionist.web.deps import WebDeps
 from receptionist.web.test_call import TestCallBrake
 from tests.integration.test_dashboard import HOSTILE, Browser
+from tests.integration.test_tenant_edit_api import _server
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
 NAME = "Sweet Crumbs Bakery"
@@ -469,3 +470,25 @@ async def test_an_accepted_draft_that_was_broken_in_review_is_not_saved(site: Si
     bad = await admin.post("/app/new-tenant/accept", data | {"csrf": csrf, "tenant_id": "chai"})
     assert bad.status_code == 422 and 'data-testid="error-file:tenant.toml"' in bad.text
     assert await load_version(site.db, "chai") is None
+
+
+async def test_the_served_app_edits_tenants_and_on_folders_says_where(
+    db: Database, tmp_path: Path
+) -> None:
+    """The server as `receptionist serve` builds it: its settings pages on tenants in the
+    database, and a clear page where tenants are read from folders."""
+    for source in ("database", "folders"):
+        async for server in _server(db, tmp_path / source, source):
+            b = Browser(server.url)
+            try:
+                form = await b.get("/app/login")
+                token = csrf_of(form.text)
+                await b.post("/app/login", {"key": server.keys["bakery"], "csrf": token})
+                page = await b.get("/app/tenants/bakery")
+                if source == "database":
+                    assert page.status_code == 200 and 'data-testid="form-business"' in page.text
+                else:
+                    assert page.status_code == 409
+                    assert "TENANTS_SOURCE=database" in page.text
+            finally:
+                await b.aclose()

@@ -39,6 +39,7 @@ from receptionist.config import Settings
 from receptionist.engines.base import EngineFactory
 from receptionist.notify.webhook import msg91_webhook_route
 from receptionist.observe import metrics as prom
+from receptionist.onboarding import settings_drafter
 from receptionist.postcall.worker import Worker
 from receptionist.store.db import Database
 from receptionist.store.live import LiveFeed
@@ -46,7 +47,7 @@ from receptionist.stored_tenants import StoredTenants
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import Tenants
 from receptionist.web.api import create_api
-from receptionist.web.dashboard import create_dashboard
+from receptionist.web.dashboard import Options, create_dashboard
 from receptionist.web.deps import WebDeps
 
 log = logging.getLogger("receptionist.bridge")
@@ -336,7 +337,12 @@ def create_app(ctx: BridgeContext) -> Starlette:
             Route("/metrics", metrics),
             msg91_webhook_route(ctx.db, _secret(ctx.settings.msg91_webhook_secret)),
             # the owner's dashboard, then (last) the REST API: both answer through web/queries.py
-            Mount("/app", app=create_dashboard(deps, ctx.live)),
+            Mount(
+                "/app",
+                app=create_dashboard(
+                    deps, ctx.live, Options(drafter=settings_drafter(ctx.settings))
+                ),
+            ),
             Mount("/", app=create_api(deps)),
         ],
         lifespan=lifespan,
