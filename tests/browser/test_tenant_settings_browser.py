@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from receptionist.store.db import Database
-from tests.browser.dashboard_site import GUARD_S
+from tests.browser.dashboard_site import GUARD_S, assert_fits
 from tests.browser.harness import NewPage, Screenshot
 from tests.integration.test_dashboard_tenants import Site, settings_site
 
@@ -40,6 +40,7 @@ async def test_edit_error_fix_save_versions_restore_and_test_call(
     await page.get_by_test_id("nav-settings").click()
     phone = page.get_by_test_id("field-business.owner_phone")
     await expect(phone).to_have_value("+919800000001")
+    await assert_fits(page)  # every form, the call types' rows too, fits a phone
 
     # a bad number: refused, the message beside the field, the typed value kept
     await phone.fill("call me later")

@@ -100,8 +100,8 @@ def csrf_of(page: str) -> str:
 
 
 def form_values(page: str, area: str) -> dict[str, str]:
-    """The fields of one area's form as a browser sends them (inputs, textareas; a checkbox is
-    left unchecked)."""
+    """The fields of one area's form as a browser sends them (inputs, selects, textareas, the
+    checkboxes that are checked)."""
     start = page.index(f'data-testid="form-{area}"')
     body = page[start : page.index("</form>", start)]
     values = {
@@ -110,6 +110,12 @@ def form_values(page: str, area: str) -> dict[str, str]:
             r'<input (?![^>]*checkbox)[^>]*name="([^"]+)"[^>]*value="([^"]*)"', body
         )
     }
+    for m in re.finditer(r'<input type="checkbox" name="([^"]+)" value="1"[^>]* checked', body):
+        values[m.group(1)] = "1"
+    for m in re.finditer(r'<select name="([^"]+)".*?</select>', body, re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected', m.group(0))
+        first = re.search(r'<option value="([^"]*)"', m.group(0))
+        values[m.group(1)] = html.unescape((chosen or first).group(1)) if (chosen or first) else ""
     for m in re.finditer(r'<textarea name="([^"]+)"[^>]*>(.*?)</textarea>', body, re.S):
         values[m.group(1)] = html.unescape(m.group(2))
     return values
@@ -209,8 +215,8 @@ async def test_a_broken_table_is_named_in_its_own_box(site: Site) -> None:
     assert found and "no_such_template" in html.unescape(found.group(1))
     assert found.group(1).startswith("line ")  # the line inside that box
     assert "no_such_template" in form_values(page, "rules")["rules"]
-    status, page = await save(b, "bakery", "call_types", call_types="[call_types.order")
-    assert status == 422 and 'data-testid="error-call_types"' in page
+    status, page = await save(b, "bakery", "other", other="[exotel")
+    assert status == 422 and 'data-testid="error-other"' in page
     status, page = await save(b, "bakery", "files", new_name="../escape.md", new_text="x")
     assert status == 422 and 'data-testid="error-files.new_name"' in page
     status, page = await save(b, "bakery", "prompts", **{"prompts.prompts/assistant.txt": " "})
@@ -290,6 +296,60 @@ async def test_hostile_text_is_escaped_on_every_settings_page(site: Site) -> Non
     test = await b.post("/app/tenants/bakery/test-call", {"csrf": csrf_of(page), "lines": HOSTILE})
     assert test.status_code == 200 and "<script>alert(1)" not in test.text
     assert "&lt;script&gt;" in test.text
+
+
+async def test_call_types_and_templates_are_edited_as_rows(site: Site) -> None:
+    b = await site.sign_in("bakery")
+    page = (await b.get("/app/tenants/bakery")).text
+    rows = form_values(page, "call_types")
+    assert rows["ct.0.name"] == "order" and rows["ct.0.f.0.name"] == "name"
+    assert rows["ct.4.name"] == ""  # the blank call type
+    status, page = await save(
+        b, "bakery", "call_types",
+        **{"ct.0.f.8.name": "candles", "ct.0.f.8.type": "integer", "ct.0.f.8.required": "1",
+           "ct.0.f.8.description": "How many candles",
+           "ct.4.name": "catering", "ct.4.description": "Bulk orders for events",
+           "ct.4.f.0.name": "guests", "ct.4.f.0.type": "integer"},
+    )  # fmt: skip
+    assert status == 303, page[:300]
+    tenant = site.tenants.get("bakery")
+    order = next(ct for ct in tenant.call_types if ct.name == "order")
+    candles = next(f for f in order.fields if f.name == "candles")
+    assert candles.type == "integer" and candles.required
+    assert "catering" in [ct.name for ct in tenant.call_types]
+    stored = await load_version(site.db, "bakery")
+    assert stored is not None and "# [exotel]" in stored.files["tenant.toml"]  # comments kept
+    notes = [v.note for v in await list_versions(site.db, "bakery")]
+    assert notes[0] == "tenant.toml: call_types.catering, call_types.order"
+
+    # a kind no field has, posted by hand: told on that row
+    status, page = await save(b, "bakery", "call_types", **{"ct.1.f.0.type": "colour"})
+    assert status == 422 and 'data-testid="error-ct.1.f.0"' in page
+    # a row without its name
+    status, page = await save(b, "bakery", "call_types", **{"ct.5.f.0.name": "x"})
+    assert status == 422 and 'data-testid="error-ct.5.name"' in page
+
+    page = (await b.get("/app/tenants/bakery")).text
+    tpl = form_values(page, "templates")
+    assert tpl["tpl.0.name"] == "order_confirmation" and tpl["wa.integrated_number"]
+    status, page = await save(
+        b, "bakery", "templates",
+        **{"tpl.0.text": "Hi {{1}}, your order of {{2}} for {{3}} ({{4}}) is noted. {{5}}",
+           "tpl.5.name": "", "tpl.5.text": "Orphan {{1}}"},
+    )  # fmt: skip
+    assert status == 422 and 'data-testid="error-tpl.5.name"' in page
+    status, page = await save(
+        b,
+        "bakery",
+        "templates",
+        **{"tpl.0.text": "Hi {{1}}, your order of {{2}} for {{3}} ({{4}}) is noted. {{5}}"},
+    )
+    assert status == 303
+    [confirm] = [t for t in site.tenants.get("bakery").templates if t.name == "order_confirmation"]
+    assert "is noted" in confirm.text
+    status, page = await save(b, "bakery", "templates", **{"tpl.1.text": "Only {{1}}"})
+    assert status == 422  # the rules give that template five values
+    assert re.search(r'data-testid="error-(tpl\.1[.\w]*|rules)"', page)
 
 
 # --- versions and restore -------------------------------------------------------------------

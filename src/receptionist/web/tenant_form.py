@@ -30,8 +30,16 @@ __all__ = [
     "BUDGET_FIELDS",
     "BUSINESS_FIELDS",
     "TABLE_AREAS",
+    "WHATSAPP_KEYS",
+    "CallTypeRow",
     "ConfigParts",
     "FieldErrors",
+    "FieldRow",
+    "TemplateRow",
+    "TemplatesArea",
+    "call_type_rows",
+    "call_types_from_form",
+    "call_types_toml",
     "change_summary",
     "join_config",
     "map_problems",
@@ -39,6 +47,9 @@ __all__ = [
     "set_greeting",
     "set_scalar",
     "split_config",
+    "templates_area",
+    "templates_from_form",
+    "templates_toml",
 ]
 
 #: top-level keys edited as fields of their own (key -> required)
@@ -282,16 +293,22 @@ class FieldErrors:
 
 
 def map_problems(
-    problems: list[dict[str, Any]], areas: Mapping[str, str], whole: bool
+    problems: list[dict[str, Any]],
+    areas: Mapping[str, str],
+    whole: bool,
+    places: Mapping[tuple[str, ...], str] | None = None,
+    row_areas: frozenset[str] = frozenset(),
 ) -> FieldErrors:
     """Each problem (`file`, `line`, `message`, as tenant_edit.save reports them) placed on the
     form: tenant.toml by the area its line falls in (a business or budget key on its field,
     with the line inside a box named), a prompt or an input file on its box."""
     errors = FieldErrors()
     text = join_config(areas)
-    own_lines = {_exact_line(text, (k,)): f"business.{k}" for k in (*BUSINESS_FIELDS, "active")}
-    own_lines |= {_exact_line(text, ("budget", k)): f"budget.{k}" for k in BUDGET_FIELDS}
-    own_lines.pop(None, None)
+    # the line of each key that has a field of its own (business, budget, rows of call types
+    # and templates) -> that field
+    own: dict[tuple[str, ...], str] = {(k,): f"business.{k}" for k in (*BUSINESS_FIELDS, "active")}
+    own |= {("budget", k): f"budget.{k}" for k in BUDGET_FIELDS}
+    own_lines = place_of_line(text, {**(places or {}), **own})
     spans = area_lines(areas)
     for p in problems:
         file, line, message = str(p.get("file") or ""), p.get("line"), str(p.get("message"))
@@ -305,7 +322,8 @@ def map_problems(
                 for area, first, last in spans:
                     if isinstance(line, int) and first <= line <= last:
                         where = "business" if area == "preamble" else area
-                        message = f"line {line - first + 1}: {message}"
+                        if where not in row_areas:  # a box: the line inside it
+                            message = f"line {line - first + 1}: {message}"
                         break
             errors.add(where, message)
         elif file.startswith("prompts/"):
@@ -359,3 +377,216 @@ def change_summary(old: Mapping[str, str], new: Mapping[str, str], limit: int = 
 
 def prompt_of(files: Mapping[str, str]) -> str:
     return files.get(ASSISTANT_PROMPT, "")
+
+
+# --- call types and templates as rows of fields -------------------------------------------------
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_ROW_KEY = re.compile(r"^(ct|tpl)\.(\d{1,3})\.")
+
+
+def _key(name: str) -> str:
+    return name if _BARE_KEY.fullmatch(name) else json.dumps(name, ensure_ascii=False)
+
+
+def _str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+@dataclass
+class FieldRow:
+    name: str
+    type: str = "string"
+    required: bool = False
+    description: str = ""
+
+
+@dataclass
+class CallTypeRow:
+    name: str
+    description: str = ""
+    fields: list[FieldRow] = field(default_factory=list)
+
+
+@dataclass
+class TemplateRow:
+    name: str
+    language: str = "en"
+    text: str = ""
+
+
+@dataclass
+class TemplatesArea:
+    sender: dict[str, str]  # the [whatsapp] table: integrated_number, namespace, auth_key_env
+    rows: list[TemplateRow]
+
+
+WHATSAPP_KEYS = ("integrated_number", "namespace", "auth_key_env")
+
+
+def _only(data: Any, keys: set[str]) -> bool:
+    return isinstance(data, dict) and set(data) <= keys
+
+
+def call_type_rows(text: str) -> list[CallTypeRow] | None:
+    """The call types area as rows, or None when it holds more than rows can show (then it is
+    edited as TOML)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+    if not _only(data, {"call_types"}):
+        return None
+    rows = []
+    for name, table in data.get("call_types", {}).items():
+        if not _only(table, {"description", "fields"}):
+            return None
+        description = table.get("description", "")
+        fields = table.get("fields", {})
+        if not isinstance(description, str) or not isinstance(fields, dict):
+            return None
+        row = CallTypeRow(name, description)
+        for fname, spec in fields.items():
+            if isinstance(spec, str):
+                spec = {"type": spec}
+            if not _only(spec, {"type", "required", "description"}):
+                return None
+            ftype, required = spec.get("type", ""), spec.get("required", False)
+            fdesc = spec.get("description", "")
+            if not (isinstance(ftype, str) and isinstance(fdesc, str)):
+                return None
+            if not isinstance(required, bool):
+                return None
+            row.fields.append(FieldRow(fname, ftype, required, fdesc))
+        rows.append(row)
+    return rows
+
+
+def call_types_toml(rows: list[CallTypeRow]) -> str:
+    out: list[str] = []
+    for row in rows:
+        head = f"call_types.{_key(row.name)}"
+        out += [f"[{head}]", f"description = {_str(row.description)}", ""]
+        if row.fields:
+            out.append(f"[{head}.fields]")
+            for f in row.fields:
+                required = "true" if f.required else "false"
+                out.append(
+                    f"{_key(f.name)} = {{ type = {_str(f.type)}, required = {required}, "
+                    f"description = {_str(f.description)} }}"
+                )
+            out.append("")
+    return "\n".join(out).strip("\n")
+
+
+def templates_area(text: str) -> TemplatesArea | None:
+    """The WhatsApp area (sender and templates) as fields, or None (then edited as TOML)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+    if not _only(data, {"whatsapp", "templates"}):
+        return None
+    sender = data.get("whatsapp", {})
+    if not _only(sender, set(WHATSAPP_KEYS)):
+        return None
+    rows = []
+    for name, table in data.get("templates", {}).items():
+        if not _only(table, {"language", "text"}):
+            return None
+        language, body = table.get("language", ""), table.get("text", "")
+        if not (isinstance(language, str) and isinstance(body, str)):
+            return None
+        rows.append(TemplateRow(name, language, body))
+    return TemplatesArea({k: str(sender.get(k, "")) for k in WHATSAPP_KEYS if k in sender}, rows)
+
+
+def templates_toml(area: TemplatesArea) -> str:
+    out: list[str] = []
+    sender = {k: v for k, v in area.sender.items() if v.strip()}
+    if sender:
+        out.append("[whatsapp]")
+        out += [f"{k} = {_str(v.strip())}" for k, v in sender.items()]
+        out.append("")
+    for row in area.rows:
+        out += [f"[templates.{_key(row.name)}]", f"language = {_str(row.language)}"]
+        out += [f"text = {_str(row.text)}", ""]
+    return "\n".join(out).strip("\n")
+
+
+def _indexes(form: Mapping[str, str], kind: str) -> list[int]:
+    found = set()
+    for name in form:
+        m = _ROW_KEY.match(name)
+        if m and m.group(1) == kind:
+            found.add(int(m.group(2)))
+    return sorted(found)
+
+
+def call_types_from_form(
+    form: Mapping[str, str], errors: FieldErrors
+) -> tuple[list[CallTypeRow], dict[tuple[str, ...], str]]:
+    """The rows a call types form posted (`ct.I.name`, `ct.I.f.J.type`, ...; blank rows and
+    those marked for removal left out), and where each row's problems go: `call_types.NAME` or
+    `call_types.NAME.fields.FIELD` -> the form's place (`ct.I`, `ct.I.f.J`)."""
+    rows: list[CallTypeRow] = []
+    places: dict[tuple[str, ...], str] = {}
+    for i in _indexes(form, "ct"):
+        p = f"ct.{i}"
+        name = form.get(f"{p}.name", "").strip()
+        description = form.get(f"{p}.description", "").strip()
+        if form.get(f"{p}.delete"):
+            continue
+        fields: list[FieldRow] = []
+        j = 0
+        while f"{p}.f.{j}.name" in form and j < 200:
+            q = f"{p}.f.{j}"
+            fname = form.get(f"{q}.name", "").strip()
+            fdesc = form.get(f"{q}.description", "").strip()
+            if not form.get(f"{q}.delete") and (fname or fdesc):
+                if not fname:
+                    errors.add(f"{q}.name", "a field needs a name")
+                required = bool(form.get(f"{q}.required"))
+                fields.append(FieldRow(fname, form.get(f"{q}.type", "string"), required, fdesc))
+                places[("call_types", name, "fields", fname)] = q
+            j += 1
+        if not name and not description and not fields:
+            continue  # the blank row for a new call type
+        if not name:
+            errors.add(f"{p}.name", "a call type needs a name")
+        places[("call_types", name)] = p
+        places[("call_types", name, "description")] = f"{p}.description"
+        rows.append(CallTypeRow(name, description, fields))
+    return rows, places
+
+
+def templates_from_form(
+    form: Mapping[str, str], errors: FieldErrors
+) -> tuple[TemplatesArea, dict[tuple[str, ...], str]]:
+    sender = {k: form.get(f"wa.{k}", "") for k in WHATSAPP_KEYS}
+    rows: list[TemplateRow] = []
+    places: dict[tuple[str, ...], str] = {("whatsapp", k): f"wa.{k}" for k in WHATSAPP_KEYS}
+    for i in _indexes(form, "tpl"):
+        p = f"tpl.{i}"
+        name = form.get(f"{p}.name", "").strip()
+        text = form.get(f"{p}.text", "").replace("\r\n", "\n").strip()
+        language = form.get(f"{p}.language", "").strip()
+        if form.get(f"{p}.delete") or (not name and not text):
+            continue
+        if not name:
+            errors.add(f"{p}.name", "a template needs its name as approved at MSG91")
+        places[("templates", name)] = p
+        places[("templates", name, "language")] = f"{p}.language"
+        places[("templates", name, "text")] = f"{p}.text"
+        rows.append(TemplateRow(name, language, text))
+    return TemplatesArea(sender, rows), places
+
+
+def place_of_line(text: str, places: Mapping[tuple[str, ...], str]) -> dict[int, str]:
+    """line -> form place, for the key paths in `places` written in `text`."""
+    out: dict[int, str] = {}
+    for path, where in places.items():
+        at = _exact_line(text, path)
+        if at is not None:
+            out.setdefault(at, where)
+    return out

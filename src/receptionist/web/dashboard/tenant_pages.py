@@ -31,6 +31,7 @@ from receptionist.tenants.bundle import (
 from receptionist.tenants.draft import MAX_DESCRIPTION_BYTES, DraftError
 from receptionist.tenants.greeting import find_marked_greeting
 from receptionist.tenants.loading import is_valid_tenant_id
+from receptionist.tenants.model import FIELD_TYPES
 from receptionist.tenants.repository import TenantError
 from receptionist.web import tenant_edit
 from receptionist.web.dashboard.app import Dashboard, Viewer
@@ -43,8 +44,12 @@ from receptionist.web.tenant_form import (
     AREAS,
     BUDGET_FIELDS,
     BUSINESS_FIELDS,
+    WHATSAPP_KEYS,
     ConfigParts,
     FieldErrors,
+    call_type_rows,
+    call_types_from_form,
+    call_types_toml,
     change_summary,
     join_config,
     map_problems,
@@ -53,11 +58,14 @@ from receptionist.web.tenant_form import (
     set_greeting,
     set_scalar,
     split_config,
+    templates_area,
+    templates_from_form,
+    templates_toml,
 )
 from receptionist.web.test_call import BadLines, caller_lines, run_test_call
 
 MAX_SETTINGS_BYTES = 1024 * 1024  # as the API's tenant edit (web/api.py MAX_EDIT_BYTES)
-MAX_SETTINGS_FIELDS = 200
+MAX_SETTINGS_FIELDS = 2000  # the call types form has a few inputs per field of every type
 
 # What the owner reads when a test call or a draft cannot go ahead (by code).
 FORM_TEXT = {
@@ -143,6 +151,8 @@ class Editor:
     errors: FieldErrors = field(default_factory=FieldErrors)
     conflict: bool = False
     area: str | None = None  # the form the errors or the conflict concern
+    places: dict[tuple[str, ...], str] = field(default_factory=dict)  # key path -> form place
+    row_areas: frozenset[str] = frozenset()  # areas posted as rows of fields, not as TOML
 
     @classmethod
     def of(cls, tenant_id: str, version: int | None, files: dict[str, str]) -> Editor:
@@ -167,6 +177,10 @@ class Editor:
             "inputs": sorted(p for p in self.files if p.startswith(INPUT_DIR + "/")),
             "areas": self.parts.areas,
             "whole": self.parts.whole,
+            "ct_rows": call_type_rows(self.parts.areas["call_types"]),
+            "tpl": templates_area(self.parts.areas["templates"]),
+            "field_types": FIELD_TYPES,
+            "whatsapp_keys": WHATSAPP_KEYS,
             "errors": self.errors,
         }
 
@@ -246,6 +260,14 @@ def _apply(area: str, form: dict[str, str], base: dict[str, str], editor: Editor
                 editor.errors.add("files.new_name", str(exc))
             else:
                 files[path] = _text(form, "new_text")
+    elif area == "call_types" and form.get("rows"):
+        rows, editor.places = call_types_from_form(form, editor.errors)
+        areas[area] = _with_lead(areas[area], call_types_toml(rows))
+        editor.row_areas = frozenset({area})
+    elif area == "templates" and form.get("rows"):
+        found, editor.places = templates_from_form(form, editor.errors)
+        areas[area] = _with_lead(areas[area], templates_toml(found))
+        editor.row_areas = frozenset({area})
     elif area == "config":
         areas = {**{a: "" for a in areas}, "preamble": _text(form, "config")}
     else:  # a TOML area: call types, templates, rules, other
@@ -254,6 +276,16 @@ def _apply(area: str, form: dict[str, str], base: dict[str, str], editor: Editor
         files[CONFIG_FILE] = join_config(areas)
         editor.parts = ConfigParts(areas, whole=editor.parts.whole)
     editor.files = files
+
+
+def _with_lead(old: str, new: str) -> str:
+    """`new` after the comment lines that opened the area (kept when rows are saved)."""
+    lead = []
+    for line in old.split("\n"):
+        if line.strip() and not line.strip().startswith("#"):
+            break
+        lead.append(line)
+    return "\n".join([*lead, new]).strip("\n")
 
 
 async def save(request: Request, viewer: Viewer) -> Response:
@@ -291,7 +323,13 @@ async def save(request: Request, viewer: Viewer) -> Response:
         if exc.code != "invalid_tenant":
             raise
         if exc.problems:
-            editor.errors = map_problems(exc.problems, editor.parts.areas, editor.parts.whole)
+            editor.errors = map_problems(
+                exc.problems,
+                editor.parts.areas,
+                editor.parts.whole,
+                editor.places,
+                editor.row_areas,
+            )
         else:
             editor.errors.add("general", exc.message)
         return _settings_page(request, editor, 422)
