@@ -427,16 +427,42 @@ async def test_bad_test_call_lines_are_refused(site: Site, lines: str) -> None:
 
 
 async def test_test_calls_are_rate_limited_per_person(site: Site) -> None:
-    b, other = await site.sign_in("bakery"), await site.sign_in("bakery")
+    b, again = await site.sign_in("bakery"), await site.sign_in("bakery")
     csrf = csrf_of((await b.get("/app/tenants/bakery/test-call")).text)
     for _ in range(3):
         ok = await b.post("/app/tenants/bakery/test-call", {"csrf": csrf, "lines": "hello"})
         assert ok.status_code == 200
     late = await b.post("/app/tenants/bakery/test-call", {"csrf": csrf, "lines": "hello"})
     assert late.status_code == 429 and "Too many test calls" in late.text
-    csrf2 = csrf_of((await other.get("/app/tenants/bakery/test-call")).text)
-    mine = await other.post("/app/tenants/bakery/test-call", {"csrf": csrf2, "lines": "hello"})
-    assert mine.status_code == 200  # another session has its own allowance
+    assert 'data-testid="test-result"' not in late.text
+    # signing in again is the same person (the same key)
+    csrf2 = csrf_of((await again.get("/app/tenants/bakery/test-call")).text)
+    same = await again.post("/app/tenants/bakery/test-call", {"csrf": csrf2, "lines": "hello"})
+    assert same.status_code == 429
+    other = await site.sign_in("saloon")
+    csrf3 = csrf_of((await other.get("/app/tenants/saloon/test-call")).text)
+    theirs = await other.post("/app/tenants/saloon/test-call", {"csrf": csrf3, "lines": "hello"})
+    assert theirs.status_code == 200  # another person has an allowance of their own
+
+
+async def test_a_test_call_against_an_earlier_version(site: Site) -> None:
+    b = await site.sign_in("bakery")
+    await save(b, "bakery", "greeting", greeting="Hello from version two!")
+    versions = (await b.get("/app/tenants/bakery/versions")).text
+    assert 'data-testid="test-version-1"' in versions
+    page = (await b.get("/app/tenants/bakery/test-call?version=1")).text
+    assert 'name="version" value="1"' in page
+    got = await b.post(
+        "/app/tenants/bakery/test-call", {"csrf": csrf_of(page), "lines": "hello", "version": "1"}
+    )
+    assert got.status_code == 200 and "Hello from version two!" not in got.text
+    assert "Version 1" in got.text
+    now = await b.post("/app/tenants/bakery/test-call", {"csrf": csrf_of(page), "lines": "hello"})
+    assert "Hello from version two!" in now.text
+    gone = await b.post(
+        "/app/tenants/bakery/test-call", {"csrf": csrf_of(page), "lines": "hi", "version": "9"}
+    )
+    assert gone.status_code == 404
 
 
 # --- drafting a new tenant ------------------------------------------------------------------

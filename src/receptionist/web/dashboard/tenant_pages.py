@@ -21,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 
 from receptionist.store.api_keys import KeyOwner
 from receptionist.store.tenant_versions import load_version
+from receptionist.stored_tenants import StoredTenants
 from receptionist.tenants.bundle import (
     ASSISTANT_PROMPT,
     CONFIG_FILE,
@@ -31,7 +32,7 @@ from receptionist.tenants.bundle import (
 from receptionist.tenants.draft import MAX_DESCRIPTION_BYTES, DraftError
 from receptionist.tenants.greeting import find_marked_greeting
 from receptionist.tenants.loading import is_valid_tenant_id
-from receptionist.tenants.model import FIELD_TYPES
+from receptionist.tenants.model import FIELD_TYPES, Tenant
 from receptionist.tenants.repository import TenantError
 from receptionist.web import tenant_edit
 from receptionist.web.dashboard.app import Dashboard, Viewer
@@ -392,10 +393,11 @@ async def test_call(request: Request, viewer: Viewer) -> Response:
     error = None
     lines = ""
     status = 200
+    form: dict[str, str] = {}
     if request.method == "POST":
         form = await _posted(request, viewer)
         lines = _text(form, "lines")[:20_000]
-        if not dash.options.test_calls.take(viewer.session.id):
+        if not dash.options.test_calls.take(viewer.session.key_id):  # per key: per person
             error, status = "too_many_tests", 429
         else:
             try:
@@ -404,7 +406,7 @@ async def test_call(request: Request, viewer: Viewer) -> Response:
                 error, status = "bad_lines", 400
             else:
                 try:
-                    tenant = dash.deps.tenants.get_any(tenant_id)
+                    tenant = await _version_of(dash, tenant_id, form.get("version", ""))
                 except TenantError:
                     error, status = "tenant_broken", 409
                 else:
@@ -420,10 +422,29 @@ async def test_call(request: Request, viewer: Viewer) -> Response:
         status=status,
         nav="settings",
         tenant_id=tenant_id,
+        version=_asked_version(request.query_params.get("version", ""))
+        if request.method == "GET"
+        else _asked_version(form.get("version", "")),
         lines=lines,
         result=result,
         error=FORM_TEXT.get(error or ""),
     )
+
+
+def _asked_version(raw: str) -> int | None:
+    raw = raw.strip()
+    return int(raw) if raw.isdigit() and len(raw) <= 9 else None
+
+
+async def _version_of(dash: Dashboard, tenant_id: str, raw: str) -> Tenant:
+    """The tenant as the version asked for (one of the versions list), else as in force."""
+    version = _asked_version(raw)
+    tenants = dash.deps.tenants
+    if version is None or not isinstance(tenants, StoredTenants):
+        return tenants.get_any(tenant_id)
+    if await load_version(dash.deps.db, tenant_id, version) is None:
+        raise WebError(404, "not_found", f"no version {version}")
+    return await tenants.at_version(tenant_id, version)
 
 
 # --- a new tenant from a description (admin) ----------------------------------------------------
