@@ -246,6 +246,9 @@ async def test_forms_need_the_sessions_csrf_token(site: Site) -> None:
         got = await b.post("/app/tenants/bakery/save", data | {"csrf": token})
         assert got.status_code == 403
     assert (await b.post("/app/tenants/bakery/versions/1/restore", {})).status_code == 403
+    huge = data | {"csrf": csrf_of((await b.get("/app/tenants/bakery")).text), "x": "y" * 2**20}
+    too_big = await b.post("/app/tenants/bakery/save", huge)
+    assert too_big.status_code == 413 and "too much text" in too_big.text
     assert (await b.post("/app/tenants/bakery/test-call", {"lines": "hi"})).status_code == 403
     assert await in_force(site, "bakery") == 1
 
@@ -288,9 +291,18 @@ async def test_hostile_text_is_escaped_on_every_settings_page(site: Site) -> Non
     assert status == 303
     await save(b, "bakery", "business", **{"business.name": HOSTILE[:60]})
     await save(b, "bakery", "files", new_name="<img src=x onerror=alert(3)>.md", new_text=HOSTILE)
-    for path in ("/app/tenants/bakery", "/app/tenants/bakery/versions"):
-        got = (await b.get(path)).text
+    admin = await site.sign_in("admin")
+    for who, path in ((b, "/app/tenants/bakery"), (b, "/app/tenants/bakery/versions"),
+                      (admin, "/app/tenants"), (admin, "/app/")):  # fmt: skip
+        got = (await who.get(path)).text
         assert "<script>alert(1)" not in got and "<img src=x" not in got, path
+    draft = await admin.post(
+        "/app/new-tenant/draft",
+        {"csrf": csrf_of((await admin.get("/app/new-tenant")).text), "tenant_id": "evil",
+         "description": f"{HOSTILE}\nCake - 500\nOpen 9 am to 9 pm"},
+    )  # fmt: skip
+    assert draft.status_code == 200 and "<script>alert(1)" not in draft.text
+    assert "&lt;script&gt;" in draft.text
     page = (await b.get("/app/tenants/bakery")).text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     test = await b.post("/app/tenants/bakery/test-call", {"csrf": csrf_of(page), "lines": HOSTILE})
