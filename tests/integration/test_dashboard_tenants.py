@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import json
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -21,6 +22,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from receptionist.bridge.server import serve_in_process
+from receptionist.config import load_settings
+from receptionist.onboarding import settings_drafter
+from receptionist.sim.gemini_rest import FakeGeminiRest, Fault
 from receptionist.store.api_keys import create_key
 from receptionist.store.db import Database
 from receptionist.store.tenant_versions import list_versions, load_version
@@ -28,6 +32,7 @@ from receptionist.stored_tenants import StoredTenants
 from receptionist.tenants.repository import InactiveTenant
 from receptionist.web.dashboard import Options, create_dashboard
 from receptionist.web.dashboard.guard import LoginBrake
+from receptionist.web.dashboard.tenant_pages import Drafter
 from receptionist.web.deps import WebDeps
 from receptionist.web.test_call import TestCallBrake
 from tests.integration.test_dashboard import HOSTILE, Browser
@@ -60,7 +65,9 @@ class Site:
 
 
 @contextlib.asynccontextmanager
-async def settings_site(db: Database, tmp_path: Path) -> AsyncIterator[Site]:
+async def settings_site(
+    db: Database, tmp_path: Path, drafter: Drafter | None = None
+) -> AsyncIterator[Site]:
     """The dashboard on tenants kept in the database (the bakery and the saloon imported from
     the example folders as version 1), with an owner's key for each and an admin's."""
     root = tmp_path / "tenants"
@@ -77,6 +84,8 @@ async def settings_site(db: Database, tmp_path: Path) -> AsyncIterator[Site]:
     options = Options(
         brake=LoginBrake(delay_s=0), session_recheck_s=0, test_calls=TestCallBrake(per_window=3)
     )
+    if drafter is not None:
+        options.drafter = drafter
     app = Starlette(routes=[Mount("/app", create_dashboard(deps, None, options))])
     async with serve_in_process(app) as port:
         s = Site(f"http://127.0.0.1:{port}", db, tenants, keys, [])
@@ -590,3 +599,33 @@ async def test_the_served_app_edits_tenants_and_on_folders_says_where(
                     assert "TENANTS_SOURCE=database" in page.text
             finally:
                 await b.aclose()
+
+
+async def test_with_a_gemini_key_the_draft_is_gemini_s(db: Database, tmp_path: Path) -> None:
+    """The server's drafter (onboarding.settings_drafter) through the real SDK against the REST
+    double: Gemini's draft under review; a failed answer falls back to the template, and says so."""
+    from tests.integration.test_tenants_new import GEMINI_ANSWER
+
+    async with FakeGeminiRest(api_key="test-key") as fake:
+        settings = load_settings(
+            database_url=db.url, gemini_api_key="test-key", gemini_analysis_base_url=fake.base_url
+        )
+        async with settings_site(db, tmp_path, settings_drafter(settings)) as site:
+            admin = await site.sign_in("admin")
+            csrf = csrf_of((await admin.get("/app/new-tenant")).text)
+            fake.script(json.dumps(GEMINI_ANSWER))
+            got = await admin.post(
+                "/app/new-tenant/draft",
+                {"csrf": csrf, "tenant_id": "crumbs", "description": DESCRIPTION},
+            )
+            assert got.status_code == 200 and 'data-source="gemini"' in got.text
+            assert GEMINI_ANSWER["greeting"] in html.unescape(got.text)
+            assert len(fake.requests) == 1 and fake.requests[0].response_schema is not None
+            fake.script(Fault(503))
+            again = await admin.post(
+                "/app/new-tenant/draft",
+                {"csrf": csrf, "tenant_id": "crumbs", "description": DESCRIPTION},
+            )
+            assert again.status_code == 200 and 'data-source="template"' in again.text
+            assert "used the template" in again.text
+            assert await load_version(site.db, "crumbs") is None  # neither was saved

@@ -491,7 +491,9 @@ async def draft(request: Request, viewer: Viewer) -> Response:
             description=description,
             errors={k: FORM_TEXT[v] for k, v in errors.items()},
         )
-    return _review(request, tenant_id, result.bundle.as_text(), source=result.source)
+    return _review(
+        request, tenant_id, result.bundle.as_text(), source=result.source, note=result.note
+    )
 
 
 def _review(
@@ -500,6 +502,7 @@ def _review(
     files: dict[str, str],
     *,
     source: str | None = None,
+    note: str | None = None,
     errors: FieldErrors | None = None,
     status: int = 200,
     taken: bool = False,
@@ -512,6 +515,7 @@ def _review(
         tenant_id=tenant_id,
         files=sorted(files.items()),
         source=source,
+        note=note,
         errors=errors or FieldErrors(),
         taken=taken,
     )
