@@ -7,6 +7,7 @@ hostile text."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
 import json
@@ -629,3 +630,52 @@ async def test_with_a_gemini_key_the_draft_is_gemini_s(db: Database, tmp_path: P
             assert again.status_code == 200 and 'data-source="template"' in again.text
             assert "used the template" in again.text
             assert await load_version(site.db, "crumbs") is None  # neither was saved
+
+
+async def test_deactivated_from_the_dashboard_during_a_call(db: Database, tmp_path: Path) -> None:
+    """The served app: an admin deactivates the bakery while a call is mid-reply; that call ends
+    with the version it started with, the next call is refused."""
+    from receptionist.sim.caller import CallerScript, CallOptions, place_call
+    from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, Hold, ScriptedTurn
+    from receptionist.store.calls import get_call
+    from tests.integration.bridge_harness import running_bridge
+
+    hold = Hold(after_ms=100)
+    script = CallScript(
+        turns=[ScriptedTurn(heard="Are you open?", reply="Yes, till nine.", hold=hold)]
+    )
+    admin_key = (await create_key(db, tenant=None))[1]
+    async with (
+        FakeGeminiLive(script=script) as fake,
+        running_bridge(db, tmp_path, fake, tenants_source="database") as bridge,
+    ):
+        call = asyncio.create_task(
+            place_call(
+                CallOptions(url=bridge.url("bakery"), realtime=False),
+                CallerScript(utterances=["Are you open?"]),
+            )
+        )
+        admin = Browser(f"http://127.0.0.1:{bridge.port}")
+        try:
+            await hold.wait_reached()  # the agent is mid-reply
+            token = csrf_of((await admin.get("/app/login")).text)
+            await admin.post("/app/login", {"key": admin_key, "csrf": token})
+            page = (await admin.get("/app/tenants/bakery")).text
+            off = await admin.post(
+                "/app/tenants/bakery/active", {"csrf": csrf_of(page), "active": "0"}
+            )
+            assert off.status_code == 303 and "m=deactivated" in off.headers["location"]
+            hold.release()
+            first = await call
+            refused = await place_call(
+                CallOptions(url=bridge.url("bakery"), realtime=False),
+                CallerScript(utterances=["Hello?"]),
+            )
+        finally:
+            hold.release()
+            await admin.aclose()
+    row = await get_call(db, first.call_sid)
+    assert row is not None and row["status"] == "completed" and row["tenant_version"] == 1
+    assert any(t["text"] == "Yes, till nine." for t in row["transcript"] if t["speaker"] == "agent")
+    assert refused.close_code == 1008  # inactive: refused at the start
+    assert (await list_versions(db, "bakery"))[0].note == "deactivated"
