@@ -65,7 +65,7 @@ async def test_edit_error_fix_save_versions_restore_and_test_call(
     rows = page.get_by_test_id("version-row")
     await expect(rows).to_have_count(2)
     await expect(rows.first.get_by_test_id("version-note")).to_have_text("tenant.toml: owner_phone")
-    await expect(rows.first.get_by_test_id("version-author")).to_contain_text("key:")
+    await expect(rows.first.get_by_test_id("version-author")).to_contain_text("Owner")
     await page.get_by_test_id("restore-1").click()
     await expect(page.get_by_test_id("notice")).to_contain_text("in force again")
     await expect(rows).to_have_count(3)

@@ -161,6 +161,9 @@ async def test_an_owner_saves_a_field_and_the_history_says_who_and_what(site: Si
     versions = (await b.get("/app/tenants/bakery/versions")).text
     rows = re.findall(r'data-testid="version-note">([^<]*)<', versions)
     assert rows[0] == "tenant.toml: name"
+    who = re.findall(r'data-testid="version-author" title="([^"]*)">([^<]*)<', versions)
+    assert who[0][0].startswith("key:") and who[0][1].startswith("Owner · ")
+    assert who[1] == ("folder", "folder")  # imported from the tenant's folder
     history = await list_versions(site.db, "bakery")
     assert history[0].author.startswith("key:") and history[0].version == 2
     # the comments of tenant.toml are kept
@@ -413,6 +416,8 @@ async def test_an_admin_deactivates_and_a_call_in_progress_keeps_its_version(sit
     assert site.tenants.get("bakery").active
     notes = [v.note for v in await list_versions(site.db, "bakery")]
     assert notes[:2] == ["activated", "deactivated"]
+    versions = (await admin.get("/app/tenants/bakery/versions")).text
+    assert "Operator · operator" in versions  # the admin key's name
 
 
 # --- the test call --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from receptionist.store.api_keys import KeyOwner
+from receptionist.store.api_keys import KeyOwner, list_keys
 from receptionist.store.tenant_versions import load_version
 from receptionist.stored_tenants import StoredTenants
 from receptionist.tenants.bundle import (
@@ -82,6 +82,7 @@ FORM_TEXT = {
     "description_empty": N_("Describe the business: what it sells with prices, hours, address."),
     "description_bad": N_("This description could not be read. Write it as plain text."),
 }
+AUTHOR_ROLE = {"operator": N_("Operator"), "owner": N_("Owner")}
 
 
 def _dash(request: Request) -> Dashboard:
@@ -370,8 +371,23 @@ async def versions(request: Request, viewer: Viewer) -> Response:
         nav="settings",
         tenant_id=tenant_id,
         versions=rows,
+        authors=await _authors(dash, {v.author for v in rows}),
+        author_role=AUTHOR_ROLE,
         notice=_notice(request),
     )
+
+
+async def _authors(dash: Dashboard, authors: set[str]) -> dict[str, tuple[str, str]]:
+    """`key:N` -> (the key's role, its name) for the keys that saved these versions."""
+    wanted = {int(a[4:]) for a in authors if a.startswith("key:") and a[4:].isdigit()}
+    if not wanted:
+        return {}
+    out = {}
+    for row in await list_keys(dash.deps.db):
+        if row["id"] in wanted:
+            role = "operator" if row["tenant"] is None else "owner"
+            out[f"key:{row['id']}"] = (role, str(row["name"] or f"#{row['id']}"))
+    return out
 
 
 async def restore(request: Request, viewer: Viewer) -> Response:
