@@ -684,3 +684,23 @@ async def test_deactivated_from_the_dashboard_during_a_call(db: Database, tmp_pa
     assert any(t["text"] == "Yes, till nine." for t in row["transcript"] if t["speaker"] == "agent")
     assert refused.close_code == 1008  # inactive: refused at the start
     assert (await list_versions(db, "bakery"))[0].note == "deactivated"
+
+
+async def test_the_settings_pages_in_hindi(site: Site) -> None:
+    b = await site.sign_in("bakery")
+    page = (await b.get("/app/tenants/bakery")).text
+    switched = await b.post(
+        "/app/language", {"csrf": csrf_of(page), "lang": "hi", "next": "/app/tenants/bakery"}
+    )
+    assert switched.status_code == 303
+    for path, words in (
+        ("/app/tenants/bakery", ("व्यवसाय का विवरण", "सहेजें", "कॉल के प्रकार")),
+        ("/app/tenants/bakery/versions", ("संस्करण", "लागू")),
+        ("/app/tenants/bakery/test-call", ("परीक्षण कॉल करें",)),
+    ):
+        got = (await b.get(path)).text
+        assert '<html lang="hi">' in got
+        for word in words:
+            assert word in got, (path, word)
+    status, page = await save(b, "bakery", "business", **{"business.name": "Crumbs"})
+    assert status == 303 and "नए संस्करण के रूप में सहेजा गया" in page
