@@ -391,8 +391,18 @@ async def test_one_click_restores_a_version(site: Site) -> None:
     assert "That version is in force again" in page
     assert site.tenants.get("bakery").name == NAME
     assert (await list_versions(site.db, "bakery"))[0].note == "restored version 1"
-    missing = await b.post("/app/tenants/bakery/versions/99/restore", {"csrf": csrf_of(page)})
-    assert missing.status_code == 404
+    for version in ("99", "0", "9" * 30):
+        missing = await b.post(
+            f"/app/tenants/bakery/versions/{version}/restore", {"csrf": csrf_of(page)}
+        )
+        assert missing.status_code == 404, version
+    form = form_values((await b.get("/app/tenants/bakery")).text, "business")
+    for base in ("", "x", "-1", "9" * 30):
+        bad = await b.post("/app/tenants/bakery/save", form | {"base_version": base})
+        assert bad.status_code == 400, base
+    for area in ("", "nope", "../x"):
+        bad = await b.post("/app/tenants/bakery/save", form | {"area": area})
+        assert bad.status_code == 400, area
 
 
 # --- deactivating ---------------------------------------------------------------------------

@@ -297,10 +297,9 @@ async def save(request: Request, viewer: Viewer) -> Response:
     area = form.get("area", "")
     if area not in AREAS:
         raise WebError(400, "bad_form", "no such part of the settings")
-    try:
-        base_version = int(form.get("base_version", ""))
-    except ValueError:
-        raise WebError(400, "bad_form", "no version") from None
+    base_version = _asked_version(form.get("base_version", ""))
+    if base_version is None:
+        raise WebError(400, "bad_form", "no version")
     base = await load_version(dash.deps.db, tenant_id, base_version)
     if base is None:
         raise WebError(404, "not_found", "no such version")
@@ -394,7 +393,9 @@ async def restore(request: Request, viewer: Viewer) -> Response:
     dash = _dash(request)
     tenant_id = _tenant_id(request, viewer)
     await _posted(request, viewer)
-    version = int(request.path_params["version"])
+    version = _asked_version(str(request.path_params["version"]))
+    if version is None:
+        raise WebError(404, "not_found", "no such version")
     await tenant_edit.restore(_scope(viewer), dash.deps, tenant_id, version, author=_author(viewer))
     return _redirect(request, f"/tenants/{tenant_id}/versions", "restored")
 
