@@ -12,8 +12,9 @@ instead and `note` says why.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from google import genai
 from google.genai import types
@@ -33,6 +34,9 @@ from receptionist.tenants.draft_files import render_bundle
 from receptionist.tenants.loading import is_valid_tenant_id, load_bundle
 from receptionist.tenants.report import Problem
 
+if TYPE_CHECKING:
+    from receptionist.config import Settings
+
 __all__ = [
     "DraftAnswer",
     "DraftBug",
@@ -41,6 +45,7 @@ __all__ = [
     "draft_tenant",
     "gemini_draft",
     "response_schema",
+    "settings_drafter",
 ]
 
 _SYSTEM = """You set up an AI phone receptionist for a small Indian business from the owner's
@@ -199,3 +204,24 @@ async def draft_tenant(
     if problems:
         raise DraftBug("; ".join(str(p) for p in problems))
     return DraftResult(template, bundle, "template", note)
+
+
+def settings_drafter(settings: Settings) -> Callable[[str, str], Awaitable[DraftResult]]:
+    """`draft_tenant` as the server's settings have it (the dashboard's "new business"): with
+    Gemini when a key is set, made at the first draft and kept for the process, else the
+    template drafter, exactly as `receptionist tenants new` does."""
+    key = settings.gemini_key
+    clients: list[genai.Client] = []
+
+    async def drafter(tenant_id: str, description: str) -> DraftResult:
+        if not key:
+            return await draft_tenant(tenant_id, description)
+        if not clients:
+            from receptionist.gemini_rest import make_client
+
+            clients.append(make_client(key, base_url=settings.gemini_analysis_base_url))
+        return await draft_tenant(
+            tenant_id, description, client=clients[0], model=settings.gemini_analysis_model
+        )
+
+    return drafter

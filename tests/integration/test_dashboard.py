@@ -387,6 +387,8 @@ async def test_every_route_keeps_tenants_apart_and_needs_a_session(dash: Dash) -
         "call_sid": "CAs0",
         "notification_id": await notification_id(dash.db, "CAs0"),
         "delivery_id": str(await delivery_id(dash.db, "CAs0")),
+        "tenant_id": "saloon",
+        "version": "1",
     }
     b = await dash.sign_in("bakery")
     anon = dash.browser()

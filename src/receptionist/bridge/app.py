@@ -40,6 +40,7 @@ from receptionist.engines.base import EngineFactory
 from receptionist.hooks.events import status_events_of
 from receptionist.notify.webhook import msg91_webhook_route
 from receptionist.observe import metrics as prom
+from receptionist.onboarding import settings_drafter
 from receptionist.postcall.worker import Worker
 from receptionist.store.db import Database
 from receptionist.store.live import LiveFeed
@@ -47,7 +48,7 @@ from receptionist.stored_tenants import StoredTenants
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import Tenants
 from receptionist.web.api import create_api
-from receptionist.web.dashboard import create_dashboard
+from receptionist.web.dashboard import Options, create_dashboard
 from receptionist.web.deps import WebDeps
 
 log = logging.getLogger("receptionist.bridge")
@@ -346,7 +347,12 @@ def create_app(ctx: BridgeContext) -> Starlette:
                 events=status_events_of(ctx.tenants),
             ),
             # the owner's dashboard, then (last) the REST API: both answer through web/queries.py
-            Mount("/app", app=create_dashboard(deps, ctx.live)),
+            Mount(
+                "/app",
+                app=create_dashboard(
+                    deps, ctx.live, Options(drafter=settings_drafter(ctx.settings))
+                ),
+            ),
             Mount("/", app=create_api(deps)),
         ],
         lifespan=lifespan,

@@ -33,6 +33,7 @@ from receptionist.web.dashboard.guard import LoginBrake, StreamSlots, cookie_sec
 from receptionist.web.dashboard.i18n import HERE, N_, Formats, default_language, environments
 from receptionist.web.deps import DEFAULT_TZ, WebDeps, WebError, is_db_down, scope_for, tenant_tz
 from receptionist.web.scope import Scope
+from receptionist.web.test_call import TestCallBrake
 
 log = logging.getLogger("receptionist.dashboard")
 
@@ -61,6 +62,14 @@ ERROR_TEXT = {
     "unavailable": N_("The database is not answering. Try again in a minute."),
     "internal": N_("Something went wrong on our side. It has been logged."),
     "streams": N_("Too many live views are open. Close one and reload."),
+    "tenants_in_folders": N_(
+        "On this server the businesses are kept in folders: edit the folder, or run the "
+        "server with TENANTS_SOURCE=database to edit them here."
+    ),
+    "admin_only": N_("Only the operator can do this."),
+    "too_large": N_("That is too much text for one save."),
+    "version_conflict": N_("Someone else saved this business meanwhile. Reload and try again."),
+    "invalid_tenant": N_("These settings have problems; nothing was saved."),
 }
 # Messages the sign-in page shows after a redirect (`?m=`); only these keys are shown.
 LOGIN_TEXT = {
@@ -75,6 +84,12 @@ NOTICE_TEXT = {
     "replayed": N_("The event will be sent again in a moment."),
     "not_failed": ERROR_TEXT["not_failed"],
     "not_resendable": ERROR_TEXT["not_resendable"],
+    "saved": N_("Saved as a new version."),
+    "unchanged": N_("Nothing was changed."),
+    "restored": N_("That version is in force again, saved as a new version."),
+    "activated": N_("The business answers calls again."),
+    "deactivated": N_("The business no longer answers calls. Calls in progress finish."),
+    "created": N_("The new business is saved."),
 }
 STATUS_LABEL = {
     "in_progress": N_("In progress"),
@@ -115,6 +130,13 @@ class Viewer:
         return self.session.tenant is None
 
 
+async def _template_draft(tenant_id: str, description: str) -> Any:
+    """A draft without Gemini (onboarding.draft_tenant with no client)."""
+    from receptionist.onboarding import draft_tenant
+
+    return await draft_tenant(tenant_id, description)
+
+
 @dataclass
 class Options:
     """Knobs with safe defaults; tests shorten the waits."""
@@ -124,6 +146,9 @@ class Options:
     slots: StreamSlots = field(default_factory=StreamSlots)
     session_recheck_s: float = 30.0  # a live stream re-checks its session this often
     keepalive_s: float = 15.0  # a comment line on an idle live stream
+    test_calls: TestCallBrake = field(default_factory=TestCallBrake)
+    test_call_s: float = 10.0  # a test call (typed lines) is cut off after this long
+    drafter: Callable[[str, str], Awaitable[Any]] = field(default=_template_draft)
 
 
 class Dashboard:
@@ -352,7 +377,7 @@ def create_dashboard(
     deps: WebDeps, live: LiveFeed | None, options: Options | None = None
 ) -> Starlette:
     """The dashboard as an ASGI app of its own; the server mounts it at `/app`."""
-    from receptionist.web.dashboard import pages, stream
+    from receptionist.web.dashboard import pages, stream, tenant_pages
 
     dash = Dashboard(deps, live, options or Options())
     routes = [
@@ -379,6 +404,25 @@ def create_dashboard(
             methods=["POST"],
             name="replay_webhook",
         ),
+        Route("/tenants", page(tenant_pages.tenants_list), name="tenants"),
+        Route("/tenants/{tenant_id}", page(tenant_pages.settings), name="tenant"),
+        Route("/tenants/{tenant_id}/save", page(tenant_pages.save), methods=["POST"]),
+        Route("/tenants/{tenant_id}/active", page(tenant_pages.set_active_state), methods=["POST"]),
+        Route("/tenants/{tenant_id}/versions", page(tenant_pages.versions), name="versions"),
+        Route(
+            "/tenants/{tenant_id}/versions/{version:int}/restore",
+            page(tenant_pages.restore),
+            methods=["POST"],
+        ),
+        Route(
+            "/tenants/{tenant_id}/test-call",
+            page(tenant_pages.test_call),
+            methods=["GET", "POST"],
+            name="test_call",
+        ),
+        Route("/new-tenant", page(tenant_pages.new_tenant), name="new_tenant"),
+        Route("/new-tenant/draft", page(tenant_pages.draft), methods=["POST"]),
+        Route("/new-tenant/accept", page(tenant_pages.accept), methods=["POST"]),
         Route("/live", page(pages.live_fragment), name="live_fragment"),
         Route("/live/events", page(stream.events, anonymous="401"), name="live_events"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

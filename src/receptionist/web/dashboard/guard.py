@@ -20,19 +20,22 @@ class BadForm(Exception):
     """The body is not a small urlencoded form."""
 
 
-async def read_form(request: Request) -> dict[str, str]:
+async def read_form(
+    request: Request, *, max_bytes: int = MAX_FORM_BYTES, max_fields: int = 20
+) -> dict[str, str]:
     """The posted form's fields (first value of each), read with a size cap. Parsed here rather
-    than with python-multipart: the dashboard posts only small urlencoded forms."""
+    than with python-multipart: the dashboard posts only urlencoded forms (small ones, but for
+    a tenant's settings, which pass larger bounds)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise BadForm("expected a form")
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_FORM_BYTES:
+        if len(body) > max_bytes:
             raise BadForm("form too large")
     try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
         raise BadForm("unreadable form") from None
     return {name: values[0] for name, values in fields.items() if values}
