@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from receptionist.usage import TokenUsage
 
@@ -88,6 +88,16 @@ class EngineNote:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolRan:
+    """The engine ran a tool for the model (`ToolRunner.run`) and answered it: how long from the
+    model's call to the answer sent (`ms`), and how it went (ToolOutcome.status)."""
+
+    name: str
+    status: str
+    ms: float
+
+
+@dataclass(frozen=True, slots=True)
 class EngineClosed:
     """The engine stopped producing events; `error` is set when that was not asked for."""
 
@@ -105,12 +115,36 @@ EngineEvent = (
     | Reconnected
     | EndCall
     | EngineNote
+    | ToolRan
     | EngineClosed
 )
 
 
 class EngineError(RuntimeError):
     """The engine could not start or failed; the message is safe to store on the call row."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """One tool the model may call during the call: its name, what it does, its arguments as a
+    JSON schema; `blocking` False lets the model keep talking while it runs (Gemini
+    `NON_BLOCKING`), the answer then told when the model is idle."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    blocking: bool = True
+
+
+class ToolRunner(Protocol):
+    """The call's tools (receptionist.tools.ToolBox): the same functions for every engine.
+    `run` never raises and is bounded in time: a failing, slow, refused or badly called tool
+    comes back as a polite result the model can say, and is recorded on the call."""
+
+    @property
+    def specs(self) -> tuple[ToolSpec, ...]: ...
+
+    async def run(self, name: str, args: Any) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +161,7 @@ class EngineRequest:
     tenant: Tenant | None = None  # engines that answer from the tenant's files need it
     caller_number: str | None = None
     caller_sample_rate: int | None = None  # the caller's line (Exotel's start): 8000 or 16000
+    tools: ToolRunner | None = None  # the tenant's tools enabled for this call; None: none
 
 
 class VoiceEngine(Protocol):
