@@ -88,16 +88,6 @@ class EngineNote:
 
 
 @dataclass(frozen=True, slots=True)
-class ToolRan:
-    """The engine ran a tool for the model (`ToolRunner.run`) and answered it: how long from the
-    model's call to the answer sent (`ms`), and how it went (ToolOutcome.status)."""
-
-    name: str
-    status: str
-    ms: float
-
-
-@dataclass(frozen=True, slots=True)
 class EngineClosed:
     """The engine stopped producing events; `error` is set when that was not asked for."""
 
@@ -115,7 +105,6 @@ EngineEvent = (
     | Reconnected
     | EndCall
     | EngineNote
-    | ToolRan
     | EngineClosed
 )
 
@@ -143,6 +132,11 @@ class ToolRunner(Protocol):
 
     @property
     def specs(self) -> tuple[ToolSpec, ...]: ...
+
+    @property
+    def instruction(self) -> str:
+        """Words for the system instruction: today's date, how to use the tools."""
+        ...
 
     async def run(self, name: str, args: Any) -> dict[str, Any]: ...
 

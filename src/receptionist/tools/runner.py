@@ -106,6 +106,24 @@ class ToolBox:
     def enabled(self) -> tuple[str, ...]:
         return self._enabled
 
+    @property
+    def instruction(self) -> str:
+        now = self.ctx.clock().astimezone(self.ctx.zone)
+        lines = [
+            f"\n\n## Tools\nNow it is {now:%A %Y-%m-%d %H:%M} ({self.ctx.tenant.timezone}).",
+            "Give dates as YYYY-MM-DD and times as 24-hour HH:MM.",
+        ]
+        if "check_slot" in self._enabled:
+            lines.append("Check a time with check_slot before offering it; if it is taken,")
+            lines.append("offer the next free one it gives.")
+        if "book" in self._enabled:
+            lines.append("Once the caller agrees, hold it with book and tell them the reference.")
+        if "quote" in self._enabled:
+            lines.append("Totals come from quote only; never add prices up yourself.")
+        if "handoff" in self._enabled:
+            lines.append("If the caller asks for a person, or you cannot help, use handoff.")
+        return " ".join(lines) + "\n"
+
     async def run(self, name: str, args: Any) -> dict[str, Any]:
         t0 = time.perf_counter()
         name = str(name)[:64]
