@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - `api` is the fixture imported from test_api
 """Bookings in the API (scoped per tenant like calls) and the owner's .ics feed, whose URL's
 secret token is its only credential: a wrong, old or other tenant's token gets nothing."""
 
