@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from receptionist.bridge.server import serve_in_process
 from receptionist.store.api_keys import create_key, revoke_key
+from receptionist.store.bookings import SlotHold, hold_slot
 from receptionist.store.db import Database
 from receptionist.store.live import LiveEvent, LiveFeed
 from receptionist.store.schema import call_details, web_sessions
@@ -135,6 +136,14 @@ async def dash(db: Database, tmp_path: Path) -> AsyncIterator[Dash]:
         new("CAb-today", template="complaint", urgent=True, status="delivered"),
         new("CAs0", to="customer", template="booking", status="failed", tenant="saloon",
             recipient="917700000077", details={"text": "your haircut booking"}),
+    )  # fmt: skip
+    await hold_slot(  # the saloon's booking: the walk below keeps it from the bakery
+        db,
+        SlotHold(
+            "saloon", "Priya", now + timedelta(days=1), now + timedelta(days=1, hours=1),
+            timedelta(minutes=10), call_sid="CAs0", customer_name="<b>Meena</b>",
+            customer_phone="+917700000077",
+        ),
     )  # fmt: skip
     keys = {
         "bakery": (await create_key(db, tenant="bakery"))[1],
@@ -744,3 +753,19 @@ async def test_the_daily_digest_is_on_the_messages_page(dash: Dash) -> None:
     page = (await b.get("/app/messages")).text
     assert "owner_daily_digest" in page and "on 6 Dec 2026: 5 calls &lt;b&gt;" in page
     assert "/calls/None" not in page  # no call to link to
+
+
+async def test_the_bookings_page(dash: Dash) -> None:
+    saloon = await dash.sign_in("saloon")
+    page = await saloon.get("/app/bookings")
+    assert page.status_code == 200
+    assert page.text.count('data-testid="booking"') == 1
+    assert "&lt;b&gt;Meena&lt;/b&gt;" in page.text and "<b>Meena" not in page.text
+    assert "Held during the call" in page.text and "/app/calls/CAs0" in page.text
+    none = await saloon.get("/app/bookings?status=confirmed")
+    assert 'data-testid="bookings-empty"' in none.text
+    bad = await saloon.get("/app/bookings?status=<script>")
+    assert bad.status_code == 400 and "<script>" not in bad.text
+    bakery = await dash.sign_in("bakery")
+    theirs = await bakery.get("/app/bookings")
+    assert 'data-testid="bookings-empty"' in theirs.text and "Meena" not in theirs.text

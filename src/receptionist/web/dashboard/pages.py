@@ -23,7 +23,7 @@ from receptionist.store.web_sessions import (
     open_session,
     set_language,
 )
-from receptionist.web import figures, queries
+from receptionist.web import bookings, figures, queries
 from receptionist.web.call_list import SORTS, CallFilters
 from receptionist.web.dashboard.app import (
     COOKIE,
@@ -50,6 +50,7 @@ CHART_DAYS = 30
 NOTIFY_STATUSES = ("queued", "sending", "sent", "delivered", "read", "failed", "unknown",
                    "skipped", "logged")  # fmt: skip
 RESENDABLE = ("failed", "unknown")
+BOOKING_STATUSES = ("pending", "confirmed", "expired", "cancelled")
 
 
 def _dash(request: Request) -> Dashboard:
@@ -458,6 +459,25 @@ async def messages(request: Request, viewer: Viewer) -> Response:
         problems=problems,
         resendable=RESENDABLE,
         notice=_notice(request),
+    )
+
+
+async def bookings_page(request: Request, viewer: Viewer) -> Response:
+    dash = _dash(request)
+    status = (request.query_params.get("status") or "").strip() or None
+    problems = []
+    if status is not None and status not in BOOKING_STATUSES:
+        problems.append("bad_status")
+        status = None
+    items = [] if problems else await bookings.booking_list(viewer.scope, dash.deps, status)
+    return dash.render(
+        request,
+        "bookings.html",
+        status=400 if problems else 200,
+        items=items,
+        chosen_status=status,
+        statuses=BOOKING_STATUSES,
+        problems=problems,
     )
 
 
