@@ -180,3 +180,22 @@ async def test_a_failing_tool_is_answered_politely(tmp_path: Path, sqlite_db: Da
     out = await box.run("quote", {})
     assert out["reason"] == "failed" and "database" not in out["error"]
     assert outcomes[-1].status == "failed" and "database went away" in outcomes[-1].detail
+
+
+async def test_the_database_alone_admits_one_hold(db: Database) -> None:
+    """Below the tools' in-process queue: fifty holds of one slot straight at the store (as
+    from fifty processes) — the unique index lets exactly one through."""
+    start = datetime(2026, 12, 8, 10, 30, tzinfo=UTC)
+
+    async def hold(i: int) -> store.Booking | None:
+        return await store.hold_slot(
+            db,
+            store.SlotHold(
+                "saloon", "Priya", start, start + timedelta(hours=1), timedelta(minutes=10),
+                call_sid=f"CA{i}",
+            ),
+            now=NOW,
+        )  # fmt: skip
+
+    held = await asyncio.gather(*(hold(i) for i in range(50)))
+    assert len([h for h in held if h is not None]) == 1
