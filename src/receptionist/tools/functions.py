@@ -123,23 +123,36 @@ async def book_tool(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     # Callers on this process wanting one slot queue here, so each loser costs one read, not a
     # write that waits for the database's lock and then fails (SQLite: ~3 s at the p99 for
     # 1,000 at once without it). Across processes the unique index still decides.
-    async with _slot_lock(ctx.tenant.tenant_id, slot.utc_start):
+    queue = _slot_lock(ctx.tenant.tenant_id, slot.utc_start)
+    async with queue:
+        pool = tuple(r for r in pool if r not in queue.held)
         booked = await _hold_first_free(ctx, args, settings, slot, pool, name, service)
+        if booked is not None:
+            queue.held.add(booked["resource"])
     if booked is not None:
         return booked
     _, alternatives = await _free(ctx, settings, slot, resource)
     return {"booked": False, **slot.said(), "why": "just taken", "next_free": alternatives}
 
 
-_SLOT_LOCKS: weakref.WeakValueDictionary[tuple[str, datetime], asyncio.Lock] = (
+class _SlotQueue(asyncio.Lock):
+    """The queue for one slot on this process; `held`: the resources a caller in it just held,
+    so those behind skip the database (it lives only while callers queue: moments)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: set[str] = set()
+
+
+_SLOT_LOCKS: weakref.WeakValueDictionary[tuple[str, datetime], _SlotQueue] = (
     weakref.WeakValueDictionary()
 )
 
 
-def _slot_lock(tenant: str, start: datetime) -> asyncio.Lock:
+def _slot_lock(tenant: str, start: datetime) -> _SlotQueue:
     lock = _SLOT_LOCKS.get((tenant, start))
     if lock is None:
-        lock = _SLOT_LOCKS[(tenant, start)] = asyncio.Lock()
+        lock = _SLOT_LOCKS[(tenant, start)] = _SlotQueue()
     return lock
 
 
@@ -152,6 +165,8 @@ async def _hold_first_free(
     name: str | None,
     service: str | None,
 ) -> dict[str, Any] | None:
+    if not pool:
+        return None
     hold_for = timedelta(minutes=settings.hold_minutes)
     taken = await store.taken_slots(
         ctx.db, ctx.tenant.tenant_id, slot.utc_start, slot.utc_end, now=ctx.clock()
