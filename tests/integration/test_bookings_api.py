@@ -68,3 +68,24 @@ async def test_calendar_feed_needs_its_secret(api: Api) -> None:
         # a new URL replaces the old one
         await saloon.post("/api/v1/bookings/calendar")
         assert (await saloon.get(url)).status_code == 404
+
+
+async def test_a_hold_that_ran_out_reads_expired(api: Api) -> None:
+    start = utcnow() + timedelta(days=2)
+    old = utcnow() - timedelta(hours=1)
+    await bookings.hold_slot(
+        api.db,
+        bookings.SlotHold(
+            "saloon", "Arun", start, start + timedelta(hours=1), timedelta(minutes=10),
+            call_sid="CAold",
+        ),
+        now=old,
+    )  # fmt: skip
+    async with api.client("saloon") as saloon:
+        rows = (await saloon.get("/api/v1/bookings")).json()
+        assert {b["call_sid"]: b["status"] for b in rows}["CAold"] == "expired"
+        expired = (await saloon.get("/api/v1/bookings", params={"status": "expired"})).json()
+        assert "CAold" in [b["call_sid"] for b in expired]
+        assert {b["status"] for b in expired} == {"expired"}
+        pending = (await saloon.get("/api/v1/bookings", params={"status": "pending"})).json()
+        assert "CAold" not in [b["call_sid"] for b in pending]

@@ -199,3 +199,17 @@ async def test_the_database_alone_admits_one_hold(db: Database) -> None:
 
     held = await asyncio.gather(*(hold(i) for i in range(50)))
     assert len([h for h in held if h is not None]) == 1
+
+
+async def test_only_the_holds_told_of_are_confirmed(tmp_path: Path, db: Database) -> None:
+    box, _, _ = _box(tmp_path, db, call_sid="CA7")
+    told = await box.run("book", {"date": "2026-12-08", "time": "14:00", "name": "Asha"})
+    # a hold whose `book` was cut short by the time bound: written, never told of
+    start = datetime(2026, 12, 8, 9, 30, tzinfo=UTC)
+    untold = await store.hold_slot(
+        db, store.SlotHold("saloon", "Priya", start, start, timedelta(minutes=10), "CA7"), now=NOW
+    )
+    assert untold is not None
+    assert await store.confirm_call(db, "CA7", references=box.ctx.held) == 1
+    rows = {b.reference: b.status for b in await store.list_bookings(db, "saloon")}
+    assert rows == {told["reference"]: "confirmed", untold.reference: "pending"}

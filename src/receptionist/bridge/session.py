@@ -328,7 +328,10 @@ class CallSession:
         if self.toolbox is None or not self.toolbox.ctx.held:
             return
         try:
-            confirmed = await bookings.confirm_call(self.ctx.db, self.call_sid)
+            # only what the agent was told it holds: a `book` cut short by the time bound
+            # may have written its row, but the caller never heard of it; that hold expires
+            held = list(self.toolbox.ctx.held)
+            confirmed = await bookings.confirm_call(self.ctx.db, self.call_sid, references=held)
         except Exception as exc:
             self.note("bookings_not_confirmed", f"{type(exc).__name__}: {exc}"[:300])
             return

@@ -214,14 +214,24 @@ async def taken_slots(
         return {(r.resource, r.starts_at) for r in (await conn.execute(q)).all()}
 
 
-async def confirm_call(db: Database, call_sid: str, *, now: datetime | None = None) -> int:
+async def confirm_call(
+    db: Database,
+    call_sid: str,
+    *,
+    references: list[str] | None = None,
+    now: datetime | None = None,
+) -> int:
     """The call ended: its pending holds become confirmed (a hold another caller already
-    replaced after it ran out stays expired). Returns how many were confirmed."""
+    replaced after it ran out stays expired); `references`: only those (the ones the caller
+    was told of). Returns how many were confirmed."""
     now = now or utcnow()
+    where = [bookings.c.call_sid == call_sid, bookings.c.status == BOOKING_PENDING]
+    if references is not None:
+        where.append(bookings.c.reference.in_(references))
     async with db.begin() as conn:
         result = await conn.execute(
             sa.update(bookings)
-            .where(bookings.c.call_sid == call_sid, bookings.c.status == BOOKING_PENDING)
+            .where(*where)
             .values(status=BOOKING_CONFIRMED, expires_at=None, updated_at=now)
         )
     return int(result.rowcount or 0)

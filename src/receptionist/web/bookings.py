@@ -13,7 +13,13 @@ import icalendar
 import sqlalchemy as sa
 
 from receptionist.store import bookings as store
-from receptionist.store.schema import BOOKING_CONFIRMED, BOOKING_PENDING, bookings, utcnow
+from receptionist.store.schema import (
+    BOOKING_CONFIRMED,
+    BOOKING_EXPIRED,
+    BOOKING_PENDING,
+    bookings,
+    utcnow,
+)
 from receptionist.web.deps import MAX_PAGE, WebDeps, WebError
 from receptionist.web.models import Booking
 from receptionist.web.scope import Scope
@@ -24,8 +30,12 @@ FEED_DAYS_BACK = 30  # a feed carries the last month and everything ahead
 FEED_MAX_EVENTS = 2000
 
 
-def _model(row: Any) -> Booking:
-    return Booking.model_validate(dict(row._mapping), from_attributes=False)
+def _model(row: Any, now: datetime | None = None) -> Booking:
+    values = dict(row._mapping)
+    expires = values.get("expires_at")
+    if values["status"] == BOOKING_PENDING and expires is not None and expires <= (now or utcnow()):
+        values["status"] = BOOKING_EXPIRED  # its hold ran out (the row is marked so lazily)
+    return Booking.model_validate(values, from_attributes=False)
 
 
 async def booking_list(
@@ -36,8 +46,14 @@ async def booking_list(
     limit: int = 50,
 ) -> list[Booking]:
     b = bookings.c
+    now = utcnow()
     stmt = s.bookings()
-    if status:
+    if status == BOOKING_PENDING:
+        stmt = stmt.where(b.status == status, b.expires_at > now)
+    elif status == BOOKING_EXPIRED:
+        ran_out = sa.and_(b.status == BOOKING_PENDING, b.expires_at <= now)
+        stmt = stmt.where(sa.or_(b.status == status, ran_out))
+    elif status:
         stmt = stmt.where(b.status == status)
     if since is not None:
         stmt = stmt.where(sa.or_(b.starts_at >= since, b.starts_at.is_(None)))
@@ -46,7 +62,7 @@ async def booking_list(
     )
     async with deps.db.session() as conn:
         rows = (await conn.execute(stmt)).all()
-    return [_model(r) for r in rows]
+    return [_model(r, now) for r in rows]
 
 
 def feed_path(tenant: str, token: str) -> str:
