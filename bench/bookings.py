@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -238,6 +239,7 @@ async def calls_with_tools(db: Database, root: Path, tmp: Path, n: int) -> dict[
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-bookings-"))
+    load_before = os.getloadavg()
     pg: Any = None
     try:
         if args.db == "postgresql":
@@ -269,6 +271,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "git_commit": git_commit(),
         "machine": machine_info(),
         "db": args.db,
+        # this machine is shared: a load above its cores stretches every figure
+        "load_average_1_5_15_before": [round(x, 2) for x in load_before],
+        "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
         "contention": part1,
         "calls": part2,
     }
