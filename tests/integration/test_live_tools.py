@@ -68,6 +68,7 @@ async def test_tools_in_a_call(db: Database, tmp_path: Path) -> None:
             tool_calls=[
                 ScriptedToolCall("order_status", {}),
                 ScriptedToolCall("quote", {"items": "a facial"}),  # bad arguments
+                ScriptedToolCall("handoff", {"reason": "wants the owner", "who": "owner"}),
             ],
         ),
     ]
@@ -121,6 +122,9 @@ async def test_tools_in_a_call(db: Database, tmp_path: Path) -> None:
     assert any(n.startswith("check_slot ok") for n in notes)
     assert any(n.startswith("quote invalid_args") for n in notes)
     assert any(e["kind"] == "bookings_confirmed" for e in row["events"])
+    handoffs = [e["detail"] for e in row["events"] if e["kind"] == "handoff_requested"]
+    assert handoffs == ["wants the owner (asked for owner)"]
+    assert calls["handoff"].response["handoff"] == "requested"
     mine = await store.find_bookings(db, "saloon", reference=booked["reference"])
     assert mine[0].status == "confirmed" and mine[0].call_sid == result.call_sid
 
