@@ -64,6 +64,8 @@ async def test_holds_expire_and_confirm_at_call_end(tmp_path: Path, db: Database
     later, _, _ = _box(tmp_path, db, call_sid="CA2", now=NOW + timedelta(minutes=11))
     second = await later.run("book", {"date": "2026-12-08", "time": "11:00", "name": "Ravi"})
     assert second["booked"]
+    asha = await later.run("order_status", {"name": "asha"})
+    assert [o["status"] for o in asha["orders"]] == ["expired"]
     assert await store.confirm_call(db, "CA1") == 0  # expired: not confirmed over Ravi's
     assert await store.confirm_call(db, "CA2") == 1
     rows = {b.reference: b.status for b in await store.list_bookings(db, "saloon")}

@@ -22,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 
 from receptionist.store.db import Database
 from receptionist.store.schema import (
-    BOOKING_CANCELLED,
     BOOKING_CONFIRMED,
     BOOKING_EXPIRED,
     BOOKING_PENDING,
@@ -66,6 +65,14 @@ class Booking:
             value = getattr(self, name)
             out[name] = value.isoformat() if isinstance(value, datetime) else value
         return out
+
+
+def effective_status(status: str, expires_at: datetime | None, now: datetime) -> str:
+    """A pending hold that ran out is expired, whether or not its row was marked so yet (rows
+    are marked lazily, by the next attempt at the same slot)."""
+    if status == BOOKING_PENDING and expires_at is not None and expires_at <= now:
+        return BOOKING_EXPIRED
+    return status
 
 
 def _booking(row: Any) -> Booking:
@@ -235,33 +242,6 @@ async def confirm_call(
             .values(status=BOOKING_CONFIRMED, expires_at=None, updated_at=now)
         )
     return int(result.rowcount or 0)
-
-
-async def expire_due(db: Database, *, now: datetime | None = None) -> int:
-    """Mark every pending hold that ran out as expired (housekeeping; the index ignores them)."""
-    now = now or utcnow()
-    async with db.begin() as conn:
-        result = await conn.execute(
-            sa.update(bookings)
-            .where(bookings.c.status == BOOKING_PENDING, bookings.c.expires_at <= now)
-            .values(status=BOOKING_EXPIRED, updated_at=now)
-        )
-    return int(result.rowcount or 0)
-
-
-async def cancel(db: Database, tenant: str, reference: str, *, now: datetime | None = None) -> bool:
-    now = now or utcnow()
-    async with db.begin() as conn:
-        result = await conn.execute(
-            sa.update(bookings)
-            .where(
-                bookings.c.tenant == tenant,
-                bookings.c.reference == reference,
-                bookings.c.status.in_((BOOKING_PENDING, BOOKING_CONFIRMED)),
-            )
-            .values(status=BOOKING_CANCELLED, updated_at=now)
-        )
-    return bool(result.rowcount)
 
 
 async def list_bookings(

@@ -332,7 +332,7 @@ async def order_status_tool(ctx: ToolContext, args: dict[str, Any]) -> dict[str,
             {
                 "reference": b.reference,
                 "kind": b.kind,
-                "status": b.status,
+                "status": store.effective_status(b.status, b.expires_at, ctx.clock()),
                 "when": _when(ctx, b.starts_at),
                 "made": _when(ctx, b.created_at),
                 "resource": b.resource or None,

@@ -32,9 +32,9 @@ FEED_MAX_EVENTS = 2000
 
 def _model(row: Any, now: datetime | None = None) -> Booking:
     values = dict(row._mapping)
-    expires = values.get("expires_at")
-    if values["status"] == BOOKING_PENDING and expires is not None and expires <= (now or utcnow()):
-        values["status"] = BOOKING_EXPIRED  # its hold ran out (the row is marked so lazily)
+    values["status"] = store.effective_status(
+        values["status"], values["expires_at"], now or utcnow()
+    )
     return Booking.model_validate(values, from_attributes=False)
 
 
