@@ -93,6 +93,8 @@ Protocol summary (see /work/shared/PROTOCOLS.md "Gemini Live API"):
   client's ``tool_response.functionResponses`` (``id``, ``name``, ``response``, optional
   ``scheduling``) before it replies. Each call and its answer are kept in
   ``LiveSessionRecord.tool_calls``; an answer to no open call in ``stray_tool_responses``.
+  ``FakeGeminiLive.cancel_tool_calls`` lets a test withdraw a call itself, at the moment it
+  chooses (e.g. once the tool is known to be running).
 
 SDK behaviour worth knowing: ``session.receive()`` ends after every ``turnComplete``; any
 server close (even 1000) while receiving raises ``errors.APIError`` with the close code

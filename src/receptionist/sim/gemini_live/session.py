@@ -493,6 +493,14 @@ class Session:
         with contextlib.suppress(ConnectionClosed):
             await self._start_reply(text, kind, hold)
 
+    async def cancel_tool_calls(self, ids: list[str]) -> None:
+        for call in self.rec.tool_calls:
+            if call.call_id in ids:
+                call.cancelled = True
+                call.answered.set()  # the model stops waiting for it
+        with contextlib.suppress(ConnectionClosed):
+            await self._send(dumps({"toolCallCancellation": {"ids": ids}}))
+
     def _on_tool_response(self, tr: Any) -> None:
         responses = get_key(tr, "function_responses")
         for fr in responses if isinstance(responses, list) else ():
