@@ -769,3 +769,12 @@ async def test_the_bookings_page(dash: Dash) -> None:
     bakery = await dash.sign_in("bakery")
     theirs = await bakery.get("/app/bookings")
     assert 'data-testid="bookings-empty"' in theirs.text and "Meena" not in theirs.text
+    # the calendar link: made by a signed-in form, shown once, and it serves the saloon's feed
+    made = await saloon.post("/app/bookings/calendar", {"csrf": await saloon.csrf()})
+    assert made.status_code == 200, made.text[:300]
+    found = re.search(r'value="(http://[^"]+/calendar/saloon/[^"]+\.ics)"', made.text)
+    assert found, made.text[:2000]
+    feed = await saloon.client.get(found.group(1))
+    assert feed.status_code == 200 and b"BEGIN:VEVENT" in feed.content
+    refused = await saloon.post("/app/bookings/calendar", {"csrf": "wrong"})
+    assert refused.status_code == 403

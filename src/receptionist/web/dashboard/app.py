@@ -373,6 +373,12 @@ def create_dashboard(
         Route("/messages", page(pages.messages), name="messages"),
         Route("/bookings", page(pages.bookings_page), name="bookings"),
         Route(
+            "/bookings/calendar",
+            page(pages.calendar_link),
+            methods=["POST"],
+            name="calendar_link",
+        ),
+        Route(
             "/messages/{notification_id:int}/resend",
             page(pages.resend),
             methods=["POST"],

@@ -462,7 +462,18 @@ async def messages(request: Request, viewer: Viewer) -> Response:
     )
 
 
-async def bookings_page(request: Request, viewer: Viewer) -> Response:
+async def calendar_link(request: Request, viewer: Viewer) -> Response:
+    """A new secret .ics URL, shown on the page this once (only its hash is kept)."""
+    await posted(request, viewer)
+    tenant, token = await bookings.new_feed(viewer.scope, _dash(request).deps)
+    base = str(request.base_url).rstrip("/")
+    root = _prefix(request)
+    if root and base.endswith(root):  # the feed is served at the server's root, not under /app
+        base = base[: -len(root)]
+    return await bookings_page(request, viewer, feed_url=base + bookings.feed_path(tenant, token))
+
+
+async def bookings_page(request: Request, viewer: Viewer, feed_url: str | None = None) -> Response:
     dash = _dash(request)
     status = (request.query_params.get("status") or "").strip() or None
     problems = []
@@ -478,6 +489,7 @@ async def bookings_page(request: Request, viewer: Viewer) -> Response:
         chosen_status=status,
         statuses=BOOKING_STATUSES,
         problems=problems,
+        feed_url=feed_url,
     )
 
 
