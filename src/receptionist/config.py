@@ -162,6 +162,13 @@ class Settings(BaseSettings):
     speech_rms_threshold: float = Field(
         500.0, ge=0, description="Caller audio louder than this counts as activity."
     )
+    tool_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=30,
+        description="A tool the agent calls during a call (check_slot, book ...) that has not"
+        " answered by then is answered 'taking too long' and recorded on the call.",
+    )
 
     # --- Exotel REST API (call details after hang-up) ---------------------------------------
     exotel_account_sid: str | None = Field(None, description="Exotel account SID.")

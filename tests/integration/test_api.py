@@ -24,6 +24,7 @@ from receptionist.bridge.server import serve_in_process
 from receptionist.bridge.wiring import build_context
 from receptionist.config import load_settings
 from receptionist.engines.base import EngineError, EngineRequest, VoiceEngine
+from receptionist.store import bookings
 from receptionist.store.api_keys import create_key, revoke_key
 from receptionist.store.calls import FinishedCall, finish_call
 from receptionist.store.db import Database
@@ -118,6 +119,14 @@ async def api(db: Database, tmp_path: Path) -> AsyncIterator[Api]:
         new("CAb0", status="failed", error="400 bad template"),
         new("CAs0", to="customer", template="booking", status="failed", tenant="saloon"),
     )
+    # a saloon booking: the bakery's key must never see it (the isolation walk below)
+    await bookings.hold_slot(
+        db,
+        bookings.SlotHold(
+            "saloon", "Priya", T0, T0 + timedelta(hours=1), timedelta(days=1), call_sid="CAs0"
+        ),
+        now=T0,
+    )
     async with db.begin() as conn:
         await upsert_exotel_details(
             conn,
@@ -160,8 +169,12 @@ def api_paths(app: FastAPI) -> list[tuple[str, str]]:
         path = getattr(route, "path", "")
         if path.startswith("/api/v1"):
             found += [(m, path) for m in sorted(getattr(route, "methods", ())) if m != "HEAD"]
-    documented = {(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops}
+    paths = app.openapi()["paths"]
+    documented = {(m.upper(), p) for p, ops in paths.items() for m in ops if p.startswith("/api/")}
     assert set(found) == documented
+    # the one route outside /api/v1: the calendar feed, whose URL's token is its credential
+    # (tests/integration/test_bookings_api.py)
+    assert {p for p in paths if not p.startswith("/api/")} == {"/calendar/{tenant_id}/{token}.ics"}
     return sorted(found)
 
 

@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from receptionist.bridge.server import serve_in_process
 from receptionist.store.api_keys import create_key, revoke_key
+from receptionist.store.bookings import SlotHold, hold_slot
 from receptionist.store.db import Database
 from receptionist.store.live import LiveEvent, LiveFeed
 from receptionist.store.schema import (
@@ -183,6 +184,14 @@ async def dash(db: Database, tmp_path: Path) -> AsyncIterator[Dash]:
     )  # fmt: skip
     await seed_delivery(db, "bakery", "CAb0", "https://crm.bakery.example/hook", codes=[500])
     await seed_delivery(db, "saloon", "CAs0", "https://saloon.example/hook", codes=[404])
+    await hold_slot(  # the saloon's booking: the walk below keeps it from the bakery
+        db,
+        SlotHold(
+            "saloon", "Priya", now + timedelta(days=1), now + timedelta(days=1, hours=1),
+            timedelta(minutes=10), call_sid="CAs0", customer_name="<b>Meena</b>",
+            customer_phone="+917700000077",
+        ),
+    )  # fmt: skip
     keys = {
         "bakery": (await create_key(db, tenant="bakery"))[1],
         "saloon": (await create_key(db, tenant="saloon"))[1],
@@ -849,3 +858,28 @@ async def test_webhook_deliveries_with_their_attempts_and_a_replay(dash: Dash) -
         assert (await conn.execute(sa.select(d.status).where(d.id == theirs))).scalar() == (
             "pending"
         )
+
+
+async def test_the_bookings_page(dash: Dash) -> None:
+    saloon = await dash.sign_in("saloon")
+    page = await saloon.get("/app/bookings")
+    assert page.status_code == 200
+    assert page.text.count('data-testid="booking"') == 1
+    assert "&lt;b&gt;Meena&lt;/b&gt;" in page.text and "<b>Meena" not in page.text
+    assert "Held during the call" in page.text and "/app/calls/CAs0" in page.text
+    none = await saloon.get("/app/bookings?status=confirmed")
+    assert 'data-testid="bookings-empty"' in none.text
+    bad = await saloon.get("/app/bookings?status=<script>")
+    assert bad.status_code == 400 and "<script>" not in bad.text
+    bakery = await dash.sign_in("bakery")
+    theirs = await bakery.get("/app/bookings")
+    assert 'data-testid="bookings-empty"' in theirs.text and "Meena" not in theirs.text
+    # the calendar link: made by a signed-in form, shown once, and it serves the saloon's feed
+    made = await saloon.post("/app/bookings/calendar", {"csrf": await saloon.csrf()})
+    assert made.status_code == 200, made.text[:300]
+    found = re.search(r'value="(http://[^"]+/calendar/saloon/[^"]+\.ics)"', made.text)
+    assert found, made.text[:2000]
+    feed = await saloon.client.get(found.group(1))
+    assert feed.status_code == 200 and b"BEGIN:VEVENT" in feed.content
+    refused = await saloon.post("/app/bookings/calendar", {"csrf": "wrong"})
+    assert refused.status_code == 403

@@ -8,7 +8,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "receptionist"
 LOWER = ("language", "telephony", "audio", "store", "tenants", "gemini_rest")
-HIGHER = ("engines", "bridge", "postcall", "notify", "web", "cli")
+HIGHER = ("engines", "tools", "bridge", "postcall", "notify", "web", "cli")
 # (importing module, imported module) pairs allowed for now, each with the reason.
 KNOWN: dict[tuple[str, str], str] = {}
 
@@ -78,3 +78,11 @@ def test_the_checks_see_imports() -> None:
     # the checks above pass on an empty graph too: make sure it is not empty
     assert ("receptionist.postcall.pipeline", "receptionist.notify.actions") in EDGES
     assert _part("receptionist.tenants.model") == "tenants"
+
+
+def test_engines_never_import_tools() -> None:
+    # the tools use the engines' pure parts (ToolSpec, the price list); an engine gets the
+    # call's tools as a ToolRunner (engines/base.py) and never imports them
+    back = {(s, d) for s, d in EDGES if _part(s) == "engines" and _part(d) == "tools"}
+    assert not back, sorted(back)
+    assert ("receptionist.tools.functions", "receptionist.engines.local.knowledge") in EDGES

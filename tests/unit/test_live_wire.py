@@ -103,3 +103,45 @@ def test_unresumable_update_and_setup_complete_give_nothing() -> None:
 def test_garbage_raises_value_error(raw: bytes) -> None:
     with pytest.raises(ValueError):
         parse_server_message(raw, "m")
+
+
+def test_tool_calls_and_cancellations() -> None:
+    msg = {
+        "toolCall": {
+            "functionCalls": [
+                {"id": "fc-1", "name": "check_slot", "args": {"date": "2026-12-08"}},
+                {"id": "fc-2", "name": "book"},  # no args: the tool says what is missing
+            ]
+        }
+    }
+    parsed = parse_server_message(orjson.dumps(msg), "m")
+    assert [(c.call_id, c.name, c.args) for c in parsed.tool_calls] == [
+        ("fc-1", "check_slot", {"date": "2026-12-08"}),
+        ("fc-2", "book", None),
+    ]
+    assert parsed.events == []
+    cancel = parse_server_message(b'{"toolCallCancellation": {"ids": ["fc-1", 7]}}', "m")
+    assert cancel.cancelled_calls == ["fc-1"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"toolCall": null}',
+        b'{"toolCall": []}',
+        b'{"toolCall": {"functionCalls": "x"}}',
+        b'{"toolCall": {"functionCalls": [1, null, {"id": 3, "name": "book"}, {"name": "b"}]}}',
+        b'{"toolCall": {"functionCalls": [{"id": "", "name": "book"}]}}',
+        b'{"toolCallCancellation": {"ids": "fc-1"}}',
+    ],
+)
+def test_tool_call_shapes_that_are_skipped(raw: bytes) -> None:
+    parsed = parse_server_message(raw, "m")
+    assert parsed.tool_calls == [] and parsed.cancelled_calls == []
+
+
+def test_tool_calls_are_bounded() -> None:
+    calls = [{"id": f"fc-{i}" + "x" * 500, "name": "n" * 500} for i in range(100)]
+    parsed = parse_server_message(orjson.dumps({"toolCall": {"functionCalls": calls}}), "m")
+    assert len(parsed.tool_calls) == 8
+    assert all(len(c.call_id) <= 128 and len(c.name) <= 64 for c in parsed.tool_calls)

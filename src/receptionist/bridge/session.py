@@ -47,11 +47,13 @@ from receptionist.engines.base import (
     VoiceEngine,
 )
 from receptionist.observe import metrics
+from receptionist.store import bookings
 from receptionist.store.calls import FinishedCall
 from receptionist.store.checkpoints import Checkpoint
 from receptionist.store.search import response_times
 from receptionist.telephony import exotel
 from receptionist.tenants.repository import InactiveTenant, TenantError
+from receptionist.tools.runner import HandoffRequest, ToolBox, ToolContext, ToolOutcome
 from receptionist.usage import TokenUsage
 
 if TYPE_CHECKING:
@@ -125,6 +127,10 @@ class CallSession:
         self._capture: GreetingCapture | None = None
         self._watched = False  # the engine is connected and the watchdog runs (it ends a hang-up)
         self._trace: tracing.CallTrace | None = None  # this call's span, when tracing is on
+        # the tenant's tools on this call (None: none enabled), and a hand-off the agent asked
+        # for (the `handoff` tool): recorded on the call; the hand-off mechanism acts on it
+        self.toolbox: ToolBox | None = None
+        self.handoff: HandoffRequest | None = None
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -290,9 +296,51 @@ class CallSession:
         if await self._connect(engine):
             await self._bridge(engine, tenant, decline=decline, greeted=cached is not None)
 
+    def _make_toolbox(self, start: exotel.Start, tenant: Tenant) -> ToolBox | None:
+        if not tenant.tools.enabled:
+            return None
+        ctx = ToolContext(
+            tenant=tenant,
+            db=self.ctx.db,
+            call_sid=start.call_sid,
+            caller_number=start.from_number,
+            on_handoff=self._handoff_requested,
+        )
+        timeout = self.ctx.settings.tool_timeout_s
+        return ToolBox(ctx, timeout_s=timeout, on_outcome=self._tool_outcome)
+
+    def _tool_outcome(self, outcome: ToolOutcome) -> None:
+        """Every tool call is on the call's record; a refused, slow or failing one loudly."""
+        detail = f"{outcome.name} {outcome.status} {outcome.ms:.0f}ms"
+        if outcome.detail:
+            detail += f": {outcome.detail}"
+        self.note("tool", detail, level=logging.INFO if outcome.status == "ok" else logging.WARNING)
+
+    def _handoff_requested(self, request: HandoffRequest) -> None:
+        if self.handoff is None:
+            self.handoff = request
+        who = f" (asked for {request.who})" if request.who else ""
+        self.note("handoff_requested", f"{request.reason}{who}"[:300], level=logging.INFO)
+
+    async def _confirm_bookings(self) -> None:
+        """The call is over: what it held is confirmed (a hold that ran out and was taken by
+        another caller stays expired). A database that is down leaves the holds to expire."""
+        if self.toolbox is None or not self.toolbox.ctx.held:
+            return
+        try:
+            # only what the agent was told it holds: a `book` cut short by the time bound
+            # may have written its row, but the caller never heard of it; that hold expires
+            held = list(self.toolbox.ctx.held)
+            confirmed = await bookings.confirm_call(self.ctx.db, self.call_sid, references=held)
+        except Exception as exc:
+            self.note("bookings_not_confirmed", f"{type(exc).__name__}: {exc}"[:300])
+            return
+        self.note("bookings_confirmed", str(confirmed), level=logging.INFO)
+
     async def _create_engine(self, start: exotel.Start, tenant: Tenant) -> VoiceEngine | None:
         """The call's engine, and the caller side's framing; None (the call is over) when the
         factory refuses."""
+        self.toolbox = self._make_toolbox(start, tenant)
         request = EngineRequest(
             call_sid=start.call_sid,
             tenant_id=tenant.tenant_id,
@@ -304,6 +352,7 @@ class CallSession:
             tenant=tenant,
             caller_number=start.from_number,
             caller_sample_rate=start.sample_rate,
+            tools=self.toolbox,
         )
         try:
             engine = self.ctx.engine_factory(request)
@@ -771,4 +820,5 @@ class CallSession:
     async def _persist_end(self) -> None:
         if self.status == "in_progress":
             self.status, self.end_reason = "completed", self.end_reason or "caller_disconnected"
+        await self._confirm_bookings()  # noted on the row, so before it is written
         await self.record.finish(self._outcome())

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from receptionist.usage import TokenUsage
 
@@ -114,6 +114,34 @@ class EngineError(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """One tool the model may call during the call: its name, what it does, its arguments as a
+    JSON schema; `blocking` False lets the model keep talking while it runs (Gemini
+    `NON_BLOCKING`), the answer then told when the model is idle."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    blocking: bool = True
+
+
+class ToolRunner(Protocol):
+    """The call's tools (receptionist.tools.ToolBox): the same functions for every engine.
+    `run` never raises and is bounded in time: a failing, slow, refused or badly called tool
+    comes back as a polite result the model can say, and is recorded on the call."""
+
+    @property
+    def specs(self) -> tuple[ToolSpec, ...]: ...
+
+    @property
+    def instruction(self) -> str:
+        """Words for the system instruction: today's date, how to use the tools."""
+        ...
+
+    async def run(self, name: str, args: Any) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
 class EngineRequest:
     """What one call asks of an engine."""
 
@@ -127,6 +155,7 @@ class EngineRequest:
     tenant: Tenant | None = None  # engines that answer from the tenant's files need it
     caller_number: str | None = None
     caller_sample_rate: int | None = None  # the caller's line (Exotel's start): 8000 or 16000
+    tools: ToolRunner | None = None  # the tenant's tools enabled for this call; None: none
 
 
 class VoiceEngine(Protocol):

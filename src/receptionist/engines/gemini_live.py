@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 import time
@@ -48,9 +49,10 @@ from receptionist.engines.base import (
     GoingAway,
     Interrupted,
     Reconnected,
+    ToolSpec,
     TurnComplete,
 )
-from receptionist.engines.live_wire import audio_frame, parse_server_message
+from receptionist.engines.live_wire import ToolCall, audio_frame, parse_server_message
 from receptionist.observe import metrics
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,8 @@ MAX_LOG_TURNS = 60  # turns of text kept for a fresh replacement session's histo
 # (a caller listening to a long answer would otherwise fill it with silence, 32 KB a second).
 REPLAY_SILENCE_KEEP_S = 1.0
 REPLAY_SILENCE_RMS = 500.0
+MAX_TOOL_TASKS = 8  # tool calls running at once on one call; more are answered "busy"
+TOOL_TIMES_KEPT = 256  # round trips kept per call (bench figures)
 
 
 def _count_reconnect(outcome: str) -> None:
@@ -191,6 +195,12 @@ class GeminiLiveEngine:
         self.reconnects = 0  # sessions replaced on this call
         self._unsettled = 0  # replacements since the model last finished a turn
         self.audio_dropped_ms = 0.0  # caller audio lost to the replay cap, whole call
+        # Tool calls run as tasks of their own (never on the audio path), by call id, so a
+        # `toolCallCancellation` can stop one; each answer goes to the session that asked.
+        self._tools = request.tools
+        self._tool_tasks: dict[str, asyncio.Task[None]] = {}
+        #: `toolCall` received -> `toolResponse` sent, ms (the latest TOOL_TIMES_KEPT)
+        self.tool_round_trips_ms: deque[float] = deque(maxlen=TOOL_TIMES_KEPT)
 
     def _connect_config(self, handle: str | None, history: bool) -> types.LiveConnectConfig:
         voice = self._request.voice or self._cfg.default_voice
@@ -229,6 +239,7 @@ class GeminiLiveEngine:
                 if history and handle is None and self.model not in _NO_INITIAL_HISTORY
                 else None
             ),
+            tools=_declarations(self._tools.specs) if self._tools is not None else None,
         )
 
     async def _open(
@@ -259,6 +270,8 @@ class GeminiLiveEngine:
 
     def _system_instruction(self, history: bool) -> str:
         text = self._request.system_instruction
+        if self._tools is not None and self._tools.specs:
+            text += self._tools.instruction
         if history and self.model in _NO_INITIAL_HISTORY and self._log:
             # a fresh replacement session on a model that takes no initial history
             return text + conversation_note(self._log)
@@ -354,6 +367,8 @@ class GeminiLiveEngine:
                     parsed = parse_server_message(raw, self.model)
                     if parsed.resumption_handle:
                         self._new_handle(parsed.resumption_handle)
+                    if parsed.tool_calls or parsed.cancelled_calls:
+                        self._on_tool_calls(parsed.tool_calls, parsed.cancelled_calls, ws)
                     for event in parsed.events:
                         if type(event) is AgentAudio:
                             self._model_busy = self._output_since_handle = True
@@ -569,8 +584,54 @@ class GeminiLiveEngine:
         self._switching = False
         return sent
 
+    # --- tools ----------------------------------------------------------------------------
+
+    def _on_tool_calls(self, calls: list[ToolCall], cancelled: list[str], ws: Any) -> None:
+        """Start each call as a task (the receive loop goes straight on); cancel withdrawn ones."""
+        for call_id in cancelled:
+            task = self._tool_tasks.pop(call_id, None)
+            if task is not None:
+                task.cancel()  # the model no longer wants it: no answer is sent
+        t0 = time.perf_counter()
+        for call in calls:
+            if call.call_id in self._tool_tasks:
+                continue  # a repeated id: the first one answers
+            task = asyncio.create_task(self._answer_tool(call, ws, t0), name=f"tool-{call.name}")
+            self._tool_tasks[call.call_id] = task
+            task.add_done_callback(functools.partial(self._forget_tool, call.call_id))
+
+    def _forget_tool(self, call_id: str, task: asyncio.Task[None]) -> None:
+        if self._tool_tasks.get(call_id) is task:
+            del self._tool_tasks[call_id]
+
+    async def _answer_tool(self, call: ToolCall, ws: Any, t0: float) -> None:
+        tools = self._tools
+        if tools is None:
+            result: dict[str, Any] = {"error": "no tools are available on this call"}
+        elif len(self._tool_tasks) > MAX_TOOL_TASKS:
+            result = {"error": "too many requests at once; ask the caller to wait a moment"}
+        else:
+            result = await tools.run(call.name, call.args)
+        if ws is not self._ws or self._switching:
+            return  # the session that asked is gone; the new one does not know this call id
+        blocking = tools is None or all(s.blocking for s in tools.specs if s.name == call.name)
+        response = types.FunctionResponse(
+            id=call.call_id,
+            name=call.name,
+            response=result,
+            # a NON_BLOCKING call's answer is told once the model is idle, not over its words
+            scheduling=None if blocking else types.FunctionResponseScheduling.WHEN_IDLE,
+        )
+        try:
+            await self._session.send_tool_response(function_responses=[response])
+        except (ConnectionClosed, OSError):
+            return  # the session is being replaced; the model asks again if it still needs it
+        self.tool_round_trips_ms.append((time.perf_counter() - t0) * 1000.0)
+
     async def close(self) -> None:
         self._closing = True
+        for task in list(self._tool_tasks.values()):
+            task.cancel()
         stack, self._stack = self._stack, None
         if stack is not None:
             await _close_quietly(stack)
@@ -591,6 +652,26 @@ class _Replacement:
     old: AsyncExitStack | None  # the session replaced, unless closed already
     resumed: bool
     attempts: int
+
+
+def _declarations(specs: tuple[ToolSpec, ...]) -> list[Any] | None:
+    """The call's tools as Live function declarations (NON_BLOCKING where the spec says the
+    model may go on talking while it runs)."""
+    if not specs:
+        return None
+    return [
+        types.Tool(
+            function_declarations=[
+                types.FunctionDeclaration(
+                    name=spec.name,
+                    description=spec.description,
+                    parameters_json_schema=spec.parameters,
+                    behavior=None if spec.blocking else types.Behavior.NON_BLOCKING,
+                )
+                for spec in specs
+            ]
+        )
+    ]
 
 
 def _socket_of(session: Any) -> Any:

@@ -53,14 +53,44 @@ def _seconds(value: Any) -> float | None:
         return None
 
 
+class ToolCall:
+    """One function call of a `toolCall` message: the engine runs it and answers with its id."""
+
+    __slots__ = ("args", "call_id", "name")
+
+    def __init__(self, call_id: str, name: str, args: Any) -> None:
+        self.call_id, self.name, self.args = call_id, name, args
+
+
 class ServerMessage:
     """A parsed server message: its events plus the session-level facts the engine keeps."""
 
-    __slots__ = ("events", "resumption_handle")
+    __slots__ = ("cancelled_calls", "events", "resumption_handle", "tool_calls")
 
     def __init__(self) -> None:
         self.events: list[EngineEvent] = []
         self.resumption_handle: str | None = None
+        self.tool_calls: list[ToolCall] = []
+        self.cancelled_calls: list[str] = []
+
+
+MAX_TOOL_CALLS = 8  # per message; a real model sends one or two
+
+
+def _tool_calls(out: ServerMessage, tc: Any, tcc: Any) -> None:
+    """`toolCall.functionCalls[] {id, name, args}` and `toolCallCancellation.ids[]`; entries
+    that are not of that shape are skipped (the arguments themselves are checked by the tool)."""
+    calls = tc.get("functionCalls") if isinstance(tc, dict) else None
+    for call in (calls if isinstance(calls, list) else ())[:MAX_TOOL_CALLS]:
+        if not isinstance(call, dict):
+            continue
+        call_id, name = call.get("id"), call.get("name")
+        if isinstance(call_id, str) and isinstance(name, str) and call_id and name:
+            out.tool_calls.append(ToolCall(call_id[:128], name[:64], call.get("args")))
+    ids = tcc.get("ids") if isinstance(tcc, dict) else None
+    for call_id in (ids if isinstance(ids, list) else ())[:MAX_TOOL_CALLS]:
+        if isinstance(call_id, str):
+            out.cancelled_calls.append(call_id[:128])
 
 
 def parse_server_message(raw: bytes | str, model: str) -> ServerMessage:
@@ -107,6 +137,9 @@ def parse_server_message(raw: bytes | str, model: str) -> ServerMessage:
     sru = msg.get("sessionResumptionUpdate")
     if sru and sru.get("resumable") and sru.get("newHandle"):
         out.resumption_handle = sru["newHandle"]
+    tc, tcc = msg.get("toolCall"), msg.get("toolCallCancellation")
+    if tc is not None or tcc is not None:
+        _tool_calls(out, tc, tcc)
     ga = msg.get("goAway")
     if ga is not None:
         events.append(GoingAway(_seconds(ga.get("timeLeft")) if ga.get("timeLeft") else None))

@@ -478,7 +478,67 @@ web_sessions = sa.Table(
 )
 
 
+# Bookings the agent made during calls (receptionist.tools): a slot of a resource (a stylist, a
+# chair) or an order. A hold is `pending` until its call ends (then `confirmed`), or until
+# `expires_at`, after which the next attempt at that slot marks it `expired`. Two callers can
+# never hold one slot: the partial unique index admits one active (pending or confirmed) row per
+# tenant, resource and start, on SQLite and PostgreSQL alike, whatever the interleaving.
+BOOKING_PENDING = "pending"
+BOOKING_CONFIRMED = "confirmed"
+BOOKING_EXPIRED = "expired"
+BOOKING_CANCELLED = "cancelled"
+BOOKING_STATUSES = frozenset(
+    {BOOKING_PENDING, BOOKING_CONFIRMED, BOOKING_EXPIRED, BOOKING_CANCELLED}
+)
+_ACTIVE_SLOT = sa.text("kind = 'slot' AND status IN ('pending', 'confirmed')")
+
+bookings = sa.Table(
+    "bookings",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.Text(), nullable=False),
+    sa.Column("reference", sa.Text(), nullable=False),  # said to the caller, e.g. "B7K3Q"
+    sa.Column("kind", sa.Text(), nullable=False),  # "slot" | "order"
+    sa.Column("resource", sa.Text(), nullable=False),  # "" for an order
+    sa.Column("starts_at", UTCDateTime(), nullable=True),  # an order: when it is wanted, if said
+    sa.Column("ends_at", UTCDateTime(), nullable=True),
+    sa.Column("status", sa.Text(), nullable=False),
+    sa.Column("call_sid", sa.Text(), nullable=True),
+    sa.Column("customer_name", sa.Text(), nullable=True),
+    sa.Column("customer_phone", sa.Text(), nullable=True),
+    sa.Column("details", json_type(), nullable=True),  # service, items, total ...
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    _created_at(),
+    _updated_at(),
+    sa.UniqueConstraint("reference"),
+    sa.Index(None, "tenant", "starts_at"),
+    sa.Index(None, "call_sid"),
+    sa.Index(None, "tenant", "customer_phone"),
+    sa.Index(
+        "uq_bookings_active_slot",
+        "tenant",
+        "resource",
+        "starts_at",
+        unique=True,
+        sqlite_where=_ACTIVE_SLOT,
+        postgresql_where=_ACTIVE_SLOT,
+    ),
+)
+
+# The owner's calendar feed (.ics): a secret token per tenant in the URL a phone's calendar
+# subscribes to; only its hash is kept (the URL is shown once, when it is made).
+calendar_feeds = sa.Table(
+    "calendar_feeds",
+    metadata,
+    sa.Column("tenant", sa.Text(), primary_key=True),
+    sa.Column("token_hash", sa.Text(), nullable=False),
+    _created_at(),
+    sa.UniqueConstraint("token_hash"),
+)
+
+
 __all__ = [
+    "BOOKING_STATUSES",
     "CALL_STATUSES",
     "CALL_STATUS_COMPLETED",
     "CALL_STATUS_FAILED",
@@ -489,6 +549,8 @@ __all__ = [
     "UTCDateTime",
     "ai_token_usage",
     "api_keys",
+    "bookings",
+    "calendar_feeds",
     "call_details",
     "exotel_call_details",
     "json_type",

@@ -16,6 +16,7 @@ from .digest_checks import check_digest
 from .messages import MESSAGE_KEYS
 from .model import ENGINES, FIELD_TYPES, CallType, FieldSpec
 from .report import E164, Report, is_env_name, suggest, type_name
+from .tool_checks import check_tools
 from .webhook_checks import check_webhooks
 
 __all__ = ["GEMINI_VOICES", "check_config"]
@@ -69,6 +70,7 @@ def check_config(r: Report, config: dict[str, Any]) -> dict[str, Any] | None:
     out["actions"] = check_actions(r, config, out["templates"])
     out["digest"] = check_digest(r, config, out["templates"])
     out["webhooks"] = check_webhooks(r, config)
+    out["tools"] = check_tools(r, config)
     r.flush_shape()
     return out if len(r.problems) == before else None
 

@@ -150,6 +150,9 @@ class TenantConfig(BaseModel):
     actions: dict[str, list[RuleConfig]] = {}
     digest: DigestConfig | None = None
     webhooks: list[WebhookConfig] = []
+    # checked key by key in tool_checks (it names the tools and the booking keys)
+    tools: dict[str, Any] | None = None
+    booking: dict[str, Any] | None = None
 
 
 def allowed_keys(model: type[BaseModel]) -> tuple[str, ...]:

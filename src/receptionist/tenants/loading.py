@@ -231,6 +231,7 @@ class _Loader:
             whatsapp=cfg["whatsapp"],
             digest=cfg["digest"],
             webhooks=cfg["webhooks"],
+            tools=cfg["tools"],
             raw_config=config,
         )
 

@@ -8,17 +8,17 @@ Every route depends on `scope`, which turns `Authorization: Bearer <key>` into a
 from __future__ import annotations
 
 import html
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from receptionist.store.api_keys import KeyOwner, check_key
-from receptionist.web import figures, queries, tenant_edit, webhooks
+from receptionist.web import bookings, figures, queries, tenant_edit, webhooks
 from receptionist.web.call_list import CallFilters, Sort
 from receptionist.web.deps import (
     DEFAULT_PAGE,
@@ -30,6 +30,8 @@ from receptionist.web.deps import (
     unexpected_text,
 )
 from receptionist.web.models import (
+    Booking,
+    CalendarFeed,
     CallDetail,
     CallSummary,
     Done,
@@ -237,6 +239,37 @@ async def replay_webhook_delivery(delivery_id: int, s: ScopeDep, deps: DepsDep) 
     return await webhooks.replay(s, deps, delivery_id)
 
 
+@router.get(
+    "/bookings",
+    response_model=list[Booking],
+    summary="Slots and orders the agent held during calls, latest start first",
+)
+async def list_bookings(
+    s: ScopeDep,
+    deps: DepsDep,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    since: Annotated[
+        datetime | None, Query(description="Only those starting at or after (ISO 8601)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1)] = DEFAULT_PAGE,
+) -> list[Booking]:
+    return await bookings.booking_list(s, deps, status, since, limit)
+
+
+@router.post(
+    "/bookings/calendar",
+    response_model=CalendarFeed,
+    responses={400: {"model": ErrorBody}},
+    summary="A new secret .ics URL of the tenant's bookings (the previous one stops working)",
+)
+async def new_calendar_feed(request: Request, s: ScopeDep, deps: DepsDep) -> CalendarFeed:
+    tenant, token = await bookings.new_feed(s, deps)
+    url = str(request.base_url).rstrip("/") + bookings.feed_path(tenant, token)
+    return CalendarFeed(
+        url=url, message="Subscribe to this URL in your phone's calendar; keep it private."
+    )
+
+
 # --- tenants kept in the database (TENANTS_SOURCE=database) --------------------------------------
 
 #: A tenant edit's body: its files are bounded by the loader (512 KB of input files, 256 KB a
@@ -333,6 +366,23 @@ def create_api(deps: WebDeps) -> FastAPI:
     )
     api.state.api = deps
     api.include_router(router)
+
+    @api.get(
+        "/calendar/{tenant_id}/{token}.ics",
+        response_class=Response,
+        responses={200: {"content": {"text/calendar": {}}}, 404: {"model": ErrorBody}},
+        summary="A tenant's bookings as iCalendar (the URL's secret token is the credential)",
+    )
+    async def calendar(
+        tenant_id: Annotated[str, Path(max_length=63)],
+        token: Annotated[str, Path(max_length=100)],
+    ) -> Response:
+        body = await bookings.calendar_ics(deps, tenant_id, token)
+        return Response(
+            body,
+            media_type="text/calendar; charset=utf-8",
+            headers={"Cache-Control": "private, max-age=300"},
+        )
 
     @api.get("/docs", include_in_schema=False, response_class=HTMLResponse)
     async def docs() -> HTMLResponse:

@@ -97,6 +97,28 @@ class Notification(BaseModel):
     read_at: datetime | None
 
 
+class Booking(BaseModel):
+    id: int
+    tenant: str
+    reference: str = Field(description="What the caller was told, e.g. 7KQ2MX.")
+    kind: str = Field(description="slot (an appointment) or order.")
+    resource: str = Field(description="The staff member or chair; empty for an order.")
+    starts_at: datetime | None
+    ends_at: datetime | None
+    status: str = Field(description="pending (the call is on), confirmed, expired or cancelled.")
+    call_sid: str | None
+    customer_name: str | None
+    customer_phone: str | None
+    details: dict[str, Any] | None
+    expires_at: datetime | None
+    created_at: datetime
+
+
+class CalendarFeed(BaseModel):
+    url: str = Field(description="Subscribe to it in a phone's calendar; shown once.")
+    message: str
+
+
 class ExotelRecord(BaseModel):
     status: str | None
     duration_s: int | None

@@ -199,6 +199,9 @@ class LocalEngine:
             raise EngineError("the local engine needs the tenant's files")
         try:
             self._brain = self._make_brain(tenant, self.request.caller_number)
+            use_tools = getattr(self._brain, "use_tools", None)
+            if self.request.tools is not None and use_tools is not None:
+                use_tools(self.request.tools)  # the grounded brain books through them
             self._hint = vocabulary_hint(tenant)
             self._detector = TurnDetector(self._vad_settings)
         except Exception as exc:  # a broken brain or missing VAD: the call is refused cleanly

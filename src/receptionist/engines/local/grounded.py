@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from receptionist.engines.base import ToolRunner
 from receptionist.language.cues import (
     is_goodbye,
     is_greeting,
@@ -67,6 +68,7 @@ from .dialogue.policy import (
     repeat_reason,
     side_questions,
 )
+from .dialogue.slots import SlotTalk
 from .dialogue.spelling import join_spelled_letters
 from .intents import (
     MESSAGE_FIELD,
@@ -211,6 +213,16 @@ class GroundedBrain:
         self._last_ask = ""  # the last field question asked, to never repeat it without a word
         self._turn_changed = False  # this turn filled or changed a detail
         self._phone_doubt: str | None = None  # digits given as a number that make no number
+        self.slots: SlotTalk | None = None  # appointment slots through the call's tools
+        self._handoff: ToolRunner | None = None  # the tools, when `handoff` is enabled
+
+    def use_tools(self, tools: ToolRunner) -> None:
+        """The call's tools: slot questions and bookings go through check_slot and book (the
+        same functions Gemini Live calls), when the tenant enabled both; a caller asking for
+        a person through `handoff`, when enabled (else the owner's call back is offered)."""
+        talk = SlotTalk(tools, self.today)
+        self.slots = talk if talk.handles() else None
+        self._handoff = tools if any(s.name == "handoff" for s in tools.specs) else None
 
     # ----------------------------------------------------------------- public
 
@@ -224,6 +236,22 @@ class GroundedBrain:
         return self._out(greeting, reason="greeting")
 
     async def reply(self, caller_text: str) -> BrainReply:
+        if self._handoff is not None and not self.state.ended and wants_human(caller_text):
+            got = await self._handoff.run("handoff", {"reason": "the caller asked for a person"})
+            if "error" not in got:
+                self.state.turns += 1
+                self.state.history.append(("caller", clean(caller_text)))
+                return self._out(
+                    "Of course. I am putting you through to a person now; please stay on the line.",
+                    reason="handoff",
+                )
+        if self.slots is not None and not self.state.ended:
+            text = join_spoken_digits(clean(caller_text))
+            said = await self.slots.turn(text, self.state.details.get("name"))
+            if said is not None:
+                self.state.turns += 1
+                self.state.history.append(("caller", text))
+                return self._out(said, reason="slot")
         return self.respond(caller_text)
 
     def respond(self, caller_text: str) -> BrainReply:

@@ -87,6 +87,15 @@ Protocol summary (see /work/shared/PROTOCOLS.md "Gemini Live API"):
   session keeps the caller audio it received, and the audio offset of each handle, so a test can
   check what reached which session, in order.
 
+* Tools: a :class:`ScriptedTurn` with ``tool_calls`` makes the model send, after that caller
+  turn, ``{"toolCall": {"functionCalls": [{"id", "name", "args"}]}}`` (and
+  ``{"toolCallCancellation": {"ids": [...]}}`` for those marked ``cancel``), then wait for the
+  client's ``tool_response.functionResponses`` (``id``, ``name``, ``response``, optional
+  ``scheduling``) before it replies. Each call and its answer are kept in
+  ``LiveSessionRecord.tool_calls``; an answer to no open call in ``stray_tool_responses``.
+  ``FakeGeminiLive.cancel_tool_calls`` lets a test withdraw a call itself, at the moment it
+  chooses (e.g. once the tool is known to be running).
+
 SDK behaviour worth knowing: ``session.receive()`` ends after every ``turnComplete``; any
 server close (even 1000) while receiving raises ``errors.APIError`` with the close code
 (1011 → ``APIError(code=1011)``; codes 4xx/5xx would map to ClientError/ServerError).
@@ -107,7 +116,9 @@ from receptionist.sim.gemini_live.model import (
     Failure,
     Hold,
     LiveSessionRecord,
+    ScriptedToolCall,
     ScriptedTurn,
+    ToolCallRecord,
 )
 from receptionist.sim.gemini_live.server import FakeGeminiLive, serve_forever
 
@@ -125,6 +136,8 @@ __all__ = [
     "FakeGeminiLive",
     "Hold",
     "LiveSessionRecord",
+    "ScriptedToolCall",
     "ScriptedTurn",
+    "ToolCallRecord",
     "serve_forever",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,13 +65,29 @@ class Hold:
 
 
 @dataclass
+class ScriptedToolCall:
+    """A function call the model makes after a caller's turn (a `toolCall` message)."""
+
+    name: str
+    args: Any = field(default_factory=dict)
+    #: withdraw it at once (`toolCallCancellation`), as a model does when the caller moves on
+    cancel: bool = False
+
+
+@dataclass
 class ScriptedTurn:
-    """One caller turn of a script: what the model "heard" and what it replies."""
+    """One caller turn of a script: what the model "heard" and what it replies.
+
+    With ``tool_calls`` the model first calls them (one `toolCall` message) and waits for every
+    answer not withdrawn (up to ``CallScript.tool_wait_s``), then replies ``reply``, or what
+    ``reply_from`` makes of the answers (``{call name: response}``)."""
 
     heard: str
     reply: str
     #: Stop the reply part-way until the test releases it.
     hold: Hold | None = None
+    tool_calls: list[ScriptedToolCall] = field(default_factory=list)
+    reply_from: Callable[[dict[str, Any]], str] | None = None
 
 
 @dataclass
@@ -86,6 +103,8 @@ class CallScript:
     reply_delay_ms: int = 0
     #: Stop the greeting part-way until the test releases it.
     greeting_hold: Hold | None = None
+    #: How long the model waits for a tool's answer before it replies without it.
+    tool_wait_s: float = 10.0
 
 
 @dataclass
@@ -148,6 +167,23 @@ class AgentReply:
 
 
 @dataclass
+class ToolCallRecord:
+    """A function call the double made and what came back for it."""
+
+    call_id: str
+    name: str
+    args: Any
+    sent_at: float  # the double's clock
+    sent_perf: float  # time.perf_counter(), for round-trip figures
+    cancelled: bool = False
+    response: Any = None
+    scheduling: str | None = None
+    answered_at: float | None = None
+    answered_perf: float | None = None
+    answered: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+
+@dataclass
 class LiveSessionRecord:
     """What happened on one connection. Light: audio is only counted, never stored."""
 
@@ -183,6 +219,10 @@ class LiveSessionRecord:
     handle_audio_bytes: dict[str, int] = field(default_factory=dict)
     #: faults injected on this session: ("drop" | "go_away", the double's clock)
     faults: list[tuple[str, float]] = field(default_factory=list)
+    #: function calls made (scripted ``tool_calls``) and their answers
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    #: `toolResponse` entries that answered no open call (unknown or withdrawn id)
+    stray_tool_responses: list[dict[str, Any]] = field(default_factory=list)
     go_away_sent_at: float | None = None
     closed_at: float | None = None
     close_code: int | None = None

@@ -142,6 +142,13 @@ class FakeGeminiLive(Double):
         if session is not None:
             await session.go_away(time_left)
 
+    async def cancel_tool_calls(self, ids: list[str], index: int = -1) -> None:
+        """Withdraw function calls of session ``index`` now (`toolCallCancellation`), as the
+        model does when the caller moves on; an answer that still comes is a stray one."""
+        session = self._live.get(self.sessions[index].index)
+        if session is not None:
+            await session.cancel_tool_calls(ids)
+
     def _resume_refusal(self, handle: str) -> tuple[int, str] | None:
         """Why a setup resuming from ``handle`` is refused, as (close code, reason); None: OK."""
         found = self._handles.get(handle)

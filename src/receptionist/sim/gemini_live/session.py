@@ -26,6 +26,8 @@ from receptionist.sim.gemini_live.model import (
     CallScript,
     Hold,
     LiveSessionRecord,
+    ScriptedTurn,
+    ToolCallRecord,
 )
 from receptionist.sim.gemini_live.wire import (
     GENERATION_COMPLETE,
@@ -73,6 +75,7 @@ class Session:
         self.barge_in = False
         # agent state
         self.reply_task: asyncio.Task[None] | None = None
+        self.tool_task: asyncio.Task[None] | None = None  # waiting for tool answers
         self.current: AgentReply | None = None
         self.playback_end = 0.0
         self.replies_done = 0
@@ -220,7 +223,7 @@ class Session:
             await self.ws.close(INTERNAL_ERROR_CODE, DEADLINE_REASON)
 
     async def shutdown(self) -> None:
-        for task in (self.reply_task, self.go_away_task, self.deadline_task):
+        for task in (self.reply_task, self.tool_task, self.go_away_task, self.deadline_task):
             if task is not None and not task.done():
                 task.cancel()
                 await asyncio.wait([task])
@@ -267,8 +270,10 @@ class Session:
             self._store(msg)
             await self._on_client_content(cc)
             return
-        if get_key(msg, "tool_response") is not None:
+        tr = get_key(msg, "tool_response")
+        if tr is not None:
             self._count("tool_response")
+            self._on_tool_response(tr)
         else:
             self._count("other")
         self._store(msg)
@@ -424,6 +429,7 @@ class Session:
     async def _caller_turn_done(self, source: str, heard_override: str | None = None) -> None:
         script = self.script
         hold: Hold | None = None
+        st: ScriptedTurn | None = None
         if self.turn_idx < len(script.turns):
             st = script.turns[self.turn_idx]
             heard, reply, kind, hold = st.heard, st.reply, "turn", st.hold
@@ -447,7 +453,78 @@ class Session:
         if heard and source in ("audio", "activity") and self.input_transcription:
             for piece in two_pieces(heard):
                 await self._send(dumps({"serverContent": {"inputTranscription": {"text": piece}}}))
+        if st is not None and st.tool_calls:
+            await self._call_tools(st, kind, hold)
+            return
         await self._start_reply(reply, kind, hold)
+
+    # ---- tools
+
+    async def _call_tools(self, st: ScriptedTurn, kind: str, hold: Hold | None) -> None:
+        """Send the turn's function calls (and withdraw those marked so); the reply follows
+        once every other one is answered."""
+        rec = self.rec
+        calls: list[ToolCallRecord] = []
+        for sc in st.tool_calls:
+            call_id = f"fc-{rec.index}-{len(rec.tool_calls)}"
+            call = ToolCallRecord(
+                call_id, sc.name, sc.args, sent_at=self.clock(), sent_perf=time.perf_counter()
+            )
+            call.cancelled = sc.cancel
+            rec.tool_calls.append(call)
+            calls.append(call)
+        fcs = [{"id": c.call_id, "name": c.name, "args": c.args} for c in calls]
+        await self._send(dumps({"toolCall": {"functionCalls": fcs}}))
+        withdrawn = [c.call_id for c in calls if c.cancelled]
+        if withdrawn:
+            await self._send(dumps({"toolCallCancellation": {"ids": withdrawn}}))
+        self.tool_task = asyncio.create_task(self._reply_after_tools(st, calls, kind, hold))
+
+    async def _reply_after_tools(
+        self, st: ScriptedTurn, calls: list[ToolCallRecord], kind: str, hold: Hold | None
+    ) -> None:
+        waiting = [c.answered.wait() for c in calls if not c.cancelled]
+        if waiting:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.script.tool_wait_s):
+                    await asyncio.gather(*waiting)
+        answers = {c.name: c.response for c in calls if c.response is not None}
+        text = st.reply_from(answers) if st.reply_from is not None else st.reply
+        with contextlib.suppress(ConnectionClosed):
+            await self._start_reply(text, kind, hold)
+
+    async def cancel_tool_calls(self, ids: list[str]) -> None:
+        for call in self.rec.tool_calls:
+            if call.call_id in ids:
+                call.cancelled = True
+                call.answered.set()  # the model stops waiting for it
+        with contextlib.suppress(ConnectionClosed):
+            await self._send(dumps({"toolCallCancellation": {"ids": ids}}))
+
+    def _on_tool_response(self, tr: Any) -> None:
+        responses = get_key(tr, "function_responses")
+        for fr in responses if isinstance(responses, list) else ():
+            if not isinstance(fr, dict):
+                continue
+            call_id = get_key(fr, "id")
+            call = next(
+                (
+                    c
+                    for c in self.rec.tool_calls
+                    if c.call_id == call_id and not c.cancelled and c.answered_at is None
+                ),
+                None,
+            )
+            if call is None:
+                if len(self.rec.stray_tool_responses) < MAX_STORED_FRAMES:
+                    self.rec.stray_tool_responses.append(fr)
+                continue
+            call.response = get_key(fr, "response")
+            scheduling = get_key(fr, "scheduling")
+            call.scheduling = scheduling if isinstance(scheduling, str) else None
+            call.answered_at = self.clock()
+            call.answered_perf = time.perf_counter()
+            call.answered.set()
 
     # ---- agent replies
 

@@ -107,6 +107,12 @@ STATUS_LABEL = {
     "pending": N_("Pending"),
 }
 SPEAKER_LABEL = {"caller": N_("Caller"), "agent": N_("Assistant")}
+BOOKING_LABEL = {
+    "pending": N_("Held during the call"),
+    "confirmed": N_("Confirmed"),
+    "expired": N_("Expired"),
+    "cancelled": N_("Cancelled"),
+}
 
 
 class Redirect(Exception):
@@ -247,6 +253,7 @@ class Dashboard:
             all_tenants=tenants,
             status_label=STATUS_LABEL,
             speaker_label=SPEAKER_LABEL,
+            booking_label=BOOKING_LABEL,
             error_text=ERROR_TEXT,
             tenant_name=self._tenant_name(viewer),
             **context,
@@ -391,6 +398,13 @@ def create_dashboard(
         Route("/calls/{call_sid}", page(pages.call), name="call"),
         Route("/calls/{call_sid}/retry", page(pages.retry), methods=["POST"], name="retry"),
         Route("/messages", page(pages.messages), name="messages"),
+        Route("/bookings", page(pages.bookings_page), name="bookings"),
+        Route(
+            "/bookings/calendar",
+            page(pages.calendar_link),
+            methods=["POST"],
+            name="calendar_link",
+        ),
         Route(
             "/messages/{notification_id:int}/resend",
             page(pages.resend),

@@ -23,7 +23,7 @@ from receptionist.store.web_sessions import (
     open_session,
     set_language,
 )
-from receptionist.web import figures, queries, webhooks
+from receptionist.web import bookings, figures, queries, webhooks
 from receptionist.web.call_list import SORTS, CallFilters
 from receptionist.web.dashboard.app import (
     COOKIE,
@@ -50,6 +50,7 @@ CHART_DAYS = 30
 NOTIFY_STATUSES = ("queued", "sending", "sent", "delivered", "read", "failed", "unknown",
                    "skipped", "logged")  # fmt: skip
 RESENDABLE = ("failed", "unknown")
+BOOKING_STATUSES = ("pending", "confirmed", "expired", "cancelled")
 
 
 def _dash(request: Request) -> Dashboard:
@@ -458,6 +459,37 @@ async def messages(request: Request, viewer: Viewer) -> Response:
         problems=problems,
         resendable=RESENDABLE,
         notice=_notice(request),
+    )
+
+
+async def calendar_link(request: Request, viewer: Viewer) -> Response:
+    """A new secret .ics URL, shown on the page this once (only its hash is kept)."""
+    await posted(request, viewer)
+    tenant, token = await bookings.new_feed(viewer.scope, _dash(request).deps)
+    base = str(request.base_url).rstrip("/")
+    root = _prefix(request)
+    if root and base.endswith(root):  # the feed is served at the server's root, not under /app
+        base = base[: -len(root)]
+    return await bookings_page(request, viewer, feed_url=base + bookings.feed_path(tenant, token))
+
+
+async def bookings_page(request: Request, viewer: Viewer, feed_url: str | None = None) -> Response:
+    dash = _dash(request)
+    status = (request.query_params.get("status") or "").strip() or None
+    problems = []
+    if status is not None and status not in BOOKING_STATUSES:
+        problems.append("bad_status")
+        status = None
+    items = [] if problems else await bookings.booking_list(viewer.scope, dash.deps, status)
+    return dash.render(
+        request,
+        "bookings.html",
+        status=400 if problems else 200,
+        items=items,
+        chosen_status=status,
+        statuses=BOOKING_STATUSES,
+        problems=problems,
+        feed_url=feed_url,
     )
 
 

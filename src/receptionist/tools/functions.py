@@ -1,0 +1,365 @@
+"""The tools themselves: check_slot, book, quote, order_status, handoff.
+
+Each takes the call's ToolContext and the model's arguments (a dict, not yet trusted) and returns
+a small dict the model can say; bad arguments raise ToolArgsError with the polite reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from receptionist.engines.local.knowledge import Knowledge, OrderLine, knowledge_for
+from receptionist.store import bookings as store
+from receptionist.tenants.tool_checks import BookingSettings
+from receptionist.tools.runner import HandoffRequest, ToolArgsError, ToolContext, ToolFn
+from receptionist.tools.slots import BadSlot, Slot, check_slot, parse_date, parse_time, slots_from
+
+MAX_TEXT = 120
+MAX_ITEMS = 20
+ALTERNATIVES = 3
+
+
+def _text(args: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = args.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ToolArgsError(f"'{key}' is missing")
+        return None
+    if not isinstance(value, str):
+        raise ToolArgsError(f"'{key}' must be text")
+    value = value.replace("\x00", "").strip()
+    if len(value) > MAX_TEXT:
+        raise ToolArgsError(f"'{key}' is too long")
+    return value
+
+
+def _booking(ctx: ToolContext) -> BookingSettings:
+    settings = ctx.tenant.tools.booking
+    if settings is None:  # check_slot/book enabled always come with settings (tool_checks)
+        raise ToolArgsError("this business takes no appointments")
+    return settings
+
+
+def _resource(settings: BookingSettings, asked: str | None) -> str | None:
+    """The resource asked for, as configured; None: anyone."""
+    if asked is None or asked.lower() in ("any", "anyone", "anybody"):
+        return None
+    for name in settings.resources:
+        if name.lower() == asked.lower():
+            return name
+    raise ToolArgsError(f"nobody called {asked!r} here; we have {', '.join(settings.resources)}")
+
+
+def _slot(ctx: ToolContext, args: dict[str, Any]) -> tuple[BookingSettings, Slot, str | None]:
+    settings = _booking(ctx)
+    day_text = _text(args, "date", required=True)
+    time_text = _text(args, "time", required=True)
+    assert day_text is not None and time_text is not None
+    now_local = ctx.clock().astimezone(ctx.zone)
+    try:
+        day, at = parse_date(day_text, now_local.date()), parse_time(time_text)
+        slot = check_slot(settings, ctx.zone, day, at)
+    except BadSlot as exc:
+        raise ToolArgsError(str(exc)) from None
+    if slot.start <= now_local:
+        raise ToolArgsError("that time has passed")
+    if slot.start.date() > now_local.date() + timedelta(days=settings.max_days_ahead):
+        raise ToolArgsError(f"we book at most {settings.max_days_ahead} days ahead")
+    return settings, slot, _resource(settings, _text(args, "resource"))
+
+
+async def _free(
+    ctx: ToolContext, settings: BookingSettings, slot: Slot, resource: str | None
+) -> tuple[str | None, list[dict[str, str]]]:
+    """A free resource at `slot` (None: none) and the next free slots after it."""
+    pool = (resource,) if resource else settings.resources
+    horizon = slot.start + timedelta(days=7)
+    taken = await store.taken_slots(
+        ctx.db, ctx.tenant.tenant_id, slot.utc_start, horizon, now=ctx.clock()
+    )
+    free_here = next((r for r in pool if (r, slot.utc_start) not in taken), None)
+    alternatives: list[dict[str, str]] = []
+    for s in slots_from(settings, ctx.zone, slot.end):
+        who = next((r for r in pool if (r, s.utc_start) not in taken), None)
+        if who is not None:
+            alternatives.append({**s.said(), "resource": who})
+            if len(alternatives) >= ALTERNATIVES:
+                break
+    return free_here, alternatives
+
+
+async def check_slot_tool(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    settings, slot, resource = _slot(ctx, args)
+    who, alternatives = await _free(ctx, settings, slot, resource)
+    out: dict[str, Any] = {**slot.said(), "free": who is not None}
+    if who is not None:
+        out["resource"] = who
+    else:
+        out["next_free"] = alternatives
+    return out
+
+
+def _phone(ctx: ToolContext, args: dict[str, Any]) -> str | None:
+    phone = _text(args, "phone")
+    if phone is not None:
+        digits = [c for c in phone if c.isdigit()]
+        if not 6 <= len(digits) <= 15:
+            raise ToolArgsError("that phone number does not look right")
+        return phone
+    return ctx.caller_number
+
+
+async def book_tool(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    name = _text(args, "name", required=True)
+    if args.get("items") is not None and args.get("time") is None:
+        return await _book_order(ctx, args, name)
+    settings, slot, resource = _slot(ctx, args)
+    service = _text(args, "service")
+    pool = (resource,) if resource else settings.resources
+    # Callers on this process wanting one slot queue here, so each loser costs one read, not a
+    # write that waits for the database's lock and then fails (SQLite: ~3 s at the p99 for
+    # 1,000 at once without it). Across processes the unique index still decides.
+    queue = _slot_lock(ctx.tenant.tenant_id, slot.utc_start)
+    async with queue:
+        pool = tuple(r for r in pool if r not in queue.held)
+        booked = await _hold_first_free(ctx, args, settings, slot, pool, name, service)
+        if booked is not None:
+            queue.held.add(booked["resource"])
+    if booked is not None:
+        return booked
+    _, alternatives = await _free(ctx, settings, slot, resource)
+    return {"booked": False, **slot.said(), "why": "just taken", "next_free": alternatives}
+
+
+class _SlotQueue(asyncio.Lock):
+    """The queue for one slot on this process; `held`: the resources a caller in it just held,
+    so those behind skip the database (it lives only while callers queue: moments)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: set[str] = set()
+
+
+_SLOT_LOCKS: weakref.WeakValueDictionary[tuple[str, datetime], _SlotQueue] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def _slot_lock(tenant: str, start: datetime) -> _SlotQueue:
+    lock = _SLOT_LOCKS.get((tenant, start))
+    if lock is None:
+        lock = _SLOT_LOCKS[(tenant, start)] = _SlotQueue()
+    return lock
+
+
+async def _hold_first_free(
+    ctx: ToolContext,
+    args: dict[str, Any],
+    settings: BookingSettings,
+    slot: Slot,
+    pool: tuple[str, ...],
+    name: str | None,
+    service: str | None,
+) -> dict[str, Any] | None:
+    if not pool:
+        return None
+    hold_for = timedelta(minutes=settings.hold_minutes)
+    taken = await store.taken_slots(
+        ctx.db, ctx.tenant.tenant_id, slot.utc_start, slot.utc_end, now=ctx.clock()
+    )
+    # each free resource in turn; the database decides who gets a contested slot
+    for who in (r for r in pool if (r, slot.utc_start) not in taken):
+        booking = await store.hold_slot(
+            ctx.db,
+            store.SlotHold(
+                tenant=ctx.tenant.tenant_id,
+                resource=who,
+                starts_at=slot.utc_start,
+                ends_at=slot.utc_end,
+                hold_for=hold_for,
+                call_sid=ctx.call_sid,
+                customer_name=name,
+                customer_phone=_phone(ctx, args),
+                details={"service": service} if service else None,
+            ),
+            now=ctx.clock(),
+        )
+        if booking is not None:
+            ctx.held.append(booking.reference)
+            return {
+                "booked": True,
+                **slot.said(),
+                "resource": who,
+                "reference": booking.reference,
+                "status": "held until the end of this call, then confirmed",
+            }
+    return None
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+_KNOWLEDGE: dict[tuple[str, str], Knowledge] = {}
+
+
+def _knowledge(ctx: ToolContext) -> Knowledge:
+    key = (ctx.tenant.tenant_id, ctx.tenant.prompt_version)
+    known = _KNOWLEDGE.get(key)
+    if known is None:
+        if len(_KNOWLEDGE) > 64:
+            _KNOWLEDGE.clear()
+        known = _KNOWLEDGE[key] = knowledge_for(ctx.tenant.input_files)
+    return known
+
+
+def _number(value: Any, key: str, *, whole: bool) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ToolArgsError(f"'{key}' must be a number")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise ToolArgsError(f"'{key}' must be a number") from None
+    if not number.is_finite() or number <= 0 or number > 1000:
+        raise ToolArgsError(f"'{key}' must be a number from 1 to 1000")
+    if whole and number != number.to_integral_value():
+        raise ToolArgsError(f"'{key}' must be a whole number")
+    return number
+
+
+def _lines(ctx: ToolContext, args: dict[str, Any]) -> list[OrderLine]:
+    items = args.get("items")
+    if not isinstance(items, list) or not items:
+        raise ToolArgsError("'items' must list at least one item")
+    if len(items) > MAX_ITEMS:
+        raise ToolArgsError(f"at most {MAX_ITEMS} items at once")
+    knowledge = _knowledge(ctx)
+    lines: list[OrderLine] = []
+    for raw in items:
+        if not isinstance(raw, dict):
+            raise ToolArgsError("each item must name an 'item'")
+        said = _text(raw, "item", required=True)
+        assert said is not None
+        count = _number(raw.get("count"), "count", whole=True)
+        kg = _number(raw.get("kg"), "kg", whole=False)
+        mentions = knowledge.find_mentions(said)
+        if not mentions:
+            raise ToolArgsError(f"{said!r} is not on the price list")
+        first = mentions[0]
+        if first.ambiguous:
+            options = ", ".join(
+                f"{i.display} ({i.section})" if i.section else i.display for i in first.items[:4]
+            )
+            raise ToolArgsError(f"{said!r} could be: {options}; ask which one")
+        lines.append(
+            OrderLine(
+                first.items[0],
+                count=int(count) if count is not None else first.count,
+                kg=kg if kg is not None else first.kg,
+            )
+        )
+    return lines
+
+
+def _priced(knowledge: Knowledge, lines: list[OrderLine]) -> dict[str, Any]:
+    out_lines = []
+    for line in lines:
+        amount = knowledge.amount(line)
+        if amount is None:
+            reason = "say the weight" if line.needs_weight() else "ask the shop for this price"
+            raise ToolArgsError(f"no price for {line.describe()}: {reason}")
+        out_lines.append({"line": line.describe(), "rupees": str(amount.quantize(Decimal(1)))})
+    total = knowledge.total(lines)
+    assert total is not None
+    starting = any(line.item.onwards for line in lines)
+    out: dict[str, Any] = {"lines": out_lines, "total_rupees": str(total.quantize(Decimal(1)))}
+    if starting:
+        out["note"] = "some prices are starting prices ('onwards'): the total may be more"
+    return out
+
+
+async def quote_tool(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    return _priced(_knowledge(ctx), _lines(ctx, args))
+
+
+async def _book_order(ctx: ToolContext, args: dict[str, Any], name: str | None) -> dict[str, Any]:
+    priced = _priced(_knowledge(ctx), _lines(ctx, args))
+    hold = ctx.tenant.tools.booking.hold_minutes if ctx.tenant.tools.booking else 10
+    booking = await store.hold_order(
+        ctx.db,
+        tenant=ctx.tenant.tenant_id,
+        details=priced,
+        hold_for=timedelta(minutes=hold),
+        call_sid=ctx.call_sid,
+        customer_name=name,
+        customer_phone=_phone(ctx, args),
+        now=ctx.clock(),
+    )
+    ctx.held.append(booking.reference)
+    return {
+        "booked": True,
+        "reference": booking.reference,
+        **priced,
+        "status": "held until the end of this call, then confirmed",
+    }
+
+
+# --- earlier orders ----------------------------------------------------------------------------
+
+
+def _when(ctx: ToolContext, at: datetime | None) -> str | None:
+    return at.astimezone(ctx.zone).strftime("%Y-%m-%d %H:%M") if at else None
+
+
+async def order_status_tool(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    reference = _text(args, "reference")
+    name = _text(args, "name")
+    phone = _text(args, "phone") or (None if reference or name else ctx.caller_number)
+    if reference is not None and not reference.isalnum():
+        raise ToolArgsError("a reference is letters and digits only")
+    if not (reference or name or phone):
+        raise ToolArgsError("give the reference, the name or the phone number it was made with")
+    found = await store.find_bookings(
+        ctx.db, ctx.tenant.tenant_id, reference=reference, phone=phone, name=name
+    )
+    return {
+        "found": len(found),
+        "orders": [
+            {
+                "reference": b.reference,
+                "kind": b.kind,
+                "status": store.effective_status(b.status, b.expires_at, ctx.clock()),
+                "when": _when(ctx, b.starts_at),
+                "made": _when(ctx, b.created_at),
+                "resource": b.resource or None,
+                "details": b.details,
+            }
+            for b in found
+        ],
+    }
+
+
+async def handoff_tool(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    reason = _text(args, "reason", required=True)
+    assert reason is not None
+    request = HandoffRequest(reason=reason, who=_text(args, "who"))
+    if ctx.on_handoff is not None:
+        ctx.on_handoff(request)
+    return {
+        "handoff": "requested",
+        "reason": reason,
+        "say": "Tell the caller you are putting them through to a person now.",
+    }
+
+
+FUNCTIONS: dict[str, ToolFn] = {
+    "check_slot": check_slot_tool,
+    "book": book_tool,
+    "quote": quote_tool,
+    "order_status": order_status_tool,
+    "handoff": handoff_tool,
+}

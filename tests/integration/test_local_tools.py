@@ -1,0 +1,81 @@
+"""The local engine's grounded brain books through the same tools as Gemini Live: "is 4 pm free
+tomorrow?" -> check_slot -> "taken; 5 pm is free, shall I book it?" -> book."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from receptionist.engines.local.grounded import GroundedBrain
+from receptionist.store import bookings as store
+from receptionist.store.db import Database
+from receptionist.tools.runner import ToolBox, ToolContext
+from tests.tool_tenants import tool_tenant
+
+NOW = datetime(2026, 12, 7, 3, 30, tzinfo=UTC)  # Monday 09:00 in Chennai
+FOUR_PM_TOMORROW = datetime(2026, 12, 8, 10, 30, tzinfo=UTC)
+
+
+def _brain(tmp_path: Path, db: Database, **kw: Any) -> tuple[GroundedBrain, ToolBox]:
+    tenant = tool_tenant(tmp_path)
+    box = ToolBox(ToolContext(tenant=tenant, db=db, call_sid="CAlocal", clock=lambda: NOW), **kw)
+    brain = GroundedBrain(tenant, "+919811112222", now=NOW)
+    brain.use_tools(box)
+    return brain, box
+
+
+async def test_taken_then_next_free_then_booked(tmp_path: Path, db: Database) -> None:
+    await store.hold_slot(
+        db,
+        store.SlotHold(
+            "saloon", "Priya", FOUR_PM_TOMORROW, FOUR_PM_TOMORROW + timedelta(hours=1),
+            timedelta(minutes=30), call_sid="CAother",
+        ),
+        now=NOW,
+    )  # fmt: skip
+    brain, box = _brain(tmp_path, db)
+    first = await brain.reply("Is 4 pm free tomorrow?")
+    assert first.text == "4 pm tomorrow is taken; 5 pm tomorrow is free. Shall I book it?"
+    second = await brain.reply("Yes please.")
+    assert second.text == "Sure. What name shall I book it under?"
+    third = await brain.reply("Asha.")
+    assert third.text.startswith("Done, Asha: 5 pm tomorrow is booked. Your reference is ")
+    [mine] = await store.find_bookings(db, "saloon", name="Asha")
+    assert mine.call_sid == "CAlocal" and mine.status == "pending"
+    assert third.text.endswith(" ".join(mine.reference) + ".")
+    assert [o.name for o in box.outcomes] == ["check_slot", "book"]
+    # anything else still goes to the grounded brain
+    other = await brain.reply("What are your timings?")
+    assert other.reason != "slot" and "10" in other.text
+
+
+async def test_a_closed_time_and_a_failing_diary(tmp_path: Path, sqlite_db: Database) -> None:
+    brain, _ = _brain(tmp_path, sqlite_db)
+    early = await brain.reply("Can I book 7 am tomorrow?")
+    assert early.text.startswith("Sorry, I cannot book 7 am tomorrow: we take appointments from")
+
+    async def down(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+        raise ConnectionError("database went away")
+
+    brain, box = _brain(tmp_path / "2", sqlite_db, functions={"check_slot": down, "book": down})
+    said = await brain.reply("Is 4 pm free tomorrow?")
+    assert said.text == (
+        "Sorry, I cannot reach the diary right now. The owner will call you back to book."
+    )
+    assert box.outcomes[-1].status == "failed"
+
+
+async def test_asking_for_a_person_hands_off(tmp_path: Path, sqlite_db: Database) -> None:
+    handoffs: list[Any] = []
+    tenant = tool_tenant(tmp_path)
+    ctx = ToolContext(tenant=tenant, db=sqlite_db, call_sid="CAh", on_handoff=handoffs.append)
+    brain = GroundedBrain(tenant, None, now=NOW)
+    brain.use_tools(ToolBox(ctx))
+    said = await brain.reply("Can I talk to the owner please?")
+    assert said.reason == "handoff" and "putting you through" in said.text
+    assert [h.reason for h in handoffs] == ["the caller asked for a person"]
+    # without the tool enabled: the owner's call back is offered, as before
+    plain = GroundedBrain(tool_tenant(tmp_path / "2", extra=""), None, now=NOW)
+    offered = await plain.reply("Can I talk to the owner please?")
+    assert offered.reason != "handoff"
