@@ -412,6 +412,36 @@ async def apply_report(
 async def _apply(
     conn: Any, report: Report, match_window_s: float, events: StatusEvents | None
 ) -> tuple[str, int | None]:
+    # The update is a compare-and-set on the status read: on PostgreSQL (read committed) the
+    # send's own answer or another report can commit between the look and the write, and an
+    # unconditional write would then move the status back or write its event twice. Lost, the
+    # race is looked at again: the status that won may make this report a no-op.
+    for _ in range(_APPLY_ATTEMPTS):
+        row = await _reported_row(conn, report, match_window_s)
+        if isinstance(row, str):
+            return row, None
+        if report.status not in _RANK or _RANK[report.status] <= _RANK.get(row.status, 0):
+            return "unchanged", row.id
+        if row.status == NOTIFY_FAILED and row.sent_at is None:
+            # the provider refused the send itself (a 4xx): nothing went out, so no report can
+            # make it delivered; the refusal and its reason stay as they are
+            return "unchanged", row.id
+        values = _report_columns(report, row)
+        n = notifications.c
+        written = await conn.execute(
+            sa.update(notifications).where(n.id == row.id, n.status == row.status).values(values)
+        )
+        if written.rowcount == 1:
+            await _write_events(conn, events, row.id, row, values, report.at)
+            return "updated", row.id
+    return "unchanged", row.id
+
+
+_APPLY_ATTEMPTS = 3  # each lost race means another writer moved the status forward meanwhile
+
+
+async def _reported_row(conn: Any, report: Report, match_window_s: float) -> Any:
+    """The message a report is about, or why there is none ("unknown_ref", "ambiguous_match")."""
     n = notifications.c
     by_ref: sa.ColumnElement[bool] = sa.false()
     if report.provider_ref:
@@ -440,20 +470,9 @@ async def _apply(
     if row is None:
         candidates = [r for r in found if r.provider_ref is None]
         if len(candidates) > 1:
-            return "ambiguous_match", None
+            return "ambiguous_match"
         row = candidates[0] if candidates else None
-    if row is None:
-        return "unknown_ref", None
-    if report.status not in _RANK or _RANK[report.status] <= _RANK.get(row.status, 0):
-        return "unchanged", row.id
-    if row.status == NOTIFY_FAILED and row.sent_at is None:
-        # the provider refused the send itself (a 4xx): nothing went out, so no report can
-        # make it delivered; the refusal and its reason stay as they are
-        return "unchanged", row.id
-    values = _report_columns(report, row)
-    await conn.execute(sa.update(notifications).where(n.id == row.id).values(values))
-    await _write_events(conn, events, row.id, row, values, report.at)
-    return "updated", row.id
+    return row if row is not None else "unknown_ref"
 
 
 def _report_columns(report: Report, row: Any) -> dict[str, Any]:
