@@ -31,6 +31,7 @@ from receptionist.bridge import memtrace
 from receptionist.bridge.admission import Admission
 from receptionist.bridge.budget import BudgetGuard
 from receptionist.bridge.checkpointer import Checkpointer
+from receptionist.bridge.connect_url import exotel_connect
 from receptionist.bridge.drain import Drain
 from receptionist.bridge.loop_lag import LoopLagMonitor
 from receptionist.bridge.recorder import CallRecorder
@@ -329,6 +330,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
     deps = WebDeps(db=ctx.db, tenants=ctx.tenants, usd_inr=ctx.settings.usd_inr_rate)
     app = Starlette(
         routes=[
+            Route("/exotel/connect", exotel_connect),  # before the stream's /exotel/{tenant_id}
             WebSocketRoute("/exotel/{tenant_id}", exotel_stream),
             WebSocketRoute("/exotel", exotel_stream),
             Route("/healthz", healthz),

@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket
 
 from receptionist import logctx, tracing
 from receptionist.audio import StreamResampler, duration_ms, rms
-from receptionist.bridge import silence
+from receptionist.bridge import callback_context, handoff, silence
 from receptionist.bridge.budget import Budget
 from receptionist.bridge.call_record import CallRecord, Outcome
 from receptionist.bridge.call_stats import CallStats
@@ -41,6 +41,7 @@ from receptionist.engines.base import (
     EngineNote,
     EngineRequest,
     GoingAway,
+    HandoffRequested,
     Interrupted,
     Reconnected,
     TurnComplete,
@@ -94,6 +95,9 @@ class CallSession:
         self.tenant_hint = tenant_hint
         self.call_sid = ""
         self.stream_sid = ""
+        self.caller_number = ""
+        # what the engine is told of an earlier call when this one is an AI callback
+        self.callback_context = ""
         self.tenant: Tenant | None = None
         self.engine: VoiceEngine | None = None
         self.stats = CallStats()
@@ -143,6 +147,7 @@ class CallSession:
             return
         self._start_at = time.monotonic()
         self.call_sid, self.stream_sid = start.call_sid, start.stream_sid
+        self.caller_number = start.from_number
         self.record.call_sid = self.call_sid
         tenant_id = (
             self.tenant_hint
@@ -293,10 +298,16 @@ class CallSession:
     async def _create_engine(self, start: exotel.Start, tenant: Tenant) -> VoiceEngine | None:
         """The call's engine, and the caller side's framing; None (the call is over) when the
         factory refuses."""
+        token = start.custom_parameters.get(callback_context.PARAM)
+        if token:  # a call we placed to call someone back: the engine hears the first call
+            self.callback_context = await callback_context.load(self, token)
+        instruction = tenant.system_instruction
+        if self.callback_context:
+            instruction += "\n" + self.callback_context
         request = EngineRequest(
             call_sid=start.call_sid,
             tenant_id=tenant.tenant_id,
-            system_instruction=tenant.system_instruction,
+            system_instruction=instruction,
             language=tenant.primary_language,
             voice=tenant.voice,
             model=tenant.model,
@@ -547,6 +558,8 @@ class CallSession:
         elif type(ev) is EndCall:
             if self._hangup is None:  # the goodbye is the turn being spoken now
                 self._mark_hangup(ev.reason)
+        elif type(ev) is HandoffRequested:  # its "putting you through" is being spoken now
+            await handoff.request_handoff(self, ev.reason, ev.who, speak=False)
         elif type(ev) is GoingAway:
             metrics.ENGINE_GO_AWAYS.labels(metrics.bounded(engine.name)).inc()
             self.note("engine_go_away", f"time_left={ev.time_left_s}", level=logging.INFO)
@@ -744,6 +757,27 @@ class CallSession:
         if self.status == "in_progress":
             self.status, self.end_reason = "completed", reason
         await self.socket.close(1000, reason)
+
+    # --- hand-off to a person (bridge/handoff.py) ---------------------------------------------
+
+    async def request_handoff(
+        self, reason: str, who: str | None = None, *, speak: bool = True
+    ) -> handoff.HandoffResult:
+        """Put the caller through to a person (the `handoff` tool's entry point): the agent says
+        so, the row records who and why, and the stream ends once that line is heard, so Exotel's
+        flow goes on to its Connect applet. Outside the tenant's hours the call goes on and the
+        agent takes a message instead (see ``HandoffResult.status``)."""
+        return await handoff.request_handoff(self, reason, who, speak=speak)
+
+    @property
+    def hangup_reason(self) -> str | None:
+        """Why the call is ending, once something decided it is (None: it goes on)."""
+        return self._hangup
+
+    def end_after_turn(self, reason: str) -> None:
+        """End the call once the agent's turn being spoken now (or next) has been heard."""
+        if self._hangup is None:
+            self._mark_hangup(reason)
 
     def _mark_hangup(self, reason: str) -> None:
         """End the call once the turn being spoken (the goodbye) has been heard."""

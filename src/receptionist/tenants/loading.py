@@ -231,6 +231,8 @@ class _Loader:
             whatsapp=cfg["whatsapp"],
             digest=cfg["digest"],
             webhooks=cfg["webhooks"],
+            handoff=cfg["handoff"],
+            callbacks=cfg["callbacks"],
             raw_config=config,
         )
 

@@ -23,7 +23,7 @@ The details collected use the tenant's field names and the value shapes of the p
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -39,6 +39,7 @@ from receptionist.language.cues import (
     is_yes,
     question_strength,
     wants_human,
+    wants_person,
 )
 from receptionist.language.dates import parse_date
 from receptionist.language.names import parse_name
@@ -242,6 +243,8 @@ class GroundedBrain:
             return self._not_understood()
         if _REPEAT.search(text) and self._last_text:
             return self._out(self._last_text, reason="repeat")
+        if wants_person(text) and self.tenant.handoff is not None:
+            return self._handoff()
         if wants_human(text):
             if st.awaiting_confirmation and not is_no(text):
                 # "just ask the owner to call me" after the read-back: it stands, with a call back
@@ -1484,6 +1487,21 @@ class GroundedBrain:
             + self._field_question(plan),
             reason="not_found",
         )
+
+    def _handoff(self) -> BrainReply:
+        """Put the caller through (the bridge ends the stream once this is heard, and Exotel's
+        Connect applet rings the owner), or, outside the `[handoff]` hours, offer to take a
+        message: the owner is told either way (bridge/handoff.py)."""
+        st = self.state
+        handoff = self.tenant.handoff
+        assert handoff is not None
+        language = self.tenant.primary_language
+        if handoff.hours.is_open(datetime.now(UTC)):
+            st.ended = True
+            return self._out(handoff.phrase(language), end=True, reason="handoff")
+        st.callback_offered = True
+        st.last_prompt = "callback"
+        return self._out(handoff.unavailable_phrase(language), reason="handoff_unavailable")
 
     def _offer_callback(self) -> BrainReply:
         st = self.state
