@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 import httpx
 
+from receptionist.config import Settings
 from receptionist.notify.phones import InvalidPhone, normalise_phone
 from receptionist.store.callbacks import (
     callback_key,
@@ -53,6 +54,7 @@ __all__ = [
     "CallbackDeps",
     "CallbackRefused",
     "Placed",
+    "callback_deps",
     "place_callback",
     "rule_reason",
     "settle_callback",
@@ -96,6 +98,34 @@ class CallbackDeps:
     #: our bridge's public WebSocket base, e.g. wss://rx.example.com/exotel (the tenant is added)
     stream_base: str
     now: Callable[[], datetime] = utcnow
+
+
+def callback_deps(settings: Settings, db: Database, tenants: Tenants) -> CallbackDeps | None:
+    """The callbacks' dependencies from the settings; None (callbacks refused as `no_exotel`)
+    without Exotel's API credentials or CALLBACK_STREAM_URL."""
+    if not (settings.exotel_account_sid and settings.exotel_api_key and settings.exotel_api_token):
+        return None
+    if not settings.callback_stream_url:
+        return None
+    config = ExotelApiConfig(
+        account_sid=settings.exotel_account_sid,
+        api_key=settings.exotel_api_key,
+        api_token=settings.exotel_api_token.get_secret_value(),
+        subdomain=settings.exotel_subdomain,
+        base_url=settings.exotel_api_base_url,
+    )
+    return CallbackDeps(db, tenants, config, httpx.AsyncClient(), settings.callback_stream_url)
+
+
+_settling: set[asyncio.Task[str]] = set()  # follow-ups in flight (a reference keeps each alive)
+
+
+def follow_up(deps: CallbackDeps, placed: Placed) -> asyncio.Task[str]:
+    """Settle a placed callback in the background (the API answers at once)."""
+    task = asyncio.create_task(settle_callback(deps, placed), name=f"callback-{placed.exotel_sid}")
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
+    return task
 
 
 def rule_reason(tenant: Tenant, row: dict[str, Any]) -> str | None:

@@ -36,6 +36,7 @@ from receptionist.bridge.drain import Drain
 from receptionist.bridge.loop_lag import LoopLagMonitor
 from receptionist.bridge.recorder import CallRecorder
 from receptionist.bridge.session import CallSession
+from receptionist.callbacks import callback_deps
 from receptionist.config import Settings
 from receptionist.engines.base import EngineFactory
 from receptionist.notify.webhook import msg91_webhook_route
@@ -327,7 +328,12 @@ def create_app(ctx: BridgeContext) -> Starlette:
         yield
         await _stop_background(ctx, background)
 
-    deps = WebDeps(db=ctx.db, tenants=ctx.tenants, usd_inr=ctx.settings.usd_inr_rate)
+    deps = WebDeps(
+        db=ctx.db,
+        tenants=ctx.tenants,
+        usd_inr=ctx.settings.usd_inr_rate,
+        callbacks=callback_deps(ctx.settings, ctx.db, ctx.tenants),
+    )
     app = Starlette(
         routes=[
             Route("/exotel/connect", exotel_connect),  # before the stream's /exotel/{tenant_id}

@@ -183,8 +183,14 @@ def check_callbacks(
             'callbacks.caller_id is missing: the ExoPhone the caller sees, e.g. "08047112233"',
         )
     # without hours of its own: the hours a person answers are the hours to call back in
-    own = "hours" in table or handoff is None
-    hours = _hours(r, table, path, tz) if own or handoff is None else handoff.hours
+    if "hours" in table:
+        hours = _hours(r, table, path, tz)
+    elif handoff is not None:
+        hours = handoff.hours
+    elif "handoff" in config:  # [handoff] is wrong (reported there): nothing more to say
+        return None
+    else:
+        hours = _hours(r, table, path, tz)  # reports the missing hours
     per_day = _int(r, table, "per_number_per_day", path, 1, 10, 2)
     ring = _int(r, table, "ring_seconds", path, 5, 120, 30)
     if len(r.problems) != before or hours is None or not caller_id:

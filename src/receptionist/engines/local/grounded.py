@@ -23,7 +23,7 @@ The details collected use the tenant's field names and the value shapes of the p
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -1496,7 +1496,8 @@ class GroundedBrain:
         handoff = self.tenant.handoff
         assert handoff is not None
         language = self.tenant.primary_language
-        if handoff.hours.is_open(datetime.now(UTC)):
+        now = self.now if self.now.tzinfo is not None else self.now.astimezone()
+        if handoff.hours.is_open(now):
             st.ended = True
             return self._out(handoff.phrase(language), end=True, reason="handoff")
         st.callback_offered = True

@@ -74,6 +74,12 @@ NOTICE_TEXT = {
     "resent": N_("The message is queued to be sent again."),
     "not_failed": ERROR_TEXT["not_failed"],
     "not_resendable": ERROR_TEXT["not_resendable"],
+    "calling_back": N_("The caller is being called back now."),
+    "callback_refused": N_("The caller could not be called back."),
+    "callback_withheld": N_("The caller's number is withheld: it cannot be called back."),
+    "callback_outside_hours": N_("It is outside the business's hours: call back later."),
+    "callback_rate_limited": N_("This number was called back enough today."),
+    "callback_already": N_("This call was already called back."),
 }
 STATUS_LABEL = {
     "in_progress": N_("In progress"),
@@ -363,6 +369,12 @@ def create_dashboard(
         Route("/calls.csv", page(pages.calls_csv, anonymous="401"), name="calls_csv"),
         Route("/calls/{call_sid}", page(pages.call), name="call"),
         Route("/calls/{call_sid}/retry", page(pages.retry), methods=["POST"], name="retry"),
+        Route(
+            "/calls/{call_sid}/callback",
+            page(pages.call_back),
+            methods=["POST"],
+            name="call_back",
+        ),
         Route("/messages", page(pages.messages), name="messages"),
         Route(
             "/messages/{notification_id:int}/resend",
