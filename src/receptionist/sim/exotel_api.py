@@ -235,7 +235,8 @@ class FakeExotelApi(HttpDouble):
             return _error(401, "Authentication failed")
         if request.path_params["account_sid"] != self.account_sid:
             return _error(403, "Not allowed to access this account")
-        sent = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        # application/x-www-form-urlencoded, read by hand (no multipart parser needed)
+        sent = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         self.connects.append(sent)
         form = {k.lower(): v for k, v in sent.items()}
         problem = _connect_problem(form)
