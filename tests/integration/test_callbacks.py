@@ -26,11 +26,15 @@ from receptionist.callbacks import (
     settle_callback,
 )
 from receptionist.engines.local.models import LocalModelsMissing, check_local_models
+from receptionist.postcall.pipeline import PipelineDeps
+from receptionist.postcall.pricing import load_pricing
+from receptionist.postcall.wiring import offline_analyzer
+from receptionist.postcall.worker import Worker
 from receptionist.sim.exotel_api import FakeExotelApi
 from receptionist.sim.gemini_live import FakeGeminiLive
 from receptionist.store.api_keys import create_key
 from receptionist.store.callbacks import callbacks_for_call
-from receptionist.store.calls import NewCall, create_call, get_call
+from receptionist.store.calls import FinishedCall, NewCall, create_call, finish_call, get_call
 from receptionist.store.db import Database
 from receptionist.telephony.exotel_api import ExotelApiConfig
 from receptionist.tenants.handoff import DAYS
@@ -264,3 +268,52 @@ async def callback_over_the_api(bridge: Bridge, db: Database, exotel: FakeExotel
     (row,) = await callbacks_for_call(db, first)
     assert row.status == "answered"
     assert await get_call(db, first) is not None
+
+
+# ---------------------------------------------------------------- the call-type rule (pipeline)
+
+COMPLAINT = [
+    {"speaker": "agent", "text": "Sweet Crumbs Bakery, hello?", "start_ms": 0, "end_ms": 900},
+    {"speaker": "caller", "text": "I want to complain, my cake delivery came two hours late and",
+     "start_ms": 1000, "end_ms": 4000},
+]  # fmt: skip
+
+
+async def test_a_failed_complaint_is_called_back_by_the_rule_once(
+    db: Database, tmp_path: Path, exotel: FakeExotelApi, client: httpx.AsyncClient
+) -> None:
+    root = tenants_dir(tmp_path)
+    set_hours(root, "daily 00:00-24:00")
+    exotel.no_answer.add(CALLER)
+    callbacks = deps_for(db, root, exotel, client)
+    pipeline = PipelineDeps(
+        db=db,
+        tenants=TenantRepository(root),
+        pricing=load_pricing(),
+        analyzer=offline_analyzer,
+        callbacks=callbacks,
+    )
+    for sid, status in (("CAruleFail01", "failed"), ("CAruleDone01", "completed")):
+        await finish_call(
+            db,
+            FinishedCall(
+                call_sid=sid,
+                status=status,
+                tenant="bakery",
+                transcript=COMPLAINT,
+                from_number=CALLER,
+                end_reason="engine_error" if status == "failed" else "agent_ended",
+            ),
+        )
+    await Worker(pipeline).drain()
+    failed = await get_call(db, "CAruleFail01")
+    assert failed is not None and failed["call_type"] == "complaint"
+    (row,) = await callbacks_for_call(db, "CAruleFail01")
+    assert row.reason == "failed" and row.to_number == CALLER
+    assert any(e["kind"] == "callback_placed" for e in failed["events"])
+    # an unresolved complaint (its required details missing) is called back too, once
+    (other,) = await callbacks_for_call(db, "CAruleDone01")
+    assert other.reason == "unresolved"
+    assert len(exotel.connects) == 2
+    await Worker(pipeline).drain()  # nothing left to do: nothing dialled again
+    assert len(exotel.connects) == 2
