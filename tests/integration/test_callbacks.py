@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
 from receptionist.bridge.callback_context import context_text
 from receptionist.callbacks import (
@@ -25,6 +26,7 @@ from receptionist.callbacks import (
     rule_reason,
     settle_callback,
 )
+from receptionist.cli import app
 from receptionist.engines.local.models import LocalModelsMissing, check_local_models
 from receptionist.postcall.pipeline import PipelineDeps
 from receptionist.postcall.pricing import load_pricing
@@ -317,3 +319,45 @@ async def test_a_failed_complaint_is_called_back_by_the_rule_once(
     assert len(exotel.connects) == 2
     await Worker(pipeline).drain()  # nothing left to do: nothing dialled again
     assert len(exotel.connects) == 2
+
+
+# ---------------------------------------------------------------- the command
+
+
+async def test_the_calls_callback_command(tmp_path: Path, exotel: FakeExotelApi) -> None:
+    root = tenants_dir(tmp_path)
+    set_hours(root, "daily 00:00-24:00")
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    db = Database(url)
+    await db.upgrade()
+    try:
+        await a_call(db, "CAcli000001")
+        await a_call(db, "CAcli000002", from_number="anonymous")
+    finally:
+        await db.dispose()
+    env = {
+        "DATABASE_URL": url,
+        "TENANTS_DIR": str(root),
+        "EXOTEL_ACCOUNT_SID": "ACrx",
+        "EXOTEL_API_KEY": "k",
+        "EXOTEL_API_TOKEN": "t",
+        "EXOTEL_API_BASE_URL": exotel.base_url,
+        "CALLBACK_STREAM_URL": "wss://rx.example.com/exotel",
+    }
+    exotel.no_answer.add(CALLER)
+
+    def run(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, ["calls", "callback", *args], env=env)
+        return result.exit_code, result.output
+
+    # the command runs its own event loop: in a thread, while the double answers on this one
+    code, out = await asyncio.to_thread(run, "CAcli000001", "--no-wait")
+    assert code == 0, out
+    assert f"calling {CALLER} back" in out and "callback CAcli000001: placed" in out
+    code, out = await asyncio.to_thread(run, "CAcli000001", "--no-wait")
+    assert code == 1 and "not called back (already)" in out
+    code, out = await asyncio.to_thread(run, "CAcli000002")
+    assert code == 1 and "not called back (withheld)" in out
+    code, out = await asyncio.to_thread(run, "CAcli000003")
+    assert code == 1 and "not called back (not_found)" in out
+    assert len(exotel.connects) == 1
