@@ -83,14 +83,13 @@ async def request_handoff(
     if not handoff.hours.is_open(now or utcnow()):
         say = handoff.unavailable_phrase(language)
         session.note("handoff_outside_hours", f"reason={reason} who={who or '-'}")
-        await _record(session, who, reason, outcome=OUTSIDE_HOURS)
-        await _notify_owner(session, reason)
+        session.in_background(_record_and_notify(session, who, reason))
         if speak:
             await engine.say(say, "handoff_unavailable")
         return HandoffResult(OUTSIDE_HOURS, say)
     say = handoff.phrase(language)
     session.note("handoff", f"reason={reason} who={who or '-'}", level=logging.INFO)
-    await _record(session, who, reason)
+    session.in_background(_record(session, who, reason))
     session.end_after_turn(END_REASON)
     if speak:
         await engine.say(say, "handoff")
@@ -100,8 +99,9 @@ async def request_handoff(
 async def _record(
     session: CallSession, who: str | None, reason: str, outcome: str | None = None
 ) -> None:
-    """Who and why on the call's row (after its first write). A database outage loses only
-    this note: the call goes on, and its events still say it."""
+    """Who and why on the call's row (after its first write), in the background: the audio
+    pumps never wait for the database. An outage loses only this note: the call goes on, and
+    its events still say it."""
     created = session.record.created
     try:
         if created is not None:
@@ -112,6 +112,11 @@ async def _record(
             await record_handoff_outcome(db, session.call_sid, outcome)
     except Exception as exc:
         session.note("handoff_not_recorded", f"{type(exc).__name__}: {exc}"[:200])
+
+
+async def _record_and_notify(session: CallSession, who: str | None, reason: str) -> None:
+    await _record(session, who, reason, outcome=OUTSIDE_HOURS)
+    await _notify_owner(session, reason)
 
 
 async def _notify_owner(session: CallSession, reason: str) -> None:

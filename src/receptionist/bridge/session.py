@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,8 @@ GOODBYE_GRACE_S = 15.0
 # bursts); beyond it frames are counted and dropped: a stream sending faster than a phone can
 # speak would otherwise be forwarded, and billed by the model, at that rate.
 MEDIA_BURST_S = 2.0
+# How long the end of a call waits for its side writes (a hand-off's note) before saving.
+SIDE_WRITES_WAIT_S = 5.0
 # How long after a cached greeting starts its engine begins to connect (see _greet_from_cache).
 GREETING_CONNECT_AFTER_S = 0.02
 
@@ -98,6 +101,8 @@ class CallSession:
         self.caller_number = ""
         # what the engine is told of an earlier call when this one is an AI callback
         self.callback_context = ""
+        # database writes a call starts on the side (a hand-off's note): the end waits for them
+        self._side_writes: set[asyncio.Task[None]] = set()
         self.tenant: Tenant | None = None
         self.engine: VoiceEngine | None = None
         self.stats = CallStats()
@@ -769,6 +774,13 @@ class CallSession:
         agent takes a message instead (see ``HandoffResult.status``)."""
         return await handoff.request_handoff(self, reason, who, speak=speak)
 
+    def in_background(self, write: Coroutine[Any, Any, None]) -> None:
+        """Run a database write beside the call (never in a pump); the call's end waits for
+        it (bounded) so its row has everything."""
+        task = asyncio.create_task(write, name=f"side-{self.call_sid}")
+        self._side_writes.add(task)
+        task.add_done_callback(self._side_writes.discard)
+
     @property
     def hangup_reason(self) -> str | None:
         """Why the call is ending, once something decided it is (None: it goes on)."""
@@ -803,6 +815,8 @@ class CallSession:
         return Outcome(self.status, self.end_reason, self.error, self.answered_at)
 
     async def _persist_end(self) -> None:
+        if self._side_writes:
+            await asyncio.wait(set(self._side_writes), timeout=SIDE_WRITES_WAIT_S)
         if self.status == "in_progress":
             self.status, self.end_reason = "completed", self.end_reason or "caller_disconnected"
         await self.record.finish(self._outcome())
