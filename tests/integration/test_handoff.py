@@ -22,6 +22,8 @@ from pydantic import SecretStr
 
 from receptionist.bridge.handoff import OUTSIDE_HOURS, PUTTING_THROUGH
 from receptionist.bridge.session import CallSession
+from receptionist.engines.local.models import LocalModelsMissing, check_local_models
+from receptionist.engines.local.tts import TextToSpeech, TtsSettings
 from receptionist.sim.caller import CallerScript, CallOptions, CallResult, place_call
 from receptionist.sim.gemini_live import FakeGeminiLive
 from receptionist.store.calls import get_call
@@ -207,3 +209,39 @@ async def test_without_the_setting_every_connect_request_is_refused(
         sid = await finished_call(b)
         answer = await connect(b, key="", CallSid=sid)
         assert answer.status_code == 403 and answer.json()["destination"]["numbers"] == []
+
+
+async def test_the_local_engine_puts_a_caller_through_when_asked(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """Spoken end to end: Piper speaks the caller, Whisper hears "talk to the owner", the
+    grounded brain says it is putting them through and the bridge ends the stream. The
+    deadlines only stop a hung test (tests/integration/test_local_call.py has the why)."""
+    try:
+        check_local_models()
+    except LocalModelsMissing as exc:  # pragma: no cover - CI installs the extra
+        pytest.skip(f"local engine not installed: {exc}")
+    tts = TextToSpeech(TtsSettings(noise_scale=0.0, noise_w_scale=0.0))
+    tts.load()
+    far_off = {"silence_prompt_after_s": 1000.0, "silence_hangup_after_s": 1100.0}
+    async with (
+        FakeGeminiLive() as unused,  # the harness wants one; the local engine answers
+        running_bridge(sqlite_db, tmp_path, unused, voice_engine="local", **far_off) as b,
+    ):
+        set_hours(b, "daily 00:00-24:00")
+        call = await place_call(
+            CallOptions(url=b.url("bakery"), voice=tts.synthesize, max_call_s=900),
+            CallerScript(
+                utterances=["Hello, can I talk to the owner please?"],
+                turn_timeout_s=300,
+                agent_quiet_ms=5000,
+                hangup_after_ms=120_000,  # the caller waits: the bridge must end it
+            ),
+        )
+        row = await row_for(b.db, call.call_sid)
+    assert call.closed_by == "server", (call.error, row["transcript"])
+    assert row["end_reason"] == "handoff", row["transcript"]
+    assert row["handoff"]["reason"] == "caller_asked"
+    handoff = b.ctx.tenants.get("bakery").handoff
+    assert handoff is not None
+    assert row["transcript"][-1]["text"].strip() == handoff.phrase("en-IN")
