@@ -127,6 +127,37 @@ async def test_handoff_in_hours_ends_the_stream_and_the_connect_url_rings_the_ow
     row = await get_call(bridge.db, sid)
     assert row is not None and row["handoff"]["outcome"] == "ringing"
     assert row["handoff"]["who"] == "owner"  # kept beside the outcome
+    # nobody answered: the flow's next Voicebot applet (`?leg=message`) brings the caller back
+    back = await place_call(
+        CallOptions(
+            url=bridge.url("bakery", "?leg=message"),
+            call_sid=sid,
+            custom_parameters={"leg": "message"},
+            max_call_s=60,
+        ),
+        CallerScript(hangup_after_ms=100),
+    )
+    assert back.ok, back.error
+    message = await row_for(bridge.db, sid + "M")  # its own row; the first one is kept
+    assert ("message_leg", f"back from {sid}") in [
+        (e["kind"], e["detail"]) for e in message["events"]
+    ]
+    first = await get_call(bridge.db, sid)
+    assert first is not None and first["handoff"]["outcome"] == "no_answer"
+    assert first["end_reason"] == "handoff" and first["transcript"] == row["transcript"]
+    async with bridge.db.session() as conn:
+        keys = (
+            (
+                await conn.execute(
+                    sa.select(notifications.c.idempotency_key).where(
+                        notifications.c.call_sid == sid
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert keys == [f"handoff:{sid}"]  # the owner hears of it once
 
 
 async def test_handoff_outside_hours_takes_a_message_and_tells_the_owner(

@@ -16,7 +16,8 @@ request). Anything else is refused (403) and answers no numbers. Without the set
 refuses every request (fail closed).
 
 Outside the tenant's hours, or with no `[handoff]`, the answer names no numbers: Exotel takes
-the applet's "nobody answered" branch, and the owner gets the tenant's notice.
+the applet's "nobody answered" branch (a Voicebot applet with `?leg=message` brings the caller
+back to the agent, bridge/handoff.py), and the owner gets the tenant's notice.
 """
 
 from __future__ import annotations

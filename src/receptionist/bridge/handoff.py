@@ -15,13 +15,14 @@ brain, whose own reply already says the line).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from receptionist.notify.handoff_notice import queue_owner_notice
 from receptionist.store.handoffs import record_handoff, record_handoff_outcome
 from receptionist.store.schema import utcnow
+from receptionist.telephony.exotel import Start
 
 if TYPE_CHECKING:
     from receptionist.bridge.session import CallSession
@@ -36,6 +37,15 @@ PUTTING_THROUGH, OUTSIDE_HOURS, NOT_CONFIGURED, ALREADY = (
     "already_ending",
 )
 MAX_REASON_CHARS = 120  # from a model's tool call: bounded before it reaches a row or a log
+# The Voicebot applet in the Connect applet's "nobody answered" branch carries `?leg=message`:
+# the same CallSid comes back to the agent, recorded as its own call (`<CallSid>M`).
+LEG_PARAM, MESSAGE_LEG, MESSAGE_LEG_SUFFIX = "leg", "message", "M"
+MESSAGE_LEG_INSTRUCTION = (
+    "## The caller is back from a transfer\n"
+    "They asked for a person and were being put through, but nobody answered. Say sorry that"
+    " nobody could take the call, then take a message: their name, what it is about and when"
+    " to call them back; say the team will call back.\n"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +59,34 @@ class HandoffResult:
     @property
     def ok(self) -> bool:
         return self.status == PUTTING_THROUGH
+
+
+def message_leg(start: Start) -> tuple[Start, str | None]:
+    """A stream that brings a caller back after an unanswered hand-off: the start as this
+    stream's own call (``<CallSid>M``, so the first call's row stays as it is), and the first
+    call's sid; any other stream: as it is, None."""
+    if start.custom_parameters.get(LEG_PARAM) != MESSAGE_LEG:
+        return start, None
+    return replace(start, call_sid=start.call_sid + MESSAGE_LEG_SUFFIX), start.call_sid
+
+
+async def came_back(session: CallSession, first_sid: str) -> None:
+    """The caller came back unanswered: the first call's hand-off says so, and the owner is
+    told (once per call, with the tenant's notice)."""
+    tenant = session.tenant
+    assert tenant is not None
+    try:
+        await record_handoff_outcome(session.ctx.db, first_sid, "no_answer")
+        await queue_owner_notice(
+            session.ctx.db,
+            session.ctx.settings,
+            tenant,
+            first_sid,
+            session.caller_number,
+            "nobody answered the transfer; a message is being taken",
+        )
+    except Exception as exc:
+        session.note("handoff_not_recorded", f"{type(exc).__name__}: {exc}"[:200])
 
 
 def _bounded(text: str | None) -> str:

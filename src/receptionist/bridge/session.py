@@ -101,6 +101,8 @@ class CallSession:
         self.caller_number = ""
         # what the engine is told of an earlier call when this one is an AI callback
         self.callback_context = ""
+        # the call this one came back from (a hand-off nobody answered), None: a call of its own
+        self.first_leg: str | None = None
         # database writes a call starts on the side (a hand-off's note): the end waits for them
         self._side_writes: set[asyncio.Task[None]] = set()
         self.tenant: Tenant | None = None
@@ -150,6 +152,7 @@ class CallSession:
         start = await self.socket.await_start()
         if start is None:
             return
+        start, self.first_leg = handoff.message_leg(start)  # back after an unanswered hand-off
         self._start_at = time.monotonic()
         self.call_sid, self.stream_sid = start.call_sid, start.stream_sid
         self.caller_number = start.from_number
@@ -309,6 +312,10 @@ class CallSession:
         instruction = tenant.system_instruction
         if self.callback_context:
             instruction += "\n" + self.callback_context
+        if self.first_leg is not None:
+            self.note("message_leg", f"back from {self.first_leg}", level=logging.INFO)
+            self.in_background(handoff.came_back(self, self.first_leg))
+            instruction += "\n" + handoff.MESSAGE_LEG_INSTRUCTION
         request = EngineRequest(
             call_sid=start.call_sid,
             tenant_id=tenant.tenant_id,
