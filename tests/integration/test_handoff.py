@@ -26,6 +26,7 @@ from receptionist.engines.local.models import LocalModelsMissing, check_local_mo
 from receptionist.engines.local.tts import TextToSpeech, TtsSettings
 from receptionist.sim.caller import CallerScript, CallOptions, CallResult, place_call
 from receptionist.sim.gemini_live import FakeGeminiLive
+from receptionist.store.api_keys import create_key
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
 from receptionist.store.schema import notifications
@@ -158,6 +159,16 @@ async def test_handoff_in_hours_ends_the_stream_and_the_connect_url_rings_the_ow
             .all()
         )
     assert keys == [f"handoff:{sid}"]  # the owner hears of it once
+    # the owner's API shows who and why, and what came of it
+    _, key = await create_key(bridge.db, tenant="bakery")
+    async with httpx.AsyncClient() as http:
+        got = await http.get(
+            f"http://127.0.0.1:{bridge.port}/api/v1/calls/{sid}",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    assert got.status_code == 200
+    shown = got.json()["handoff"]
+    assert (shown["who"], shown["outcome"]) == ("owner", "no_answer")
 
 
 async def test_handoff_outside_hours_takes_a_message_and_tells_the_owner(

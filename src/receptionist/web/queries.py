@@ -204,6 +204,7 @@ async def call_detail(s: Scope, deps: WebDeps, call_sid: str) -> CallDetail:
         exotel=_exotel_record(exo) if exo is not None else None,
         attempts=row.attempts,
         last_error=row.last_error,
+        handoff=row.handoff,
     )
 
 
