@@ -102,6 +102,7 @@ async def test_handoff_in_hours_ends_the_stream_and_the_connect_url_rings_the_ow
     bridge: Bridge,
 ) -> None:
     set_hours(bridge, "daily 00:00-24:00")
+    _, key = await create_key(bridge.db, tenant="bakery")  # before the calls write anything
     sid = "CAhandoff0001"
     caller = silent_caller(bridge, sid, hangup_after_ms=60_000)  # never hangs up itself
     session = await live_session(bridge, sid)
@@ -160,7 +161,6 @@ async def test_handoff_in_hours_ends_the_stream_and_the_connect_url_rings_the_ow
         )
     assert keys == [f"handoff:{sid}"]  # the owner hears of it once
     # the owner's API shows who and why, and what came of it
-    _, key = await create_key(bridge.db, tenant="bakery")
     async with httpx.AsyncClient() as http:
         got = await http.get(
             f"http://127.0.0.1:{bridge.port}/api/v1/calls/{sid}",

@@ -98,7 +98,7 @@ async def update_callback(
         values["exotel_sid"] = exotel_sid
     if error is not None:
         values["error"] = error[:300]
-    async with db.begin() as conn:
+    async with db.begin(immediate=True) as conn:
         await conn.execute(sa.update(callbacks).where(callbacks.c.key == key).values(**values))
 
 

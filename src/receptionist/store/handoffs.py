@@ -24,7 +24,7 @@ async def record_handoff(db: Database, call_sid: str, *, who: str | None, reason
         "at": utcnow().isoformat(),
     }
     c = call_details.c
-    async with db.begin() as conn:
+    async with db.begin(immediate=True) as conn:
         result = await conn.execute(
             sa.update(call_details).where(c.call_sid == call_sid).values(handoff=value)
         )
