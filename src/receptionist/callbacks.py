@@ -98,6 +98,9 @@ class CallbackDeps:
     #: our bridge's public WebSocket base, e.g. wss://rx.example.com/exotel (the tenant is added)
     stream_base: str
     now: Callable[[], datetime] = utcnow
+    #: our POST /exotel/status with its key, for Exotel to say how each call ended (None: we
+    #: only poll the call's record, settle_callback)
+    status_callback: str | None = None
 
 
 def callback_deps(settings: Settings, db: Database, tenants: Tenants) -> CallbackDeps | None:
@@ -114,7 +117,19 @@ def callback_deps(settings: Settings, db: Database, tenants: Tenants) -> Callbac
         subdomain=settings.exotel_subdomain,
         base_url=settings.exotel_api_base_url,
     )
-    return CallbackDeps(db, tenants, config, httpx.AsyncClient(), settings.callback_stream_url)
+    status = None
+    secret = settings.exotel_connect_secret
+    if settings.exotel_status_callback_url and secret is not None:
+        key = quote(secret.get_secret_value(), safe="")
+        status = f"{settings.exotel_status_callback_url}?key={key}"
+    return CallbackDeps(
+        db,
+        tenants,
+        config,
+        httpx.AsyncClient(),
+        settings.callback_stream_url,
+        status_callback=status,
+    )
 
 
 _settling: set[asyncio.Task[str]] = set()  # follow-ups in flight (a reference keeps each alive)
@@ -200,6 +215,7 @@ async def place_callback(
             stream_url=stream_url,
             ring_s=rules.ring_seconds,
             custom_field=key[:128],
+            status_callback=deps.status_callback,
         )
     except ExotelApiError as exc:
         await update_callback(deps.db, key, "failed", error=str(exc))

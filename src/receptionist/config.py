@@ -180,6 +180,9 @@ class Settings(BaseSettings):
         None,
         description="Our public WebSocket base for callbacks, e.g. wss://rx.example.com/exotel",
     )
+    exotel_status_callback_url: str | None = Field(
+        None, description="Our public https://.../exotel/status, for the calls we place."
+    )
 
     # --- voice engine ----------------------------------------------------------------------------
     voice_engine: Literal["auto", "gemini-live", "local"] = Field(

@@ -361,3 +361,49 @@ async def test_the_calls_callback_command(tmp_path: Path, exotel: FakeExotelApi)
     code, out = await asyncio.to_thread(run, "CAcli000003")
     assert code == 1 and "not called back (not_found)" in out
     assert len(exotel.connects) == 1
+
+
+# ---------------------------------------------------------------- Exotel's status callback
+
+STATUS_KEY = "status-key-456"
+
+
+async def test_exotels_status_callback_records_a_number_that_does_not_answer(
+    sqlite_db: Database, tmp_path: Path, exotel: FakeExotelApi, client: httpx.AsyncClient
+) -> None:
+    async with (
+        FakeGeminiLive() as fake,
+        running_bridge(
+            sqlite_db, tmp_path, fake, exotel_connect_secret=SecretStr(STATUS_KEY)
+        ) as bridge,
+    ):
+        root = bridge.ctx.settings.tenants_dir
+        set_hours(root, "daily 00:00-24:00")
+        status_url = f"http://127.0.0.1:{bridge.port}/exotel/status"
+        deps = deps_for(sqlite_db, root, exotel, client)
+        deps.status_callback = f"{status_url}?key={STATUS_KEY}"
+        exotel.no_answer.add(CALLER)
+        exotel.status_gate = asyncio.Event()  # Exotel's push waits until the forgeries are in
+        sid = await a_call(sqlite_db, "CAstatus001")
+        placed = await place_callback(deps, sid)
+        assert exotel.connects[0]["StatusCallback"] == deps.status_callback
+        # forged and malformed pushes change nothing
+        for params, form, code in (
+            ({}, {"CallSid": placed.exotel_sid, "Status": "completed"}, 403),
+            ({"key": "guess"}, {"CallSid": placed.exotel_sid, "Status": "failed"}, 403),
+            ({"key": STATUS_KEY}, {"CallSid": placed.exotel_sid, "Status": "exploded"}, 400),
+            ({"key": STATUS_KEY}, {"CallSid": "../x", "Status": "failed"}, 400),
+        ):
+            got = await client.post(status_url, params=params, data=form)
+            assert got.status_code == code, (params, form, got.text)
+        (row,) = await callbacks_for_call(sqlite_db, sid)
+        assert row.status == "placed"
+        # Exotel's own push once the number rang out (no polling here)
+        exotel.status_gate.set()
+        assert await exotel.status_posted(1) == [(placed.exotel_sid, "no-answer", 200)]
+        (row,) = await callbacks_for_call(sqlite_db, sid)
+        assert (row.status, row.error) == ("no_answer", "exotel: no-answer")
+        unknown = await client.post(
+            status_url, params={"key": STATUS_KEY}, json={"CallSid": "CAnobody", "Status": "busy"}
+        )
+        assert unknown.status_code == 200 and unknown.json() == {"ok": True, "known": False}

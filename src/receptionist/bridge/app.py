@@ -36,6 +36,7 @@ from receptionist.bridge.drain import Drain
 from receptionist.bridge.loop_lag import LoopLagMonitor
 from receptionist.bridge.recorder import CallRecorder
 from receptionist.bridge.session import CallSession
+from receptionist.bridge.status_callback import exotel_status
 from receptionist.callbacks import callback_deps
 from receptionist.config import Settings
 from receptionist.engines.base import EngineFactory
@@ -337,6 +338,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
     app = Starlette(
         routes=[
             Route("/exotel/connect", exotel_connect),  # before the stream's /exotel/{tenant_id}
+            Route("/exotel/status", exotel_status, methods=["POST"]),
             WebSocketRoute("/exotel/{tenant_id}", exotel_stream),
             WebSocketRoute("/exotel", exotel_stream),
             Route("/healthz", healthz),

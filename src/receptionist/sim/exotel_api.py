@@ -53,6 +53,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
+import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -148,6 +149,12 @@ class FakeExotelApi(HttpDouble):
         #: Every connect request's form (keys as sent), in order.
         self.connects: list[dict[str, str]] = []
         self._streams: dict[str, asyncio.Task[CallResult]] = {}
+        #: Every StatusCallback POST the double made: (CallSid, Status, our answer's HTTP code).
+        self.status_posts: list[tuple[str, str, int]] = []
+        self._posts: set[asyncio.Task[None]] = set()
+        self._posted = asyncio.Event()
+        #: When set, StatusCallback POSTs wait until the test sets this event (held answers).
+        self.status_gate: asyncio.Event | None = None
         self.app = Starlette(
             routes=[
                 Route(
@@ -212,9 +219,9 @@ class FakeExotelApi(HttpDouble):
         return await self._streams[call_sid]
 
     async def _closing_down(self) -> None:
-        for task in self._streams.values():
+        for task in [*self._streams.values(), *self._posts]:
             task.cancel()
-        await asyncio.gather(*self._streams.values(), return_exceptions=True)
+        await asyncio.gather(*self._streams.values(), *self._posts, return_exceptions=True)
 
     # ---- the connect API
 
@@ -254,12 +261,50 @@ class FakeExotelApi(HttpDouble):
             pending_status="in-progress" if answered else "ringing",
             duration_s=0,
         )
+        callback = form.get("statuscallback")
         if answered:
-            self._streams[sid] = asyncio.create_task(self._stream(sid, to, exophone, stream_url))
+            self._streams[sid] = asyncio.create_task(
+                self._stream(sid, to, exophone, stream_url, callback)
+            )
+        elif callback:
+            self._post_later(callback, sid, "no-answer")
         record = self._record(self._calls[sid]) | {"Status": "queued"}
         return Response(orjson.dumps({"Call": record}), media_type="application/json")
 
-    async def _stream(self, sid: str, to: str, exophone: str, stream_url: str) -> CallResult:
+    def _post_later(self, url: str, sid: str, status: str) -> None:
+        task = asyncio.create_task(self._post_status(url, sid, status))
+        self._posts.add(task)
+        task.add_done_callback(self._posts.discard)
+
+    async def _post_status(self, url: str, sid: str, status: str) -> None:
+        """Exotel's StatusCallback: a form POST once the call is over."""
+        if self.status_gate is not None:
+            await self.status_gate.wait()
+        form = {
+            "CallSid": sid,
+            "Status": status,
+            "DateUpdated": _fmt(datetime.now(IST)) or "",
+            "RecordingUrl": "",
+        }
+        async with httpx.AsyncClient() as client:
+            try:
+                answer = await client.post(url, data=form, timeout=15.0)
+                code = answer.status_code
+            except httpx.HTTPError:
+                code = 0
+        self.status_posts.append((sid, status, code))
+        self._posted.set()
+
+    async def status_posted(self, count: int = 1) -> list[tuple[str, str, int]]:
+        """Once ``count`` StatusCallback POSTs have been answered: all of them."""
+        while len(self.status_posts) < count:
+            self._posted.clear()
+            await self._posted.wait()
+        return self.status_posts
+
+    async def _stream(
+        self, sid: str, to: str, exophone: str, stream_url: str, callback: str | None = None
+    ) -> CallResult:
         parts = urlsplit(stream_url)
         auth = None
         if parts.username is not None:
@@ -277,7 +322,10 @@ class FakeExotelApi(HttpDouble):
             auth=auth,
             max_call_s=60.0,
         )
-        return await place_call(opts, script)
+        result = await place_call(opts, script)
+        if callback:
+            await self._post_status(callback, sid, "completed")
+        return result
 
     # ---- the record
 

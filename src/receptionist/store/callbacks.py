@@ -20,6 +20,7 @@ __all__ = [
     "callbacks_for_call",
     "claim_callback",
     "recent_callbacks_to",
+    "settle_by_exotel_sid",
     "update_callback",
 ]
 
@@ -100,6 +101,23 @@ async def update_callback(
         values["error"] = error[:300]
     async with db.begin(immediate=True) as conn:
         await conn.execute(sa.update(callbacks).where(callbacks.c.key == key).values(**values))
+
+
+async def settle_by_exotel_sid(db: Database, exotel_sid: str, status: str, error: str) -> bool:
+    """Exotel's StatusCallback for a callback's call: record how it ended, unless the bridge
+    already marked it answered. False: no callback placed that call."""
+    c = callbacks.c
+    stmt = (
+        sa.update(callbacks)
+        .where(c.exotel_sid == exotel_sid, c.status.in_(("placing", "placed")))
+        .values(status=status, error=error[:300], updated_at=utcnow())
+    )
+    async with db.begin(immediate=True) as conn:
+        result = await conn.execute(stmt)
+        if result.rowcount:
+            return True
+        known = await conn.execute(sa.select(c.id).where(c.exotel_sid == exotel_sid))
+        return known.first() is not None
 
 
 async def recent_callbacks_to(db: Database, tenant: str, to_number: str, since: datetime) -> int:
