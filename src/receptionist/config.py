@@ -179,6 +179,17 @@ class Settings(BaseSettings):
     exotel_details_deadline_s: float = Field(
         900.0, gt=0, description="Stop waiting for Exotel's final record after this."
     )
+    # --- hand-off to a person and AI callbacks (README: "Hand-off to a person", "Callbacks") ---
+    exotel_connect_secret: SecretStr | None = Field(
+        None, description="Key in the Connect applet's dynamic URL (?key=...); unset: refused."
+    )
+    callback_stream_url: str | None = Field(
+        None,
+        description="Our public WebSocket base for callbacks, e.g. wss://rx.example.com/exotel",
+    )
+    exotel_status_callback_url: str | None = Field(
+        None, description="Our public https://.../exotel/status, for the calls we place."
+    )
 
     # --- voice engine ----------------------------------------------------------------------------
     voice_engine: Literal["auto", "gemini-live", "local"] = Field(

@@ -53,7 +53,7 @@ def tenants_dir(tmp_path: Path) -> Path:
 
 @contextlib.asynccontextmanager
 async def running_bridge(
-    db: Database, tmp_path: Path, fake: FakeGeminiLive, **settings: Any
+    db: Database, tmp_path: Path, fake: FakeGeminiLive, *, port: int = 0, **settings: Any
 ) -> AsyncIterator[Bridge]:
     values: dict[str, Any] = {
         "database_url": db.url,
@@ -72,8 +72,8 @@ async def running_bridge(
     cfg = load_settings(**values)
     ctx = build_context(cfg, db=db)
     ctx.recorder.retry_delays = (0.01,)
-    async with serve_in_process(create_app(ctx), **uvicorn_options(cfg)) as port:
-        yield Bridge(ctx=ctx, port=port, fake=fake, db=db)
+    async with serve_in_process(create_app(ctx), port=port, **uvicorn_options(cfg)) as bound:
+        yield Bridge(ctx=ctx, port=bound, fake=fake, db=db)
 
 
 def bakery_auth_only(bridge: Bridge, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:

@@ -534,6 +534,18 @@ async def test_the_call_page_in_full_with_resend_and_retry(dash: Dash) -> None:
     assert 'data-testid="retry-button"' not in (await b.get("/app/calls/CAb-failed")).text
 
 
+async def test_the_call_back_button_posts_with_the_session_token(dash: Dash) -> None:
+    b = await dash.sign_in("bakery")
+    assert 'data-testid="callback-button"' in (await b.get("/app/calls/CAb0")).text
+    forged = await b.post("/app/calls/CAb0/callback", {"csrf": "forged"})
+    assert forged.status_code == 403
+    # this server has no Exotel API configured: refused, and the page says so
+    got = await b.post("/app/calls/CAb0/callback", {"csrf": await b.csrf()})
+    assert got.status_code == 303
+    assert got.headers["location"] == "/app/calls/CAb0?m=callback_refused"
+    assert "could not be called back" in (await b.get(got.headers["location"])).text
+
+
 async def test_today_counts_types_urgent_messages_and_spend(dash: Dash) -> None:
     b = await dash.sign_in("bakery")
     page = (await b.get("/app/")).text

@@ -25,11 +25,13 @@ from receptionist.sim.speech import silence, synth_speech
 from receptionist.store import bookings as store
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
+from receptionist.store.handoffs import get_handoff
 from receptionist.tools.runner import ToolBox, ToolContext
 from tests.integration.bridge_harness import running_bridge
 from tests.tool_tenants import SALOON_TOOLS, tool_tenant
 
 IST = ZoneInfo("Asia/Kolkata")
+HANDOFF_ALL_DAY = '\n[handoff]\nnumbers = ["+919800000001"]\nhours = ["daily 00:00-24:00"]\n'
 
 
 def _tomorrow_at(hour: int) -> datetime:
@@ -77,7 +79,7 @@ async def test_tools_in_a_call(db: Database, tmp_path: Path) -> None:
         running_bridge(db, tmp_path, fake) as bridge,
     ):
         toml = bridge.ctx.settings.tenants_dir / "saloon" / "tenant.toml"
-        toml.write_text(toml.read_text() + SALOON_TOOLS)
+        toml.write_text(toml.read_text() + SALOON_TOOLS + HANDOFF_ALL_DAY)
         bridge.ctx.tenants.invalidate("saloon")
         # 4 pm tomorrow is already someone else's
         held = await store.hold_slot(
@@ -126,7 +128,13 @@ async def test_tools_in_a_call(db: Database, tmp_path: Path) -> None:
     assert any(e["kind"] == "bookings_confirmed" for e in row["events"])
     handoffs = [e["detail"] for e in row["events"] if e["kind"] == "handoff_requested"]
     assert handoffs == ["wants the owner (asked for owner)"]
-    assert calls["handoff"].response["handoff"] == "requested"
+    # the tool went through the hand-off: the model is given the words, the stream ends after
+    # its turn (Exotel's Connect applet takes the caller on), and the row says who and why
+    put = calls["handoff"].response
+    assert put["handoff"] == "putting_through" and "putting you through" in put["say"], put
+    assert row["end_reason"] == "handoff"
+    got = await get_handoff(db, result.call_sid)
+    assert got is not None and (got["who"], got["reason"]) == ("owner", "wants the owner")
     mine = await store.find_bookings(db, "saloon", reference=booked["reference"])
     assert mine[0].status == "confirmed" and mine[0].call_sid == result.call_sid
 

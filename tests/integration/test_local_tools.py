@@ -64,18 +64,3 @@ async def test_a_closed_time_and_a_failing_diary(tmp_path: Path, sqlite_db: Data
         "Sorry, I cannot reach the diary right now. The owner will call you back to book."
     )
     assert box.outcomes[-1].status == "failed"
-
-
-async def test_asking_for_a_person_hands_off(tmp_path: Path, sqlite_db: Database) -> None:
-    handoffs: list[Any] = []
-    tenant = tool_tenant(tmp_path)
-    ctx = ToolContext(tenant=tenant, db=sqlite_db, call_sid="CAh", on_handoff=handoffs.append)
-    brain = GroundedBrain(tenant, None, now=NOW)
-    brain.use_tools(ToolBox(ctx))
-    said = await brain.reply("Can I talk to the owner please?")
-    assert said.reason == "handoff" and "putting you through" in said.text
-    assert [h.reason for h in handoffs] == ["the caller asked for a person"]
-    # without the tool enabled: the owner's call back is offered, as before
-    plain = GroundedBrain(tool_tenant(tmp_path / "2", extra=""), None, now=NOW)
-    offered = await plain.reply("Can I talk to the owner please?")
-    assert offered.reason != "handoff"

@@ -106,7 +106,7 @@ async def _usage_rows(db: Database) -> list[dict]:
 
 # --- migrations --------------------------------------------------------------------------------
 
-HEAD = "0010_bookings"
+HEAD = "0011_handoff_callbacks"
 
 
 async def test_upgrade_is_idempotent(db: Database) -> None:

@@ -12,7 +12,13 @@ import pytest
 
 from receptionist.store import bookings as store
 from receptionist.store.db import Database
-from receptionist.tools.runner import HandoffRequest, ToolBox, ToolContext, ToolOutcome
+from receptionist.tools.runner import (
+    HandoffAnswer,
+    HandoffRequest,
+    ToolBox,
+    ToolContext,
+    ToolOutcome,
+)
 from tests.tool_tenants import tool_tenant
 
 # Monday 2026-12-07 09:00 in Chennai (03:30 UTC): the saloon opens at 10:00, 60-minute slots.
@@ -30,13 +36,18 @@ def _box(
 ) -> tuple[ToolBox, list[ToolOutcome], list[HandoffRequest]]:
     outcomes: list[ToolOutcome] = []
     handoffs: list[HandoffRequest] = []
+
+    async def put_through(request: HandoffRequest) -> HandoffAnswer:
+        handoffs.append(request)
+        return HandoffAnswer("putting_through", "Putting you through.")
+
     ctx = ToolContext(
         tenant=tool_tenant(tmp_path, name),
         db=db,
         call_sid=call_sid,
         caller_number="+919812345678",
         clock=lambda: now,
-        on_handoff=handoffs.append,
+        on_handoff=put_through,
     )
     return ToolBox(ctx, on_outcome=outcomes.append, **kw), outcomes, handoffs
 
@@ -103,7 +114,7 @@ async def test_quote_from_the_price_list(tmp_path: Path, db: Database) -> None:
 async def test_handoff_is_handed_to_the_session(tmp_path: Path, db: Database) -> None:
     box, outcomes, handoffs = _box(tmp_path, db)
     out = await box.run("handoff", {"reason": "wants the owner", "who": "owner"})
-    assert out["handoff"] == "requested"
+    assert out == {"handoff": "putting_through", "say": "Say to the caller: Putting you through."}
     assert handoffs == [HandoffRequest("wants the owner", "owner")]
     assert outcomes[-1].status == "ok"
 

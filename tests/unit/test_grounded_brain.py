@@ -7,6 +7,7 @@ on exact wording. "Now" is Wednesday 25 November 2026, 10:00 in Kolkata.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -260,9 +261,35 @@ async def test_goodbye_in_the_middle_of_an_order(tenants: dict[str, Tenant]) -> 
 
 
 async def test_human_request_offers_a_callback(tenants: dict[str, Tenant]) -> None:
-    b = brain(tenants, "bakery")
+    # a business that takes no hand-offs: the owner will call back instead
+    b = GroundedBrain(replace(tenants["bakery"], handoff=None), caller_number=CALLER, now=NOW)
     offer, done = await call(b, "Can I speak to the owner please?", "yes please")
     assert offer.reason == "offer_callback" and not offer.end_call
+    assert done.end_call and b.state.callback_requested
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["Can I speak to the owner please?", "mujhe malik se baat karni hai", "मालिक से बात कराइए"],
+)
+async def test_asking_for_a_person_in_hours_puts_the_caller_through(
+    tenants: dict[str, Tenant], said: str
+) -> None:
+    b = brain(tenants, "bakery")  # Wednesday 10:00: inside the bakery's [handoff] hours
+    (reply,) = await call(b, said)
+    assert reply.reason == "handoff" and reply.end_call
+    handoff = tenants["bakery"].handoff
+    assert handoff is not None and reply.text == handoff.phrase("en-IN")
+
+
+async def test_asking_for_a_person_outside_hours_takes_a_message(
+    tenants: dict[str, Tenant],
+) -> None:
+    sunday_night = datetime(2026, 11, 29, 21, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
+    b = GroundedBrain(tenants["bakery"], caller_number=CALLER, now=sunday_night)
+    offer, done = await call(b, "Can I talk to a real person?", "yes please")
+    assert offer.reason == "handoff_unavailable" and not offer.end_call
+    assert "message" in offer.text
     assert done.end_call and b.state.callback_requested
 
 

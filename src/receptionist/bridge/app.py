@@ -31,10 +31,13 @@ from receptionist.bridge import memtrace
 from receptionist.bridge.admission import Admission
 from receptionist.bridge.budget import BudgetGuard
 from receptionist.bridge.checkpointer import Checkpointer
+from receptionist.bridge.connect_url import exotel_connect
 from receptionist.bridge.drain import Drain
 from receptionist.bridge.loop_lag import LoopLagMonitor
 from receptionist.bridge.recorder import CallRecorder
 from receptionist.bridge.session import CallSession
+from receptionist.bridge.status_callback import exotel_status
+from receptionist.callbacks import callback_deps
 from receptionist.config import Settings
 from receptionist.engines.base import EngineFactory
 from receptionist.hooks.events import status_events_of
@@ -333,9 +336,16 @@ def create_app(ctx: BridgeContext) -> Starlette:
         yield
         await _stop_background(ctx, background)
 
-    deps = WebDeps(db=ctx.db, tenants=ctx.tenants, usd_inr=ctx.settings.usd_inr_rate)
+    deps = WebDeps(
+        db=ctx.db,
+        tenants=ctx.tenants,
+        usd_inr=ctx.settings.usd_inr_rate,
+        callbacks=callback_deps(ctx.settings, ctx.db, ctx.tenants),
+    )
     app = Starlette(
         routes=[
+            Route("/exotel/connect", exotel_connect),  # before the stream's /exotel/{tenant_id}
+            Route("/exotel/status", exotel_status, methods=["POST"]),
             WebSocketRoute("/exotel/{tenant_id}", exotel_stream),
             WebSocketRoute("/exotel", exotel_stream),
             Route("/healthz", healthz),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from starlette.websockets import WebSocket
 
 from receptionist import logctx, tracing
 from receptionist.audio import StreamResampler, duration_ms, rms
-from receptionist.bridge import silence
+from receptionist.bridge import callback_context, handoff, silence
 from receptionist.bridge.budget import Budget
 from receptionist.bridge.call_record import CallRecord, Outcome
 from receptionist.bridge.call_stats import CallStats
@@ -41,6 +42,7 @@ from receptionist.engines.base import (
     EngineNote,
     EngineRequest,
     GoingAway,
+    HandoffRequested,
     Interrupted,
     Reconnected,
     TurnComplete,
@@ -53,7 +55,13 @@ from receptionist.store.checkpoints import Checkpoint
 from receptionist.store.search import response_times
 from receptionist.telephony import exotel
 from receptionist.tenants.repository import InactiveTenant, TenantError
-from receptionist.tools.runner import HandoffRequest, ToolBox, ToolContext, ToolOutcome
+from receptionist.tools.runner import (
+    HandoffAnswer,
+    HandoffRequest,
+    ToolBox,
+    ToolContext,
+    ToolOutcome,
+)
 from receptionist.usage import TokenUsage
 
 if TYPE_CHECKING:
@@ -70,6 +78,8 @@ GOODBYE_GRACE_S = 15.0
 # bursts); beyond it frames are counted and dropped: a stream sending faster than a phone can
 # speak would otherwise be forwarded, and billed by the model, at that rate.
 MEDIA_BURST_S = 2.0
+# How long the end of a call waits for its side writes (a hand-off's note) before saving.
+SIDE_WRITES_WAIT_S = 5.0
 # How long after a cached greeting starts its engine begins to connect (see _greet_from_cache).
 GREETING_CONNECT_AFTER_S = 0.02
 
@@ -96,6 +106,13 @@ class CallSession:
         self.tenant_hint = tenant_hint
         self.call_sid = ""
         self.stream_sid = ""
+        self.caller_number = ""
+        # what the engine is told of an earlier call when this one is an AI callback
+        self.callback_context = ""
+        # the call this one came back from (a hand-off nobody answered), None: a call of its own
+        self.first_leg: str | None = None
+        # database writes a call starts on the side (a hand-off's note): the end waits for them
+        self._side_writes: set[asyncio.Task[None]] = set()
         self.tenant: Tenant | None = None
         self.engine: VoiceEngine | None = None
         self.stats = CallStats()
@@ -127,10 +144,7 @@ class CallSession:
         self._capture: GreetingCapture | None = None
         self._watched = False  # the engine is connected and the watchdog runs (it ends a hang-up)
         self._trace: tracing.CallTrace | None = None  # this call's span, when tracing is on
-        # the tenant's tools on this call (None: none enabled), and a hand-off the agent asked
-        # for (the `handoff` tool): recorded on the call; the hand-off mechanism acts on it
-        self.toolbox: ToolBox | None = None
-        self.handoff: HandoffRequest | None = None
+        self.toolbox: ToolBox | None = None  # the tenant's tools on this call (None: none)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -147,8 +161,10 @@ class CallSession:
         start = await self.socket.await_start()
         if start is None:
             return
+        start, self.first_leg = handoff.message_leg(start)  # back after an unanswered hand-off
         self._start_at = time.monotonic()
         self.call_sid, self.stream_sid = start.call_sid, start.stream_sid
+        self.caller_number = start.from_number
         self.record.call_sid = self.call_sid
         tenant_id = (
             self.tenant_hint
@@ -316,11 +332,12 @@ class CallSession:
             detail += f": {outcome.detail}"
         self.note("tool", detail, level=logging.INFO if outcome.status == "ok" else logging.WARNING)
 
-    def _handoff_requested(self, request: HandoffRequest) -> None:
-        if self.handoff is None:
-            self.handoff = request
+    async def _handoff_requested(self, request: HandoffRequest) -> HandoffAnswer:
+        """The `handoff` tool: the model speaks the words, the stream ends after its turn."""
         who = f" (asked for {request.who})" if request.who else ""
         self.note("handoff_requested", f"{request.reason}{who}"[:300], level=logging.INFO)
+        done = await handoff.request_handoff(self, request.reason, request.who, speak=False)
+        return HandoffAnswer(done.status, done.say)
 
     async def _confirm_bookings(self) -> None:
         """The call is over: what it held is confirmed (a hold that ran out and was taken by
@@ -341,10 +358,20 @@ class CallSession:
         """The call's engine, and the caller side's framing; None (the call is over) when the
         factory refuses."""
         self.toolbox = self._make_toolbox(start, tenant)
+        token = start.custom_parameters.get(callback_context.PARAM)
+        if token:  # a call we placed to call someone back: the engine hears the first call
+            self.callback_context = await callback_context.load(self, token)
+        instruction = tenant.system_instruction
+        if self.callback_context:
+            instruction += "\n" + self.callback_context
+        if self.first_leg is not None:
+            self.note("message_leg", f"back from {self.first_leg}", level=logging.INFO)
+            self.in_background(handoff.came_back(self, self.first_leg))
+            instruction += "\n" + handoff.MESSAGE_LEG_INSTRUCTION
         request = EngineRequest(
             call_sid=start.call_sid,
             tenant_id=tenant.tenant_id,
-            system_instruction=tenant.system_instruction,
+            system_instruction=instruction,
             language=tenant.primary_language,
             voice=tenant.voice,
             model=tenant.model,
@@ -596,6 +623,8 @@ class CallSession:
         elif type(ev) is EndCall:
             if self._hangup is None:  # the goodbye is the turn being spoken now
                 self._mark_hangup(ev.reason)
+        elif type(ev) is HandoffRequested:  # its "putting you through" is being spoken now
+            await handoff.request_handoff(self, ev.reason, ev.who, speak=False)
         elif type(ev) is GoingAway:
             metrics.ENGINE_GO_AWAYS.labels(metrics.bounded(engine.name)).inc()
             self.note("engine_go_away", f"time_left={ev.time_left_s}", level=logging.INFO)
@@ -794,6 +823,34 @@ class CallSession:
             self.status, self.end_reason = "completed", reason
         await self.socket.close(1000, reason)
 
+    # --- hand-off to a person (bridge/handoff.py) ---------------------------------------------
+
+    async def request_handoff(
+        self, reason: str, who: str | None = None, *, speak: bool = True
+    ) -> handoff.HandoffResult:
+        """Put the caller through to a person (the `handoff` tool's entry point): the agent says
+        so, the row records who and why, and the stream ends once that line is heard, so Exotel's
+        flow goes on to its Connect applet. Outside the tenant's hours the call goes on and the
+        agent takes a message instead (see ``HandoffResult.status``)."""
+        return await handoff.request_handoff(self, reason, who, speak=speak)
+
+    def in_background(self, write: Coroutine[Any, Any, None]) -> None:
+        """Run a database write beside the call (never in a pump); the call's end waits for
+        it (bounded) so its row has everything."""
+        task = asyncio.create_task(write, name=f"side-{self.call_sid}")
+        self._side_writes.add(task)
+        task.add_done_callback(self._side_writes.discard)
+
+    @property
+    def hangup_reason(self) -> str | None:
+        """Why the call is ending, once something decided it is (None: it goes on)."""
+        return self._hangup
+
+    def end_after_turn(self, reason: str) -> None:
+        """End the call once the agent's turn being spoken now (or next) has been heard."""
+        if self._hangup is None:
+            self._mark_hangup(reason)
+
     def _mark_hangup(self, reason: str) -> None:
         """End the call once the turn being spoken (the goodbye) has been heard."""
         self._hangup = reason
@@ -818,6 +875,8 @@ class CallSession:
         return Outcome(self.status, self.end_reason, self.error, self.answered_at)
 
     async def _persist_end(self) -> None:
+        if self._side_writes:
+            await asyncio.wait(set(self._side_writes), timeout=SIDE_WRITES_WAIT_S)
         if self.status == "in_progress":
             self.status, self.end_reason = "completed", self.end_reason or "caller_disconnected"
         await self._confirm_bookings()  # noted on the row, so before it is written

@@ -95,6 +95,54 @@ def calls_retry(
     console.print(f"call {call_sid} will be processed again from {stage}")
 
 
+@calls_app.command("callback")
+def calls_callback(
+    call_sid: str,
+    reason: Annotated[
+        str, typer.Option(help="Why: requested, failed, dropped or unresolved (once each).")
+    ] = "requested",
+    wait: Annotated[bool, typer.Option(help="Wait to see whether the caller answered.")] = True,
+) -> None:
+    """Have the AI call this call's caller back now, with the first call's context (within the
+    tenant's [callbacks] hours, rate-limited per number, never twice for one reason)."""
+    settings = settings_for()
+
+    from receptionist.callbacks import (
+        CallbackRefused,
+        callback_deps,
+        place_callback,
+        settle_callback,
+    )
+    from receptionist.cli.tenants import configured_tenants
+    from receptionist.telephony.exotel_api import ExotelApiError
+
+    tenants = configured_tenants(settings)
+
+    async def go(db: Database) -> str:
+        deps = callback_deps(settings, db, tenants)
+        if deps is None:
+            raise CallbackRefused(
+                "no_exotel",
+                "set EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, EXOTEL_API_TOKEN and CALLBACK_STREAM_URL",
+            )
+        try:
+            placed = await place_callback(deps, call_sid, reason)
+            plain(f"calling {placed.to_number} back: Exotel call {placed.exotel_sid}")
+            return await settle_callback(deps, placed) if wait else "placed"
+        finally:
+            await deps.client.aclose()
+
+    try:
+        outcome = with_db(settings, go)
+    except CallbackRefused as exc:
+        typer.echo(f"not called back ({exc.reason}): {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    except ExotelApiError as exc:
+        typer.echo(f"Exotel refused the call: {exc}", err=True)
+        raise typer.Exit(1) from None
+    plain(f"callback {call_sid}: {outcome}")
+
+
 @calls_app.command("show")
 def calls_show(call_sid: str) -> None:
     """One call as JSON: transcript, usage, stats, events, messages."""

@@ -79,6 +79,17 @@ class EndCall:
 
 
 @dataclass(frozen=True, slots=True)
+class HandoffRequested:
+    """The engine passes the caller to a person (the local brain heard "can I talk to the
+    owner?"); its "putting you through" line is the turn being spoken now. The bridge records who
+    and why and ends the stream once the line is heard, so Exotel's flow goes on to its Connect
+    applet (bridge/handoff.py)."""
+
+    reason: str = "caller_asked"
+    who: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EngineNote:
     """Something the call's record should show (e.g. "the model was down: fallback used")."""
 
@@ -104,6 +115,7 @@ EngineEvent = (
     | GoingAway
     | Reconnected
     | EndCall
+    | HandoffRequested
     | EngineNote
     | EngineClosed
 )

@@ -24,6 +24,7 @@ __all__ = [
     "is_yes",
     "question_strength",
     "wants_human",
+    "wants_person",
 ]
 
 # a word ends where no Latin or Devanagari letter follows (\b does not work after a vowel sign:
@@ -104,6 +105,19 @@ _HUMAN = re.compile(
     r"call back to me|have (?:the owner|someone|somebody) call)\b",
     re.I,
 )
+# Asking to be put through to a person now (not to be called back later): English, romanised and
+# Devanagari Hindi ("malik se baat karni hai", "किसी इंसान से बात कराइए").
+WANTS_PERSON: dict[str, tuple[str, ...]] = {
+    "en": ("speak to a person", "speak to a human", "talk to a person", "talk to a human",
+           "speak to the owner", "talk to the owner", "speak with the owner",
+           "talk with the owner", "speak to someone", "talk to someone", "speak to somebody",
+           "talk to somebody", "speak to the manager", "talk to the manager", "real person",
+           "human being", "connect me", "transfer me", "put me through"),
+    "hi-latn": ("malik se baat", "maalik se baat", "owner se baat", "manager se baat",
+                "kisi se baat", "insaan se baat", "insan se baat", "aadmi se baat"),
+    "hi": ("मालिक से बात", "किसी से बात", "इंसान से बात", "मैनेजर से बात", "ओनर से बात"),
+}  # fmt: skip
+_PERSON_RE = re.compile(rf"(?:^|\b)(?:{_alternation([WANTS_PERSON])}){_END}", re.I)
 _QUESTION_START = re.compile(
     r"^(?:what|what's|whats|when|where|which|who|whom|why|how|do|does|did|is|are|can|could|"
     r"will|would|should|may|is there|are there|tell me|i want to know|i wanted to know|"
@@ -158,7 +172,14 @@ def is_greeting(text: str) -> bool:
 
 
 def wants_human(text: str) -> bool:
-    return bool(_HUMAN.search(lower_clean(text)))
+    """A person now or a call back later ("speak to the owner", "have someone call me")."""
+    return wants_person(text) or bool(_HUMAN.search(lower_clean(text)))
+
+
+def wants_person(text: str) -> bool:
+    """The caller asks to be put through to a person now ("can I talk to the owner?", "मालिक से
+    बात करनी है")."""
+    return bool(_PERSON_RE.search(nfc(text).lower()))
 
 
 def question_strength(text: str) -> int:

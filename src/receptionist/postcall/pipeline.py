@@ -28,6 +28,13 @@ from typing import Any
 
 import httpx
 
+from receptionist.callbacks import (
+    CallbackDeps,
+    CallbackRefused,
+    follow_up,
+    place_callback,
+    rule_reason,
+)
 from receptionist.gemini_rest import AnalyzerError
 from receptionist.hooks.events import call_events
 from receptionist.notify.actions import ActionDeps, decide_messages
@@ -36,7 +43,7 @@ from receptionist.postcall.analyzers.gemini import AnalysisInvalid
 from receptionist.postcall.analyzers.schema import Analysis, validate_details
 from receptionist.postcall.costs import CallCost, cost_call
 from receptionist.postcall.pricing import PricingTable, UnknownModelPrice
-from receptionist.store.calls import get_call, upsert_token_usage
+from receptionist.store.calls import get_call, record_call_event, upsert_token_usage
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import upsert_exotel_details
 from receptionist.store.jobs import Claim, advance, defer
@@ -92,6 +99,7 @@ class PipelineDeps:
     exotel: ExotelDeps | None = None  # None: no Exotel account configured, the step is skipped
     actions: ActionDeps | None = None  # None: no messages are decided (tests of other steps)
     on_messages_queued: Callable[[], None] | None = None  # wakes the dispatcher
+    callbacks: CallbackDeps | None = None  # None: the call-type rule `callback = true` is off
 
 
 async def run_step(deps: PipelineDeps, claim: Claim, *, worker_id: str) -> str:
@@ -120,7 +128,10 @@ async def run_step(deps: PipelineDeps, claim: Claim, *, worker_id: str) -> str:
             )
         return Stage.ANALYSED if ok else ""
     if claim.stage == Stage.ANALYSED:
-        return await _decide_messages(deps, claim, worker_id, row)
+        stage = await _decide_messages(deps, claim, worker_id, row)
+        if stage:
+            await _rule_callback(deps, row)
+        return stage
     if claim.stage == Stage.MESSAGES_QUEUED:
         try:
             cost = await cost_call(deps.db, claim.call_sid, deps.pricing)
@@ -166,6 +177,37 @@ async def _decide_messages(
     if ok and deps.on_messages_queued is not None and messages:
         deps.on_messages_queued()
     return Stage.MESSAGES_QUEUED if ok else ""
+
+
+async def _rule_callback(deps: PipelineDeps, row: dict[str, Any]) -> None:
+    """The tenant's per-call-type rule (`callback = true`): call the caller back when the call
+    failed, dropped or ended unresolved (callbacks.py). At most once per call and reason (its
+    unique key), whatever happens to this step; a refusal (outside hours, a withheld number,
+    too many today) is noted on the call and not tried again; never for a call that was itself
+    a callback."""
+    if deps.callbacks is None or row["status"] == "rejected":
+        return
+    if (row.get("custom_parameters") or {}).get("callback"):
+        return
+    try:
+        tenant = deps.tenants.get_any(row["tenant"] or "")
+    except TenantError:
+        return
+    reason = rule_reason(tenant, row)
+    if reason is None:
+        return
+    sid = row["call_sid"]
+    try:
+        placed = await place_callback(deps.callbacks, sid, reason)
+    except CallbackRefused as exc:
+        log.info("call %s: no callback (%s): %s", sid, exc.reason, exc.message)
+        await record_call_event(deps.db, sid, "callback_refused", f"{reason}: {exc.reason}")
+        return
+    except ExotelApiError as exc:
+        log.warning("call %s: callback not placed: %s", sid, exc)
+        return
+    await record_call_event(deps.db, sid, "callback_placed", f"{reason}: {placed.exotel_sid}")
+    follow_up(deps.callbacks, placed)
 
 
 async def _tenant_of_call(deps: PipelineDeps, row: dict[str, Any]) -> Tenant:

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from receptionist.callbacks import callback_deps
 from receptionist.config import Settings, SettingsError
 from receptionist.gemini_rest import make_client
 from receptionist.hooks.deliverer import WebhookDeliverer
@@ -78,6 +79,7 @@ def pipeline_deps(
         analyzer=choose_analyzer(settings),
         exotel=exotel_deps(settings),
         actions=action_deps(settings, provider) if provider is not None else None,
+        callbacks=callback_deps(settings, db, tenants),
     )
 
 

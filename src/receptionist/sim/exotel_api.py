@@ -21,6 +21,17 @@ Behaviour (see the docstring of :mod:`receptionist.telephony.exotel_api` for the
   ``completed``) and ``Duration``, ``EndTime``, ``Price`` are ``null``. Exotel documents *that*
   these fields arrive late (~5 min) but not *how* they look before; ``null`` and the
   "completed but unpriced" shape are our assumption (the parser also accepts ``""``).
+* ``POST /v1/Accounts/{account_sid}/Calls/connect[.json]`` (AgentStream "Connect Voice AI"):
+  form fields read without regard to case (Exotel's own pages spell them both ways); ``From``,
+  ``CallerId``, ``StreamUrl`` (ws:// or wss://, at most 600 characters) and ``StreamType``
+  (``bidirectional``) required, ``CustomField`` at most 128 characters, ``TimeLimit`` at most
+  14400; a 400 RestException otherwise. The answer is the new call's ``{"Call": {...}}`` record
+  (``Status`` ``queued``). Then, as Exotel does: a number in :attr:`no_answer` rings out (its
+  record reads ``no-answer``, no stream); any other is answered and Exotel opens the WebSocket to
+  ``StreamUrl`` (its query's pairs as the start frame's ``custom_parameters``, Basic auth from
+  the URL's user info) and plays the callee: :attr:`callee_scripts` (per number, else silence
+  until the agent has spoken and then a hang-up) through the simulated caller
+  (:mod:`receptionist.sim.caller`). :meth:`stream_done` waits for that call to end.
 * Order of checks per request: record it, ``delay_s``, scripted faults (``fail_next``,
   ``garble_next``: like a load balancer, before auth), Basic auth (401), account sid in the
   path (403: valid credentials, another account), unknown call (404). Error bodies are
@@ -39,14 +50,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
+import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from receptionist.sim.caller.call import place_call
+from receptionist.sim.caller.script import CallerScript, CallOptions, CallResult, new_call_sid
 from receptionist.sim.double import HttpDouble
 from receptionist.telephony.exotel_api import IST
 
@@ -83,6 +98,23 @@ def _fmt(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(IST).strftime(_TIME_FORMAT)
 
 
+def _connect_problem(form: dict[str, str]) -> str | None:
+    for key in ("from", "callerid", "streamurl", "streamtype"):
+        if not form.get(key):
+            return f"Missing parameter {key}"
+    url = form["streamurl"]
+    if not url.startswith(("ws://", "wss://")) or len(url) > 600:
+        return "StreamUrl must be a ws:// or wss:// URL of at most 600 characters"
+    if form["streamtype"] != "bidirectional":
+        return "StreamType must be bidirectional"
+    if len(form.get("customfield", "")) > 128:
+        return "CustomField is longer than 128 characters"
+    limit = form.get("timelimit", "0")
+    if not limit.isdigit() or int(limit) > 14400:
+        return "TimeLimit must be at most 14400"
+    return None
+
+
 def _error(status: int, message: str) -> Response:
     body = {"RestException": {"Status": status, "Message": message}}
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
@@ -110,8 +142,27 @@ class FakeExotelApi(HttpDouble):
         self._calls: dict[str, _FakeCall] = {}
         self._fail: list[int] = []
         self._garble = 0
+        #: Numbers that ring out unanswered when dialled through the connect API.
+        self.no_answer: set[str] = set()
+        #: What the callee says, per number dialled (default: silence, then a hang-up).
+        self.callee_scripts: dict[str, CallerScript] = {}
+        #: Every connect request's form (keys as sent), in order.
+        self.connects: list[dict[str, str]] = []
+        self._streams: dict[str, asyncio.Task[CallResult]] = {}
+        #: Every StatusCallback POST the double made: (CallSid, Status, our answer's HTTP code).
+        self.status_posts: list[tuple[str, str, int]] = []
+        self._posts: set[asyncio.Task[None]] = set()
+        self._posted = asyncio.Event()
+        #: When set, StatusCallback POSTs wait until the test sets this event (held answers).
+        self.status_gate: asyncio.Event | None = None
         self.app = Starlette(
-            routes=[Route("/v1/Accounts/{account_sid}/Calls/{call_ref}", self._handle)]
+            routes=[
+                Route(
+                    "/v1/Accounts/{account_sid}/Calls/connect.json", self._connect, methods=["POST"]
+                ),
+                Route("/v1/Accounts/{account_sid}/Calls/connect", self._connect, methods=["POST"]),
+                Route("/v1/Accounts/{account_sid}/Calls/{call_ref}", self._handle),
+            ]
         )
 
     # ---- scripting
@@ -162,6 +213,119 @@ class FakeExotelApi(HttpDouble):
     def call_record(self, call_sid: str) -> dict[str, Any]:
         """The ``Call`` object the double would serve now (for assertions)."""
         return self._record(self._calls[call_sid])
+
+    async def stream_done(self, call_sid: str) -> CallResult:
+        """The simulated callee's call on the stream Exotel opened for ``call_sid``."""
+        return await self._streams[call_sid]
+
+    async def _closing_down(self) -> None:
+        for task in [*self._streams.values(), *self._posts]:
+            task.cancel()
+        await asyncio.gather(*self._streams.values(), *self._posts, return_exceptions=True)
+
+    # ---- the connect API
+
+    async def _connect(self, request: Request) -> Response:
+        user, password = self._auth_user(request)
+        response = await self._connect_response(request, user, password)
+        self.requests.append(
+            RecordedRequest(request.url.path, user, self.clock(), response.status_code)
+        )
+        return response
+
+    async def _connect_response(
+        self, request: Request, user: str | None, password: str | None
+    ) -> Response:
+        if self._fail:
+            return _error(self._fail.pop(0), "Server error")
+        if user != self.api_key or password != self.api_token:
+            return _error(401, "Authentication failed")
+        if request.path_params["account_sid"] != self.account_sid:
+            return _error(403, "Not allowed to access this account")
+        # application/x-www-form-urlencoded, read by hand (no multipart parser needed)
+        sent = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        self.connects.append(sent)
+        form = {k.lower(): v for k, v in sent.items()}
+        problem = _connect_problem(form)
+        if problem is not None:
+            return _error(400, problem)
+        to, exophone, stream_url = form["from"], form["callerid"], form["streamurl"]
+        sid = new_call_sid()
+        answered = to not in self.no_answer
+        self.add_call(
+            sid,
+            from_number=to,
+            to_number=exophone,
+            direction="outbound-api",
+            status="completed" if answered else "no-answer",
+            pending_status="in-progress" if answered else "ringing",
+            duration_s=0,
+        )
+        callback = form.get("statuscallback")
+        if answered:
+            self._streams[sid] = asyncio.create_task(
+                self._stream(sid, to, exophone, stream_url, callback)
+            )
+        elif callback:
+            self._post_later(callback, sid, "no-answer")
+        record = self._record(self._calls[sid]) | {"Status": "queued"}
+        return Response(orjson.dumps({"Call": record}), media_type="application/json")
+
+    def _post_later(self, url: str, sid: str, status: str) -> None:
+        task = asyncio.create_task(self._post_status(url, sid, status))
+        self._posts.add(task)
+        task.add_done_callback(self._posts.discard)
+
+    async def _post_status(self, url: str, sid: str, status: str) -> None:
+        """Exotel's StatusCallback: a form POST once the call is over."""
+        if self.status_gate is not None:
+            await self.status_gate.wait()
+        form = {
+            "CallSid": sid,
+            "Status": status,
+            "DateUpdated": _fmt(datetime.now(IST)) or "",
+            "RecordingUrl": "",
+        }
+        async with httpx.AsyncClient() as client:
+            try:
+                answer = await client.post(url, data=form, timeout=15.0)
+                code = answer.status_code
+            except httpx.HTTPError:
+                code = 0
+        self.status_posts.append((sid, status, code))
+        self._posted.set()
+
+    async def status_posted(self, count: int = 1) -> list[tuple[str, str, int]]:
+        """Once ``count`` StatusCallback POSTs have been answered: all of them."""
+        while len(self.status_posts) < count:
+            self._posted.clear()
+            await self._posted.wait()
+        return self.status_posts
+
+    async def _stream(
+        self, sid: str, to: str, exophone: str, stream_url: str, callback: str | None = None
+    ) -> CallResult:
+        parts = urlsplit(stream_url)
+        auth = None
+        if parts.username is not None:
+            auth = (unquote(parts.username), unquote(parts.password or ""))
+        host = parts.hostname or ""
+        netloc = host + (f":{parts.port}" if parts.port else "")
+        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        script = self.callee_scripts.get(to) or CallerScript(hangup_after_ms=300)
+        opts = CallOptions(
+            url=url,
+            call_sid=sid,
+            from_number=to,
+            to_number=exophone,
+            custom_parameters=dict(parse_qsl(parts.query)),
+            auth=auth,
+            max_call_s=60.0,
+        )
+        result = await place_call(opts, script)
+        if callback:
+            await self._post_status(callback, sid, "completed")
+        return result
 
     # ---- the record
 

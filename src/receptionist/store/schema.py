@@ -247,6 +247,8 @@ call_details = sa.Table(
     # was last checkpointed into `transcript`: what a reaper needs when that process dies
     sa.Column("server_id", sa.Text(), nullable=True),
     sa.Column("checkpoint_at", UTCDateTime(), nullable=True),
+    # a hand-off to a person (store/handoffs.py): {who, reason, at, outcome?, outcome_at?}
+    sa.Column("handoff", json_type(), nullable=True),
     _created_at(),
     _updated_at(),
     sa.UniqueConstraint("session_id"),
@@ -364,6 +366,30 @@ webhook_deliveries = sa.Table(
     sa.UniqueConstraint("event_id", "url"),
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "tenant", "created_at"),
+)
+
+# AI callbacks (callbacks.py): one row per (call, reason), its `key` unique, so a call is never
+# called back twice for one reason, whoever asks and however often; `token` names the row in the
+# stream URL Exotel opens for the new call.
+callbacks = sa.Table(
+    "callbacks",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("key", sa.Text(), nullable=False),  # callback:<call_sid>:<reason>
+    sa.Column("token", sa.Text(), nullable=False),
+    sa.Column("tenant", sa.Text(), nullable=False),
+    sa.Column("call_sid", sa.Text(), nullable=False),  # the call being called back
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("to_number", sa.Text(), nullable=False),
+    # placing | placed | answered | no_answer | failed | refused
+    sa.Column("status", sa.Text(), nullable=False),
+    sa.Column("exotel_sid", sa.Text(), nullable=True),  # the new call's sid
+    sa.Column("error", sa.Text(), nullable=True),
+    _created_at(),
+    _updated_at(),
+    sa.UniqueConstraint("key"),
+    sa.UniqueConstraint("token"),
+    sa.Index(None, "tenant", "to_number", "created_at"),
 )
 
 # Every attempt at a webhook delivery: what the owner's window shows for it.

@@ -13,6 +13,7 @@ from .action_checks import check_actions, check_templates
 from .actions import WhatsAppSender
 from .config_schema import BudgetConfig, ExotelConfig, allowed_keys, shape_problems
 from .digest_checks import check_digest
+from .handoff_checks import check_callbacks, check_handoff
 from .messages import MESSAGE_KEYS
 from .model import ENGINES, FIELD_TYPES, CallType, FieldSpec
 from .report import E164, Report, is_env_name, suggest, type_name
@@ -71,6 +72,8 @@ def check_config(r: Report, config: dict[str, Any]) -> dict[str, Any] | None:
     out["digest"] = check_digest(r, config, out["templates"])
     out["webhooks"] = check_webhooks(r, config)
     out["tools"] = check_tools(r, config)
+    out["handoff"] = check_handoff(r, config, out["timezone"], out["templates"])
+    out["callbacks"] = check_callbacks(r, config, out["timezone"], out["handoff"])
     r.flush_shape()
     return out if len(r.problems) == before else None
 
@@ -278,7 +281,8 @@ def check_call_types(r: Report, config: dict[str, Any]) -> tuple[CallType, ...]:
             checked = check_field(r, (*path, "fields", field_name), field_name, spec)
             if checked is not None:
                 fields.append(checked)
-        out.append(CallType(ct_name, description or "", tuple(fields)))
+        callback = r.bool_value(ct, "callback", path)
+        out.append(CallType(ct_name, description or "", tuple(fields), callback=callback))
     return tuple(out)
 
 

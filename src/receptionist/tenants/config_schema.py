@@ -75,6 +75,7 @@ class CallTypeConfig(BaseModel):
     model_config = _FORBID
     description: str
     fields: dict[str, Annotated[FieldConfig, _shorthand("type")]] = {}
+    callback: bool = False  # the AI calls back a call of this type left unresolved (handoff.py)
 
 
 class WhatsAppConfig(BaseModel):
@@ -129,6 +130,28 @@ class WebhookConfig(BaseModel):
     events: list[str] = []
 
 
+class HandoffConfig(BaseModel):
+    model_config = _FORBID
+    numbers: list[str]
+    hours: list[str] | str
+    ring_seconds: int = 30
+    record: bool = False
+    whisper: str | None = None
+    say: str | None = None
+    unavailable: str | None = None
+    caller_id: str | None = None
+    max_minutes: int = 60
+    notify_template: str | None = None
+
+
+class CallbacksConfig(BaseModel):
+    model_config = _FORBID
+    caller_id: str
+    hours: list[str] | str | None = None
+    per_number_per_day: int = 2
+    ring_seconds: int = 30
+
+
 class TenantConfig(BaseModel):
     """tenant.toml, table by table (see tenants/README.md for what each key means)."""
 
@@ -153,6 +176,8 @@ class TenantConfig(BaseModel):
     # checked key by key in tool_checks (it names the tools and the booking keys)
     tools: dict[str, Any] | None = None
     booking: dict[str, Any] | None = None
+    handoff: HandoffConfig | None = None
+    callbacks: CallbacksConfig | None = None
 
 
 def allowed_keys(model: type[BaseModel]) -> tuple[str, ...]:

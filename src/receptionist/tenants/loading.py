@@ -232,6 +232,8 @@ class _Loader:
             digest=cfg["digest"],
             webhooks=cfg["webhooks"],
             tools=cfg["tools"],
+            handoff=cfg["handoff"],
+            callbacks=cfg["callbacks"],
             raw_config=config,
         )
 

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from .actions import ActionRule, DailyDigest, Template, Webhook, WhatsAppSender
+from .handoff import CallbackRules, Handoff
 from .messages import CallMessages, language_name
 from .tool_checks import ToolSettings
 
@@ -60,6 +61,8 @@ class CallType:
     name: str
     description: str
     fields: tuple[FieldSpec, ...]
+    # unresolved, failed or dropped calls of this type are called back by the AI ([callbacks])
+    callback: bool = False
 
     @property
     def required_fields(self) -> tuple[str, ...]:
@@ -111,6 +114,8 @@ class Tenant:
     webhooks: tuple[Webhook, ...] = ()  # the business's own URLs that receive call events
     # the tools the agent may use during a call ([tools], [booking]); none: it only talks
     tools: ToolSettings = field(default_factory=ToolSettings)
+    handoff: Handoff | None = None  # putting a caller through to a person; None: never
+    callbacks: CallbackRules | None = None  # the AI calling callers back; None: never
     raw_config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     # the stored version it was loaded from (stored_tenants.py); None: from a folder
     version: int | None = None

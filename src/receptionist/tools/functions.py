@@ -346,14 +346,11 @@ async def order_status_tool(ctx: ToolContext, args: dict[str, Any]) -> dict[str,
 async def handoff_tool(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     reason = _text(args, "reason", required=True)
     assert reason is not None
-    request = HandoffRequest(reason=reason, who=_text(args, "who"))
-    if ctx.on_handoff is not None:
-        ctx.on_handoff(request)
-    return {
-        "handoff": "requested",
-        "reason": reason,
-        "say": "Tell the caller you are putting them through to a person now.",
-    }
+    if ctx.on_handoff is None:  # no call to hand off (a test call, a tool used outside one)
+        return {"handoff": "not_configured", "say": "Offer to take a message instead."}
+    answer = await ctx.on_handoff(HandoffRequest(reason=reason, who=_text(args, "who")))
+    # the model speaks the words: the bridge ends the stream once its turn is heard
+    return {"handoff": answer.status, "say": f"Say to the caller: {answer.say}"}
 
 
 FUNCTIONS: dict[str, ToolFn] = {

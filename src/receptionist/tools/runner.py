@@ -37,11 +37,20 @@ class ToolArgsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class HandoffRequest:
-    """The agent asked to put the caller through to a person (the `handoff` tool). The session
-    records it on the call; the hand-off mechanism (Exotel Connect) acts on it."""
+    """The agent asked to put the caller through to a person (the `handoff` tool); the session
+    acts on it (bridge/handoff.py: the stream ends and Exotel's Connect applet rings)."""
 
     reason: str
     who: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffAnswer:
+    """What the session made of a hand-off request: `status` as bridge/handoff.py names it
+    (putting_through, outside_hours, not_configured, already_ending) and the words for it."""
+
+    status: str
+    say: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +72,8 @@ class ToolContext:
     call_sid: str | None = None
     caller_number: str | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    on_handoff: Callable[[HandoffRequest], None] | None = None
+    # the session's hand-off (bridge/handoff.py): what became of it and what the agent says
+    on_handoff: Callable[[HandoffRequest], Awaitable[HandoffAnswer]] | None = None
     held: list[str] = field(default_factory=list)  # references held on this call
 
     @property

@@ -184,6 +184,16 @@ async def retry_call(call_sid: str, s: ScopeDep, deps: DepsDep) -> Done:
     return await queries.retry_call(s, deps, call_sid)
 
 
+@router.post(
+    "/calls/{call_sid}/callback",
+    response_model=Done,
+    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 502: {"model": ErrorBody}},
+    summary="Have the AI call the caller back now (within hours, once per reason, rate-limited)",
+)
+async def call_back(call_sid: str, s: ScopeDep, deps: DepsDep) -> Done:
+    return await queries.call_back(s, deps, call_sid)
+
+
 @router.get("/notifications", response_model=list[Notification], summary="WhatsApp messages")
 async def list_notifications(
     s: ScopeDep,

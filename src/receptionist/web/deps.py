@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from receptionist.callbacks import CallbackDeps
 from receptionist.store.api_keys import KeyOwner
 from receptionist.store.db import Database
 from receptionist.tenants.repository import TenantError, Tenants, UnknownTenant
@@ -37,6 +38,8 @@ class WebDeps:
     db: Database
     tenants: Tenants
     usd_inr: Decimal
+    # AI callbacks (callbacks.py); None: the server has no Exotel API or callback stream URL
+    callbacks: CallbackDeps | None = None
 
 
 def scope_for(deps: WebDeps, owner: KeyOwner, chosen: str | None) -> Scope:

@@ -146,6 +146,9 @@ class CallDetail(CallSummary):
     exotel: ExotelRecord | None
     attempts: int
     last_error: str | None
+    handoff: dict[str, Any] | None = Field(
+        None, description="Put through to a person: who, reason, at, outcome (none: never)"
+    )
 
 
 class DayStats(BaseModel):

@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from receptionist import callbacks
 from receptionist.store.jobs import reschedule
 from receptionist.store.notifications import requeue
 from receptionist.store.schema import (
@@ -30,6 +31,7 @@ from receptionist.store.schema import (
     exotel_call_details,
     notifications,
 )
+from receptionist.telephony.exotel_api import ExotelApiError
 from receptionist.web.call_list import (
     LIST_COLUMNS,
     CallFilters,
@@ -202,6 +204,7 @@ async def call_detail(s: Scope, deps: WebDeps, call_sid: str) -> CallDetail:
         exotel=_exotel_record(exo) if exo is not None else None,
         attempts=row.attempts,
         last_error=row.last_error,
+        handoff=row.handoff,
     )
 
 
@@ -245,6 +248,23 @@ async def retry_call(s: Scope, deps: WebDeps, call_sid: str) -> Done:
         raise WebError(409, "not_failed", f"the call is at {row.stage!r}; only failed calls")
     await reschedule(deps.db, call_sid, stage=Stage.TRANSCRIPT_SAVED)
     return Done(message=f"call {call_sid} will be processed again")
+
+
+async def call_back(s: Scope, deps: WebDeps, call_sid: str) -> Done:
+    """Have the AI call this call's caller back now (callbacks.py has the rules)."""
+    row = await _call_row(s, deps, call_sid)  # in scope, or a 404
+    if deps.callbacks is None:
+        raise WebError(409, "no_exotel", "callbacks need Exotel's API and CALLBACK_STREAM_URL")
+    try:
+        placed = await callbacks.place_callback(
+            deps.callbacks, call_sid, "requested", tenant_id=row.tenant
+        )
+    except callbacks.CallbackRefused as exc:
+        raise WebError(409, f"callback_{exc.reason}", exc.message) from None
+    except ExotelApiError as exc:
+        raise WebError(502, "exotel_error", f"Exotel refused the call: {exc.kind}") from None
+    callbacks.follow_up(deps.callbacks, placed)
+    return Done(message=f"calling {placed.to_number} back (Exotel call {placed.exotel_sid})")
 
 
 async def notification_list(

@@ -47,6 +47,7 @@ from receptionist.engines.base import (
     EngineEvent,
     EngineNote,
     EngineRequest,
+    HandoffRequested,
     Interrupted,
     TurnComplete,
 )
@@ -81,6 +82,7 @@ class _Say:
     text: str
     last: bool
     end_call: bool = False
+    handoff: bool = False  # the words put the caller through to a person (bridge/handoff.py)
 
 
 @dataclass
@@ -352,7 +354,10 @@ class LocalEngine:
         if not isinstance(brain, StreamingBrain):
             reply = await self._reply(text)
             self._brain_done(started)
-            await self._speech.put(_Say(reply.text, last=True, end_call=reply.end_call))
+            handoff = reply.reason == "handoff"
+            await self._speech.put(
+                _Say(reply.text, last=True, end_call=reply.end_call, handoff=handoff)
+            )
             return
         pieces = brain.stream(text)
         try:
@@ -367,10 +372,12 @@ class LocalEngine:
             return
         finally:
             await pieces.aclose()  # type: ignore[attr-defined]
-        end_call = brain.last_reply.end_call if brain.last_reply is not None else False
+        last = brain.last_reply
+        end_call = last.end_call if last is not None else False
+        handoff = last is not None and last.reason == "handoff"
         self._llm_usage(brain)
         if generation == self._generation:
-            await self._speech.put(_Say("", last=True, end_call=end_call))
+            await self._speech.put(_Say("", last=True, end_call=end_call, handoff=handoff))
 
     def _brain_done(self, started: float) -> None:
         """The brain's first words for the turn being timed are ready."""
@@ -435,7 +442,9 @@ class LocalEngine:
             self._events.put_nowait(AgentAudio(pcm))
             self._events.put_nowait(AgentTranscript(piece + " "))
         if say.last:
-            if say.end_call:  # before the turn completes: the bridge hangs up once it is heard
+            if say.handoff:  # the bridge records it and ends the stream once it is heard
+                self._events.put_nowait(HandoffRequested("caller_asked"))
+            elif say.end_call:  # before the turn completes: the bridge hangs up once it is heard
                 self._events.put_nowait(EndCall())
             self._events.put_nowait(TurnComplete())
             self.stats.turns += 1

@@ -40,6 +40,7 @@ from receptionist.language.cues import (
     is_yes,
     question_strength,
     wants_human,
+    wants_person,
 )
 from receptionist.language.dates import parse_date
 from receptionist.language.names import parse_name
@@ -214,15 +215,13 @@ class GroundedBrain:
         self._turn_changed = False  # this turn filled or changed a detail
         self._phone_doubt: str | None = None  # digits given as a number that make no number
         self.slots: SlotTalk | None = None  # appointment slots through the call's tools
-        self._handoff: ToolRunner | None = None  # the tools, when `handoff` is enabled
 
     def use_tools(self, tools: ToolRunner) -> None:
         """The call's tools: slot questions and bookings go through check_slot and book (the
-        same functions Gemini Live calls), when the tenant enabled both; a caller asking for
-        a person through `handoff`, when enabled (else the owner's call back is offered)."""
+        same functions Gemini Live calls), when the tenant enabled both. (A caller asking for
+        a person is put through by the tenant's `[handoff]`: see `_handoff`.)"""
         talk = SlotTalk(tools, self.today)
         self.slots = talk if talk.handles() else None
-        self._handoff = tools if any(s.name == "handoff" for s in tools.specs) else None
 
     # ----------------------------------------------------------------- public
 
@@ -236,15 +235,6 @@ class GroundedBrain:
         return self._out(greeting, reason="greeting")
 
     async def reply(self, caller_text: str) -> BrainReply:
-        if self._handoff is not None and not self.state.ended and wants_human(caller_text):
-            got = await self._handoff.run("handoff", {"reason": "the caller asked for a person"})
-            if "error" not in got:
-                self.state.turns += 1
-                self.state.history.append(("caller", clean(caller_text)))
-                return self._out(
-                    "Of course. I am putting you through to a person now; please stay on the line.",
-                    reason="handoff",
-                )
         if self.slots is not None and not self.state.ended:
             text = join_spoken_digits(clean(caller_text))
             said = await self.slots.turn(text, self.state.details.get("name"))
@@ -270,6 +260,8 @@ class GroundedBrain:
             return self._not_understood()
         if _REPEAT.search(text) and self._last_text:
             return self._out(self._last_text, reason="repeat")
+        if wants_person(text) and self.tenant.handoff is not None:
+            return self._handoff()
         if wants_human(text):
             if st.awaiting_confirmation and not is_no(text):
                 # "just ask the owner to call me" after the read-back: it stands, with a call back
@@ -1512,6 +1504,22 @@ class GroundedBrain:
             + self._field_question(plan),
             reason="not_found",
         )
+
+    def _handoff(self) -> BrainReply:
+        """Put the caller through (the bridge ends the stream once this is heard, and Exotel's
+        Connect applet rings the owner), or, outside the `[handoff]` hours, offer to take a
+        message: the owner is told either way (bridge/handoff.py)."""
+        st = self.state
+        handoff = self.tenant.handoff
+        assert handoff is not None
+        language = self.tenant.primary_language
+        now = self.now if self.now.tzinfo is not None else self.now.astimezone()
+        if handoff.hours.is_open(now):
+            st.ended = True
+            return self._out(handoff.phrase(language), end=True, reason="handoff")
+        st.callback_offered = True
+        st.last_prompt = "callback"
+        return self._out(handoff.unavailable_phrase(language), reason="handoff_unavailable")
 
     def _offer_callback(self) -> BrainReply:
         st = self.state

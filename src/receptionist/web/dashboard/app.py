@@ -90,6 +90,12 @@ NOTICE_TEXT = {
     "activated": N_("The business answers calls again."),
     "deactivated": N_("The business no longer answers calls. Calls in progress finish."),
     "created": N_("The new business is saved."),
+    "calling_back": N_("The caller is being called back now."),
+    "callback_refused": N_("The caller could not be called back."),
+    "callback_withheld": N_("The caller's number is withheld: it cannot be called back."),
+    "callback_outside_hours": N_("It is outside the business's hours: call back later."),
+    "callback_rate_limited": N_("This number was called back enough today."),
+    "callback_already": N_("This call was already called back."),
 }
 STATUS_LABEL = {
     "in_progress": N_("In progress"),
@@ -397,6 +403,12 @@ def create_dashboard(
         Route("/calls.csv", page(pages.calls_csv, anonymous="401"), name="calls_csv"),
         Route("/calls/{call_sid}", page(pages.call), name="call"),
         Route("/calls/{call_sid}/retry", page(pages.retry), methods=["POST"], name="retry"),
+        Route(
+            "/calls/{call_sid}/callback",
+            page(pages.call_back),
+            methods=["POST"],
+            name="call_back",
+        ),
         Route("/messages", page(pages.messages), name="messages"),
         Route("/bookings", page(pages.bookings_page), name="bookings"),
         Route(

@@ -434,6 +434,20 @@ async def retry(request: Request, viewer: Viewer) -> Response:
     return _back(request, form, page, "retried")
 
 
+async def call_back(request: Request, viewer: Viewer) -> Response:
+    form = await posted(request, viewer)
+    sid = request.path_params["call_sid"]
+    page = f"{_prefix(request)}/calls/{sid}"
+    try:
+        await queries.call_back(viewer.scope, _dash(request).deps, sid)
+    except WebError as exc:
+        if exc.status not in (409, 502):
+            raise
+        code = exc.code if exc.code in NOTICE_TEXT else "callback_refused"
+        return _back(request, form, page, code)
+    return _back(request, form, page, "calling_back")
+
+
 # --- messages ---------------------------------------------------------------------------------
 
 

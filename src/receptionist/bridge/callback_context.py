@@ -1,0 +1,58 @@
+"""What the engine is told when a call is one we placed to call someone back (callbacks.py): the
+stream URL's custom parameter ``callback=<token>`` names the callbacks row, whose first call's
+summary, type and details are added to the engine's instructions. A token that names no row, or
+another tenant's, adds nothing (the call is then an ordinary one)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from receptionist.store.callbacks import callback_by_token, update_callback
+from receptionist.store.calls import get_call
+
+if TYPE_CHECKING:
+    from receptionist.bridge.session import CallSession
+
+PARAM = "callback"
+TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+MAX_SUMMARY_CHARS = 600
+MAX_DETAILS_CHARS = 600
+
+
+def context_text(first: dict[str, Any], caller: str) -> str:
+    """The instructions' section about the first call (text from our own row, bounded)."""
+    summary = str(first.get("summary") or "no summary was recorded")[:MAX_SUMMARY_CHARS]
+    details = first.get("critical_call_details") or {}
+    facts = json.dumps(details, ensure_ascii=False)[:MAX_DETAILS_CHARS] if details else "none"
+    kind = first.get("call_type") or "unknown"
+    when = first.get("started_at")
+    day = when.strftime("%d %b %H:%M UTC") if when is not None else "earlier"
+    return (
+        "## This call is a call back\n"
+        f"You are calling {caller or 'the caller'} back about their earlier call ({day}), which"
+        f" ended before it was resolved. Its type: {kind}. Its summary: {summary}. Details noted"
+        f" then: {facts}. Say who you are and that you are calling back about that call, then"
+        " help them finish it.\n"
+    )
+
+
+async def load(session: CallSession, token: str) -> str:
+    if not TOKEN.fullmatch(token):
+        session.note("callback_bad_token", token[:20])
+        return ""
+    db = session.ctx.db
+    try:
+        row = await callback_by_token(db, token)
+        if row is None or session.tenant is None or row.tenant != session.tenant.tenant_id:
+            session.note("callback_unknown", token[:8])
+            return ""
+        first = await get_call(db, row.call_sid)
+        await update_callback(db, row.key, "answered", exotel_sid=session.call_sid)
+    except Exception as exc:  # the database is away: the call goes on without the context
+        session.note("callback_context_failed", f"{type(exc).__name__}"[:100])
+        return ""
+    session.note("callback", f"of {row.call_sid} ({row.reason})", level=logging.INFO)
+    return context_text(first or {}, session.caller_number)

@@ -1,0 +1,59 @@
+"""A call's hand-off to a person, on its row (`call_details.handoff`): who and why when the agent
+passes the caller on, then what came of it (Exotel's Connect applet asked for the numbers,
+outside the hours, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from receptionist.store.db import Database
+from receptionist.store.schema import call_details, utcnow
+
+__all__ = ["get_handoff", "record_handoff", "record_handoff_outcome"]
+
+MAX_TEXT = 200  # who / why / outcome come from a model or a request: bounded on the row
+
+
+async def record_handoff(db: Database, call_sid: str, *, who: str | None, reason: str) -> bool:
+    """Note on the call's row that it was handed off; False when there is no such row."""
+    value = {
+        "who": (who or "")[:MAX_TEXT] or None,
+        "reason": reason[:MAX_TEXT],
+        "at": utcnow().isoformat(),
+    }
+    c = call_details.c
+    async with db.begin(immediate=True) as conn:
+        result = await conn.execute(
+            sa.update(call_details).where(c.call_sid == call_sid).values(handoff=value)
+        )
+    return bool(result.rowcount)
+
+
+async def get_handoff(db: Database, call_sid: str) -> dict[str, Any] | None:
+    c = call_details.c
+    async with db.session() as conn:
+        row = (await conn.execute(sa.select(c.handoff).where(c.call_sid == call_sid))).first()
+    return None if row is None else row.handoff
+
+
+async def record_handoff_outcome(
+    db: Database, call_sid: str, outcome: str, detail: str = ""
+) -> bool:
+    """Add what came of the hand-off (kept with who and why). A call with no hand-off noted yet
+    (Exotel's request came first, or the row is another process's still) gets one made of the
+    outcome alone. False when the call is unknown."""
+    c = call_details.c
+    async with db.begin(immediate=True) as conn:
+        row = (await conn.execute(sa.select(c.handoff).where(c.call_sid == call_sid))).first()
+        if row is None:
+            return False
+        value = dict(row.handoff or {"who": None, "reason": "connect_applet"})
+        value["outcome"] = outcome[:MAX_TEXT]
+        value["outcome_detail"] = detail[:MAX_TEXT] or None
+        value["outcome_at"] = utcnow().isoformat()
+        await conn.execute(
+            sa.update(call_details).where(c.call_sid == call_sid).values(handoff=value)
+        )
+    return True
