@@ -106,7 +106,7 @@ async def _usage_rows(db: Database) -> list[dict]:
 
 # --- migrations --------------------------------------------------------------------------------
 
-HEAD = "0009_webhooks"
+HEAD = "0010_call_recordings"
 
 
 async def test_upgrade_is_idempotent(db: Database) -> None:

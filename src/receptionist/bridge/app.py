@@ -40,6 +40,7 @@ from receptionist.engines.base import EngineFactory
 from receptionist.notify.webhook import msg91_webhook_route
 from receptionist.observe import metrics as prom
 from receptionist.postcall.worker import Worker
+from receptionist.recordings.stores import RecordingStore
 from receptionist.store.db import Database
 from receptionist.store.live import LiveFeed
 from receptionist.stored_tenants import StoredTenants
@@ -65,6 +66,7 @@ class BridgeContext:
     on_turn: TurnCallback | None = None
     worker: Worker | None = None  # the in-process post-call worker, woken when a call is saved
     budgets: BudgetGuard | None = None
+    recording_store: RecordingStore | None = None  # the dashboard and API play recordings from it
     # calls in progress for the owner's live view; in-process unless wiring picks the database's
     live: LiveFeed = field(default_factory=LiveFeed)
     # stopping gracefully (drain.py) and refusing calls a saturated process cannot carry
@@ -326,7 +328,12 @@ def create_app(ctx: BridgeContext) -> Starlette:
         yield
         await _stop_background(ctx, background)
 
-    deps = WebDeps(db=ctx.db, tenants=ctx.tenants, usd_inr=ctx.settings.usd_inr_rate)
+    deps = WebDeps(
+        db=ctx.db,
+        tenants=ctx.tenants,
+        usd_inr=ctx.settings.usd_inr_rate,
+        recordings=ctx.recording_store,
+    )
     app = Starlette(
         routes=[
             WebSocketRoute("/exotel/{tenant_id}", exotel_stream),

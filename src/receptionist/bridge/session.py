@@ -47,6 +47,7 @@ from receptionist.engines.base import (
     VoiceEngine,
 )
 from receptionist.observe import metrics
+from receptionist.recordings.tape import CallTape
 from receptionist.store.calls import FinishedCall
 from receptionist.store.checkpoints import Checkpoint
 from receptionist.store.search import response_times
@@ -125,6 +126,7 @@ class CallSession:
         self._capture: GreetingCapture | None = None
         self._watched = False  # the engine is connected and the watchdog runs (it ends a hang-up)
         self._trace: tracing.CallTrace | None = None  # this call's span, when tracing is on
+        self._tape: CallTape | None = None  # both sides' raw audio, when the tenant records
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -175,6 +177,8 @@ class CallSession:
                 await asyncio.shield(self._persist_end())
             finally:
                 self._log_end()
+                if self._tape is not None:
+                    await asyncio.shield(self._close_tape())
 
     async def _admit(self, start: exotel.Start, tenant_id: str) -> Tenant | None:
         """The call's tenant (also `self.tenant`), or None once the stream is refused: an
@@ -269,6 +273,8 @@ class CallSession:
         engine = await self._create_engine(start, tenant)
         if engine is None:
             return
+        if tenant.recording is not None and not decline:
+            self._start_tape(tenant)
         # The row is written while the model connects (the task runs at this call's first
         # wait, after a cached greeting's first frame): a slow database never delays a greeting.
         self.record.created = asyncio.create_task(self._create_row(start, tenant.tenant_id))
@@ -381,6 +387,8 @@ class CallSession:
             elif not greeted:
                 self.stats.greeting_source = "engine"
                 await engine.say(tenant.greeting, "greeting")
+            if not decline and tenant.recording is not None and tenant.recording.announce:
+                await engine.say(tenant.recording.announce, "recording_notice")
             await self._caller_to_engine(engine)
         except Exception as exc:  # a bug or a dead engine socket: end this call, not the server
             if self.status == "in_progress":
@@ -438,6 +446,7 @@ class CallSession:
         bytes_per_s = self._rate * 2 * speed
         burst_bytes = MEDIA_BURST_S * self._rate * 2
         connected_at = self._connected_at
+        tape = self._tape
         while True:
             msg = await receive()
             t0 = perf()
@@ -460,6 +469,8 @@ class CallSession:
                     next_level_check = t0 + 0.25
                     if rms(event.pcm) > threshold:
                         self._last_activity = time.monotonic()
+                if tape is not None:  # a bytearray append (recordings/tape.py)
+                    tape.caller_audio(event.pcm, time.monotonic())
                 if self._greeting is not None and self._caller_over_greeting(event.pcm):
                     await self._cut_greeting()
                 await send_audio(in_rs.process(event.pcm))
@@ -486,6 +497,7 @@ class CallSession:
             self.stats.dtmf += 1
             if self.stats.dtmf <= MAX_DTMF_NOTES:  # a flood is counted, not logged per frame
                 self.note("dtmf", event.digit, level=logging.INFO)
+            self._maybe_opt_out(event.digit)
         elif isinstance(event, exotel.Start):
             self.socket.bad_frame("duplicate_start", event.stream_sid)
         return False
@@ -571,6 +583,8 @@ class CallSession:
     async def _send_clear(self) -> None:
         """Tell Exotel to drop the agent audio it still holds (barge-in)."""
         await self.socket.send(self._emit.clear())
+        if self._tape is not None:  # what Exotel drops was never heard: not on the tape
+            self._tape.cut_agent(time.monotonic())
         self.stats.clears += 1
         self.stats.interruptions += 1
         metrics.CLEARS_SENT.inc()
@@ -603,10 +617,15 @@ class CallSession:
             metrics.GREETING.observe(now - self._t0)
         if self._capture is not None:
             self._capture.add(chunks)
+        plays_at = max(self._playback_until, now)
+        tape = self._tape
         for chunk in chunks:
             await send(emit.media(chunk))
             self.stats.frames_out += 1
             self.stats.bytes_out += len(chunk)
+            if tape is not None:  # where it plays, after the audio still queued at Exotel
+                tape.agent_audio(chunk, plays_at)
+                plays_at += len(chunk) / (2 * rate)
         played = sum(duration_ms(len(c), rate) for c in chunks) / 1000.0
         self._playback_until = max(self._playback_until, now) + played
 
@@ -689,6 +708,8 @@ class CallSession:
         while True:
             await asyncio.sleep(min(1.0, s.silence_prompt_after_s / 4))
             self.record.flush_counts()
+            if self._tape is not None:  # the tape's bytes to disk, from a thread
+                await self._tape.flush()
             clocks = silence.Clocks(
                 self._t0, self._last_activity, self._playback_until, self._prompted_at
             )
@@ -750,6 +771,44 @@ class CallSession:
         self._hangup = reason
         self._hangup_deadline = time.monotonic() + GOODBYE_GRACE_S
         self.note("hangup", reason, level=logging.INFO)
+
+    # --- the recording --------------------------------------------------------------------------
+
+    def _start_tape(self, tenant: Tenant) -> None:
+        """Record both sides of this call (tenant's [recording]); a disk that refuses the files
+        leaves the call unrecorded, never unanswered."""
+        try:
+            self._tape = CallTape(
+                self.ctx.settings.recordings_spool_dir,
+                call_sid=self.call_sid,
+                tenant=tenant.tenant_id,
+                session_id=self.record.session_id,
+                rate=self._rate,
+                t0=self._t0,
+                max_s=self.ctx.settings.max_call_duration_s + GOODBYE_GRACE_S + 30.0,
+            )
+        except OSError as exc:
+            self.note("recording_failed", f"{type(exc).__name__}: {exc}")
+
+    def _maybe_opt_out(self, digit: str) -> None:
+        """The tenant's opt-out key: nothing of this call is kept (the tape deletes its files)."""
+        tape = self._tape
+        policy = self.tenant.recording if self.tenant is not None else None
+        if tape is None or policy is None or tape.opted_out or digit != policy.opt_out_digit:
+            return
+        tape.opt_out()
+        self.note("recording_opt_out", f"the caller pressed {digit}", level=logging.INFO)
+
+    async def _close_tape(self) -> None:
+        """The tape's manifest for the worker's uploader (recordings/uploader.py), then wake it."""
+        assert self._tape is not None
+        # another stream owns this call: its tape is the call's recording, this one goes
+        manifest = await self._tape.close(keep=not self.record.duplicate)
+        if manifest.error:
+            log.warning("call %s: recording failed: %s", self.call_sid, manifest.error)
+        uploader = getattr(self.ctx.worker, "recordings", None)
+        if uploader is not None:
+            uploader.wake.set()
 
     # --- persistence --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from .config_schema import BudgetConfig, ExotelConfig, allowed_keys, shape_probl
 from .digest_checks import check_digest
 from .messages import MESSAGE_KEYS
 from .model import ENGINES, FIELD_TYPES, CallType, FieldSpec
+from .recording_checks import check_recording
 from .report import E164, Report, is_env_name, suggest, type_name
 from .webhook_checks import check_webhooks
 
@@ -69,6 +70,7 @@ def check_config(r: Report, config: dict[str, Any]) -> dict[str, Any] | None:
     out["actions"] = check_actions(r, config, out["templates"])
     out["digest"] = check_digest(r, config, out["templates"])
     out["webhooks"] = check_webhooks(r, config)
+    out["recording"] = check_recording(r, config)
     r.flush_shape()
     return out if len(r.problems) == before else None
 

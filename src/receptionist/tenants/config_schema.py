@@ -129,6 +129,15 @@ class WebhookConfig(BaseModel):
     events: list[str] = []
 
 
+class RecordingConfig(BaseModel):
+    model_config = _FORBID
+    # values are checked by recording_checks.py; the model only knows the keys
+    enabled: Any = False
+    retention_days: Any = None
+    opt_out_digit: Any = None
+    announce: Any = None
+
+
 class TenantConfig(BaseModel):
     """tenant.toml, table by table (see tenants/README.md for what each key means)."""
 
@@ -150,6 +159,7 @@ class TenantConfig(BaseModel):
     actions: dict[str, list[RuleConfig]] = {}
     digest: DigestConfig | None = None
     webhooks: list[WebhookConfig] = []
+    recording: RecordingConfig | None = None
 
 
 def allowed_keys(model: type[BaseModel]) -> tuple[str, ...]:

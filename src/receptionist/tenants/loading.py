@@ -231,6 +231,7 @@ class _Loader:
             whatsapp=cfg["whatsapp"],
             digest=cfg["digest"],
             webhooks=cfg["webhooks"],
+            recording=cfg["recording"],
             raw_config=config,
         )
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from .actions import ActionRule, DailyDigest, Template, Webhook, WhatsAppSender
 from .messages import CallMessages, language_name
+from .recording_checks import RecordingPolicy
 
 __all__ = [
     "ENGINES",
@@ -108,6 +109,7 @@ class Tenant:
     whatsapp: WhatsAppSender | None = None
     digest: DailyDigest | None = None  # the owner's daily WhatsApp digest; None: not sent
     webhooks: tuple[Webhook, ...] = ()  # the business's own URLs that receive call events
+    recording: RecordingPolicy | None = None  # calls are recorded; None: not (the default)
     raw_config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     # the stored version it was loaded from (stored_tenants.py); None: from a folder
     version: int | None = None

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from receptionist.recordings.stores import RecordingStore
 from receptionist.store.api_keys import KeyOwner
 from receptionist.store.db import Database
 from receptionist.tenants.repository import TenantError, Tenants, UnknownTenant
@@ -37,6 +38,7 @@ class WebDeps:
     db: Database
     tenants: Tenants
     usd_inr: Decimal
+    recordings: RecordingStore | None = None  # where call recordings are kept (None: nowhere)
 
 
 def scope_for(deps: WebDeps, owner: KeyOwner, chosen: str | None) -> Scope:

@@ -55,6 +55,7 @@ from receptionist.web.models import (
     Turn,
     Usage,
 )
+from receptionist.web.recordings import recording_of
 from receptionist.web.scope import Scope
 
 # --- the questions ------------------------------------------------------------------------------
@@ -202,6 +203,7 @@ async def call_detail(s: Scope, deps: WebDeps, call_sid: str) -> CallDetail:
         exotel=_exotel_record(exo) if exo is not None else None,
         attempts=row.attempts,
         last_error=row.last_error,
+        recording=await recording_of(s, deps, call_sid),
     )
 
 

@@ -363,6 +363,11 @@ def create_dashboard(
         Route("/calls.csv", page(pages.calls_csv, anonymous="401"), name="calls_csv"),
         Route("/calls/{call_sid}", page(pages.call), name="call"),
         Route("/calls/{call_sid}/retry", page(pages.retry), methods=["POST"], name="retry"),
+        Route(
+            "/calls/{call_sid}/recording",
+            page(pages.recording, anonymous="401"),
+            name="recording",
+        ),
         Route("/messages", page(pages.messages), name="messages"),
         Route(
             "/messages/{notification_id:int}/resend",
