@@ -174,11 +174,11 @@ class CallSession:
             self.ctx.registry.pop(self.call_sid, None)
             metrics.ACTIVE_CALLS.dec()
             try:
+                if self._tape is not None:  # first: once the row is final, so is its tape
+                    await asyncio.shield(self._close_tape())
                 await asyncio.shield(self._persist_end())
             finally:
                 self._log_end()
-                if self._tape is not None:
-                    await asyncio.shield(self._close_tape())
 
     async def _admit(self, start: exotel.Start, tenant_id: str) -> Tenant | None:
         """The call's tenant (also `self.tenant`), or None once the stream is refused: an
@@ -387,8 +387,6 @@ class CallSession:
             elif not greeted:
                 self.stats.greeting_source = "engine"
                 await engine.say(tenant.greeting, "greeting")
-            if not decline and tenant.recording is not None and tenant.recording.announce:
-                await engine.say(tenant.recording.announce, "recording_notice")
             await self._caller_to_engine(engine)
         except Exception as exc:  # a bug or a dead engine socket: end this call, not the server
             if self.status == "in_progress":
@@ -802,6 +800,8 @@ class CallSession:
     async def _close_tape(self) -> None:
         """The tape's manifest for the worker's uploader (recordings/uploader.py), then wake it."""
         assert self._tape is not None
+        if self.record.created is not None:  # is this stream the call's? (its row says)
+            await asyncio.gather(self.record.created, return_exceptions=True)
         # another stream owns this call: its tape is the call's recording, this one goes
         manifest = await self._tape.close(keep=not self.record.duplicate)
         if manifest.error:

@@ -21,8 +21,8 @@ class RecordingPolicy:
     """The tenant records its calls (both sides, stereo) and keeps them `retention_days`.
 
     `opt_out_digit`: a caller who presses it is not recorded (what was written is deleted);
-    `announce`: spoken right after the greeting (e.g. that the call is recorded and which key
-    stops it); None: the greeting itself says so, or nothing is said."""
+    `announce`: added to the end of the greeting (e.g. that the call is recorded and which key
+    stops it), so the caller hears it before anything else; None: nothing is added."""
 
     retention_days: int = DEFAULT_RETENTION_DAYS
     opt_out_digit: str | None = None
