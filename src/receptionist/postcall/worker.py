@@ -152,13 +152,15 @@ class Worker:
         return stage
 
     async def drain(self) -> int:
-        """Run until nothing is due (tests, `receptionist worker --once`), messages included;
-        returns the steps and sends done."""
+        """Run until nothing is due (tests, `receptionist worker --once`), messages and this
+        machine's recordings included; returns the steps, sends and uploads done."""
         total = 0
         while True:
             n = await self.run_once()
             if self.dispatcher is not None:
                 n += await self.dispatcher.run_once()
+            if self.recordings is not None:
+                n += await self.recordings.run_once()
             if not n:
                 return total
             total += n

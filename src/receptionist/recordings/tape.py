@@ -87,18 +87,18 @@ class TapeTrack:
         self.start = at
         self.truncate_to = at if self.truncate_to is None else min(self.truncate_to, at)
 
-    def take(self) -> tuple[int, bytes, int | None] | None:
+    def take(self) -> tuple[int, bytearray, int | None] | None:
         """What to write now (offset, bytes, truncate first to), or None; the buffer restarts."""
         if not self.buf and self.truncate_to is None:
             return None
-        out = (self.start, bytes(self.buf), self.truncate_to)
+        out = (self.start, self.buf, self.truncate_to)  # handed over whole: no copy
         self.start += len(self.buf)
         self.buf = bytearray()
         self.truncate_to = None
         return out
 
 
-def _write(fd: int, job: tuple[int, bytes, int | None]) -> None:
+def _write(fd: int, job: tuple[int, bytearray, int | None]) -> None:
     offset, data, truncate_to = job
     if truncate_to is not None:
         os.ftruncate(fd, truncate_to)
@@ -161,7 +161,8 @@ class CallTape:
         self._flushing: asyncio.Future[None] | None = None
 
     def _at(self, t: float) -> int:
-        return max(0, int((t - self.t0) * self.rate)) * 2
+        # before t0 (never, in a call) it is negative: put() then appends at the track's end
+        return int((t - self.t0) * self.rate) * 2
 
     # --- the audio path (per frame: no I/O) -------------------------------------------------
 
@@ -249,7 +250,7 @@ class CallTape:
         return manifest
 
 
-def _write_all(jobs: list[tuple[int, tuple[int, bytes, int | None]]]) -> None:
+def _write_all(jobs: list[tuple[int, tuple[int, bytearray, int | None]]]) -> None:
     for fd, job in jobs:
         _write(fd, job)
 
