@@ -174,9 +174,7 @@ class CallSession:
             self.ctx.registry.pop(self.call_sid, None)
             metrics.ACTIVE_CALLS.dec()
             try:
-                if self._tape is not None:  # first: once the row is final, so is its tape
-                    await asyncio.shield(self._close_tape())
-                await asyncio.shield(self._persist_end())
+                await asyncio.shield(self._end())
             finally:
                 self._log_end()
 
@@ -796,6 +794,15 @@ class CallSession:
             return
         tape.opt_out()
         self.note("recording_opt_out", f"the caller pressed {digit}", level=logging.INFO)
+
+    async def _end(self) -> None:
+        """The tape closed first (once the row is final, so is its recording), then the row."""
+        if self._tape is not None:
+            try:
+                await self._close_tape()
+            except Exception:  # a recording's bug must not cost the call its row
+                log.exception("call %s: closing the recording failed", self.call_sid)
+        await self._persist_end()
 
     async def _close_tape(self) -> None:
         """The tape's manifest for the worker's uploader (recordings/uploader.py), then wake it."""

@@ -194,7 +194,7 @@ class CallTape:
         self._flushing = loop.run_in_executor(None, _write_all, jobs)
         try:
             await self._flushing
-        except OSError as exc:  # a full or failing disk: this call is not recorded
+        except Exception as exc:  # a full or failing disk: this call is not recorded
             self._break(f"{type(exc).__name__}: {exc}"[:300])
         finally:
             self._flushing = None

@@ -20,6 +20,7 @@ tracks a killed server left without a manifest are removed after a day.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -145,9 +146,12 @@ class RecordingUploader:
         for path in sorted(self.spool_dir.glob("*" + MANIFEST_SUFFIX)):
             try:
                 manifest = read_manifest(path)
+            except FileNotFoundError:
+                continue  # another process on this machine (serve --workers N) adopted it
             except (OSError, ValueError, TypeError) as exc:
                 log.error("recordings: unreadable manifest %s (%s); set aside", path.name, exc)
-                path.rename(path.with_suffix(".bad"))
+                with contextlib.suppress(OSError):
+                    path.rename(path.with_suffix(".bad"))
                 continue
             await add_recording(
                 self.db, self._new_row(manifest), now=self.clock()
