@@ -207,6 +207,14 @@ async def test_another_machines_tape_is_left_alone(db: Database, tmp_path: Path)
     assert await other.run_once() == 0
     row = await recording_for(db, "CAnode")
     assert row is not None and row["status"] == "pending" and row["attempts"] == 0
+    # the same disk under a new machine name (a re-created container): its uploader takes it
+    renamed = RecordingUploader(
+        db, up.tenants, store, up.spool_dir, worker_id="w3", node="node-c", clock=clock
+    )
+    assert await renamed.rehome() == 1  # (in this test both "machines" see one disk)
+    await renamed.run_once()
+    row = await recording_for(db, "CAnode")
+    assert row is not None and row["status"] == "stored" and row["node"] == "node-c"
 
 
 async def test_a_corrupt_manifest_is_set_aside(db: Database, tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ Runs beside the pipeline in the worker of each serving process (`serve`), since 
 on that machine's disk: each row names the machine (`node`) and only that machine's uploader
 claims it. One pass:
 
+0. (at start) rehome: pending rows whose raw tracks are on this disk under another machine name
+   (a container re-created over the same volume) become this machine's;
 1. adopt: every manifest the bridge left (tape.py) becomes a row (`pending`; `opted_out` or
    `failed` at once, their tracks removed) and the manifest goes: the row is durable now;
 2. upload: claim due rows under a lease, encode the stereo file in a thread (encode.py), put it
@@ -119,6 +121,10 @@ class RecordingUploader:
             except Exception as exc:
                 log.error("recordings: retention sweep failed (%s)", exc)
 
+        try:
+            await self.rehome()
+        except Exception as exc:
+            log.error("recordings: tapes of an earlier name of this machine not taken (%s)", exc)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(
                 loops.poll(
@@ -136,6 +142,32 @@ class RecordingUploader:
         )  # fmt: skip
         await asyncio.gather(*(self._upload(c) for c in claimed))
         return adopted + len(claimed)
+
+    async def rehome(self) -> int:
+        """Pending uploads whose raw tracks are on this disk but whose row names another machine
+        (a container re-created with a new host name over the same volume) become this one's."""
+        r = call_recordings.c
+        async with self.db.session() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(r.id, r.raw_base)
+                    .where(r.status == "pending", r.node != self.node, r.raw_base.is_not(None))
+                    .limit(1000)
+                )
+            ).all()
+        mine = [
+            row.id
+            for row in rows
+            if Path(row.raw_base + ".caller.pcm").exists()
+            or Path(row.raw_base + ".agent.pcm").exists()
+        ]
+        if mine:
+            async with self.db.begin(immediate=True) as conn:
+                await conn.execute(
+                    sa.update(call_recordings).where(r.id.in_(mine)).values(node=self.node)
+                )
+            log.info("recordings: %d pending upload(s) taken over by %s", len(mine), self.node)
+        return len(mine)
 
     # --- 1. manifests to rows -----------------------------------------------------------------
 
@@ -253,15 +285,14 @@ class RecordingUploader:
         for tenant in tenants:
             before = now - timedelta(days=self.retention_days(tenant))
             for row in await expired(self.db, tenant, before):
-                if row["raw_base"] and row["node"] != self.node:
-                    continue  # its raw tracks are on another machine: that one sweeps it
                 if row["store_key"] and row["status"] == STORED:
                     try:
                         await asyncio.to_thread(self.store.delete, row["store_key"])
                     except StoreError as exc:
                         log.warning("recording %s not deleted yet (%s)", row["call_sid"], exc)
                         continue
-                _remove_tracks(row["raw_base"])
+                if row["node"] == self.node:  # another machine's raw tracks went after a day
+                    _remove_tracks(row["raw_base"])
                 await mark_deleted(self.db, row["id"])
                 gone += 1
         orphans = await asyncio.to_thread(self._orphans)
