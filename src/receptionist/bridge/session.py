@@ -69,6 +69,9 @@ GOODBYE_GRACE_S = 15.0
 # bursts); beyond it frames are counted and dropped: a stream sending faster than a phone can
 # speak would otherwise be forwarded, and billed by the model, at that rate.
 MEDIA_BURST_S = 2.0
+# A caller's line starts this long before their voice was first noticed: the level is looked at
+# four times a second, so the words began up to a check earlier (a recording seeks to the start).
+VOICE_LEAD_MS = 300.0
 # How long after a cached greeting starts its engine begins to connect (see _greet_from_cache).
 GREETING_CONNECT_AFTER_S = 0.02
 
@@ -114,6 +117,7 @@ class CallSession:
         self.answered_at: datetime | None = None
         # caller-side state
         self._last_activity = self._t0
+        self._voiced_at: float | None = None  # caller voice first heard since their last line
         self._playback_until = self._t0  # when the agent audio we sent finishes playing
         self._prompted_at: float | None = None  # when we asked "are you still there?"
         self._hangup: str | None = None  # reason, once we decided to end the call
@@ -465,6 +469,8 @@ class CallSession:
                     next_level_check = t0 + 0.25
                     if rms(event.pcm) > threshold:
                         self._last_activity = time.monotonic()
+                        if self._voiced_at is None:
+                            self._voiced_at = self._last_activity
                 if tape is not None:  # a bytearray append (recordings/tape.py)
                     tape.caller_audio(event.pcm, time.monotonic())
                 if self._greeting is not None and self._caller_over_greeting(event.pcm):
@@ -532,7 +538,10 @@ class CallSession:
                 if self._greeting is not None:  # the engine heard the caller over it
                     await self._cut_greeting()
                 self._last_activity = time.monotonic()
-                self.transcript.caller_text(ev.text, self.elapsed_ms())
+                voiced = self._voiced_at
+                voiced_ms = None if voiced is None else (voiced - self._t0) * 1000 - VOICE_LEAD_MS
+                if self.transcript.caller_text(ev.text, self.elapsed_ms(), voiced_ms=voiced_ms):
+                    self._voiced_at = None  # the next line's voice is looked for from here
             elif await self._engine_event(ev, engine):
                 return
 
@@ -627,6 +636,7 @@ class CallSession:
 
     async def _turn_done(self, *, interrupted: bool) -> None:
         self.stats.agent_turns += 1
+        self._voiced_at = None  # voice heard from here on is the caller's next line
         committed = len(self.transcript.turns)
         turn = self.transcript.agent_done(self.elapsed_ms(), interrupted=interrupted)
         if self._trace is not None and turn is not None:
