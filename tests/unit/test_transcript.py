@@ -259,7 +259,7 @@ def test_version_changes_whenever_the_snapshot_would_show_new_text() -> None:
 
 def test_a_caller_line_starts_where_their_voice_was_heard() -> None:
     """The transcription comes once the words are said: the voice's onset is the line's start,
-    but never before the last line's start nor after the words' own time."""
+    but never before the last line's end nor after the words' own time."""
     tr = TranscriptRecorder()
     tr.agent_text("Hello!", 0)
     tr.agent_done(900)
@@ -273,6 +273,6 @@ def test_a_caller_line_starts_where_their_voice_was_heard() -> None:
     tr.caller_text("Bye", 6000, voiced_ms=-100)  # an onset before the last line: clamped
     tr.caller_text("!", 6100)
     tr.agent_done(6200)
-    assert tr.turns[-1]["start_ms"] == tr.turns[-2]["start_ms"] == 4500
+    assert tr.turns[-1]["start_ms"] == tr.turns[-2]["end_ms"] == 5000
     tr.caller_text("later", 7000, voiced_ms=9000)  # never after the words themselves
     assert tr.snapshot(7000)[-1]["start_ms"] == 7000

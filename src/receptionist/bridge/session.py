@@ -819,6 +819,7 @@ class CallSession:
         assert self._tape is not None
         if self.record.created is not None:  # is this stream the call's? (its row says)
             await asyncio.gather(self.record.created, return_exceptions=True)
+        self._tape.cut_agent(time.monotonic())  # agent audio still queued when the line closed
         # another stream owns this call: its tape is the call's recording, this one goes
         manifest = await self._tape.close(keep=not self.record.duplicate)
         if manifest.error:

@@ -43,12 +43,12 @@ class TranscriptRecorder:
         """A piece of the caller's words, transcribed at `t_ms`; `voiced_ms`: when the caller's
         voice was first heard for them (the transcription comes once they are said), used as
         the turn's start (so a recording plays the words from there), never before the last
-        line's start. True: this piece began a new turn."""
+        line's end. True: this piece began a new turn."""
         opened = self._caller is None
         if self._caller is None:
             start = t_ms
             if voiced_ms is not None:
-                floor = self.turns[-1]["start_ms"] if self.turns else 0
+                floor = self.turns[-1]["end_ms"] if self.turns else 0
                 start = min(t_ms, max(voiced_ms, floor))
             self._caller = _Turn("caller", start, t_ms)
         self._caller.parts.append(text)
