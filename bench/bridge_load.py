@@ -417,7 +417,8 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             GEMINI_API_KEY="bench-key",
             GEMINI_BASE_URL=f"https://127.0.0.1:{gport}",
             GEMINI_CA_FILE=str(ca_file),
-            TENANTS_DIR=str(REPO_ROOT / "tenants"),
+            TENANTS_DIR=str(_recording_tenants(tmp) if args.record else REPO_ROOT / "tenants"),
+            RECORDINGS_SPOOL_DIR=str(tmp / "recordings"),
             SPOOL_DIR=str(tmp / "spool"),
             LOG_LEVEL="WARNING",
             # the bench finds the limit itself: no admission control refusing calls on the way
@@ -722,6 +723,7 @@ async def run_bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "double_end_of_turn_silence_ms": args.eot_ms,
             "caller_frame_ms": 100,
             "spread_s": args.spread_s,
+            "recording": args.record,
         },
         "figures": figures,
         "per_call": per_call,
@@ -946,6 +948,11 @@ def main(argv: list[str] | None = None) -> int:
         "the machine is below this; the load is recorded in the JSON either way",
     )
     ap.add_argument("--wait-load-s", type=float, default=180.0)
+    ap.add_argument(
+        "--record",
+        action="store_true",
+        help="every tenant records its calls ([recording] enabled): the bridge's tape costs",
+    )
     args = ap.parse_args(argv)
     if args.warmup is None:
         args.warmup = args.workers
@@ -1054,6 +1061,15 @@ LADDER_KEYS = (
     "load_avg_1_5_15_before",
     "load_avg_1_5_15_after",
 )
+
+
+def _recording_tenants(tmp: Path) -> Path:
+    """The example tenants, each recording its calls (the tapes are left in tmp: no worker)."""
+    root = tmp / "tenants"
+    shutil.copytree(REPO_ROOT / "tenants", root, ignore=shutil.ignore_patterns("README.md"))
+    for toml in root.glob("*/tenant.toml"):
+        toml.write_text(toml.read_text() + "\n[recording]\nenabled = true\n")
+    return root
 
 
 def ladder_result(args: argparse.Namespace, levels: list[dict[str, Any]]) -> dict[str, Any]:

@@ -252,6 +252,33 @@ class Settings(BaseSettings):
     pricing_file: Path | None = Field(None, description="Own pricing table (TOML).")
     usd_inr_rate: Decimal = Field(Decimal("84"), gt=0, description="For costs shown in INR.")
 
+    # --- call recordings (tenants with [recording] enabled = true) -----------------------------
+    recordings_spool_dir: Path = Field(
+        Path("data/recordings/raw"),
+        description="Raw tapes of calls being recorded, on the serving machine's own disk.",
+    )
+    recording_store: Literal["local", "s3"] = Field(
+        "local", description="Where encoded recordings are kept: a local folder or an S3 bucket."
+    )
+    recordings_dir: Path = Field(
+        Path("data/recordings/store"), description="The local store's folder."
+    )
+    recording_format: Literal["opus", "mp3"] = Field(
+        "opus", description="Stereo Ogg/Opus (small) or MP3 (plays everywhere)."
+    )
+    recording_s3_bucket: str | None = Field(None, description="The bucket (RECORDING_STORE=s3).")
+    recording_s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (R2, Supabase Storage, MinIO); unset: AWS."
+    )
+    recording_s3_region: str | None = Field(None, description="Region; unset: `auto`.")
+    recording_s3_prefix: str = Field("", description="Key prefix inside the bucket.")
+    recording_s3_access_key_id: str | None = Field(None, description="Access key id.")
+    recording_s3_secret_access_key: SecretStr | None = Field(None, description="Secret key.")
+    recording_max_attempts: int = Field(
+        8, ge=1, description="Uploads tried before a recording is marked failed."
+    )
+    recording_backoff_s: float = Field(30.0, gt=0, description="First upload retry delay.")
+
     # --- WhatsApp messages after calls --------------------------------------------------------
     notify_provider: Literal["auto", "log", "msg91"] = Field(
         "auto", description="auto: MSG91 when MSG91_AUTH_KEY is set, else log (nothing leaves)."
@@ -340,6 +367,8 @@ def load_settings(**overrides: object) -> Settings:
         raise SettingsError(
             "setting EXOTEL_ACCOUNT_SID/EXOTEL_API_KEY/EXOTEL_API_TOKEN: set all three or none"
         )
+    if settings.recording_store == "s3" and not settings.recording_s3_bucket:
+        raise SettingsError("setting RECORDING_S3_BUCKET: needed when RECORDING_STORE=s3")
     if settings.pricing_file and not settings.pricing_file.is_file():
         raise SettingsError(f"setting PRICING_FILE: no such file {settings.pricing_file}")
     if settings.gemini_ca_file and not settings.gemini_ca_file.is_file():

@@ -255,3 +255,24 @@ def test_version_changes_whenever_the_snapshot_would_show_new_text() -> None:
     before = t.version()
     t.snapshot(1000)  # reading changes nothing
     assert t.version() == before
+
+
+def test_a_caller_line_starts_where_their_voice_was_heard() -> None:
+    """The transcription comes once the words are said: the voice's onset is the line's start,
+    but never before the last line's end nor after the words' own time."""
+    tr = TranscriptRecorder()
+    tr.agent_text("Hello!", 0)
+    tr.agent_done(900)
+    assert tr.caller_text("I want ", 4000, voiced_ms=2500) is True
+    assert tr.caller_text("a cake", 4300, voiced_ms=3900) is False  # the turn's start stays
+    tr.agent_text("Sure.", 4500)
+    tr.agent_done(5000)
+    assert tr.turns[1] == {
+        "speaker": "caller", "text": "I want a cake", "start_ms": 2500, "end_ms": 4300,
+    }  # fmt: skip
+    tr.caller_text("Bye", 6000, voiced_ms=-100)  # an onset before the last line: clamped
+    tr.caller_text("!", 6100)
+    tr.agent_done(6200)
+    assert tr.turns[-1]["start_ms"] == tr.turns[-2]["end_ms"] == 5000
+    tr.caller_text("later", 7000, voiced_ms=9000)  # never after the words themselves
+    assert tr.snapshot(7000)[-1]["start_ms"] == 7000

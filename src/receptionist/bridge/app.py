@@ -45,6 +45,7 @@ from receptionist.notify.webhook import msg91_webhook_route
 from receptionist.observe import metrics as prom
 from receptionist.onboarding import settings_drafter
 from receptionist.postcall.worker import Worker
+from receptionist.recordings.stores import RecordingStore
 from receptionist.store.db import Database
 from receptionist.store.live import LiveFeed
 from receptionist.stored_tenants import StoredTenants
@@ -70,6 +71,7 @@ class BridgeContext:
     on_turn: TurnCallback | None = None
     worker: Worker | None = None  # the in-process post-call worker, woken when a call is saved
     budgets: BudgetGuard | None = None
+    recording_store: RecordingStore | None = None  # the dashboard and API play recordings from it
     # calls in progress for the owner's live view; in-process unless wiring picks the database's
     live: LiveFeed = field(default_factory=LiveFeed)
     # stopping gracefully (drain.py) and refusing calls a saturated process cannot carry
@@ -341,6 +343,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
         tenants=ctx.tenants,
         usd_inr=ctx.settings.usd_inr_rate,
         callbacks=callback_deps(ctx.settings, ctx.db, ctx.tenants),
+        recordings=ctx.recording_store,
     )
     app = Starlette(
         routes=[

@@ -50,6 +50,7 @@ from receptionist.engines.base import (
 )
 from receptionist.observe import metrics
 from receptionist.store import bookings
+from receptionist.recordings.tape import CallTape
 from receptionist.store.calls import FinishedCall
 from receptionist.store.checkpoints import Checkpoint
 from receptionist.store.search import response_times
@@ -80,6 +81,9 @@ GOODBYE_GRACE_S = 15.0
 MEDIA_BURST_S = 2.0
 # How long the end of a call waits for its side writes (a hand-off's note) before saving.
 SIDE_WRITES_WAIT_S = 5.0
+# A caller's line starts this long before their voice was first noticed: the level is looked at
+# four times a second, so the words began up to a check earlier (a recording seeks to the start).
+VOICE_LEAD_MS = 300.0
 # How long after a cached greeting starts its engine begins to connect (see _greet_from_cache).
 GREETING_CONNECT_AFTER_S = 0.02
 
@@ -132,6 +136,7 @@ class CallSession:
         self.answered_at: datetime | None = None
         # caller-side state
         self._last_activity = self._t0
+        self._voiced_at: float | None = None  # caller voice first heard since their last line
         self._playback_until = self._t0  # when the agent audio we sent finishes playing
         self._prompted_at: float | None = None  # when we asked "are you still there?"
         self._hangup: str | None = None  # reason, once we decided to end the call
@@ -145,6 +150,7 @@ class CallSession:
         self._watched = False  # the engine is connected and the watchdog runs (it ends a hang-up)
         self._trace: tracing.CallTrace | None = None  # this call's span, when tracing is on
         self.toolbox: ToolBox | None = None  # the tenant's tools on this call (None: none)
+        self._tape: CallTape | None = None  # both sides' raw audio, when the tenant records
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -194,7 +200,7 @@ class CallSession:
             self.ctx.registry.pop(self.call_sid, None)
             metrics.ACTIVE_CALLS.dec()
             try:
-                await asyncio.shield(self._persist_end())
+                await asyncio.shield(self._end())
             finally:
                 self._log_end()
 
@@ -291,6 +297,8 @@ class CallSession:
         engine = await self._create_engine(start, tenant)
         if engine is None:
             return
+        if tenant.recording is not None and not decline:
+            self._start_tape(tenant)
         # The row is written while the model connects (the task runs at this call's first
         # wait, after a cached greeting's first frame): a slow database never delays a greeting.
         self.record.created = asyncio.create_task(self._create_row(start, tenant.tenant_id))
@@ -514,6 +522,7 @@ class CallSession:
         bytes_per_s = self._rate * 2 * speed
         burst_bytes = MEDIA_BURST_S * self._rate * 2
         connected_at = self._connected_at
+        tape = self._tape
         while True:
             msg = await receive()
             t0 = perf()
@@ -536,6 +545,10 @@ class CallSession:
                     next_level_check = t0 + 0.25
                     if rms(event.pcm) > threshold:
                         self._last_activity = time.monotonic()
+                        if self._voiced_at is None:
+                            self._voiced_at = self._last_activity
+                if tape is not None:  # a bytearray append (recordings/tape.py)
+                    tape.caller_audio(event.pcm, time.monotonic())
                 if self._greeting is not None and self._caller_over_greeting(event.pcm):
                     await self._cut_greeting()
                 await send_audio(in_rs.process(event.pcm))
@@ -562,6 +575,7 @@ class CallSession:
             self.stats.dtmf += 1
             if self.stats.dtmf <= MAX_DTMF_NOTES:  # a flood is counted, not logged per frame
                 self.note("dtmf", event.digit, level=logging.INFO)
+            self._maybe_opt_out(event.digit)
         elif isinstance(event, exotel.Start):
             self.socket.bad_frame("duplicate_start", event.stream_sid)
         return False
@@ -600,7 +614,10 @@ class CallSession:
                 if self._greeting is not None:  # the engine heard the caller over it
                     await self._cut_greeting()
                 self._last_activity = time.monotonic()
-                self.transcript.caller_text(ev.text, self.elapsed_ms())
+                voiced = self._voiced_at
+                voiced_ms = None if voiced is None else (voiced - self._t0) * 1000 - VOICE_LEAD_MS
+                if self.transcript.caller_text(ev.text, self.elapsed_ms(), voiced_ms=voiced_ms):
+                    self._voiced_at = None  # the next line's voice is looked for from here
             elif await self._engine_event(ev, engine):
                 return
 
@@ -649,6 +666,8 @@ class CallSession:
     async def _send_clear(self) -> None:
         """Tell Exotel to drop the agent audio it still holds (barge-in)."""
         await self.socket.send(self._emit.clear())
+        if self._tape is not None:  # what Exotel drops was never heard: not on the tape
+            self._tape.cut_agent(time.monotonic())
         self.stats.clears += 1
         self.stats.interruptions += 1
         metrics.CLEARS_SENT.inc()
@@ -681,15 +700,21 @@ class CallSession:
             metrics.GREETING.observe(now - self._t0)
         if self._capture is not None:
             self._capture.add(chunks)
+        plays_at = max(self._playback_until, now)
+        tape = self._tape
         for chunk in chunks:
             await send(emit.media(chunk))
             self.stats.frames_out += 1
             self.stats.bytes_out += len(chunk)
+            if tape is not None:  # where it plays, after the audio still queued at Exotel
+                tape.agent_audio(chunk, plays_at)
+                plays_at += len(chunk) / (2 * rate)
         played = sum(duration_ms(len(c), rate) for c in chunks) / 1000.0
         self._playback_until = max(self._playback_until, now) + played
 
     async def _turn_done(self, *, interrupted: bool) -> None:
         self.stats.agent_turns += 1
+        self._voiced_at = None  # voice heard from here on is the caller's next line
         committed = len(self.transcript.turns)
         turn = self.transcript.agent_done(self.elapsed_ms(), interrupted=interrupted)
         if self._trace is not None and turn is not None:
@@ -767,6 +792,8 @@ class CallSession:
         while True:
             await asyncio.sleep(min(1.0, s.silence_prompt_after_s / 4))
             self.record.flush_counts()
+            if self._tape is not None:  # the tape's bytes to disk, from a thread
+                await self._tape.flush()
             clocks = silence.Clocks(
                 self._t0, self._last_activity, self._playback_until, self._prompted_at
             )
@@ -856,6 +883,56 @@ class CallSession:
         self._hangup = reason
         self._hangup_deadline = time.monotonic() + GOODBYE_GRACE_S
         self.note("hangup", reason, level=logging.INFO)
+
+    # --- the recording --------------------------------------------------------------------------
+
+    def _start_tape(self, tenant: Tenant) -> None:
+        """Record both sides of this call (tenant's [recording]); a disk that refuses the files
+        leaves the call unrecorded, never unanswered."""
+        try:
+            self._tape = CallTape(
+                self.ctx.settings.recordings_spool_dir,
+                call_sid=self.call_sid,
+                tenant=tenant.tenant_id,
+                session_id=self.record.session_id,
+                rate=self._rate,
+                t0=self._t0,
+                max_s=self.ctx.settings.max_call_duration_s + GOODBYE_GRACE_S + 30.0,
+            )
+        except OSError as exc:
+            self.note("recording_failed", f"{type(exc).__name__}: {exc}")
+
+    def _maybe_opt_out(self, digit: str) -> None:
+        """The tenant's opt-out key: nothing of this call is kept (the tape deletes its files)."""
+        tape = self._tape
+        policy = self.tenant.recording if self.tenant is not None else None
+        if tape is None or policy is None or tape.opted_out or digit != policy.opt_out_digit:
+            return
+        tape.opt_out()
+        self.note("recording_opt_out", f"the caller pressed {digit}", level=logging.INFO)
+
+    async def _end(self) -> None:
+        """The tape closed first (once the row is final, so is its recording), then the row."""
+        if self._tape is not None:
+            try:
+                await self._close_tape()
+            except Exception:  # a recording's bug must not cost the call its row
+                log.exception("call %s: closing the recording failed", self.call_sid)
+        await self._persist_end()
+
+    async def _close_tape(self) -> None:
+        """The tape's manifest for the worker's uploader (recordings/uploader.py), then wake it."""
+        assert self._tape is not None
+        if self.record.created is not None:  # is this stream the call's? (its row says)
+            await asyncio.gather(self.record.created, return_exceptions=True)
+        self._tape.cut_agent(time.monotonic())  # agent audio still queued when the line closed
+        # another stream owns this call: its tape is the call's recording, this one goes
+        manifest = await self._tape.close(keep=not self.record.duplicate)
+        if manifest.error:
+            log.warning("call %s: recording failed: %s", self.call_sid, manifest.error)
+        uploader = getattr(self.ctx.worker, "recordings", None)
+        if uploader is not None:
+            uploader.wake.set()
 
     # --- persistence --------------------------------------------------------------------------
 

@@ -39,11 +39,21 @@ class TranscriptRecorder:
         self._caller: _Turn | None = None
         self._agent: _Turn | None = None
 
-    def caller_text(self, text: str, t_ms: float) -> None:
+    def caller_text(self, text: str, t_ms: float, *, voiced_ms: float | None = None) -> bool:
+        """A piece of the caller's words, transcribed at `t_ms`; `voiced_ms`: when the caller's
+        voice was first heard for them (the transcription comes once they are said), used as
+        the turn's start (so a recording plays the words from there), never before the last
+        line's end. True: this piece began a new turn."""
+        opened = self._caller is None
         if self._caller is None:
-            self._caller = _Turn("caller", t_ms, t_ms)
+            start = t_ms
+            if voiced_ms is not None:
+                floor = self.turns[-1]["end_ms"] if self.turns else 0
+                start = min(t_ms, max(voiced_ms, floor))
+            self._caller = _Turn("caller", start, t_ms)
         self._caller.parts.append(text)
         self._caller.end_ms = t_ms
+        return opened
 
     def agent_text(self, text: str, t_ms: float) -> None:
         self.agent_activity(t_ms)

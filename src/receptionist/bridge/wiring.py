@@ -13,6 +13,7 @@ from receptionist.engines.base import EngineFactory
 from receptionist.engines.factory import make_engine_factory
 from receptionist.logs import configure_logging
 from receptionist.postcall.wiring import worker_from_settings
+from receptionist.recordings.stores import store_from_settings
 from receptionist.store.db import Database
 from receptionist.store.live import live_feed_for
 from receptionist.stored_tenants import tenants_for
@@ -38,6 +39,7 @@ def build_context(
         worker=worker,
         budgets=BudgetGuard(db),
         live=live_feed_for(db),
+        recording_store=store_from_settings(settings),
     )
 
 

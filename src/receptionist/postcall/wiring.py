@@ -21,6 +21,8 @@ from receptionist.postcall.analyzers.schema import Analysis
 from receptionist.postcall.pipeline import Analyzer, ExotelDeps, PipelineDeps
 from receptionist.postcall.pricing import PricingError, load_pricing
 from receptionist.postcall.worker import Worker, new_worker_id
+from receptionist.recordings.stores import store_from_settings
+from receptionist.recordings.uploader import RecordingUploader
 from receptionist.store.db import Database
 from receptionist.telephony.exotel_api import ExotelApiConfig
 from receptionist.tenants.model import Tenant
@@ -96,6 +98,16 @@ def make_worker(settings: Settings, deps: PipelineDeps, provider: Provider | Non
     if dispatcher is not None:
         deps.on_messages_queued = dispatcher.wake.set
     webhooks = WebhookDeliverer(deps.db, worker_id=worker_id)
+    recordings = RecordingUploader(
+        deps.db,
+        deps.tenants,
+        store_from_settings(settings),
+        settings.recordings_spool_dir,
+        worker_id=worker_id,
+        fmt=settings.recording_format,
+        max_attempts=settings.recording_max_attempts,
+        backoff_base_s=settings.recording_backoff_s,
+    )
     return Worker(
         deps,
         worker_id=worker_id,
@@ -105,6 +117,7 @@ def make_worker(settings: Settings, deps: PipelineDeps, provider: Provider | Non
         dispatcher=dispatcher,
         usd_inr=settings.usd_inr_rate,
         webhooks=webhooks,
+        recordings=recordings,
     )
 
 

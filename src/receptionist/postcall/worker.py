@@ -24,6 +24,7 @@ from receptionist.notify import digest
 from receptionist.notify.dispatcher import Dispatcher
 from receptionist.observe import metrics
 from receptionist.postcall.pipeline import PENDING_STAGES, PipelineDeps, StepError, run_step
+from receptionist.recordings.uploader import RecordingUploader
 from receptionist.store.backlog import pipeline_backlog
 from receptionist.store.jobs import Claim, claim, retry_later
 from receptionist.store.schema import Stage, utcnow
@@ -53,6 +54,7 @@ class Worker:
         clock: Callable[[], datetime] = utcnow,
         usd_inr: Decimal = Decimal("84"),
         webhooks: WebhookDeliverer | None = None,
+        recordings: RecordingUploader | None = None,
     ) -> None:
         self.deps = deps
         self.worker_id = worker_id or new_worker_id()
@@ -64,6 +66,7 @@ class Worker:
         self.dispatcher = dispatcher  # sends the messages the pipeline queues
         self.usd_inr = usd_inr  # the daily digest shows costs in rupees
         self.webhooks = webhooks  # posts the business's webhook events the pipeline writes
+        self.recordings = recordings  # stores this machine's call recordings, and retention
         # "now" when deciding which work is due: tests set it to make a retry due at once,
         # instead of sleeping through the backoff
         self.clock = clock
@@ -149,13 +152,15 @@ class Worker:
         return stage
 
     async def drain(self) -> int:
-        """Run until nothing is due (tests, `receptionist worker --once`), messages included;
-        returns the steps and sends done."""
+        """Run until nothing is due (tests, `receptionist worker --once`), messages and this
+        machine's recordings included; returns the steps, sends and uploads done."""
         total = 0
         while True:
             n = await self.run_once()
             if self.dispatcher is not None:
                 n += await self.dispatcher.run_once()
+            if self.recordings is not None:
+                n += await self.recordings.run_once()
             if not n:
                 return total
             total += n
@@ -170,6 +175,8 @@ class Worker:
                 tg.create_task(loops.every(digest.CHECK_EVERY_S, stop, self.queue_digests))
             if self.webhooks is not None:
                 tg.create_task(self.webhooks.run(stop))
+            if self.recordings is not None:
+                tg.create_task(self.recordings.run(stop))
 
     async def queue_digests(self) -> int:
         """The owners' daily digests now due (notify/digest.py); the dispatcher sends them."""

@@ -406,6 +406,40 @@ webhook_attempts = sa.Table(
 )
 
 
+# Call recordings (recordings/): one row per recorded call, written once the bridge's raw tape
+# is finished; the uploader on the machine that holds the tape (`node`) encodes and stores it,
+# retried with backoff under a lease; retention deletes it later (the row stays, `deleted`).
+call_recordings = sa.Table(
+    "call_recordings",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("call_sid", sa.Text(), nullable=False),
+    sa.Column("tenant", sa.Text(), nullable=False),
+    sa.Column("node", sa.Text(), nullable=False),  # the machine whose disk holds the raw tape
+    sa.Column("raw_base", sa.Text(), nullable=True),  # the raw tracks' path without suffix
+    sa.Column("sample_rate", sa.Integer(), nullable=False),
+    # pending | stored | failed | opted_out | empty | deleted
+    sa.Column("status", sa.Text(), nullable=False),
+    sa.Column("store", sa.Text(), nullable=True),  # local | s3
+    sa.Column("store_key", sa.Text(), nullable=True),
+    sa.Column("content_type", sa.Text(), nullable=True),
+    sa.Column("bytes", sa.Integer(), nullable=True),
+    sa.Column("duration_ms", sa.Integer(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("lease_owner", sa.Text(), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    _created_at(),
+    _updated_at(),
+    sa.Column("stored_at", UTCDateTime(), nullable=True),
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("call_sid"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "tenant", "created_at"),
+)
+
+
 # Every delivery report received, matched or not. A report that names no message we know (its
 # request id was never recorded because the sender died or timed out) is the evidence that one of
 # the identical messages waiting for an answer did go out: see notifications.requeue_unconfirmed.
@@ -578,6 +612,7 @@ __all__ = [
     "bookings",
     "calendar_feeds",
     "call_details",
+    "call_recordings",
     "exotel_call_details",
     "json_type",
     "metadata",

@@ -16,6 +16,7 @@ from .digest_checks import check_digest
 from .handoff_checks import check_callbacks, check_handoff
 from .messages import MESSAGE_KEYS
 from .model import ENGINES, FIELD_TYPES, CallType, FieldSpec
+from .recording_checks import check_recording
 from .report import E164, Report, is_env_name, suggest, type_name
 from .tool_checks import check_tools
 from .webhook_checks import check_webhooks
@@ -74,6 +75,7 @@ def check_config(r: Report, config: dict[str, Any]) -> dict[str, Any] | None:
     out["tools"] = check_tools(r, config)
     out["handoff"] = check_handoff(r, config, out["timezone"], out["templates"])
     out["callbacks"] = check_callbacks(r, config, out["timezone"], out["handoff"])
+    out["recording"] = check_recording(r, config)
     r.flush_shape()
     return out if len(r.problems) == before else None
 

@@ -150,6 +150,13 @@ class CallbacksConfig(BaseModel):
     hours: list[str] | str | None = None
     per_number_per_day: int = 2
     ring_seconds: int = 30
+class RecordingConfig(BaseModel):
+    model_config = _FORBID
+    # values are checked by recording_checks.py; the model only knows the keys
+    enabled: Any = False
+    retention_days: Any = None
+    opt_out_digit: Any = None
+    announce: Any = None
 
 
 class TenantConfig(BaseModel):
@@ -178,6 +185,7 @@ class TenantConfig(BaseModel):
     booking: dict[str, Any] | None = None
     handoff: HandoffConfig | None = None
     callbacks: CallbacksConfig | None = None
+    recording: RecordingConfig | None = None
 
 
 def allowed_keys(model: type[BaseModel]) -> tuple[str, ...]:

@@ -203,6 +203,10 @@ class _Loader:
             digest.update(file_name.encode("utf-8") + b"\x00" + text.encode("utf-8") + b"\x00")
         schema = {ct.name: ct.as_schema() for ct in call_types}
         digest.update(json.dumps(schema, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        greeting = cached_greeting(assistant, tenant_name=name, language=languages[0])
+        recording = cfg["recording"]
+        if recording is not None and recording.announce:  # said as part of the greeting
+            greeting = f"{greeting} {recording.announce}"
         user_env, token_env = cfg["exotel"]
         budget_warn, budget_limit = cfg["budget"]
         return Tenant(
@@ -222,7 +226,7 @@ class _Loader:
             analyzer_prompt=analyzer,
             input_files=tuple(inputs),
             messages=resolve_messages(languages[0], cfg["messages"]),
-            greeting=cached_greeting(assistant, tenant_name=name, language=languages[0]),
+            greeting=greeting,
             prompt_version=digest.hexdigest()[:12],
             budget_warn_usd=budget_warn,
             budget_limit_usd=budget_limit,
@@ -234,6 +238,7 @@ class _Loader:
             tools=cfg["tools"],
             handoff=cfg["handoff"],
             callbacks=cfg["callbacks"],
+            recording=recording,
             raw_config=config,
         )
 

@@ -15,6 +15,7 @@ from .actions import ActionRule, DailyDigest, Template, Webhook, WhatsAppSender
 from .handoff import CallbackRules, Handoff
 from .messages import CallMessages, language_name
 from .tool_checks import ToolSettings
+from .recording_checks import RecordingPolicy
 
 __all__ = [
     "ENGINES",
@@ -116,6 +117,7 @@ class Tenant:
     tools: ToolSettings = field(default_factory=ToolSettings)
     handoff: Handoff | None = None  # putting a caller through to a person; None: never
     callbacks: CallbackRules | None = None  # the AI calling callers back; None: never
+    recording: RecordingPolicy | None = None  # calls are recorded; None: not (the default)
     raw_config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     # the stored version it was loaded from (stored_tenants.py); None: from a folder
     version: int | None = None

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from receptionist.store.api_keys import KeyOwner, check_key
-from receptionist.web import bookings, figures, queries, tenant_edit, webhooks
+from receptionist.web import bookings, figures, queries, recordings, tenant_edit, webhooks
 from receptionist.web.call_list import CallFilters, Sort
 from receptionist.web.deps import (
     DEFAULT_PAGE,
@@ -172,6 +172,21 @@ async def live_calls(s: ScopeDep, deps: DepsDep) -> list[CallSummary]:
 )
 async def get_call(call_sid: str, s: ScopeDep, deps: DepsDep) -> CallDetail:
     return await queries.call_detail(s, deps, call_sid)
+
+
+@router.get(
+    "/calls/{call_sid}/recording",
+    response_class=Response,
+    responses={
+        200: {"content": {"audio/ogg": {}, "audio/mpeg": {}}},
+        206: {"description": "The byte range asked for (Range: bytes=a-b)"},
+        404: {"model": ErrorBody},
+        416: {"model": ErrorBody},
+    },
+    summary="The call's recording: stereo audio, caller left, agent right",
+)
+async def get_recording(call_sid: str, request: Request, s: ScopeDep, deps: DepsDep) -> Response:
+    return await recordings.recording_response(s, deps, call_sid, request.headers.get("range"))
 
 
 @router.post(

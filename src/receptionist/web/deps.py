@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from receptionist.callbacks import CallbackDeps
+from receptionist.recordings.stores import RecordingStore
 from receptionist.store.api_keys import KeyOwner
 from receptionist.store.db import Database
 from receptionist.tenants.repository import TenantError, Tenants, UnknownTenant
@@ -40,6 +41,7 @@ class WebDeps:
     usd_inr: Decimal
     # AI callbacks (callbacks.py); None: the server has no Exotel API or callback stream URL
     callbacks: CallbackDeps | None = None
+    recordings: RecordingStore | None = None  # where call recordings are kept (None: nowhere)
 
 
 def scope_for(deps: WebDeps, owner: KeyOwner, chosen: str | None) -> Scope:

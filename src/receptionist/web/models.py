@@ -129,6 +129,25 @@ class ExotelRecord(BaseModel):
     fetched_at: datetime | None
 
 
+class Recording(BaseModel):
+    status: str = Field(
+        description="pending (being stored), stored, failed (see error), opted_out (the caller"
+        " pressed the tenant's key: nothing kept), empty, deleted (past the retention)"
+    )
+    url: str | None = Field(
+        description="The audio (stereo: caller left, agent right), with this same key; only"
+        " when stored. Byte ranges are served."
+    )
+    content_type: str | None
+    bytes: int | None
+    duration_ms: int | None
+    attempts: int
+    error: str | None
+    created_at: datetime | None
+    stored_at: datetime | None
+    deleted_at: datetime | None
+
+
 class CallDetail(CallSummary):
     to_number: str | None
     engine: str | None
@@ -149,6 +168,7 @@ class CallDetail(CallSummary):
     handoff: dict[str, Any] | None = Field(
         None, description="Put through to a person: who, reason, at, outcome (none: never)"
     )
+    recording: Recording | None = Field(None, description="None: the call was not recorded")
 
 
 class DayStats(BaseModel):

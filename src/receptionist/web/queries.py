@@ -57,6 +57,7 @@ from receptionist.web.models import (
     Turn,
     Usage,
 )
+from receptionist.web.recordings import recording_of
 from receptionist.web.scope import Scope
 
 # --- the questions ------------------------------------------------------------------------------
@@ -205,6 +206,7 @@ async def call_detail(s: Scope, deps: WebDeps, call_sid: str) -> CallDetail:
         attempts=row.attempts,
         last_error=row.last_error,
         handoff=row.handoff,
+        recording=await recording_of(s, deps, call_sid),
     )
 
 

@@ -1,8 +1,8 @@
 """Whose data a request may see: the one place the tenant scope is applied.
 
 Every read and write the API (and later the dashboard) makes starts from `Scope.calls()`,
-`Scope.notifications()`, `Scope.usage()`, `Scope.webhook_deliveries()`, `Scope.bookings()` or
-`Scope.tenant_ids()`; those are the only selects that name a table, and each is already limited
+`Scope.notifications()`, `Scope.usage()`, `Scope.webhook_deliveries()`, `Scope.bookings()`,
+`Scope.recordings()` or `Scope.tenant_ids()`; those are the only selects that name a table, and each is already limited
 to the key's tenant. Routes never build their own `FROM`: a route added later cannot forget the
 filter, and the isolation test walks every route the app has with keys of two tenants.
 """
@@ -19,6 +19,7 @@ from receptionist.store.schema import (
     ai_token_usage,
     bookings,
     call_details,
+    call_recordings,
     exotel_call_details,
     notifications,
     webhook_deliveries,
@@ -61,6 +62,8 @@ class Scope:
 
     def bookings(self, *columns: Any) -> sa.Select[Any]:
         return self._limit(sa.select(*(columns or (bookings,))), bookings.c.tenant)
+    def recordings(self, *columns: Any) -> sa.Select[Any]:
+        return self._limit(sa.select(*(columns or (call_recordings,))), call_recordings.c.tenant)
 
     def sees(self, tenant: str | None) -> bool:
         return self.tenant is None or tenant == self.tenant

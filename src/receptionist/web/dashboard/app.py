@@ -409,6 +409,11 @@ def create_dashboard(
             methods=["POST"],
             name="call_back",
         ),
+        Route(
+            "/calls/{call_sid}/recording",
+            page(pages.recording, anonymous="401"),
+            name="recording",
+        ),
         Route("/messages", page(pages.messages), name="messages"),
         Route("/bookings", page(pages.bookings_page), name="bookings"),
         Route(

@@ -23,7 +23,7 @@ from receptionist.store.web_sessions import (
     open_session,
     set_language,
 )
-from receptionist.web import bookings, figures, queries, webhooks
+from receptionist.web import bookings, figures, queries, recordings, webhooks
 from receptionist.web.call_list import SORTS, CallFilters
 from receptionist.web.dashboard.app import (
     COOKIE,
@@ -410,6 +410,17 @@ async def call(request: Request, viewer: Viewer) -> Response:
         recording=safe_url(detail.exotel.recording_url if detail.exotel else None),
         resendable=RESENDABLE,
         notice=_notice(request),
+    )
+
+
+async def recording(request: Request, viewer: Viewer) -> Response:
+    """The call's audio for the page's player (ranges served: the player seeks)."""
+    sid = request.path_params["call_sid"]
+    if len(sid) > 128:
+        raise WebError(404, "not_found", "no such call")
+    deps = _dash(request).deps
+    return await recordings.recording_response(
+        viewer.scope, deps, sid, request.headers.get("range")
     )
 
 
