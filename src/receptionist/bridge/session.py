@@ -49,8 +49,8 @@ from receptionist.engines.base import (
     VoiceEngine,
 )
 from receptionist.observe import metrics
-from receptionist.store import bookings
 from receptionist.recordings.tape import CallTape
+from receptionist.store import bookings
 from receptionist.store.calls import FinishedCall
 from receptionist.store.checkpoints import Checkpoint
 from receptionist.store.search import response_times

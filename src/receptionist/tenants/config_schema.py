@@ -150,6 +150,8 @@ class CallbacksConfig(BaseModel):
     hours: list[str] | str | None = None
     per_number_per_day: int = 2
     ring_seconds: int = 30
+
+
 class RecordingConfig(BaseModel):
     model_config = _FORBID
     # values are checked by recording_checks.py; the model only knows the keys

@@ -14,8 +14,8 @@ from typing import Any
 from .actions import ActionRule, DailyDigest, Template, Webhook, WhatsAppSender
 from .handoff import CallbackRules, Handoff
 from .messages import CallMessages, language_name
-from .tool_checks import ToolSettings
 from .recording_checks import RecordingPolicy
+from .tool_checks import ToolSettings
 
 __all__ = [
     "ENGINES",

@@ -2,9 +2,10 @@
 
 Every read and write the API (and later the dashboard) makes starts from `Scope.calls()`,
 `Scope.notifications()`, `Scope.usage()`, `Scope.webhook_deliveries()`, `Scope.bookings()`,
-`Scope.recordings()` or `Scope.tenant_ids()`; those are the only selects that name a table, and each is already limited
-to the key's tenant. Routes never build their own `FROM`: a route added later cannot forget the
-filter, and the isolation test walks every route the app has with keys of two tenants.
+`Scope.recordings()` or `Scope.tenant_ids()`; those are the only selects that name a table,
+and each is already limited to the key's tenant. Routes never build their own `FROM`: a route
+added later cannot forget the filter, and the isolation test walks every route the app has with
+keys of two tenants.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Scope:
 
     def bookings(self, *columns: Any) -> sa.Select[Any]:
         return self._limit(sa.select(*(columns or (bookings,))), bookings.c.tenant)
+
     def recordings(self, *columns: Any) -> sa.Select[Any]:
         return self._limit(sa.select(*(columns or (call_recordings,))), call_recordings.c.tenant)
 
