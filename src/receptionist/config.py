@@ -189,6 +189,13 @@ class Settings(BaseSettings):
     local_pause_ms: int = Field(
         240, ge=0, description="A pause this long starts transcribing the turn early (0: off)."
     )
+    local_continue_ms: int = Field(
+        700,
+        ge=0,
+        le=5000,
+        description="A turn whose words stop mid-sentence (a comma, 'and', 'my number is') "
+        "waits this much longer for the rest before it is answered.",
+    )
     local_stt_window_s: float = Field(
         10.0,
         ge=0,
