@@ -95,8 +95,10 @@ __all__ = ["CALLER_NUMBER_TEXT", "GroundedBrain", "say_date", "say_time"]
 # What the phone field holds when the engine did not pass the caller's number.
 CALLER_NUMBER_TEXT = "the number you are calling from"
 ANSWER_COVERAGE = 0.55  # share of a question's words a fact must contain to be an answer
+FOLLOW_UP_COVERAGE = 0.45  # ... when the fact is about what the caller asked about just before
 INTENT_THRESHOLD = 2.0  # score a call type needs to be taken as the caller's aim
 QUESTION_INTENT_THRESHOLD = 3.0  # ... when the caller only asked a question
+MAX_NAME_MISSES = 2  # answers to "your name?" without one before the read-back goes without it
 
 
 # --------------------------------------------------------------------------- speaking helpers
@@ -131,7 +133,8 @@ def _article(noun: str) -> str:
 _CHOICE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "pickup": ("pick up", "pick it up", "pickup", "pick-up", "collect", "come and get",
                "come and take", "take away", "takeaway", "self pickup", "i'll come"),
-    "delivery": ("deliver", "delivery", "home delivery", "send it", "send them", "drop it"),
+    "delivery": ("deliver", "delivery", "home delivery", "send it", "send them", "drop it",
+                 "to my home", "to my house", "to my place", "ghar pe", "ghar par", "bhej do"),
 }  # fmt: skip
 _ORDINALS = {
     "first": 0,
@@ -211,6 +214,10 @@ class GroundedBrain:
         self._last_ask = ""  # the last field question asked, to never repeat it without a word
         self._turn_changed = False  # this turn filled or changed a detail
         self._phone_doubt: str | None = None  # digits given as a number that make no number
+        # name field -> answers to "your name?" that gave none we could take ("yes" counts all)
+        self._name_misses: dict[str, int] = {}
+        self._topic: set[str] = set()  # words of the items the caller last asked about
+        self._misses_counted = 0  # the caller turn they were last counted for
 
     # ----------------------------------------------------------------- public
 
@@ -359,9 +366,20 @@ class GroundedBrain:
             return self._out("Sure, go ahead. What would you like to know?", reason="ack")
         if is_thanks(text) or is_yes(text):
             st.misunderstandings = 0
+            for plan in self._plans.get(st.intent or "", []):
+                if plan.role == "name" and plan.name in st.pending_fields and is_yes(text):
+                    # "yes" to "your name?": the caller thinks they gave it; asking again loops
+                    self._name_misses[plan.name] = MAX_NAME_MISSES
             return self._continue("You're welcome." if is_thanks(text) else "Okay.", reason="ack")
         if question or "?" in text:
             return self._no_information(text)
+        if names_self(text) and any(
+            p.role == "name" and p.name in st.pending_fields
+            for p in self._plans.get(st.intent or "", [])
+        ):
+            # "My name is current": a name we cannot take; offer spelling, then go on without
+            st.misunderstandings = 0
+            return self._next_step([], [])
         asked_for = self._pending_catalog_field()
         if asked_for is not None:
             return self._not_on_the_list(asked_for)
@@ -394,6 +412,7 @@ class GroundedBrain:
                     "Could you say your phone number again, digit by digit?"
                 )
                 return self._out(" ".join(said), facts=facts, reason=f"ask:{phone.name}")
+        self._count_name_misses(self._missing())
         missing = self._missing()
         if missing:
             ask = [missing[0]]
@@ -418,6 +437,17 @@ class GroundedBrain:
         summary, more = self._summary()
         said.append(summary)
         return self._out(" ".join(said), facts=[*facts, *more], reason=reason or "confirm")
+
+    def _count_name_misses(self, missing: list[FieldPlan]) -> None:
+        """The caller answered "your name?" with a name we could not take ("Name is current")."""
+        st = self.state
+        if self._misses_counted == st.turns:
+            return  # once per caller turn
+        self._misses_counted = st.turns
+        said = st.history[-1][1] if st.history else ""
+        for plan in missing:
+            if plan.role == "name" and plan.name in self.state.pending_fields and names_self(said):
+                self._name_misses[plan.name] = self._name_misses.get(plan.name, 0) + 1
 
     def _continue(self, lead: str, reason: str, default: str = "") -> BrainReply:
         """A short reply followed by whatever we were waiting for (the same question again)."""
@@ -1006,7 +1036,11 @@ class GroundedBrain:
                 lines = [line for line in st.order if line.field == plan.name]
                 if not lines or any(line.needs_weight() for line in lines):
                     out.append(plan)
-            elif plan.name not in st.details:
+            elif plan.name not in st.details and not (
+                plan.role == "name" and self._name_misses.get(plan.name, 0) >= MAX_NAME_MISSES
+            ):
+                # a name we could not take twice is left out of the read-back (the owner has
+                # the caller's number) rather than asked for again and again
                 out.append(plan)
         # what and when first; the caller's name last, as a person at the counter would
         return sorted(out, key=lambda p: p.role == "name")
@@ -1367,6 +1401,9 @@ class GroundedBrain:
                 return f"For {lines}, that's {re.sub(r'^(?:total|price) ', '', total)}.", []
         q = self._search_text(text)
         mentions = self.kb.find_mentions(q)
+        topic = self._topic
+        if mentions:  # what the next question may be about without naming it ("and the advance?")
+            self._topic = {t for m in mentions for it in m.items for t in tokens(it.display)}
         rest = set(tokens(q)) - {t for m in mentions for t in tokens(m.said)} - {"price"}
         for m in mentions:
             rest -= {t for it in m.items for t in tokens(it.display)}
@@ -1376,6 +1413,11 @@ class GroundedBrain:
         hits = [h for h in found if h.coverage >= ANSWER_COVERAGE]
         if not hits and clear_winner([(h.score, h.coverage) for h in found]):
             hits = found[:1]  # "till what time are you open on Sunday?": one fact stands out
+        if not hits and not mentions and topic:
+            # a follow-up ("and how much advance do I pay?" after "bridal makeup?"): a fact about
+            # the thing just asked about that answers most of it
+            about = [h for h in self.kb.search(q, k=5) if topic & set(tokens(h.fact.spoken))]
+            hits = [h for h in about if h.coverage >= FOLLOW_UP_COVERAGE][:1]
         if hits:
             top = hits[0]
             chosen = [top] + [

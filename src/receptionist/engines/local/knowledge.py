@@ -795,8 +795,12 @@ def _parse_catalog(facts: Sequence[Fact]) -> tuple[list[MenuItem], list[Extra]]:
 
 _COUNT_WORD = r"(\d+|a dozen|dozen|an|a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|couple|a couple)"  # noqa: E501
 _PACK_WORDS = r"(?:boxes|box|packs|pack|packets|packet)"
+# what one of an item is sold as ("two strips of Dolo": a strip is the priced unit): a count
+_UNIT_WORDS = (
+    r"(?:pieces?|pcs|nos|numbers?|slices?|strips?|bottles?|tubes?|jars?|sachets?|tins?|cans?)"
+)
 _COUNT_BEFORE = re.compile(
-    rf"\b{_COUNT_WORD}\s+(?:({_PACK_WORDS})\s+(?:of\s+)?)?(?:(?:pieces?|pcs|nos|numbers?|slices?)\s+(?:of\s+)?)?$"
+    rf"\b{_COUNT_WORD}\s+(?:({_PACK_WORDS})\s+(?:of\s+)?)?(?:{_UNIT_WORDS}\s+(?:of\s+)?)?$"
 )
 
 
