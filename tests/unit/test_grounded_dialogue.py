@@ -551,7 +551,7 @@ def test_a_name_missed_twice_is_not_asked_a_third_time(tenants: dict[str, Tenant
 
 def test_a_name_not_answered_is_asked_again(tenants: dict[str, Tenant]) -> None:
     """Changing the order while the name is asked for is no failed answer: asked again."""
-    b, replies = talk(
+    _b, replies = talk(
         tenants,
         "bakery",
         "I want half a kilo of butterscotch cake for pickup on Saturday.",
@@ -565,7 +565,7 @@ def test_a_name_not_answered_is_asked_again(tenants: dict[str, Tenant]) -> None:
 
 
 def test_a_follow_up_question_is_about_what_was_just_asked(tenants: dict[str, Tenant]) -> None:
-    b, replies = talk(
+    _b, replies = talk(
         tenants, "saloon", "How much is bridal makeup?", "And how much advance do I pay?"
     )
     assert replies[1].reason == "answer"
