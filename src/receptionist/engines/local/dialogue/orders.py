@@ -23,6 +23,7 @@ from receptionist.engines.local.intents import (
 from receptionist.engines.local.knowledge import (
     Extra,
     Fact,
+    Mention,
     MenuItem,
     OrderLine,
     format_rupees,
@@ -136,88 +137,110 @@ class OrderTaking(BrainCore):
         line that still needs a weight; after the read-back, "not white forest, black forest"
         swaps the item and keeps the quantity.
         """
-        st = self.state
-        lines = [line for line in st.order if line.field == plan.name]
+        lines = [line for line in self.state.order if line.field == plan.name]
         mentions = self.kb.find_mentions(text, plan.pool)
-        changed = False
-        if not mentions:
-            if not lines:
-                return False
-            kg = parse_kg(text, lenient=any(line.needs_weight() for line in lines))
-            needing = [line for line in lines if line.needs_weight()]
-            by_weight = [line for line in lines if line.item.per_kg]
-            if kg is not None and (needing or (correcting and len(lines) == 1)):
-                target = needing[0] if needing else lines[0]
-                if target.item.unit_kg is not None:
-                    target.kg, target.count = kg, None
-                    changed = True
-            elif kg is not None and correcting and len(by_weight) == 1:
-                by_weight[0].kg = kg  # "make it 1 kg": the one thing sold by weight
-                changed = True
-            elif correcting and len(lines) == 1:
-                n = parse_number(text)
-                if n is not None and n == int(n) and not lines[0].item.per_kg:
-                    lines[0].count = int(n)
-                    changed = True
+        if mentions:
+            changed = self._lines_named(plan, text, lines, mentions, correcting=correcting)
         else:
-            new: list[OrderLine] = []
-            norm = normalise(text)
-            dropped: list[OrderLine] = []
-            for m in mentions:
-                if not m.ambiguous and NEGATED.search(norm[max(0, m.start - 16) : m.start]):
-                    # "not white forest, black forest": the item named after "not" goes
-                    dropped += [x for x in lines if x.item is m.items[0]]
-                    continue
-                if m.ambiguous:
-                    if st.choice is None:
-                        st.choice = self._make_choice(
-                            plan.name, list(m.items), m.count, m.kg, m.packs
-                        )
-                    continue
-                new.append(
-                    OrderLine(m.items[0], count=m.count, kg=m.kg, packs=m.packs, field=plan.name)
-                )
-            if dropped:
-                st.order = [x for x in st.order if not any(x is d for d in dropped)]
-                lines = [x for x in lines if not any(x is d for d in dropped)]
-                for line in new:
-                    if line.count is None and line.kg is None and line.packs is None:
-                        line.kg, line.count, line.packs = (
-                            dropped[0].kg,
-                            dropped[0].count,
-                            dropped[0].packs,
-                        )
-                changed = True
-            known = {id(x.item) for x in lines}
-            fresh = [line for line in new if id(line.item) not in known]
-            if (
-                ((correcting and st.awaiting_confirmation) or replaces(text))
-                and len(lines) == 1
-                and len(fresh) == 1
-                and len(new) == 1
-                and not ADD_CUE.search(text)
-            ):
-                # "no, not black forest, white forest": swap the item, keep the quantity
-                old = lines[0]
-                bare = fresh[0].count is None and fresh[0].kg is None and fresh[0].packs is None
-                if bare and (fresh[0].item.unit_kg is not None or old.kg is None):
-                    fresh[0].kg, fresh[0].count, fresh[0].packs = old.kg, old.count, old.packs
-                st.order = [line for line in st.order if line is not old] + fresh
-                changed = True
-            else:
-                for line in new:
-                    same = next(
-                        (x for x in st.order if x.item is line.item and x.field == plan.name), None
-                    )
-                    if same is None:
-                        st.order.append(line)
-                        changed = True
-                    elif line.count is not None or line.kg is not None or line.packs is not None:
-                        same.count, same.kg, same.packs = line.count, line.kg, line.packs
-                        changed = True
+            changed = self._quantity_only(text, lines, correcting=correcting)
         if changed:
             self._sync_items(plan.name)
         return changed
+
+    def _quantity_only(self, text: str, lines: list[OrderLine], *, correcting: bool) -> bool:
+        """No item named: "2 kg" for the line that needs a weight, or a corrected quantity."""
+        if not lines:
+            return False
+        kg = parse_kg(text, lenient=any(line.needs_weight() for line in lines))
+        needing = [line for line in lines if line.needs_weight()]
+        by_weight = [line for line in lines if line.item.per_kg]
+        if kg is not None and (needing or (correcting and len(lines) == 1)):
+            target = needing[0] if needing else lines[0]
+            if target.item.unit_kg is not None:
+                target.kg, target.count = kg, None
+                return True
+        elif kg is not None and correcting and len(by_weight) == 1:
+            by_weight[0].kg = kg  # "make it 1 kg": the one thing sold by weight
+            return True
+        elif correcting and len(lines) == 1:
+            n = parse_number(text)
+            if n is not None and n == int(n) and not lines[0].item.per_kg:
+                lines[0].count = int(n)
+                return True
+        return False
+
+    def _lines_named(
+        self,
+        plan: FieldPlan,
+        text: str,
+        lines: list[OrderLine],
+        mentions: list[Mention],
+        *,
+        correcting: bool,
+    ) -> bool:
+        """Items named in ``text``: added, re-quantified, swapped for one said with "not"."""
+        st = self.state
+        new, dropped = self._new_lines(plan, text, lines, mentions)
+        changed = False
+        if dropped:
+            st.order = [x for x in st.order if not any(x is d for d in dropped)]
+            lines = [x for x in lines if not any(x is d for d in dropped)]
+            for line in new:
+                if line.count is None and line.kg is None and line.packs is None:
+                    line.kg, line.count, line.packs = (
+                        dropped[0].kg,
+                        dropped[0].count,
+                        dropped[0].packs,
+                    )
+            changed = True
+        known = {id(x.item) for x in lines}
+        fresh = [line for line in new if id(line.item) not in known]
+        if (
+            ((correcting and st.awaiting_confirmation) or replaces(text))
+            and len(lines) == 1
+            and len(fresh) == 1
+            and len(new) == 1
+            and not ADD_CUE.search(text)
+        ):
+            # "no, not black forest, white forest": swap the item, keep the quantity
+            old = lines[0]
+            bare = fresh[0].count is None and fresh[0].kg is None and fresh[0].packs is None
+            if bare and (fresh[0].item.unit_kg is not None or old.kg is None):
+                fresh[0].kg, fresh[0].count, fresh[0].packs = old.kg, old.count, old.packs
+            st.order = [line for line in st.order if line is not old] + fresh
+            return True
+        for line in new:
+            same = next((x for x in st.order if x.item is line.item and x.field == plan.name), None)
+            if same is None:
+                st.order.append(line)
+                changed = True
+            elif line.count is not None or line.kg is not None or line.packs is not None:
+                same.count, same.kg, same.packs = line.count, line.kg, line.packs
+                changed = True
+        return changed
+
+    def _new_lines(
+        self, plan: FieldPlan, text: str, lines: list[OrderLine], mentions: list[Mention]
+    ) -> tuple[list[OrderLine], list[OrderLine]]:
+        """The lines the mentions make, and the existing lines named after "not" (to drop);
+        a name that fits several items opens a "which one?" choice instead."""
+        st = self.state
+        new: list[OrderLine] = []
+        dropped: list[OrderLine] = []
+        norm = normalise(text)
+        for m in mentions:
+            if not m.ambiguous and NEGATED.search(norm[max(0, m.start - 16) : m.start]):
+                # "not white forest, black forest": the item named after "not" goes
+                dropped += [x for x in lines if x.item is m.items[0]]
+                continue
+            if m.ambiguous:
+                if st.choice is None:
+                    st.choice = self._make_choice(plan.name, list(m.items), m.count, m.kg, m.packs)
+                continue
+            new.append(
+                OrderLine(m.items[0], count=m.count, kg=m.kg, packs=m.packs, field=plan.name)
+            )
+        return new, dropped
 
     def _area_facts(self, address: str) -> list[Fact]:
         """What the files say about delivering to the area of ``address`` (charge, no delivery)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from receptionist.engines.local.dialogue.core import CALLER_NUMBER_TEXT
@@ -44,6 +46,18 @@ from receptionist.language.text import normalise
 from receptionist.language.times import parse_time
 
 
+@dataclass(slots=True)
+class _Reading:
+    """One caller turn as the field readers see it."""
+
+    text: str
+    low: str
+    fresh_intent: bool  # the call type changed with this turn: its details are new
+    phone_fields: set[str]
+    changed: list[str] = field(default_factory=list)  # fields filled so far, in order
+    picked: list[MenuItem] = field(default_factory=list)  # catalog items an entity value names
+
+
 class SlotFilling(ReadBack):
     """Details from a caller turn: each field of the call type read by the parser for its role."""
 
@@ -54,97 +68,125 @@ class SlotFilling(ReadBack):
         st = self.state
         plans = self._plans.get(st.intent or "", [])
         pending = set(st.pending_fields)
-        low = text.lower()
+        self._note_extras(text)
+        turn = _Reading(
+            text, text.lower(), fresh_intent, {p.name for p in plans if p.role == "phone"}
+        )
+        used_roles: set[str] = set()
+        self._said_other = False
+        # free text and names last: a bare "Ravi" answers "your name?" only if it is not the
+        # stylist Ravi, and "Sunday 5 pm" after "your address?" is a date and time, no address
+        for plan in sorted(plans, key=lambda p: (p.role in ("text", "list"), p.role == "name")):
+            lenient = plan.name in pending
+            if plan.role == "items":
+                if self._extract_items(plan, text, correcting=correcting or lenient):
+                    turn.changed.append(plan.name)
+                continue
+            if plan.role in ("date", "time", "kg") and plan.role in used_roles and not lenient:
+                continue
+            reader = READERS.get(plan.role)
+            turn.picked = []
+            value = reader(self, plan, turn, lenient) if reader is not None else None
+            if value is None or value == [] or value == "":
+                continue
+            if self._store(plan, value, turn, taken=correcting or lenient):
+                used_roles.add(plan.role)
+        turn.changed += implied_choices(st.details, plans, turn.changed)
+        self._price_lines()
+        return turn.changed
+
+    def _note_extras(self, text: str) -> None:
+        """Extras the caller asks for ("eggless"), not the ones refused ("no eggless")."""
         norm = normalise(text)
         for e in self.kb.extras:
             said = re.search(rf"(?<![a-z]){re.escape(e.keyword)}(?![a-z])", norm)
             refused = re.search(
                 rf"\b(?:no|not|without|don't want)\s+(?:\w+\s+)?{re.escape(e.keyword)}", norm
             )
-            if said and not refused and e.keyword not in st.extras_said:
-                st.extras_said.append(e.keyword)
-        changed: list[str] = []
-        used_roles: set[str] = set()
-        self._said_other = False
-        phone_fields = {p.name for p in plans if p.role == "phone"}
-        # free text and names last: a bare "Ravi" answers "your name?" only if it is not the
-        # stylist Ravi, and "Sunday 5 pm" after "your address?" is a date and time, no address
-        for plan in sorted(plans, key=lambda p: (p.role in ("text", "list"), p.role == "name")):
-            name = plan.name
-            lenient = name in pending
-            value: Any = None
-            picked: list[MenuItem] = []
-            if plan.role == "items":
-                if self._extract_items(plan, text, correcting=correcting or lenient):
-                    changed.append(name)
-                continue
-            if plan.role in ("date", "time", "kg") and plan.role in used_roles and not lenient:
-                continue
-            if plan.role == "phone":
-                value = parse_phone(text)
-            elif plan.role == "date":
-                d = parse_date(text, self.today, lenient=lenient)
-                value = d.isoformat() if d else None
-            elif plan.role == "time":
-                value = parse_time(text, lenient=lenient)
-            elif plan.role == "datetime":
-                d = parse_date(text, self.today, lenient=lenient)
-                t = parse_time(text, lenient=lenient)
-                value = f"{d.isoformat()}T{t}" if d and t else None
-            elif plan.role == "name":
-                others = [c for c in changed if c not in phone_fields]
-                bare_ok = lenient or (not others and self._only_a_name(text))
-                if (replaces(text) or ADDRESS_SAID.search(text)) and not names_self(text):
-                    # "Wait, make it 6 pm instead", "The address is ... Karishma Society": no name
-                    bare_ok = False
-                value = parse_name(text, lenient=bare_ok, patient=plan.patient)
-                if (
-                    value
-                    and parse_name(text, patient=plan.patient) is None
-                    and self._names_other(value)
-                ):
-                    value = None  # "Ravi if possible" names the stylist Ravi, not the caller
-            elif plan.role == "yesno":
-                value = self._parse_yesno(plan, text, lenient)
-            elif plan.role == "kg":
-                kg = parse_kg(text, lenient=lenient)
-                value = float(kg) if kg is not None else None
-            elif plan.role == "number":
-                n = parse_number(text) if lenient else None
-                if n is not None:
-                    value = int(n) if plan.spec.type == "integer" else float(n)
-            elif plan.role == "choice":
-                value = self._parse_choice(plan, low)
-            elif plan.role == "entity":
-                value, picked = self._extract_entity(plan, text, lenient)
-            elif plan.role == "list":
-                value = self._parse_list(plan, text, lenient)
-            elif plan.role == "text":
-                value = self._parse_text(plan, text, lenient, fresh_intent)
-            elif plan.role == "question" and name not in st.details and is_question(text):
-                value = text
-            if value is None or value == [] or value == "":
-                continue
-            have = name in st.details and st.details[name] != CALLER_NUMBER_TEXT
-            explicit = bool(CHANGE_CUE.search(low))
-            if (
-                have
-                and not (correcting or lenient or explicit or fresh_intent)
-                and plan.role not in ("phone", "choice")
-            ):
-                continue
-            used_roles.add(plan.role)
-            if plan.role == "entity" and (picked or value != st.details.get(name)):
-                st.order = [line for line in st.order if line.field != name]
-                st.order += [OrderLine(it, field=name) for it in picked]
-            if st.details.get(name) != value:
-                st.details[name] = value
-                if plan.role != "question":  # noting the question is no answer to anything
-                    changed.append(name)
-            self._said_other = self._said_other or plan.role not in ("text", "list", "phone")
-        changed += implied_choices(st.details, plans, changed)
-        self._price_lines()
-        return changed
+            if said and not refused and e.keyword not in self.state.extras_said:
+                self.state.extras_said.append(e.keyword)
+
+    def _store(self, plan: FieldPlan, value: Any, turn: _Reading, *, taken: bool) -> bool:
+        """Keep ``value`` for ``plan``'s field unless the field is already filled and nothing
+        says this is a change (``taken``: a correction, or the answer to our question)."""
+        st, name = self.state, plan.name
+        have = name in st.details and st.details[name] != CALLER_NUMBER_TEXT
+        explicit = bool(CHANGE_CUE.search(turn.low))
+        if (
+            have
+            and not (taken or explicit or turn.fresh_intent)
+            and plan.role not in ("phone", "choice")
+        ):
+            return False
+        if plan.role == "entity" and (turn.picked or value != st.details.get(name)):
+            st.order = [line for line in st.order if line.field != name]
+            st.order += [OrderLine(it, field=name) for it in turn.picked]
+        if st.details.get(name) != value:
+            st.details[name] = value
+            if plan.role != "question":  # noting the question is no answer to anything
+                turn.changed.append(name)
+        self._said_other = self._said_other or plan.role not in ("text", "list", "phone")
+        return True
+
+    # --- one reader per field role (READERS below): the value ``turn`` gives, or None
+
+    def _read_phone(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        return parse_phone(turn.text)
+
+    def _read_date(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        d = parse_date(turn.text, self.today, lenient=lenient)
+        return d.isoformat() if d else None
+
+    def _read_time(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        return parse_time(turn.text, lenient=lenient)
+
+    def _read_datetime(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        d = parse_date(turn.text, self.today, lenient=lenient)
+        t = parse_time(turn.text, lenient=lenient)
+        return f"{d.isoformat()}T{t}" if d and t else None
+
+    def _read_name(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        text = turn.text
+        others = [c for c in turn.changed if c not in turn.phone_fields]
+        bare_ok = lenient or (not others and self._only_a_name(text))
+        if (replaces(text) or ADDRESS_SAID.search(text)) and not names_self(text):
+            # "Wait, make it 6 pm instead", "The address is ... Karishma Society": no name
+            bare_ok = False
+        value = parse_name(text, lenient=bare_ok, patient=plan.patient)
+        if value and parse_name(text, patient=plan.patient) is None and self._names_other(value):
+            return None  # "Ravi if possible" names the stylist Ravi, not the caller
+        return value
+
+    def _read_yesno(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        return self._parse_yesno(plan, turn.text, lenient)
+
+    def _read_kg(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        kg = parse_kg(turn.text, lenient=lenient)
+        return float(kg) if kg is not None else None
+
+    def _read_number(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        n = parse_number(turn.text) if lenient else None
+        if n is None:
+            return None
+        return int(n) if plan.spec.type == "integer" else float(n)
+
+    def _read_choice(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        return self._parse_choice(plan, turn.low)
+
+    def _read_entity(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        value, turn.picked = self._extract_entity(plan, turn.text, lenient)
+        return value
+
+    def _read_list(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        return self._parse_list(plan, turn.text, lenient)
+
+    def _read_text(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        return self._parse_text(plan, turn.text, lenient, turn.fresh_intent)
+
+    def _read_question(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        if plan.name not in self.state.details and is_question(turn.text):
+            return turn.text
+        return None
 
     def _parse_yesno(self, plan: FieldPlan, text: str, lenient: bool) -> bool | None:
         """True for "eggless please", False for "with egg is fine"; yes/no only when asked."""
@@ -293,3 +335,22 @@ class SlotFilling(ReadBack):
                 return "any", []
             return None, []
         return " and ".join(dict.fromkeys(names)), picked
+
+
+_Reader = Callable[[SlotFilling, FieldPlan, _Reading, bool], Any]
+#: field role -> how a turn gives its value ("items" is read apart: it fills order lines)
+READERS: dict[str, _Reader] = {
+    "phone": SlotFilling._read_phone,
+    "date": SlotFilling._read_date,
+    "time": SlotFilling._read_time,
+    "datetime": SlotFilling._read_datetime,
+    "name": SlotFilling._read_name,
+    "yesno": SlotFilling._read_yesno,
+    "kg": SlotFilling._read_kg,
+    "number": SlotFilling._read_number,
+    "choice": SlotFilling._read_choice,
+    "entity": SlotFilling._read_entity,
+    "list": SlotFilling._read_list,
+    "text": SlotFilling._read_text,
+    "question": SlotFilling._read_question,
+}
