@@ -178,7 +178,9 @@ class Settings(BaseSettings):
         "auto", description="auto: gemini-live when a Gemini key is set, else local."
     )
     local_stt_model: str | None = Field(
-        None, description="Whisper model directory or faster-whisper name; default tiny.en."
+        None,
+        description="Whisper model directory, faster-whisper name, or 'whisper-base' "
+        "(multilingual base, the local-base extra); default tiny.en.",
     )
     local_stt_threads: int = Field(2, ge=1, description="CPU threads per transcription.")
     local_tts_voice: str | None = Field(
