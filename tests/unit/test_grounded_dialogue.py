@@ -586,3 +586,14 @@ def test_strips_are_counted_and_priced(tenants: dict[str, Tenant]) -> None:
     assert [line.count for line in b.state.order] == [2, 1]
     assert "224" in replies[0].text  # 2 x 32 + 160
     assert b.state.details["pickup_or_delivery"] == "delivery"  # "to my home"
+
+
+def test_a_self_introduction_is_no_list_of_medicines(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(
+        tenants,
+        "clinic",
+        "I need a repeat of my blood pressure tablets, prescribed by Doctor Anil Sharma.",
+        "My name is prakash tiwari, number 98397 78899.",
+    )
+    assert "medicines" not in b.state.details
+    assert b.state.details["patient_name"] == "Prakash Tiwari"

@@ -42,6 +42,9 @@ def test_parse_name_live_speech() -> None:
     assert parse_name("for my son, day after tomorrow", patient=True) is None
     assert parse_name("Janani, 9791 001 002", lenient=True) == "Janani"
     assert parse_name("Name as Mohan, number 9 8 40 223344") == "Mohan"
+    # speech-to-text wrote it in lower case; "my name is" says it is one all the same
+    assert parse_name("My name is prakash tiwari, number 98397 78899") == "Prakash Tiwari"
+    assert parse_name("Name is current, 98865 43210") is None  # a misheard name: asked again
     assert parse_name("the same name as my father", lenient=True) is None
 
 

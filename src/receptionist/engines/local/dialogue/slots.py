@@ -256,6 +256,8 @@ class SlotFilling(ReadBack):
                 return found
         if not lenient or self._only_a_name(text) or self._said_other or only_yes_no(text):
             return None
+        if names_self(text) or parse_phone(text):
+            return None  # "My name is prakish tuahre, number 98...": the caller, not a list
         parts = [p.strip(" .") for p in re.split(r",|\band\b", strip_fillers(text))]
         return [p for p in parts if p] or None
 
