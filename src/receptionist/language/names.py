@@ -201,14 +201,12 @@ def parse_name(text: str, *, lenient: bool = False, patient: bool = False) -> st
     intros = ([_PATIENT_INTRO] if patient else []) + [_NAME_INTRO]
     for intro in intros:
         m = intro.search(s)
+        if m is None:
+            continue
         # "my name is prakash tiwari" written in lower case is still a name; after a shorter
         # intro only a capitalised word is ("Name is current": a name misheard, asked again)
-        explicit = bool(m) and re.match(r"(?i)my name(?: is|'s)\b", m.group(0)) is not None
-        if (
-            m
-            and (not cased or explicit or m.group(1)[:1].isupper())
-            and (name := _tidy_name(m.group(1)))
-        ):
+        explicit = re.match(r"(?i)my name(?: is|'s)\b", m.group(0)) is not None
+        if (not cased or explicit or m.group(1)[:1].isupper()) and (name := _tidy_name(m.group(1))):
             return name
     found = extract_names(s)  # "This is Kavya", "I am Rohit Menon" (capitalised names)
     if found:
