@@ -323,28 +323,14 @@ class LlmBrain:
                 if not got_token and delta.strip():
                     got_token = True
                     rec.first_token_s = clock.time() - started
-                for piece in pieces.feed(delta):
-                    problem = guard.check(piece)
-                    if problem:
-                        return problem
-                    guard.accept(piece)
-                    release(piece)
-            rest = pieces.finish()
-            if stats.finish_reason == "length" and rest and not _TERMINATED.search(rest[-1]):
-                for piece in rest[:-1]:
-                    problem = guard.check(piece)
-                    if problem:
-                        return problem
-                    guard.accept(piece)
-                    release(piece)
-                return f"cut off at max_tokens ({self.max_tokens})"
-            for piece in rest:
-                problem = guard.check(piece)
+                problem = _release_checked(pieces.feed(delta), guard, release)
                 if problem:
                     return problem
-                guard.accept(piece)
-                release(piece)
-            return None
+            rest = pieces.finish()
+            if stats.finish_reason == "length" and rest and not _TERMINATED.search(rest[-1]):
+                problem = _release_checked(rest[:-1], guard, release)
+                return problem or f"cut off at max_tokens ({self.max_tokens})"
+            return _release_checked(rest, guard, release)
         finally:
             close = getattr(chunks, "aclose", None)  # async generators: stop the request now
             if close is not None:
@@ -385,6 +371,19 @@ class LlmBrain:
             facts=draft.facts,
             reason=draft.reason,
         )
+
+
+def _release_checked(
+    pieces: Sequence[str], guard: Guard, release: Callable[[str], None]
+) -> str | None:
+    """Release each piece the guard accepts, in order; the first problem stops it."""
+    for piece in pieces:
+        problem = guard.check(piece)
+        if problem:
+            return problem
+        guard.accept(piece)
+        release(piece)
+    return None
 
 
 def llm_brain_factory(
