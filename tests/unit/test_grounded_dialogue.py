@@ -597,3 +597,23 @@ def test_a_self_introduction_is_no_list_of_medicines(tenants: dict[str, Tenant])
     )
     assert "medicines" not in b.state.details
     assert b.state.details["patient_name"] == "Prakash Tiwari"
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I have a manicure booked on Friday. I want to cancel it and come next week instead.",
+        "I have a manicure book on Friday. I want to cancel it and come next week instead.",
+    ],
+)
+def test_the_service_of_a_booking_cancelled_is_no_new_booking(
+    tenants: dict[str, Tenant], said: str
+) -> None:
+    b, replies = talk(tenants, "saloon", said)
+    assert b.state.intent == "cancellation"
+    assert asked_for(replies[0], "name")
+
+
+def test_a_service_with_a_date_is_still_a_booking(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(tenants, "saloon", "I want to book a manicure on Friday at 11.")
+    assert b.state.intent == "appointment"

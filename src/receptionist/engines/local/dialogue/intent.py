@@ -15,6 +15,7 @@ from receptionist.engines.local.dialogue.policy import (
 )
 from receptionist.engines.local.dialogue.slots import SlotFilling
 from receptionist.engines.local.intents import (
+    handles_concept,
     is_enquiry_type,
     score_call_types,
 )
@@ -23,6 +24,12 @@ from receptionist.engines.local.knowledge import (
 )
 from receptionist.language.dates import parse_date
 from receptionist.language.times import parse_time
+
+_UNDOES_BOOKING = re.compile(
+    r"\b(?:cancel|reschedule|postpone)\b.*\b(?:book|booked|booking|appointment)\b|"
+    r"\b(?:book|booked|booking|appointment)\b.*\b(?:cancel|reschedule|postpone)\b",
+    re.I,
+)
 
 
 class IntentReading(SlotFilling):
@@ -37,9 +44,16 @@ class IntentReading(SlotFilling):
         )
         has_date = parse_date(text, self.today) is not None
         has_time = parse_time(text) is not None
+        # "I have a manicure booked on Friday, I want to cancel it": the service is the
+        # booking's, no sign of a new one
+        undoes = bool(_UNDOES_BOOKING.search(text)) and any(
+            handles_concept(ct, "cancel") for ct in self.tenant.call_types
+        )
         for name, plans in self._plans.items():
             ct = self.tenant.call_type(name)
             if ct is None or is_enquiry_type(ct):
+                continue
+            if undoes and not handles_concept(ct, "cancel"):
                 continue
             bonus = 0.0
             for plan in plans:
