@@ -572,6 +572,13 @@ def test_a_follow_up_question_is_about_what_was_just_asked(tenants: dict[str, Te
     assert "2000" in replies[1].text.replace(",", "")
 
 
+def test_a_follow_up_as_speech_to_text_wrote_it(tenants: dict[str, Tenant]) -> None:
+    _, replies = talk(
+        tenants, "saloon", "How much is bridal makeup?", "and how much advanced do I pay?"
+    )
+    assert "2000" in replies[1].text.replace(",", "")
+
+
 def test_a_question_with_no_topic_before_finds_no_answer_by_guessing(
     tenants: dict[str, Tenant],
 ) -> None:

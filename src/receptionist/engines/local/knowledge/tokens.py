@@ -21,6 +21,7 @@ _SYNONYMS: dict[str, str] = {}
 def _syn(canonical: str, words: str) -> None:
     for w in words.split():
         _SYNONYMS[w] = canonical
+        _SYNONYMS.setdefault(stem(w), canonical)  # "charges" -> "charg" is a price word too
 
 
 _syn("hours", "hour time timing open opening close closing closed shut timings sit sits")
