@@ -624,3 +624,17 @@ def test_the_service_of_a_booking_cancelled_is_no_new_booking(
 def test_a_service_with_a_date_is_still_a_booking(tenants: dict[str, Tenant]) -> None:
     b, _ = talk(tenants, "saloon", "I want to book a manicure on Friday at 11.")
     assert b.state.intent == "appointment"
+
+
+@pytest.mark.parametrize(
+    ("said", "want"),
+    [
+        ("The address is B-wing, Flat 402, Karishma Society, Kothrud.", "B-wing, Flat 402"),
+        ("Addresses Lane 5, Karve Nagar.", "Lane 5, Karve Nagar"),  # "address is", said quickly
+    ],
+)
+def test_the_address_is_what_follows_address_is(
+    tenants: dict[str, Tenant], said: str, want: str
+) -> None:
+    b, _ = talk(tenants, "pharmacy", "Please send one Vicks Vaporub to my home.", said)
+    assert b.state.details["delivery_address"].startswith(want)

@@ -42,8 +42,9 @@ REPEAT = re.compile(
     re.I,
 )
 
+# "Addresses Lane 5": speech-to-text's "address is" said quickly
 ADDRESS_SAID = re.compile(
-    r"\b(?:my |the |delivery )?address(?: is|:| will be)\s+(.{4,160}?)\s*(?:[.;]\s|[.;]?$)", re.I
+    r"\b(?:my |the |delivery )?address(?: is|:| will be|es)\s+(.{4,160}?)\s*(?:[.;]\s|[.;]?$)", re.I
 )
 
 TOTAL_Q = re.compile(

@@ -279,6 +279,8 @@ class SlotFilling(ReadBack):
             if lenient and is_no(text):
                 return "none"
             return None
+        if "address" in spec.name and (said := ADDRESS_SAID.search(text)):
+            return said.group(1).strip(" ,")  # "Address is Lane 5, Karve Nagar"
         if (
             lenient
             and not self._only_a_name(text)
@@ -287,8 +289,6 @@ class SlotFilling(ReadBack):
             and not replaces(text)  # "actually, send X instead" changes the order, no address
         ):
             return strip_fillers(text)[:200] or None
-        if "address" in spec.name and (said := ADDRESS_SAID.search(text)):
-            return said.group(1).strip(" ,")  # "Address is Lane 5, Karve Nagar"
         if "address" in spec.name:  # "... delivery to Jayanagar 9th block, house number 45"
             m = re.search(
                 r"\b(?:deliver(?:y|ed)?|send(?: it)?)\s+(?:it\s+)?(?:to|at)\s+(.{4,160}?)"
