@@ -638,3 +638,30 @@ def test_the_address_is_what_follows_address_is(
 ) -> None:
     b, _ = talk(tenants, "pharmacy", "Please send one Vicks Vaporub to my home.", said)
     assert b.state.details["delivery_address"].startswith(want)
+
+
+def test_yes_to_a_question_asked_twice_goes_on_to_the_read_back(
+    tenants: dict[str, Tenant],
+) -> None:
+    """ "Sorry, I still need this" until the caller hangs up helps nobody: after two asks, a
+    "yes" leaves the medicines to the owner and reads back the rest."""
+    b, replies = talk(
+        tenants,
+        "clinic",
+        "I need a repeat of my blood pressure tablets, prescribed by Doctor Anil Sharma.",
+        "My name is Prakash Tiwari, number 98397 78899.",
+        "Yes, please.",
+    )
+    assert asked_for(replies[0], "medicines") and asked_for(replies[1], "medicines")
+    assert b.state.awaiting_confirmation
+    assert "medicines" not in b.state.details
+
+
+def test_yes_to_a_question_asked_once_asks_again(tenants: dict[str, Tenant]) -> None:
+    _, replies = talk(
+        tenants,
+        "clinic",
+        "I need a repeat of my blood pressure tablets, prescribed by Doctor Anil Sharma.",
+        "Yes, please.",
+    )
+    assert "medicines" in replies[1].text and "So that's" not in replies[1].text

@@ -219,9 +219,14 @@ class GroundedBrain(Answering):
         if is_thanks(text) or is_yes(text):
             st.misunderstandings = 0
             for plan in self._plans.get(st.intent or "", []):
-                if plan.role == "name" and plan.name in st.pending_fields and is_yes(text):
+                if plan.name not in st.pending_fields or not is_yes(text):
+                    continue
+                if plan.role == "name":
                     # "yes" to "your name?": the caller thinks they gave it; asking again loops
                     self._name_misses[plan.name] = MAX_NAME_MISSES
+                elif plan.role in ("text", "list") and self._asks.get(plan.name, 0) >= 2:
+                    # the same: "yes" to "which medicines?" asked twice; the owner will ask
+                    self._given_up.add(plan.name)
             return self._continue("You're welcome." if is_thanks(text) else "Okay.", reason="ack")
         if question or "?" in text:
             return self._no_information(text)
@@ -271,6 +276,8 @@ class GroundedBrain(Answering):
             if missing[0].short and len(missing) > 1 and missing[1].short:
                 ask.append(missing[1])
             st.pending_fields = [p.name for p in ask]
+            for p in ask:
+                self._asks[p.name] = self._asks.get(p.name, 0) + 1
             question = " ".join(self._field_question(p) for p in ask)
             if question == self._last_ask and (not said or said == ["Okay."]):
                 # the same question twice in a row: say why (we heard something else, or nothing)

@@ -65,6 +65,8 @@ class BrainCore:
         self._phone_doubt: str | None = None  # digits given as a number that make no number
         # name field -> answers to "your name?" that gave none we could take ("yes" counts all)
         self._name_misses: dict[str, int] = {}
+        self._asks: dict[str, int] = {}  # field -> times asked for
+        self._given_up: set[str] = set()  # fields no longer asked for (the caller said "yes")
         self._topic: set[str] = set()  # words of the items the caller last asked about
         self._misses_counted = 0  # the caller turn they were last counted for
 
@@ -177,8 +179,12 @@ class BrainCore:
                 lines = [line for line in st.order if line.field == plan.name]
                 if not lines or any(line.needs_weight() for line in lines):
                     out.append(plan)
-            elif plan.name not in st.details and not (
-                plan.role == "name" and self._name_misses.get(plan.name, 0) >= MAX_NAME_MISSES
+            elif (
+                plan.name not in st.details
+                and plan.name not in self._given_up
+                and not (
+                    plan.role == "name" and self._name_misses.get(plan.name, 0) >= MAX_NAME_MISSES
+                )
             ):
                 # a name we could not take twice is left out of the read-back (the owner has
                 # the caller's number) rather than asked for again and again
