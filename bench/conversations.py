@@ -2,7 +2,8 @@
 by two synthesizers, through the real server, scored on what the product stored.
 
     .venv/bin/python bench/conversations.py [--tenant bakery,clinic] [--synth piper,espeak] \
-        [--limit N] [--concurrency 1] [--snr-db 20] [--json bench/results/conversations.json]
+        [--scenario change-doctor,barge-in] [--limit N] [--concurrency 1] [--snr-db 20] \
+        [--json bench/results/conversations.json]
 
 (`./run bench conversations ...` does the same after installing espeak-ng.)
 
@@ -265,7 +266,9 @@ def plan(args: argparse.Namespace) -> list[tuple[Scenario, str]]:
     per synthesizer: any prefix is a fixed, mixed subset."""
     by_tenant: dict[str, list[Scenario]] = {}
     for s in load_scenarios():
-        if not args.tenant or s.tenant in args.tenant:
+        if (not args.tenant or s.tenant in args.tenant) and (
+            not args.scenario or any(part in s.id for part in args.scenario)
+        ):
             by_tenant.setdefault(s.tenant, []).append(s)
     order: list[Scenario] = []
     for i in range(max((len(v) for v in by_tenant.values()), default=0)):
@@ -369,6 +372,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="piper,espeak",
         help=f"comma separated of {SYNTHS}; 'espeak:1' speaks only the first scenario with it",
     )
+    ap.add_argument(
+        "--scenario", default="", help="comma separated parts of scenario ids (any matches)"
+    )
     ap.add_argument("--limit", type=int, default=0, help="first N scenarios (tenants mixed)")
     ap.add_argument("--concurrency", type=int, default=1, help="calls at once (Whisper is heavy)")
     ap.add_argument("--snr-db", type=float, default=20.0, help="espeak line noise SNR")
@@ -377,6 +383,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     args.tenant = [t for t in args.tenant.split(",") if t]
+    args.scenario = [t for t in args.scenario.split(",") if t]
     specs = [t.split(":", 1) for t in args.synth.split(",") if t]
     args.synth = [spec[0] for spec in specs]
     args.synth_limit = {spec[0]: int(spec[1]) for spec in specs if len(spec) == 2}

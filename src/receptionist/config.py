@@ -196,7 +196,9 @@ class Settings(BaseSettings):
         "auto", description="auto: gemini-live when a Gemini key is set, else local."
     )
     local_stt_model: str | None = Field(
-        None, description="Whisper model directory or faster-whisper name; default tiny.en."
+        None,
+        description="Whisper model directory, faster-whisper name, or 'whisper-base' "
+        "(multilingual base, the local-base extra); default tiny.en.",
     )
     local_stt_threads: int = Field(2, ge=1, description="CPU threads per transcription.")
     local_tts_voice: str | None = Field(
@@ -206,6 +208,13 @@ class Settings(BaseSettings):
     local_end_silence_ms: int = Field(500, ge=100, description="Silence that ends a turn.")
     local_pause_ms: int = Field(
         240, ge=0, description="A pause this long starts transcribing the turn early (0: off)."
+    )
+    local_continue_ms: int = Field(
+        700,
+        ge=0,
+        le=5000,
+        description="A turn whose words stop mid-sentence (a comma, 'and', 'my number is') "
+        "waits this much longer for the rest before it is answered.",
     )
     local_stt_window_s: float = Field(
         10.0,

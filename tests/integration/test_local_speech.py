@@ -474,3 +474,63 @@ async def test_turns_from_the_detector_are_transcribed(
     assert len(turns) == 2
     texts = [(await stt.transcribe(u.pcm)).text for u in turns]
     assert _wer(list(zip(SENTENCES[:2], texts, strict=True))) <= 0.2, texts
+
+
+class _Listener:
+    """A brain that only notes what it heard (one entry per caller turn)."""
+
+    def __init__(self) -> None:
+        from receptionist.engines.local.brain import DialogueState
+
+        self.state = DialogueState()
+        self.heard: list[str] = []
+
+    def opening(self) -> Any:
+        from receptionist.engines.local.brain import BrainReply
+
+        return BrainReply("Hello.")
+
+    async def reply(self, caller_text: str) -> Any:
+        from receptionist.engines.local.brain import BrainReply
+
+        self.heard.append(caller_text)
+        return BrainReply("Okay.")
+
+
+async def test_a_turn_split_at_a_comma_reaches_the_brain_whole(
+    tts: TextToSpeech, stt: SpeechToText
+) -> None:
+    """ "Name is Kavita Mishra, | number ...": the pause at the comma outlasts the end-of-turn
+    silence, so the detector makes two pieces; the second was never heard as part of the answer
+    to "your name?". Both pieces, in order, are one turn for the brain."""
+    from receptionist.engines.base import EngineRequest, TurnComplete
+    from receptionist.engines.local.engine import LocalEngine, LocalSpeech
+    from receptionist.tenants.repository import TenantRepository
+
+    first = await tts.synthesize("Name is Kavita Mishra,", RATE)
+    second = await tts.synthesize("number nine eight three nine four four five five six six.", RATE)
+    call = silence(400, RATE) + first + silence(700, RATE) + second + silence(1500, RATE)
+    brain = _Listener()
+    tenant = TenantRepository(Path(__file__).resolve().parents[2] / "tenants").get("clinic")
+    engine = LocalEngine(
+        LocalSpeech(stt=stt, tts=tts),
+        lambda t, n: brain,  # type: ignore[arg-type,return-value]
+        EngineRequest("CA1", "clinic", "", "en-IN", tenant=tenant),
+    )
+    await engine.connect()
+    try:
+        for i in range(0, len(call), 320):  # 20 ms frames, as they arrive on a call
+            await engine.send_audio(call[i : i + 320])
+        async with asyncio.timeout(WORK_GUARD_S):
+            async for ev in engine.events():
+                if isinstance(ev, TurnComplete) and brain.heard:
+                    break
+    finally:
+        await engine.close()
+    assert engine.stats.joined_pieces >= 1  # the detector did cut it in two
+    assert len(brain.heard) == 1
+    said = brain.heard[0]
+    assert "Kavita" in said or "Cavita" in said
+    # the second piece is there, after the first (its digits as tiny.en hears them)
+    assert said.lower().index("number") > said.index("avita"), said
+    assert len(re.sub(r"\D", "", said)) >= 8, said

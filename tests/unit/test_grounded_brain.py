@@ -467,7 +467,7 @@ async def test_clinic_questions_in_english_from_hindi_files(tenants: dict[str, T
     assert "Sunday 10:00 am to 1:00 pm" in sunday.text
     assert "700 rupees" in fee.text
     assert "550 rupees" in thyroid.text
-    assert "Gomati Nagar" in where.text
+    assert "Gomti Nagar" in where.text
     assert mri.reason == "no_information"
     assert b.state.intent == "enquiry"  # price questions book nothing
 

@@ -501,3 +501,167 @@ def test_a_number_with_digits_missing_is_asked_again(tenants: dict[str, Tenant])
     assert replies[1].reason == "ask:phone" and "98451 1223" in replies[1].text
     assert b.state.details["phone"].endswith("9845112233")
     assert replies[2].reason == "confirm"
+
+
+# ----------------------------------------------------------------------------- names asked
+
+
+def test_name_as_heard_by_speech_to_text_is_taken(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "saloon",
+        "Book a pedicure for tomorrow at 5 pm please.",
+        "Name as Deepa, number 98445 56677.",
+    )
+    assert b.state.details["name"] == "Deepa"
+    assert replies[-1].reason == "confirm"
+
+
+def test_yes_to_your_name_goes_on_to_the_read_back(tenants: dict[str, Tenant]) -> None:
+    """The caller thinks they gave their name: asking again would loop ("Sorry, I still need
+    this" until they hang up)."""
+    b, replies = talk(
+        tenants,
+        "clinic",
+        "Book my daughter with Doctor Rohit Verma on Tuesday evening at 6.",
+        "Her name is an annual thing. My number is 98391 12233.",
+        "Yes, correct.",
+    )
+    assert asked_for(replies[1], "patient_name")  # a name we could not take: asked again
+    assert "spell" in replies[1].text
+    assert replies[2].reason != "ack" or "So that's" in replies[2].text
+    assert b.state.awaiting_confirmation  # read back, without the name
+    assert "patient_name" not in b.state.details
+    done = b.respond("Yes.")
+    assert done.end_call and b.state.confirmed
+
+
+def test_a_name_missed_twice_is_not_asked_a_third_time(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants,
+        "bakery",
+        "I want one kilo of Black Forest cake for pickup on Saturday.",
+        "Name is current, 98865 43210.",
+        "My name is current.",
+    )
+    assert asked_for(replies[1], "name")
+    assert replies[2].reason == "confirm"
+    assert b.state.awaiting_confirmation
+
+
+def test_a_name_not_answered_is_asked_again(tenants: dict[str, Tenant]) -> None:
+    """Changing the order while the name is asked for is no failed answer: asked again."""
+    _b, replies = talk(
+        tenants,
+        "bakery",
+        "I want half a kilo of butterscotch cake for pickup on Saturday.",
+        "Actually, make that one kilo of chocolate truffle cake instead.",
+        "Make it for Sunday instead.",
+    )
+    assert all(asked_for(r, "name") for r in replies)
+
+
+# ----------------------------------------------------------------------------- follow-ups
+
+
+def test_a_follow_up_question_is_about_what_was_just_asked(tenants: dict[str, Tenant]) -> None:
+    _b, replies = talk(
+        tenants, "saloon", "How much is bridal makeup?", "And how much advance do I pay?"
+    )
+    assert replies[1].reason == "answer"
+    assert "2000" in replies[1].text.replace(",", "")
+
+
+def test_a_follow_up_as_speech_to_text_wrote_it(tenants: dict[str, Tenant]) -> None:
+    _, replies = talk(
+        tenants, "saloon", "How much is bridal makeup?", "and how much advanced do I pay?"
+    )
+    assert "2000" in replies[1].text.replace(",", "")
+
+
+def test_a_question_with_no_topic_before_finds_no_answer_by_guessing(
+    tenants: dict[str, Tenant],
+) -> None:
+    _, replies = talk(tenants, "saloon", "How much advance do I pay?")
+    assert "2000" not in replies[0].text.replace(",", "")
+
+
+def test_strips_are_counted_and_priced(tenants: dict[str, Tenant]) -> None:
+    b, replies = talk(
+        tenants, "pharmacy", "Please send two strips of Dolo 650 and one Vicks Vaporub to my home."
+    )
+    assert [line.count for line in b.state.order] == [2, 1]
+    assert "224" in replies[0].text  # 2 x 32 + 160
+    assert b.state.details["pickup_or_delivery"] == "delivery"  # "to my home"
+
+
+def test_a_self_introduction_is_no_list_of_medicines(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(
+        tenants,
+        "clinic",
+        "I need a repeat of my blood pressure tablets, prescribed by Doctor Anil Sharma.",
+        "My name is prakash tiwari, number 98397 78899.",
+    )
+    assert "medicines" not in b.state.details
+    assert b.state.details["patient_name"] == "Prakash Tiwari"
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I have a manicure booked on Friday. I want to cancel it and come next week instead.",
+        "I have a manicure book on Friday. I want to cancel it and come next week instead.",
+    ],
+)
+def test_the_service_of_a_booking_cancelled_is_no_new_booking(
+    tenants: dict[str, Tenant], said: str
+) -> None:
+    b, replies = talk(tenants, "saloon", said)
+    assert b.state.intent == "cancellation"
+    assert asked_for(replies[0], "name")
+
+
+def test_a_service_with_a_date_is_still_a_booking(tenants: dict[str, Tenant]) -> None:
+    b, _ = talk(tenants, "saloon", "I want to book a manicure on Friday at 11.")
+    assert b.state.intent == "appointment"
+
+
+@pytest.mark.parametrize(
+    ("said", "want"),
+    [
+        ("The address is B-wing, Flat 402, Karishma Society, Kothrud.", "B-wing, Flat 402"),
+        ("Addresses Lane 5, Karve Nagar.", "Lane 5, Karve Nagar"),  # "address is", said quickly
+    ],
+)
+def test_the_address_is_what_follows_address_is(
+    tenants: dict[str, Tenant], said: str, want: str
+) -> None:
+    b, _ = talk(tenants, "pharmacy", "Please send one Vicks Vaporub to my home.", said)
+    assert b.state.details["delivery_address"].startswith(want)
+
+
+def test_yes_to_a_question_asked_twice_goes_on_to_the_read_back(
+    tenants: dict[str, Tenant],
+) -> None:
+    """ "Sorry, I still need this" until the caller hangs up helps nobody: after two asks, a
+    "yes" leaves the medicines to the owner and reads back the rest."""
+    b, replies = talk(
+        tenants,
+        "clinic",
+        "I need a repeat of my blood pressure tablets, prescribed by Doctor Anil Sharma.",
+        "My name is Prakash Tiwari, number 98397 78899.",
+        "Yes, please.",
+    )
+    assert asked_for(replies[0], "medicines") and asked_for(replies[1], "medicines")
+    assert b.state.awaiting_confirmation
+    assert "medicines" not in b.state.details
+
+
+def test_yes_to_a_question_asked_once_asks_again(tenants: dict[str, Tenant]) -> None:
+    _, replies = talk(
+        tenants,
+        "clinic",
+        "I need a repeat of my blood pressure tablets, prescribed by Doctor Anil Sharma.",
+        "Yes, please.",
+    )
+    assert "medicines" in replies[1].text and "So that's" not in replies[1].text

@@ -86,6 +86,7 @@ class ScriptedDetector:
     def __init__(self) -> None:
         self.batches: list[list[TurnEvent]] = []
         self.position_ms = 0
+        self.in_speech = False  # a turn open (the caller is talking now)
 
     def feed(self, pcm: bytes) -> list[TurnEvent]:
         self.position_ms += 100
@@ -123,11 +124,23 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(tenant: Tenant) -> Iterator[Harness]:
+def continue_ms() -> int:
+    """How long an unfinished sentence waits for its rest; a test overrides it by parametrize:
+    long (only the test's next step ends the wait) or 0 (no wait)."""
+    return 60_000
+
+
+@pytest.fixture
+async def harness(tenant: Tenant, continue_ms: int) -> Iterator[Harness]:
     stt, brain, detector = HeldStt(), EchoBrain(), ScriptedDetector()
     speech = LocalSpeech(stt=stt, tts=InstantTts())  # type: ignore[arg-type]
     request = EngineRequest("CA1", "bakery", "", "en-IN", tenant=tenant)
-    engine = LocalEngine(speech, lambda t, n: brain, request)  # type: ignore[arg-type,return-value]
+    engine = LocalEngine(
+        speech,
+        lambda t, n: brain,  # type: ignore[arg-type,return-value]
+        request,
+        continue_ms=continue_ms,
+    )
     await engine.connect()
     engine._detector = detector  # type: ignore[assignment]
     while not engine._events.empty():  # the usage records from connect
@@ -217,3 +230,84 @@ async def test_a_long_first_sentence_is_spoken_from_its_first_clause(harness: Ha
         # only the answer's first piece is cut: later long sentences stay whole
         "We are open from nine, every day, including Sundays and all public holidays.",
     ]
+
+
+# --- the rest of a turn ----------------------------------------------------------------------
+
+
+def _heard(events: list[EngineEvent]) -> list[str]:
+    return [e.text for e in events if isinstance(e, CallerTranscript)]
+
+
+async def test_a_piece_said_before_the_answer_joins_the_turn(harness: Harness) -> None:
+    """ "Name is Kavita Mishra | number 98...": the second piece ended before the first was
+    transcribed; one turn, both pieces, in order."""
+    first = _utterance(b"\x05\x00" * 4000, ended_ms=900)
+    second = _utterance(b"\x07\x00" * 4000, ended_ms=2900)
+    await harness.step(first)
+    await harness.step(second)
+    harness.stt.answer(first.pcm, "Name is Kavita Mishra.")
+    harness.stt.answer(second.pcm, "Number 9839445566.")
+    events = await harness.events_until(TurnComplete)
+    assert _heard(events) == ["Name is Kavita Mishra. Number 9839445566."]
+    assert harness.brain.heard == _heard(events)
+    assert harness.engine.stats.joined_pieces == 1
+    assert len(harness.engine.stats.timings) == 1
+
+
+async def test_a_turn_cut_mid_sentence_waits_for_its_rest(harness: Harness) -> None:
+    first = _utterance(b"\x05\x00" * 4000, ended_ms=900)
+    await harness.step(first)
+    harness.stt.answer(first.pcm, "Name is Kavita,")
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert harness.brain.heard == []  # not answered: the caller has not finished
+    second = _utterance(b"\x07\x00" * 4000, ended_ms=2900)
+    await harness.step(second)
+    harness.stt.answer(second.pcm, "number 9839445566.")
+    events = await harness.events_until(TurnComplete)
+    assert harness.brain.heard == _heard(events) == ["Name is Kavita, number 9839445566."]
+
+
+@pytest.mark.parametrize("continue_ms", [0])
+async def test_an_unfinished_turn_is_answered_when_nothing_follows(harness: Harness) -> None:
+    first = _utterance(b"\x05\x00" * 4000, ended_ms=900)
+    await harness.step(first)
+    harness.stt.answer(first.pcm, "I want a cake and")
+    await harness.events_until(TurnComplete)
+    assert harness.brain.heard == ["I want a cake and"]
+    # what the caller says after the answer is the next turn, not lost
+    second = _utterance(b"\x07\x00" * 4000, ended_ms=5900)
+    await harness.step(second)
+    harness.stt.answer(second.pcm, "a chocolate one.")
+    await harness.events_until(TurnComplete)
+    assert harness.brain.heard == ["I want a cake and", "a chocolate one."]
+
+
+@pytest.mark.parametrize("continue_ms", [0])
+async def test_a_turn_is_not_answered_while_the_caller_speaks_again(harness: Harness) -> None:
+    first = _utterance(b"\x05\x00" * 4000, ended_ms=900)
+    await harness.step(first)
+    harness.detector.in_speech = True  # the caller went on after the end-of-turn silence
+    harness.stt.answer(first.pcm, "Two kilos of Black Forest.")
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert harness.brain.heard == []
+    harness.detector.in_speech = False
+    second = _utterance(b"\x07\x00" * 4000, ended_ms=2900)
+    await harness.step(second)
+    harness.stt.answer(second.pcm, "For Saturday.")
+    await harness.events_until(TurnComplete)
+    assert harness.brain.heard == ["Two kilos of Black Forest. For Saturday."]
+
+
+async def test_a_noise_piece_joined_to_a_turn_adds_nothing(harness: Harness) -> None:
+    first = _utterance(b"\x05\x00" * 4000, ended_ms=900)
+    noise = _utterance(b"\x07\x00" * 4000, ended_ms=2900)
+    await harness.step(first)
+    await harness.step(noise)
+    harness.stt.answer(first.pcm, "Two kilos.")
+    harness.stt.answer(noise.pcm, "")
+    await harness.events_until(TurnComplete)
+    assert harness.brain.heard == ["Two kilos."]
+    assert harness.engine.stats.empty_turns == 1

@@ -223,6 +223,59 @@ def test_flush_closes_the_open_turn(clips: list[bytes]) -> None:
     assert detector.flush() == []
 
 
+@pytest.fixture(scope="module")
+def words() -> dict[str, bytes]:
+    """Short answers spoken by Piper: each has less voiced time than a barge-in needs."""
+    if not HAVE_PIPER:
+        pytest.skip("Piper is not installed (the `local` extra)")
+    from receptionist.engines.local.tts import TextToSpeech, TtsSettings
+
+    tts = TextToSpeech(TtsSettings(noise_scale=0.0, noise_w_scale=0.0))
+
+    async def speak() -> dict[str, bytes]:
+        return {w: await tts.synthesize(w, RATE) for w in ("Bye.", "Sorry,")}
+
+    return asyncio.run(speak())
+
+
+def test_a_short_word_is_a_turn_but_no_barge_in(words: dict[str, bytes]) -> None:
+    """ "Bye." (Piper: 240 ms voiced) never confirms a barge-in, and was dropped: now heard."""
+    audio = silence(500, RATE) + words["Bye."] + silence(1000, RATE)
+    detector = TurnDetector()
+    timed: list[tuple[int, TurnEvent]] = []
+    for pos in range(0, len(audio), 320):
+        timed += [(detector.position_ms, e) for e in detector.feed(audio[pos : pos + 320])]
+    assert [type(e) for _, e in timed] == [Utterance]
+    at, word = timed[0]
+    assert isinstance(word, Utterance) and not word.cut
+    start, end = _speech_bounds(words["Bye."])
+    assert abs(word.started_ms - (500 + start)) <= 60
+    assert abs(word.ended_ms - (500 + end)) <= 80
+    assert at - word.ended_ms == 500  # after the end-of-turn silence, like any turn
+    # its audio: pre-roll, the word, post-roll
+    assert word.duration_ms + 200 <= _ms(word.pcm) <= word.duration_ms + 400
+    # at the end of the call it is not lost either
+    cut_short = TurnDetector()
+    assert cut_short.feed(silence(500, RATE) + words["Bye."] + silence(100, RATE)) == []
+    assert [type(e) for e in cut_short.flush()] == [Utterance]
+
+
+def test_a_word_before_a_pause_opens_the_turn_after_it(
+    words: dict[str, bytes], clips: list[bytes]
+) -> None:
+    """ "Bye, | what time do you open": the pause after the short word reset the barge-in
+    confirmation, and the turn started after it, without the word."""
+    start, end = _speech_bounds(words["Bye."])
+    word = words["Bye."][2 * RATE * start // 1000 : 2 * RATE * end // 1000]
+    audio = silence(500, RATE) + word + silence(300, RATE) + clips[1] + silence(1000, RATE)
+    events = _feed_all(TurnDetector(), audio, [320])
+    assert [type(e) for e in events] == [SpeechStarted, Utterance]
+    turn = events[1]
+    assert isinstance(turn, Utterance)
+    assert abs(turn.started_ms - 500) <= 60
+    assert word in turn.pcm
+
+
 def test_speech_longer_than_the_maximum_is_cut() -> None:
     text = "we would like a big cake with cream and fruit on top, " * 11  # ~39 s, no pauses
     speech = synth_speech(text, RATE)
@@ -237,6 +290,16 @@ def test_speech_longer_than_the_maximum_is_cut() -> None:
     for a, b in itertools.pairwise(pieces):
         assert b.started_ms == a.ended_ms  # nothing lost between pieces
     assert abs(pieces[-1].ended_ms - (300 + _ms(speech))) <= 40
+
+
+def test_the_rest_of_a_cut_turn_is_kept_when_it_holds_a_word() -> None:
+    speech = synth_speech("x" * 80, RATE)  # 5.2 s
+    word = synth_speech("bye", RATE)
+    audio = speech + word + silence(1000, RATE)
+    events = _feed_all(TurnDetector(VadSettings(max_utterance_ms=5_200)), audio, [320])
+    pieces = _utterances(events)
+    assert [u.cut for u in pieces] == [True, False]
+    assert pieces[1].started_ms == pieces[0].ended_ms
 
 
 def test_the_rest_of_a_cut_turn_is_dropped_when_it_is_only_noise() -> None:
@@ -295,9 +358,10 @@ def test_each_frame_is_judged_once_and_silence_skips_the_vad(clips: list[bytes])
     for i in range(0, len(quiet), 320):
         assert detector.feed(quiet[i : i + 320]) == []
     assert vad.calls == 0  # silence never reaches the VAD
-    # an idle detector holds the pre-roll and the speech being confirmed, not the minute
+    # an idle detector holds the pre-roll, the speech being confirmed and the quiet after a
+    # short word, not the minute
     kept = sum(len(frame) for frame in detector._recent)
-    assert 0 < kept <= 2 * RATE * 2  # at most 2 s of audio
+    assert 0 < kept <= 2 * RATE * 5 // 2  # at most 2.5 s of audio
     events = _feed_all(detector, audio, [7, 333, 1601])
     frames = len(audio) // 320
     loud = sum(rms(audio[i : i + 320]) >= 100.0 for i in range(0, frames * 320, 320))

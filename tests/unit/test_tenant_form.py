@@ -43,6 +43,9 @@ def test_every_example_is_cut_into_areas_and_put_back_the_same(tenant: str) -> N
     assert tomllib.loads(call_types_toml(rows))["call_types"].keys() == (
         tomllib.loads(text)["call_types"].keys()
     )
+    callbacks = {n: t.get("callback", False) for n, t in tomllib.loads(text)["call_types"].items()}
+    again = tomllib.loads(call_types_toml(rows))["call_types"]
+    assert {n: t.get("callback", False) for n, t in again.items()} == callbacks
     area = templates_area(parts.areas["templates"])
     assert area is not None
     assert tomllib.loads(templates_toml(area))["templates"] == tomllib.loads(text)["templates"]

@@ -116,6 +116,7 @@ class EngineChooser:
                 request,
                 brain_name=brain,
                 vad=_vad_settings(self.settings),
+                continue_ms=self.settings.local_continue_ms,
             )
         try:
             client, cfg = self._gemini_parts()

@@ -23,6 +23,7 @@ __all__ = [
     "is_wrong_number",
     "is_yes",
     "question_strength",
+    "sounds_unfinished",
     "wants_human",
     "wants_person",
 ]
@@ -201,3 +202,31 @@ def question_strength(text: str) -> int:
 def is_question(text: str) -> bool:
     """Asks something: a '?', a question word first, or 'how much' / 'price of' anywhere."""
     return question_strength(text) > 0
+
+
+# Last words after which a speaker has not finished: "Name is Kavita, | number ...",
+# "two cakes and | ...", "my number is | ...". Pronouns, articles and prepositions cannot end a
+# sentence either; a bare number can ("one kilo, at five").
+UNFINISHED_ENDINGS: dict[str, tuple[str, ...]] = {
+    "en": ("and", "or", "but", "so", "because", "then", "also", "plus", "with", "without",
+           "for", "to", "at", "on", "in", "of", "from", "by", "the", "a", "an", "my", "your",
+           "our", "number", "name", "number is", "name is", "would like", "um", "uh", "er",
+           "it's", "i'm", "i", "we"),
+    "hi-latn": ("aur", "ya", "ki", "ka", "ke", "mera", "meri", "mere", "se", "ko", "naam"),
+    "hi": ("और", "या", "की", "का", "के", "मेरा", "मेरी", "मेरे", "से", "को", "नाम"),
+}  # fmt: skip
+_UNFINISHED_RE = re.compile(
+    rf"(?:^|[^\w\u0900-\u097f'])(?:{_alternation([UNFINISHED_ENDINGS])})\s*$", re.I
+)
+
+
+def sounds_unfinished(text: str) -> bool:
+    """Speech-to-text's words for a turn that stops mid-sentence: at a comma, a dash or an
+    ellipsis, or on a word nothing ends on ("and", "my number is"). The engine then waits a
+    little longer for the rest before it answers."""
+    s = nfc(text).strip()
+    if not s:
+        return False
+    if s.endswith((",", "-", "–", "...", "…", ":")):
+        return True
+    return bool(_UNFINISHED_RE.search(s.rstrip(" ")))

@@ -56,15 +56,14 @@ _DEV_CONS = {
 }  # fmt: skip
 
 
-def transliterate(text: str) -> str:
-    """Rough Devanagari -> Latin ("रमेश गुप्ता" -> "ramesh gupta"), for comparing names.
+_INHERENT = "\x00"  # a consonant's own 'a', until schwa deletion decides whether it is said
+_Unit = tuple[str, str]  # (consonant in Latin letters or "", vowel, "" after a virama)
 
-    Inherent 'a' is dropped at the end of a word; long and short vowels are folded together.
-    Latin text passes through unchanged (lower-cased).
-    """
-    text = nfc(text)
-    out: list[str] = []
-    chars = list(text)
+
+def _units(word: str) -> list[_Unit]:
+    """One Devanagari word as syllable units: consonant and the vowel that follows it."""
+    units: list[_Unit] = []
+    chars = list(word)
     i = 0
     while i < len(chars):
         c = chars[i]
@@ -73,31 +72,57 @@ def transliterate(text: str) -> str:
             c, i = c + nxt, i + 1
             nxt = chars[i + 1] if i + 1 < len(chars) else ""
         if c in _DEV_CONS:
-            out.append(_DEV_CONS[c])
             if nxt == "्":
+                units.append((_DEV_CONS[c], ""))
                 i += 2
-                continue
-            if nxt in _DEV_MATRAS:
-                out.append(_DEV_MATRAS[nxt])
+            elif nxt in _DEV_MATRAS:
+                units.append((_DEV_CONS[c], _DEV_MATRAS[nxt]))
                 i += 2
-                continue
-            after = nxt if nxt else " "
-            if after in _DEV_CONS or after in "ंँ":
-                out.append("a")
-            elif after not in _DEV_MATRAS and not ("\u0900" <= after <= "\u097f"):
-                pass  # word end: schwa deletion
+            else:
+                units.append((_DEV_CONS[c], _INHERENT))
+                i += 1
+        elif c in _DEV_VOWELS:
+            units.append(("", _DEV_VOWELS[c]))
             i += 1
+        elif c in "ंँ" and units:  # nasalised: the vowel before it is said, with an n
+            cons, vowel = units[-1]
+            units[-1] = (cons, ("a" if vowel == _INHERENT else vowel) + "n")
+            i += 1
+        else:  # visarga, a lone nukta or virama
+            i += 1
+    return units
+
+
+def _delete_schwas(units: list[_Unit]) -> list[_Unit]:
+    """Hindi does not say every inherent 'a': never at the end of a word ("नगर" nagar), nor
+    between two sounded syllables when a consonant with a vowel follows ("गोमती" gomti,
+    "लखनऊ" lakhnau, "समझना" samajhna), deciding from the end of the word."""
+    out = list(units)
+    if out and out[-1][1] == _INHERENT:
+        out[-1] = (out[-1][0], "")
+    for i in range(len(out) - 2, 0, -1):
+        cons, vowel = out[i]
+        if vowel != _INHERENT:
             continue
-        if c in _DEV_VOWELS:
-            out.append(_DEV_VOWELS[c])
-        elif c in "ंँ":
-            out.append("n")
-        elif c in ("ः", "़", "्"):
-            pass
-        else:
-            out.append(c)
-        i += 1
-    res = "".join(out).lower()
+        prev_vowel = out[i - 1][1]
+        nxt_cons, nxt_vowel = out[i + 1]
+        if prev_vowel and nxt_cons and nxt_vowel:
+            out[i] = (cons, "")
+    return [(c, "a" if v == _INHERENT else v) for c, v in out]
+
+
+def transliterate(text: str) -> str:
+    """Rough Devanagari -> Latin ("रमेश गुप्ता" -> "ramesh gupta", "गोमती नगर" -> "gomti nagar"),
+    for comparing names and saying places.
+
+    Inherent 'a' is dropped where Hindi drops it (:func:`_delete_schwas`); long and short vowels
+    are folded together. Latin text passes through unchanged (lower-cased).
+    """
+
+    def word(m: re.Match[str]) -> str:
+        return "".join(c + v for c, v in _delete_schwas(_units(m.group(0))))
+
+    res = _DEV_WORD.sub(word, nfc(text)).lower()
     return res.replace("aa", "a").replace("ee", "i").replace("oo", "u")
 
 

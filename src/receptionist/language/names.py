@@ -27,7 +27,8 @@ _NAME_PATTERNS = [
         rf"((?:{_NAME_WORD})(?:\s+(?:{_NAME_WORD})){{0,2}})"
         r"\s+(?:bol raha|bol rahi|बोल रहा|बोल रही)"
     ),
-    rx(rf"\bname\s*(?:is|:)?\s+((?:{_NAME_WORD})(?:\s+(?:{_NAME_WORD})){{0,2}})"),
+    # "Name as Deepa": how speech-to-text often hears "name's" or a quick "name is"
+    rx(rf"\b(?i:name)\s*(?i:is|as|:)?\s+((?:{_NAME_WORD})(?:\s+(?:{_NAME_WORD})){{0,2}})"),
 ]
 _PATIENT_PATTERNS = [
     rx(
@@ -116,7 +117,7 @@ def extract_patient_names(text: str) -> list[str]:
 
 
 _BARE_NAME = rx(
-    r"^\s*(?:(?:my name is|name is|this is|i am|i'm|it's|naam|नाम)\s+)?"
+    r"^\s*(?:(?i:my name is|name is|name as|this is|i am|i'm|it's|naam|नाम)\s+)?"
     r"((?:Mohd\.\s+)?(?:[A-Z][a-z]+|[\u0900-\u097f]+)(?:\s+(?:[A-Z][a-z]+|[\u0900-\u097f]+)){0,2})"
     r"\s*(?:[,.।]|$|\d|\+)"
 )
@@ -140,7 +141,8 @@ def answered_name(text: str) -> str | None:
 # --------------------------------------------------------------------------- live speech
 
 _NAME_INTRO = re.compile(
-    r"\b(?:my name is|my name's|name is|name's|the name is|under the name|name)\s*[:,]?\s+"
+    r"\b(?:my name is|my name's|name is|name's|name as|the name is|under the name|name)"
+    r"\s*[:,]?\s+"
     r"([a-z][a-z.'-]*(?:\s+[a-z][a-z.'-]*){0,2})",
     re.I,
 )
@@ -170,7 +172,7 @@ def _bare_clause_name(s: str, cased: bool) -> str | None:
     clauses = re.split(r"[,.;!?]|\s+(?:and|my number|number|phone)\b", s)
     for clause in clauses if cased else clauses[:1]:
         bare = re.sub(
-            r"^(?:(?:yes|yeah|sure|ok|okay|it's|it is|this is|i am|i'm|myself|name|my name|"
+            r"^(?:(?:yes|yeah|sure|ok|okay|it's|it is|this is|i am|i'm|myself|name as|name|my name|"
             r"please|ji|haan)\b[\s,.:]*)+",
             "",
             clause.strip(),
@@ -199,7 +201,12 @@ def parse_name(text: str, *, lenient: bool = False, patient: bool = False) -> st
     intros = ([_PATIENT_INTRO] if patient else []) + [_NAME_INTRO]
     for intro in intros:
         m = intro.search(s)
-        if m and (not cased or m.group(1)[:1].isupper()) and (name := _tidy_name(m.group(1))):
+        if m is None:
+            continue
+        # "my name is prakash tiwari" written in lower case is still a name; after a shorter
+        # intro only a capitalised word is ("Name is current": a name misheard, asked again)
+        explicit = re.match(r"(?i)my name(?: is|'s)\b", m.group(0)) is not None
+        if (not cased or explicit or m.group(1)[:1].isupper()) and (name := _tidy_name(m.group(1))):
             return name
     found = extract_names(s)  # "This is Kavya", "I am Rohit Menon" (capitalised names)
     if found:

@@ -7,6 +7,8 @@ then libphonenumber's matcher (the ``phonenumbers`` package) finds the numbers, 
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 from phonenumbers import Leniency, PhoneNumberFormat, PhoneNumberType
 
@@ -19,9 +21,28 @@ __all__ = ["extract_phones", "parse_phone"]
 _MOBILE = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 
 
+# after "number", "mobile" ...: digit groups however speech-to-text punctuated the pauses between
+# them ("number 982201, 2345", "phone 98-221, 12233")
+_CUED_GROUPS = re.compile(
+    r"\b((?:number|mobile|phone|contact|whatsapp)(?:\s+is)?[\s:,-]*)(\+?\d[\d\s,.-]{5,}\d)",
+    re.I,
+)
+
+
+def _join_cued_groups(text: str) -> str:
+    def join(m: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", m.group(2))
+        if not 10 <= len(digits) <= 13:
+            return m.group(0)
+        return m.group(1) + ("+" if m.group(2).startswith("+") else "") + digits
+
+    return _CUED_GROUPS.sub(join, text)
+
+
 def extract_phones(text: str) -> list[str]:
     """Indian mobile numbers in ``text`` as ``+91XXXXXXXXXX``, in the order said."""
     text = spoken_digits_to_numbers(nfc(text).translate(DEVANAGARI_DIGITS))
+    text = _join_cued_groups(text)
     out = []
     for m in phonenumbers.PhoneNumberMatcher(text, "IN", leniency=Leniency.VALID):
         number = m.number

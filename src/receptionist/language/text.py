@@ -168,6 +168,8 @@ def stem(word: str) -> str:
         word = word[:-1]
     if word.endswith("ie") and len(word) > 4:
         return word[:-2] + "y"  # "brownie" and "brownies" both -> "browny"
+    if word.endswith("e") and not word.endswith(("ee", "ye")) and len(word) > 4:
+        return word[:-1]  # "advance" meets "advanced", "charge" meets "charged"
     return word
 
 

@@ -44,6 +44,8 @@ _TIME_PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "baje",
     ),
     (rx(r"(डेढ़|dedh|ढाई|dhai)\s*(?:बजे|baje)", re.I), "dedh"),
+    # "twelve noon", "12 noon", "midday", "midnight"
+    (rx(r"\b(?:(?:12|twelve)\s+)?(noon|mid ?day|midnight)\b", re.I), "noon"),
     (
         rx(rf"\b{_HOUR}(?:[:.](\d{{2}}))?\s+in the\s+(morning|evening|afternoon|night)\b", re.I),
         "inthe",
@@ -136,6 +138,7 @@ _READERS: dict[str, Callable[[re.Match[str]], _HourMinute]] = {
     "baje": _baje,
     "inthe": _in_the,
     "dedh": _dedh,
+    "noon": lambda m: (0 if m.group(1).lower() == "midnight" else 12, 0),
 }
 
 

@@ -406,6 +406,7 @@ class CallTypeRow:
     name: str
     description: str = ""
     fields: list[FieldRow] = field(default_factory=list)
+    callback: bool = False  # unresolved or dropped: the AI calls the caller back ([callbacks])
 
 
 @dataclass
@@ -439,13 +440,16 @@ def call_type_rows(text: str) -> list[CallTypeRow] | None:
         return None
     rows = []
     for name, table in data.get("call_types", {}).items():
-        if not _only(table, {"description", "fields"}):
+        if not _only(table, {"description", "fields", "callback"}):
             return None
         description = table.get("description", "")
         fields = table.get("fields", {})
+        callback = table.get("callback", False)
         if not isinstance(description, str) or not isinstance(fields, dict):
             return None
-        row = CallTypeRow(name, description)
+        if not isinstance(callback, bool):
+            return None
+        row = CallTypeRow(name, description, callback=callback)
         for fname, spec in fields.items():
             if isinstance(spec, str):
                 spec = {"type": spec}
@@ -466,7 +470,8 @@ def call_types_toml(rows: list[CallTypeRow]) -> str:
     out: list[str] = []
     for row in rows:
         head = f"call_types.{_key(row.name)}"
-        out += [f"[{head}]", f"description = {_str(row.description)}", ""]
+        out += [f"[{head}]", f"description = {_str(row.description)}"]
+        out += ["callback = true", ""] if row.callback else [""]
         if row.fields:
             out.append(f"[{head}.fields]")
             for f in row.fields:
@@ -556,7 +561,8 @@ def call_types_from_form(
             errors.add(f"{p}.name", "a call type needs a name")
         places[("call_types", name)] = p
         places[("call_types", name, "description")] = f"{p}.description"
-        rows.append(CallTypeRow(name, description, fields))
+        callback = bool(form.get(f"{p}.callback"))
+        rows.append(CallTypeRow(name, description, fields, callback=callback))
     return rows, places
 
 

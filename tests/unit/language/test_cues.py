@@ -14,6 +14,7 @@ from receptionist.language.cues import (
     is_wrong_number,
     is_yes,
     question_strength,
+    sounds_unfinished,
     wants_human,
 )
 
@@ -66,3 +67,21 @@ def test_noise_human_question() -> None:
     assert question_strength("Saturday?") == 1
     assert question_strength("Saturday") == 0
     assert is_question("kab khule ho") and not is_question("I want a cake")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Name is Kavita,", "Two kilos of Black Forest and", "my number is", "I want a cake for",
+     "Sorry -", "I'll pick it up at...", "मेरा नाम", "mera naam", "Number:"],
+)  # fmt: skip
+def test_a_turn_cut_mid_sentence_sounds_unfinished(text: str) -> None:
+    assert sounds_unfinished(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Name is Kavita.", "Bye", "Yes it is", "one kilo, at five", "Call me", "", "Thank you",
+     "What is the address"],
+)  # fmt: skip
+def test_a_whole_sentence_does_not(text: str) -> None:
+    assert not sounds_unfinished(text)

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import pytest
+
 from receptionist.language.hindi import hindi_to_english, loanwords_in_latin, transliterate
 
 
 def test_transliterate() -> None:
     assert transliterate("रमेश गुप्ता") == "ramesh gupta"
     assert transliterate("Priya") == "priya"
+
+
+@pytest.mark.parametrize(
+    ("hindi", "latin"),
+    [
+        ("गोमती नगर", "gomti nagar"),  # a medial 'a' between two sounded syllables is not said
+        ("लखनऊ", "lakhnau"),
+        ("कमला", "kamla"),
+        ("अमरूद", "amrud"),
+        ("समझना", "samajhna"),  # from the end: "jh" loses it, so "m" keeps it
+        ("बदलना", "badalna"),
+        ("मनोहर", "manohar"),  # no consonant with a vowel after "h": kept
+        ("पता", "pata"),  # the first syllable keeps its 'a'
+        ("विभूति खंड", "vibhuti khand"),  # nasalised: said
+        ("शर्मा", "sharma"),
+    ],
+)
+def test_transliterate_drops_the_schwas_hindi_drops(hindi: str, latin: str) -> None:
+    assert transliterate(hindi) == latin
 
 
 def test_hindi_to_english_uses_glossary_glosses_and_loanwords() -> None:

@@ -41,3 +41,20 @@ def test_landlines_and_foreign_numbers_are_no_mobiles() -> None:
 def test_parse_phone_takes_the_correction() -> None:
     assert parse_phone("98860 12345, sorry, 98860 12346") == "+919886012346"
     assert parse_phone("same number") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("My name is Nikhil, number 982201, 2345.", "+919822012345"),  # a pause heard as a comma
+        ("Number is 98450, 12345", "+919845012345"),
+        ("phone: 98-221, 12233", "+919822112233"),
+    ],
+)
+def test_groups_after_number_are_one_number_whatever_the_punctuation(text: str, want: str) -> None:
+    assert parse_phone(text) == want
+
+
+@pytest.mark.parametrize("text", ["number 98450 1234", "I want 2, 3 cakes, number 5", "flat 12, 3"])
+def test_too_few_digits_after_number_are_no_number(text: str) -> None:
+    assert parse_phone(text) is None

@@ -51,3 +51,10 @@ def test_clean_and_normalise() -> None:
     assert normalise("Dr. Anil's Black-Forest & Pineapple") == "dr anil black forest and pineapple"
     assert normalise("1.5 kg") == "1.5 kg"
     assert weights_said_plainly("half a kilo and a kg") == "half kilo and 1 kg"
+
+
+def test_a_verb_and_its_past_meet() -> None:
+    """Speech-to-text writes "advanced" for "advance": both must be one search word."""
+    assert stem("advance") == stem("advanced") == stem("advances")
+    assert stem("charge") == stem("charges") == stem("charged")
+    assert stem("free") == "free" and stem("brownie") == "browny"

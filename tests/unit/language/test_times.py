@@ -31,6 +31,11 @@ def times(text: str) -> list[str]:
         ("dopahar 2 baje", ["14:00"]),
         ("evening 6", ["18:00"]),
         ("2 kg cake", []),
+        # what parse_time always knew, now found in a sentence too (the analyzer reads these)
+        ("on Friday at twelve noon.", ["12:00"]),
+        ("at 12 noon, for patient", ["12:00"]),
+        ("around midday", ["12:00"]),
+        ("cake delivery at midnight", ["00:00"]),
     ],
 )
 def test_times(text: str, want: list[str]) -> None:

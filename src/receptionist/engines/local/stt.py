@@ -273,36 +273,8 @@ class SpeechToText:
         """
         s = self.settings
         model = self._model
-        if self._short_prompt is None:
-            fw_tokenizer = require_module("faster_whisper.tokenizer")
-            fw_transcribe = require_module("faster_whisper.transcribe")
-            tokenizer = fw_tokenizer.Tokenizer(
-                model.hf_tokenizer,
-                model.model.is_multilingual,
-                task="transcribe",
-                language=s.language,
-            )
-            prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-            suppress = list(fw_transcribe.get_suppressed_tokens(tokenizer, [-1]))
-            self._short_prompt = (tokenizer, prompt, suppress)
-        tokenizer, prompt, suppress = self._short_prompt
-        if hint:  # as faster-whisper's initial_prompt: previous-text tokens before the SOT
-            tokens = self._hint_tokens.get(hint)
-            if tokens is None:
-                tokens = tokenizer.encode(" " + hint.strip())[-(_MAX_LENGTH // 2 - 1) :]
-                self._hint_tokens[hint] = tokens
-            prompt = [tokenizer.sot_prev, *tokens, *prompt]
-        ct2 = require_module("ctranslate2")
-        features = model.feature_extractor(audio)[:, :-1]  # the last frame is padding
-        frames = features.shape[1]
-        step = 5 * _FRAMES_PER_S
-        window = max(int(window_s * _FRAMES_PER_S), -(-(frames + _FRAMES_PER_S) // step) * step)
-        window = min(window, 30 * _FRAMES_PER_S)
-        if frames < window:
-            features = np.pad(features, ((0, 0), (0, window - frames)))
-        else:
-            features = features[:, :window]
-        batch = ct2.StorageView.from_array(np.ascontiguousarray(features[None], dtype=np.float32))
+        tokenizer, prompt, suppress = self._short_prompt_for(hint)
+        batch = self._short_window(audio, window_s)
         max_new = self._max_new_tokens(len(audio) / _WHISPER_RATE)
         result = model.model.generate(
             batch,
@@ -327,6 +299,45 @@ class SpeechToText:
             # CTranslate2 stops two or three tokens short of max_length (it counts the prompt)
             truncated=len(tokens) >= max_new - 4,
         )
+
+    def _short_prompt_for(self, hint: str | None) -> tuple[Any, list[int], list[int]]:
+        """(tokenizer, prompt tokens, tokens to suppress) for a short-window decode; the hint
+        goes before the start of transcript, as faster-whisper's initial_prompt does."""
+        if self._short_prompt is None:
+            fw_tokenizer = require_module("faster_whisper.tokenizer")
+            fw_transcribe = require_module("faster_whisper.transcribe")
+            tokenizer = fw_tokenizer.Tokenizer(
+                self._model.hf_tokenizer,
+                self._model.model.is_multilingual,
+                task="transcribe",
+                language=self.settings.language,
+            )
+            prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+            suppress = list(fw_transcribe.get_suppressed_tokens(tokenizer, [-1]))
+            self._short_prompt = (tokenizer, prompt, suppress)
+        tokenizer, prompt, suppress = self._short_prompt
+        if hint:
+            tokens = self._hint_tokens.get(hint)
+            if tokens is None:
+                tokens = tokenizer.encode(" " + hint.strip())[-(_MAX_LENGTH // 2 - 1) :]
+                self._hint_tokens[hint] = tokens
+            prompt = [tokenizer.sot_prev, *tokens, *prompt]
+        return tokenizer, prompt, suppress
+
+    def _short_window(self, audio: np.ndarray, window_s: float) -> Any:
+        """The audio's features padded to a window just longer than it (whole 5 s steps, at
+        least ``window_s``, at most Whisper's 30 s), as CTranslate2 takes them."""
+        ct2 = require_module("ctranslate2")
+        features = self._model.feature_extractor(audio)[:, :-1]  # the last frame is padding
+        frames = features.shape[1]
+        step = 5 * _FRAMES_PER_S
+        window = max(int(window_s * _FRAMES_PER_S), -(-(frames + _FRAMES_PER_S) // step) * step)
+        window = min(window, 30 * _FRAMES_PER_S)
+        if frames < window:
+            features = np.pad(features, ((0, 0), (0, window - frames)))
+        else:
+            features = features[:, :window]
+        return ct2.StorageView.from_array(np.ascontiguousarray(features[None], dtype=np.float32))
 
     def _reject(self, text: str, avg_logprob: float, no_speech: float, compression: float) -> str:
         s = self.settings

@@ -16,8 +16,16 @@ two things from that stream, as early as possible:
   transcribing it before the end of the turn is certain. With ``pause_ms >= post_roll_ms`` its
   audio is exactly the final ``Utterance``'s when the caller stays quiet.
 
+No caller speech is discarded. A word too short to confirm a barge-in ("Bye.", "No." said
+quickly: ``min_word_ms`` voiced, less than ``min_speech_ms``) still makes an ``Utterance`` once
+``end_silence_ms`` of quiet follows it, with no ``SpeechStarted`` before it: it never stops the
+agent, but it is heard. Such a word just before a confirmed turn ("Sorry, | this Sunday ...",
+the pause at the comma resetting the confirmation) opens that turn, so its audio starts with it.
+The rest of a cut turn is kept when it has ``min_word_ms`` of speech.
+
 Every ``SpeechStarted`` is followed by at least one ``Utterance`` (at the end of the turn, at a
-cut or at ``flush()``), so the engine can treat the pair as one turn.
+cut or at ``flush()``), so the engine can treat the pair as one turn; a short word's
+``Utterance`` comes alone.
 
 A frame is voiced when its level is above ``energy_floor`` (on the int16 RMS scale, see
 ``receptionist.audio.rms``) *and* WebRTC's VAD says so. WebRTC's VAD hears speech down to very low
@@ -66,8 +74,11 @@ class VadSettings:
     end_silence_ms: int = 500
     #: Quiet time inside a turn that reports a ``Pause`` (0: none); less than ``end_silence_ms``.
     pause_ms: int = 0
-    #: Speech (at least 3/4 voiced) needed to confirm a turn; shorter sounds make none.
+    #: Speech (at least 3/4 voiced) needed to confirm a turn (and a barge-in).
     min_speech_ms: int = 250
+    #: Voiced time that still makes a turn, without barge-in, once the caller is quiet: "Bye."
+    #: (Piper: 240 ms voiced) is heard; a click or a 150 ms burst of noise is not.
+    min_word_ms: int = 200
     #: Unvoiced time allowed inside the speech being confirmed before confirmation starts over.
     max_gap_ms: int = 100
     #: Audio kept before the first voiced frame (soft word onsets the VAD is late for).
@@ -88,6 +99,8 @@ class VadSettings:
             raise ValueError("aggressiveness must be 0..3")
         if self.min_speech_ms < self.frame_ms:
             raise ValueError("min_speech_ms must be at least one frame")
+        if not self.frame_ms <= self.min_word_ms <= self.min_speech_ms:
+            raise ValueError("min_word_ms must be from one frame to min_speech_ms")
         if self.end_silence_ms < self.frame_ms:
             raise ValueError("end_silence_ms must be at least one frame")
         if self.max_utterance_ms < 2 * self.min_speech_ms:
@@ -161,6 +174,7 @@ class TurnDetector:
         self._pre_frames = -(-s.pre_roll_ms // fm)
         self._post_frames = -(-s.post_roll_ms // fm)
         self._min_speech_frames = -(-s.min_speech_ms // fm)
+        self._min_word_frames = -(-s.min_word_ms // fm)
         self._max_gap_frames = s.max_gap_ms // fm
         self._end_frames = -(-s.end_silence_ms // fm)
         self._pause_frames = -(-s.pause_ms // fm) if s.pause_ms else 0
@@ -176,11 +190,16 @@ class TurnDetector:
     def reset(self) -> None:
         """Forget everything except the clock: the next frame starts with no turn open."""
         self._pending.clear()
-        # idle: recent frames (pre-roll plus the longest speech being confirmed, gaps included)
+        # idle: recent frames (pre-roll, a short word and the silence after it, plus the
+        # longest speech being confirmed, gaps included)
         span = self._min_speech_frames * (self._max_gap_frames + 1)
-        self._recent: deque[bytes] = deque(maxlen=self._pre_frames + span)
+        self._recent: deque[bytes] = deque(maxlen=self._pre_frames + self._end_frames + span)
         self._cand_start = -1  # frame index of the first voiced frame, -1 when none
         self._cand_gap = 0  # unvoiced frames since the candidate's last voiced one
+        # idle voiced frames not yet confirmed as a turn, up to end_silence apart: a short word
+        self._word_start = -1  # frame index of its first voiced frame, -1 when none
+        self._word_last = -1  # ... and of its last
+        self._word_voiced = 0
         self._window: deque[bool] = deque(maxlen=self._min_speech_frames)  # last frames voiced?
         self._window_voiced = 0
         # in speech
@@ -224,6 +243,8 @@ class TurnDetector:
         events: list[TurnEvent] = []
         if self._in_speech and self._worth_emitting():
             events.append(self._close(cut=False, trailing=self._silence))
+        elif not self._in_speech and self._word_start >= 0:
+            self._end_word(self._frame_index - 1, events)
         self.reset()
         return events
 
@@ -251,6 +272,10 @@ class TurnDetector:
         window.append(voiced)
         self._window_voiced += voiced
         if voiced:
+            if self._word_start < 0:
+                self._word_start = index
+            self._word_last = index
+            self._word_voiced += 1
             if self._cand_start < 0:
                 self._cand_start = index
             self._cand_gap = 0
@@ -260,13 +285,42 @@ class TurnDetector:
                 and 4 * self._window_voiced >= 3 * self._min_speech_frames
             ):
                 self._open(index, events)
-        elif self._cand_start >= 0:
-            self._cand_gap += 1
-            if self._cand_gap > self._max_gap_frames:
-                self._cand_start, self._cand_gap = -1, 0
+        else:
+            if self._cand_start >= 0:
+                self._cand_gap += 1
+                if self._cand_gap > self._max_gap_frames:
+                    self._cand_start, self._cand_gap = -1, 0
+            if self._word_start >= 0 and index - self._word_last >= self._end_frames:
+                self._end_word(index, events)
+
+    def _end_word(self, index: int, events: list[TurnEvent]) -> None:
+        """Quiet after voiced frames that never confirmed a turn: a short word is a turn of its
+        own (no barge-in); less is a click or a burst of noise."""
+        start, last, voiced = self._word_start, self._word_last, self._word_voiced
+        self._word_start, self._word_last, self._word_voiced = -1, -1, 0
+        if voiced < self._min_word_frames:
+            return
+        recent = list(self._recent)
+        oldest = index + 1 - len(recent)  # frame index of recent[0]
+        first = max(oldest, start - self._pre_frames)
+        end = min(index, last + self._post_frames)
+        fm = self.settings.frame_ms
+        events.append(
+            Utterance(
+                pcm=b"".join(recent[first - oldest : end + 1 - oldest]),
+                started_ms=start * fm,
+                ended_ms=(last + 1) * fm,
+                cut=False,
+            )
+        )
 
     def _open(self, index: int, events: list[TurnEvent]) -> None:
         fm = self.settings.frame_ms
+        if 0 <= self._word_start < self._cand_start:
+            # a word before a pause that reset the confirmation ("Sorry, | this Sunday"): the
+            # turn starts with it
+            self._cand_start = self._word_start
+        self._word_start, self._word_last, self._word_voiced = -1, -1, 0
         first = max(0, self._cand_start - self._pre_frames, index + 1 - len(self._recent))
         keep = index + 1 - first
         self._frames = list(self._recent)[-keep:]
@@ -310,8 +364,8 @@ class TurnDetector:
 
     def _worth_emitting(self) -> bool:
         # a confirmed turn is always emitted (it was announced by SpeechStarted); the rest of a
-        # cut turn only when there is enough speech in it
-        return not self._after_cut or self._voiced >= self._min_speech_frames
+        # cut turn when it holds at least a word
+        return not self._after_cut or self._voiced >= self._min_word_frames
 
     def _close(self, cut: bool, trailing: int) -> Utterance:
         """The open utterance, ending ``post_roll`` after its last voiced frame."""

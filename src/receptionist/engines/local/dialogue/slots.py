@@ -1,132 +1,358 @@
-"""Appointment slots in the grounded brain, through the call's tools (the same `check_slot` and
-`book` Gemini Live calls): "is 4 pm free tomorrow?" -> "4 pm tomorrow is taken; 5 pm is free,
-shall I book it?" -> "yes" -> (the name, if not known yet) -> booked, with its reference.
-
-Kept deliberately small: it takes a turn only when it names a day or a time together with a
-booking word, or answers a question it asked; everything else goes on to the grounded brain.
-"""
+"""Details from a caller turn: each field of the call type read by the parser for its role."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from receptionist.engines.base import ToolRunner
-from receptionist.language.cues import is_no, is_yes
+from receptionist.engines.local.dialogue.core import CALLER_NUMBER_TEXT
+from receptionist.engines.local.dialogue.corrections import names_self, replaces
+from receptionist.engines.local.dialogue.patterns import (
+    ADDRESS_SAID,
+    CHANGE_CUE,
+    NOT_DESCRIPTIVE,
+    QUOTED_WORDS,
+)
+from receptionist.engines.local.dialogue.policy import (
+    implied_choices,
+    only_yes_no,
+)
+from receptionist.engines.local.dialogue.readback import ReadBack
+from receptionist.engines.local.dialogue.speaking import (
+    strip_fillers,
+)
+from receptionist.engines.local.intents import (
+    MESSAGE_FIELD,
+    FieldPlan,
+)
+from receptionist.engines.local.knowledge import (
+    MenuItem,
+    OrderLine,
+)
+from receptionist.language.choices import choice_phrases
+from receptionist.language.cues import (
+    is_no,
+    is_question,
+    is_yes,
+)
 from receptionist.language.dates import parse_date
+from receptionist.language.medicines import medicine_mentions
 from receptionist.language.names import parse_name
+from receptionist.language.phones import parse_phone
+from receptionist.language.quantities import parse_kg, parse_number
+from receptionist.language.text import normalise
 from receptionist.language.times import parse_time
 
-_SLOT_CUE = re.compile(
-    r"\b(free|available|availability|slot|appointment|book|booking|reserve|come in|vacant)\b",
-    re.I,
-)
+
+@dataclass(slots=True)
+class _Reading:
+    """One caller turn as the field readers see it."""
+
+    text: str
+    low: str
+    fresh_intent: bool  # the call type changed with this turn: its details are new
+    phone_fields: set[str]
+    changed: list[str] = field(default_factory=list)  # fields filled so far, in order
+    picked: list[MenuItem] = field(default_factory=list)  # catalog items an entity value names
 
 
-def _say_time(hhmm: str) -> str:
-    hour, minute = (int(x) for x in hhmm.split(":"))
-    half = "am" if hour < 12 else "pm"
-    h12 = hour % 12 or 12
-    return f"{h12} {half}" if minute == 0 else f"{h12}:{minute:02d} {half}"
+class SlotFilling(ReadBack):
+    """Details from a caller turn: each field of the call type read by the parser for its role."""
 
+    def _extract(
+        self, text: str, *, fresh_intent: bool = False, correcting: bool = False
+    ) -> list[str]:
+        """Fill the current call type's fields from ``text``; the names of fields changed."""
+        st = self.state
+        plans = self._plans.get(st.intent or "", [])
+        pending = set(st.pending_fields)
+        self._note_extras(text)
+        turn = _Reading(
+            text, text.lower(), fresh_intent, {p.name for p in plans if p.role == "phone"}
+        )
+        used_roles: set[str] = set()
+        self._said_other = False
+        # free text and names last: a bare "Ravi" answers "your name?" only if it is not the
+        # stylist Ravi, and "Sunday 5 pm" after "your address?" is a date and time, no address
+        for plan in sorted(plans, key=lambda p: (p.role in ("text", "list"), p.role == "name")):
+            lenient = plan.name in pending
+            if plan.role == "items":
+                if self._extract_items(plan, text, correcting=correcting or lenient):
+                    turn.changed.append(plan.name)
+                continue
+            if plan.role in ("date", "time", "kg") and plan.role in used_roles and not lenient:
+                continue
+            reader = READERS.get(plan.role)
+            turn.picked = []
+            value = reader(self, plan, turn, lenient) if reader is not None else None
+            if value is None or value == [] or value == "":
+                continue
+            if self._store(plan, value, turn, taken=correcting or lenient):
+                used_roles.add(plan.role)
+        turn.changed += implied_choices(st.details, plans, turn.changed)
+        self._price_lines()
+        return turn.changed
 
-def _say_day(iso: str, today: date) -> str:
-    day = date.fromisoformat(iso)
-    if day == today:
-        return "today"
-    if (day - today).days == 1:
-        return "tomorrow"
-    return day.strftime("%A %d %B").replace(" 0", " ")
+    def _note_extras(self, text: str) -> None:
+        """Extras the caller asks for ("eggless"), not the ones refused ("no eggless")."""
+        norm = normalise(text)
+        for e in self.kb.extras:
+            said = re.search(rf"(?<![a-z]){re.escape(e.keyword)}(?![a-z])", norm)
+            refused = re.search(
+                rf"\b(?:no|not|without|don't want)\s+(?:\w+\s+)?{re.escape(e.keyword)}", norm
+            )
+            if said and not refused and e.keyword not in self.state.extras_said:
+                self.state.extras_said.append(e.keyword)
 
+    def _store(self, plan: FieldPlan, value: Any, turn: _Reading, *, taken: bool) -> bool:
+        """Keep ``value`` for ``plan``'s field unless the field is already filled and nothing
+        says this is a change (``taken``: a correction, or the answer to our question)."""
+        st, name = self.state, plan.name
+        have = name in st.details and st.details[name] != CALLER_NUMBER_TEXT
+        explicit = bool(CHANGE_CUE.search(turn.low))
+        if (
+            have
+            and not (taken or explicit or turn.fresh_intent)
+            and plan.role not in ("phone", "choice")
+        ):
+            return False
+        if plan.role == "entity" and (turn.picked or value != st.details.get(name)):
+            st.order = [line for line in st.order if line.field != name]
+            st.order += [OrderLine(it, field=name) for it in turn.picked]
+        if st.details.get(name) != value:
+            st.details[name] = value
+            if plan.role != "question":  # noting the question is no answer to anything
+                turn.changed.append(name)
+        self._said_other = self._said_other or plan.role not in ("text", "list", "phone")
+        return True
 
-@dataclass
-class SlotTalk:
-    """One call's slot conversation (owned by its GroundedBrain)."""
+    # --- one reader per field role (READERS below): the value ``turn`` gives, or None
 
-    tools: ToolRunner
-    today: date
-    offered: dict[str, str] | None = None  # the free slot last offered: date, time, resource
-    want_name: bool = False  # asked for the name to book `offered` under
-    name: str | None = None
+    def _read_phone(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        return parse_phone(turn.text)
 
-    def handles(self) -> bool:
-        names = {s.name for s in self.tools.specs}
-        return "check_slot" in names and "book" in names
+    def _read_date(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        d = parse_date(turn.text, self.today, lenient=lenient)
+        return d.isoformat() if d else None
 
-    async def turn(self, text: str, known_name: str | None) -> str | None:
-        """The reply, or None: not about a slot (the grounded brain answers)."""
-        if self.want_name:
-            name = parse_name(text, lenient=True)
-            if name:
-                self.want_name = False
-                return await self._book(name)
-            return "Sorry, what name shall I book it under?"
-        if self.offered is not None and (is_yes(text) or re.search(r"\bbook it\b", text, re.I)):
-            name = known_name or self.name
-            if not name:
-                self.want_name = True
-                return "Sure. What name shall I book it under?"
-            return await self._book(name)
-        day = parse_date(text, self.today)
-        at = parse_time(text)
-        if (day is None and at is None) or not _SLOT_CUE.search(text):
-            if self.offered is not None and is_no(text):
-                self.offered = None
-                return "Alright. Is there another time that suits you?"
+    def _read_time(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        return parse_time(turn.text, lenient=lenient)
+
+    def _read_datetime(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        d = parse_date(turn.text, self.today, lenient=lenient)
+        t = parse_time(turn.text, lenient=lenient)
+        return f"{d.isoformat()}T{t}" if d and t else None
+
+    def _read_name(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        text = turn.text
+        others = [c for c in turn.changed if c not in turn.phone_fields]
+        bare_ok = lenient or (not others and self._only_a_name(text))
+        if (replaces(text) or ADDRESS_SAID.search(text)) and not names_self(text):
+            # "Wait, make it 6 pm instead", "The address is ... Karishma Society": no name
+            bare_ok = False
+        value = parse_name(text, lenient=bare_ok, patient=plan.patient)
+        if value and parse_name(text, patient=plan.patient) is None and self._names_other(value):
+            return None  # "Ravi if possible" names the stylist Ravi, not the caller
+        return value
+
+    def _read_yesno(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        return self._parse_yesno(plan, turn.text, lenient)
+
+    def _read_kg(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        kg = parse_kg(turn.text, lenient=lenient)
+        return float(kg) if kg is not None else None
+
+    def _read_number(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        n = parse_number(turn.text) if lenient else None
+        if n is None:
             return None
-        if at is None:
-            return "What time would you like?"
-        iso = day or (date.fromisoformat(self.offered["date"]) if self.offered else self.today)
-        return await self._check(iso.isoformat(), at)
+        return int(n) if plan.spec.type == "integer" else float(n)
 
-    async def _check(self, iso: str, hhmm: str) -> str:
-        said = f"{_say_time(hhmm)} {_say_day(iso, self.today)}"
-        got = await self.tools.run("check_slot", {"date": iso, "time": hhmm})
-        if "error" in got:
-            self.offered = None
-            return _trouble(got, f"Sorry, I cannot book {said}")
-        if got.get("free"):
-            self.offered = {"date": iso, "time": hhmm, "resource": str(got.get("resource") or "")}
-            return f"{_cap(said)} is free. Shall I book it?"
-        return self._offer_next(f"{_cap(said)} is taken", got.get("next_free") or [])
+    def _read_choice(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        return self._parse_choice(plan, turn.low)
 
-    def _offer_next(self, lead: str, nxt: list[dict[str, Any]]) -> str:
-        if not nxt:
-            self.offered = None
-            return f"{lead}, and I see nothing free soon after. Another day, perhaps?"
-        first = nxt[0]
-        self.offered = {k: str(first.get(k) or "") for k in ("date", "time", "resource")}
-        when = f"{_say_time(first['time'])} {_say_day(first['date'], self.today)}"
-        return f"{lead}; {when} is free. Shall I book it?"
+    def _read_entity(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        value, turn.picked = self._extract_entity(plan, turn.text, lenient)
+        return value
 
-    async def _book(self, name: str) -> str:
-        assert self.offered is not None
-        slot = self.offered
-        self.name = name
-        args = {"date": slot["date"], "time": slot["time"], "name": name}
-        if slot.get("resource") and slot["resource"] != "any":
-            args["resource"] = slot["resource"]
-        got = await self.tools.run("book", args)
-        if got.get("booked"):
-            self.offered = None
-            ref = " ".join(str(got.get("reference", "")))
-            when = f"{_say_time(slot['time'])} {_say_day(slot['date'], self.today)}"
-            return f"Done, {name}: {when} is booked. Your reference is {ref}."
-        if "error" in got:
-            self.offered = None
-            return _trouble(got, "Sorry, I could not book it")
-        return self._offer_next("Sorry, that one was just taken", got.get("next_free") or [])
+    def _read_list(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        return self._parse_list(plan, turn.text, lenient)
+
+    def _read_text(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        return self._parse_text(plan, turn.text, lenient, turn.fresh_intent)
+
+    def _read_question(self, plan: FieldPlan, turn: _Reading, lenient: bool) -> Any:
+        if plan.name not in self.state.details and is_question(turn.text):
+            return turn.text
+        return None
+
+    def _parse_yesno(self, plan: FieldPlan, text: str, lenient: bool) -> bool | None:
+        """True for "eggless please", False for "with egg is fine"; yes/no only when asked."""
+        low = text.lower()
+        key = plan.keyword
+        negated = re.search(r"\b(?:no|not|don't|dont|without|nahi|normal|regular)\b", low)
+        if key and re.search(rf"\b{re.escape(key)}\b", low):
+            return not bool(negated)
+        if "new" in key or "first" in plan.spec.description.lower():
+            if re.search(
+                r"\bfirst (?:time|visit)\b|\bnever (?:been|visited|come)\b|\bnew patient\b", low
+            ):
+                return True
+            if re.search(
+                r"\b(?:visited|been|come) (?:here )?before\b|\bold patient\b|"
+                r"\bexisting patient\b|\bregular patient\b",
+                low,
+            ):
+                return False
+        if re.search(r"\bwith egg\b", low) and "egg" in key:
+            return False
+        if lenient:
+            if is_yes(text):
+                return True
+            if is_no(text) or re.search(r"\bnot needed\b|\bno need\b", low):
+                return False
+        return None
+
+    @staticmethod
+    def _parse_choice(plan: FieldPlan, low: str) -> str | None:
+        best: tuple[int, str] | None = None
+        for option in plan.options:
+            for p in choice_phrases(option):
+                for m in re.finditer(r"(?<![a-z])" + re.escape(p), low):
+                    if best is None or m.start() > best[0]:
+                        best = (m.start(), option)
+        return best[1] if best else None
+
+    def _only_a_name(self, text: str) -> bool:
+        """The caller gave their name (and maybe a number) while a name is still missing, not
+        the detail we asked for: "Rekha Mishra, 8090 112 233" after "which medicines?"."""
+        plans = self._plans.get(self.state.intent or "", [])
+        if not any(p.role == "name" and p.name not in self.state.details for p in plans):
+            return False
+        name = parse_name(text, lenient=True)
+        if not name or name not in text:  # said capitalised, as speech-to-text writes names
+            return False
+        rest = re.sub(re.escape(name), " ", text, flags=re.I)
+        rest = re.sub(r"[+\d][\d\s-]{5,}\d|\b(?:my|the|mobile|phone|number|is|name|it's|this)\b",
+                      " ", rest, flags=re.I)  # fmt: skip
+        return not re.sub(r"[\s,.;:!?]+", "", rest)
+
+    def _names_other(self, name: str) -> bool:
+        """A bare "name" that is really a stylist, a doctor or something on the menu."""
+        if self.kb.find_mentions(name):
+            return True
+        return any(
+            self._match_entities(p, name)
+            for p in self._plans.get(self.state.intent or "", [])
+            if p.role == "entity"
+        )
+
+    def _parse_list(self, plan: FieldPlan, text: str, lenient: bool) -> list[str] | None:
+        if re.search(r"medicine|tablet|drug", f"{plan.name} {plan.spec.description}", re.I):
+            found = medicine_mentions(text)
+            if found:
+                return found
+        if not lenient or self._only_a_name(text) or self._said_other or only_yes_no(text):
+            return None
+        if names_self(text) or parse_phone(text):
+            return None  # "My name is prakish tuahre, number 98...": the caller, not a list
+        parts = [p.strip(" .") for p in re.split(r",|\band\b", strip_fillers(text))]
+        return [p for p in parts if p] or None
+
+    def _parse_text(
+        self, plan: FieldPlan, text: str, lenient: bool, fresh_intent: bool
+    ) -> str | None:
+        spec = plan.spec
+        if MESSAGE_FIELD.search(f"{spec.name} {spec.description}"):
+            m = QUOTED_WORDS.search(text) or re.search(
+                r"\b(?:write|written|saying|says|message)\b\s*[:,]?\s*(?:is\s+)?(.{2,40}?)\s*"
+                r"(?:on (?:it|the cake)|$|[.,])",
+                text,
+                re.I,
+            )
+            if m:
+                return next(g for g in m.groups() if g).strip()
+            if lenient and not is_no(text):
+                return strip_fillers(text) or None
+            if lenient and is_no(text):
+                return "none"
+            return None
+        if "address" in spec.name and (said := ADDRESS_SAID.search(text)):
+            return said.group(1).strip(" ,")  # "Address is Lane 5, Karve Nagar"
+        if (
+            lenient
+            and not self._only_a_name(text)
+            and not self._said_other
+            and not only_yes_no(text)
+            and not replaces(text)  # "actually, send X instead" changes the order, no address
+        ):
+            return strip_fillers(text)[:200] or None
+        if "address" in spec.name:  # "... delivery to Jayanagar 9th block, house number 45"
+            m = re.search(
+                r"\b(?:deliver(?:y|ed)?|send(?: it)?)\s+(?:it\s+)?(?:to|at)\s+(.{4,160}?)"
+                r"\s*(?:[.;]\s|[.;]?$)",
+                text,
+                re.I,
+            )
+            if m and (re.search(r"\d", m.group(1)) or len(m.group(1).split()) >= 4):
+                return m.group(1).strip(" ,")
+        if fresh_intent and spec.required and len(text.split()) >= 5:
+            # the sentence that says why they call is the issue / reason / question itself
+            first_text = next(
+                (
+                    p
+                    for p in self._plans[self.state.intent or ""]
+                    if p.role == "text"
+                    and not NOT_DESCRIPTIVE.search(f"{p.name} {p.spec.description}")
+                ),
+                None,
+            )
+            if first_text is not None and first_text.name == spec.name:
+                return text[:200]
+        return None
+
+    def _extract_entity(
+        self, plan: FieldPlan, text: str, lenient: bool
+    ) -> tuple[str | None, list[MenuItem]]:
+        """The value for an item/name field and the catalog items behind it (for prices)."""
+        st = self.state
+        name = parse_name(text)
+        if name:  # "I'm Divya Bharathi" names the caller, not the stylist Divya
+            text = re.sub(re.escape(name), " ", text, flags=re.I)
+        mentions = self.kb.find_mentions(text, plan.pool) if plan.pool else []
+        picked: list[MenuItem] = []
+        for m in mentions:
+            if m.ambiguous:
+                if st.choice is None:
+                    st.choice = self._make_choice(plan.name, list(m.items), m.count, m.kg, m.packs)
+                continue
+            picked.append(m.items[0])
+        names = [it.display for it in picked] + [e.name for e in self._match_entities(plan, text)]
+        if not names:
+            if lenient and re.search(
+                r"\b(?:any|anyone|anybody|no preference|whoever)\b", text, re.I
+            ):
+                return "any", []
+            return None, []
+        return " and ".join(dict.fromkeys(names)), picked
 
 
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _trouble(got: dict[str, Any], lead: str) -> str:
-    """A tool's error as the caller hears it: its reason when the request was wrong, else a
-    fixed line (a slow or failing tool's message is meant for a model, not for the caller)."""
-    if got.get("reason") == "invalid_args":
-        return f"{lead}: {str(got['error']).removeprefix('I could not use that: ').rstrip('.')}."
-    return "Sorry, I cannot reach the diary right now. The owner will call you back to book."
+_Reader = Callable[[SlotFilling, FieldPlan, _Reading, bool], Any]
+#: field role -> how a turn gives its value ("items" is read apart: it fills order lines)
+READERS: dict[str, _Reader] = {
+    "phone": SlotFilling._read_phone,
+    "date": SlotFilling._read_date,
+    "time": SlotFilling._read_time,
+    "datetime": SlotFilling._read_datetime,
+    "name": SlotFilling._read_name,
+    "yesno": SlotFilling._read_yesno,
+    "kg": SlotFilling._read_kg,
+    "number": SlotFilling._read_number,
+    "choice": SlotFilling._read_choice,
+    "entity": SlotFilling._read_entity,
+    "list": SlotFilling._read_list,
+    "text": SlotFilling._read_text,
+    "question": SlotFilling._read_question,
+}

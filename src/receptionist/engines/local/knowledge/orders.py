@@ -1,0 +1,212 @@
+"""Orders: items named in what the caller said (with counts and weights), priced lines, totals."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from receptionist.language.numbers import parse_count
+from receptionist.language.quantities import extract_quantities
+
+from .catalog import Extra, MenuItem
+from .tokens import tokens
+
+_COUNT_WORD = r"(\d+|a dozen|dozen|an|a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|couple|a couple)"  # noqa: E501
+_PACK_WORDS = r"(?:boxes|box|packs|pack|packets|packet)"
+# what one of an item is sold as ("two strips of Dolo": a strip is the priced unit): a count
+_UNIT_WORDS = (
+    r"(?:pieces?|pcs|nos|numbers?|slices?|strips?|bottles?|tubes?|jars?|sachets?|tins?|cans?)"
+)
+_COUNT_BEFORE = re.compile(
+    rf"\b{_COUNT_WORD}\s+(?:({_PACK_WORDS})\s+(?:of\s+)?)?(?:{_UNIT_WORDS}\s+(?:of\s+)?)?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """Where the caller named a catalog item, with any quantity said around it."""
+
+    start: int
+    end: int
+    said: str
+    items: tuple[MenuItem, ...]  # more than one: the caller must choose
+    count: int | None = None
+    kg: Decimal | None = None
+    packs: int | None = None
+
+    @property
+    def ambiguous(self) -> bool:
+        return len(self.items) > 1
+
+
+@dataclass(slots=True)
+class OrderLine:
+    """One line of an order: an item with its count or weight, priced from the files."""
+
+    item: MenuItem
+    count: int | None = None
+    kg: Decimal | None = None
+    packs: int | None = None
+    extras: list[Extra] = field(default_factory=list)
+    field: str = ""  # the call-type field it was said for ("items", "service", "flavour")
+
+    def needs_weight(self) -> bool:
+        return self.item.per_kg and self.kg is None
+
+    def describe(self) -> str:
+        """'1 kg Black Forest cake', '6 Chocolate brownies', '2 packs of Pav'."""
+        name = self.item.display
+        extras = "".join(f" {e.keyword}" for e in self.extras if e.keyword not in name.lower())
+        if self.kg is not None:
+            if self.kg == Decimal("0.5"):
+                qty = "half kg"
+            elif self.kg < 1:
+                qty = f"{_fmt_qty(self.kg * 1000)} g"
+            else:
+                qty = f"{_fmt_qty(self.kg)} kg"
+            return f"{qty} {name}{extras}"
+        if self.packs is not None:
+            noun = _plural(name) if self.item.price is not None else name  # "pack of Pav"
+            return f"{self.packs} pack{'s' if self.packs != 1 else ''} of {noun}{extras}"
+        if self.count is not None and self.count != 1:
+            return f"{self.count} {_plural(name)}{extras}"
+        return f"{name}{extras}"
+
+
+def _fmt_qty(value: Decimal) -> str:
+    return f"{value.normalize():f}" if value != value.to_integral_value() else str(int(value))
+
+
+def _plural(name: str) -> str:
+    if name.endswith(("s", "x", "ch", "sh")):
+        return name
+    if name.endswith("y") and name[-2:-1] not in "aeiou":
+        return name[:-1] + "ies"
+    if name.endswith("f") and not name.endswith("ff"):
+        return name[:-1] + "ves"  # loaf -> loaves
+    return name + "s"
+
+
+def line_amount(line: OrderLine, half_kg_surcharge: Decimal | None = None) -> Decimal | None:
+    """Price of one order line from the files, or None when it cannot be computed."""
+    it = line.item
+    amount: Decimal | None = None
+    if line.kg is not None and it.unit_kg:
+        if it.price is None:
+            return None
+        amount = it.price * line.kg / it.unit_kg
+        if it.per_kg and half_kg_surcharge is not None and line.kg < 1:
+            amount += half_kg_surcharge
+        for e in line.extras:
+            amount += e.amount * (line.kg if e.per_kg else 1)
+        return amount
+    if line.kg is not None and it.unit_kg is None:
+        return None  # a weight for something sold by the piece: do not guess
+    if it.per_kg:
+        return None  # by weight but no weight said yet
+    pieces = line.count if line.count is not None else 1
+    if line.packs is not None:
+        if it.pack is None:
+            if it.price is None:
+                return None
+            amount = it.price * line.packs
+        else:
+            amount = it.pack[1] * line.packs
+    elif (
+        it.pack is not None
+        and pieces % it.pack[0] == 0
+        and (it.price is None or it.pack[1] < it.price * it.pack[0])
+    ):
+        amount = it.pack[1] * (pieces // it.pack[0])
+    elif it.price is not None:
+        amount = it.price * pieces
+    else:
+        return None
+    for e in line.extras:
+        amount += e.amount * (1 if not e.per_kg else 0)
+    return amount
+
+
+def order_total(
+    lines: Sequence[OrderLine], half_kg_surcharge: dict[str, Decimal] | None = None
+) -> Decimal | None:
+    """Sum of the lines, or None if any line cannot be priced from the files."""
+    total = Decimal(0)
+    for line in lines:
+        extra = (half_kg_surcharge or {}).get(line.item.section)
+        amount = line_amount(line, extra)
+        if amount is None:
+            return None
+        total += amount
+    return total
+
+
+def _word_pattern(word: str) -> str:
+    if word.endswith("y") and len(word) > 3:
+        return re.escape(word[:-1]) + r"(?:y|ies|ie|ys)"
+    if word.endswith("f") and len(word) > 3:
+        return re.escape(word[:-1]) + r"(?:f|fs|ves)"
+    if word.isalpha():
+        return re.escape(word) + r"(?:s|es)?"
+    return re.escape(word)
+
+
+def _quantity_around(
+    low: str, start: int, end: int, prev_end: int, next_start: int
+) -> tuple[int | None, Decimal | None, int | None]:
+    before = low[max(prev_end, start - 40) : start]
+    after = low[end : min(next_start, end + 25)]
+    kg: Decimal | None = None
+    count: int | None = None
+    packs: int | None = None
+    # a weight right before ("two kilos of", "half kg", "1 kg") or right after ("... 1 kg")
+    for pos, value in reversed(extract_quantities(before)):
+        tail = before[pos:]
+        if re.fullmatch(
+            # "1 kg of the", and what speech-to-text makes of a pause: "one kilo, a"
+            r"\s*[\w.]+(?:\s+and\s+a\s+half)?\s*-?\s*\w+\s*,?\s*(?:(?:of|the|a|an)\s+)*",
+            tail,
+        ):
+            kg = Decimal(str(value))
+        break
+    if kg is None:
+        m = re.match(
+            r"\s*,?\s*(?:of\s+)?((?:\d+(?:\.\d+)?|half|one|two|three|four|five)\s*"
+            r"(?:kg|kgs|kilo|kilos|kilogram|kilograms|g|gm|gms|grams?))\b",
+            after,
+        )
+        if m:
+            got = extract_quantities(m.group(1))
+            if got:
+                kg = Decimal(str(got[0][1]))
+    m = _COUNT_BEFORE.search(before)
+    if m:
+        n = parse_count(m.group(1))
+        if m.group(2):
+            packs = n
+        elif kg is None:
+            count = n
+    return count, kg, packs
+
+
+def _prefer(
+    cands: tuple[MenuItem, ...], kg: Decimal | None, count: int | None, text: str
+) -> tuple[MenuItem, ...]:
+    """Narrow same-named items: a weight means the per-kg one; 'gents'/'ladies' picks a section."""
+    if len(cands) <= 1:
+        return cands
+    if kg is not None:
+        by_kg = tuple(c for c in cands if c.unit_kg is not None)
+        if by_kg:
+            cands = by_kg
+    said = set(tokens(text))
+    shared = frozenset.intersection(*[x.context for x in cands])
+    distinct = [c for c in cands if (c.context - shared) & said]
+    if len(distinct) == 1:
+        return (distinct[0],)
+    products = tuple(c for c in cands if c.kind == "product")
+    if products and len(products) < len(cands):
+        cands = products
+    return cands
