@@ -44,6 +44,7 @@ from receptionist.store.schema import utcnow
 from receptionist.telephony.exotel_api import (
     ExotelApiConfig,
     ExotelApiError,
+    api_config,
     fetch_call_details,
 )
 from receptionist.telephony.exotel_connect import dial_to_stream
@@ -106,17 +107,9 @@ class CallbackDeps:
 def callback_deps(settings: Settings, db: Database, tenants: Tenants) -> CallbackDeps | None:
     """The callbacks' dependencies from the settings; None (callbacks refused as `no_exotel`)
     without Exotel's API credentials or CALLBACK_STREAM_URL."""
-    if not (settings.exotel_account_sid and settings.exotel_api_key and settings.exotel_api_token):
+    config = api_config(settings)
+    if config is None or not settings.callback_stream_url:
         return None
-    if not settings.callback_stream_url:
-        return None
-    config = ExotelApiConfig(
-        account_sid=settings.exotel_account_sid,
-        api_key=settings.exotel_api_key,
-        api_token=settings.exotel_api_token.get_secret_value(),
-        subdomain=settings.exotel_subdomain,
-        base_url=settings.exotel_api_base_url,
-    )
     status = None
     secret = settings.exotel_connect_secret
     if settings.exotel_status_callback_url and secret is not None:

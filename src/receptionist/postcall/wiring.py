@@ -24,7 +24,7 @@ from receptionist.postcall.worker import Worker, new_worker_id
 from receptionist.recordings.stores import store_from_settings
 from receptionist.recordings.uploader import RecordingUploader
 from receptionist.store.db import Database
-from receptionist.telephony.exotel_api import ExotelApiConfig
+from receptionist.telephony.exotel_api import api_config
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import Tenants
 from receptionist.usage import TokenUsage
@@ -52,15 +52,9 @@ def choose_analyzer(settings: Settings) -> Analyzer:
 
 
 def exotel_deps(settings: Settings) -> ExotelDeps | None:
-    if not (settings.exotel_account_sid and settings.exotel_api_key and settings.exotel_api_token):
+    config = api_config(settings)
+    if config is None:
         return None
-    config = ExotelApiConfig(
-        account_sid=settings.exotel_account_sid,
-        api_key=settings.exotel_api_key,
-        api_token=settings.exotel_api_token.get_secret_value(),
-        subdomain=settings.exotel_subdomain,
-        base_url=settings.exotel_api_base_url,
-    )
     return ExotelDeps(
         config=config, http=httpx.AsyncClient(), deadline_s=settings.exotel_details_deadline_s
     )

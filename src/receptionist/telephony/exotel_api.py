@@ -41,8 +41,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from receptionist.config import Settings
 
 import httpx
 import orjson
@@ -136,6 +139,19 @@ class ExotelApiConfig:
         if self.base_url:
             return self.base_url.rstrip("/")
         return "https://" + self.subdomain.lstrip("@").rstrip("/")
+
+
+def api_config(settings: Settings) -> ExotelApiConfig | None:
+    """Exotel's API from the settings; None without the account and its key and token."""
+    if not (settings.exotel_account_sid and settings.exotel_api_key and settings.exotel_api_token):
+        return None
+    return ExotelApiConfig(
+        account_sid=settings.exotel_account_sid,
+        api_key=settings.exotel_api_key,
+        api_token=settings.exotel_api_token.get_secret_value(),
+        subdomain=settings.exotel_subdomain,
+        base_url=settings.exotel_api_base_url,
+    )
 
 
 @dataclass(frozen=True)
