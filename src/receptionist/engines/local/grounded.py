@@ -55,6 +55,7 @@ from .brain import BrainReply, Choice, DialogueState
 from .dialogue.corrections import names_self, replaces
 from .dialogue.digits import join_spoken_digits, partial_phone
 from .dialogue.echo import strip_echo
+from .dialogue.orders import OrderTalk
 from .dialogue.policy import (
     CANNOT_CANCEL,
     asks_price,
@@ -69,6 +70,7 @@ from .dialogue.policy import (
     repeat_reason,
     side_questions,
 )
+from .dialogue.quotes import QuoteTalk
 from .dialogue.slots import SlotTalk
 from .dialogue.spelling import join_spelled_letters
 from .intents import (
@@ -215,13 +217,19 @@ class GroundedBrain:
         self._turn_changed = False  # this turn filled or changed a detail
         self._phone_doubt: str | None = None  # digits given as a number that make no number
         self.slots: SlotTalk | None = None  # appointment slots through the call's tools
+        self.quotes: QuoteTalk | None = None  # totals through the `quote` tool
+        self.orders: OrderTalk | None = None  # earlier orders through `order_status`
 
     def use_tools(self, tools: ToolRunner) -> None:
-        """The call's tools: slot questions and bookings go through check_slot and book (the
-        same functions Gemini Live calls), when the tenant enabled both. (A caller asking for
-        a person is put through by the tenant's `[handoff]`: see `_handoff`.)"""
+        """The call's tools (the same functions Gemini Live calls), each when the tenant
+        enabled it: slots and bookings go through check_slot and book, totals through quote,
+        earlier orders through order_status. (A caller asking for a person is put through by
+        the tenant's `[handoff]`: see `_handoff`.)"""
         talk = SlotTalk(tools, self.today)
         self.slots = talk if talk.handles() else None
+        quotes, orders = QuoteTalk(tools, self.kb), OrderTalk(tools, self.today)
+        self.quotes = quotes if quotes.handles() else None  # totals: the tool's, never ours
+        self.orders = orders if orders.handles() else None
 
     # ----------------------------------------------------------------- public
 
@@ -235,14 +243,30 @@ class GroundedBrain:
         return self._out(greeting, reason="greeting")
 
     async def reply(self, caller_text: str) -> BrainReply:
-        if self.slots is not None and not self.state.ended:
-            text = join_spoken_digits(clean(caller_text))
-            said = await self.slots.turn(text, self.state.details.get("name"))
-            if said is not None:
-                self.state.turns += 1
-                self.state.history.append(("caller", text))
-                return self._out(said, reason="slot")
-        return self.respond(caller_text)
+        st = self.state
+        if st.ended:
+            return self.respond(caller_text)
+        text = join_spoken_digits(clean(caller_text))
+        name = st.details.get("name")
+        reason, said, offer_callback = "", None, False
+        if self.slots is not None:
+            reason, said = "slot", await self.slots.turn(text, name)
+        # a read-back or a "which one?" waiting: the caller's answer is the brain's to read
+        settled = not st.awaiting_confirmation and st.choice is None
+        if said is None and settled and self.orders is not None:
+            answer = await self.orders.turn(text, name)
+            if answer is not None:
+                reason, said, offer_callback = "order_status", answer.text, answer.offer_callback
+        if said is None and settled and self.quotes is not None:
+            reason, said = "quote", await self.quotes.turn(text, st.order)
+        if said is None:
+            return self.respond(caller_text)
+        st.turns += 1
+        st.history.append(("caller", text))
+        if offer_callback:
+            st.callback_offered = True
+            st.last_prompt = "callback"
+        return self._out(said, reason=reason)
 
     def respond(self, caller_text: str) -> BrainReply:
         """Synchronous :meth:`reply` (the grounded brain never waits on anything)."""
