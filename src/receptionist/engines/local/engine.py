@@ -342,6 +342,9 @@ class LocalEngine:
                 self.stats.empty_turns += 1  # noise or silence: no turn
                 continue
             self._events.put_nowait(CallerTranscript(text))
+            heard_in = getattr(self._brain, "heard_in", None)
+            if heard_in is not None and heard.language:
+                heard_in(heard.language)  # the grounded brain's hand-off speaks it
             self._timing = timing
             await self._answer(text)
 

@@ -219,6 +219,7 @@ class GroundedBrain:
         self.slots: SlotTalk | None = None  # appointment slots through the call's tools
         self.quotes: QuoteTalk | None = None  # totals through the `quote` tool
         self.orders: OrderTalk | None = None  # earlier orders through `order_status`
+        self.caller_language: str | None = None  # as the engine heard it; None: not known
 
     def use_tools(self, tools: ToolRunner) -> None:
         """The call's tools (the same functions Gemini Live calls), each when the tenant
@@ -230,6 +231,11 @@ class GroundedBrain:
         quotes, orders = QuoteTalk(tools, self.kb), OrderTalk(tools, self.today)
         self.quotes = quotes if quotes.handles() else None  # totals: the tool's, never ours
         self.orders = orders if orders.handles() else None
+
+    def heard_in(self, language: str) -> None:
+        """The language the engine's speech-to-text heard the caller's last turn in: the
+        hand-off is said in it rather than in the tenant's main language."""
+        self.caller_language = language or None
 
     # ----------------------------------------------------------------- public
 
@@ -1536,7 +1542,7 @@ class GroundedBrain:
         st = self.state
         handoff = self.tenant.handoff
         assert handoff is not None
-        language = self.tenant.primary_language
+        language = self.caller_language or self.tenant.primary_language
         now = self.now if self.now.tzinfo is not None else self.now.astimezone()
         if handoff.hours.is_open(now):
             st.ended = True
