@@ -81,9 +81,18 @@ async def test_unknown_items_and_a_weight_not_said(tmp_path: Path, sqlite_db: Da
     )
     said = await brain.reply("How much for two chocolate truffle cakes and a milk bread?")
     assert said.text == (
-        "Chocolate Truffle cake is sold by weight, 900 rupees per kg: how many kg would you like?"
+        "Chocolate Truffle cake is sold by weight, 900 rupees per kg: how many kg?"
         " Milk bread at 50: 50 rupees."
     )
+    said = await brain.reply("How much for black forest cake, pineapple cake and a milk bread?")
+    assert said.text == (
+        "Black Forest cake and Pineapple cake are sold by weight (Black Forest cake, 750 rupees"
+        " per kg; Pineapple cake, 650 rupees per kg): how many kg of each?"
+        " Milk bread at 50: 50 rupees."
+    )
+    # only cakes by weight, no weight said: nothing to add up, the brain reads the prices
+    said = await brain.reply("How much for black forest and pineapple cakes?")
+    assert said.reason != "quote" and "750 rupees per kg" in said.text
 
 
 async def test_an_ambiguous_item_is_asked_about(tmp_path: Path, sqlite_db: Database) -> None:

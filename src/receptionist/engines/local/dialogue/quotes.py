@@ -103,18 +103,22 @@ class QuoteTalk:
                 names = join_or([f"{i.display} ({i.section})" for i in m.items[:4]])
                 return f"Which {m.said} do you mean: {names}?"
         lines = [OrderLine(m.items[0], count=m.count, kg=m.kg, packs=m.packs) for m in mentions]
+        if all(line.needs_weight() for line in lines):
+            return None  # nothing to add up yet: the brain reads the prices per kg
         return await self._quote(lines, _unlisted(text, mentions))
 
     async def _quote(self, lines: list[OrderLine], unlisted: list[str]) -> str:
         said: list[str] = []
         if unlisted:
             said.append(f"Sorry, we don't have {join_or(unlisted)} on our price list.")
-        by_weight = [line for line in lines if line.needs_weight()]
-        for line in by_weight:
-            said.append(
-                f"{line.item.display} is sold by weight, {line.item.describe_price()}: "
-                "how many kg would you like?"
-            )
+        by_weight = [line.item for line in lines if line.needs_weight()]
+        if len(by_weight) == 1:
+            it = by_weight[0]
+            said.append(f"{it.display} is sold by weight, {it.describe_price()}: how many kg?")
+        elif by_weight:
+            prices = "; ".join(f"{it.display}, {it.describe_price()}" for it in by_weight)
+            names = _join_and([it.display for it in by_weight])
+            said.append(f"{names} are sold by weight ({prices}): how many kg of each?")
         priced = [line for line in lines if not line.needs_weight()]
         if priced:
             said.append(await self._total(priced))
