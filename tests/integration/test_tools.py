@@ -111,6 +111,25 @@ async def test_quote_from_the_price_list(tmp_path: Path, db: Database) -> None:
     assert by_ref["found"] == 1
 
 
+async def test_quote_lines_by_pack_section_and_each(tmp_path: Path, sqlite_db: Database) -> None:
+    box, _, _ = _box(tmp_path, sqlite_db, name="bakery")
+    q = await box.run(
+        "quote",
+        {"items": [{"item": "pav", "packs": 2}, {"item": "chocolate brownie", "count": 3},
+                   {"item": "vanilla cupcake", "count": 6}]},
+    )  # fmt: skip
+    # 2 packs x 40; 3 x 80 (each said); 6 cupcakes at the box price, so no "each"
+    assert [line.get("each") for line in q["lines"]] == [None, "80", None]
+    assert [line["rupees"] for line in q["lines"]] == ["80", "240", "390"]
+    assert q["total_rupees"] == "710"
+    box, _, _ = _box(tmp_path / "s", sqlite_db)
+    ladies = {"item": "Haircut", "section": "hair -- ladies"}
+    gents = {"item": "Haircut", "section": "Hair -- gents"}
+    assert (await box.run("quote", {"items": [ladies]}))["total_rupees"] != (
+        await box.run("quote", {"items": [gents]})
+    )["total_rupees"]
+
+
 async def test_handoff_is_handed_to_the_session(tmp_path: Path, db: Database) -> None:
     box, outcomes, handoffs = _box(tmp_path, db)
     out = await box.run("handoff", {"reason": "wants the owner", "who": "owner"})
@@ -140,6 +159,10 @@ BAD = [
     ("quote", {"items": [{"item": "Haircut", "count": -2}]}, "from 1 to 1000"),
     ("quote", {"items": [{"item": "Haircut", "count": 1.5}]}, "whole number"),
     ("quote", {"items": [{"item": "Haircut"}] * 21}, "at most 20"),
+    ("quote", {"items": [{"item": "Haircut"}]}, "could be"),
+    ("quote", {"items": [{"item": "Haircut", "section": "Hair -- kids"}]}, "could be"),
+    ("quote", {"items": [{"item": "Haircut", "section": 3}]}, "must be text"),
+    ("quote", {"items": [{"item": "Pav", "packs": 0}]}, "from 1 to 1000"),
     ("order_status", {"reference": "AB-12"}, "letters and digits"),
     ("handoff", {}, "'reason' is missing"),
 ]

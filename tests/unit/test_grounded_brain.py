@@ -282,6 +282,28 @@ async def test_asking_for_a_person_in_hours_puts_the_caller_through(
     assert handoff is not None and reply.text == handoff.phrase("en-IN")
 
 
+async def test_the_hand_off_is_said_in_the_language_the_caller_was_heard_in(
+    tenants: dict[str, Tenant],
+) -> None:
+    bakery = tenants["bakery"]  # English first
+    handoff = bakery.handoff
+    assert handoff is not None
+    b = brain(tenants, "bakery")
+    b.heard_in("hi")  # a speech-to-text that hears Hindi (a Hindi voice then reads it)
+    reply = await b.reply("मालिक से बात कराइए")
+    assert reply.text == handoff.phrase("hi") != handoff.phrase("en-IN")
+    # a Hindi-first business, a caller heard in English (tiny.en hears only English): English,
+    # which the English voice can read
+    b = GroundedBrain(replace(bakery, languages=("hi-IN", "en-IN")), CALLER, now=NOW)
+    b.heard_in("en")
+    (reply,) = await call(b, "Can I speak to the owner please?")
+    assert reply.text == handoff.phrase("en")
+    # no language heard (a brain used without the engine): the business's main language
+    b = GroundedBrain(replace(bakery, languages=("hi-IN", "en-IN")), CALLER, now=NOW)
+    reply = await b.reply("Can I speak to the owner please?")
+    assert reply.text == handoff.phrase("hi-IN")
+
+
 async def test_asking_for_a_person_outside_hours_takes_a_message(
     tenants: dict[str, Tenant],
 ) -> None:

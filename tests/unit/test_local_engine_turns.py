@@ -40,6 +40,7 @@ class HeldStt:
     asked: list[bytes] = field(default_factory=list)
     answers: dict[bytes, asyncio.Future[str]] = field(default_factory=dict)
     cancelled: list[bytes] = field(default_factory=list)
+    language: str = "en"  # what every transcription says it heard
 
     async def transcribe(self, pcm: bytes, hint: str | None = None) -> Transcription:
         self.asked.append(pcm)
@@ -49,7 +50,7 @@ class HeldStt:
         except asyncio.CancelledError:
             self.cancelled.append(pcm)
             raise
-        return Transcription(text, "en", -0.2, 0.01, len(pcm) / 16000, 0.05)
+        return Transcription(text, self.language, -0.2, 0.01, len(pcm) / 16000, 0.05)
 
     def answer(self, pcm: bytes, text: str) -> None:
         self.answers.setdefault(pcm, asyncio.get_running_loop().create_future()).set_result(text)
@@ -71,6 +72,10 @@ class EchoBrain:
         self.state = DialogueState()
         self.heard: list[str] = []
         self.answer: str | None = None  # what to say instead of the echo
+        self.languages: list[str] = []  # as the engine told them (heard_in)
+
+    def heard_in(self, language: str) -> None:
+        self.languages.append(language)
 
     def opening(self) -> BrainReply:
         return BrainReply("Hello.")
@@ -311,3 +316,12 @@ async def test_a_noise_piece_joined_to_a_turn_adds_nothing(harness: Harness) -> 
     await harness.events_until(TurnComplete)
     assert harness.brain.heard == ["Two kilos."]
     assert harness.engine.stats.empty_turns == 1
+
+
+async def test_the_brain_is_told_the_language_each_turn_was_heard_in(harness: Harness) -> None:
+    turn = _utterance(b"\x05\x00" * 4000, ended_ms=900)
+    harness.stt.language = "hi"
+    await harness.step(turn)
+    harness.stt.answer(turn.pcm, "malik se baat karni hai")
+    await harness.events_until(TurnComplete)
+    assert harness.brain.languages == ["hi"]

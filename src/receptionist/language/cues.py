@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from .text import DEVANAGARI_LETTERS, lower_clean, nfc, wordset
 
 __all__ = [
+    "asks_order_status",
+    "asks_total",
     "is_goodbye",
     "is_greeting",
     "is_no",
@@ -119,6 +121,40 @@ WANTS_PERSON: dict[str, tuple[str, ...]] = {
     "hi": ("मालिक से बात", "किसी से बात", "इंसान से बात", "मैनेजर से बात", "ओनर से बात"),
 }  # fmt: skip
 _PERSON_RE = re.compile(rf"(?:^|\b)(?:{_alternation([WANTS_PERSON])}){_END}", re.I)
+# Asking what an order comes to ("how much for two brownies?", "what's the total?", "kitna
+# hoga?"): the live brains get the total from the `quote` tool, never add it up themselves.
+ASKS_TOTAL: dict[str, tuple[str, ...]] = {
+    "en": ("how much for", "how much will", "how much would", "how much does", "how much is",
+           "how much are", "how much do", "how much in all", "how much altogether",
+           "what's the total", "whats the total", "what is the total", "the total",
+           "total amount", "total cost", "total price", "total bill", "what will it cost",
+           "what would it cost", "what will that cost", "what would that cost",
+           "what will it come to", "what does it come to", "what would it come to",
+           "what's the damage", "how much in total", "price for", "cost for"),
+    "hi-latn": ("kitna hoga", "kitne ka", "kitne ki", "kitna padega", "kitne paise",
+                "total kitna", "total kya", "kul kitna", "kitna lagega", "kitne ka hoga"),
+    "hi": ("कितना होगा", "कितने का", "कितने की", "कुल कितना", "टोटल कितना", "कितना लगेगा"),
+}  # fmt: skip
+# Asking about an earlier order or booking ("I ordered a cake yesterday, is it ready?", "what
+# about my booking?", "mera order ready hai?").
+ORDER_STATUS: dict[str, tuple[str, ...]] = {
+    "en": ("my order", "my booking", "order status",
+           "booking status", "status of my", "is it ready", "is my order", "is my cake",
+           "is the order ready", "is the cake ready", "did you get my order",
+           "i ordered", "i had ordered", "i have ordered", "i booked", "i had booked",
+           "i placed an order", "i made a booking", "where is my order",
+           "has my order", "what happened to my"),
+    "hi-latn": ("mera order", "meri booking", "mera booking", "mera cake", "order ka kya",
+                "booking ka kya", "order ready hai", "cake ready hai", "ready hua",
+                "maine order kiya", "maine order diya", "maine booking ki", "order kab milega",
+                "kab milega"),
+    "hi": ("मेरा ऑर्डर", "मेरी बुकिंग", "ऑर्डर का क्या", "बुकिंग का क्या", "तैयार हुआ",
+           "मैंने ऑर्डर"),
+}  # fmt: skip
+_TOTAL_RE = re.compile(rf"(?<![\w\u0900-\u097f])(?:{_alternation([ASKS_TOTAL])}){_END}", re.I)
+_ORDER_STATUS_RE = re.compile(
+    rf"(?<![\w\u0900-\u097f])(?:{_alternation([ORDER_STATUS])}){_END}", re.I
+)
 _QUESTION_START = re.compile(
     r"^(?:what|what's|whats|when|where|which|who|whom|why|how|do|does|did|is|are|can|could|"
     r"will|would|should|may|is there|are there|tell me|i want to know|i wanted to know|"
@@ -181,6 +217,18 @@ def wants_person(text: str) -> bool:
     """The caller asks to be put through to a person now ("can I talk to the owner?", "मालिक से
     बात करनी है")."""
     return bool(_PERSON_RE.search(nfc(text).lower()))
+
+
+def asks_total(text: str) -> bool:
+    """The caller asks what an order or some items come to ("how much for two milk breads?",
+    "what's the total?", "total kitna hoga?")."""
+    return bool(_TOTAL_RE.search(nfc(lower_clean(text))))
+
+
+def asks_order_status(text: str) -> bool:
+    """The caller asks about an order or booking made before ("is my cake ready?", "what about
+    my booking?", "mera order ready hai?")."""
+    return bool(_ORDER_STATUS_RE.search(nfc(lower_clean(text))))
 
 
 def question_strength(text: str) -> int:

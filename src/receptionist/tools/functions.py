@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -246,10 +247,16 @@ def _lines(ctx: ToolContext, args: dict[str, Any]) -> list[OrderLine]:
         assert said is not None
         count = _number(raw.get("count"), "count", whole=True)
         kg = _number(raw.get("kg"), "kg", whole=False)
+        packs = _number(raw.get("packs"), "packs", whole=True)
         mentions = knowledge.find_mentions(said)
         if not mentions:
             raise ToolArgsError(f"{said!r} is not on the price list")
         first = mentions[0]
+        section = _text(raw, "section")
+        if first.ambiguous and section is not None:
+            # "Haircut" is on the gents' and the ladies' lists: the section says which
+            inside = tuple(i for i in first.items if i.section.lower() == section.lower())
+            first = replace(first, items=inside) if inside else first
         if first.ambiguous:
             options = ", ".join(
                 f"{i.display} ({i.section})" if i.section else i.display for i in first.items[:4]
@@ -260,6 +267,7 @@ def _lines(ctx: ToolContext, args: dict[str, Any]) -> list[OrderLine]:
                 first.items[0],
                 count=int(count) if count is not None else first.count,
                 kg=kg if kg is not None else first.kg,
+                packs=int(packs) if packs is not None else first.packs,
             )
         )
     return lines
@@ -272,7 +280,14 @@ def _priced(knowledge: Knowledge, lines: list[OrderLine]) -> dict[str, Any]:
         if amount is None:
             reason = "say the weight" if line.needs_weight() else "ask the shop for this price"
             raise ToolArgsError(f"no price for {line.describe()}: {reason}")
-        out_lines.append({"line": line.describe(), "rupees": str(amount.quantize(Decimal(1)))})
+        said = {"line": line.describe(), "rupees": str(amount.quantize(Decimal(1)))}
+        price, count = line.item.price, line.count or 1
+        by_piece = line.kg is None and line.packs is None
+        if price is not None and by_piece and count > 1 and amount == price * count:
+            # the price of one, so the caller hears how the line adds up ("2 at 80 each"); not
+            # when a box price applied (6 cupcakes: 390, not 6 x 70)
+            said["each"] = str(price.quantize(Decimal(1)))
+        out_lines.append(said)
     total = knowledge.total(lines)
     assert total is not None
     starting = any(line.item.onwards for line in lines)

@@ -21,6 +21,11 @@ _ITEMS: dict[str, Any] = {
             "item": {"type": "string", "description": "The item as on the price list."},
             "count": {"type": "integer", "description": "How many pieces or services."},
             "kg": {"type": "number", "description": "Weight in kg, for items sold by weight."},
+            "packs": {"type": "integer", "description": "How many packs, for items sold in packs."},
+            "section": {
+                "type": "string",
+                "description": "The price list's section, when the name is in several.",
+            },
         },
         "required": ["item"],
     },

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from receptionist.language.cues import (
+    asks_order_status,
+    asks_total,
     is_goodbye,
     is_greeting,
     is_no,
@@ -80,8 +82,40 @@ def test_a_turn_cut_mid_sentence_sounds_unfinished(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
+    ["How much for two brownies and a milk bread?", "What's the total?", "total kitna hoga?",
+     "2 brownie aur ek bread kitne ka hoga", "कुल कितना होगा?", "What will it come to?"],
+)  # fmt: skip
+def test_asks_total(text: str) -> None:
+    assert asks_total(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["I want two brownies", "Do you deliver?", "totally fine", "What time do you open?"]
+)
+def test_not_asks_total(text: str) -> None:
+    assert not asks_total(text)
+
+
+@pytest.mark.parametrize(
+    "text",
     ["Name is Kavita.", "Bye", "Yes it is", "one kilo, at five", "Call me", "", "Thank you",
      "What is the address"],
 )  # fmt: skip
 def test_a_whole_sentence_does_not(text: str) -> None:
     assert not sounds_unfinished(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I ordered a cake yesterday, is it ready?", "What about my booking?", "mera order ready hai?",
+     "meri booking ka kya hua", "मेरा ऑर्डर कब आएगा?", "Is my order ready?"],
+)  # fmt: skip
+def test_asks_order_status(text: str) -> None:
+    assert asks_order_status(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["I want to order a cake", "Can I book a haircut?", "Do you take orders on Sunday?"]
+)
+def test_not_asks_order_status(text: str) -> None:
+    assert not asks_order_status(text)

@@ -188,6 +188,7 @@ class LocalEngine:
         # a transcription started at the caller's last pause, and the audio it is of
         self._early: tuple[Utterance, asyncio.Task[Transcription]] | None = None
         self._timing: TurnTiming | None = None  # the turn being answered, until its first audio
+        self._heard_language = ""  # what speech-to-text last heard the caller speak ("" unknown)
         self._speech: asyncio.Queue[_Say] = asyncio.Queue()
         self._generation = 0  # bumped by barge-in
         self._tasks: list[asyncio.Task[None]] = []
@@ -343,6 +344,9 @@ class LocalEngine:
             if not text:
                 continue
             self._events.put_nowait(CallerTranscript(text))
+            heard_in = getattr(self._brain, "heard_in", None)
+            if heard_in is not None and self._heard_language:
+                heard_in(self._heard_language)  # the grounded brain's hand-off speaks it
             self._timing = turn.timing
             await self._answer(text)
 
@@ -355,6 +359,7 @@ class LocalEngine:
             return ""
         turn.timing.stt = (time.monotonic() - started) * 1000
         turn.timing.stt_compute = heard.compute_s * 1000
+        self._heard_language = heard.language or self._heard_language
         self.stats.stt_s += heard.compute_s
         text = heard.text.strip()
         if not text:

@@ -49,7 +49,9 @@ from .dialogue.core import CALLER_NUMBER_TEXT, MAX_NAME_MISSES
 from .dialogue.corrections import names_self
 from .dialogue.digits import join_spoken_digits, partial_phone
 from .dialogue.echo import strip_echo
+from .dialogue.order_status import OrderTalk
 from .dialogue.patterns import IDENTITY_Q, ORDINALS, REPEAT, SAME_NUMBER
+from .dialogue.quotes import QuoteTalk
 from .dialogue.policy import (
     CANNOT_CANCEL,
     cancels,
@@ -78,14 +80,27 @@ __all__ = ["CALLER_NUMBER_TEXT", "GroundedBrain", "say_date", "say_time"]
 class GroundedBrain(Answering):
     """One call's deterministic receptionist (see the module docstring)."""
 
-    slots: SlotTalk | None = None  # appointment slots through the call's tools (use_tools)
+    # the call's tools (use_tools), each None when the tenant did not enable it
+    slots: SlotTalk | None = None  # appointment slots through check_slot and book
+    quotes: QuoteTalk | None = None  # totals through the `quote` tool
+    orders: OrderTalk | None = None  # earlier orders through `order_status`
+    caller_language: str | None = None  # as the engine heard it; None: not known
 
     def use_tools(self, tools: ToolRunner) -> None:
-        """The call's tools: slot questions and bookings go through check_slot and book (the
-        same functions Gemini Live calls), when the tenant enabled both. (A caller asking for
-        a person is put through by the tenant's `[handoff]`: see `_handoff`.)"""
+        """The call's tools (the same functions Gemini Live calls), each when the tenant
+        enabled it: slots and bookings go through check_slot and book, totals through quote,
+        earlier orders through order_status. (A caller asking for a person is put through by
+        the tenant's `[handoff]`: see `_handoff`.)"""
         talk = SlotTalk(tools, self.today)
         self.slots = talk if talk.handles() else None
+        quotes, orders = QuoteTalk(tools, self.kb), OrderTalk(tools, self.today)
+        self.quotes = quotes if quotes.handles() else None  # totals: the tool's, never ours
+        self.orders = orders if orders.handles() else None
+
+    def heard_in(self, language: str) -> None:
+        """The language the engine's speech-to-text heard the caller's last turn in: the
+        hand-off is said in it rather than in the tenant's main language."""
+        self.caller_language = language or None
 
     def opening(self) -> BrainReply:
         """The tenant's greeting if it is English, else a polite English one naming the business."""
@@ -97,14 +112,30 @@ class GroundedBrain(Answering):
         return self._out(greeting, reason="greeting")
 
     async def reply(self, caller_text: str) -> BrainReply:
-        if self.slots is not None and not self.state.ended:
-            text = join_spoken_digits(clean(caller_text))
-            said = await self.slots.turn(text, self.state.details.get("name"))
-            if said is not None:
-                self.state.turns += 1
-                self.state.history.append(("caller", text))
-                return self._out(said, reason="slot")
-        return self.respond(caller_text)
+        st = self.state
+        if st.ended:
+            return self.respond(caller_text)
+        text = join_spoken_digits(clean(caller_text))
+        name = st.details.get("name")
+        reason, said, offer_callback = "", None, False
+        if self.slots is not None:
+            reason, said = "slot", await self.slots.turn(text, name)
+        # a read-back or a "which one?" waiting: the caller's answer is the brain's to read
+        settled = not st.awaiting_confirmation and st.choice is None
+        if said is None and settled and self.orders is not None:
+            answer = await self.orders.turn(text, name)
+            if answer is not None:
+                reason, said, offer_callback = "order_status", answer.text, answer.offer_callback
+        if said is None and settled and self.quotes is not None:
+            reason, said = "quote", await self.quotes.turn(text, st.order)
+        if said is None:
+            return self.respond(caller_text)
+        st.turns += 1
+        st.history.append(("caller", text))
+        if offer_callback:
+            st.callback_offered = True
+            st.last_prompt = "callback"
+        return self._out(said, reason=reason)
 
     def respond(self, caller_text: str) -> BrainReply:
         """Synchronous :meth:`reply` (the grounded brain never waits on anything)."""
@@ -520,7 +551,7 @@ class GroundedBrain(Answering):
         st = self.state
         handoff = self.tenant.handoff
         assert handoff is not None
-        language = self.tenant.primary_language
+        language = self.caller_language or self.tenant.primary_language
         now = self.now if self.now.tzinfo is not None else self.now.astimezone()
         if handoff.hours.is_open(now):
             st.ended = True
