@@ -203,7 +203,8 @@ def busy_of(items: Any, zone: ZoneInfo) -> list[BusyPeriod]:
             continue
         if item.get("transparency") == "transparent":
             continue
-        private = (item.get("extendedProperties") or {}).get("private") or {}
+        extended = item.get("extendedProperties")
+        private = extended.get("private") if isinstance(extended, dict) else None
         if isinstance(private, dict) and BOOKING_PROPERTY in private:
             continue
         start, end = _moment(item.get("start"), zone), _moment(item.get("end"), zone)

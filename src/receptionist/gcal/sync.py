@@ -5,7 +5,7 @@ is not in step (store/calendar_sync.py: confirmed and not in it, or in it and no
 confirmed); each claimed, then its event put (under the booking's own event id, so a retry after
 a lost answer finds the event and replaces it: never two) or deleted, in a thread, under a time
 bound. A failure is retried with a backoff doubling from `backoff_base_s` up to `max_attempts`;
-its reason stays on the row (the API's `GET /api/v1/bookings/calendar-sync`) and in the log.
+its reason stays on the row (`GET /api/v1/bookings/calendar-sync`) and in the log.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class CalendarSync:
         db: Database,
         tenants: Tenants,
         *,
-        max_attempts: int = 8,
+        max_attempts: int = store.DEFAULT_MAX_ATTEMPTS,
         backoff_base_s: float = 30.0,
         lease_s: float = 120.0,
         batch: int = 8,

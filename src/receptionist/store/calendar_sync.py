@@ -24,6 +24,7 @@ from receptionist.store.bookings import Booking, _booking
 from receptionist.store.db import Database
 from receptionist.store.schema import BOOKING_CONFIRMED, bookings, calendar_sync
 
+DEFAULT_MAX_ATTEMPTS = 8
 EVENT = "event"
 ABSENT = "absent"
 #: bookings that ended longer ago than this are not pushed (a calendar set up late is not
@@ -194,7 +195,11 @@ class SyncProblem:
 
 
 async def sync_problems(
-    db: Database, tenant: str | None, *, max_attempts: int, limit: int = 50
+    db: Database,
+    tenant: str | None,
+    *,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    limit: int = 50,
 ) -> list[SyncProblem]:
     """The bookings whose last push failed (`gave_up`: no more attempts will be made)."""
     s = calendar_sync.c
