@@ -225,3 +225,27 @@ async def test_without_the_key_the_sync_fails_visibly(
     assert "SALOON_GOOGLE_CREDENTIALS is not a service account" in problem.last_error
     assert "authorized_user" not in problem.last_error
     assert fake.live() == [] and fake.token_requests == tokens
+
+
+async def test_the_served_worker_pushes_bookings(
+    tmp_path: Path, db: Database, fake: FakeGoogleCalendar
+) -> None:
+    from receptionist.config import Settings
+    from receptionist.postcall.wiring import worker_from_settings
+
+    reference = await _booked(tmp_path, db, "15:00", "Arun", "CA1")
+    settings = Settings(
+        database_url=db.url,
+        notify_ai="off",
+        notify_provider="log",
+        recordings_spool_dir=tmp_path / "spool",
+        recordings_dir=tmp_path / "recordings",
+    )
+    worker = worker_from_settings(settings, db, TenantRepository(tmp_path / "tenants"))
+    assert worker.calendar is not None
+    worker.calendar.clock = lambda: NOW
+    try:
+        await worker.drain()
+    finally:
+        await worker.aclose()
+    assert [e.id for e in fake.live(ARUN)] == [event_id_for("saloon", reference)]

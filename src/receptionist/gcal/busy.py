@@ -70,7 +70,7 @@ async def busy_times(
     key = (tenant, settings, lo)
     now = time.monotonic()
     entry = _CACHE.get(key)
-    if entry is None or entry[0] < now or (entry[1].done() and entry[1].exception()):
+    if entry is None or entry[0] < now or not _usable(entry[1]):
         if len(_CACHE) >= MAX_ENTRIES:
             _CACHE.clear()
         task = asyncio.ensure_future(
@@ -85,6 +85,13 @@ async def busy_times(
     except CalendarError as exc:
         raise CalendarUnavailable(str(exc)) from None
     return BusyTimes(periods, settings)
+
+
+def _usable(task: asyncio.Task) -> bool:
+    """A fetch under way or done well, on this event loop (a failed one is asked again)."""
+    if task.get_loop() is not asyncio.get_running_loop():
+        return False
+    return not task.done() or (not task.cancelled() and task.exception() is None)
 
 
 def _quiet(task: asyncio.Task) -> None:
