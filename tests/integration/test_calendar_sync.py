@@ -249,3 +249,28 @@ async def test_the_served_worker_pushes_bookings(
     finally:
         await worker.aclose()
     assert [e.id for e in fake.live(ARUN)] == [event_id_for("saloon", reference)]
+
+
+async def test_one_shared_calendar_our_events_do_not_block(
+    tmp_path: Path, db: Database, fake: FakeGoogleCalendar
+) -> None:
+    shared = CONFIG.split("[booking.google_calendar.calendars]")[0] + 'calendar_id = "shop@x.com"\n'
+    tenant = tool_tenant(tmp_path / "shared", "saloon", shared)
+
+    async def ask(time: str, **extra: str) -> dict:
+        ctx = ToolContext(tenant=tenant, db=db, call_sid="CA7", clock=lambda: NOW)
+        return await ToolBox(ctx).run("check_slot", {"date": "2026-12-08", "time": time, **extra})
+
+    box = ToolBox(ToolContext(tenant=tenant, db=db, call_sid="CA1", clock=lambda: NOW))
+    held = await box.run("book", {"date": "2026-12-08", "time": "18:00", "name": "Asha"})
+    assert held["resource"] == "Priya"
+    await store.confirm_call(db, "CA1")
+    sync = CalendarSync(db, TenantRepository(tmp_path / "shared" / "tenants"), clock=lambda: NOW)
+    assert await sync.run_once() == 1 and len(fake.live("shop@x.com")) == 1
+    fake.add_owner_event("shop@x.com", _local(8, 12), _local(8, 13))
+    busy.clear_cache()
+    # our own event is Priya's booking (taken in the database), not a busy time for Arun
+    assert (await ask("18:00"))["resource"] == "Arun"
+    # the owner's own event in the shared calendar blocks everyone
+    noon = await ask("12:00")
+    assert noon["free"] is False and noon["next_free"][0]["time"] == "13:00"
