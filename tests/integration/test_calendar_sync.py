@@ -21,7 +21,12 @@ from receptionist.sim.google_calendar import FakeGoogleCalendar
 from receptionist.store import bookings as store
 from receptionist.store.calendar_sync import sync_problems
 from receptionist.store.db import Database
-from receptionist.store.schema import BOOKING_CANCELLED, bookings, calendar_sync
+from receptionist.store.schema import (
+    BOOKING_CANCELLED,
+    BOOKING_CONFIRMED,
+    bookings,
+    calendar_sync,
+)
 from receptionist.tenants.repository import TenantRepository
 from receptionist.tools.functions import CALENDAR_NOTE
 from receptionist.tools.runner import ToolBox, ToolContext, ToolOutcome
@@ -144,6 +149,15 @@ async def test_a_cancelled_booking_is_removed(
     assert fake.events[(ARUN, event_id_for("saloon", reference))].deleted
     deletes = [c for c in fake.calls if c[0] == "DELETE"]
     assert await sync.run_once() == 0 and len(deletes) == 1
+    # confirmed again (an owner's undo): the deleted event, whose id Google keeps, comes back
+    async with db.begin() as conn:
+        await conn.execute(
+            sa.update(bookings)
+            .where(bookings.c.reference == reference)
+            .values(status=BOOKING_CONFIRMED)
+        )
+    assert await sync.run_once() == 1
+    assert [e.id for e in fake.live(ARUN)] == [event_id_for("saloon", reference)]
 
 
 async def test_failures_back_off_and_are_visible(

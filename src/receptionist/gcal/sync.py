@@ -48,6 +48,8 @@ def event_body(booking: Booking, timezone: str) -> dict[str, Any]:
         lines.append(f"Phone {booking.customer_phone}")
     return {
         "id": event_id_for(booking.tenant, booking.reference),
+        # an update of an event deleted earlier (a booking confirmed again) brings it back
+        "status": "confirmed",
         "summary": summary[:200],
         "description": "\n".join(lines),
         "start": {"dateTime": booking.starts_at.isoformat(), "timeZone": timezone},

@@ -18,8 +18,9 @@ What the double does:
 * ``/calendar/v3/calendars/{calendarId}/events``: ``POST`` inserts (the client's ``id`` kept;
   an id already used, even by a deleted event, is 409 as Google answers), ``GET`` lists the
   events overlapping ``timeMin``..``timeMax`` (``singleEvents``; deleted ones left out);
-  ``/events/{eventId}``: ``PUT`` replaces (and so restores a deleted one), ``DELETE`` deletes
-  (204; 410 when already deleted, 404 when unknown).
+  ``/events/{eventId}``: ``PUT`` replaces (restoring a deleted one when the body says
+  ``"status": "confirmed"``), ``DELETE`` deletes (204; 410 when already deleted, 404 when
+  unknown).
 * Every calendar request needs ``Authorization: Bearer <a token it issued>``; else 401.
 * :attr:`down` set: every calendar request is 503. :meth:`hold` makes calendar requests wait
   until :meth:`release` (a slow calendar, on the test's own timing).
@@ -261,8 +262,11 @@ class FakeGoogleCalendar(HttpDouble):
             if event is None:
                 return _error(404, "Not Found")
             body = await request.json()
-            body["id"], body["status"] = key[1], "confirmed"
-            event.body, event.deleted = body, False
+            body["id"] = key[1]
+            # as Google: a deleted event comes back only when the update says it is confirmed
+            event.deleted = event.deleted and body.get("status") != "confirmed"
+            body["status"] = "cancelled" if event.deleted else "confirmed"
+            event.body = body
             return JSONResponse(body)
         if event is None:
             return _error(404, "Not Found")
