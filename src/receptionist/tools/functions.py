@@ -122,8 +122,6 @@ async def _free(
     free_here = next((r for r in pool if _open_for(busy, taken, r, slot)), None)
     alternatives: list[dict[str, str]] = []
     for s in slots_from(settings, ctx.zone, slot.end):
-        if s.start >= horizon:
-            break
         who = next((r for r in pool if _open_for(busy, taken, r, s)), None)
         if who is not None:
             alternatives.append({**s.said(), "resource": who})
