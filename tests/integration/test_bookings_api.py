@@ -89,3 +89,19 @@ async def test_a_hold_that_ran_out_reads_expired(api: Api) -> None:
         assert {b["status"] for b in expired} == {"expired"}
         pending = (await saloon.get("/api/v1/bookings", params={"status": "pending"})).json()
         assert "CAold" not in [b["call_sid"] for b in pending]
+
+
+async def test_calendar_sync_failures_are_listed_per_tenant(api: Api) -> None:
+    from receptionist.store import calendar_sync as sync
+
+    ref = await _hold(api, "saloon", 5, "Meena", "CAs9")
+    await bookings.confirm_call(api.db, "CAs9")
+    now = utcnow()
+    [due] = await sync.due(api.db, ["saloon"], now=now, max_attempts=8)
+    assert await sync.claim(api.db, due, event_id="rcp1", calendar_id="c", now=now, lease_s=60)
+    await sync.failed(api.db, due.booking.id, "insert event: HTTP 403", now=now, base_s=30)
+    async with api.client("saloon") as saloon, api.client("bakery") as bakery:
+        [problem] = (await saloon.get("/api/v1/bookings/calendar-sync")).json()
+        assert problem["reference"] == ref and problem["last_error"] == "insert event: HTTP 403"
+        assert problem["attempts"] == 1 and problem["gave_up"] is False
+        assert (await bakery.get("/api/v1/bookings/calendar-sync")).json() == []

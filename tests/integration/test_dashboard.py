@@ -895,3 +895,21 @@ async def test_the_bookings_page(dash: Dash) -> None:
     assert feed.status_code == 200 and b"BEGIN:VEVENT" in feed.content
     refused = await saloon.post("/app/bookings/calendar", {"csrf": "wrong"})
     assert refused.status_code == 403
+
+
+async def test_calendar_sync_failures_on_the_bookings_page(dash: Dash) -> None:
+    from receptionist.store import calendar_sync as sync
+    from receptionist.store.bookings import confirm_call
+
+    assert await confirm_call(dash.db, "CAs0") == 1
+    now = utcnow()
+    [due] = await sync.due(dash.db, ["saloon"], now=now, max_attempts=8)
+    assert await sync.claim(dash.db, due, event_id="rcp1", calendar_id="c", now=now, lease_s=60)
+    await sync.failed(dash.db, due.booking.id, "insert event: <HTTP 403>", now=now, base_s=30)
+    saloon = await dash.sign_in("saloon")
+    page = (await saloon.get("/app/bookings")).text
+    assert page.count('data-testid="calendar-sync-problem"') == 1
+    assert f"<code>{due.booking.reference}</code>" in page
+    assert "insert event: &lt;HTTP 403&gt;" in page and "<HTTP 403>" not in page
+    bakery = await dash.sign_in("bakery")
+    assert 'data-testid="calendar-sync-problems"' not in (await bakery.get("/app/bookings")).text

@@ -106,7 +106,7 @@ async def _usage_rows(db: Database) -> list[dict]:
 
 # --- migrations --------------------------------------------------------------------------------
 
-HEAD = "0012_call_recordings"
+HEAD = "0013_calendar_sync"
 
 
 async def test_upgrade_is_idempotent(db: Database) -> None:

@@ -8,9 +8,15 @@ from pathlib import Path
 import pytest
 
 from receptionist.tenants.loading import load_tenant
-from receptionist.tenants.tool_checks import TOOL_NAMES, BookingSettings
+from receptionist.tenants.tool_checks import TOOL_NAMES, BookingSettings, GoogleCalendarSettings
 from receptionist.tools.spec import SPECS
 from tests.unit.test_tenant_actions import BASE, make_tenant
+
+_GC = (
+    '[tools]\nenabled = ["book"]\n[booking]\nresources = ["Priya", "Arun"]\n'
+    "[booking.google_calendar]\n"
+)
+_ENV = "credentials_env = 'GC_KEY'\n"
 
 
 def _load(tmp_path: Path, extra: str) -> tuple[object, list[str]]:
@@ -60,6 +66,24 @@ def test_no_tools_by_default_and_booking_defaults(tmp_path: Path) -> None:
         ('[tools]\nenabled = ["book"]\n[booking]\nresources = ["A", "a"]\n', "different"),
         ('[tools]\nenabled = ["book"]\n[booking]\ndays = ["someday"]\n', "days must be"),
         ('[tools]\nenabled = ["book"]\n[booking]\nslot = 30\n', "unknown key 'slot'"),
+        (f"{_GC}calendar_id = 'a@b.com'\ncredentials_env = 'ya29xAbCdEfGh1234567890'\n", "NAME an"),
+        (f"{_GC}credentials_env = 'GC_KEY'\n", "needs calendar_id"),
+        (f"{_GC}{_ENV}calendar_id = 'has space'\n", "must be a Google calendar id"),
+        (f"{_GC}{_ENV}calendar_id = 'a@b.com'\npush = 'yes'\n", "push must be true or false"),
+        (f"{_GC}{_ENV}calendar_id = 'a@b.com'\ncalendar = 'x'\n", "unknown key 'calendar'"),
+        (
+            f"{_GC}{_ENV}calendar_id = 'a'\n[booking.google_calendar.calendars]\nPriya = 'p'\n",
+            "not both",
+        ),
+        (
+            f"{_GC}{_ENV}[booking.google_calendar.calendars]\nPriya = 'p@x.com'\n",
+            "no calendar for Arun",
+        ),
+        (
+            f"{_GC}{_ENV}[booking.google_calendar.calendars]\nPriya = 'p'\nArun = 'a'\nBob = 'b'\n",
+            "names 'Bob'",
+        ),
+        ('[tools]\nenabled = ["book"]\n[booking]\ngoogle_calendar = 3\n', "must be a table"),
     ],
 )
 def test_mistakes_are_reported(tmp_path: Path, extra: str, says: str) -> None:
@@ -67,3 +91,26 @@ def test_mistakes_are_reported(tmp_path: Path, extra: str, says: str) -> None:
     assert tenant is None
     assert any(says in p for p in problems), problems
     assert all(not p.startswith("None") for p in problems if "no [tools]" not in p), problems
+
+
+def test_google_calendar_is_kept(tmp_path: Path) -> None:
+    tenant, problems = _load(
+        tmp_path,
+        f"\n{_GC}{_ENV}block_busy = false\n[booking.google_calendar.calendars]\n"
+        "Priya = 'priya@example.com'\nArun = 'team@group.calendar.google.com'\n",
+    )
+    assert problems == []
+    calendar = tenant.tools.booking.google_calendar  # type: ignore[attr-defined]
+    assert calendar == GoogleCalendarSettings(
+        credentials_env="GC_KEY",
+        calendars=(("Priya", "priya@example.com"), ("Arun", "team@group.calendar.google.com")),
+        block_busy=False,
+    )
+    assert calendar.calendar_for("Arun") == "team@group.calendar.google.com"
+    assert calendar.push is True
+
+
+def test_a_pasted_key_is_never_echoed(tmp_path: Path) -> None:
+    secret = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
+    _, problems = _load(tmp_path, f"\n{_GC}calendar_id = 'a@b.com'\ncredentials_env = '{secret}'\n")
+    assert problems and not any(secret in p for p in problems)

@@ -10,6 +10,7 @@ import httpx
 
 from receptionist.callbacks import callback_deps
 from receptionist.config import Settings, SettingsError
+from receptionist.gcal.sync import CalendarSync
 from receptionist.gemini_rest import make_client
 from receptionist.hooks.deliverer import WebhookDeliverer
 from receptionist.hooks.events import status_events_of
@@ -112,6 +113,7 @@ def make_worker(settings: Settings, deps: PipelineDeps, provider: Provider | Non
         usd_inr=settings.usd_inr_rate,
         webhooks=webhooks,
         recordings=recordings,
+        calendar=CalendarSync(deps.db, deps.tenants),
     )
 
 

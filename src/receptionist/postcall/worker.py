@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from receptionist import logctx, loops, tracing
+from receptionist.gcal.sync import CalendarSync
 from receptionist.hooks.deliverer import WebhookDeliverer
 from receptionist.notify import digest
 from receptionist.notify.dispatcher import Dispatcher
@@ -55,6 +56,7 @@ class Worker:
         usd_inr: Decimal = Decimal("84"),
         webhooks: WebhookDeliverer | None = None,
         recordings: RecordingUploader | None = None,
+        calendar: CalendarSync | None = None,
     ) -> None:
         self.deps = deps
         self.worker_id = worker_id or new_worker_id()
@@ -67,6 +69,7 @@ class Worker:
         self.usd_inr = usd_inr  # the daily digest shows costs in rupees
         self.webhooks = webhooks  # posts the business's webhook events the pipeline writes
         self.recordings = recordings  # stores this machine's call recordings, and retention
+        self.calendar = calendar  # bookings out to the owners' Google Calendars
         # "now" when deciding which work is due: tests set it to make a retry due at once,
         # instead of sleeping through the backoff
         self.clock = clock
@@ -152,8 +155,8 @@ class Worker:
         return stage
 
     async def drain(self) -> int:
-        """Run until nothing is due (tests, `receptionist worker --once`), messages and this
-        machine's recordings included; returns the steps, sends and uploads done."""
+        """Run until nothing is due (tests, `receptionist worker --once`), messages, this
+        machine's recordings and the calendar sync included; returns the work done."""
         total = 0
         while True:
             n = await self.run_once()
@@ -161,6 +164,8 @@ class Worker:
                 n += await self.dispatcher.run_once()
             if self.recordings is not None:
                 n += await self.recordings.run_once()
+            if self.calendar is not None:
+                n += await self.calendar.run_once()
             if not n:
                 return total
             total += n
@@ -177,6 +182,8 @@ class Worker:
                 tg.create_task(self.webhooks.run(stop))
             if self.recordings is not None:
                 tg.create_task(self.recordings.run(stop))
+            if self.calendar is not None:
+                tg.create_task(self.calendar.run(stop))
 
     async def queue_digests(self) -> int:
         """The owners' daily digests now due (notify/digest.py); the dispatcher sends them."""

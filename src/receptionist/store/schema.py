@@ -596,6 +596,27 @@ calendar_feeds = sa.Table(
     sa.UniqueConstraint("token_hash"),
 )
 
+# A booking's state in the tenant's Google Calendar (receptionist.gcal.sync): `pushed` is what the
+# calendar last took ("event": the booking is in it; "absent": removed), `target` what the last
+# attempt tried to make it; a row is due while the booking's status wants otherwise. No row: the
+# booking was never in the calendar. Failed attempts back off (`next_attempt_at`) and keep their
+# reason (`last_error`) until `attempts` reaches the limit.
+calendar_sync = sa.Table(
+    "calendar_sync",
+    metadata,
+    sa.Column("booking_id", id_type(), primary_key=True, autoincrement=False),
+    sa.Column("tenant", sa.Text(), nullable=False),
+    sa.Column("target", sa.Text(), nullable=False),  # "event" | "absent"
+    sa.Column("pushed", sa.Text(), nullable=True),
+    sa.Column("event_id", sa.Text(), nullable=False),
+    sa.Column("calendar_id", sa.Text(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    _updated_at(),
+    sa.Index(None, "tenant"),
+)
+
 
 __all__ = [
     "BOOKING_STATUSES",
@@ -611,6 +632,7 @@ __all__ = [
     "api_keys",
     "bookings",
     "calendar_feeds",
+    "calendar_sync",
     "call_details",
     "call_recordings",
     "exotel_call_details",

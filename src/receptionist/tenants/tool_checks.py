@@ -11,9 +11,17 @@ from dataclasses import dataclass
 from datetime import time
 from typing import Any
 
+from .calendar_checks import GoogleCalendarSettings, check_google_calendar
 from .report import Report, suggest
 
-__all__ = ["DAYS", "TOOL_NAMES", "BookingSettings", "ToolSettings", "check_tools"]
+__all__ = [
+    "DAYS",
+    "TOOL_NAMES",
+    "BookingSettings",
+    "GoogleCalendarSettings",
+    "ToolSettings",
+    "check_tools",
+]
 
 #: Every tool a tenant may enable (receptionist.tools implements each).
 TOOL_NAMES: tuple[str, ...] = ("check_slot", "book", "quote", "order_status", "handoff")
@@ -30,6 +38,7 @@ BOOKING_KEYS = (
     "closes",
     "days",
     "max_days_ahead",
+    "google_calendar",
 )
 _CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 
@@ -45,6 +54,8 @@ class BookingSettings:
     closes: time = time(20, 0)
     days: tuple[str, ...] = DAYS  # the days open, of DAYS
     max_days_ahead: int = 60
+    # the owner's Google Calendar, kept in step with the bookings ([booking.google_calendar])
+    google_calendar: GoogleCalendarSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +122,19 @@ def _booking(r: Report, table: Any) -> BookingSettings | None:
     if not isinstance(days, list) or not days or any(d not in DAYS for d in days):
         r.add_config(("booking", "days"), f"booking days must be a list of {', '.join(DAYS)}")
         days = list(DAYS)
+    kept = tuple(x.strip() for x in resources)
+    calendar = None
+    if "google_calendar" in table:
+        calendar = check_google_calendar(r, table["google_calendar"], kept)
     return BookingSettings(
         slot_minutes=slot,
         hold_minutes=hold,
-        resources=tuple(x.strip() for x in resources),
+        resources=kept,
         opens=opens,
         closes=closes,
         days=tuple(d for d in DAYS if d in days),
         max_days_ahead=ahead,
+        google_calendar=calendar,
     )
 
 

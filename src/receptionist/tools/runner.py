@@ -75,6 +75,9 @@ class ToolContext:
     # the session's hand-off (bridge/handoff.py): what became of it and what the agent says
     on_handoff: Callable[[HandoffRequest], Awaitable[HandoffAnswer]] | None = None
     held: list[str] = field(default_factory=list)  # references held on this call
+    # what a tool could not use but answered without (the owner's calendar did not answer):
+    # written on the tool's outcome, so the call's record shows it
+    notes: list[str] = field(default_factory=list)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -149,6 +152,7 @@ class ToolBox:
         if not isinstance(args, dict) or len(repr(args)) > MAX_ARGS_CHARS:
             result = _error("invalid_args", "the arguments must be a small object of values")
             return self._done(name, "invalid_args", t0, result, type(args).__name__)
+        noted = len(self.ctx.notes)
         try:
             async with asyncio.timeout(self.timeout_s):
                 result = await fn(self.ctx, args)
@@ -169,7 +173,7 @@ class ToolBox:
                 "failed", "this could not be done right now; apologise and offer to note it"
             )
             return self._done(name, "failed", t0, result, f"{type(exc).__name__}: {exc}"[:200])
-        return self._done(name, "ok", t0, result, "")
+        return self._done(name, "ok", t0, result, "; ".join(self.ctx.notes[noted:])[:200])
 
     def _done(
         self, name: str, status: str, t0: float, result: dict[str, Any], detail: str

@@ -32,6 +32,7 @@ from receptionist.web.deps import (
 from receptionist.web.models import (
     Booking,
     CalendarFeed,
+    CalendarSyncProblem,
     CallDetail,
     CallSummary,
     Done,
@@ -279,6 +280,15 @@ async def list_bookings(
     limit: Annotated[int, Query(ge=1)] = DEFAULT_PAGE,
 ) -> list[Booking]:
     return await bookings.booking_list(s, deps, status, since, limit)
+
+
+@router.get(
+    "/bookings/calendar-sync",
+    response_model=list[CalendarSyncProblem],
+    summary="Bookings whose Google Calendar sync failed, with the reason and the next attempt",
+)
+async def list_calendar_sync_problems(s: ScopeDep, deps: DepsDep) -> list[CalendarSyncProblem]:
+    return await bookings.calendar_sync_problems(s, deps)
 
 
 @router.post(

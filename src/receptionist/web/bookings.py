@@ -13,6 +13,7 @@ import icalendar
 import sqlalchemy as sa
 
 from receptionist.store import bookings as store
+from receptionist.store.calendar_sync import sync_problems
 from receptionist.store.schema import (
     BOOKING_CONFIRMED,
     BOOKING_EXPIRED,
@@ -21,10 +22,10 @@ from receptionist.store.schema import (
     utcnow,
 )
 from receptionist.web.deps import MAX_PAGE, WebDeps, WebError
-from receptionist.web.models import Booking
+from receptionist.web.models import Booking, CalendarSyncProblem
 from receptionist.web.scope import Scope
 
-__all__ = ["booking_list", "calendar_ics", "new_feed"]
+__all__ = ["booking_list", "calendar_ics", "calendar_sync_problems", "new_feed"]
 
 FEED_DAYS_BACK = 30  # a feed carries the last month and everything ahead
 FEED_MAX_EVENTS = 2000
@@ -63,6 +64,12 @@ async def booking_list(
     async with deps.db.session() as conn:
         rows = (await conn.execute(stmt)).all()
     return [_model(r, now) for r in rows]
+
+
+async def calendar_sync_problems(s: Scope, deps: WebDeps) -> list[CalendarSyncProblem]:
+    """The bookings whose Google Calendar push failed last (the key's tenant; an admin: all)."""
+    found = await sync_problems(deps.db, s.tenant)
+    return [CalendarSyncProblem.model_validate(p, from_attributes=True) for p in found]
 
 
 def feed_path(tenant: str, token: str) -> str:

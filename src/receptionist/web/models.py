@@ -114,6 +114,15 @@ class Booking(BaseModel):
     created_at: datetime
 
 
+class CalendarSyncProblem(BaseModel):
+    reference: str = Field(description="The booking whose Google Calendar push failed.")
+    target: str = Field(description="event (being put in the calendar) or absent (removed).")
+    attempts: int
+    last_error: str = Field(description="Why the last attempt failed (never a credential).")
+    next_attempt_at: datetime | None
+    gave_up: bool = Field(description="No more attempts will be made until the booking changes.")
+
+
 class CalendarFeed(BaseModel):
     url: str = Field(description="Subscribe to it in a phone's calendar; shown once.")
     message: str

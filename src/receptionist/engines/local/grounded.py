@@ -51,7 +51,6 @@ from .dialogue.digits import join_spoken_digits, partial_phone
 from .dialogue.echo import strip_echo
 from .dialogue.order_status import OrderTalk
 from .dialogue.patterns import IDENTITY_Q, ORDINALS, REPEAT, SAME_NUMBER
-from .dialogue.quotes import QuoteTalk
 from .dialogue.policy import (
     CANNOT_CANCEL,
     cancels,
@@ -59,6 +58,7 @@ from .dialogue.policy import (
     ordinal_pick,
     repeat_reason,
 )
+from .dialogue.quotes import QuoteTalk
 from .dialogue.speaking import say_date, say_time
 from .dialogue.spelling import join_spelled_letters
 from .intents import (

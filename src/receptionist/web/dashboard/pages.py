@@ -506,9 +506,11 @@ async def bookings_page(request: Request, viewer: Viewer, feed_url: str | None =
         problems.append("bad_status")
         status = None
     items = [] if problems else await bookings.booking_list(viewer.scope, dash.deps, status)
+    calendar = await bookings.calendar_sync_problems(viewer.scope, dash.deps)
     return dash.render(
         request,
         "bookings.html",
+        calendar_problems=calendar,
         status=400 if problems else 200,
         items=items,
         chosen_status=status,
