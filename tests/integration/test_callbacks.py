@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
@@ -38,6 +39,7 @@ from receptionist.store.api_keys import create_key
 from receptionist.store.callbacks import callbacks_for_call
 from receptionist.store.calls import FinishedCall, NewCall, create_call, finish_call, get_call
 from receptionist.store.db import Database
+from receptionist.store.schema import call_details
 from receptionist.telephony.exotel_api import ExotelApiConfig
 from receptionist.tenants.handoff import DAYS
 from receptionist.tenants.repository import TenantRepository
@@ -243,8 +245,41 @@ async def test_a_callback_end_to_end_with_the_local_engine(
         await callback_over_the_api(bridge, sqlite_db, exotel)
 
 
-async def callback_over_the_api(bridge: Bridge, db: Database, exotel: FakeExotelApi) -> None:
+async def test_a_callback_end_to_end_with_gemini_live_knows_the_first_call(
+    db: Database, tmp_path: Path, exotel: FakeExotelApi
+) -> None:
+    """The same through the Gemini Live engine (the double), on both databases: the model's
+    instructions carry the first call's type and summary."""
+    port = free_port()
+    settings = {
+        "exotel_account_sid": "ACrx",
+        "exotel_api_key": "k",
+        "exotel_api_token": SecretStr("t"),
+        "exotel_api_base_url": exotel.base_url,
+        "callback_stream_url": f"ws://127.0.0.1:{port}/exotel",
+    }
+    async with (
+        FakeGeminiLive() as fake,
+        running_bridge(db, tmp_path, fake, port=port, **settings) as bridge,
+    ):
+        set_hours(bridge.ctx.settings.tenants_dir, "daily 00:00-24:00")
+        bridge.ctx.tenants.invalidate("bakery")
+        await callback_over_the_api(bridge, db, exotel, summary="Wanted a cake for Friday.")
+    told = fake.sessions[-1].system_instruction or ""
+    assert "## This call is a call back" in told and "Wanted a cake for Friday." in told, told
+
+
+async def callback_over_the_api(
+    bridge: Bridge, db: Database, exotel: FakeExotelApi, summary: str | None = None
+) -> None:
     first = await a_call(db, "CAfirst00001")
+    if summary is not None:
+        async with db.begin() as conn:
+            await conn.execute(
+                sa.update(call_details)
+                .where(call_details.c.call_sid == first)
+                .values(summary=summary, call_type="order")
+            )
     _, owner_key = await create_key(db, tenant="bakery")
     _, other_key = await create_key(db, tenant="saloon")
     url = f"http://127.0.0.1:{bridge.port}/api/v1/calls/{first}/callback"
