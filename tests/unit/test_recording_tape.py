@@ -139,3 +139,41 @@ def test_encoding_puts_caller_left_and_agent_right(tmp_path: Path, fmt: str) -> 
     assert level(0, 0.2, 0.8) > 10 * max(level(0, 1.3, 1.8), 1e-4)
     assert level(1, 2.1, 2.4) > 10 * max(level(1, 0.2, 0.8), 1e-4)
     assert level(0, 0.2, 0.8) > 10 * max(level(1, 0.2, 0.8), 1e-4)
+
+
+async def test_a_cancelled_flush_neither_drops_nor_outlives_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call's end cancels a task waiting on a write: the write still lands whole, and the
+    tape's close waits for it before closing the files (never a descriptor closed under a
+    thread still writing to it). The write is held by the test, not timed."""
+    import asyncio
+    import contextlib
+    import threading
+
+    from receptionist.recordings import tape as tape_module
+
+    started, gate = threading.Event(), threading.Event()
+    real = tape_module._write_all
+
+    def held(jobs: list[tuple[int, object]]) -> None:
+        started.set()
+        assert gate.wait(30)
+        real(jobs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tape_module, "_write_all", held)
+    tape = make(tmp_path)
+    tape.caller_audio(tone(500), 100.5)
+    waiter = asyncio.create_task(tape.flush())
+    assert await asyncio.to_thread(started.wait, 30)
+    waiter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiter
+    tape.flush_soon()  # a write is under way: no second one beside it
+    closing = asyncio.create_task(tape.close())
+    await asyncio.sleep(0)
+    assert not closing.done()  # close waits for the held write
+    gate.set()
+    manifest = await closing
+    assert len(samples(manifest.caller_path)) == RATE // 2  # all of it, nothing dropped
+    assert manifest.error is None

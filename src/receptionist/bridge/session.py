@@ -792,8 +792,8 @@ class CallSession:
         while True:
             await asyncio.sleep(min(1.0, s.silence_prompt_after_s / 4))
             self.record.flush_counts()
-            if self._tape is not None:  # the tape's bytes to disk, from a thread
-                await self._tape.flush()
+            if self._tape is not None:  # the tape's bytes to disk, from a thread (never waited)
+                self._tape.flush_soon()
             clocks = silence.Clocks(
                 self._t0, self._last_activity, self._playback_until, self._prompted_at
             )

@@ -153,7 +153,13 @@ class CallTape:
         self.base = tape_base(folder, call_sid, session_id)
         limit = int(max_s * rate) * 2
         self.caller = TapeTrack(Path(f"{self.base}.caller.pcm"), limit)
-        self.agent = TapeTrack(Path(f"{self.base}.agent.pcm"), limit)
+        try:
+            self.agent = TapeTrack(Path(f"{self.base}.agent.pcm"), limit)
+        except OSError:  # no half tape: the caller's track goes too
+            os.close(self.caller.fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.caller.path)
+            raise
         self._slack = int(CALLER_SLACK_S * rate) * 2
         self.on = True  # takes audio
         self.opted_out = False
@@ -183,21 +189,34 @@ class CallTape:
 
     # --- off the audio path -----------------------------------------------------------------
 
-    async def flush(self) -> None:
-        """Write what the tracks hold, from a thread; one flush at a time."""
-        if not self.on or self._flushing is not None:
+    def flush_soon(self) -> None:
+        """Start writing what the tracks hold, from a thread, unless a write is under way;
+        never waits (the call's watchdog calls it: a slow disk must not hold its timers)."""
+        if not self.on or (self._flushing is not None and not self._flushing.done()):
             return
         jobs = [(t.fd, job) for t in (self.caller, self.agent) if (job := t.take()) is not None]
         if not jobs:
             return
-        loop = asyncio.get_running_loop()
-        self._flushing = loop.run_in_executor(None, _write_all, jobs)
-        try:
-            await self._flushing
-        except Exception as exc:  # a full or failing disk: this call is not recorded
+        self._flushing = asyncio.get_running_loop().run_in_executor(None, _write_all, jobs)
+        self._flushing.add_done_callback(self._written)
+
+    def _written(self, done: asyncio.Future[None]) -> None:
+        if not done.cancelled() and (exc := done.exception()) is not None:
+            # a full or failing disk: this call is not recorded
             self._break(f"{type(exc).__name__}: {exc}"[:300])
-        finally:
-            self._flushing = None
+
+    async def _settle(self) -> None:
+        """Wait for the write under way. Shielded: a cancelled waiter never cancels (or drops)
+        a write, so close() cannot close a descriptor a thread is still writing to."""
+        if self._flushing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._flushing)
+
+    async def flush(self) -> None:
+        """Write what the tracks hold and wait for it (after any write under way: in order)."""
+        await self._settle()
+        self.flush_soon()
+        await self._settle()
 
     def opt_out(self) -> None:
         """The caller asked not to be recorded: nothing more is taken, the tracks go now (a
@@ -224,9 +243,6 @@ class CallTape:
         False: the files go and no manifest is left (a stream whose call is another's)."""
         if not keep:
             self._drop()
-        if self._flushing is not None:
-            with contextlib.suppress(Exception):
-                await self._flushing
         await self.flush()
         for track in (self.caller, self.agent):
             with contextlib.suppress(OSError):
