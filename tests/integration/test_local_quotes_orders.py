@@ -170,17 +170,27 @@ async def test_an_order_found_by_the_callers_number(tmp_path: Path, db: Database
 
 
 async def test_an_order_found_by_name(tmp_path: Path, sqlite_db: Database) -> None:
-    await _order(sqlite_db, "Meera", "+919800000001")  # made from another phone
+    await _order(sqlite_db, "Meera", CALLER)
     brain, _ = _brain(tmp_path, sqlite_db)
     said = await brain.reply("My name is Meera. What about my order?")
     assert said.text.startswith("I see your order of 1 kg Black Forest cake")
+
+
+async def test_another_customers_order_is_never_read_out(
+    tmp_path: Path, sqlite_db: Database
+) -> None:
+    """The same name from another phone is another customer: a name alone finds nothing."""
+    await _order(sqlite_db, "Meera", "+919800000001")
+    brain, _ = _brain(tmp_path, sqlite_db)
+    said = await brain.reply("My name is Meera. What about my order?")
+    assert "Black Forest" not in said.text and "call you back" in said.text, said.text
     # romanised Hindi, a booking at the saloon under a name given earlier in the call
     start = NOW + timedelta(days=1, hours=7)  # Tuesday 4 pm in Chennai
     await store.hold_slot(
         sqlite_db,
         store.SlotHold("saloon", "Priya", start, start + timedelta(hours=1),
                        timedelta(minutes=10), call_sid="CAearlier", customer_name="Asha",
-                       details={"service": "haircut"}),
+                       customer_phone=CALLER, details={"service": "haircut"}),
         now=YESTERDAY,
     )  # fmt: skip
     await store.confirm_call(sqlite_db, "CAearlier", now=YESTERDAY)

@@ -111,6 +111,25 @@ async def test_quote_from_the_price_list(tmp_path: Path, db: Database) -> None:
     assert by_ref["found"] == 1
 
 
+async def test_order_status_reads_out_only_the_callers_own(tmp_path: Path, db: Database) -> None:
+    """Another number or a bare name never reads out someone else's orders; with a withheld
+    number, the reference and the name on it together do."""
+    box, _, _ = _box(tmp_path, db, name="bakery")
+    order = await box.run("book", {"name": "Asha", "items": [{"item": "Black Forest", "kg": 1}]})
+    ref = order["reference"]
+    other = await box.run("order_status", {"phone": "+91 98000 00001"})
+    assert other["reason"] == "invalid_args" and "calling from" in other["error"], other
+    withheld = ToolBox(
+        ToolContext(tenant=box.ctx.tenant, db=db, call_sid="CAw", caller_number=None)
+    )
+    bare_name = await withheld.run("order_status", {"name": "Asha"})
+    assert bare_name["reason"] == "invalid_args", bare_name
+    wrong_name = await withheld.run("order_status", {"reference": ref, "name": "Ravi"})
+    assert wrong_name["found"] == 0
+    both = await withheld.run("order_status", {"reference": ref, "name": "asha"})
+    assert both["found"] == 1 and both["orders"][0]["reference"] == ref
+
+
 async def test_quote_lines_by_pack_section_and_each(tmp_path: Path, sqlite_db: Database) -> None:
     box, _, _ = _box(tmp_path, sqlite_db, name="bakery")
     q = await box.run(

@@ -276,7 +276,8 @@ async def find_bookings(
     name: str | None = None,
     limit: int = 5,
 ) -> list[Booking]:
-    """A caller's earlier orders and bookings, by reference, phone (last 10 digits) or name."""
+    """Earlier orders and bookings matching every one given of reference, phone (last 10
+    digits) and name. (Who may ask for what is the tool's rule: tools/functions.py.)"""
     conds = []
     if reference:
         conds.append(bookings.c.reference == reference.upper())
@@ -290,7 +291,7 @@ async def find_bookings(
         return []
     q = (
         sa.select(bookings)
-        .where(bookings.c.tenant == tenant, sa.or_(*conds))
+        .where(bookings.c.tenant == tenant, *conds)
         .order_by(bookings.c.created_at.desc(), bookings.c.id.desc())
         .limit(limit)
     )

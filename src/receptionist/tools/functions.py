@@ -374,6 +374,12 @@ async def _book_order(ctx: ToolContext, args: dict[str, Any], name: str | None) 
 # --- earlier orders ----------------------------------------------------------------------------
 
 
+def _digits(phone: str | None) -> str:
+    """A number's last ten digits ("" for none or too short to name anyone)."""
+    digits = "".join(c for c in phone or "" if c.isdigit())[-10:]
+    return digits if len(digits) >= 6 else ""
+
+
 def _when(ctx: ToolContext, at: datetime | None) -> str | None:
     return at.astimezone(ctx.zone).strftime("%Y-%m-%d %H:%M") if at else None
 
@@ -381,14 +387,25 @@ def _when(ctx: ToolContext, at: datetime | None) -> str | None:
 async def order_status_tool(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     reference = _text(args, "reference")
     name = _text(args, "name")
-    phone = _text(args, "phone") or (None if reference or name else ctx.caller_number)
     if reference is not None and not reference.isalnum():
         raise ToolArgsError("a reference is letters and digits only")
-    if not (reference or name or phone):
-        raise ToolArgsError("give the reference, the name or the phone number it was made with")
-    found = await store.find_bookings(
-        ctx.db, ctx.tenant.tenant_id, reference=reference, phone=phone, name=name
-    )
+    # A caller sees only their own: what was made from the number they call from, or, with a
+    # withheld number, what they can name by its reference and the name on it. A name or
+    # another number alone would read out other customers' orders.
+    own = _digits(ctx.caller_number)
+    asked = _digits(_text(args, "phone"))
+    if asked and asked != own:
+        raise ToolArgsError("I can only look up orders made from the number you are calling from")
+    if own:
+        found = await store.find_bookings(
+            ctx.db, ctx.tenant.tenant_id, reference=reference, phone=own, name=name
+        )
+    elif reference and name:
+        found = await store.find_bookings(
+            ctx.db, ctx.tenant.tenant_id, reference=reference, name=name
+        )
+    else:
+        raise ToolArgsError("give the booking reference and the name it was made under")
     return {
         "found": len(found),
         "orders": [

@@ -69,14 +69,18 @@ SPECS: dict[str, ToolSpec] = {
     ),
     "order_status": ToolSpec(
         "order_status",
-        "Look up the caller's earlier order or booking by its reference, the caller's name or"
-        " phone number (this caller's number when none is given).",
+        "Look up the caller's own earlier order or booking: those made from the number they are"
+        " calling from (narrowed by reference or name), or, when their number is withheld, by"
+        " its reference together with the name it was made under.",
         {
             "type": "object",
             "properties": {
                 "reference": {"type": "string", "description": "The booking reference."},
                 "name": {"type": "string", "description": "The name it was made under."},
-                "phone": {"type": "string", "description": "The phone number it was made with."},
+                "phone": {
+                    "type": "string",
+                    "description": "Only the number the caller is calling from.",
+                },
             },
         },
         # the model can say "let me check" meanwhile; the answer is told when it is idle
