@@ -170,3 +170,44 @@ async def test_a_server_on_folders_says_where_to_edit(db: Database, tmp_path: Pa
         async with server.client("bakery") as c:
             got = await c.get("/api/v1/tenants/bakery/files")
             assert got.status_code == 409 and got.json()["error"]["code"] == "tenants_in_folders"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("\nactive = true\n", "\nactive = false\n"),  # an operator's switch, either way
+        ('caller_id = "08047112233"', 'caller_id = "08049990000"'),  # another business's
+    ],
+)
+async def test_an_owner_cannot_change_the_operators_keys(
+    server: Server, old: str, new: str
+) -> None:
+    async with server.client("bakery") as owner, server.client("admin") as admin:
+        base = (await owner.get("/api/v1/tenants/bakery/files")).json()
+        toml = base["files"]["tenant.toml"]
+        assert old in toml
+        files = {**base["files"], "tenant.toml": toml.replace(old, new, 1)}
+        got = await owner.put(
+            "/api/v1/tenants/bakery/files", json={"base_version": 1, "files": files}
+        )
+        assert got.status_code == 403, got.text
+        assert got.json()["error"]["code"] == "operator_only"
+        assert (await owner.get("/api/v1/tenants/bakery/files")).json()["version"] == 1
+        done = await admin.put(
+            "/api/v1/tenants/bakery/files", json={"base_version": 1, "files": files}
+        )
+        assert done.status_code == 200, done.text
+
+
+async def test_an_owner_cannot_point_a_secret_at_another_variable(server: Server) -> None:
+    """`*_env` names a variable of the server's environment: the operator's to choose."""
+    hook = '\n[[webhooks]]\nurl = "https://crm.example/hook"\nsecret_env = "{}"\n'
+    async with server.client("bakery") as owner:
+        base = (await owner.get("/api/v1/tenants/bakery/files")).json()
+        toml = base["files"]["tenant.toml"] + hook.format("GEMINI_API_KEY")
+        got = await owner.put(
+            "/api/v1/tenants/bakery/files",
+            json={"base_version": 1, "files": {**base["files"], "tenant.toml": toml}},
+        )
+        assert got.status_code == 403 and "webhooks[0].secret_env" in got.text, got.text
+        assert (await owner.get("/api/v1/tenants/bakery/files")).json()["version"] == 1

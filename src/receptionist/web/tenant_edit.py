@@ -6,11 +6,16 @@ not load is refused with every problem, by file and line, and nothing is saved. 
 version it was made from, so two people saving the same tenant cannot overwrite each other: the
 second is told (409) and loads the new version. Every save is a new version with its author (the
 key) and note. An owner's key reaches its own tenant only; an admin's, any, and only an admin
-creates one. After a save this process answers with the new version at once; the others within
-their refresh interval (stored_tenants.py).
+creates one. Some keys are the operator's even in an owner's own tenant (`operator_keys`): an
+owner's save or restore that changes one is refused. After a save this process answers with the
+new version at once; the others within their refresh interval (stored_tenants.py).
 """
 
 from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from typing import Any
 
 from receptionist.store.tenant_versions import (
     VersionConflict,
@@ -55,6 +60,32 @@ async def files_of(s: Scope, deps: WebDeps, tenant_id: str) -> TenantFiles:
     return TenantFiles(tenant_id=tenant_id, version=stored.info.version, files=stored.files)
 
 
+def operator_keys(config: dict[str, Any], path: str = "") -> Iterator[tuple[str, Any]]:
+    """The keys of a tenant.toml that only an operator changes, with their values: whether the
+    tenant answers (`active`, which an operator may have turned off), which of the server's
+    environment variables it reads (every `*_env`: a secret of the server or of another tenant
+    must not be one edit away), and the ExoPhone it calls from (`caller_id`: one Exotel account
+    serves every tenant). The budget is the owner's (issue 16: an owner edits it)."""
+    for key, value in config.items():
+        here = f"{path}.{key}" if path else key
+        if isinstance(value, dict):
+            yield from operator_keys(value, here)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, item in enumerate(value):
+                yield from operator_keys(item, f"{here}[{i}]")
+        elif here == "active" or key.endswith("_env") or key == "caller_id":
+            yield here, value
+
+
+def _operator_changes(old_toml: str, new_toml: str) -> list[str]:
+    try:
+        old = dict(operator_keys(tomllib.loads(old_toml)))
+        new = dict(operator_keys(tomllib.loads(new_toml)))
+    except tomllib.TOMLDecodeError:
+        return []  # the loader reports a file that does not parse
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
 async def save(
     s: Scope, deps: WebDeps, tenant_id: str, edit: TenantEdit, *, author: str
 ) -> TenantSaved:
@@ -62,6 +93,21 @@ async def save(
     tenants = _stored(deps)
     if edit.base_version is None and s.owner.tenant is not None:
         raise WebError(403, "forbidden", "only an admin key creates a tenant")
+    if s.owner.tenant is not None:
+        now = await load_version(deps.db, tenant_id)
+        changed = _operator_changes(
+            now.files.get("tenant.toml", "") if now else "", edit.files.get("tenant.toml", "")
+        )
+        if changed:
+            raise WebError(
+                403,
+                "operator_only",
+                "only the operator changes these; nothing was saved",
+                [
+                    {"file": "tenant.toml", "line": None, "message": f"{k}: operator only"}
+                    for k in changed
+                ],
+            )
     try:
         bundle = TenantBundle.from_text(edit.files)
     except BadBundlePath as exc:

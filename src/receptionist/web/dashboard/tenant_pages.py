@@ -321,7 +321,7 @@ async def save(request: Request, viewer: Viewer) -> Response:
         if exc.code == "version_conflict":
             editor.conflict = True  # the edit stays on the page: nothing is lost
             return _settings_page(request, editor, 409)
-        if exc.code != "invalid_tenant":
+        if exc.code not in ("invalid_tenant", "operator_only"):
             raise
         if exc.problems:
             editor.errors = map_problems(
