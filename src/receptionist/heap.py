@@ -70,8 +70,9 @@ def pin_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
     resident from earlier use, and the free top of the heap is kept. Pinned (which also stops
     glibc's adjusting), a buffer gets its own mapping whose untouched pages cost nothing and
     which munmap returns at the call's end; the heap's free top goes back to the system.
-    bench/bridge_load.py, 200 calls: ~225-240 KB of RSS per call before, ~218 after, CPU the
-    same. A no-op without glibc's mallopt.
+    bench/bridge_load.py, 200 calls, glibc's thresholds pinned from the environment: ~226-242 KB
+    of RSS per call before, ~218 after, CPU the same; a later noisier run was inside the noise
+    (bench/results/memory_pin_mmap_end_2026-12-07.json). A no-op without glibc's mallopt.
     """
     fn = _libc("mallopt", ctypes.c_int, ctypes.c_int)
     if fn is None:
