@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +316,44 @@ def claimable(dialect: str, pick: sa.Select[Any]) -> Any:
     if dialect == "postgresql":
         return pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
     return pick.cte("picked")
+
+
+async def claim_due(
+    db: Database,
+    table: sa.Table,
+    due: sa.ColumnElement[bool],
+    *,
+    worker_id: str,
+    lease_s: float,
+    limit: int,
+    now: datetime,
+    returning: Sequence[sa.ColumnElement[Any]],
+) -> list[Any]:
+    """Lease up to `limit` rows of an outbox `table` (`status`, `next_attempt_at`, `lease_owner`,
+    `lease_expires_at`, `attempts`, `updated_at`) that are `pending`, `due` and held by no live
+    lease, oldest due first, counting the attempt; returns the `returning` columns."""
+    t = table.c
+    free = sa.or_(t.lease_expires_at.is_(None), t.lease_expires_at < now)
+    pick = (
+        sa.select(t.id)
+        .where(t.status == "pending", t.next_attempt_at <= now, free, due)
+        .order_by(t.next_attempt_at, t.id)
+        .limit(limit)
+    )
+    picked = claimable(db.dialect, pick)
+    stmt = (
+        sa.update(table)
+        .where(t.id.in_(sa.select(picked.c.id)), t.status == "pending", free)
+        .values(
+            lease_owner=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            attempts=t.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*returning)
+    )
+    async with db.begin(immediate=True) as conn:
+        return list((await conn.execute(stmt)).all())
 
 
 def upsert_insert(dialect: str, table: sa.Table) -> Any:

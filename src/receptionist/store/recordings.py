@@ -10,12 +10,12 @@ harmless).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from receptionist.store.db import Database, claimable, upsert_insert
+from receptionist.store.db import Database, claim_due, upsert_insert
 from receptionist.store.schema import call_recordings, utcnow
 
 __all__ = [
@@ -90,27 +90,16 @@ async def claim_uploads(
     db: Database, *, node: str, worker_id: str, lease_s: float, limit: int, now: datetime
 ) -> list[ClaimedUpload]:
     r = call_recordings.c
-    free = sa.or_(r.lease_expires_at.is_(None), r.lease_expires_at < now)
-    pick = (
-        sa.select(r.id)
-        .where(r.status == PENDING, r.node == node, r.next_attempt_at <= now, free)
-        .order_by(r.next_attempt_at, r.id)
-        .limit(limit)
+    rows = await claim_due(
+        db,
+        call_recordings,
+        r.node == node,
+        worker_id=worker_id,
+        lease_s=lease_s,
+        limit=limit,
+        now=now,
+        returning=(r.id, r.call_sid, r.tenant, r.raw_base, r.sample_rate, r.attempts, r.created_at),
     )
-    picked = claimable(db.dialect, pick)
-    stmt = (
-        sa.update(call_recordings)
-        .where(r.id.in_(sa.select(picked.c.id)), r.status == PENDING, free)
-        .values(
-            lease_owner=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            attempts=r.attempts + 1,
-            updated_at=now,
-        )
-        .returning(r.id, r.call_sid, r.tenant, r.raw_base, r.sample_rate, r.attempts, r.created_at)
-    )
-    async with db.begin(immediate=True) as conn:
-        rows = (await conn.execute(stmt)).all()
     return [ClaimedUpload(*row) for row in rows]
 
 

@@ -10,12 +10,12 @@ the receiver de-duplicates by `event_id`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from receptionist.store.db import Database, claimable, upsert_insert
+from receptionist.store.db import Database, claim_due, upsert_insert
 from receptionist.store.schema import utcnow, webhook_attempts, webhook_deliveries
 
 __all__ = [
@@ -93,27 +93,16 @@ async def claim_deliveries(
 ) -> list[ClaimedDelivery]:
     now = now or utcnow()
     d = webhook_deliveries.c
-    free = sa.or_(d.lease_expires_at.is_(None), d.lease_expires_at < now)
-    pick = (
-        sa.select(d.id)
-        .where(d.status == PENDING, d.next_attempt_at <= now, free)
-        .order_by(d.next_attempt_at, d.id)
-        .limit(limit)
+    rows = await claim_due(
+        db,
+        webhook_deliveries,
+        sa.true(),
+        worker_id=worker_id,
+        lease_s=lease_s,
+        limit=limit,
+        now=now,
+        returning=(d.id, d.event_id, d.event_type, d.url, d.secret_env, d.payload, d.attempts),
     )
-    picked = claimable(db.dialect, pick)
-    stmt = (
-        sa.update(webhook_deliveries)
-        .where(d.id.in_(sa.select(picked.c.id)), d.status == PENDING, free)
-        .values(
-            lease_owner=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            attempts=d.attempts + 1,
-            updated_at=now,
-        )
-        .returning(d.id, d.event_id, d.event_type, d.url, d.secret_env, d.payload, d.attempts)
-    )
-    async with db.begin(immediate=True) as conn:
-        rows = (await conn.execute(stmt)).all()
     return [
         ClaimedDelivery(r.id, r.event_id, r.event_type, r.url, r.secret_env, r.payload, r.attempts)
         for r in rows
