@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("receptionist.handoff")
 
-_CALL_SID = re.compile(r"[A-Za-z0-9]{1,128}")
+CALL_SID = re.compile(r"[A-Za-z0-9]{1,128}")  # an Exotel call sid, as we accept one
 _NUMBER = re.compile(r"\+?\d{3,16}")
 RECORDING_CHANNELS = "dual"  # caller and callee on separate tracks: clearer to review
 
@@ -91,7 +91,7 @@ async def exotel_connect(request: Request) -> JSONResponse:
         return _refused(403, "forbidden")
     call_sid = request.query_params.get("CallSid", "")
     call_to = request.query_params.get("CallTo", "")
-    if not _CALL_SID.fullmatch(call_sid) or (call_to and not _NUMBER.fullmatch(call_to)):
+    if not CALL_SID.fullmatch(call_sid) or (call_to and not _NUMBER.fullmatch(call_to)):
         return _refused(400, "bad CallSid or CallTo")
     row = await get_call(ctx.db, call_sid)
     if row is None:  # a call our bridge never carried: nothing to put through

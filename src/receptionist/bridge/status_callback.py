@@ -12,7 +12,6 @@ constant time; a request without it changes nothing (403).
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -20,7 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from receptionist.bridge.connect_url import key_matches
+from receptionist.bridge.connect_url import CALL_SID, key_matches
 from receptionist.notify.webhook import BodyTooLarge, read_bounded
 from receptionist.store.callbacks import settle_by_exotel_sid
 
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("receptionist.callbacks")
 
 MAX_BODY = 8192
-_CALL_SID = re.compile(r"[A-Za-z0-9]{1,128}")
 # Exotel's terminal status -> the callback's
 OUTCOMES = {"no-answer": "no_answer", "busy": "no_answer", "failed": "failed"}
 STATUSES = frozenset({*OUTCOMES, "completed"})
@@ -59,7 +57,7 @@ async def exotel_status(request: Request) -> JSONResponse:
         return JSONResponse({"error": "too large"}, status_code=413)
     fields = _fields(body, request.headers.get("content-type", ""))
     sid, status = str(fields.get("CallSid", "")), str(fields.get("Status", "")).lower()
-    if not _CALL_SID.fullmatch(sid) or status not in STATUSES:
+    if not CALL_SID.fullmatch(sid) or status not in STATUSES:
         return JSONResponse({"error": "bad CallSid or Status"}, status_code=400)
     if status == "completed":  # answered: the bridge marked it when the stream started
         return JSONResponse({"ok": True})
