@@ -207,7 +207,7 @@ async def measure_throughput(url: str, fake: FakeMsg91, args: Any) -> dict[str, 
         )
         for i in range(args.messages)
     ]
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         for k in range(0, len(rows), 500):
             await insert_notifications(conn, db.dialect, rows[k : k + 500])
     worker = worker_from_settings(settings, db, TenantRepository(settings.tenants_dir))

@@ -62,7 +62,7 @@ def new(
 
 
 async def insert(db: Database, *rows: NewNotification) -> int:
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         return await insert_notifications(conn, db.dialect, rows)
 
 

@@ -455,9 +455,9 @@ class _Outage(Database):
             yield conn
 
     @contextlib.asynccontextmanager
-    async def begin(self, *, immediate: bool = False) -> AsyncIterator[AsyncConnection]:
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
         self._gate()
-        async with super().begin(immediate=immediate) as conn:
+        async with super().begin() as conn:
             yield conn
 
 

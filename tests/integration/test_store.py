@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,7 +23,13 @@ from receptionist.store.calls import (
     record_call_event,
 )
 from receptionist.store.db import Database, DatabaseError, DatabaseUnavailable
-from receptionist.store.schema import SEARCH_INDEX_OBJECTS, Stage, ai_token_usage, metadata
+from receptionist.store.schema import (
+    SEARCH_INDEX_OBJECTS,
+    Stage,
+    ai_token_usage,
+    call_details,
+    metadata,
+)
 from receptionist.usage import TokenUsage
 from tests.pg import free_port
 
@@ -381,6 +388,28 @@ async def test_concurrent_calls(db: Database) -> None:
     assert len(calls) == 20
     assert {c["stage"] for c in calls} == {"transcript_saved"}
     assert len(await _usage_rows(db)) == 40
+
+
+async def test_a_write_transaction_holds_sqlites_write_lock_from_its_start(
+    sqlite_db: Database,
+) -> None:
+    """A deferred SQLite transaction that reads, then writes after another connection has
+    committed, fails at once with "database is locked" (a stale snapshot cannot be upgraded and
+    the busy timeout does not apply; CI lost a test to it). ``begin`` takes the write lock at
+    BEGIN, so another writer waits instead of slipping in between the read and the write."""
+    db = sqlite_db
+    await create_call(db, _new_call("CA1"))
+    path = db.url.removeprefix("sqlite+aiosqlite:///")
+    async with db.begin() as conn:
+        await conn.execute(sa.select(sa.func.count()).select_from(call_details))
+        other = sqlite3.connect(path, timeout=0)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("UPDATE call_details SET tenant = 'other'")
+        finally:
+            other.close()
+        await conn.execute(sa.update(call_details).values(tenant="saloon"))
+    assert {c["tenant"] for c in await list_calls(db)} == {"saloon"}
 
 
 # --- tenants -----------------------------------------------------------------------------------

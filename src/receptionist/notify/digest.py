@@ -126,7 +126,7 @@ async def due_digests(
             rows.append(row)
     if not rows:
         return 0
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         added = await insert_notifications(conn, db.dialect, rows)
     for row in rows:
         log.info("daily digest %s queued for %s", row.idempotency_key, row.tenant)

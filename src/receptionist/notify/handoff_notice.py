@@ -68,7 +68,7 @@ async def queue_owner_notice(
     row = notice_row(tenant, call_sid, caller, why, provider_name(settings), utcnow())
     if row is None:
         return False
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         added = await insert_notifications(conn, db.dialect, [row])
     if added:
         log.info("call %s: owner told of a hand-off outside hours", call_sid)

@@ -85,7 +85,7 @@ async def cost_call(
     Prices are those valid on ``on``; by default the UTC day the call started (the day the tokens
     were spent), else the day the usage row was written, else today.
     """
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         rows = await usage_rows(conn, call_sid, lock=True)
         day = on or await call_started_on(conn, call_sid)
         if day is None:

@@ -119,7 +119,7 @@ async def run_step(deps: PipelineDeps, claim: Claim, *, worker_id: str) -> str:
         }
         # the analysis, its tokens and the business's webhook events: one commit
         events = call_events(tenant, {**row, **values}, ("call.ended", "call.analyzed"))
-        async with deps.db.begin(immediate=True) as conn:
+        async with deps.db.begin() as conn:
             if usage:
                 await upsert_token_usage(conn, claim.call_sid, row["tenant"], usage)
             await insert_deliveries(conn, deps.db.dialect, events)
@@ -157,7 +157,7 @@ def _count_cost(deps: PipelineDeps, tenant_id: str | None, cost: CallCost) -> No
 async def _advance(
     deps: PipelineDeps, claim: Claim, worker_id: str, to_stage: str, values: dict[str, Any]
 ) -> str:
-    async with deps.db.begin(immediate=True) as conn:
+    async with deps.db.begin() as conn:
         ok = await advance(conn, claim, worker_id=worker_id, to_stage=to_stage, values=values)
     return to_stage if ok else ""
 
@@ -169,7 +169,7 @@ async def _decide_messages(
         return await _advance(deps, claim, worker_id, Stage.MESSAGES_QUEUED, {})
     tenant = await _tenant_of_call(deps, row)
     messages, usage = await decide_messages(tenant, row, deps.actions)
-    async with deps.db.begin(immediate=True) as conn:  # the messages and the stage: one commit
+    async with deps.db.begin() as conn:  # the messages and the stage: one commit
         await insert_notifications(conn, deps.db.dialect, messages)
         if usage:
             await upsert_token_usage(conn, claim.call_sid, row["tenant"], usage)
@@ -233,7 +233,7 @@ async def _analyse(
     except AnalysisInvalid as exc:
         # The tokens were spent all the same, and the answers are kept for a person to read.
         if exc.usage:
-            async with deps.db.begin(immediate=True) as conn:
+            async with deps.db.begin() as conn:
                 await upsert_token_usage(conn, row["call_sid"], row["tenant"], list(exc.usage))
         raw = " | ".join(a[:400] for a in exc.raw_answers)
         raise StepError(f"analysis invalid: {exc}; answers: {raw}", retryable=False) from exc
@@ -274,7 +274,7 @@ async def _exotel_details(
         "exotel_data": details.raw,
     }
     final = details.is_final
-    async with deps.db.begin(immediate=True) as conn:
+    async with deps.db.begin() as conn:
         # What Exotel has so far is stored at once, complete or not, so it is visible.
         await upsert_exotel_details(
             conn, call_sid=claim.call_sid, tenant=row["tenant"], values=values

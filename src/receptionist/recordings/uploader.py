@@ -162,7 +162,7 @@ class RecordingUploader:
             or Path(row.raw_base + ".agent.pcm").exists()
         ]
         if mine:
-            async with self.db.begin(immediate=True) as conn:
+            async with self.db.begin() as conn:
                 await conn.execute(
                     sa.update(call_recordings).where(r.id.in_(mine)).values(node=self.node)
                 )

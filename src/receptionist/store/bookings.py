@@ -111,7 +111,7 @@ async def hold_slot(db: Database, hold: SlotHold, *, now: datetime | None = None
     for _ in range(3):  # a reference collision is retried; a slot collision is an answer
         reference = new_reference()
         try:
-            async with db.begin(immediate=True) as conn:
+            async with db.begin() as conn:
                 # a hold that ran out frees its slot: mark it so the index admits a new one
                 await conn.execute(
                     sa.update(bookings)

@@ -81,7 +81,7 @@ async def claim_callback(
         )
         .on_conflict_do_nothing(index_elements=["key"])
     )
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         result = await conn.execute(stmt)
     return bool(result.rowcount)
 
@@ -99,7 +99,7 @@ async def update_callback(
         values["exotel_sid"] = exotel_sid
     if error is not None:
         values["error"] = error[:300]
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         await conn.execute(sa.update(callbacks).where(callbacks.c.key == key).values(**values))
 
 
@@ -112,7 +112,7 @@ async def settle_by_exotel_sid(db: Database, exotel_sid: str, status: str, error
         .where(c.exotel_sid == exotel_sid, c.status.in_(("placing", "placed")))
         .values(status=status, error=error[:300], updated_at=utcnow())
     )
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         result = await conn.execute(stmt)
         if result.rowcount:
             return True

@@ -134,7 +134,7 @@ async def create_call(db: Database, c: NewCall) -> bool:
     # IMMEDIATE: the insert also writes the SQLite search index (FTS5, by trigger), whose
     # statements read before they write; a deferred transaction could then be refused at once
     # ("database is locked") when another call's write got in between, instead of waiting.
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         await conn.execute(stmt)
         owner = (
             await conn.execute(sa.select(c_.session_id).where(c_.call_sid == c.call_sid))
@@ -266,7 +266,7 @@ async def finish_call(db: Database, f: FinishedCall) -> None:
     # per-call response times, kept with the call's figures: the owner's stats read these few
     # numbers instead of every transcript
     stats = {**f.stats, "response_ms": response_times(transcript)}
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         row = (
             (
                 await conn.execute(
@@ -363,7 +363,7 @@ async def record_call_event(db: Database, call_sid: str, kind: str, detail: Any 
     """
     c = call_details.c
     now = utcnow()
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         row = (
             (
                 await conn.execute(

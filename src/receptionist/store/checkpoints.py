@@ -479,7 +479,7 @@ async def close_lost_calls(
     now = now or utcnow()
     done: list[str] = []
     for i in range(0, len(calls), REAP_BATCH):
-        async with db.begin(immediate=True) as conn:
+        async with db.begin() as conn:
             for lost in calls[i : i + REAP_BATCH]:
                 if await _close(conn, db.dialect, lost, now):
                     done.append(lost.call_sid)
@@ -518,7 +518,7 @@ async def reap_lost_calls(
     pick = _lost_calls_query(me, cutoff=cutoff, legacy=legacy, dead=dead, dialect=db.dialect)
     lost: list[str] = []
     while True:
-        async with db.begin(immediate=True) as conn:
+        async with db.begin() as conn:
             rows = (await conn.execute(pick)).all()
             closed = 0
             for r in rows:

@@ -243,15 +243,18 @@ class Database:
             yield conn
 
     @contextlib.asynccontextmanager
-    async def begin(self, *, immediate: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A connection inside a transaction: committed on normal exit, rolled back on error.
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside a write transaction: committed on normal exit, rolled back on error.
 
-        ``immediate=True`` takes SQLite's write lock at BEGIN (``BEGIN IMMEDIATE``), so a
-        read-then-write transaction waits for other writers instead of failing with "database is
-        locked". It changes nothing on PostgreSQL (use ``SELECT ... FOR UPDATE`` there).
+        On SQLite it takes the write lock at BEGIN (``BEGIN IMMEDIATE``). A deferred transaction
+        that reads and then writes fails at once with "database is locked" when another
+        connection committed in between (SQLite cannot upgrade a stale read snapshot, and the
+        busy timeout does not apply), so every ``begin`` waits for the lock up front instead.
+        Reads that write nothing use :meth:`session`. PostgreSQL is unaffected (use
+        ``SELECT ... FOR UPDATE`` there where a read decides a write).
         """
         async with self._engine.connect() as conn:
-            if immediate and self._dialect == "sqlite":
+            if self._dialect == "sqlite":
                 conn = await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
             async with conn.begin():
                 yield conn
@@ -281,14 +284,14 @@ class Database:
         On PostgreSQL an advisory lock serialises several processes upgrading at once; on SQLite
         the transaction takes the write lock up front.
         """
-        async with self.begin(immediate=True) as conn:
+        async with self.begin() as conn:
             if self._dialect == "postgresql":
                 await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
             await conn.run_sync(_run_alembic, "upgrade", revision)
 
     async def downgrade(self, revision: str) -> None:
         """Revert the migrations down to ``revision`` (``"base"`` drops everything)."""
-        async with self.begin(immediate=True) as conn:
+        async with self.begin() as conn:
             await conn.run_sync(_run_alembic, "downgrade", revision)
 
     async def current_revision(self) -> str | None:
@@ -352,7 +355,7 @@ async def claim_due(
         )
         .returning(*returning)
     )
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         return list((await conn.execute(stmt)).all())
 
 

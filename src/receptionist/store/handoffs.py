@@ -24,7 +24,7 @@ async def record_handoff(db: Database, call_sid: str, *, who: str | None, reason
         "at": utcnow().isoformat(),
     }
     c = call_details.c
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         result = await conn.execute(
             sa.update(call_details).where(c.call_sid == call_sid).values(handoff=value)
         )
@@ -45,7 +45,7 @@ async def record_handoff_outcome(
     (Exotel's request came first, or the row is another process's still) gets one made of the
     outcome alone. False when the call is unknown."""
     c = call_details.c
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         row = (await conn.execute(sa.select(c.handoff).where(c.call_sid == call_sid))).first()
         if row is None:
             return False

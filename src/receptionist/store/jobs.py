@@ -70,7 +70,7 @@ async def claim(
         .values(lease_owner=worker_id, lease_expires_at=expires)
         .returning(c.call_sid, c.tenant, c.stage, c.attempts)
     )
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         rows = (await conn.execute(stmt)).all()
     return [
         Claim(
@@ -155,7 +155,7 @@ async def retry_later(
     }
     if give_up:
         values["stage"] = Stage.FAILED
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         result = await conn.execute(
             sa.update(call_details)
             .where(owned(claim.call_sid, worker_id, claim.stage))
@@ -170,7 +170,7 @@ async def defer(db: Database, claim: Claim, *, worker_id: str, delay_s: float, n
     """Not a failure, just not yet (e.g. Exotel has not finished the call's record): come back
     after `delay_s`. `attempts` still counts, so callers can back off."""
     now = utcnow()
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         result = await conn.execute(
             sa.update(call_details)
             .where(owned(claim.call_sid, worker_id, claim.stage))
@@ -189,7 +189,7 @@ async def defer(db: Database, claim: Claim, *, worker_id: str, delay_s: float, n
 async def reschedule(db: Database, call_sid: str, *, stage: str) -> bool:
     """Operator retry (`receptionist calls retry`): put a call back at `stage`, due now."""
     now = utcnow()
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         result = await conn.execute(
             sa.update(call_details)
             .where(call_details.c.call_sid == call_sid)

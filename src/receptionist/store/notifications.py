@@ -212,7 +212,7 @@ async def claim_due(
             n.attempts,
         )
     )
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         rows = (await conn.execute(stmt)).all()
     return [
         Claimed(
@@ -244,7 +244,7 @@ async def finish_sends(
     n = notifications.c
     now = utcnow()
     recorded = []
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         for notification_id, values in outcomes:
             row = (
                 await conn.execute(
@@ -286,7 +286,7 @@ async def expire_abandoned(
     gone out. With a confirm window they are looked at again when it has passed."""
     now = now or utcnow()
     n = notifications.c
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         rows = (
             await conn.execute(
                 sa.update(notifications)
@@ -340,7 +340,7 @@ async def requeue_unconfirmed(db: Database, *, now: datetime | None = None) -> l
         n.next_attempt_at.is_not(None),
         n.next_attempt_at <= now,
     )
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         await conn.execute(
             sa.update(notifications)
             .where(due, _unexplained_report_for(notifications))
@@ -392,7 +392,7 @@ async def apply_report(
     rows exist the report cannot be pinned to one; kept unmatched, it stops any of them from
     being resent automatically (see requeue_unconfirmed). A status that moved forward writes
     its webhook events (`events`) in the same transaction."""
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         outcome, matched = await _apply(conn, report, match_window_s, events)
         await conn.execute(
             sa.insert(notification_reports).values(
@@ -506,7 +506,7 @@ async def requeue(db: Database, notification_id: int) -> bool:
     """A person decided (`receptionist messages resend`): send a failed/unknown message again."""
     n = notifications.c
     now = utcnow()
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         result = await conn.execute(
             sa.update(notifications)
             .where(n.id == notification_id, n.status.in_([NOTIFY_FAILED, NOTIFY_UNKNOWN]))

@@ -82,7 +82,7 @@ async def add_recording(db: Database, new: NewRecording, *, now: datetime | None
         )
         .on_conflict_do_nothing(index_elements=["call_sid"])
     )
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         return bool((await conn.execute(stmt)).rowcount)
 
 
@@ -118,7 +118,7 @@ async def upload_finished(
     """Stored (or found empty); False: the lease had passed to another uploader."""
     r = call_recordings.c
     now = utcnow()
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         done = await conn.execute(
             sa.update(call_recordings)
             .where(r.id == claimed.id, r.lease_owner == worker_id, r.status == PENDING)
@@ -150,7 +150,7 @@ async def upload_failed(
 ) -> None:
     """Again at `retry_at`, or `failed` for good (None): the reason is kept on the row."""
     r = call_recordings.c
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         await conn.execute(
             sa.update(call_recordings)
             .where(r.id == claimed.id, r.lease_owner == worker_id, r.status == PENDING)
@@ -189,7 +189,7 @@ async def expired(
 async def mark_deleted(db: Database, recording_id: int) -> None:
     r = call_recordings.c
     now = utcnow()
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         await conn.execute(
             sa.update(call_recordings)
             .where(r.id == recording_id)

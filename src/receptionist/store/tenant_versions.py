@@ -85,7 +85,7 @@ async def save_version(
     """
     t, v = tenant_configs.c, tenant_versions.c
     now = utcnow()
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         current = await _lock_row(conn, db.dialect, summary, now)
         if base_version is not _ANY and base_version != current:
             raise VersionConflict(summary.tenant_id, base_version, current)  # type: ignore[arg-type]

@@ -126,7 +126,7 @@ async def finish_delivery(
     ok = status_code is not None and 200 <= status_code < 300
     status = DELIVERED if ok else (PENDING if retry_at is not None else FAILED)
     now = utcnow()
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         await conn.execute(
             sa.insert(webhook_attempts).values(
                 delivery_id=claimed.id,
@@ -169,7 +169,7 @@ async def replay_delivery(db: Database, delivery_id: int, *, tenant: str | None 
     )
     if tenant is not None:
         stmt = stmt.where(d.tenant == tenant)
-    async with db.begin(immediate=True) as conn:
+    async with db.begin() as conn:
         return bool((await conn.execute(stmt)).rowcount)
 
 

@@ -58,7 +58,7 @@ async def _run_online_async() -> None:
 
     db = Database(_url())
     try:
-        async with db.begin(immediate=True) as conn:
+        async with db.begin() as conn:
             await conn.run_sync(_configure)
     finally:
         await db.dispose()
