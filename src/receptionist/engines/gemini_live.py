@@ -101,10 +101,16 @@ def make_client(cfg: GeminiLiveConfig) -> genai.Client:
     opts: dict[str, Any] = {"api_version": cfg.api_version}
     if cfg.base_url:
         opts["base_url"] = cfg.base_url
+    # google-genai passes on to websockets.connect the arguments it accepts. Without
+    # `compression=None` the Live socket offers permessage-deflate; a server that accepted it
+    # would cost each call more CPU than the whole bridge (deflating the caller's base64 audio)
+    # and ~190 KB of zlib state, to save a quarter of the bytes (bench/ws_deflate.py).
+    client_args: dict[str, Any] = {"compression": None}
     if cfg.ca_file:
         ctx = ssl.create_default_context(cafile=str(cfg.ca_file))
         # `ssl` reaches websockets.connect for Live; `verify` keeps the HTTP client consistent.
-        opts["async_client_args"] = {"ssl": ctx, "verify": ctx}
+        client_args |= {"ssl": ctx, "verify": ctx}
+    opts["async_client_args"] = client_args
     return genai.Client(api_key=cfg.api_key, http_options=types.HttpOptions(**opts))
 
 
