@@ -30,10 +30,10 @@ from receptionist.store.checkpoints import (
     Checkpoint,
     ServerProcess,
     heartbeat_and_checkpoint,
-    reap_lost_calls,
     register_server,
 )
 from receptionist.store.db import Database
+from receptionist.store.reaper import reap_lost_calls
 from receptionist.store.schema import server_processes, utcnow
 from receptionist.usage import TokenUsage
 from tests.pg import free_port

@@ -31,16 +31,14 @@ from receptionist import loops
 from receptionist.observe import metrics
 from receptionist.store.checkpoints import (
     Checkpoint,
-    LostCall,
     ServerProcess,
-    close_lost_calls,
     heartbeat_and_checkpoint,
     heartbeat_then_each,
     provably_dead,
-    reap_lost_calls,
     unregister_server,
 )
 from receptionist.store.db import Database, unreachable
+from receptionist.store.reaper import LostCall, close_lost_calls, reap_lost_calls
 from receptionist.store.schema import utcnow
 
 log = logging.getLogger("receptionist.checkpoint")
