@@ -45,7 +45,8 @@ async def test_the_watcher_snapshots_idle_then_each_new_high(
 ) -> None:
     monkeypatch.setenv(memtrace.ENV, str(tmp_path))
     monkeypatch.setattr(memtrace, "POLL_S", 0.001)
-    monkeypatch.setattr(memtrace, "PEAK_STEP_KB", -1)  # every poll is a "high": no RSS luck
+    # every poll is a "high", even one where RSS went down since the last (no RSS luck)
+    monkeypatch.setattr(memtrace, "PEAK_STEP_KB", -(1 << 40))
     live = [0]
     polled = asyncio.Event()
 
