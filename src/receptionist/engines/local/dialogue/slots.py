@@ -200,8 +200,9 @@ class SlotFilling(ReadBack):
                 low,
             ):
                 return False
-        if re.search(r"\bwith egg\b", low) and "egg" in key:
-            return False
+        root = re.fullmatch(r"([a-z]+?)[\s-]*(?:less|free)", key)
+        if root and re.search(rf"\bwith {re.escape(root.group(1))}\b", low):
+            return False  # "with egg is fine" for eggless, "with sugar" for sugar-free
         if lenient:
             if is_yes(text):
                 return True

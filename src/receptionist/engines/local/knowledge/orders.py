@@ -21,6 +21,12 @@ _UNIT_WORDS = (
 _COUNT_BEFORE = re.compile(
     rf"\b{_COUNT_WORD}\s+(?:({_PACK_WORDS})\s+(?:of\s+)?)?(?:{_UNIT_WORDS}\s+(?:of\s+)?)?$"
 )
+# a romanised Hindi count before a pack or unit word ("do packet Electral"): "do" is two only
+# there (anywhere else it is the English verb)
+_HINDI_COUNT_BEFORE = re.compile(
+    rf"\b(ek|do|teen|chaar|char|paanch)\s+(?:({_PACK_WORDS})|{_UNIT_WORDS})\s+(?:of\s+)?$"
+)
+_HINDI_COUNTS = {"ek": 1, "do": 2, "teen": 3, "chaar": 4, "char": 4, "paanch": 5}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +133,13 @@ def _quantity_around(
             if got:
                 kg = Decimal(str(got[0][1]))
     m = _COUNT_BEFORE.search(before)
-    if m:
+    hindi = None if m else _HINDI_COUNT_BEFORE.search(before)
+    n: int | None = None
+    if hindi:
+        m, n = hindi, _HINDI_COUNTS[hindi.group(1)]
+    elif m:
         n = parse_count(m.group(1))
+    if m:
         if m.group(2):
             packs = n
         elif kg is None:
