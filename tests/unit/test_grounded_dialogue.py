@@ -727,3 +727,24 @@ def test_an_eggless_cake_is_priced_with_the_menus_surcharge(tenants: dict[str, T
     b, replies = talk(tenants, "bakery", "I want to order two kilo eggless black forest for pickup")
     assert b.state.total == 1600
     assert "1600 rupees" in replies[0].text
+
+
+def test_a_request_meant_for_another_business_is_not_taken(tenants: dict[str, Tenant]) -> None:
+    """ "Is this the X? I want ..." naming nothing of this business: say who we are first."""
+    b, replies = talk(
+        tenants, "clinic", "Hello, is this the tyre shop? I want to book a puncture repair."
+    )
+    assert replies[0].reason == "identity" and "Sharma Family Clinic" in replies[0].text
+    assert b.state.intent is None and not b.state.pending_fields
+
+
+def test_is_this_us_before_a_request_is_neither_answered_nor_read(
+    tenants: dict[str, Tenant],
+) -> None:
+    """ "Is this the bakery?" before an order: no fact read out for it, nothing taken from it."""
+    b, replies = talk(
+        tenants, "bakery", "Is this the bakery? I'd like 1 kg pineapple cake tomorrow."
+    )
+    assert [line.item.display for line in b.state.order] == ["Pineapple cake"]
+    assert replies[0].reason.startswith("ask:"), replies[0]
+    assert replies[0].text.startswith("1 kg Pineapple cake")
