@@ -70,6 +70,30 @@ async def test_the_total_of_the_order_given(tmp_path: Path, sqlite_db: Database)
     assert on.reason != "quote" and brain.state.details.get("name") == "Asha"
 
 
+async def test_the_brain_says_the_quote_tools_figures(tmp_path: Path, sqlite_db: Database) -> None:
+    """The acknowledgement, the read-back and "what's the total?" all say what `quote` answers
+    for the same lines, the eggless surcharge the menu states included, with the tool enabled
+    or not (one computation: knowledge.quote)."""
+    order = "I'd like two kilo eggless chocolate truffle cake and 2 veg puffs for pickup tomorrow"
+    brain, box = _brain(tmp_path, sqlite_db)
+    q = await box.run(
+        "quote",
+        {"items": [{"item": "chocolate truffle", "kg": 2, "options": ["eggless"]},
+                   {"item": "veg puff", "count": 2}]},
+    )  # fmt: skip
+    assert q["total_rupees"] == "1960"  # 2 x 900 + 2 x 50 eggless + 2 x 30
+    ack = await brain.reply(order)
+    assert "2 kg Chocolate Truffle cake eggless, 1900 rupees" in ack.text
+    assert "That comes to 1960 rupees." in ack.text
+    said = await brain.reply("What's the total?")
+    assert said.reason == "quote" and said.text.endswith("1960 rupees in all.")
+    assert box.outcomes[-1].name == "quote" and box.outcomes[-1].status == "ok"
+    without, _ = _brain(tmp_path / "none", sqlite_db, extra=NO_TOOLS)
+    await without.reply(order)
+    read_back = await without.reply("My name is Asha, I'll use this number.")
+    assert "total 1960 rupees" in read_back.text, read_back.text
+
+
 async def test_unknown_items_and_a_weight_not_said(tmp_path: Path, sqlite_db: Database) -> None:
     brain, _ = _brain(tmp_path, sqlite_db)
     said = await brain.reply(

@@ -149,6 +149,32 @@ async def test_quote_lines_by_pack_section_and_each(tmp_path: Path, sqlite_db: D
     )["total_rupees"]
 
 
+async def test_quote_adds_the_extras_the_price_list_states(
+    tmp_path: Path, sqlite_db: Database
+) -> None:
+    """menu.md: "Eggless cakes cost ₹50 extra per kg"; services: "(Rica wax ₹200 extra)". An
+    option with no stated charge, or one for something else, adds nothing."""
+    box, _, _ = _box(tmp_path, sqlite_db, name="bakery")
+    cake = {"item": "Chocolate Truffle", "kg": 2, "options": ["eggless"]}
+    q = await box.run(
+        "quote", {"items": [cake, {"item": "pineapple pastry", "options": ["Eggless"]}]}
+    )
+    assert q["lines"][0] == {
+        "line": "2 kg Chocolate Truffle cake eggless",
+        "rupees": "1900",
+        "extras": [{"option": "eggless", "rupees": "100"}],
+    }
+    assert q["lines"][1] == {"line": "Pineapple pastry", "rupees": "80"}  # the charge is per kg
+    assert q["total_rupees"] == "1980"
+    plain = await box.run("quote", {"items": [{**cake, "options": ["extra candles"]}]})
+    assert plain["total_rupees"] == "1800" and "extras" not in plain["lines"][0]
+    saloon, _, _ = _box(tmp_path / "s", sqlite_db)
+    wax = await saloon.run(
+        "quote", {"items": [{"item": "waxing full legs", "options": ["rica wax"]}]}
+    )
+    assert wax["total_rupees"] == "800"
+
+
 async def test_handoff_is_handed_to_the_session(tmp_path: Path, db: Database) -> None:
     box, outcomes, handoffs = _box(tmp_path, db)
     out = await box.run("handoff", {"reason": "wants the owner", "who": "owner"})
@@ -182,6 +208,10 @@ BAD = [
     ("quote", {"items": [{"item": "Haircut", "section": "Hair -- kids"}]}, "could be"),
     ("quote", {"items": [{"item": "Haircut", "section": 3}]}, "must be text"),
     ("quote", {"items": [{"item": "Pav", "packs": 0}]}, "from 1 to 1000"),
+    ("quote", {"items": [{"item": "Manicure", "options": "eggless"}]}, "'options' must list"),
+    ("quote", {"items": [{"item": "Manicure", "options": ["x"] * 6}]}, "at most 5 options"),
+    ("quote", {"items": [{"item": "Manicure", "options": [7]}]}, "'option' must be text"),
+    ("quote", {"items": [{"item": "Manicure", "options": ["y" * 500]}]}, "too long"),
     ("order_status", {"reference": "AB-12"}, "letters and digits"),
     ("handoff", {}, "'reason' is missing"),
 ]

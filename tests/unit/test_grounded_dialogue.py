@@ -155,7 +155,11 @@ def test_complaint_about_an_item_is_a_complaint(tenants: dict[str, Tenant]) -> N
 
 def test_unanswerable_question_is_not_pushed_to_an_order(tenants: dict[str, Tenant]) -> None:
     _, replies = talk(
-        tenants, "pharmacy", "Do you stock any medicines for cats?", "Alright, thank you."
+        # (medicines for cats are answered: "We do not stock veterinary medicines")
+        tenants,
+        "pharmacy",
+        "Do you stock any spare parts for wheelchairs?",
+        "Alright, thank you.",
     )
     assert replies[0].reason == "no_information"
     assert "order" not in replies[0].text.lower()
@@ -665,3 +669,82 @@ def test_yes_to_a_question_asked_once_asks_again(tenants: dict[str, Tenant]) -> 
         "Yes, please.",
     )
     assert "medicines" in replies[1].text and "So that's" not in replies[1].text
+
+
+# ----------------------------------------------------------------------------- conv_text fixes
+
+
+@pytest.mark.parametrize(
+    ("tenant_id", "said", "fact_word"),
+    [
+        # romanised Hindi fillers and "is it available?" verbs ask nothing of their own
+        ("bakery", "Didi, sugar free cake milegi kya?", "sugar substitute"),
+        ("bakery", "Bhai, garlic loaf milta hai?", "90 rupees"),
+        # "keep/carry" is "stock", a pet is what "veterinary" is about
+        ("pharmacy", "Do you carry anything for pets?", "veterinary"),
+        ("pharmacy", "Do you keep medicine for my cat?", "veterinary"),
+    ],
+)
+def test_a_question_in_other_words_is_answered_from_the_files(
+    tenants: dict[str, Tenant], said: str, tenant_id: str, fact_word: str
+) -> None:
+    _, replies = talk(tenants, tenant_id, said)
+    assert replies[0].reason == "answer", replies[0]
+    assert fact_word in replies[0].text
+
+
+def test_an_item_said_in_another_word_order_with_a_hindi_count(
+    tenants: dict[str, Tenant],
+) -> None:
+    """ "Electral ORS" is the list's "ORS Electral sachet"; "teen strip" is three strips, "do
+    packet" two packs; "do" stays the English verb elsewhere."""
+    b, _ = talk(tenants, "pharmacy", "Send three Electral ORS and teen strip Dolo 650 please")
+    assert [(line.item.display, line.count) for line in b.state.order] == [
+        ("ORS Electral sachet", 3),
+        ("Dolo 650", 3),
+    ]
+    b, _ = talk(tenants, "bakery", "Bhaiya, do packet pav chahiye")
+    assert [(line.item.display, line.packs) for line in b.state.order] == [("Pav", 2)]
+    b, _ = talk(tenants, "bakery", "How much do chocolate brownies cost?")
+    assert all(line.count is None for line in b.state.order)
+
+
+def test_with_the_thing_an_option_is_free_of_says_no_to_it(tenants: dict[str, Tenant]) -> None:
+    """ "With egg is fine" answers "eggless?" with no: the option's own word, not a bakery's."""
+    b, replies = talk(
+        tenants,
+        "bakery",
+        "I need a 2 kg chocolate truffle custom cake for Sunday",
+        "With egg is fine",
+    )
+    assert asked_for(replies[0], "eggless")
+    assert b.state.details["eggless"] is False
+    assert not asked_for(replies[1], "eggless")
+
+
+def test_an_eggless_cake_is_priced_with_the_menus_surcharge(tenants: dict[str, Tenant]) -> None:
+    """The acknowledgement's figure is the quote's: 2 x 750 + 2 x 50 per kg eggless."""
+    b, replies = talk(tenants, "bakery", "I want to order two kilo eggless black forest for pickup")
+    assert b.state.total == 1600
+    assert "1600 rupees" in replies[0].text
+
+
+def test_a_request_meant_for_another_business_is_not_taken(tenants: dict[str, Tenant]) -> None:
+    """ "Is this the X? I want ..." naming nothing of this business: say who we are first."""
+    b, replies = talk(
+        tenants, "clinic", "Hello, is this the tyre shop? I want to book a puncture repair."
+    )
+    assert replies[0].reason == "identity" and "Sharma Family Clinic" in replies[0].text
+    assert b.state.intent is None and not b.state.pending_fields
+
+
+def test_is_this_us_before_a_request_is_neither_answered_nor_read(
+    tenants: dict[str, Tenant],
+) -> None:
+    """ "Is this the bakery?" before an order: no fact read out for it, nothing taken from it."""
+    b, replies = talk(
+        tenants, "bakery", "Is this the bakery? I'd like 1 kg pineapple cake tomorrow."
+    )
+    assert [line.item.display for line in b.state.order] == ["Pineapple cake"]
+    assert replies[0].reason.startswith("ask:"), replies[0]
+    assert replies[0].text.startswith("1 kg Pineapple cake")

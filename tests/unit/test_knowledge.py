@@ -179,6 +179,9 @@ def test_mentions_with_quantities(kbs: dict[str, Knowledge]) -> None:
     (m,) = kb.find_mentions("I want to order one kilo, a Black Forest cake for pickup")
     assert m.items[0].display == "Black Forest cake" and m.kg == 1
     assert kb.find_mentions("a chocolate mousse") == []
+    # a priced option said between the weight and the item ("Eggless ... ₹50 extra per kg")
+    (m,) = kb.find_mentions("two kilo eggless chocolate truffle cake")
+    assert m.items[0].display == "Chocolate Truffle cake" and m.kg == 2
 
 
 @pytest.mark.parametrize(
@@ -202,7 +205,7 @@ def test_line_totals_from_the_menu(kbs: dict[str, Knowledge], said: str, expecte
     kb = kbs["bakery"]
     (m,) = kb.find_mentions(said)
     line = OrderLine(m.items[0], count=m.count, kg=m.kg, packs=m.packs)
-    assert kb.amount(line) == expected
+    assert kb.quote([line]).lines[0].rupees == kb.quote([line]).total == expected
 
 
 def test_order_total_with_extras_and_unknowns(kbs: dict[str, Knowledge]) -> None:
@@ -213,13 +216,45 @@ def test_order_total_with_extras_and_unknowns(kbs: dict[str, Knowledge]) -> None
         OrderLine(truffle, kg=Decimal(2), extras=[eggless]),  # 1800 + 2 x 50
         OrderLine(_item(kb, "Veg puff"), count=4),  # 120
     ]
-    assert kb.total(lines) == 2020
-    assert kb.total([OrderLine(truffle)]) is None  # by the kg, no weight said: no guess
+    quote = kb.quote(lines)
+    assert quote.total == 2020
+    assert quote.lines[0].surcharges == (("eggless", Decimal(100)),)
+    assert quote.answer()["lines"][0]["extras"] == [{"option": "eggless", "rupees": "100"}]
+    unknown = kb.quote([OrderLine(truffle)])  # by the kg, no weight said: no guess
+    assert unknown.total is None and unknown.unpriced() is unknown.lines[0]
+    assert unknown.lines[0].why == "say the weight"
     saloon = kbs["saloon"]
     rica = saloon.extras[0]
     arms = OrderLine(_item(saloon, "Waxing full arms"), extras=[rica])
     legs = OrderLine(_item(saloon, "Waxing full legs"), extras=[rica])
-    assert saloon.total([arms, legs]) == 1400
+    assert saloon.quote([arms, legs]).total == 1400
+    two_arms = OrderLine(_item(saloon, "Waxing full arms"), count=2, extras=[rica])
+    assert saloon.quote([two_arms]).total == 1200  # the extra once per service: 2 x (400 + 200)
+
+
+def test_extras_for_the_options_chosen(kbs: dict[str, Knowledge]) -> None:
+    """The files' own extras, scoped to what they are stated for: the per-kg eggless charge on
+    a cake sold by weight, not on a pastry sold by the piece; Rica wax on the waxing line only."""
+    kb, saloon = kbs["bakery"], kbs["saloon"]
+    truffle = _item(kb, "Chocolate Truffle cake")
+    assert [e.keyword for e in kb.extras_for(truffle, ["Eggless please"])] == ["eggless"]
+    assert kb.extras_for(truffle, ["with extra cream"]) == []
+    assert kb.extras_for(_item(kb, "Pineapple pastry"), ["eggless"]) == []
+    assert [e.keyword for e in saloon.extras_for(_item(saloon, "Waxing full arms"), ["rica wax"])]
+    assert saloon.extras_for(_item(saloon, "Manicure"), ["rica wax"]) == []
+    assert kb.options_said("two kilo eggless truffle") == ["eggless"]
+    assert kb.options_said("no eggless, normal is fine") == []
+
+
+def test_quote_lines_add_up_to_the_total(kbs: dict[str, Knowledge]) -> None:
+    """Each line in whole rupees and the total their sum: what is said adds up."""
+    kb = kbs["bakery"]
+    cookies = _item(kb, "Butter cookies")  # 160 for 250 g
+    lines = [OrderLine(cookies, kg=Decimal("0.3")), OrderLine(cookies, kg=Decimal("0.3"))]
+    quote = kb.quote(lines)
+    assert [q.rupees for q in quote.lines] == [192, 192] and quote.total == 384
+    brownies = OrderLine(_item(kb, "Chocolate brownie"), count=3)
+    assert kb.quote([brownies]).lines[0].each == 80
 
 
 def test_describe_lines() -> None:

@@ -28,6 +28,10 @@ LOANWORDS = {
     "रिपोर्ट": "report", "केक": "cake", "विटामिन": "vitamin", "यूरिन": "urine", "ब्लड": "blood",
     "लिपिड": "lipid", "प्रोफाइल": "profile", "हेयरकट": "haircut", "फेशियल": "facial",
     "चॉकलेट": "chocolate", "पाइनएप्पल": "pineapple", "डॉक्टर": "doctor", "डॉ.": "dr.",
+    # parts of English business names ("लाइफ़केयर मेडिकोज़" is "Lifecare Medicos")
+    "लाइफ़": "life", "लाइफ": "life", "केयर": "care", "हेल्थ": "health", "प्लस": "plus",
+    "सिटी": "city", "सेंटर": "centre", "मेडिकोज़": "medicos", "मेडिकोज": "medicos",
+    "फ़ार्मा": "pharma", "फार्मा": "pharma", "मेडिकेयर": "medicare", "वेल": "well",
 }  # fmt: skip
 LOANWORDS = {nfc(k): v for k, v in LOANWORDS.items()}
 
@@ -256,4 +260,16 @@ def _word_to_english(word: str) -> str:
         return _HINDI_GLOSSARY[word]
     if word in ("।", "॥"):
         return "."
+    compound = _loanword_compound(word)
+    if compound:
+        return compound.capitalize()
     return transliterate(word).capitalize()
+
+
+def _loanword_compound(word: str) -> str:
+    """Two English loanwords written as one Devanagari word ("लाइफ़केयर" -> "lifecare"), or ""."""
+    for cut in range(2, len(word) - 1):
+        head, tail = word[:cut], word[cut:]
+        if head in LOANWORDS and tail in LOANWORDS:
+            return LOANWORDS[head] + LOANWORDS[tail]
+    return ""

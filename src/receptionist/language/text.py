@@ -115,7 +115,9 @@ STOPWORDS = wordset("""
     sort per each e g eg etc without own more most s t i'm it's that's what's don't i'd i'll
     you're we're want'd
     है हैं का की के को में से और या पर भी तो ही था थी थे
-    hai hain ka ki ke ko mein se aur ya par bhi toh tha thi""")
+    hai hain ka ki ke ko mein se aur ya par bhi toh tha thi
+    kya na bhaiya bhai didi accha acha chahiye milta milti milte milega milegi milenge hota
+    hoti hote hoga hogi""")
 
 
 # Plural endings and what they become ("brownies" -> "browny", "loaves" -> "loaf").

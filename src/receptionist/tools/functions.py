@@ -22,6 +22,7 @@ from receptionist.tools.slots import BadSlot, Slot, check_slot, parse_date, pars
 
 MAX_TEXT = 120
 MAX_ITEMS = 20
+MAX_OPTIONS = 5
 ALTERNATIVES = 3
 
 
@@ -310,39 +311,38 @@ def _lines(ctx: ToolContext, args: dict[str, Any]) -> list[OrderLine]:
                 f"{i.display} ({i.section})" if i.section else i.display for i in first.items[:4]
             )
             raise ToolArgsError(f"{said!r} could be: {options}; ask which one")
+        item = first.items[0]
         lines.append(
             OrderLine(
-                first.items[0],
+                item,
                 count=int(count) if count is not None else first.count,
                 kg=kg if kg is not None else first.kg,
                 packs=int(packs) if packs is not None else first.packs,
+                extras=knowledge.extras_for(item, _options(raw)),
             )
         )
     return lines
 
 
+def _options(raw: dict[str, Any]) -> list[str]:
+    """The options the caller chose for one line ("eggless"): priced when the files state an
+    extra for them, else they add nothing."""
+    options = raw.get("options")
+    if options is None:
+        return []
+    if not isinstance(options, list) or len(options) > MAX_OPTIONS:
+        raise ToolArgsError(f"'options' must list at most {MAX_OPTIONS} options")
+    return [o for o in (_text({"option": x}, "option") for x in options) if o]
+
+
 def _priced(knowledge: Knowledge, lines: list[OrderLine]) -> dict[str, Any]:
-    out_lines = []
-    for line in lines:
-        amount = knowledge.amount(line)
-        if amount is None:
-            reason = "say the weight" if line.needs_weight() else "ask the shop for this price"
-            raise ToolArgsError(f"no price for {line.describe()}: {reason}")
-        said = {"line": line.describe(), "rupees": str(amount.quantize(Decimal(1)))}
-        price, count = line.item.price, line.count or 1
-        by_piece = line.kg is None and line.packs is None
-        if price is not None and by_piece and count > 1 and amount == price * count:
-            # the price of one, so the caller hears how the line adds up ("2 at 80 each"); not
-            # when a box price applied (6 cupcakes: 390, not 6 x 70)
-            said["each"] = str(price.quantize(Decimal(1)))
-        out_lines.append(said)
-    total = knowledge.total(lines)
-    assert total is not None
-    starting = any(line.item.onwards for line in lines)
-    out: dict[str, Any] = {"lines": out_lines, "total_rupees": str(total.quantize(Decimal(1)))}
-    if starting:
-        out["note"] = "some prices are starting prices ('onwards'): the total may be more"
-    return out
+    """The `quote` answer: the knowledge's one computation of a total (the grounded brain says
+    the same figures from it), refused when a line has no price in the files."""
+    quote = knowledge.quote(lines)
+    unpriced = quote.unpriced()
+    if unpriced is not None:
+        raise ToolArgsError(f"no price for {unpriced.line.describe()}: {unpriced.why}")
+    return quote.answer()
 
 
 async def quote_tool(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:

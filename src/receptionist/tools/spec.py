@@ -26,6 +26,12 @@ _ITEMS: dict[str, Any] = {
                 "type": "string",
                 "description": "The price list's section, when the name is in several.",
             },
+            "options": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Options the caller chose for this line, in the price list's"
+                " words; an extra charge the price list states for one is added.",
+            },
         },
         "required": ["item"],
     },

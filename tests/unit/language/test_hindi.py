@@ -40,3 +40,12 @@ def test_hindi_to_english_uses_glossary_glosses_and_loanwords() -> None:
 
 def test_loanwords_in_latin() -> None:
     assert loanwords_in_latin("थायराइड टेस्ट please") == "thyroid test please"
+
+
+def test_two_loanwords_written_as_one_word() -> None:
+    """A business name made of two English words in one Devanagari word is said in English
+    ("हेल्थकेयर" -> "Healthcare"), not transliterated letter by letter."""
+    english = hindi_to_english('पास में "हेल्थकेयर फार्मा" है')
+    assert "Healthcare pharma" in english
+    assert "Lifecare" in hindi_to_english("लाइफ़केयर")
+    assert hindi_to_english("केयरलाइफ़") == "Carelife"

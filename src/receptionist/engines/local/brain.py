@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from .knowledge import MenuItem, OrderLine
+from .knowledge import MenuItem, OrderLine, Quote
 
 __all__ = ["Brain", "BrainReply", "Choice", "DialogueState", "StreamingBrain"]
 
@@ -73,13 +73,18 @@ class DialogueState:
     turns: int = 0
     ended: bool = False
     order: list[OrderLine] = field(default_factory=list)  # priced lines behind "items"
-    total: Decimal | None = None  # order total from the files, when it can be computed
+    quote: Quote | None = None  # what the order comes to (knowledge.quote), None: no order
     choice: Choice | None = None
     callback_offered: bool = False  # asked "shall the owner call you back?"
     callback_requested: bool = False
     extras_said: list[str] = field(default_factory=list)  # "eggless", "rica wax" ...
     last_prompt: str = ""  # kind of the last thing we asked: "field", "confirm", "anything_else"
     history: list[tuple[str, str]] = field(default_factory=list)  # ("caller"|"agent", text)
+
+    @property
+    def total(self) -> Decimal | None:
+        """The order's total from its quote, when every line has a price."""
+        return self.quote.total if self.quote is not None else None
 
 
 @runtime_checkable

@@ -39,7 +39,7 @@ from receptionist.language.cues import (
     wants_person,
 )
 from receptionist.language.phones import parse_phone
-from receptionist.language.text import clean
+from receptionist.language.text import clean, sentences
 from receptionist.tenants.messages import fallback_greeting, language_prefix
 
 from .brain import BrainReply
@@ -53,6 +53,7 @@ from .dialogue.order_status import OrderTalk
 from .dialogue.patterns import IDENTITY_Q, ORDINALS, REPEAT, SAME_NUMBER
 from .dialogue.policy import (
     CANNOT_CANCEL,
+    asks_for_another,
     cancels,
     ends_with_thanks,
     ordinal_pick,
@@ -187,7 +188,9 @@ class GroundedBrain(Answering):
             return self._continue("Hello!", reason="greeting", default="How can I help you today?")
         if is_wrong_number(text):
             return self._out("No problem. Goodbye!", end=True, reason="wrong_number")
-        if IDENTITY_Q.search(text):
+        # "is this the gas agency? I want a cylinder" was meant for someone else: say who we are
+        first = (sentences(text) or [""])[0]
+        if IDENTITY_Q.search(text) or asks_for_another(first, self._name_words, self.kb.knows_word):
             st.misunderstandings = 0
             return self._continue(
                 f"This is {self.tenant.name}.", reason="identity", default="How can I help you?"
@@ -210,6 +213,9 @@ class GroundedBrain(Answering):
         small = self._small_talk(text)
         if small is not None:
             return small
+        parts = sentences(text)  # "is this the cake shop? I want ...": nothing to take from it
+        if len(parts) > 1 and IDENTITY_Q.search(parts[0]):
+            text = " ".join(parts[1:])
         question = is_question(text)
         action = has_action_cue(text)
         before = (st.intent, dict(st.details), list(st.order))

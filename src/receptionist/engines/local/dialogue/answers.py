@@ -61,7 +61,7 @@ class Answering(IntentReading):
         for m in mentions:
             rest -= {t for it in m.items for t in tokens(it.display)}
         if mentions and (not rest or any(m.kg or (m.count or 0) > 1 for m in mentions)):
-            return self._catalog_answer(mentions)
+            return self._catalog_answer(mentions, q)
         found = self.kb.search(q, k=3)
         hits = [h for h in found if h.coverage >= ANSWER_COVERAGE]
         if not hits and clear_winner([(h.score, h.coverage) for h in found]):
@@ -79,7 +79,7 @@ class Answering(IntentReading):
             facts = [h.fact for h in chosen]
             return " ".join(f.spoken for f in facts), facts
         if mentions:
-            return self._catalog_answer(mentions)
+            return self._catalog_answer(mentions, q)
         return None
 
     def _side_answers(self, text: str) -> list[tuple[str, list[Fact]]]:
@@ -92,13 +92,15 @@ class Answering(IntentReading):
                 out.append(answer)
         return out
 
-    def _catalog_answer(self, mentions: list[Any]) -> tuple[str, list[Fact]]:
+    def _catalog_answer(self, mentions: list[Any], text: str = "") -> tuple[str, list[Fact]]:
         said: list[str] = []
         facts: list[Fact] = []
+        options = self.kb.options_said(text)  # "an eggless one": its surcharge is in the price
         for m in mentions:
             if len(m.items) == 1 and (m.kg or (m.count or 0) > 1 or m.packs):
-                line = OrderLine(m.items[0], count=m.count, kg=m.kg, packs=m.packs)
-                amount = self.kb.amount(line)
+                extras = self.kb.extras_for(m.items[0], options)
+                line = OrderLine(m.items[0], count=m.count, kg=m.kg, packs=m.packs, extras=extras)
+                amount = self.kb.quote([line]).lines[0].rupees  # the `quote` tool's figure
                 if amount is not None:
                     word = "from " if line.item.onwards else ""
                     said.append(f"{line.describe()} comes to {word}{format_rupees(amount)}.")

@@ -3,7 +3,8 @@
 The catalog matcher in :mod:`..knowledge` wants the tenant's own words ("dolo 650", "vick
 vaporub"); Whisper writes "Dollo 650", "Vicks Vapo rub", and callers say model numbers as words
 ("Dolo six fifty"). :func:`fuzzy_spans` finds, in the parts of a caller's words no exact name
-covered, the windows of words closest to a catalog name (`rapidfuzz` ratio, a high cutoff so
+covered, the windows of words closest to a catalog name (`rapidfuzz` ratio of the words sorted,
+so "Electral ORS" is "ORS Electral"; a high cutoff so
 that a different product -- "white forest" for "black forest" -- never passes), and
 :func:`spoken_variants` gives a name's model number in words so both can be heard.
 """
@@ -85,7 +86,10 @@ def fuzzy_spans(
                 if any(run[j + 1][0] - run[j][1] > 3 for j in range(n - 1)):
                     continue  # not adjacent words (something taken lies between)
                 window = text[run[0][0] : run[-1][1]]
-                best = process.extractOne(window, choices, scorer=fuzz.ratio, score_cutoff=CUTOFF)
+                # words in any order: callers say "Electral ORS" for "ORS Electral"
+                best = process.extractOne(
+                    window, choices, scorer=fuzz.token_sort_ratio, score_cutoff=CUTOFF
+                )
                 if best is not None:
                     found.append(FuzzySpan(run[0][0], run[-1][1], usable[best[2]][0], best[1]))
     found.sort(key=lambda s: (-s.score, -(s.end - s.start)))

@@ -21,7 +21,6 @@ from receptionist.engines.local.intents import (
     join_or,
 )
 from receptionist.engines.local.knowledge import (
-    Extra,
     Fact,
     Mention,
     MenuItem,
@@ -73,25 +72,6 @@ class OrderTaking(BrainCore):
         else:
             self.state.details.pop(field, None)
 
-    def _extras_for(self, line: OrderLine, wanted: set[str]) -> list[Extra]:
-        out: list[Extra] = []
-        seen: set[str] = set()
-        for e in self.kb.extras:
-            if e.keyword not in wanted or e.keyword in seen:
-                continue
-            same_line = line.item.fact is not None and e.line == line.item.fact.english
-            same_kind = e.per_kg == line.item.per_kg and (
-                e.source == line.item.source
-                or e.keyword in normalise(line.item.section)
-                or not any(
-                    it.fact is not None and e.line == it.fact.english for it in self.kb.items
-                )
-            )
-            if same_line or same_kind:
-                out.append(e)
-                seen.add(e.keyword)
-        return out
-
     def _price_lines(self) -> None:
         """Apply weights, extras and totals to the priced lines (custom cake flavour x kg ...)."""
         st = self.state
@@ -109,7 +89,7 @@ class OrderTaking(BrainCore):
             plan = next((p for p in plans if p.name == line.field), None)
             if plan is not None and plan.role == "entity" and line.item.per_kg and kg_value:
                 line.kg = Decimal(str(kg_value))
-            line.extras = self._extras_for(line, wanted)
+            line.extras = self.kb.extras_for(line.item, wanted)
         # "a unicorn theme cake, vanilla" is one cake, priced by the theme cake's starting price
         for p in plans:
             lines = [x for x in st.order if x.field == p.name]
@@ -119,7 +99,7 @@ class OrderTaking(BrainCore):
         for p in plans:
             if p.role == "items":
                 self._sync_items(p.name)
-        st.total = self.kb.total(st.order) if st.order else None
+        st.quote = self.kb.quote(st.order) if st.order else None  # the tool's computation
 
     def _total_text(self) -> str:
         st = self.state
@@ -283,7 +263,11 @@ class OrderTaking(BrainCore):
             ):
                 continue
             facts += [line.item.fact for line in lines if line.item.fact is not None]
-            priced = [(line, self.kb.amount(line)) for line in lines]
+            quote = self.kb.quote(st.order)  # every figure said is the `quote` tool's
+            quoted = [quote.for_line(line) for line in lines]
+            priced = [
+                (line, q.rupees if q else None) for line, q in zip(lines, quoted, strict=True)
+            ]
             bits = []
             # a service booked is said back without its price unless the caller asked it: the
             # price comes once, in the read-back (an order's lines carry theirs: they add up)
@@ -299,6 +283,6 @@ class OrderTaking(BrainCore):
             if bits:
                 sentence = "; ".join(bits) + "."
                 out.append(sentence[:1].upper() + sentence[1:])
-            if st.total is not None and len(st.order) > 1 and len(priced) == len(st.order):
-                out.append(f"That comes to {format_rupees(st.total)}.")
+            if quote.total is not None and len(st.order) > 1 and len(priced) == len(st.order):
+                out.append(f"That comes to {format_rupees(quote.total)}.")
         return out, facts

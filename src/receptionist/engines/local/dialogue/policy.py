@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from receptionist.language.cues import is_question
 
 from ..intents import FieldPlan, IntentScore, has_action_cue
+from ..knowledge import tokens
 from .corrections import replaces
+from .patterns import IDENTITY_Q
 
 
 def cancel_first(
@@ -167,3 +170,15 @@ CANNOT_CANCEL = (
     "I'm sorry, I can't cancel or change that on this line. I'll ask the owner to call you back "
     "about it on the number you're calling from. Is there anything else I can help you with?"
 )
+
+
+def asks_for_another(
+    sentence: str, name_words: set[str], knows_word: Callable[[str], bool]
+) -> bool:
+    """ "Is this the gas agency?" naming nothing of this business (a word of its name, or one
+    its files use): the call was meant for someone else."""
+    if not IDENTITY_Q.search(sentence):
+        return False
+    asked = re.sub(r"^.*?\b(?:is (?:this|that)|speaking|talking) (?:to )?", "", sentence)
+    said = set(tokens(asked))
+    return bool(said) and not (said & name_words) and not any(knows_word(w) for w in said)

@@ -63,6 +63,8 @@ def _args(line: OrderLine) -> dict[str, Any]:
         args["packs"] = line.packs
     elif line.count is not None:
         args["count"] = line.count
+    if line.extras:
+        args["options"] = [e.keyword for e in line.extras]
     return args
 
 
@@ -102,7 +104,17 @@ class QuoteTalk:
             if m.ambiguous:
                 names = join_or([f"{i.display} ({i.section})" for i in m.items[:4]])
                 return f"Which {m.said} do you mean: {names}?"
-        lines = [OrderLine(m.items[0], count=m.count, kg=m.kg, packs=m.packs) for m in mentions]
+        options = self.kb.options_said(text)  # "two eggless ...": the surcharge is the tool's
+        lines = [
+            OrderLine(
+                m.items[0],
+                count=m.count,
+                kg=m.kg,
+                packs=m.packs,
+                extras=self.kb.extras_for(m.items[0], options),
+            )
+            for m in mentions
+        ]
         if all(line.needs_weight() for line in lines):
             return None  # nothing to add up yet: the brain reads the prices per kg
         return await self._quote(lines, _unlisted(text, mentions))

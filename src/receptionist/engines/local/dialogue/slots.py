@@ -42,7 +42,6 @@ from receptionist.language.medicines import medicine_mentions
 from receptionist.language.names import parse_name
 from receptionist.language.phones import parse_phone
 from receptionist.language.quantities import parse_kg, parse_number
-from receptionist.language.text import normalise
 from receptionist.language.times import parse_time
 
 
@@ -97,14 +96,9 @@ class SlotFilling(ReadBack):
 
     def _note_extras(self, text: str) -> None:
         """Extras the caller asks for ("eggless"), not the ones refused ("no eggless")."""
-        norm = normalise(text)
-        for e in self.kb.extras:
-            said = re.search(rf"(?<![a-z]){re.escape(e.keyword)}(?![a-z])", norm)
-            refused = re.search(
-                rf"\b(?:no|not|without|don't want)\s+(?:\w+\s+)?{re.escape(e.keyword)}", norm
-            )
-            if said and not refused and e.keyword not in self.state.extras_said:
-                self.state.extras_said.append(e.keyword)
+        for keyword in self.kb.options_said(text):
+            if keyword not in self.state.extras_said:
+                self.state.extras_said.append(keyword)
 
     def _store(self, plan: FieldPlan, value: Any, turn: _Reading, *, taken: bool) -> bool:
         """Keep ``value`` for ``plan``'s field unless the field is already filled and nothing
@@ -206,8 +200,9 @@ class SlotFilling(ReadBack):
                 low,
             ):
                 return False
-        if re.search(r"\bwith egg\b", low) and "egg" in key:
-            return False
+        root = re.fullmatch(r"([a-z]+?)[\s-]*(?:less|free)", key)
+        if root and re.search(rf"\bwith {re.escape(root.group(1))}\b", low):
+            return False  # "with egg is fine" for eggless, "with sugar" for sugar-free
         if lenient:
             if is_yes(text):
                 return True

@@ -14,7 +14,9 @@ here, built once per set of input files (:func:`knowledge_for`):
   from "nothing here is about that".
 - **catalog**: priced items parsed from menus and price lists (per piece, per kg, per 250 g,
   packs of 6, "onwards" prices, paired "A / B: ₹x / ₹y" lists, extras such as "₹50 extra per kg"
-  for eggless), item mentions with quantities found in what the caller said, and order totals.
+  for eggless), item mentions with quantities found in what the caller said;
+- **quote**: what an order comes to, line by line with the options' surcharges: the one
+  computation of a price or total, for the `quote` tool and the grounded brain alike.
 
 No model and no network: plain dictionaries and regular expressions, so it is fast, testable and
 never makes anything up.
@@ -25,7 +27,8 @@ from __future__ import annotations
 from .catalog import Extra, MenuItem
 from .facts import Fact
 from .index import Knowledge, knowledge_for
-from .orders import Mention, OrderLine, line_amount, order_total
+from .orders import Mention, OrderLine
+from .quote import Quote, QuotedLine
 from .retrieval import Hit
 from .speech import format_rupees, speakable
 from .tokens import tokens
@@ -38,10 +41,10 @@ __all__ = [
     "Mention",
     "MenuItem",
     "OrderLine",
+    "Quote",
+    "QuotedLine",
     "format_rupees",
     "knowledge_for",
-    "line_amount",
-    "order_total",
     "speakable",
     "tokens",
 ]

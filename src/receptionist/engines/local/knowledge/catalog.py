@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -166,6 +166,47 @@ def _parse_extras(fname: str, line: str, label: str) -> list[Extra]:
         out.append(
             Extra(keyword, Decimal(m.group(1).replace(",", "")), bool(m.group(2)), fname, line)
         )
+    return out
+
+
+def extras_for(
+    item: MenuItem, options: Iterable[str], extras: Sequence[Extra], items: Sequence[MenuItem]
+) -> list[Extra]:
+    """The surcharges the files state for ``options`` on ``item`` (each option as the caller or
+    the model said it: "eggless", "Eggless please"), each keyword once.
+
+    An extra stated on a line of items belongs to those items ("Waxing: full arms ₹400, full
+    legs ₹600 (Rica wax ₹200 extra)"); one stated on a line of its own ("Eggless cakes cost ₹50
+    extra per kg") to the items sold the same way (per kg, or per piece).
+    """
+    said = [normalise(o) for o in options if o]
+    out: list[Extra] = []
+    for e in extras:
+        if any(x.keyword == e.keyword for x in out):
+            continue
+        if not any(re.search(rf"(?<![a-z]){re.escape(e.keyword)}(?![a-z])", o) for o in said):
+            continue
+        if any(it.fact is not None and e.line == it.fact.english for it in items):
+            applies = item.fact is not None and e.line == item.fact.english  # that line's items
+        else:
+            applies = e.per_kg == item.per_kg  # sold the same way as it is charged
+        if applies:
+            out.append(e)
+    return out
+
+
+def options_said(text: str, extras: Sequence[Extra]) -> list[str]:
+    """The extras' keywords the caller asks for in ``text`` ("eggless"), not those refused
+    ("no eggless", "without eggless"), each once, in the files' order."""
+    norm = normalise(text)
+    out: list[str] = []
+    for e in extras:
+        said = re.search(rf"(?<![a-z]){re.escape(e.keyword)}(?![a-z])", norm)
+        refused = re.search(
+            rf"\b(?:no|not|without|don't want)\s+(?:\w+\s+)?{re.escape(e.keyword)}", norm
+        )
+        if said and not refused and e.keyword not in out:
+            out.append(e.keyword)
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from functools import lru_cache
 
@@ -13,7 +13,7 @@ from receptionist.language.text import (
     normalise,
 )
 
-from .catalog import MenuItem, _parse_catalog
+from .catalog import Extra, MenuItem, _parse_catalog, extras_for, options_said
 from .facts import _parse_facts
 from .orders import (
     Mention,
@@ -21,9 +21,8 @@ from .orders import (
     _prefer,
     _quantity_around,
     _word_pattern,
-    line_amount,
-    order_total,
 )
+from .quote import Quote, quote_lines
 from .retrieval import _BM25, Hit, _fact_tokens
 from .tokens import tokens
 
@@ -126,20 +125,33 @@ class Knowledge:
                 spans.append((m.start(), m.end(), alias, cands))
         spans += self._fuzzy_mentions(low, allowed, [(s, e) for s, e, _, _ in spans])
         spans.sort()
+        # "two kilo eggless chocolate truffle": a priced option between the quantity and the
+        # item is read past (blanked to spaces, so the positions stay the same)
+        bare = low
+        for e in self.extras:
+            bare = re.sub(
+                rf"(?<![a-z]){re.escape(e.keyword)}(?![a-z])", lambda m: " " * len(m[0]), bare
+            )
         out: list[Mention] = []
         for i, (start, end, alias, cands) in enumerate(spans):
             prev_end = spans[i - 1][1] if i else 0
             nxt_start = spans[i + 1][0] if i + 1 < len(spans) else len(low)
-            count, kg, packs = _quantity_around(low, start, end, prev_end, nxt_start)
+            count, kg, packs = _quantity_around(bare, start, end, prev_end, nxt_start)
             cands = _prefer(cands, kg, count, low)
             out.append(Mention(start, end, alias, cands, count, kg, packs))
         return out
 
-    def total(self, lines: Sequence[OrderLine]) -> Decimal | None:
-        return order_total(lines, self.half_kg_surcharge)
+    def quote(self, lines: Sequence[OrderLine]) -> Quote:
+        """What ``lines`` come to: the one computation of a price or total (.quote)."""
+        return quote_lines(lines, self.half_kg_surcharge)
 
-    def amount(self, line: OrderLine) -> Decimal | None:
-        return line_amount(line, self.half_kg_surcharge.get(line.item.section))
+    def extras_for(self, item: MenuItem, options: Iterable[str]) -> list[Extra]:
+        """The surcharges the files state for ``options`` on ``item`` (.catalog.extras_for)."""
+        return extras_for(item, options, self.extras, self.items)
+
+    def options_said(self, text: str) -> list[str]:
+        """The priced options the caller asks for in ``text`` ("eggless"; not "no eggless")."""
+        return options_said(text, self.extras)
 
 
 @lru_cache(maxsize=64)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -22,6 +21,12 @@ _UNIT_WORDS = (
 _COUNT_BEFORE = re.compile(
     rf"\b{_COUNT_WORD}\s+(?:({_PACK_WORDS})\s+(?:of\s+)?)?(?:{_UNIT_WORDS}\s+(?:of\s+)?)?$"
 )
+# a romanised Hindi count before a pack or unit word ("do packet Electral"): "do" is two only
+# there (anywhere else it is the English verb)
+_HINDI_COUNT_BEFORE = re.compile(
+    rf"\b(ek|do|teen|chaar|char|paanch)\s+(?:({_PACK_WORDS})|{_UNIT_WORDS})\s+(?:of\s+)?$"
+)
+_HINDI_COUNTS = {"ek": 1, "do": 2, "teen": 3, "chaar": 4, "char": 4, "paanch": 5}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,60 +94,6 @@ def _plural(name: str) -> str:
     return name + "s"
 
 
-def line_amount(line: OrderLine, half_kg_surcharge: Decimal | None = None) -> Decimal | None:
-    """Price of one order line from the files, or None when it cannot be computed."""
-    it = line.item
-    amount: Decimal | None = None
-    if line.kg is not None and it.unit_kg:
-        if it.price is None:
-            return None
-        amount = it.price * line.kg / it.unit_kg
-        if it.per_kg and half_kg_surcharge is not None and line.kg < 1:
-            amount += half_kg_surcharge
-        for e in line.extras:
-            amount += e.amount * (line.kg if e.per_kg else 1)
-        return amount
-    if line.kg is not None and it.unit_kg is None:
-        return None  # a weight for something sold by the piece: do not guess
-    if it.per_kg:
-        return None  # by weight but no weight said yet
-    pieces = line.count if line.count is not None else 1
-    if line.packs is not None:
-        if it.pack is None:
-            if it.price is None:
-                return None
-            amount = it.price * line.packs
-        else:
-            amount = it.pack[1] * line.packs
-    elif (
-        it.pack is not None
-        and pieces % it.pack[0] == 0
-        and (it.price is None or it.pack[1] < it.price * it.pack[0])
-    ):
-        amount = it.pack[1] * (pieces // it.pack[0])
-    elif it.price is not None:
-        amount = it.price * pieces
-    else:
-        return None
-    for e in line.extras:
-        amount += e.amount * (1 if not e.per_kg else 0)
-    return amount
-
-
-def order_total(
-    lines: Sequence[OrderLine], half_kg_surcharge: dict[str, Decimal] | None = None
-) -> Decimal | None:
-    """Sum of the lines, or None if any line cannot be priced from the files."""
-    total = Decimal(0)
-    for line in lines:
-        extra = (half_kg_surcharge or {}).get(line.item.section)
-        amount = line_amount(line, extra)
-        if amount is None:
-            return None
-        total += amount
-    return total
-
-
 def _word_pattern(word: str) -> str:
     if word.endswith("y") and len(word) > 3:
         return re.escape(word[:-1]) + r"(?:y|ies|ie|ys)"
@@ -182,8 +133,13 @@ def _quantity_around(
             if got:
                 kg = Decimal(str(got[0][1]))
     m = _COUNT_BEFORE.search(before)
-    if m:
+    hindi = None if m else _HINDI_COUNT_BEFORE.search(before)
+    n: int | None = None
+    if hindi:
+        m, n = hindi, _HINDI_COUNTS[hindi.group(1)]
+    elif m:
         n = parse_count(m.group(1))
+    if m:
         if m.group(2):
             packs = n
         elif kg is None:

@@ -25,7 +25,11 @@ def _syn(canonical: str, words: str) -> None:
 
 
 _syn("hours", "hour time timing open opening close closing closed shut timings sit sits")
-_syn("price", "cost price rate charge fee rupee rupees expensive cheap amount pricing costing")
+_syn(
+    "price",
+    "cost price rate charge fee rupee rupees expensive cheap amount pricing costing kitna kitne"
+    " kitni",
+)
 _syn("deliver", "delivery deliver delivering home courier")
 _syn("address", "address where located location locate direction situated reach")
 _syn("payment", "pay payment paying upi card cash gpay paytm online")
@@ -40,6 +44,8 @@ _syn("colour", "colour color")
 _syn("report", "report result")
 _syn("medicine", "medicine medical pharmacy chemist tablet dawai dawa")
 _syn("discount", "discount concession")
+_syn("stock", "stock stocks keep carry")
+_syn("veterinary", "veterinary vet pet dog puppy cat kitten animal cattle")
 _syn("monday", "monday mon")
 _syn("tuesday", "tuesday tue tues")
 _syn("wednesday", "wednesday wed")
