@@ -31,9 +31,10 @@ import httpx
 from receptionist.callbacks import (
     CallbackDeps,
     CallbackRefused,
+    Scheduled,
     follow_up,
-    place_callback,
     rule_reason,
+    schedule_callback,
 )
 from receptionist.gemini_rest import AnalyzerError
 from receptionist.hooks.events import call_events
@@ -198,13 +199,18 @@ async def _rule_callback(deps: PipelineDeps, row: dict[str, Any]) -> None:
         return
     sid = row["call_sid"]
     try:
-        placed = await place_callback(deps.callbacks, sid, reason)
+        # outside the hours it is scheduled for their next opening (the worker dials it then)
+        placed = await schedule_callback(deps.callbacks, sid, reason)
     except CallbackRefused as exc:
         log.info("call %s: no callback (%s): %s", sid, exc.reason, exc.message)
         await record_call_event(deps.db, sid, "callback_refused", f"{reason}: {exc.reason}")
         return
     except ExotelApiError as exc:
         log.warning("call %s: callback not placed: %s", sid, exc)
+        return
+    if isinstance(placed, Scheduled):
+        when = placed.due_at.isoformat(timespec="minutes")
+        await record_call_event(deps.db, sid, "callback_scheduled", f"{reason}: {when}")
         return
     await record_call_event(deps.db, sid, "callback_placed", f"{reason}: {placed.exotel_sid}")
     follow_up(deps.callbacks, placed)

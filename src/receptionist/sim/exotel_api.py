@@ -28,9 +28,10 @@ Behaviour (see the docstring of :mod:`receptionist.telephony.exotel_api` for the
   14400; a 400 RestException otherwise. The answer is the new call's ``{"Call": {...}}`` record
   (``Status`` ``queued``). Then, as Exotel does: a number in :attr:`no_answer` rings out (its
   record reads ``no-answer``, no stream); any other is answered and Exotel opens the WebSocket to
-  ``StreamUrl`` (its query's pairs as the start frame's ``custom_parameters``, Basic auth from
-  the URL's user info) and plays the callee: :attr:`callee_scripts` (per number, else silence
-  until the agent has spoken and then a hang-up) through the simulated caller
+  ``StreamUrl`` (its query's pairs as the start frame's ``custom_parameters``, this account's
+  sid as its ``account_sid``, Basic auth from the URL's user info) and plays the callee:
+  :attr:`callee_scripts` (per number, else silence until the agent has spoken and then a
+  hang-up) through the simulated caller
   (:mod:`receptionist.sim.caller`). :meth:`stream_done` waits for that call to end.
 * Order of checks per request: record it, ``delay_s``, scripted faults (``fail_next``,
   ``garble_next``: like a load balancer, before auth), Basic auth (401), account sid in the
@@ -318,6 +319,7 @@ class FakeExotelApi(HttpDouble):
             call_sid=sid,
             from_number=to,
             to_number=exophone,
+            account_sid=self.account_sid,
             custom_parameters=dict(parse_qsl(parts.query)),
             auth=auth,
             max_call_s=60.0,
