@@ -47,6 +47,7 @@ from receptionist.postcall.pricing import PricingTable, UnknownModelPrice
 from receptionist.store.calls import get_call, record_call_event, upsert_token_usage
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import upsert_exotel_details
+from receptionist.store.handoffs import record_handoff_leg
 from receptionist.store.jobs import Claim, advance, defer
 from receptionist.store.notifications import insert_notifications
 from receptionist.store.schema import Stage, utcnow
@@ -260,8 +261,10 @@ async def _exotel_details(
     ended = row["ended_at"] or row["created_at"]
     past_deadline = (utcnow() - ended).total_seconds() >= ex.deadline_s
     delay = min(ex.max_delay_s, ex.first_delay_s * 2 ** min(claim.attempts, 10))
+    handoff = row.get("handoff") or {}
+    rang = handoff.get("outcome") == "ringing"  # the Connect applet rang the tenant's people
     try:
-        details = await fetch_call_details(ex.http, ex.config, claim.call_sid)
+        details = await fetch_call_details(ex.http, ex.config, claim.call_sid, details=rang)
     except ExotelApiError as exc:
         if exc.kind == "not_found" and not past_deadline:  # not visible yet right after hang-up
             await defer(deps.db, claim, worker_id=worker_id, delay_s=delay, note="not found yet")
@@ -285,6 +288,15 @@ async def _exotel_details(
         await upsert_exotel_details(
             conn, call_sid=claim.call_sid, tenant=row["tenant"], values=values
         )
+        if final and rang and details.legs is not None:
+            numbers = [n for n in str(handoff.get("outcome_detail") or "").split(", ") if n]
+            await record_handoff_leg(
+                conn,
+                claim.call_sid,
+                status=details.legs.leg2_status,
+                talk_s=details.legs.conversation_s,
+                number=numbers[0] if len(numbers) == 1 else None,
+            )
         if final or past_deadline:
             note = (
                 {}

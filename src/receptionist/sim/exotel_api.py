@@ -15,6 +15,8 @@ Behaviour (see the docstring of :mod:`receptionist.telephony.exotel_api` for the
   ``DateCreated``, ``DateUpdated``, ``AccountSid``, ``To``, ``From``, ``PhoneNumberSid``,
   ``Status``, ``StartTime``, ``EndTime``, ``Duration``, ``Price``, ``Direction``,
   ``AnsweredBy``, ``RecordingUrl``); numbers as strings, times ``YYYY-MM-DD HH:MM:SS`` in IST.
+  With ``?details=true`` the JSON record also has ``Details`` (``ConversationDuration``,
+  ``Leg1Status``, ``Leg2Status``, ``Legs``) as the v1 Call Details reference shows it.
   Without ``.json`` the same record comes back as XML (``<TwilioResponse><Call>…``).
 * Asynchronous fill-in: until ``final_after_s`` has elapsed since :meth:`add_call`, the call
   reads as Exotel's record right after hang-up: ``Status`` is ``pending_status`` (default
@@ -93,6 +95,8 @@ class _FakeCall:
     start_time: datetime
     added_at: float
     final_after_s: float
+    #: a second leg (a Connect applet's person): (Leg2Status, ConversationDuration)
+    leg2: tuple[str, int] | None = None
 
 
 def _fmt(moment: datetime | None) -> str | None:
@@ -183,8 +187,11 @@ class FakeExotelApi(HttpDouble):
         start_time: datetime | None = None,
         final_after_s: float = 0.0,
         pending_status: str = "completed",
+        leg2: tuple[str, int] | None = None,
     ) -> None:
-        """Register a call. Until ``final_after_s`` has passed it reads as "just hung up"."""
+        """Register a call. Until ``final_after_s`` has passed it reads as "just hung up".
+        ``leg2``: the call was connected on to a second party (a Connect applet), with that
+        leg's status and how long both were connected (served with ``?details=true``)."""
         if start_time is None:
             start_time = datetime.now(IST).replace(microsecond=0) - timedelta(seconds=duration_s)
         self._calls[call_sid] = _FakeCall(
@@ -201,6 +208,7 @@ class FakeExotelApi(HttpDouble):
             start_time=start_time,
             added_at=self.clock(),
             final_after_s=final_after_s,
+            leg2=leg2,
         )
 
     def fail_next(self, n: int = 1, status: int = 500) -> None:
@@ -409,4 +417,25 @@ class FakeExotelApi(HttpDouble):
         record = self._record(call)
         if not as_json:
             return self._xml(record)
+        if request.query_params.get("details") == "true":
+            record["Details"] = self._details(call)
         return Response(orjson.dumps({"Call": record}), media_type="application/json")
+
+    def _details(self, call: _FakeCall) -> dict[str, Any]:
+        """``Details`` as the voice v1 Call Details reference shows it with ``details=true``.
+        Not documented, so our assumptions: before the record settles the durations are
+        ``null`` (like ``Duration``); a call with no second leg has ``Leg2Status`` ``null``
+        and one leg listed."""
+        final = self.clock() - call.added_at >= call.final_after_s
+        leg2_status, talk_s = call.leg2 if call.leg2 is not None else (None, 0)
+        legs: list[dict[str, Any]] = [
+            {"Leg": {"Id": 1, "OnCallDuration": call.duration_s if final else None}}
+        ]
+        if call.leg2 is not None:
+            legs.append({"Leg": {"Id": 2, "OnCallDuration": talk_s if final else None}})
+        return {
+            "ConversationDuration": talk_s if final else None,
+            "Leg1Status": call.status if final else call.pending_status,
+            "Leg2Status": leg2_status,
+            "Legs": legs,
+        }

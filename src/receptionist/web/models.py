@@ -188,7 +188,10 @@ class CallDetail(CallSummary):
     attempts: int
     last_error: str | None
     handoff: dict[str, Any] | None = Field(
-        None, description="Put through to a person: who, reason, at, outcome (none: never)"
+        None,
+        description="Put through to a person: who, reason, at, outcome; person_leg (from"
+        " Exotel's record after the call: status, talk_s, answered_by when one number rang)"
+        " (none: never)",
     )
     recording: Recording | None = Field(None, description="None: the call was not recorded")
     callbacks: list[CallbackItem] = Field(

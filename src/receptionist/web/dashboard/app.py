@@ -320,6 +320,7 @@ def page(
             return response
         except WebError as exc:
             response = dash.error(request, exc.status, exc.code, exc.message)
+            response.headers.update(exc.headers or {})
             if exc.code == "tenant_gone":
                 clear_session_cookie(request, response)
             return response
