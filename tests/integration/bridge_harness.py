@@ -25,6 +25,7 @@ from receptionist.sim.speech import silence, synth_speech
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
 from receptionist.telephony import exotel
+from receptionist.web.deps import WebDeps
 
 REPO = Path(__file__).resolve().parents[2]
 TENANTS = REPO / "tenants"
@@ -37,6 +38,7 @@ class Bridge:
     port: int
     fake: FakeGeminiLive
     db: Database
+    web: WebDeps | None = None  # what the API and dashboard were given (create_app)
 
     def url(self, tenant: str | None = "bakery", query: str = "") -> str:
         path = f"/exotel/{tenant}" if tenant else "/exotel"
@@ -72,8 +74,9 @@ async def running_bridge(
     cfg = load_settings(**values)
     ctx = build_context(cfg, db=db)
     ctx.recorder.retry_delays = (0.01,)
-    async with serve_in_process(create_app(ctx), port=port, **uvicorn_options(cfg)) as bound:
-        yield Bridge(ctx=ctx, port=bound, fake=fake, db=db)
+    app = create_app(ctx)
+    async with serve_in_process(app, port=port, **uvicorn_options(cfg)) as bound:
+        yield Bridge(ctx=ctx, port=bound, fake=fake, db=db, web=app.state.web)
 
 
 def bakery_auth_only(bridge: Bridge, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:

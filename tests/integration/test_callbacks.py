@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -23,8 +24,11 @@ from receptionist.bridge.callback_context import context_text
 from receptionist.callbacks import (
     CallbackDeps,
     CallbackRefused,
+    Placed,
+    Scheduled,
     place_callback,
     rule_reason,
+    schedule_callback,
     settle_callback,
 )
 from receptionist.cli import app
@@ -33,6 +37,8 @@ from receptionist.postcall.pipeline import PipelineDeps
 from receptionist.postcall.pricing import load_pricing
 from receptionist.postcall.wiring import offline_analyzer
 from receptionist.postcall.worker import Worker
+from receptionist.sim.caller.call import place_call
+from receptionist.sim.caller.script import CallerScript, CallOptions
 from receptionist.sim.exotel_api import FakeExotelApi
 from receptionist.sim.gemini_live import FakeGeminiLive
 from receptionist.store.api_keys import create_key
@@ -119,6 +125,8 @@ async def test_outside_hours_is_refused(
     with pytest.raises(CallbackRefused) as refused:
         await place_callback(deps_for(db, root, exotel, client), sid)
     assert refused.value.reason == "outside_hours"
+    opening = not_today().split()[0].capitalize()  # e.g. "Thu": when the hours open next
+    assert f"they open {opening}" in refused.value.message and "10:00" in refused.value.message
     assert exotel.connects == [] and await callbacks_for_call(db, sid) == []  # key not taken
 
 
@@ -180,6 +188,26 @@ async def test_rate_limited_per_number(
     with pytest.raises(CallbackRefused) as refused:
         await place_callback(deps, await a_call(db, "CArate0009"))
     assert refused.value.reason == "rate_limited"
+    assert len(exotel.connects) == 2
+
+
+async def test_requests_at_once_at_the_limit_dial_exactly_the_limit(
+    db: Database, tmp_path: Path, exotel: FakeExotelApi, client: httpx.AsyncClient
+) -> None:
+    """The count and the claim are one transaction per number: six requests at once for six
+    calls of one caller, two a day allowed: two dial, four are refused as rate_limited."""
+    root = tenants_dir(tmp_path)
+    set_hours(root, "daily 00:00-24:00", per_day=2)
+    deps = deps_for(db, root, exotel, client)
+    exotel.no_answer.add(CALLER)
+    sids = [await a_call(db, f"CAburst00{n}") for n in range(6)]
+    results = await asyncio.gather(
+        *(place_callback(deps, sid) for sid in sids), return_exceptions=True
+    )
+    placed = [r for r in results if isinstance(r, Placed)]
+    refused = [r for r in results if isinstance(r, CallbackRefused)]
+    assert len(placed) == 2 and len(refused) == 4, results
+    assert {r.reason for r in refused} == {"rate_limited"}
     assert len(exotel.connects) == 2
 
 
@@ -269,6 +297,91 @@ async def test_a_callback_end_to_end_with_gemini_live_knows_the_first_call(
     assert "## This call is a call back" in told and "Wanted a cake for Friday." in told, told
 
 
+async def test_a_tenant_with_its_own_exotel_account(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bakery has its own Exotel account (`[exotel]` key, token and account sid), the server
+    another (and its own stream credentials): the callback is dialled through the bakery's
+    account and its stream carries the bakery's key and token, which the bridge accepts for
+    the bakery. A stream claiming that callback from another account, or another tenant's
+    stream, gets none of its context and marks nothing."""
+    port = free_port()
+    monkeypatch.setenv("BAKERY_EXOTEL_KEY", "bk")
+    monkeypatch.setenv("BAKERY_EXOTEL_TOKEN", "bt")
+    async with (
+        FakeExotelApi(account_sid="ACbakery", api_key="bk", api_token="bt") as own,
+        FakeGeminiLive() as fake,
+        running_bridge(
+            db,
+            tmp_path,
+            fake,
+            port=port,
+            exotel_account_sid="ACserver",  # the server's account: not the bakery's
+            exotel_api_key="sk",
+            exotel_api_token=SecretStr("st"),
+            exotel_api_base_url=own.base_url,
+            exotel_ws_user="server-user",  # streams of tenants without their own account
+            exotel_ws_password=SecretStr("server-pass"),
+            callback_stream_url=f"ws://127.0.0.1:{port}/exotel",
+        ) as bridge,
+    ):
+        root = bridge.ctx.settings.tenants_dir
+        set_hours(root, "daily 00:00-24:00")
+        toml = root / "bakery" / "tenant.toml"
+        toml.write_text(
+            toml.read_text().replace(
+                '# [exotel]\n# auth_user_env = "BAKERY_EXOTEL_KEY"\n'
+                '# auth_token_env = "BAKERY_EXOTEL_TOKEN"',
+                '[exotel]\nauth_user_env = "BAKERY_EXOTEL_KEY"\n'
+                'auth_token_env = "BAKERY_EXOTEL_TOKEN"\naccount_sid = "ACbakery"',
+            )
+        )
+        bridge.ctx.tenants.invalidate("bakery")
+        assert bridge.ctx.tenants.get("bakery").exotel_account_sid == "ACbakery"
+        first = await a_call(db, "CAownacct001")
+        _, key = await create_key(db, tenant="bakery")
+        async with httpx.AsyncClient() as http:
+            answer = await http.post(
+                f"http://127.0.0.1:{bridge.port}/api/v1/calls/{first}/callback",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        assert answer.status_code == 200, answer.text
+        (sent,) = own.connects
+        assert urlsplit(sent["StreamUrl"]).username == "bk"  # the bakery's own credentials
+        (row,) = await callbacks_for_call(db, first)
+        assert row.account_sid == "ACbakery" and row.exotel_sid is not None
+        heard = await own.stream_done(row.exotel_sid)
+        assert heard.ok and heard.agent_audio_ms > 0, heard.error  # the bridge took the stream
+        new = await row_for(db, row.exotel_sid)
+        assert ("callback", f"of {first} (requested)") in [
+            (e["kind"], e["detail"]) for e in new["events"]
+        ]
+        (row,) = await callbacks_for_call(db, first)
+        assert row.status == "answered"
+
+        async def claim(tenant: str, auth: tuple[str, str], account: str) -> dict[str, Any]:
+            opts = CallOptions(
+                url=bridge.url(tenant),
+                from_number=CALLER,
+                account_sid=account,
+                custom_parameters={"callback": row.token},
+                auth=auth,
+                max_call_s=10.0,
+            )
+            result = await place_call(opts, CallerScript(hangup_after_ms=300))
+            assert result.error is None or "agent" not in result.error
+            return await row_for(db, opts.call_sid)
+
+        other_account = await claim("bakery", ("bk", "bt"), "ACserver")
+        kinds = [e["kind"] for e in other_account["events"]]
+        assert "callback_wrong_account" in kinds and "callback" not in kinds
+        other_tenant = await claim("saloon", ("server-user", "server-pass"), "ACserver")
+        kinds = [e["kind"] for e in other_tenant["events"]]
+        assert "callback_unknown" in kinds and "callback" not in kinds
+        (after,) = await callbacks_for_call(db, first)
+        assert after.exotel_sid == row.exotel_sid  # still the call we placed
+
+
 async def callback_over_the_api(
     bridge: Bridge, db: Database, exotel: FakeExotelApi, summary: str | None = None
 ) -> None:
@@ -354,6 +467,100 @@ async def test_a_failed_complaint_is_called_back_by_the_rule_once(
     assert len(exotel.connects) == 2
     await Worker(pipeline).drain()  # nothing left to do: nothing dialled again
     assert len(exotel.connects) == 2
+
+
+async def test_the_rules_callback_outside_hours_is_scheduled_and_dialled_when_due(
+    db: Database, tmp_path: Path, exotel: FakeExotelApi, client: httpx.AsyncClient
+) -> None:
+    """Outside the hours the rule's callback waits for the next opening (a `scheduled` row with
+    its due time); the worker dials it once then, and only within the number's daily limit."""
+    root = tenants_dir(tmp_path)
+    set_hours(root, not_today(), per_day=2)
+    exotel.no_answer.add(CALLER)
+    callbacks = deps_for(db, root, exotel, client)
+    pipeline = PipelineDeps(
+        db=db,
+        tenants=TenantRepository(root),
+        pricing=load_pricing(),
+        analyzer=offline_analyzer,
+        callbacks=callbacks,
+    )
+    for sid in ("CAlateRule01", "CAlateRule02"):
+        await finish_call(
+            db,
+            FinishedCall(
+                call_sid=sid,
+                status="failed",
+                tenant="bakery",
+                transcript=COMPLAINT,
+                from_number=CALLER,
+                end_reason="engine_error",
+            ),
+        )
+    worker = Worker(pipeline)
+    await worker.drain()
+    (row,) = await callbacks_for_call(db, "CAlateRule01")
+    opening = TenantRepository(root).get("bakery").callbacks.hours.next_open(callbacks.now())
+    assert (row.status, row.due_at) == ("scheduled", opening), row
+    assert opening is not None and opening.strftime("%H:%M") == "10:00"
+    first = await get_call(db, "CAlateRule01")
+    assert first is not None and any(e["kind"] == "callback_scheduled" for e in first["events"])
+    assert exotel.connects == []  # nothing dialled outside the hours
+    await worker.drain()
+    assert exotel.connects == []  # not due yet
+
+    # the opening comes, and the owner has lowered the limit to one a day meanwhile: the
+    # limit is counted again when dialling, so one scheduled callback goes, the other not
+    set_hours(root, not_today(), per_day=1)
+    callbacks.tenants = TenantRepository(root)
+    callbacks.now = lambda: opening + timedelta(minutes=1)
+    await worker.drain()
+    rows = [(await callbacks_for_call(db, s))[0] for s in ("CAlateRule01", "CAlateRule02")]
+    assert sorted(r.status for r in rows) == ["placed", "rate_limited"], rows
+    assert len(exotel.connects) == 1
+    await worker.drain()  # nothing is dialled twice, nor the one over the limit
+    assert len(exotel.connects) == 1
+
+
+async def test_the_api_shows_a_scheduled_callback(
+    db: Database, tmp_path: Path, exotel: FakeExotelApi
+) -> None:
+    port = free_port()
+    settings = {
+        "exotel_account_sid": "ACrx",
+        "exotel_api_key": "k",
+        "exotel_api_token": SecretStr("t"),
+        "exotel_api_base_url": exotel.base_url,
+        "callback_stream_url": f"ws://127.0.0.1:{port}/exotel",
+    }
+    async with (
+        FakeGeminiLive() as fake,
+        running_bridge(db, tmp_path, fake, port=port, **settings) as bridge,
+    ):
+        set_hours(bridge.ctx.settings.tenants_dir, not_today())
+        bridge.ctx.tenants.invalidate("bakery")
+        sid = await a_call(db, "CAshown00001")
+        assert bridge.web is not None
+        deps = bridge.web.callbacks
+        assert deps is not None
+        scheduled = await schedule_callback(deps, sid, "dropped")
+        assert isinstance(scheduled, Scheduled)
+        _, key = await create_key(db, tenant="bakery")
+        auth = {"Authorization": f"Bearer {key}"}
+        base = f"http://127.0.0.1:{bridge.port}/api/v1/calls/{sid}"
+        async with httpx.AsyncClient() as http:
+            detail = (await http.get(base, headers=auth)).json()
+            refused = await http.post(base + "/callback", headers=auth)
+        (item,) = detail["callbacks"]
+        assert item["status"] == "scheduled" and item["reason"] == "dropped"
+        assert datetime.fromisoformat(item["due_at"]) == scheduled.due_at
+        assert datetime.fromisoformat(detail["callbacks_open_at"]) == scheduled.due_at
+        # asked by hand outside the hours: refused, saying when they open
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "callback_outside_hours"
+        assert "they open" in refused.json()["error"]["message"]
+    assert exotel.connects == []
+    assert deps.client.is_closed  # the app's lifespan closed the callbacks' HTTP client
 
 
 # ---------------------------------------------------------------- the command

@@ -16,6 +16,7 @@ from decimal import Decimal
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from receptionist.bridge.server import serve_in_process
 from receptionist.store.api_keys import create_key, revoke_key
 from receptionist.store.bookings import SlotHold, hold_slot
+from receptionist.store.callbacks import claim_callback
 from receptionist.store.db import Database
 from receptionist.store.live import LiveEvent, LiveFeed
 from receptionist.store.schema import (
@@ -37,6 +39,7 @@ from receptionist.store.schema import (
 )
 from receptionist.store.web_sessions import expire_session_now
 from receptionist.store.webhook_deliveries import NewDelivery, insert_deliveries
+from receptionist.tenants.handoff import DAYS
 from receptionist.tenants.repository import TenantRepository
 from receptionist.web.api import create_api
 from receptionist.web.dashboard import Options, create_dashboard
@@ -913,3 +916,27 @@ async def test_calendar_sync_failures_on_the_bookings_page(dash: Dash) -> None:
     assert "insert event: &lt;HTTP 403&gt;" in page and "<HTTP 403>" not in page
     bakery = await dash.sign_in("bakery")
     assert 'data-testid="calendar-sync-problems"' not in (await bakery.get("/app/bookings")).text
+
+
+async def test_the_call_page_shows_a_scheduled_callback_and_when_callbacks_open(
+    dash: Dash,
+) -> None:
+    due = datetime(2030, 1, 7, 4, 30, tzinfo=UTC)  # 10:00 in Kolkata
+    claimed = await claim_callback(
+        dash.db, tenant="bakery", call_sid="CAb1", reason="dropped", to_number="+919800000001",
+        token="tok-scheduled-0001", limit=2, since=due - timedelta(days=1), due_at=due,
+    )  # fmt: skip
+    assert claimed == "claimed"
+    toml = dash.root / "bakery" / "tenant.toml"
+    ist = ZoneInfo("Asia/Kolkata")
+    closed = f"{DAYS[(datetime.now(ist).weekday() + 3) % 7]} 10:00-11:00"
+    toml.write_text(
+        toml.read_text().replace(
+            'hours = ["mon-sat 10:00-20:00", "sun 10:00-14:00"]', f'hours = ["{closed}"]'
+        )
+    )
+    b = await dash.sign_in("bakery")
+    page = (await b.get("/app/calls/CAb1")).text
+    assert 'data-testid="callback" data-status="scheduled"' in page
+    assert 'data-testid="callback-scheduled"' in page and "7 Jan 2030" in page
+    assert 'data-testid="callbacks-open-at"' in page

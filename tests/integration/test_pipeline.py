@@ -38,6 +38,7 @@ from receptionist.sim.gemini_rest import FakeGeminiRest, Fault
 from receptionist.store.calls import FinishedCall, finish_call, get_call
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import get_exotel_details
+from receptionist.store.handoffs import get_handoff, record_handoff, record_handoff_outcome
 from receptionist.store.jobs import reschedule
 from receptionist.store.schema import (
     NOTIFY_QUEUED,
@@ -549,6 +550,44 @@ async def test_exotel_record_is_fetched_last(db: Database) -> None:
     assert rec is not None
     assert rec["call_duration"] == 42 and rec["call_status"] == "completed"
     assert rec["from_number"] == "09812345678" and rec["exotel_data"]["Sid"] == "CAexo1"
+
+
+async def test_the_person_a_hand_off_rang_is_recorded_from_the_calls_legs(db: Database) -> None:
+    """A call the Connect applet put through: its record is asked for with `details=true`, and
+    the second leg's status and talk time go on the hand-off (who answered: the one number
+    rung). A call with no hand-off is asked for plainly."""
+    await saved_call(db, "CAhand1", ORDER)
+    await saved_call(db, "CAhand2", ORDER)
+    await saved_call(db, "CAplain", ORDER)
+    await record_handoff(db, "CAhand1", who="the owner", reason="wants to speak to the owner")
+    await record_handoff_outcome(db, "CAhand1", "ringing", "+919800000001")
+    await record_handoff(db, "CAhand2", who=None, reason="complaint")
+    await record_handoff_outcome(db, "CAhand2", "ringing", "+919800000001, +919800000002")
+    async with _exotel_api() as fake:
+        fake.add_call("CAhand1", from_number="0981", to_number="0804", leg2=("completed", 73))
+        fake.add_call("CAhand2", from_number="0981", to_number="0804", leg2=("no-answer", 0))
+        fake.add_call("CAplain", from_number="0981", to_number="0804")
+        asked: list[str] = []
+
+        async def look(request: httpx.Request) -> None:
+            asked.append(f"{request.url.path.rsplit('/', 1)[-1]}?{request.url.query.decode()}")
+
+        async with _exotel_worker(db, fake, _Clock(), on_request=look) as w:
+            await w.drain()
+    assert sorted(asked) == [
+        "CAhand1.json?details=true", "CAhand2.json?details=true", "CAplain.json?",
+    ]  # fmt: skip
+    one = await get_handoff(db, "CAhand1")
+    assert one is not None and one["reason"] == "wants to speak to the owner"
+    assert one["person_leg"] == {
+        "status": "completed",
+        "talk_s": 73,
+        "answered_by": "+919800000001",
+    }
+    two = await get_handoff(db, "CAhand2")
+    assert two is not None
+    assert two["person_leg"] == {"status": "no-answer", "talk_s": 0, "answered_by": None}
+    assert await get_handoff(db, "CAplain") is None
 
 
 async def test_exotel_record_not_final_yet_is_polled_again(db: Database) -> None:

@@ -6,20 +6,24 @@ as they are and the recording retried, then failed. Runs on SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import soundfile as sf
+import sqlalchemy as sa
 
 from receptionist.recordings.uploader import RecordingUploader, this_node
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedTurn
 from receptionist.store.api_keys import create_key
-from receptionist.store.calls import get_call
+from receptionist.store.calls import NewCall, create_call, get_call
 from receptionist.store.db import Database
 from receptionist.store.recordings import recording_for
+from receptionist.store.schema import call_recordings, utcnow
+from receptionist.web.recordings import MAX_RANGE
 from tests.integration.bridge_harness import Bridge, row_for, running_bridge
 from tests.integration.s3_double import s3_double
 from tests.integration.test_recordings import enable_recording
@@ -241,3 +245,60 @@ async def test_a_tenant_that_does_not_record_leaves_nothing(db: Database, tmp_pa
         assert await uploader(bridge).run_once() == 0
         assert await recording_for(db, result.call_sid) is None
     assert not (tmp_path / "raw").exists() or list((tmp_path / "raw").iterdir()) == []
+
+
+async def test_the_recording_route_answers_ranges_as_http_says(
+    db: Database, tmp_path: Path
+) -> None:
+    """Over real HTTP, a recording larger than one answer's cap: no Range is 200 and the whole
+    file (never a 206 nobody asked for); a valid Range is 206 with its Content-Range; a Range
+    past the end is 416 with `Content-Range: bytes */size`; a unit we do not serve, the whole."""
+    async with (
+        FakeGeminiLive() as fake,
+        running_bridge(db, tmp_path, fake, **recording_settings(tmp_path)) as bridge,
+    ):
+        sid = "CAbigrecording1"
+        await create_call(db, NewCall(call_sid=sid, tenant="bakery", from_number="+919800000001"))
+        data = os.urandom(MAX_RANGE + 54321)
+        store = bridge.ctx.recording_store
+        assert store is not None
+        key = f"bakery/2026-12-07/{sid}.ogg"
+        (tmp_path / "big.ogg").write_bytes(data)
+        store.put(key, tmp_path / "big.ogg", "audio/ogg")
+        async with db.begin() as conn:
+            await conn.execute(
+                sa.insert(call_recordings).values(
+                    call_sid=sid, tenant="bakery", node=this_node(), sample_rate=8000,
+                    status="stored", store=store.name, store_key=key, content_type="audio/ogg",
+                    bytes=len(data), duration_ms=1000, created_at=utcnow(),
+                )
+            )  # fmt: skip
+        api_key = (await create_key(db, tenant="bakery"))[1]
+        size = len(data)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bridge.port}") as c:
+
+            async def get(range_header: str | None = None) -> httpx.Response:
+                headers = {"Authorization": f"Bearer {api_key}"}
+                if range_header is not None:
+                    headers["Range"] = range_header
+                return await c.get(f"/api/v1/calls/{sid}/recording", headers=headers)
+
+            whole = await get()
+            assert whole.status_code == 200 and whole.content == data
+            assert "content-range" not in whole.headers
+            assert whole.headers["content-length"] == str(size)
+            assert whole.headers["accept-ranges"] == "bytes"
+            part = await get("bytes=10-19")
+            assert part.status_code == 206 and part.content == data[10:20]
+            assert part.headers["content-range"] == f"bytes 10-19/{size}"
+            tail = await get("bytes=-5")
+            assert tail.status_code == 206 and tail.content == data[-5:]
+            assert tail.headers["content-range"] == f"bytes {size - 5}-{size - 1}/{size}"
+            start = await get("bytes=0-")  # open-ended: the first answer's worth, said so
+            assert start.status_code == 206 and start.content == data[:MAX_RANGE]
+            assert start.headers["content-range"] == f"bytes 0-{MAX_RANGE - 1}/{size}"
+            past = await get(f"bytes={size}-")
+            assert past.status_code == 416
+            assert past.headers["content-range"] == f"bytes */{size}"
+            other_unit = await get("items=0-5")
+            assert other_unit.status_code == 200 and other_unit.content == data

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -227,3 +228,42 @@ async def test_a_corrupt_manifest_is_set_aside(db: Database, tmp_path: Path) -> 
     assert (up.spool_dir / "bad.bad").exists()
     row = await recording_for(db, "CAafter")
     assert row is not None and row["status"] == "stored"
+
+
+async def test_the_orphan_sweep_keeps_the_tracks_of_an_upload_still_coming(
+    db: Database, tmp_path: Path
+) -> None:
+    """Raw tracks a day old without a manifest: a `pending` row's (first try or retrying after
+    a failure) stay; a finally failed row's and those of no row at all go."""
+    clock = Clock()
+    blocked = tmp_path / "store"
+    blocked.write_text("a file where the store's folder should be: every put fails")
+    up = uploader(db, tmp_path, LocalDirStore(blocked), clock)
+    await finished_tape(up.spool_dir, "CAgaveup")
+    for _ in range(3):  # max_attempts = 3: then failed for good
+        await up.run_once()
+        clock.now += timedelta(hours=2)
+    given_up = await recording_for(db, "CAgaveup")
+    assert given_up is not None and given_up["status"] == "failed", given_up
+    await finished_tape(up.spool_dir, "CAretrying")
+    await up.run_once()  # adopted, first try failed: pending, retried later
+    retrying = await recording_for(db, "CAretrying")
+    assert retrying is not None and retrying["status"] == "pending", retrying
+    assert retrying["attempts"] == 1
+    # a killed server's tracks: no manifest, no row
+    (up.spool_dir / "CAkilled.caller.pcm").write_bytes(tone(100))
+    (up.spool_dir / "CAkilled.agent.pcm").write_bytes(tone(100))
+    day_old = time.time() - 2 * 24 * 3600
+    for path in up.spool_dir.glob("*.pcm"):
+        os.utime(path, (day_old, day_old))
+
+    await up.sweep()
+
+    left = sorted(p.name for p in up.spool_dir.glob("*.pcm"))
+    assert left and all(name.startswith(Path(retrying["raw_base"]).name) for name in left), left
+    assert len(left) == 2  # the retrying upload's two tracks, nothing else
+    clock.now += timedelta(hours=2)
+    await up.run_once()  # its retry still has its audio (and fails here: the store is blocked)
+    again = await recording_for(db, "CAretrying")
+    assert again is not None and again["attempts"] == 2, again
+    assert "Not a directory" in (again["last_error"] or ""), again  # not "the raw audio is gone"

@@ -113,7 +113,7 @@ async def _usage_rows(db: Database) -> list[dict]:
 
 # --- migrations --------------------------------------------------------------------------------
 
-HEAD = "0013_calendar_sync"
+HEAD = "0015_callback_schedule"
 
 
 async def test_upgrade_is_idempotent(db: Database) -> None:

@@ -189,3 +189,50 @@ def test_hostile_values_are_cleaned_and_raw_is_storable() -> None:
     assert len(details.recording_url) == 512
     assert details.raw["From"] == "09876543210\r\n"  # as sent, minus what PostgreSQL refuses
     assert details.raw["Extra"] == {"note": ["ab", 1]}
+
+
+def test_the_legs_of_details_true() -> None:
+    """`Details` as the v1 Call Details reference shows it with `?details=true`."""
+    doc = {
+        "Call": {
+            "Sid": "CAlegs",
+            "Status": "completed",
+            "Details": {
+                "ConversationDuration": 8,
+                "Leg1Status": "completed",
+                "Leg2Status": "Completed",
+                "Legs": [
+                    {"Leg": {"Id": 1, "OnCallDuration": 21}},
+                    {"Leg": {"Id": 2, "OnCallDuration": "8"}},
+                ],
+            },
+        }
+    }
+    legs = parse_call_details(doc).legs
+    assert legs is not None
+    assert (legs.conversation_s, legs.leg1_status, legs.leg2_status) == (
+        8,
+        "completed",
+        "completed",
+    )
+    assert legs.on_call_s == ((1, 21), (2, 8))
+    assert parse_call_details({"Call": {"Sid": "CAno"}}).legs is None  # not asked for
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        "not a table",
+        {"Legs": "nope", "ConversationDuration": -3},
+        {"Legs": [None, {"Leg": "x"}, {"Leg": {"Id": "one"}}, *([{"Leg": {"Id": 9}}] * 50)]},
+        {"Leg2Status": "x" * 5000, "ConversationDuration": "1.5"},
+    ],
+)
+def test_hostile_details_are_bounded(details: Any) -> None:
+    legs = parse_call_details({"Call": {"Sid": "CAbad", "Details": details}}).legs
+    assert legs is None or (
+        len(legs.on_call_s) <= 10
+        and all(isinstance(i, int) for i, _ in legs.on_call_s)
+        and (legs.leg2_status is None or len(legs.leg2_status) <= 40)
+        and legs.conversation_s is None
+    )

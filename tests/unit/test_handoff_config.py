@@ -127,3 +127,49 @@ def test_hours_lines() -> None:
     assert days == frozenset({4, 5, 6, 0})  # wraps over the weekend
     days, _, end = parse_hours_line("mon,wed 10:00-24:00")  # type: ignore[misc]
     assert days == frozenset({0, 2}) and end.hour == 23
+
+
+def test_the_next_opening_of_the_hours(tmp_path: Path) -> None:
+    tenant, problems = load(
+        tmp_path,
+        GOOD.replace(
+            "per_number_per_day = 1",
+            'per_number_per_day = 1\nhours = ["mon-fri 10:00-19:00", "sat 10:00-14:00"]',
+        ),
+    )
+    assert problems == []
+    hours = tenant.callbacks.hours  # type: ignore[attr-defined]
+    open_now = datetime(2026, 12, 7, 11, 0, tzinfo=IST)  # a Monday, inside
+    assert hours.next_open(open_now) == open_now
+    early = datetime(2026, 12, 7, 8, 30, tzinfo=IST)  # Monday before opening: 10:00 that day
+    assert hours.next_open(early) == datetime(2026, 12, 7, 10, 0, tzinfo=IST)
+    saturday_late = datetime(2026, 12, 12, 15, 0, tzinfo=IST)  # after Saturday's close
+    assert hours.next_open(saturday_late) == datetime(2026, 12, 14, 10, 0, tzinfo=IST)
+    utc_night = datetime(2026, 12, 8, 20, 0, tzinfo=ZoneInfo("UTC"))  # 01:30 Wednesday IST
+    assert hours.next_open(utc_night) == datetime(2026, 12, 9, 10, 0, tzinfo=IST)
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ('[exotel]\naccount_sid = "bakery1"\n', "needs the account's auth_user_env"),
+        (
+            '[exotel]\nauth_user_env = "SHOP_KEY"\nauth_token_env = "SHOP_TOKEN"\n'
+            'account_sid = "../x y"\n',
+            "exotel.account_sid must be letters, digits",
+        ),
+    ],
+)
+def test_a_bad_own_exotel_account(tmp_path: Path, table: str, says: str) -> None:
+    _, problems = load(tmp_path, table)
+    assert any(says in p for p in problems), problems
+
+
+def test_a_good_own_exotel_account(tmp_path: Path) -> None:
+    tenant, problems = load(
+        tmp_path,
+        '[exotel]\nauth_user_env = "SHOP_KEY"\nauth_token_env = "SHOP_TOKEN"\n'
+        'account_sid = "shop-account_1"\n',
+    )
+    assert problems == []
+    assert tenant.exotel_account_sid == "shop-account_1"  # type: ignore[attr-defined]

@@ -12,7 +12,6 @@ import binascii
 import contextlib
 import hmac
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -37,9 +36,10 @@ from receptionist.bridge.loop_lag import LoopLagMonitor
 from receptionist.bridge.recorder import CallRecorder
 from receptionist.bridge.session import CallSession
 from receptionist.bridge.status_callback import exotel_status
-from receptionist.callbacks import callback_deps
+from receptionist.callbacks import aclose_callbacks, callback_deps
 from receptionist.config import Settings
 from receptionist.engines.base import EngineFactory
+from receptionist.exotel_accounts import stream_credentials
 from receptionist.hooks.events import status_events_of
 from receptionist.notify.webhook import msg91_webhook_route
 from receptionist.observe import metrics as prom
@@ -95,18 +95,9 @@ class BridgeContext:
             draining=lambda: self.drain.draining,
         )
 
-    def _credentials_for(self, tenant: Tenant | None) -> tuple[str, str] | None:
-        if tenant is not None and tenant.exotel_auth_user_env and tenant.exotel_auth_token_env:
-            user = os.environ.get(tenant.exotel_auth_user_env)
-            token = os.environ.get(tenant.exotel_auth_token_env)
-            if user and token:
-                return user, token
-            # Named but unset: fail closed rather than silently accepting anyone.
-            return ("", "\x00unset")
-        return self.settings.exotel_auth
-
     def check_tenant_auth(self, tenant: Tenant | None, ws: WebSocket) -> bool:
-        expected = self._credentials_for(tenant)
+        # a tenant naming unset variables gets UNSET, which matches nothing (fail closed)
+        expected = stream_credentials(self.settings, tenant)
         if expected is None:
             return True
         return _basic_auth_matches(ws.headers.get("authorization"), expected)
@@ -337,6 +328,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
         background = await _start_background(ctx)
         yield
         await _stop_background(ctx, background)
+        await aclose_callbacks(deps.callbacks)  # the API's and dashboard's callbacks
 
     deps = WebDeps(
         db=ctx.db,
@@ -371,4 +363,5 @@ def create_app(ctx: BridgeContext) -> Starlette:
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.web = deps
     return app

@@ -1,7 +1,9 @@
 """What the engine is told when a call is one we placed to call someone back (callbacks.py): the
 stream URL's custom parameter ``callback=<token>`` names the callbacks row, whose first call's
-summary, type and details are added to the engine's instructions. A token that names no row, or
-another tenant's, adds nothing (the call is then an ordinary one)."""
+summary, type and details are added to the engine's instructions. A token that names no row,
+another tenant's, or a row placed through another Exotel account than the one the start frame
+names (``account_sid``), is refused: it adds nothing, marks nothing answered (the call is then
+an ordinary one of the tenant whose credentials the stream carried)."""
 
 from __future__ import annotations
 
@@ -39,7 +41,9 @@ def context_text(first: dict[str, Any], caller: str) -> str:
     )
 
 
-async def load(session: CallSession, token: str) -> str:
+async def load(session: CallSession, token: str, account_sid: str = "") -> str:
+    """The context of the callback ``token`` names, for a stream whose start frame names the
+    Exotel account ``account_sid``; "" when refused."""
     if not TOKEN.fullmatch(token):
         session.note("callback_bad_token", token[:20])
         return ""
@@ -48,6 +52,9 @@ async def load(session: CallSession, token: str) -> str:
         row = await callback_by_token(db, token)
         if row is None or session.tenant is None or row.tenant != session.tenant.tenant_id:
             session.note("callback_unknown", token[:8])
+            return ""
+        if row.account_sid and row.account_sid != account_sid:
+            session.note("callback_wrong_account", f"{account_sid[:40]!r} for {token[:8]}")
             return ""
         first = await get_call(db, row.call_sid)
         await update_callback(db, row.key, "answered", exotel_sid=session.call_sid)

@@ -368,7 +368,7 @@ class CallSession:
         self.toolbox = self._make_toolbox(start, tenant)
         token = start.custom_parameters.get(callback_context.PARAM)
         if token:  # a call we placed to call someone back: the engine hears the first call
-            self.callback_context = await callback_context.load(self, token)
+            self.callback_context = await callback_context.load(self, token, start.account_sid)
         instruction = tenant.system_instruction
         if self.callback_context:
             instruction += "\n" + self.callback_context

@@ -197,6 +197,7 @@ def worker(
         from receptionist.stored_tenants import StoredTenants, tenants_for
 
         db = Database(settings.database_url)
+        w = None
         try:
             await db.upgrade()
             tenants = tenants_for(settings.tenants_source, settings.tenants_dir, db)
@@ -232,6 +233,8 @@ def worker(
                 stored.run(stop) if stored is not None else asyncio.sleep(0),
             )
         finally:
+            if w is not None:  # its HTTP clients (providers, Exotel, callbacks)
+                await w.aclose()
             await db.dispose()
 
     try:

@@ -31,9 +31,10 @@ import httpx
 from receptionist.callbacks import (
     CallbackDeps,
     CallbackRefused,
+    Scheduled,
     follow_up,
-    place_callback,
     rule_reason,
+    schedule_callback,
 )
 from receptionist.gemini_rest import AnalyzerError
 from receptionist.hooks.events import call_events
@@ -46,6 +47,7 @@ from receptionist.postcall.pricing import PricingTable, UnknownModelPrice
 from receptionist.store.calls import get_call, record_call_event, upsert_token_usage
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import upsert_exotel_details
+from receptionist.store.handoffs import record_handoff_leg
 from receptionist.store.jobs import Claim, advance, defer
 from receptionist.store.notifications import insert_notifications
 from receptionist.store.schema import Stage, utcnow
@@ -198,13 +200,18 @@ async def _rule_callback(deps: PipelineDeps, row: dict[str, Any]) -> None:
         return
     sid = row["call_sid"]
     try:
-        placed = await place_callback(deps.callbacks, sid, reason)
+        # outside the hours it is scheduled for their next opening (the worker dials it then)
+        placed = await schedule_callback(deps.callbacks, sid, reason)
     except CallbackRefused as exc:
         log.info("call %s: no callback (%s): %s", sid, exc.reason, exc.message)
         await record_call_event(deps.db, sid, "callback_refused", f"{reason}: {exc.reason}")
         return
     except ExotelApiError as exc:
         log.warning("call %s: callback not placed: %s", sid, exc)
+        return
+    if isinstance(placed, Scheduled):
+        when = placed.due_at.isoformat(timespec="minutes")
+        await record_call_event(deps.db, sid, "callback_scheduled", f"{reason}: {when}")
         return
     await record_call_event(deps.db, sid, "callback_placed", f"{reason}: {placed.exotel_sid}")
     follow_up(deps.callbacks, placed)
@@ -254,8 +261,10 @@ async def _exotel_details(
     ended = row["ended_at"] or row["created_at"]
     past_deadline = (utcnow() - ended).total_seconds() >= ex.deadline_s
     delay = min(ex.max_delay_s, ex.first_delay_s * 2 ** min(claim.attempts, 10))
+    handoff = row.get("handoff") or {}
+    rang = handoff.get("outcome") == "ringing"  # the Connect applet rang the tenant's people
     try:
-        details = await fetch_call_details(ex.http, ex.config, claim.call_sid)
+        details = await fetch_call_details(ex.http, ex.config, claim.call_sid, details=rang)
     except ExotelApiError as exc:
         if exc.kind == "not_found" and not past_deadline:  # not visible yet right after hang-up
             await defer(deps.db, claim, worker_id=worker_id, delay_s=delay, note="not found yet")
@@ -279,6 +288,15 @@ async def _exotel_details(
         await upsert_exotel_details(
             conn, call_sid=claim.call_sid, tenant=row["tenant"], values=values
         )
+        if final and rang and details.legs is not None:
+            numbers = [n for n in str(handoff.get("outcome_detail") or "").split(", ") if n]
+            await record_handoff_leg(
+                conn,
+                claim.call_sid,
+                status=details.legs.leg2_status,
+                talk_s=details.legs.conversation_s,
+                number=numbers[0] if len(numbers) == 1 else None,
+            )
         if final or past_deadline:
             note = (
                 {}

@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from receptionist import logctx, loops, tracing
+from receptionist.callbacks import aclose_callbacks, dial_due
 from receptionist.gcal.sync import CalendarSync
 from receptionist.hooks.deliverer import WebhookDeliverer
 from receptionist.notify import digest
@@ -34,6 +35,8 @@ log = logging.getLogger("receptionist.worker")
 
 #: How often a running worker counts the backlog for its gauge (one aggregate query).
 BACKLOG_REFRESH_S = 5.0
+#: How often it looks for scheduled callbacks now due (callbacks.dial_due).
+CALLBACKS_DUE_EVERY_S = 30.0
 
 
 def new_worker_id() -> str:
@@ -166,6 +169,7 @@ class Worker:
                 n += await self.recordings.run_once()
             if self.calendar is not None:
                 n += await self.calendar.run_once()
+            n += await self.dial_due_callbacks()
             if not n:
                 return total
             total += n
@@ -184,6 +188,18 @@ class Worker:
                 tg.create_task(self.recordings.run(stop))
             if self.calendar is not None:
                 tg.create_task(self.calendar.run(stop))
+            if self.deps.callbacks is not None:
+                tg.create_task(loops.every(CALLBACKS_DUE_EVERY_S, stop, self.dial_due_callbacks))
+
+    async def dial_due_callbacks(self) -> int:
+        """The rules' callbacks scheduled for an opening that has come (callbacks.py)."""
+        if self.deps.callbacks is None:
+            return 0
+        try:
+            return len(await dial_due(self.deps.callbacks))
+        except Exception as exc:  # database down: the next round tries again
+            log.error("worker %s: scheduled callbacks not dialled (%s)", self.worker_id, exc)
+            return 0
 
     async def queue_digests(self) -> int:
         """The owners' daily digests now due (notify/digest.py); the dispatcher sends them."""
@@ -210,6 +226,9 @@ class Worker:
             await self.dispatcher.provider.aclose()
         if self.webhooks is not None:
             await self.webhooks.aclose()
+        await aclose_callbacks(self.deps.callbacks)
+        if self.deps.exotel is not None:
+            await self.deps.exotel.http.aclose()
 
     async def _run_pipeline(self, stop: asyncio.Event) -> None:
         log.info("pipeline worker %s started", self.worker_id)

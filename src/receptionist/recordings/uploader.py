@@ -11,12 +11,14 @@ claims it. One pass:
 2. upload: claim due rows under a lease, encode the stereo file in a thread (encode.py), put it
    in the store (stores.py) in a thread, mark it `stored` and remove the raw tracks. A store that
    is down, full or refusing is retried with a backoff doubling from `backoff_base_s` (up to an
-   hour) until `max_attempts`, then the row is `failed` with the reason (the raw tracks stay until
-   the retention removes them). The call's own row and transcript never wait for any of this.
+   hour) until `max_attempts`, then the row is `failed` with the reason (its raw tracks go at
+   the next sweep). The call's own row and transcript never wait for any of this.
 
 `sweep` (every `sweep_every_s`): recordings older than their tenant's `retention_days` (30 when
 the tenant no longer records) are deleted from the store and their rows marked `deleted`; raw
-tracks a killed server left without a manifest are removed after a day.
+tracks left without a manifest are removed when their row is over (stored, opted out, finally
+failed) or, with no row at all (a server killed during the call), after a day; a `pending`
+row's tracks (first try or a retry after a failure) are never touched.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from receptionist.store.recordings import (
     EMPTY,
     FAILED,
     OPTED_OUT,
+    PENDING,
     STORED,
     ClaimedUpload,
     NewRecording,
@@ -295,24 +298,43 @@ class RecordingUploader:
                     _remove_tracks(row["raw_base"])
                 await mark_deleted(self.db, row["id"])
                 gone += 1
-        orphans = await asyncio.to_thread(self._orphans)
+        orphans = await asyncio.to_thread(self._orphans, await self._tracks_to_keep())
         if gone or orphans:
             log.info("recordings: %d past their retention deleted, %d orphan tracks", gone, orphans)
         return gone
 
-    def _orphans(self) -> int:
-        """Raw tracks with neither a manifest nor a row's upload coming (a server killed during
-        the call): removed once a day old."""
+    async def _tracks_to_keep(self) -> tuple[set[str], set[str]]:
+        """(raw bases whose upload is still coming: a `pending` row, first try or a retry;
+        raw bases of rows that are over: stored, opted out, finally failed, deleted), of the
+        rows that name this machine."""
+        r = call_recordings.c
+        async with self.db.session() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(r.raw_base, r.status).where(
+                        r.node == self.node, r.raw_base.is_not(None)
+                    )
+                )
+            ).all()
+        coming = {row.raw_base for row in rows if row.status == PENDING}
+        over = {row.raw_base for row in rows if row.status != PENDING} - coming
+        return coming, over
+
+    def _orphans(self, known: tuple[set[str], set[str]]) -> int:
+        """Raw tracks without a manifest whose upload will never come: a row that is over
+        (stored, opted out, finally failed) at once; no row at all (a server killed during the
+        call) once a day old. A `pending` row's tracks stay, however long it retries."""
         if not self.spool_dir.is_dir():
             return 0
+        coming, over = known
         cutoff = time.time() - ORPHAN_AFTER_S
         n = 0
         for path in self.spool_dir.glob("*.pcm"):
             base = str(path).removesuffix(".caller.pcm").removesuffix(".agent.pcm")
-            if Path(base + MANIFEST_SUFFIX).exists():
+            if base in coming or Path(base + MANIFEST_SUFFIX).exists():
                 continue
             try:
-                if path.stat().st_mtime < cutoff:
+                if base in over or path.stat().st_mtime < cutoff:
                     os.unlink(path)
                     n += 1
             except OSError:

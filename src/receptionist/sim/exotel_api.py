@@ -15,6 +15,8 @@ Behaviour (see the docstring of :mod:`receptionist.telephony.exotel_api` for the
   ``DateCreated``, ``DateUpdated``, ``AccountSid``, ``To``, ``From``, ``PhoneNumberSid``,
   ``Status``, ``StartTime``, ``EndTime``, ``Duration``, ``Price``, ``Direction``,
   ``AnsweredBy``, ``RecordingUrl``); numbers as strings, times ``YYYY-MM-DD HH:MM:SS`` in IST.
+  With ``?details=true`` the JSON record also has ``Details`` (``ConversationDuration``,
+  ``Leg1Status``, ``Leg2Status``, ``Legs``) as the v1 Call Details reference shows it.
   Without ``.json`` the same record comes back as XML (``<TwilioResponse><Call>…``).
 * Asynchronous fill-in: until ``final_after_s`` has elapsed since :meth:`add_call`, the call
   reads as Exotel's record right after hang-up: ``Status`` is ``pending_status`` (default
@@ -28,9 +30,10 @@ Behaviour (see the docstring of :mod:`receptionist.telephony.exotel_api` for the
   14400; a 400 RestException otherwise. The answer is the new call's ``{"Call": {...}}`` record
   (``Status`` ``queued``). Then, as Exotel does: a number in :attr:`no_answer` rings out (its
   record reads ``no-answer``, no stream); any other is answered and Exotel opens the WebSocket to
-  ``StreamUrl`` (its query's pairs as the start frame's ``custom_parameters``, Basic auth from
-  the URL's user info) and plays the callee: :attr:`callee_scripts` (per number, else silence
-  until the agent has spoken and then a hang-up) through the simulated caller
+  ``StreamUrl`` (its query's pairs as the start frame's ``custom_parameters``, this account's
+  sid as its ``account_sid``, Basic auth from the URL's user info) and plays the callee:
+  :attr:`callee_scripts` (per number, else silence until the agent has spoken and then a
+  hang-up) through the simulated caller
   (:mod:`receptionist.sim.caller`). :meth:`stream_done` waits for that call to end.
 * Order of checks per request: record it, ``delay_s``, scripted faults (``fail_next``,
   ``garble_next``: like a load balancer, before auth), Basic auth (401), account sid in the
@@ -92,6 +95,8 @@ class _FakeCall:
     start_time: datetime
     added_at: float
     final_after_s: float
+    #: a second leg (a Connect applet's person): (Leg2Status, ConversationDuration)
+    leg2: tuple[str, int] | None = None
 
 
 def _fmt(moment: datetime | None) -> str | None:
@@ -182,8 +187,11 @@ class FakeExotelApi(HttpDouble):
         start_time: datetime | None = None,
         final_after_s: float = 0.0,
         pending_status: str = "completed",
+        leg2: tuple[str, int] | None = None,
     ) -> None:
-        """Register a call. Until ``final_after_s`` has passed it reads as "just hung up"."""
+        """Register a call. Until ``final_after_s`` has passed it reads as "just hung up".
+        ``leg2``: the call was connected on to a second party (a Connect applet), with that
+        leg's status and how long both were connected (served with ``?details=true``)."""
         if start_time is None:
             start_time = datetime.now(IST).replace(microsecond=0) - timedelta(seconds=duration_s)
         self._calls[call_sid] = _FakeCall(
@@ -200,6 +208,7 @@ class FakeExotelApi(HttpDouble):
             start_time=start_time,
             added_at=self.clock(),
             final_after_s=final_after_s,
+            leg2=leg2,
         )
 
     def fail_next(self, n: int = 1, status: int = 500) -> None:
@@ -318,6 +327,7 @@ class FakeExotelApi(HttpDouble):
             call_sid=sid,
             from_number=to,
             to_number=exophone,
+            account_sid=self.account_sid,
             custom_parameters=dict(parse_qsl(parts.query)),
             auth=auth,
             max_call_s=60.0,
@@ -407,4 +417,25 @@ class FakeExotelApi(HttpDouble):
         record = self._record(call)
         if not as_json:
             return self._xml(record)
+        if request.query_params.get("details") == "true":
+            record["Details"] = self._details(call)
         return Response(orjson.dumps({"Call": record}), media_type="application/json")
+
+    def _details(self, call: _FakeCall) -> dict[str, Any]:
+        """``Details`` as the voice v1 Call Details reference shows it with ``details=true``.
+        Not documented, so our assumptions: before the record settles the durations are
+        ``null`` (like ``Duration``); a call with no second leg has ``Leg2Status`` ``null``
+        and one leg listed."""
+        final = self.clock() - call.added_at >= call.final_after_s
+        leg2_status, talk_s = call.leg2 if call.leg2 is not None else (None, 0)
+        legs: list[dict[str, Any]] = [
+            {"Leg": {"Id": 1, "OnCallDuration": call.duration_s if final else None}}
+        ]
+        if call.leg2 is not None:
+            legs.append({"Leg": {"Id": 2, "OnCallDuration": talk_s if final else None}})
+        return {
+            "ConversationDuration": talk_s if final else None,
+            "Leg1Status": call.status if final else call.pending_status,
+            "Leg2Status": leg2_status,
+            "Legs": legs,
+        }

@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from receptionist.store.db import Database
 from receptionist.store.schema import call_details, utcnow
 
-__all__ = ["get_handoff", "record_handoff", "record_handoff_outcome"]
+__all__ = ["get_handoff", "record_handoff", "record_handoff_leg", "record_handoff_outcome"]
 
 MAX_TEXT = 200  # who / why / outcome come from a model or a request: bounded on the row
 
@@ -56,4 +57,30 @@ async def record_handoff_outcome(
         await conn.execute(
             sa.update(call_details).where(c.call_sid == call_sid).values(handoff=value)
         )
+    return True
+
+
+async def record_handoff_leg(
+    conn: AsyncConnection,
+    call_sid: str,
+    *,
+    status: str | None,
+    talk_s: int | None,
+    number: str | None,
+) -> bool:
+    """What Exotel's record says of the Connect applet's leg, on the hand-off (in the caller's
+    transaction): its status (``completed``: the person answered), how long the caller and the
+    person talked, and who answered when that is known (only one number was rung: Exotel's
+    record names no number). False when the call has no hand-off."""
+    c = call_details.c
+    row = (await conn.execute(sa.select(c.handoff).where(c.call_sid == call_sid))).first()
+    if row is None or not row.handoff:
+        return False
+    value = dict(row.handoff)
+    value["person_leg"] = {
+        "status": (status or "")[:40] or None,
+        "talk_s": talk_s,
+        "answered_by": number if status == "completed" else None,
+    }
+    await conn.execute(sa.update(call_details).where(c.call_sid == call_sid).values(handoff=value))
     return True

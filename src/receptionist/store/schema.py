@@ -381,15 +381,20 @@ callbacks = sa.Table(
     sa.Column("call_sid", sa.Text(), nullable=False),  # the call being called back
     sa.Column("reason", sa.Text(), nullable=False),
     sa.Column("to_number", sa.Text(), nullable=False),
-    # placing | placed | answered | no_answer | failed | refused
+    # scheduled | placing | placed | answered | no_answer | failed | rate_limited
     sa.Column("status", sa.Text(), nullable=False),
     sa.Column("exotel_sid", sa.Text(), nullable=True),  # the new call's sid
     sa.Column("error", sa.Text(), nullable=True),
     _created_at(),
     _updated_at(),
+    # a `scheduled` callback is dialled by the worker from this time (the tenant's next opening)
+    sa.Column("due_at", UTCDateTime(), nullable=True),
+    # the Exotel account that placed the call: the bridge accepts its stream only from it
+    sa.Column("account_sid", sa.Text(), nullable=True),
     sa.UniqueConstraint("key"),
     sa.UniqueConstraint("token"),
     sa.Index(None, "tenant", "to_number", "created_at"),
+    sa.Index(None, "status", "due_at"),
 )
 
 # Every attempt at a webhook delivery: what the owner's window shows for it.

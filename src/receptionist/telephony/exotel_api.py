@@ -10,7 +10,10 @@ reference, the error-code dictionary) and Exotel support article 56523:
 * The body is ``{"Call": {...}}``; the documented keys are ``Sid``, ``ParentCallSid``,
   ``DateCreated``, ``DateUpdated``, ``AccountSid``, ``To``, ``From``, ``PhoneNumberSid``,
   ``Status``, ``StartTime``, ``EndTime``, ``Duration``, ``Price``, ``Direction``,
-  ``AnsweredBy``, ``RecordingUrl``; plus ``Details`` with ``?details=true`` and
+  ``AnsweredBy``, ``RecordingUrl``; plus ``Details`` with ``?details=true`` (voice v1 "Call
+  Details API": ``ConversationDuration`` in whole seconds, ``Leg1Status``, ``Leg2Status``,
+  ``Legs`` as ``[{"Leg": {"Id": 1, "OnCallDuration": 21}}, ...]``; nothing in it names the
+  number that answered a leg) and
   ``PreSignedRecordingUrl`` when that account feature is on (``RecordingUrlValidity`` query
   parameter, 5-60 minutes). ``ForwardedFrom``, ``CallerName`` and ``Uri`` (Twilio heritage) are
   *not* in the current documented sample; we never rely on them (they stay in ``raw``).
@@ -155,6 +158,35 @@ def api_config(settings: Settings) -> ExotelApiConfig | None:
 
 
 @dataclass(frozen=True)
+class ExotelLegs:
+    """A call's ``Details`` with ``?details=true``: leg 1 is the first party (the caller of an
+    inbound call), leg 2 the one connected to it (a Connect applet's person)."""
+
+    conversation_s: int | None  # how long both legs were connected
+    leg1_status: str | None
+    leg2_status: str | None
+    on_call_s: tuple[tuple[int, int | None], ...]  # (leg id, its OnCallDuration)
+
+
+def _legs(value: Any) -> ExotelLegs | None:
+    if not isinstance(value, Mapping):
+        return None
+    legs: list[tuple[int, int | None]] = []
+    raw_legs = value.get("Legs")
+    for item in raw_legs[:10] if isinstance(raw_legs, list) else []:  # bounded: from outside
+        leg = item.get("Leg") if isinstance(item, Mapping) else None
+        if isinstance(leg, Mapping) and (leg_id := _int(leg.get("Id"))) is not None:
+            legs.append((leg_id, _int(leg.get("OnCallDuration"))))
+    leg1, leg2 = _text(value.get("Leg1Status")), _text(value.get("Leg2Status"))
+    return ExotelLegs(
+        conversation_s=_int(value.get("ConversationDuration")),
+        leg1_status=leg1.lower()[:40] if leg1 else None,
+        leg2_status=leg2.lower()[:40] if leg2 else None,
+        on_call_s=tuple(legs),
+    )
+
+
+@dataclass(frozen=True)
 class ExotelCallDetails:
     sid: str
     from_number: str
@@ -167,6 +199,8 @@ class ExotelCallDetails:
     recording_url: str | None
     price: Decimal | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    #: ``Details`` (only asked for with ``details=True``); None when absent
+    legs: ExotelLegs | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -275,6 +309,7 @@ def parse_call_details(
         recording_url=_text(call.get("RecordingUrl")),
         price=_decimal(call.get("Price")),
         raw=without_nul(dict(call)),  # kept as sent, but storable in PostgreSQL
+        legs=_legs(call.get("Details")),
     )
 
 
@@ -332,14 +367,16 @@ def _status_error(response: httpx.Response) -> ExotelApiError:
 
 
 async def fetch_call_details(
-    client: httpx.AsyncClient, cfg: ExotelApiConfig, call_sid: str
+    client: httpx.AsyncClient, cfg: ExotelApiConfig, call_sid: str, *, details: bool = False
 ) -> ExotelCallDetails:
-    """Fetch one call's record. Raises :class:`ExotelApiError`; see its ``kind``/``retryable``."""
+    """Fetch one call's record (``details``: with its legs, ``?details=true``). Raises
+    :class:`ExotelApiError`; see its ``kind``/``retryable``."""
     url = call_details_url(cfg, call_sid)
     started = time.monotonic()
     try:
         response = await client.get(
             url,
+            params={"details": "true"} if details else None,
             auth=httpx.BasicAuth(cfg.api_key, cfg.api_token),
             headers={"Accept": "application/json"},
             timeout=cfg.timeout_s,
@@ -358,11 +395,11 @@ async def fetch_call_details(
     if response.status_code != 200:
         raise _status_error(response)
     try:
-        details = parse_call_details(response.content, tz=cfg.time_zone)
+        record = parse_call_details(response.content, tz=cfg.time_zone)
     except ExotelApiError as exc:
         raise ExotelApiError("bad_response", exc.detail, status_code=200) from None
-    if details.sid != call_sid:
+    if record.sid != call_sid:
         raise ExotelApiError(
-            "bad_response", f"asked for {call_sid}, got {details.sid!r:.60}", status_code=200
+            "bad_response", f"asked for {call_sid}, got {record.sid!r:.60}", status_code=200
         )
-    return details
+    return record

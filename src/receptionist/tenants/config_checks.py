@@ -33,6 +33,7 @@ GEMINI_VOICES: tuple[str, ...] = (
 
 _BCP47 = re.compile(r"([a-zA-Z]{2,3})(?:-([a-zA-Z]{4}))?(?:-([a-zA-Z]{2}|\d{3}))?")
 _SCHEMA_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_ACCOUNT_SID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}")
 _WA_NUMBER = re.compile(r"[1-9]\d{9,14}")  # MSG91's integrated_number: country code, no "+"
 _NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,100}")
@@ -204,16 +205,24 @@ def check_budget(r: Report, config: dict[str, Any]) -> tuple[Decimal | None, Dec
     return warn, limit
 
 
-def check_exotel(r: Report, config: dict[str, Any]) -> tuple[str | None, str | None]:
+def check_exotel(r: Report, config: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(auth_user_env, auth_token_env, account_sid): the business's own Exotel account, when it
+    has one (its key and token by the NAMES of environment variables, its account sid as text)."""
     table = r.table_value(config, "exotel", ())
     if table is None:
-        return None, None
+        return None, None, None
     path = ("exotel",)
     r.check_shape(path)
     names: dict[str, str | None] = {}
     for key in allowed_keys(ExotelConfig):
         value = r.text_value(table, key, path)
-        if value is not None and not is_env_name(value):
+        if key == "account_sid":
+            if value is not None and not _ACCOUNT_SID.fullmatch(value):
+                r.add_config(
+                    (*path, key), "exotel.account_sid must be letters, digits, _ or - (1-128)"
+                )
+                value = None
+        elif value is not None and not is_env_name(value):
             r.add_config(
                 (*path, key),
                 f"exotel.{key} must be the NAME of an environment variable in capitals "
@@ -230,7 +239,9 @@ def check_exotel(r: Report, config: dict[str, Any]) -> tuple[str | None, str | N
             path,
             f"exotel.{present} is set but exotel.{missing} is not: give both or neither",
         )
-    return names.get("auth_user_env"), names.get("auth_token_env")
+    if "account_sid" in table and not user_present:
+        r.add_config(path, "exotel.account_sid needs the account's auth_user_env/auth_token_env")
+    return names.get("auth_user_env"), names.get("auth_token_env"), names.get("account_sid")
 
 
 def check_messages(r: Report, config: dict[str, Any]) -> dict[str, str]:

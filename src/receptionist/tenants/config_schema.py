@@ -45,6 +45,7 @@ class ExotelConfig(BaseModel):
     model_config = _FORBID
     auth_user_env: str | None = None
     auth_token_env: str | None = None
+    account_sid: str | None = None
 
 
 class BudgetConfig(BaseModel):

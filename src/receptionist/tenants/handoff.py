@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from .messages import language_prefix
@@ -94,6 +94,26 @@ class Hours:
         return any(
             local.weekday() in days and start <= now < end for days, start, end in self.spans
         )
+
+    def next_open(self, at: datetime) -> datetime | None:
+        """``at`` when the hours are open then, else the next opening time (in the tenant's
+        time zone); None when the hours never open."""
+        if self.is_open(at):
+            return at
+        zone = ZoneInfo(self.timezone)
+        local = at.astimezone(zone)
+        best: datetime | None = None
+        for ahead in range(8):  # a weekly schedule opens within a week, if ever
+            day = local.date() + timedelta(days=ahead)
+            for days, start, _end in self.spans:
+                if day.weekday() not in days:
+                    continue
+                opening = datetime.combine(day, start, zone)
+                if opening > local and (best is None or opening < best):
+                    best = opening
+            if best is not None:
+                return best
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,7 +207,7 @@ class _Loader:
         recording = cfg["recording"]
         if recording is not None and recording.announce:  # said as part of the greeting
             greeting = f"{greeting} {recording.announce}"
-        user_env, token_env = cfg["exotel"]
+        user_env, token_env, account_sid = cfg["exotel"]
         budget_warn, budget_limit = cfg["budget"]
         return Tenant(
             tenant_id=self.tenant_id,
@@ -221,6 +221,7 @@ class _Loader:
             model=cfg["model"],
             exotel_auth_user_env=user_env,
             exotel_auth_token_env=token_env,
+            exotel_account_sid=account_sid,
             call_types=call_types,
             assistant_prompt=assistant,
             analyzer_prompt=analyzer,

@@ -118,6 +118,9 @@ class Tenant:
     handoff: Handoff | None = None  # putting a caller through to a person; None: never
     callbacks: CallbackRules | None = None  # the AI calling callers back; None: never
     recording: RecordingPolicy | None = None  # calls are recorded; None: not (the default)
+    # the business's own Exotel account (with exotel_auth_*_env as its key and token): its
+    # callbacks are dialled through it; None: the server's account
+    exotel_account_sid: str | None = None
     raw_config: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     # the stored version it was loaded from (stored_tenants.py); None: from a folder
     version: int | None = None

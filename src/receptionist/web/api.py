@@ -425,7 +425,9 @@ def create_api(deps: WebDeps) -> FastAPI:
 
     @api.exception_handler(WebError)
     async def api_error(request: Request, exc: WebError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message, exc.problems)
+        response = _error(exc.status, exc.code, exc.message, exc.problems)
+        response.headers.update(exc.headers or {})
+        return response
 
     @api.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:

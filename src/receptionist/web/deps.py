@@ -27,11 +27,17 @@ class WebError(Exception):
     """A request the server will not answer as asked: status, stable code, plain message."""
 
     def __init__(
-        self, status: int, code: str, message: str, problems: list[dict[str, Any]] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        problems: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.problems = problems  # what is wrong, field by field (a tenant edit)
+        self.headers = headers  # sent with the answer (a 416's Content-Range)
 
 
 @dataclass(frozen=True)

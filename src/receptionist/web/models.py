@@ -157,6 +157,19 @@ class Recording(BaseModel):
     deleted_at: datetime | None
 
 
+class CallbackItem(BaseModel):
+    reason: str = Field(description="requested, failed, dropped or unresolved (once each)")
+    status: str = Field(
+        description="scheduled (dialled at due_at, the business's next opening), placing,"
+        " placed, answered, no_answer, failed, rate_limited"
+    )
+    to_number: str
+    due_at: datetime | None = Field(None, description="When a scheduled callback is dialled")
+    exotel_sid: str | None = Field(None, description="The new call's Exotel sid, once dialled")
+    error: str | None = None
+    created_at: datetime
+
+
 class CallDetail(CallSummary):
     to_number: str | None
     engine: str | None
@@ -175,9 +188,20 @@ class CallDetail(CallSummary):
     attempts: int
     last_error: str | None
     handoff: dict[str, Any] | None = Field(
-        None, description="Put through to a person: who, reason, at, outcome (none: never)"
+        None,
+        description="Put through to a person: who, reason, at, outcome; person_leg (from"
+        " Exotel's record after the call: status, talk_s, answered_by when one number rang)"
+        " (none: never)",
     )
     recording: Recording | None = Field(None, description="None: the call was not recorded")
+    callbacks: list[CallbackItem] = Field(
+        default_factory=list, description="The AI's calls back to this caller, oldest first"
+    )
+    callbacks_open_at: datetime | None = Field(
+        None,
+        description="When the business's callback hours next open, if they are closed now"
+        " (a callback asked for before then is refused; none: open, or no [callbacks])",
+    )
 
 
 class DayStats(BaseModel):

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from receptionist import callbacks
+from receptionist.store.callbacks import callbacks_for_call
 from receptionist.store.jobs import reschedule
 from receptionist.store.notifications import requeue
 from receptionist.store.schema import (
@@ -30,8 +31,10 @@ from receptionist.store.schema import (
     call_details,
     exotel_call_details,
     notifications,
+    utcnow,
 )
 from receptionist.telephony.exotel_api import ExotelApiError
+from receptionist.tenants.repository import TenantError
 from receptionist.web.call_list import (
     LIST_COLUMNS,
     CallFilters,
@@ -47,6 +50,7 @@ from receptionist.web.call_list import (
 )
 from receptionist.web.deps import DEFAULT_PAGE, MAX_PAGE, WebDeps, WebError, tenant_tz
 from receptionist.web.models import (
+    CallbackItem,
     CallDetail,
     CallSummary,
     Done,
@@ -207,7 +211,33 @@ async def call_detail(s: Scope, deps: WebDeps, call_sid: str) -> CallDetail:
         last_error=row.last_error,
         handoff=row.handoff,
         recording=await recording_of(s, deps, call_sid),
+        callbacks=[
+            CallbackItem(
+                reason=c.reason,
+                status=c.status,
+                to_number=c.to_number,
+                due_at=c.due_at,
+                exotel_sid=c.exotel_sid,
+                error=c.error,
+                created_at=c.created_at,
+            )
+            for c in await callbacks_for_call(deps.db, call_sid)
+        ],
+        callbacks_open_at=_callbacks_open_at(deps, row.tenant),
     )
+
+
+def _callbacks_open_at(deps: WebDeps, tenant_id: str | None) -> datetime | None:
+    """The next opening of the tenant's callback hours when they are closed now."""
+    try:
+        rules = deps.tenants.get_any(tenant_id or "").callbacks
+    except TenantError:
+        return None
+    if rules is None:
+        return None
+    now = utcnow()
+    opening = rules.hours.next_open(now)
+    return None if opening is None or opening == now else opening
 
 
 def _usages(rows: Any, rate: Decimal) -> tuple[list[Usage], Decimal | None]:

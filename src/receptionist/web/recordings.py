@@ -2,20 +2,24 @@
 the audio itself, served through the same key or session that may see the call (never a public
 link: the recording store is private, and the dashboard's CSP allows media from itself only).
 
-Byte ranges are served (`Range: bytes=a-b`), so a browser seeks in the audio without
-downloading all of it; each answer carries at most MAX_RANGE bytes.
+Byte ranges are served (`Range: bytes=a-b`, RFC 9110 section 14), so a browser seeks in the
+audio without downloading all of it: without a Range (or with one we do not serve: several
+ranges, another unit) the answer is 200 and the whole file, streamed MAX_RANGE bytes at a time;
+a satisfiable range is 206 with its Content-Range (at most MAX_RANGE bytes of it, which the
+Content-Range says); one that starts past the end is 416 with ``Content-Range: bytes */size``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
-from receptionist.recordings.stores import StoreError
+from receptionist.recordings.stores import RecordingStore, StoreError
 from receptionist.store.recordings import STORED
 from receptionist.store.schema import call_recordings
 from receptionist.web.deps import WebDeps, WebError
@@ -70,7 +74,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         first = int(first_s[:12])
         last = min(int(last_s[:12]), size - 1) if last_s else size - 1
     if first >= size or last < first:
-        raise WebError(416, "bad_range", f"range not satisfiable (size {size})")
+        raise WebError(
+            416,
+            "bad_range",
+            f"range not satisfiable (size {size})",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
     return first, min(last, first + MAX_RANGE - 1)
 
 
@@ -81,20 +90,36 @@ async def recording_response(
     store = deps.recordings
     if row is None or row.status != STORED or not row.store_key or store is None:
         raise WebError(404, "not_found", "this call has no recording to play")
+    key, content_type = row.store_key, row.content_type
     try:
-        size = await asyncio.to_thread(store.size, row.store_key)
+        size = await asyncio.to_thread(store.size, key)
         span = parse_range(range_header, size)
-        first, last = span if span is not None else (0, size - 1)
-        if span is None and size > MAX_RANGE:
-            first, last = 0, MAX_RANGE - 1  # a whole file too big for one answer: its start
-            span = (first, last)
-        body = await asyncio.to_thread(store.read, row.store_key, first, last) if size else b""
+        if span is not None:
+            body = await asyncio.to_thread(store.read, key, span[0], span[1])
+        elif size <= MAX_RANGE:
+            body = await asyncio.to_thread(store.read, key, 0, size - 1) if size else b""
     except StoreError as exc:
         if exc.missing:
             raise WebError(404, "not_found", "the recording is gone from the store") from None
         raise WebError(503, "unavailable", "the recording store is not answering") from None
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-store"}
-    if span is None:
-        return Response(body, 200, headers=headers, media_type=row.content_type)
-    headers["Content-Range"] = f"bytes {first}-{first + len(body) - 1}/{size}"
-    return Response(body, 206, headers=headers, media_type=row.content_type)
+    if span is not None:
+        headers["Content-Range"] = f"bytes {span[0]}-{span[0] + len(body) - 1}/{size}"
+        return Response(body, 206, headers=headers, media_type=content_type)
+    if size <= MAX_RANGE:
+        return Response(body, 200, headers=headers, media_type=content_type)
+    headers["Content-Length"] = str(size)
+    return StreamingResponse(
+        _chunks(store, key, size), 200, headers=headers, media_type=content_type
+    )
+
+
+async def _chunks(store: RecordingStore, key: str, size: int) -> AsyncIterator[bytes]:
+    """The whole file, MAX_RANGE bytes at a time (each read in a thread). A store failing half
+    way ends the body short: the client sees fewer bytes than Content-Length said."""
+    for first in range(0, size, MAX_RANGE):
+        last = min(first + MAX_RANGE, size) - 1
+        try:
+            yield await asyncio.to_thread(store.read, key, first, last)
+        except StoreError:
+            return

@@ -64,8 +64,9 @@ def operator_keys(config: dict[str, Any], path: str = "") -> Iterator[tuple[str,
     """The keys of a tenant.toml that only an operator changes, with their values: whether the
     tenant answers (`active`, which an operator may have turned off), which of the server's
     environment variables it reads (every `*_env`: a secret of the server or of another tenant
-    must not be one edit away), and the ExoPhone it calls from (`caller_id`: one Exotel account
-    serves every tenant). The budget is the owner's (issue 16: an owner edits it)."""
+    must not be one edit away), the ExoPhone it calls from (`caller_id`: one Exotel account
+    serves every tenant) and its own Exotel account (`exotel.account_sid`). The budget is the
+    owner's (issue 16: an owner edits it)."""
     for key, value in config.items():
         here = f"{path}.{key}" if path else key
         if isinstance(value, dict):
@@ -73,7 +74,7 @@ def operator_keys(config: dict[str, Any], path: str = "") -> Iterator[tuple[str,
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             for i, item in enumerate(value):
                 yield from operator_keys(item, f"{here}[{i}]")
-        elif here == "active" or key.endswith("_env") or key == "caller_id":
+        elif here in ("active", "exotel.account_sid") or key.endswith("_env") or key == "caller_id":
             yield here, value
 
 

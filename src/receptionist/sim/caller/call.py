@@ -352,6 +352,7 @@ class Call:
                     call_sid=opts.call_sid,
                     from_number=opts.from_number,
                     to_number=opts.to_number,
+                    account_sid=opts.account_sid,
                     custom_parameters=opts.custom_parameters,
                     sample_rate=opts.sample_rate,
                     sequence=self.seq,

@@ -55,6 +55,8 @@ class CallOptions:
     stream_sid: str = field(default_factory=new_stream_sid)
     from_number: str = "+919800000099"
     to_number: str = "+918000000001"
+    #: the Exotel account the start frame names (the REST double sends its own)
+    account_sid: str = "ACsimulated"
     custom_parameters: dict[str, str] = field(default_factory=dict)
     sample_rate: int = 8000
     frame_ms: int = 100

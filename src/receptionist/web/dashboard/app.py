@@ -93,7 +93,9 @@ NOTICE_TEXT = {
     "calling_back": N_("The caller is being called back now."),
     "callback_refused": N_("The caller could not be called back."),
     "callback_withheld": N_("The caller's number is withheld: it cannot be called back."),
-    "callback_outside_hours": N_("It is outside the business's hours: call back later."),
+    "callback_outside_hours": N_(
+        "It is outside the business's hours: the page says when the AI can call back."
+    ),
     "callback_rate_limited": N_("This number was called back enough today."),
     "callback_already": N_("This call was already called back."),
 }
@@ -318,6 +320,7 @@ def page(
             return response
         except WebError as exc:
             response = dash.error(request, exc.status, exc.code, exc.message)
+            response.headers.update(exc.headers or {})
             if exc.code == "tenant_gone":
                 clear_session_cookie(request, response)
             return response
