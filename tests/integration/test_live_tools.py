@@ -262,3 +262,83 @@ async def test_a_withdrawn_call_is_stopped_and_never_answered(
     assert call.cancelled and call.response is None
     assert session.stray_tool_responses == []
     assert len(engine.tool_round_trips_ms) == 0
+
+
+# --- a hold is the caller's only once its answer reached the model -----------------------------
+
+
+def _booking_script() -> CallScript:
+    args = {"date": "tomorrow", "time": "17:00", "name": "Asha"}
+    return CallScript(
+        turns=[
+            ScriptedTurn(
+                heard="Book five tomorrow for Asha.",
+                reply="",
+                tool_calls=[ScriptedToolCall("book", args)],
+                reply_from=lambda a: f"answer {sorted(a.get('book') or {})}",
+            )
+        ]
+    )
+
+
+def _held_book(started: asyncio.Event, go: asyncio.Event) -> Any:
+    """The real `book` (its hold is written), whose answer the test holds back."""
+    from receptionist.tools.functions import book_tool
+
+    async def book(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+        result = await book_tool(ctx, args)
+        started.set()
+        await go.wait()
+        return result
+
+    return book
+
+
+async def test_a_delivered_hold_is_confirmed(tmp_path: Path, db: Database) -> None:
+    started, go = asyncio.Event(), asyncio.Event()
+    go.set()
+    ctx = ToolContext(tenant=tool_tenant(tmp_path), db=db, call_sid="CAeng")
+    box = ToolBox(ctx, functions={"book": _held_book(started, go)}, timeout_s=30.0)
+    async with FakeGeminiLive(script=_booking_script()) as fake:
+        engine, events = await _engine(fake, box)
+        await _send(engine, _speech_16k("Book five tomorrow for Asha."))
+        session = fake.sessions[0]
+        await _until(lambda: bool(session.tool_calls))
+        await asyncio.wait_for(session.tool_calls[0].answered.wait(), 10)
+        await engine.close()
+        await events
+    assert session.tool_calls[0].response["booked"] is True
+    assert ctx.told == ctx.held and len(ctx.held) == 1
+    assert await store.settle_call(db, "CAeng", told=ctx.told) == (1, 0)
+
+
+@pytest.mark.parametrize("lost", ["timeout", "session_dropped"])
+async def test_a_hold_whose_answer_was_lost_is_released(
+    tmp_path: Path, db: Database, lost: str
+) -> None:
+    """The hold is written, but its answer never reaches the model: the tool ran past its bound
+    (the model is told "taking too long"), or the session dropped while it ran (the answer has
+    nowhere to go). The caller never heard of the booking: the call's end releases it."""
+    started, go = asyncio.Event(), asyncio.Event()
+    ctx = ToolContext(tenant=tool_tenant(tmp_path), db=db, call_sid="CAeng")
+    timeout_s = 0.3 if lost == "timeout" else 30.0
+    box = ToolBox(ctx, functions={"book": _held_book(started, go)}, timeout_s=timeout_s)
+    async with FakeGeminiLive(script=_booking_script()) as fake:
+        engine, events = await _engine(fake, box)
+        await _send(engine, _speech_16k("Book five tomorrow for Asha."))
+        await asyncio.wait_for(started.wait(), 10)  # the hold is written
+        session = fake.sessions[0]
+        if lost == "timeout":
+            await asyncio.wait_for(session.tool_calls[0].answered.wait(), 10)
+            assert session.tool_calls[0].response["reason"] == "timeout"
+        else:
+            await fake.drop(0)
+            await fake.wait_for_sessions(2, within_s=10)
+            go.set()
+            await _until(lambda: [o.status for o in box.outcomes] == ["ok"])
+        await engine.close()
+        await events
+    assert len(ctx.held) == 1 and ctx.told == []
+    assert await store.settle_call(db, "CAeng", told=ctx.told) == (0, 1)
+    [row] = await store.find_bookings(db, "saloon", reference=ctx.held[0])
+    assert row.status == "expired"
