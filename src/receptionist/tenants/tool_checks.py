@@ -51,7 +51,7 @@ class BookingSettings:
     """`[booking]`: one booking takes one slot of one resource (a stylist, a chair, a doctor)."""
 
     slot_minutes: int = 30
-    hold_minutes: int = 10  # a pending hold frees its slot after this long unless confirmed
+    hold_minutes: int = 10  # the least a hold lasts: it outlives its call (functions.hold_time)
     resources: tuple[str, ...] = ("any",)
     # when appointments can be had: `hours` lines like [handoff]'s (several spans a day, e.g.
     # around lunch), or the same `opens`-`closes` on each of `days`; the default 10:00-20:00 daily
