@@ -9,8 +9,13 @@ database. Exactly one may win; every other must be offered the next free slot. W
 winners, the double bookings found in the table afterwards (active rows for that slot beyond
 one: must be 0), the losers offered another slot, and the `book` call's p50/p99/max.
 
-Part 2, tools inside calls: `--calls` simulated Exotel calls (real time, 8 kHz) through a real
-bridge (uvicorn on loopback, google-genai) to the Gemini Live double, whose model calls
+Part 1b, overlapping starts: `--attempts` holds of one resource at once, straight at the store,
+at four starts 15 minutes apart, each an hour long (as after a tenant changed its slot grid):
+one may win; written: the winners and the pairs of live bookings that overlap (must be 0).
+
+Part 2, tools inside calls (`--calls 0`: skipped): `--calls` simulated Exotel calls (real
+time, 8 kHz) through a real bridge (uvicorn on loopback, google-genai) to the Gemini Live
+double, whose model calls
 check_slot then book after the caller's turns. Written: the tool round trip as the bridge sees
 it (`toolCall` received -> `toolResponse` sent, GeminiLiveEngine.tool_round_trips_ms) and as
 the double sees it (sent -> answer received), p50/p99; and beside it, from the same calls'
@@ -29,7 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,7 @@ from receptionist.config import load_settings
 from receptionist.engines.factory import make_engine_factory
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.gemini_live import CallScript, FakeGeminiLive, ScriptedToolCall, ScriptedTurn
+from receptionist.store import bookings as store
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
 from receptionist.store.schema import bookings
@@ -138,6 +144,59 @@ async def contention(db: Database, tenant: Tenant, attempts: int, concurrency: i
         "book_ms_p50": _r(percentile(times, 50)),
         "book_ms_p99": _r(percentile(times, 99)),
         "book_ms_max": _r(max(times) if times else None),
+        "wall_s": _r(wall),
+    }
+
+
+async def overlapping(db: Database, attempts: int, concurrency: int) -> dict[str, Any]:
+    """`attempts` holds of one resource at once, straight at the store (as from many processes,
+    below the tools' in-process queue), at four different starts 15 minutes apart, each an
+    hour long (a booking made on an older slot grid beside the new one's): every two overlap,
+    so exactly one may win. Double bookings: pairs of live rows that overlap (must be 0)."""
+    gate = asyncio.Semaphore(concurrency)
+    times: list[float] = []
+    base = datetime(2026, 12, 9, 4, 30, tzinfo=UTC)  # 10:00 IST the day after part 1's
+
+    async def one(i: int) -> store.Booking | None:
+        start = base + timedelta(minutes=15 * (i % 4))
+        hold = store.SlotHold(
+            "saloon", "Priya", start, start + timedelta(hours=1), timedelta(minutes=10),
+            call_sid=f"CAover{i}",
+        )  # fmt: skip
+        async with gate:
+            t0 = time.perf_counter()
+            got = await store.hold_slot(db, hold, now=NOW)
+            times.append((time.perf_counter() - t0) * 1000.0)
+        return got
+
+    t0 = time.perf_counter()
+    held = await asyncio.gather(*(one(i) for i in range(attempts)))
+    wall = time.perf_counter() - t0
+    b = bookings.c
+    async with db.session() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(b.starts_at, b.ends_at).where(
+                    b.tenant == "saloon",
+                    b.kind == "slot",
+                    b.starts_at >= base,
+                    b.starts_at < base + timedelta(hours=2),
+                    store.live_at(NOW),
+                )
+            )
+        ).all()
+    clashes = sum(
+        1 for i, x in enumerate(rows) for y in rows[i + 1 :] if x[0] < y[1] and x[1] > y[0]
+    )
+    return {
+        "attempts": attempts,
+        "concurrency": concurrency,
+        "distinct_starts": 4,
+        "winners": len([h for h in held if h is not None]),
+        "live_rows": len(rows),
+        "double_bookings": clashes,
+        "hold_ms_p50": _r(percentile(times, 50)),
+        "hold_ms_p99": _r(percentile(times, 99)),
         "wall_s": _r(wall),
     }
 
@@ -257,9 +316,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"contention: {args.attempts} attempts, {args.concurrency} at once ({args.db})")
         part1 = await contention(db, tenant, args.attempts, args.concurrency)
         log(f"  {part1}")
-        log(f"tools in {args.calls} calls through the bridge")
-        part2 = await calls_with_tools(db, root, tmp, args.calls)
-        log(f"  {part2}")
+        log(f"overlapping starts: {args.attempts} holds at 4 starts 15 minutes apart")
+        part1b = await overlapping(db, args.attempts, args.concurrency)
+        log(f"  {part1b}")
+        part2: dict[str, Any] = {}
+        if args.calls:
+            log(f"tools in {args.calls} calls through the bridge")
+            part2 = await calls_with_tools(db, root, tmp, args.calls)
+            log(f"  {part2}")
         await db.dispose()
     finally:
         if pg is not None:
@@ -275,6 +339,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_average_1_5_15_before": [round(x, 2) for x in load_before],
         "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
         "contention": part1,
+        "overlapping": part1b,
         "calls": part2,
     }
 
@@ -284,21 +349,26 @@ def main() -> None:
     p.add_argument("--attempts", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=200)
     p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    p.add_argument("--calls", type=int, default=20)
+    p.add_argument("--calls", type=int, default=20, help="0: no calls through the bridge")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     result = asyncio.run(run(args))
     if args.json:
         write_json(args.json, result)
-    c = result["contention"]
-    print(
+    c, o, calls = result["contention"], result["overlapping"], result["calls"]
+    line = (
         f"{c['attempts']} attempts: {c['winners']} won, {c['double_bookings']} double bookings,"
-        f" book p99 {c['book_ms_p99']} ms; tool round trip p50/p99"
-        f" {result['calls']['tool_round_trip_bridge_ms_p50']}/"
-        f"{result['calls']['tool_round_trip_bridge_ms_p99']} ms; frame cost in p99"
-        f" {result['calls']['frame_cost_in_ms_p99']} ms"
+        f" book p99 {c['book_ms_p99']} ms; overlapping starts: {o['winners']} won,"
+        f" {o['double_bookings']} double bookings"
     )
-    if c["double_bookings"] or c["winners"] != 1:
+    if calls:
+        line += (
+            f"; tool round trip p50/p99 {calls['tool_round_trip_bridge_ms_p50']}/"
+            f"{calls['tool_round_trip_bridge_ms_p99']} ms; frame cost in p99"
+            f" {calls['frame_cost_in_ms_p99']} ms"
+        )
+    print(line)
+    if c["double_bookings"] or c["winners"] != 1 or o["double_bookings"] or o["winners"] != 1:
         sys.exit(1)
 
 

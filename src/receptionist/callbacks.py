@@ -61,7 +61,7 @@ from receptionist.telephony.exotel_api import (
     fetch_call_details,
 )
 from receptionist.telephony.exotel_connect import dial_to_stream
-from receptionist.tenants.handoff import Hours
+from receptionist.tenants.hours import Hours
 from receptionist.tenants.model import Tenant
 from receptionist.tenants.repository import TenantError, Tenants
 

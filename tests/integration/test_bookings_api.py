@@ -73,7 +73,7 @@ async def test_calendar_feed_needs_its_secret(api: Api) -> None:
 async def test_a_hold_that_ran_out_reads_expired(api: Api) -> None:
     start = utcnow() + timedelta(days=2)
     old = utcnow() - timedelta(hours=1)
-    await bookings.hold_slot(
+    ran_out = await bookings.hold_slot(
         api.db,
         bookings.SlotHold(
             "saloon", "Arun", start, start + timedelta(hours=1), timedelta(minutes=10),
@@ -89,6 +89,12 @@ async def test_a_hold_that_ran_out_reads_expired(api: Api) -> None:
         assert {b["status"] for b in expired} == {"expired"}
         pending = (await saloon.get("/api/v1/bookings", params={"status": "pending"})).json()
         assert "CAold" not in [b["call_sid"] for b in pending]
+        # the feed, by the same definition (store.bookings.live_at), leaves it out
+        live = await _hold(api, "saloon", 5, "Meena", "CAlive")
+        url = (await saloon.post("/api/v1/bookings/calendar")).json()["url"]
+        cal = icalendar.Calendar.from_ical((await saloon.get(url)).content)
+        uids = [str(e["uid"]) for e in cal.walk("VEVENT")]
+        assert ran_out is not None and uids == [f"{live}@saloon.receptionist"]
 
 
 async def test_calendar_sync_failures_are_listed_per_tenant(api: Api) -> None:

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from receptionist.bridge.checkpointer import Checkpointer
+from receptionist.store.bookings import SlotHold, find_bookings, hold_slot
 from receptionist.store.calls import (
     FinishedCall,
     NewCall,
@@ -190,6 +191,13 @@ async def test_periodic_pass_reaps_another_machines_stale_heartbeat_only(
         await register_server(db, who)
     await live_call(db, "CAgone", gone)
     await live_call(db, "CAalive", alive)
+    holds = {}  # a slot each call held: whether the caller heard of it died with its server
+    for i, sid in enumerate(("CAgone", "CAalive")):
+        start = utcnow() + timedelta(days=1, hours=i)
+        hold = SlotHold("bakery", "x", start, start + timedelta(hours=1), timedelta(hours=1), sid)
+        held = await hold_slot(db, hold)
+        assert held is not None
+        holds[sid] = held.reference
     me = ServerProcess.this_process()
     reaped: list[str] = []
     seen = asyncio.Event()
@@ -227,6 +235,10 @@ async def test_periodic_pass_reaps_another_machines_stale_heartbeat_only(
     assert gone_row is not None and alive_row is not None
     assert (gone_row["end_reason"], gone_row["stage"]) == ("server_lost", "transcript_saved")
     assert (alive_row["status"], alive_row["stage"]) == ("in_progress", "live")
+    # the lost call's hold is released, not confirmed; the live call's is still held
+    for sid, status in (("CAgone", "expired"), ("CAalive", "pending")):
+        [row] = await find_bookings(db, "bakery", reference=holds[sid])
+        assert row.status == status, sid
     await keeper.close()
     async with db.session() as conn:
         ids = set((await conn.execute(sa.select(server_processes.c.id))).scalars())

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from receptionist.engines.base import EngineRequest
+from receptionist.engines.base import EngineRequest, Reconnected
 from receptionist.engines.gemini_live import GeminiLiveConfig, GeminiLiveEngine, make_client
 from receptionist.sim.caller import CallerScript, CallOptions, place_call
 from receptionist.sim.gemini_live import (
@@ -147,8 +147,10 @@ def _speech_16k(text: str) -> bytes:
 
 
 async def _engine(
-    fake: FakeGeminiLive, tools: ToolBox
+    fake: FakeGeminiLive, tools: ToolBox, seen: list[Any] | None = None
 ) -> tuple[GeminiLiveEngine, asyncio.Task[list[Any]]]:
+    """The engine connected to the double, and a task draining its events (into `seen` as
+    they come, when given)."""
     cfg = GeminiLiveConfig(
         api_key="test-key", model="m", base_url=fake.base_url, ca_file=Path(fake.ca_file)
     )
@@ -160,7 +162,10 @@ async def _engine(
     await engine.connect()
 
     async def drain() -> list[Any]:
-        return [ev async for ev in engine.events()]
+        got = seen if seen is not None else []
+        async for ev in engine.events():
+            got.append(ev)
+        return got
 
     return engine, asyncio.create_task(drain())
 
@@ -262,3 +267,85 @@ async def test_a_withdrawn_call_is_stopped_and_never_answered(
     assert call.cancelled and call.response is None
     assert session.stray_tool_responses == []
     assert len(engine.tool_round_trips_ms) == 0
+
+
+# --- a hold is the caller's only once its answer reached the model -----------------------------
+
+
+def _booking_script() -> CallScript:
+    args = {"date": "tomorrow", "time": "17:00", "name": "Asha"}
+    return CallScript(
+        turns=[
+            ScriptedTurn(
+                heard="Book five tomorrow for Asha.",
+                reply="",
+                tool_calls=[ScriptedToolCall("book", args)],
+                reply_from=lambda a: f"answer {sorted(a.get('book') or {})}",
+            )
+        ]
+    )
+
+
+def _held_book(started: asyncio.Event, go: asyncio.Event) -> Any:
+    """The real `book` (its hold is written), whose answer the test holds back."""
+    from receptionist.tools.functions import book_tool
+
+    async def book(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+        result = await book_tool(ctx, args)
+        started.set()
+        await go.wait()
+        return result
+
+    return book
+
+
+async def test_a_delivered_hold_is_confirmed(tmp_path: Path, db: Database) -> None:
+    started, go = asyncio.Event(), asyncio.Event()
+    go.set()
+    ctx = ToolContext(tenant=tool_tenant(tmp_path), db=db, call_sid="CAeng")
+    box = ToolBox(ctx, functions={"book": _held_book(started, go)}, timeout_s=30.0)
+    async with FakeGeminiLive(script=_booking_script()) as fake:
+        engine, events = await _engine(fake, box)
+        await _send(engine, _speech_16k("Book five tomorrow for Asha."))
+        session = fake.sessions[0]
+        await _until(lambda: bool(session.tool_calls))
+        await asyncio.wait_for(session.tool_calls[0].answered.wait(), 10)
+        await engine.close()
+        await events
+    assert session.tool_calls[0].response["booked"] is True
+    assert ctx.told == ctx.held and len(ctx.held) == 1
+    assert await store.settle_call(db, "CAeng", told=ctx.told) == (1, 0)
+
+
+@pytest.mark.parametrize("lost", ["timeout", "session_dropped"])
+async def test_a_hold_whose_answer_was_lost_is_released(
+    tmp_path: Path, db: Database, lost: str
+) -> None:
+    """The hold is written, but its answer never reaches the model: the tool ran past its bound
+    (the model is told "taking too long"), or the session dropped while it ran (the answer has
+    nowhere to go). The caller never heard of the booking: the call's end releases it."""
+    started, go = asyncio.Event(), asyncio.Event()
+    ctx = ToolContext(tenant=tool_tenant(tmp_path), db=db, call_sid="CAeng")
+    timeout_s = 0.3 if lost == "timeout" else 30.0
+    box = ToolBox(ctx, functions={"book": _held_book(started, go)}, timeout_s=timeout_s)
+    seen: list[Any] = []
+    async with FakeGeminiLive(script=_booking_script()) as fake:
+        engine, events = await _engine(fake, box, seen)
+        await _send(engine, _speech_16k("Book five tomorrow for Asha."))
+        await asyncio.wait_for(started.wait(), 10)  # the hold is written
+        session = fake.sessions[0]
+        if lost == "timeout":
+            await asyncio.wait_for(session.tool_calls[0].answered.wait(), 10)
+            assert session.tool_calls[0].response["reason"] == "timeout"
+        else:
+            await fake.drop(0)
+            # the engine has replaced the session the call came from before the answer is ready
+            await _until(lambda: any(isinstance(e, Reconnected) for e in seen))
+            go.set()
+            await _until(lambda: [o.status for o in box.outcomes] == ["ok"])
+        await engine.close()
+        await events
+    assert len(ctx.held) == 1 and ctx.told == []
+    assert await store.settle_call(db, "CAeng", told=ctx.told) == (0, 1)
+    [row] = await store.find_bookings(db, "saloon", reference=ctx.held[0])
+    assert row.status == "expired"

@@ -3,10 +3,15 @@ tomorrow?" -> check_slot -> "taken; 5 pm is free, shall I book it?" -> book."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from receptionist.engines.base import EngineRequest, TurnComplete
+from receptionist.engines.local.engine import LocalEngine, LocalSpeech
 from receptionist.engines.local.grounded import GroundedBrain
 from receptionist.store import bookings as store
 from receptionist.store.db import Database
@@ -64,3 +69,79 @@ async def test_a_closed_time_and_a_failing_diary(tmp_path: Path, sqlite_db: Data
         "Sorry, I cannot reach the diary right now. The owner will call you back to book."
     )
     assert box.outcomes[-1].status == "failed"
+
+
+# --- the engine: a hold is the caller's once the reply telling it was spoken -------------------
+
+
+class _Voice:
+    """An instant voice that holds the words telling of a booking until the test lets them go
+    (`go` None: never)."""
+
+    def __init__(self) -> None:
+        self.go: asyncio.Event | None = asyncio.Event()
+        self.reached = asyncio.Event()
+
+    async def synthesize(self, text: str, rate: int) -> bytes:
+        if "is booked" in text:
+            self.reached.set()
+            if self.go is not None:
+                await self.go.wait()
+            else:
+                await asyncio.Event().wait()  # the caller hangs up first
+        return b"\x01\x00" * 80
+
+    async def warm_up(self) -> None:
+        pass
+
+
+class _NoStt:
+    async def transcribe(self, pcm: bytes, hint: str | None = None) -> Any:
+        raise AssertionError("the test gives the engine its turns as text")
+
+    async def warm_up(self) -> None:
+        pass
+
+
+async def _local_engine(tmp_path: Path, db: Database, voice: _Voice) -> tuple[LocalEngine, ToolBox]:
+    tenant = tool_tenant(tmp_path)
+    box = ToolBox(ToolContext(tenant=tenant, db=db, call_sid="CAlocal", clock=lambda: NOW))
+    request = EngineRequest("CAlocal", "saloon", "", "en-IN", tenant=tenant, tools=box)
+    speech = LocalSpeech(stt=_NoStt(), tts=voice)  # type: ignore[arg-type]
+    engine = LocalEngine(speech, lambda t, n: GroundedBrain(t, n, now=NOW), request)
+    await engine.connect()
+    return engine, box
+
+
+async def _turn(engine: LocalEngine, text: str) -> None:
+    """The caller says `text`; returns when the agent's turn is complete."""
+    await engine._answer(text)
+    async with asyncio.timeout(10):  # only a hung test waits this long
+        while not isinstance(await engine._events.get(), TurnComplete):
+            pass
+
+
+@pytest.mark.parametrize("spoken", [True, False], ids=["spoken", "hung_up_first"])
+async def test_local_hold_is_confirmed_only_once_spoken(
+    tmp_path: Path, db: Database, spoken: bool
+) -> None:
+    voice = _Voice()
+    engine, box = await _local_engine(tmp_path, db, voice)
+    try:
+        await _turn(engine, "Can I book 5 pm tomorrow?")
+        await _turn(engine, "Yes please.")
+        if spoken:
+            voice.go.set()  # type: ignore[union-attr]
+            await _turn(engine, "Asha.")
+        else:
+            voice.go = None
+            await engine._answer("Asha.")
+            await asyncio.wait_for(voice.reached.wait(), 10)  # the reply is being voiced ...
+            assert len(box.ctx.held) == 1 and box.ctx.told == []
+    finally:
+        await engine.close()  # ... when the caller hangs up: never heard
+    assert len(box.ctx.held) == 1
+    settled = await store.settle_call(db, "CAlocal", told=box.ctx.told)
+    assert settled == ((1, 0) if spoken else (0, 1))
+    [mine] = await store.find_bookings(db, "saloon", name="Asha")
+    assert mine.status == ("confirmed" if spoken else "expired")

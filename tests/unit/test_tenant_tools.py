@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from receptionist.tenants.loading import load_tenant
-from receptionist.tenants.tool_checks import TOOL_NAMES, BookingSettings, GoogleCalendarSettings
+from receptionist.tenants.tool_checks import (
+    TOOL_NAMES,
+    BookingSettings,
+    GoogleCalendarSettings,
+    Hours,
+)
 from receptionist.tools.spec import SPECS
 from tests.unit.test_tenant_actions import BASE, make_tenant
 
@@ -39,8 +44,25 @@ def test_tools_and_booking_are_kept(tmp_path: Path) -> None:
     tools = tenant.tools  # type: ignore[attr-defined]
     assert tools.enabled == ("book", "quote")
     assert tools.booking == BookingSettings(
-        slot_minutes=45, resources=("Priya", "Arun"), opens=time(9, 30), days=("mon", "sat")
+        slot_minutes=45,
+        resources=("Priya", "Arun"),
+        hours=Hours.weekly(("mon", "sat"), time(9, 30), time(20, 0), "Asia/Kolkata"),
     )
+    assert tools.booking.hours.on(0) == [(time(9, 30), time(20, 0))]
+    assert tools.booking.hours.on(1) == []
+
+
+def test_booking_hours_lines_like_the_handoffs(tmp_path: Path) -> None:
+    """The same hours lines as [handoff]: two spans a day around lunch, Sunday closed."""
+    tenant, problems = _load(
+        tmp_path,
+        '\n[tools]\nenabled = ["book"]\n\n[booking]\n'
+        'hours = ["mon-sat 10:00-13:00", "mon-sat 14:00-19:00"]\n',
+    )
+    assert problems == []
+    hours = tenant.tools.booking.hours  # type: ignore[attr-defined]
+    assert hours.on(5) == [(time(10, 0), time(13, 0)), (time(14, 0), time(19, 0))]
+    assert hours.on(6) == []
 
 
 def test_no_tools_by_default_and_booking_defaults(tmp_path: Path) -> None:
@@ -65,6 +87,12 @@ def test_no_tools_by_default_and_booking_defaults(tmp_path: Path) -> None:
         ('[tools]\nenabled = ["book"]\n[booking]\nresources = []\n', "resources must be"),
         ('[tools]\nenabled = ["book"]\n[booking]\nresources = ["A", "a"]\n', "different"),
         ('[tools]\nenabled = ["book"]\n[booking]\ndays = ["someday"]\n', "days must be"),
+        ('[tools]\nenabled = ["book"]\n[booking]\nhours = ["mon 9-5"]\n', "write it like"),
+        (
+            '[tools]\nenabled = ["book"]\n[booking]\n'
+            'hours = ["daily 10:00-19:00"]\nopens = "9:00"\n',
+            "booking hours replaces opens",
+        ),
         ('[tools]\nenabled = ["book"]\n[booking]\nslot = 30\n', "unknown key 'slot'"),
         (f"{_GC}calendar_id = 'a@b.com'\ncredentials_env = 'ya29xAbCdEfGh1234567890'\n", "NAME an"),
         (f"{_GC}credentials_env = 'GC_KEY'\n", "needs calendar_id"),

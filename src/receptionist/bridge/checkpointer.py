@@ -29,6 +29,7 @@ import orjson
 
 from receptionist import loops
 from receptionist.observe import metrics
+from receptionist.store.bookings import release_calls
 from receptionist.store.checkpoints import (
     Checkpoint,
     ServerProcess,
@@ -236,6 +237,9 @@ class Checkpointer:
             self.db, self.me, lost_after_s=self.lost_after_s, max_call_s=self.max_call_s
         )
         if closed:
+            # which of their holds' answers reached the caller died with the process: none is
+            # confirmed, all are released now rather than at their bound
+            await release_calls(self.db, closed)
             metrics.CALLS_SERVER_LOST.inc(len(closed))
             log.warning(
                 "closed %d call(s) of server processes that are gone (server_lost): %s",

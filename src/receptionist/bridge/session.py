@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket
@@ -79,6 +79,9 @@ GOODBYE_GRACE_S = 15.0
 # bursts); beyond it frames are counted and dropped: a stream sending faster than a phone can
 # speak would otherwise be forwarded, and billed by the model, at that rate.
 MEDIA_BURST_S = 2.0
+# A hold made during a call lasts until the call's longest possible end plus this: the end
+# confirms or releases it well before, unless the process died (then the reaper releases it).
+HOLD_GRACE = timedelta(minutes=5)
 # How long the end of a call waits for its side writes (a hand-off's note) before saving.
 SIDE_WRITES_WAIT_S = 5.0
 # A caller's line starts this long before their voice was first noticed: the level is looked at
@@ -329,6 +332,10 @@ class CallSession:
             call_sid=start.call_sid,
             caller_number=start.from_number,
             on_handoff=self._handoff_requested,
+            # a hold outlives the longest this call can last (the watchdog ends it there)
+            hold_until=self.record.started_at
+            + timedelta(seconds=self.ctx.settings.max_call_duration_s)
+            + HOLD_GRACE,
         )
         timeout = self.ctx.settings.tool_timeout_s
         return ToolBox(ctx, timeout_s=timeout, on_outcome=self._tool_outcome)
@@ -348,19 +355,22 @@ class CallSession:
         return HandoffAnswer(done.status, done.say)
 
     async def _confirm_bookings(self) -> None:
-        """The call is over: what it held is confirmed (a hold that ran out and was taken by
-        another caller stays expired). A database that is down leaves the holds to expire."""
-        if self.toolbox is None or not self.toolbox.ctx.held:
+        """The call is over: the holds whose answer reached the caller are confirmed, the rest
+        released (a `book` cut short by the time bound, or whose answer was lost with the
+        session, may have written its row, but the caller never heard of it). A database that
+        is down leaves the holds to run out at their bound (ToolContext.hold_until)."""
+        if self.toolbox is None or not any(o.name == "book" for o in self.toolbox.outcomes):
             return
         try:
-            # only what the agent was told it holds: a `book` cut short by the time bound
-            # may have written its row, but the caller never heard of it; that hold expires
-            held = list(self.toolbox.ctx.held)
-            confirmed = await bookings.confirm_call(self.ctx.db, self.call_sid, references=held)
+            told = list(self.toolbox.ctx.told)
+            confirmed, released = await bookings.settle_call(self.ctx.db, self.call_sid, told=told)
         except Exception as exc:
             self.note("bookings_not_confirmed", f"{type(exc).__name__}: {exc}"[:300])
             return
-        self.note("bookings_confirmed", str(confirmed), level=logging.INFO)
+        if confirmed:
+            self.note("bookings_confirmed", str(confirmed), level=logging.INFO)
+        if released:
+            self.note("bookings_released", str(released), level=logging.INFO)
 
     async def _create_engine(self, start: exotel.Start, tenant: Tenant) -> VoiceEngine | None:
         """The call's engine, and the caller side's framing; None (the call is over) when the

@@ -152,6 +152,11 @@ class ToolRunner(Protocol):
 
     async def run(self, name: str, args: Any) -> dict[str, Any]: ...
 
+    def delivered(self, result: dict[str, Any]) -> None:
+        """`result` (from `run`) reached the model, or was spoken to the caller: what it
+        holds is confirmed at the call's end (what was never delivered is released)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class EngineRequest:

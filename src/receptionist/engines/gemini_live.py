@@ -632,6 +632,8 @@ class GeminiLiveEngine:
             await self._session.send_tool_response(function_responses=[response])
         except (ConnectionClosed, OSError):
             return  # the session is being replaced; the model asks again if it still needs it
+        if tools is not None:  # on the socket: a hold it carries is the caller's (not before)
+            tools.delivered(result)
         self.tool_round_trips_ms.append((time.perf_counter() - t0) * 1000.0)
 
     async def close(self) -> None:

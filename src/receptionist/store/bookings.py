@@ -1,11 +1,20 @@
 """Bookings made during calls: hold a slot or an order (`pending`), confirm at the call's end,
 expire holds nobody confirmed, find them again; and the owner's calendar feed tokens.
 
-Why a hold cannot collide: the partial unique index `uq_bookings_active_slot` (schema.py) admits
-one pending-or-confirmed row per tenant, resource and start. `hold_slot` first marks a stale
-pending row of that slot `expired` (its hold ran out), then inserts; a concurrent insert of the
-same slot fails on the index in the database itself (PostgreSQL waits for the other transaction,
-SQLite serialises writers), so exactly one attempt wins whatever the interleaving.
+Why a hold cannot collide: a slot is taken when a live booking (confirmed, or pending and not
+expired: `live_at`) of the same tenant and resource overlaps it in time
+(`existing.starts < new.ends and existing.ends > new.starts`), whatever grid it was booked on (a
+tenant may change `slot_minutes` or its hours with bookings ahead). `hold_slot` checks that and
+inserts in one transaction that holds the (tenant, resource) exclusively: on SQLite every write
+transaction takes the database's write lock at BEGIN (Database.begin), on PostgreSQL it takes
+the transaction-scoped advisory lock of that pair first (`pg_advisory_xact_lock`). An advisory
+lock, not an exclusion constraint: "pending and not expired" depends on the time, which a
+constraint cannot read, and `btree_gist` (which an exclusion over text and a range needs) is an
+extension a managed database may not let us create; not a row lock either, since the first
+booking of a resource has no row to lock. Read committed sees the rows the lock's last holder
+committed, so the check is never stale. The partial unique index `uq_bookings_active_slot`
+(schema.py: one pending-or-confirmed row per tenant, resource and exact start) stays as a
+backstop in the database itself.
 """
 
 from __future__ import annotations
@@ -67,25 +76,55 @@ class Booking:
         return out
 
 
+# --- what "an expired hold" is: the one definition (the tools, the web list, the .ics feed) ---
+#
+# A pending hold whose `expires_at` has passed (or that has none) is expired, whether or not its
+# row says so yet: rows are marked lazily, by the next hold that overlaps it or by the call's end.
+
+
+def hold_ran_out(status: str, expires_at: datetime | None, now: datetime) -> bool:
+    return status == BOOKING_PENDING and (expires_at is None or expires_at <= now)
+
+
 def effective_status(status: str, expires_at: datetime | None, now: datetime) -> str:
-    """A pending hold that ran out is expired, whether or not its row was marked so yet (rows
-    are marked lazily, by the next attempt at the same slot)."""
-    if status == BOOKING_PENDING and expires_at is not None and expires_at <= now:
-        return BOOKING_EXPIRED
-    return status
+    """The status as the owner and the caller see it: a hold that ran out is expired."""
+    return BOOKING_EXPIRED if hold_ran_out(status, expires_at, now) else status
+
+
+def ran_out_at(now: datetime) -> Any:
+    """SQL: rows that `hold_ran_out` at `now`."""
+    b = bookings.c
+    return sa.and_(b.status == BOOKING_PENDING, sa.or_(b.expires_at.is_(None), b.expires_at <= now))
+
+
+def live_at(now: datetime) -> Any:
+    """SQL: rows that hold their slot at `now`: confirmed, or pending and not yet run out."""
+    b = bookings.c
+    return sa.or_(
+        b.status == BOOKING_CONFIRMED, sa.and_(b.status == BOOKING_PENDING, b.expires_at > now)
+    )
+
+
+def status_is(status: str, now: datetime) -> Any:
+    """SQL: rows whose `effective_status` at `now` is `status`."""
+    if status == BOOKING_PENDING:
+        return sa.and_(bookings.c.status == BOOKING_PENDING, bookings.c.expires_at > now)
+    if status == BOOKING_EXPIRED:
+        return sa.or_(bookings.c.status == BOOKING_EXPIRED, ran_out_at(now))
+    return bookings.c.status == status
+
+
+def overlapping(start: datetime, end: datetime) -> Any:
+    """SQL: slot rows whose time overlaps [start, end) (a row without an end is its start)."""
+    b = bookings.c
+    return sa.and_(
+        b.kind == "slot", b.starts_at < end, sa.func.coalesce(b.ends_at, b.starts_at) > start
+    )
 
 
 def _booking(row: Any) -> Booking:
     m = row._mapping
     return Booking(**{name: m[name] for name in Booking.__slots__})
-
-
-def _active_at(now: datetime) -> Any:
-    """Rows that hold their slot at `now`: confirmed, or pending and not yet expired."""
-    return sa.or_(
-        bookings.c.status == BOOKING_CONFIRMED,
-        sa.and_(bookings.c.status == BOOKING_PENDING, bookings.c.expires_at > now),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,25 +145,35 @@ def _clean(text: str | None) -> str | None:
 
 
 async def hold_slot(db: Database, hold: SlotHold, *, now: datetime | None = None) -> Booking | None:
-    """Hold the slot as `pending` until `now + hold_for`; None: someone else holds it."""
+    """Hold the slot as `pending` until `now + hold_for`; None: a live booking overlaps it.
+
+    The same call asking again for the hold it already has (a model retrying a `book` whose
+    answer it lost) is given that hold back rather than refused by its own booking."""
     now = now or utcnow()
     for _ in range(3):  # a reference collision is retried; a slot collision is an answer
         reference = new_reference()
         try:
             async with db.begin() as conn:
-                # a hold that ran out frees its slot: mark it so the index admits a new one
+                await _lock_resource(conn, db.dialect, hold.tenant, hold.resource)
+                here = sa.and_(
+                    bookings.c.tenant == hold.tenant,
+                    bookings.c.resource == hold.resource,
+                    overlapping(hold.starts_at, hold.ends_at),
+                )
+                # holds that ran out free their time: marked so (the index admits a new one)
                 await conn.execute(
                     sa.update(bookings)
-                    .where(
-                        bookings.c.tenant == hold.tenant,
-                        bookings.c.resource == hold.resource,
-                        bookings.c.starts_at == hold.starts_at,
-                        bookings.c.kind == "slot",
-                        bookings.c.status == BOOKING_PENDING,
-                        bookings.c.expires_at <= now,
-                    )
+                    .where(here, ran_out_at(now))
                     .values(status=BOOKING_EXPIRED, updated_at=now)
                 )
+                clash = (
+                    await conn.execute(sa.select(bookings).where(here, live_at(now)).limit(2))
+                ).all()
+                if clash:
+                    mine = [_booking(r) for r in clash]
+                    if len(mine) == 1 and _same_hold(mine[0], hold):
+                        return mine[0]
+                    return None
                 row = (
                     await conn.execute(
                         sa.insert(bookings)
@@ -149,10 +198,39 @@ async def hold_slot(db: Database, hold: SlotHold, *, now: datetime | None = None
                 ).one()
                 return _booking(row)
         except IntegrityError:
+            # the backstop: the exact-start index (only another process's insert of the very
+            # same slot, had the lock above been bypassed), or the reference's uniqueness
             if await _reference_taken(db, reference):
                 continue
             return None
     return None
+
+
+# the advisory locks' first key (the two-int4 key space does not overlap the one-bigint space
+# the migrations' lock uses); the second is the hash of the tenant and resource
+_BOOKING_LOCK_SPACE = 0x424B  # "BK"
+
+
+async def _lock_resource(conn: Any, dialect: str, tenant: str, resource: str) -> None:
+    """Hold (tenant, resource) until this transaction ends; SQLite's BEGIN IMMEDIATE already
+    holds the whole database. Two different resources may share a hash: they then queue
+    behind each other for a moment, never wrongly refuse."""
+    if dialect == "postgresql":
+        digest = hashlib.blake2b(f"{tenant}\x1f{resource}".encode(), digest_size=4).digest()
+        await conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
+            {"space": _BOOKING_LOCK_SPACE, "key": int.from_bytes(digest, "big", signed=True)},
+        )
+
+
+def _same_hold(existing: Booking, hold: SlotHold) -> bool:
+    return (
+        hold.call_sid is not None
+        and existing.call_sid == hold.call_sid
+        and existing.status == BOOKING_PENDING
+        and existing.starts_at == hold.starts_at
+        and existing.ends_at == hold.ends_at
+    )
 
 
 async def _reference_taken(db: Database, reference: str) -> bool:
@@ -205,20 +283,38 @@ async def hold_order(
     raise RuntimeError("could not find a free booking reference")
 
 
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """The live slot bookings between two times, by resource: which slots they block."""
+
+    spans: dict[str, list[tuple[datetime, datetime, str | None]]]  # start, end, call
+
+    def blocks(
+        self, resource: str, start: datetime, end: datetime, *, mine: str | None = None
+    ) -> bool:
+        """Whether a booking of `resource` overlaps [start, end); `mine`: a call whose own
+        hold of exactly this slot does not count (hold_slot gives it back to that call)."""
+        return any(
+            s < end and e > start and not (mine is not None and (s, e, c) == (start, end, mine))
+            for s, e, c in self.spans.get(resource, ())
+        )
+
+
 async def taken_slots(
     db: Database, tenant: str, start: datetime, end: datetime, *, now: datetime | None = None
-) -> set[tuple[str, datetime]]:
-    """(resource, start) of every slot held between `start` and `end`."""
+) -> Taken:
+    """Every live slot booking overlapping `start`..`end`."""
     now = now or utcnow()
-    q = sa.select(bookings.c.resource, bookings.c.starts_at).where(
-        bookings.c.tenant == tenant,
-        bookings.c.kind == "slot",
-        bookings.c.starts_at >= start,
-        bookings.c.starts_at < end,
-        _active_at(now),
+    b = bookings.c
+    q = sa.select(b.resource, b.starts_at, b.ends_at, b.call_sid).where(
+        b.tenant == tenant, overlapping(start, end), live_at(now)
     )
+    spans: dict[str, list[tuple[datetime, datetime, str | None]]] = {}
     async with db.session() as conn:
-        return {(r.resource, r.starts_at) for r in (await conn.execute(q)).all()}
+        for r in (await conn.execute(q)).all():
+            span = (r.starts_at, r.ends_at or r.starts_at, r.call_sid)
+            spans.setdefault(r.resource, []).append(span)
+    return Taken(spans)
 
 
 async def confirm_call(
@@ -244,6 +340,31 @@ async def confirm_call(
     return int(result.rowcount or 0)
 
 
+async def settle_call(
+    db: Database, call_sid: str, *, told: list[str], now: datetime | None = None
+) -> tuple[int, int]:
+    """The call ended: the holds whose answer reached the caller (`told`) are confirmed, its
+    other pending holds released (marked expired: their answer was lost, so nobody expects
+    them). Returns (confirmed, released)."""
+    now = now or utcnow()
+    confirmed = await confirm_call(db, call_sid, references=told, now=now) if told else 0
+    return confirmed, await release_calls(db, [call_sid], now=now)
+
+
+async def release_calls(db: Database, call_sids: list[str], *, now: datetime | None = None) -> int:
+    """Release every pending hold of these calls (ended, or lost with their process)."""
+    if not call_sids:
+        return 0
+    now = now or utcnow()
+    async with db.begin() as conn:
+        result = await conn.execute(
+            sa.update(bookings)
+            .where(bookings.c.call_sid.in_(call_sids), bookings.c.status == BOOKING_PENDING)
+            .values(status=BOOKING_EXPIRED, expires_at=now, updated_at=now)
+        )
+    return int(result.rowcount or 0)
+
+
 async def list_bookings(
     db: Database,
     tenant: str | None,
@@ -259,7 +380,7 @@ async def list_bookings(
     if since is not None:
         q = q.where(sa.or_(bookings.c.starts_at >= since, bookings.c.starts_at.is_(None)))
     if status is not None:
-        q = q.where(bookings.c.status == status)
+        q = q.where(status_is(status, utcnow()))
     q = q.order_by(
         sa.func.coalesce(bookings.c.starts_at, bookings.c.created_at).desc(), bookings.c.id.desc()
     ).limit(max(1, min(limit, MAX_LIST)))

@@ -544,10 +544,12 @@ web_sessions = sa.Table(
 
 
 # Bookings the agent made during calls (receptionist.tools): a slot of a resource (a stylist, a
-# chair) or an order. A hold is `pending` until its call ends (then `confirmed`), or until
-# `expires_at`, after which the next attempt at that slot marks it `expired`. Two callers can
-# never hold one slot: the partial unique index admits one active (pending or confirmed) row per
-# tenant, resource and start, on SQLite and PostgreSQL alike, whatever the interleaving.
+# chair) or an order. A hold is `pending` until its call ends (then `confirmed` if the caller
+# was told of it, else released: `expired`), or until `expires_at` (after the call's longest
+# possible end), after which the next overlapping hold marks it `expired`. Two callers can never
+# hold overlapping times of one resource: store/bookings.py checks the overlap under a lock of
+# the (tenant, resource); the partial unique index (one active row per tenant, resource and
+# exact start) is the database's own backstop.
 BOOKING_PENDING = "pending"
 BOOKING_CONFIRMED = "confirmed"
 BOOKING_EXPIRED = "expired"

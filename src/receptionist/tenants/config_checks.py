@@ -73,7 +73,7 @@ def check_config(r: Report, config: dict[str, Any]) -> dict[str, Any] | None:
     out["actions"] = check_actions(r, config, out["templates"])
     out["digest"] = check_digest(r, config, out["templates"])
     out["webhooks"] = check_webhooks(r, config)
-    out["tools"] = check_tools(r, config)
+    out["tools"] = check_tools(r, config, out["timezone"])
     out["handoff"] = check_handoff(r, config, out["timezone"], out["templates"])
     out["callbacks"] = check_callbacks(r, config, out["timezone"], out["handoff"])
     out["recording"] = check_recording(r, config)

@@ -6,8 +6,9 @@ import re
 from typing import Any
 
 from .actions import Template
-from .handoff import NOTICE_VARIABLES, CallbackRules, Handoff, Hours, parse_hours_line
-from .report import E164, Report, suggest, type_name
+from .handoff import NOTICE_VARIABLES, CallbackRules, Handoff
+from .hours import hours_value
+from .report import E164, Report, suggest
 
 __all__ = ["check_callbacks", "check_handoff"]
 
@@ -20,49 +21,6 @@ _EXOPHONE = re.compile(r"0\d{9,11}|\+[1-9]\d{7,14}")
 
 def _compact(value: str) -> str:
     return re.sub(r"[\s\-().]", "", value)
-
-
-def _int(
-    r: Report,
-    table: dict[str, Any],
-    key: str,
-    path: tuple[str, ...],
-    lo: int,
-    hi: int,
-    default: int,
-) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        r.add_config(
-            (*path, key), f"{'.'.join((*path, key))} must be a whole number from {lo} to {hi}"
-        )
-        return default
-    return value
-
-
-def _hours(r: Report, table: dict[str, Any], path: tuple[str, ...], tz: str) -> Hours | None:
-    lines = table.get("hours")
-    key = (*path, "hours")
-    if lines is None:
-        r.add_config(
-            key, f'{path[0]}.hours is missing: e.g. hours = ["mon-sat 10:00-19:00"] (local time)'
-        )
-        return None
-    if isinstance(lines, str):
-        lines = [lines]
-    if not isinstance(lines, list) or not lines or not all(isinstance(x, str) for x in lines):
-        r.add_config(
-            key, f"{path[0]}.hours must be a list of lines in quotes, not {type_name(lines)}"
-        )
-        return None
-    spans = []
-    for line in lines:
-        parsed = parse_hours_line(line)
-        if isinstance(parsed, str):
-            r.add_config(key, f"{path[0]}.hours {line!r}: {parsed}")
-            continue
-        spans.append(parsed)
-    return Hours(tuple(spans), tz) if len(spans) == len(lines) else None
 
 
 def _text(r: Report, table: dict[str, Any], key: str, path: tuple[str, ...], limit: int) -> str:
@@ -142,9 +100,9 @@ def check_handoff(
                 )
             elif compact not in numbers:
                 numbers.append(compact)
-    hours = _hours(r, table, path, tz)
-    ring = _int(r, table, "ring_seconds", path, 5, 120, 30)
-    max_minutes = _int(r, table, "max_minutes", path, 1, 240, 60)
+    hours = hours_value(r, table, path, tz)
+    ring = r.int_value(table, "ring_seconds", path, 5, 120, 30)
+    max_minutes = r.int_value(table, "max_minutes", path, 1, 240, 60)
     record = r.bool_value(table, "record", path)
     whisper = _text(r, table, "whisper", path, MAX_WHISPER_CHARS)
     say = _text(r, table, "say", path, MAX_SAY_CHARS)
@@ -184,15 +142,15 @@ def check_callbacks(
         )
     # without hours of its own: the hours a person answers are the hours to call back in
     if "hours" in table:
-        hours = _hours(r, table, path, tz)
+        hours = hours_value(r, table, path, tz)
     elif handoff is not None:
         hours = handoff.hours
     elif "handoff" in config:  # [handoff] is wrong (reported there): nothing more to say
         return None
     else:
-        hours = _hours(r, table, path, tz)  # reports the missing hours
-    per_day = _int(r, table, "per_number_per_day", path, 1, 10, 2)
-    ring = _int(r, table, "ring_seconds", path, 5, 120, 30)
+        hours = hours_value(r, table, path, tz)  # reports the missing hours
+    per_day = r.int_value(table, "per_number_per_day", path, 1, 10, 2)
+    ring = r.int_value(table, "ring_seconds", path, 5, 120, 30)
     if len(r.problems) != before or hours is None or not caller_id:
         return None
     return CallbackRules(caller_id, hours, per_number_per_day=per_day, ring_seconds=ring)

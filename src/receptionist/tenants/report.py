@@ -78,6 +78,24 @@ class Report:
             return None
         return value.strip()
 
+    def int_value(
+        self,
+        table: dict[str, Any],
+        key: str,
+        path: tuple[str, ...],
+        lo: int,
+        hi: int,
+        default: int,
+    ) -> int:
+        """The whole number at ``key`` from ``lo`` to ``hi``; ``default`` when absent or wrong
+        (wrong is reported)."""
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            dotted = dotted_key((*path, key))
+            self.add_config((*path, key), f"{dotted} must be a whole number from {lo} to {hi}")
+            return default
+        return value
+
     def table_value(self, table: dict[str, Any], key: str, path: tuple[str, ...]):
         value = table.get(key)
         if value is None:

@@ -7,11 +7,12 @@ tenants package stays below the store and the engines."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import time
 from typing import Any
 
 from .calendar_checks import GoogleCalendarSettings, check_google_calendar
+from .hours import DAYS, Hours, hours_value
 from .report import Report, suggest
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "TOOL_NAMES",
     "BookingSettings",
     "GoogleCalendarSettings",
+    "Hours",
     "ToolSettings",
     "check_tools",
 ]
@@ -27,19 +29,20 @@ __all__ = [
 TOOL_NAMES: tuple[str, ...] = ("check_slot", "book", "quote", "order_status", "handoff")
 #: Tools that need `[booking]`.
 BOOKING_TOOLS = frozenset({"check_slot", "book"})
-DAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_RESOURCES = 50
 MAX_RESOURCE_CHARS = 60
 BOOKING_KEYS = (
     "slot_minutes",
     "hold_minutes",
     "resources",
+    "hours",
     "opens",
     "closes",
     "days",
     "max_days_ahead",
     "google_calendar",
 )
+DEFAULT_HOURS = Hours.weekly(DAYS, time(10, 0), time(20, 0))
 _CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 
 
@@ -48,11 +51,11 @@ class BookingSettings:
     """`[booking]`: one booking takes one slot of one resource (a stylist, a chair, a doctor)."""
 
     slot_minutes: int = 30
-    hold_minutes: int = 10  # a pending hold frees its slot after this long unless confirmed
+    hold_minutes: int = 10  # the least a hold lasts: it outlives its call (functions.hold_time)
     resources: tuple[str, ...] = ("any",)
-    opens: time = time(10, 0)
-    closes: time = time(20, 0)
-    days: tuple[str, ...] = DAYS  # the days open, of DAYS
+    # when appointments can be had: `hours` lines like [handoff]'s (several spans a day, e.g.
+    # around lunch), or the same `opens`-`closes` on each of `days`; the default 10:00-20:00 daily
+    hours: Hours = DEFAULT_HOURS
     max_days_ahead: int = 60
     # the owner's Google Calendar, kept in step with the bookings ([booking.google_calendar])
     google_calendar: GoogleCalendarSettings | None = None
@@ -75,15 +78,27 @@ def _clock(r: Report, table: dict[str, Any], key: str, default: time) -> time:
     return time(int(m.group(1)), int(m.group(2)))
 
 
-def _int(r: Report, table: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        r.add_config(("booking", key), f"booking {key} must be a whole number {lo}-{hi}")
-        return default
-    return value
+def _booking_hours(r: Report, table: dict[str, Any], tz: str) -> Hours:
+    weekly = [key for key in ("opens", "closes", "days") if key in table]
+    if "hours" in table:
+        if weekly:
+            r.add_config(
+                ("booking", "hours"),
+                f"booking hours replaces {', '.join(weekly)}: give one or the other",
+            )
+        return hours_value(r, table, ("booking",), tz) or replace(DEFAULT_HOURS, timezone=tz)
+    opens = _clock(r, table, "opens", time(10, 0))
+    closes = _clock(r, table, "closes", time(20, 0))
+    if closes <= opens:
+        r.add_config(("booking", "closes"), "booking closes must be later than opens")
+    days = table.get("days", list(DAYS))
+    if not isinstance(days, list) or not days or any(d not in DAYS for d in days):
+        r.add_config(("booking", "days"), f"booking days must be a list of {', '.join(DAYS)}")
+        days = list(DAYS)
+    return Hours.weekly(tuple(d for d in DAYS if d in days), opens, closes, tz)
 
 
-def _booking(r: Report, table: Any) -> BookingSettings | None:
+def _booking(r: Report, table: Any, tz: str) -> BookingSettings | None:
     if not isinstance(table, dict):
         r.add_config(("booking",), "booking must be a table: [booking]")
         return None
@@ -95,13 +110,11 @@ def _booking(r: Report, table: Any) -> BookingSettings | None:
                 f"unknown key {key!r} in [booking]{suggest(key, allowed)} "
                 f"(allowed here: {', '.join(allowed)})",
             )
-    slot = _int(r, table, "slot_minutes", 30, 5, 480)
-    hold = _int(r, table, "hold_minutes", 10, 1, 120)
-    ahead = _int(r, table, "max_days_ahead", 60, 1, 366)
-    opens = _clock(r, table, "opens", time(10, 0))
-    closes = _clock(r, table, "closes", time(20, 0))
-    if closes <= opens:
-        r.add_config(("booking", "closes"), "booking closes must be later than opens")
+    path = ("booking",)
+    slot = r.int_value(table, "slot_minutes", path, 5, 480, 30)
+    hold = r.int_value(table, "hold_minutes", path, 1, 120, 10)
+    ahead = r.int_value(table, "max_days_ahead", path, 1, 366, 60)
+    hours = _booking_hours(r, table, tz)
     resources = table.get("resources", ["any"])
     if (
         not isinstance(resources, list)
@@ -118,10 +131,6 @@ def _booking(r: Report, table: Any) -> BookingSettings | None:
             '(staff or chairs), e.g. ["Priya", "Arun"]',
         )
         resources = ["any"]
-    days = table.get("days", list(DAYS))
-    if not isinstance(days, list) or not days or any(d not in DAYS for d in days):
-        r.add_config(("booking", "days"), f"booking days must be a list of {', '.join(DAYS)}")
-        days = list(DAYS)
     kept = tuple(x.strip() for x in resources)
     calendar = None
     if "google_calendar" in table:
@@ -130,15 +139,13 @@ def _booking(r: Report, table: Any) -> BookingSettings | None:
         slot_minutes=slot,
         hold_minutes=hold,
         resources=kept,
-        opens=opens,
-        closes=closes,
-        days=tuple(d for d in DAYS if d in days),
+        hours=hours,
         max_days_ahead=ahead,
         google_calendar=calendar,
     )
 
 
-def check_tools(r: Report, config: dict[str, Any]) -> ToolSettings:
+def check_tools(r: Report, config: dict[str, Any], tz: str = "Asia/Kolkata") -> ToolSettings:
     tools = config.get("tools")
     booking_table = config.get("booking")
     if tools is None:
@@ -167,7 +174,8 @@ def check_tools(r: Report, config: dict[str, Any]) -> ToolSettings:
             names.append(name)
     booking = None
     if booking_table is not None:
-        booking = _booking(r, booking_table)
+        booking = _booking(r, booking_table, tz)
     elif BOOKING_TOOLS & set(names):
-        booking = BookingSettings()  # the defaults: one resource, 10:00-20:00, 30-minute slots
+        # the defaults: one resource, 10:00-20:00 daily, 30-minute slots
+        booking = BookingSettings(hours=replace(DEFAULT_HOURS, timezone=tz))
     return ToolSettings(enabled=tuple(names), booking=booking)

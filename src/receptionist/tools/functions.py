@@ -102,10 +102,12 @@ async def _owner_busy(
     return busy, None
 
 
-def _open_for(
-    busy: BusyTimes | _NoCalendar, taken: set[tuple[str, datetime]], r: str, s: Slot
-) -> bool:
-    return (r, s.utc_start) not in taken and not busy.blocks(r, s.utc_start, s.utc_end)
+def _open_for(busy: BusyTimes | _NoCalendar, taken: store.Taken, r: str, s: Slot) -> bool:
+    """No booking of ours overlaps the slot (one made on an older grid may start elsewhere),
+    nor an event of the owner's own."""
+    return not taken.blocks(r, s.utc_start, s.utc_end) and not busy.blocks(
+        r, s.utc_start, s.utc_end
+    )
 
 
 async def _free(
@@ -206,6 +208,18 @@ def _slot_lock(tenant: str, start: datetime) -> _SlotQueue:
     return lock
 
 
+def hold_time(ctx: ToolContext, hold_minutes: int) -> timedelta:
+    """How long a hold made now lasts: `hold_minutes`, and in any case until the latest this
+    call can end (`ctx.hold_until`: its start plus the longest call, plus a grace), so a hold
+    never runs out while its caller is still on the line. The call's end confirms what the
+    caller was told of and releases the rest (bridge/session.py); a call whose process died
+    leaves its holds to the bound (or to the reaper, which releases them)."""
+    hold_for = timedelta(minutes=hold_minutes)
+    if ctx.hold_until is not None:
+        hold_for = max(hold_for, ctx.hold_until - ctx.clock())
+    return hold_for
+
+
 async def _hold_first_free(
     ctx: ToolContext,
     args: dict[str, Any],
@@ -217,12 +231,13 @@ async def _hold_first_free(
 ) -> dict[str, Any] | None:
     if not pool:
         return None
-    hold_for = timedelta(minutes=settings.hold_minutes)
+    hold_for = hold_time(ctx, settings.hold_minutes)
     taken = await store.taken_slots(
         ctx.db, ctx.tenant.tenant_id, slot.utc_start, slot.utc_end, now=ctx.clock()
     )
     # each free resource in turn; the database decides who gets a contested slot
-    for who in (r for r in pool if (r, slot.utc_start) not in taken):
+    mine = ctx.call_sid
+    for who in (r for r in pool if not taken.blocks(r, slot.utc_start, slot.utc_end, mine=mine)):
         booking = await store.hold_slot(
             ctx.db,
             store.SlotHold(
@@ -239,7 +254,8 @@ async def _hold_first_free(
             now=ctx.clock(),
         )
         if booking is not None:
-            ctx.held.append(booking.reference)
+            if booking.reference not in ctx.held:  # (a retry is given its own hold back)
+                ctx.held.append(booking.reference)
             return {
                 "booked": True,
                 **slot.said(),
@@ -356,7 +372,7 @@ async def _book_order(ctx: ToolContext, args: dict[str, Any], name: str | None) 
         ctx.db,
         tenant=ctx.tenant.tenant_id,
         details=priced,
-        hold_for=timedelta(minutes=hold),
+        hold_for=hold_time(ctx, hold),
         call_sid=ctx.call_sid,
         customer_name=name,
         customer_phone=_phone(ctx, args),

@@ -74,7 +74,14 @@ class ToolContext:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # the session's hand-off (bridge/handoff.py): what became of it and what the agent says
     on_handoff: Callable[[HandoffRequest], Awaitable[HandoffAnswer]] | None = None
+    # A hold (`book`) is written before its answer reaches the caller; only those whose answer
+    # was delivered (ToolBox.delivered: the engine sent it to the model, or spoke it) are
+    # confirmed at the call's end, the rest are released.
     held: list[str] = field(default_factory=list)  # references held on this call
+    told: list[str] = field(default_factory=list)  # ... and of those, the ones delivered
+    # the latest this call can end, plus a grace: a hold lasts at least until then
+    # (functions.hold_time); None: only `hold_minutes`
+    hold_until: datetime | None = None
     # what a tool could not use but answered without (the owner's calendar did not answer):
     # written on the tool's outcome, so the call's record shows it
     notes: list[str] = field(default_factory=list)
@@ -174,6 +181,15 @@ class ToolBox:
             )
             return self._done(name, "failed", t0, result, f"{type(exc).__name__}: {exc}"[:200])
         return self._done(name, "ok", t0, result, "; ".join(self.ctx.notes[noted:])[:200])
+
+    def delivered(self, result: dict[str, Any]) -> None:
+        """The answer `result` (as :meth:`run` returned it) reached the model or the caller:
+        a hold it carries is confirmed at the call's end. An answer never delivered (the tool
+        timed out after writing its hold, the session dropped, the call was withdrawn) leaves
+        its hold to be released."""
+        reference = result.get("reference") if result.get("booked") else None
+        if reference in self.ctx.held and reference not in self.ctx.told:
+            self.ctx.told.append(reference)
 
     def _done(
         self, name: str, status: str, t0: float, result: dict[str, Any], detail: str

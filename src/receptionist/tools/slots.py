@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from receptionist.tenants.tool_checks import DAYS, BookingSettings
+from receptionist.tenants.hours import clock_minutes
+from receptionist.tenants.tool_checks import BookingSettings
 
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _CLOCK = re.compile(r"(\d{1,2})(?::(\d{2}))?\s*(am|pm)?", re.I)
@@ -68,33 +69,38 @@ class Slot:
         return {"date": self.start.date().isoformat(), "time": self.start.strftime("%H:%M")}
 
 
-def _minutes(t: time) -> int:
-    return t.hour * 60 + t.minute
+def _hhmm(m: int) -> str:
+    return f"{m // 60:02d}:{m % 60:02d}"
+
+
+def _spans(settings: BookingSettings, day: date) -> list[tuple[int, int]]:
+    """The day's opening spans in minutes (tenants.hours: the one definition of hours)."""
+    return [(clock_minutes(a), clock_minutes(b)) for a, b in settings.hours.on(day.weekday())]
 
 
 def check_slot(settings: BookingSettings, zone: ZoneInfo, day: date, at: time) -> Slot:
-    """The slot starting at `at` on `day`, or BadSlot saying why it cannot be one."""
-    if DAYS[day.weekday()] not in settings.days:
+    """The slot starting at `at` on `day`, or BadSlot saying why it cannot be one. Slots start
+    every `slot_minutes` from each opening of the day and end by its closing."""
+    spans = _spans(settings, day)
+    if not spans:
         raise BadSlot(f"we are closed on {day.strftime('%A')}s")
-    start_m, open_m, close_m = _minutes(at), _minutes(settings.opens), _minutes(settings.closes)
-    if start_m < open_m or start_m + settings.slot_minutes > close_m:
-        raise BadSlot(
-            f"we take appointments from {settings.opens.strftime('%H:%M')}, the last one"
-            f" starting by {_last_start(settings)}"
+    step, start_m = settings.slot_minutes, at.hour * 60 + at.minute
+    inside = next(((o, c) for o, c in spans if o <= start_m and start_m + step <= c), None)
+    if inside is None:
+        said = "; ".join(
+            f"from {_hhmm(o)}, the last one starting by {_hhmm(_last_start(o, c, step))}"
+            for o, c in spans
+            if c - o >= step
         )
-    if (start_m - open_m) % settings.slot_minutes:
-        raise BadSlot(
-            f"appointments start every {settings.slot_minutes} minutes from"
-            f" {settings.opens.strftime('%H:%M')}"
-        )
+        raise BadSlot(f"we take appointments {said or 'at no time that day'}")
+    if (start_m - inside[0]) % step:
+        raise BadSlot(f"appointments start every {step} minutes from {_hhmm(inside[0])}")
     start = datetime.combine(day, at, zone)
-    return Slot(start, start + timedelta(minutes=settings.slot_minutes))
+    return Slot(start, start + timedelta(minutes=step))
 
 
-def _last_start(settings: BookingSettings) -> str:
-    m = _minutes(settings.closes) - settings.slot_minutes
-    m -= (m - _minutes(settings.opens)) % settings.slot_minutes
-    return f"{m // 60:02d}:{m % 60:02d}"
+def _last_start(open_m: int, close_m: int, step: int) -> int:
+    return open_m + (close_m - step - open_m) // step * step
 
 
 def slots_from(
@@ -102,10 +108,9 @@ def slots_from(
 ) -> Iterator[Slot]:
     """Every slot starting at or after `start` (local), for `days` days."""
     step = settings.slot_minutes
-    open_m, close_m = _minutes(settings.opens), _minutes(settings.closes)
     day = start.date()
     for _ in range(days):
-        if DAYS[day.weekday()] in settings.days:
+        for open_m, close_m in _spans(settings, day):
             m = open_m
             while m + step <= close_m:
                 s = datetime.combine(day, time(m // 60, m % 60), zone)

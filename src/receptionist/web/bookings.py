@@ -6,7 +6,7 @@ one replaces the old).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import icalendar
@@ -14,13 +14,7 @@ import sqlalchemy as sa
 
 from receptionist.store import bookings as store
 from receptionist.store.calendar_sync import sync_problems
-from receptionist.store.schema import (
-    BOOKING_CONFIRMED,
-    BOOKING_EXPIRED,
-    BOOKING_PENDING,
-    bookings,
-    utcnow,
-)
+from receptionist.store.schema import BOOKING_CONFIRMED, bookings, utcnow
 from receptionist.web.deps import MAX_PAGE, WebDeps, WebError
 from receptionist.web.models import Booking, CalendarSyncProblem
 from receptionist.web.scope import Scope
@@ -49,13 +43,8 @@ async def booking_list(
     b = bookings.c
     now = utcnow()
     stmt = s.bookings()
-    if status == BOOKING_PENDING:
-        stmt = stmt.where(b.status == status, b.expires_at > now)
-    elif status == BOOKING_EXPIRED:
-        ran_out = sa.and_(b.status == BOOKING_PENDING, b.expires_at <= now)
-        stmt = stmt.where(sa.or_(b.status == status, ran_out))
-    elif status:
-        stmt = stmt.where(b.status == status)
+    if status:
+        stmt = stmt.where(store.status_is(status, now))  # a hold that ran out is expired
     if since is not None:
         stmt = stmt.where(sa.or_(b.starts_at >= since, b.starts_at.is_(None)))
     stmt = stmt.order_by(sa.func.coalesce(b.starts_at, b.created_at).desc(), b.id.desc()).limit(
@@ -96,21 +85,18 @@ async def calendar_ics(deps: WebDeps, tenant: str, token: str) -> bytes:
             b.tenant == tenant,
             b.kind == "slot",
             b.starts_at >= since,
-            b.status.in_((BOOKING_PENDING, BOOKING_CONFIRMED)),
+            store.live_at(utcnow()),  # a hold that ran out is no booking
         )
         .order_by(b.starts_at)
         .limit(FEED_MAX_EVENTS)
     )
     async with deps.db.session() as conn:
         rows = (await conn.execute(stmt)).all()
-    now = datetime.now(UTC)
     cal = icalendar.Calendar()
     cal.add("prodid", "-//Receptionist//bookings//EN")
     cal.add("version", "2.0")
     cal.add("x-wr-calname", f"{tenant} bookings")
     for row in rows:
-        if row.status == BOOKING_PENDING and (row.expires_at is None or row.expires_at <= now):
-            continue  # a hold that ran out is no booking
         event = icalendar.Event()
         event.add("uid", f"{row.reference}@{tenant}.receptionist")
         event.add("dtstamp", row.updated_at)

@@ -40,6 +40,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from receptionist.audio import duration_ms
 from receptionist.engines.base import (
@@ -54,6 +55,8 @@ from receptionist.engines.base import (
     EngineRequest,
     HandoffRequested,
     Interrupted,
+    ToolRunner,
+    ToolSpec,
     TurnComplete,
 )
 from receptionist.engines.local.brain import Brain, BrainReply, StreamingBrain
@@ -89,6 +92,39 @@ class _Say:
     last: bool
     end_call: bool = False
     handoff: bool = False  # the words put the caller through to a person (bridge/handoff.py)
+    # the tool answers these words carry (a booking's reference): delivered once they are heard
+    answers: tuple[dict[str, Any], ...] = ()
+
+
+class _TurnTools:
+    """The call's tools as the brain uses them, keeping each answer of the turn being written,
+    so the engine tells the tools which were delivered: those of a reply that was spoken (a
+    reply cleared by a barge-in before its first words, or never spoken before the call
+    ended, delivered nothing)."""
+
+    def __init__(self, tools: ToolRunner) -> None:
+        self._tools = tools
+        self._answers: list[dict[str, Any]] = []
+
+    @property
+    def specs(self) -> tuple[ToolSpec, ...]:
+        return self._tools.specs
+
+    @property
+    def instruction(self) -> str:
+        return self._tools.instruction
+
+    async def run(self, name: str, args: Any) -> dict[str, Any]:
+        result = await self._tools.run(name, args)
+        self._answers.append(result)
+        return result
+
+    def delivered(self, result: dict[str, Any]) -> None:
+        self._tools.delivered(result)
+
+    def take(self) -> tuple[dict[str, Any], ...]:
+        answers, self._answers = tuple(self._answers), []
+        return answers
 
 
 @dataclass
@@ -182,6 +218,7 @@ class LocalEngine:
         self._vad_settings = vad or VadSettings()
         self._continue_s = continue_ms / 1000  # wait for the rest of an unfinished sentence
         self._brain: Brain | None = None
+        self._tools: _TurnTools | None = None  # the call's tools, as the brain uses them
         self._detector: TurnDetector | None = None
         self._events: asyncio.Queue[EngineEvent] = asyncio.Queue()
         self._utterances: asyncio.Queue[_Turn] = asyncio.Queue()
@@ -213,7 +250,8 @@ class LocalEngine:
             self._brain = self._make_brain(tenant, self.request.caller_number)
             use_tools = getattr(self._brain, "use_tools", None)
             if self.request.tools is not None and use_tools is not None:
-                use_tools(self.request.tools)  # the grounded brain books through them
+                self._tools = _TurnTools(self.request.tools)
+                use_tools(self._tools)  # the grounded brain books through them
             self._hint = vocabulary_hint(tenant)
             self._detector = TurnDetector(self._vad_settings)
         except Exception as exc:  # a broken brain or missing VAD: the call is refused cleanly
@@ -404,9 +442,12 @@ class LocalEngine:
             reply = await self._reply(text)
             self._brain_done(started)
             handoff = reply.reason == "handoff"
+            # the tools' answers this reply tells: delivered when it is spoken (_speak)
+            answers = self._tools.take() if self._tools is not None else ()
             await self._speech.put(
-                _Say(reply.text, last=True, end_call=reply.end_call, handoff=handoff)
-            )
+                _Say(reply.text, last=True, end_call=reply.end_call, handoff=handoff,
+                     answers=answers)
+            )  # fmt: skip
             return
         pieces = brain.stream(text)
         try:
@@ -475,6 +516,7 @@ class LocalEngine:
         said. The first words of an answer are only a long sentence's first clause, so the
         caller waits for less synthesis."""
         pieces = split_sentences(say.text)
+        answers = say.answers
         if pieces and self._utterance_end is not None:  # the caller is waiting for the answer
             pieces[:1] = lead_clause(pieces[0])
         for piece in pieces:
@@ -490,6 +532,12 @@ class LocalEngine:
             self._heard_until = max(self._heard_until, now) + duration_ms(len(pcm), RATE) / 1000
             self._events.put_nowait(AgentAudio(pcm))
             self._events.put_nowait(AgentTranscript(piece + " "))
+            if answers and self._tools is not None:
+                # the reply's first words are on their way to the caller ("Done, Asha: 4 pm
+                # is booked."): its tools' answers were delivered
+                for answer in answers:
+                    self._tools.delivered(answer)
+                answers = ()
         if say.last:
             if say.handoff:  # the bridge records it and ends the stream once it is heard
                 self._events.put_nowait(HandoffRequested("caller_asked"))
