@@ -113,35 +113,47 @@ async def create_call(db: Database, c: NewCall) -> bool:
     tells a second stream reusing the sid (a replay, a forgery) that the row is not its own.
     """
     now = utcnow()
-    stmt = (
-        upsert_insert(db.dialect, call_details)
-        .values(
-            session_id=c.session_id,
-            call_sid=c.call_sid,
-            tenant=c.tenant,
-            **_start_columns(c),
-            status=CALL_STATUS_IN_PROGRESS,
-            started_at=c.started_at,
-            server_id=c.server_id,
-            stage=Stage.LIVE,
-            attempts=0,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["call_sid"])
-    )
+    row = {
+        "session_id": c.session_id,
+        "call_sid": c.call_sid,
+        "tenant": c.tenant,
+        **_start_columns(c),
+        "status": CALL_STATUS_IN_PROGRESS,
+        "started_at": c.started_at,
+        "server_id": c.server_id,
+        "stage": Stage.LIVE,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
     c_ = call_details.c
-    # IMMEDIATE: the insert also writes the SQLite search index (FTS5, by trigger), whose
-    # statements read before they write; a deferred transaction could then be refused at once
-    # ("database is locked") when another call's write got in between, instead of waiting.
     async with db.begin() as conn:
-        await conn.execute(stmt)
-        owner = (
-            await conn.execute(sa.select(c_.session_id).where(c_.call_sid == c.call_sid))
-        ).scalar()
+        owner = (await conn.execute(_create_statement(db.dialect), row)).scalar()
+        if owner is None:  # the sid was there already: whose is it (a retry of our own)?
+            owner = (
+                await conn.execute(sa.select(c_.session_id).where(c_.call_sid == c.call_sid))
+            ).scalar()
         if owner == c.session_id:  # the call's own start: its call.started, in one commit
             await insert_deliveries(conn, db.dialect, c.webhooks)
     return owner == c.session_id
+
+
+# Built once per dialect and given each call's values as parameters: building the statement
+# with .values() per call (SQLAlchemy coerces every value into a bound parameter) cost ~0.5 ms
+# of the event loop's CPU per call, and its RETURNING saves the read-back of the owner, in
+# all ~0.8 ms of a call's start: 100 calls starting together wait for each other's.
+_CREATE_STATEMENTS: dict[str, Any] = {}
+
+
+def _create_statement(dialect: str) -> Any:
+    stmt = _CREATE_STATEMENTS.get(dialect)
+    if stmt is None:
+        stmt = _CREATE_STATEMENTS[dialect] = (
+            upsert_insert(dialect, call_details)
+            .on_conflict_do_nothing(index_elements=["call_sid"])
+            .returning(call_details.c.session_id)
+        )
+    return stmt
 
 
 def _duration_ms(started: datetime | None, ended: datetime | None) -> int | None:
