@@ -35,6 +35,7 @@ from receptionist.bridge.drain import Drain
 from receptionist.bridge.loop_lag import LoopLagMonitor
 from receptionist.bridge.recorder import CallRecorder
 from receptionist.bridge.session import CallSession
+from receptionist.bridge.start_gate import StartGate
 from receptionist.bridge.status_callback import exotel_status
 from receptionist.callbacks import aclose_callbacks, callback_deps
 from receptionist.config import Settings
@@ -79,6 +80,8 @@ class BridgeContext:
     drain: Drain = field(init=False)
     admission: Admission = field(init=False)
     live_drops_counted: int = 0  # of live.dropped, already in the metrics
+    # calls starting together greet before any of them writes its row or opens its session
+    start_gate: StartGate = field(default_factory=StartGate)
 
     def __post_init__(self) -> None:
         s = self.settings

@@ -87,8 +87,6 @@ SIDE_WRITES_WAIT_S = 5.0
 # A caller's line starts this long before their voice was first noticed: the level is looked at
 # four times a second, so the words began up to a check earlier (a recording seeks to the start).
 VOICE_LEAD_MS = 300.0
-# How long after a cached greeting starts its engine begins to connect (see _greet_from_cache).
-GREETING_CONNECT_AFTER_S = 0.02
 
 # The process-wide frame latency histograms take one frame in this many per call (the call's
 # own figures on its row take every frame). An observation in prometheus_client's multiprocess
@@ -170,6 +168,7 @@ class CallSession:
         start = await self.socket.await_start()
         if start is None:
             return
+        self.ctx.start_gate.started()  # others' rows and sessions wait for its greeting
         start, self.first_leg = handoff.message_leg(start)  # back after an unanswered hand-off
         self._start_at = time.monotonic()
         self.call_sid, self.stream_sid = start.call_sid, start.stream_sid
@@ -439,11 +438,9 @@ class CallSession:
             name=f"greet-{self.call_sid}",
         )
         # The engine is not needed before the caller has heard the greeting's first words:
-        # connecting a moment later lets calls whose `start` comes in with this one send
-        # their first frame before any of them spends CPU on a session set-up (SDK config,
-        # TLS handshake: milliseconds each, so 100 calls starting together would otherwise
-        # wait for each other's).
-        await asyncio.sleep(GREETING_CONNECT_AFTER_S)
+        # its session set-up (SDK config, TLS handshake: milliseconds) waits until the calls
+        # starting with this one have sent their first frames too (bridge/start_gate.py).
+        await self.ctx.start_gate.wait()
         return True
 
     async def _connect(self, engine: VoiceEngine) -> bool:
@@ -490,6 +487,7 @@ class CallSession:
             await self.socket.close(1000, self.end_reason or "call ended")
 
     async def _create_row(self, start: exotel.Start, tenant_id: str) -> None:
+        await self.ctx.start_gate.wait()  # greetings first (bridge/start_gate.py)
         version = self.tenant.version if self.tenant is not None else None
         if await self.record.create(start, tenant_id, self.engine, version, tenant=self.tenant):
             return
