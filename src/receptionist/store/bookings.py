@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from receptionist.store.db import Database
+from receptionist.store.db import Database, lock_until_commit
 from receptionist.store.schema import (
     BOOKING_CONFIRMED,
     BOOKING_EXPIRED,
@@ -154,7 +154,7 @@ async def hold_slot(db: Database, hold: SlotHold, *, now: datetime | None = None
         reference = new_reference()
         try:
             async with db.begin() as conn:
-                await _lock_resource(conn, db.dialect, hold.tenant, hold.resource)
+                await lock_until_commit(conn, _BOOKING_LOCK_SPACE, hold.tenant, hold.resource)
                 here = sa.and_(
                     bookings.c.tenant == hold.tenant,
                     bookings.c.resource == hold.resource,
@@ -206,21 +206,7 @@ async def hold_slot(db: Database, hold: SlotHold, *, now: datetime | None = None
     return None
 
 
-# the advisory locks' first key (the two-int4 key space does not overlap the one-bigint space
-# the migrations' lock uses); the second is the hash of the tenant and resource
-_BOOKING_LOCK_SPACE = 0x424B  # "BK"
-
-
-async def _lock_resource(conn: Any, dialect: str, tenant: str, resource: str) -> None:
-    """Hold (tenant, resource) until this transaction ends; SQLite's BEGIN IMMEDIATE already
-    holds the whole database. Two different resources may share a hash: they then queue
-    behind each other for a moment, never wrongly refuse."""
-    if dialect == "postgresql":
-        digest = hashlib.blake2b(f"{tenant}\x1f{resource}".encode(), digest_size=4).digest()
-        await conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
-            {"space": _BOOKING_LOCK_SPACE, "key": int.from_bytes(digest, "big", signed=True)},
-        )
+_BOOKING_LOCK_SPACE = 0x424B  # "BK": store.db.lock_until_commit's space for (tenant, resource)
 
 
 def _same_hold(existing: Booking, hold: SlotHold) -> bool:

@@ -11,7 +11,6 @@ counting the limit again at that moment in the same way."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from receptionist.store.db import Database, upsert_insert
+from receptionist.store.db import Database, lock_until_commit, upsert_insert
 from receptionist.store.schema import callbacks, utcnow
 
 __all__ = [
@@ -78,17 +77,7 @@ def _row(row: Any) -> Callback:
     )
 
 
-def _lock_id(tenant: str, number: str) -> int:
-    """A signed 64-bit id of (tenant, number) for pg_advisory_xact_lock."""
-    digest = hashlib.blake2b(f"callback\0{tenant}\0{number}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-async def _serialise(conn: AsyncConnection, dialect: str, tenant: str, number: str) -> None:
-    """Hold the (tenant, number) until this transaction ends. On SQLite the write lock taken at
-    BEGIN already serialises every writer."""
-    if dialect == "postgresql":
-        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_id(tenant, number))))
+_CALLBACK_LOCK_SPACE = 0x4342  # "CB": store.db.lock_until_commit's space for (tenant, number)
 
 
 async def _count(
@@ -133,7 +122,7 @@ async def claim_callback(
     now = utcnow()
     key = callback_key(call_sid, reason)
     async with db.begin() as conn:
-        await _serialise(conn, db.dialect, tenant, to_number)
+        await lock_until_commit(conn, _CALLBACK_LOCK_SPACE, tenant, to_number)
         taken = await conn.execute(sa.select(callbacks.c.id).where(callbacks.c.key == key))
         if taken.first() is not None:
             return "already"
@@ -188,7 +177,7 @@ async def start_scheduled(
     says so and is never dialled) or "gone" (another worker took it, or it is no longer due)."""
     c = callbacks.c
     async with db.begin() as conn:
-        await _serialise(conn, db.dialect, row.tenant, row.to_number)
+        await lock_until_commit(conn, _CALLBACK_LOCK_SPACE, row.tenant, row.to_number)
         current = await conn.execute(
             sa.select(c.status).where(c.key == row.key, c.status == SCHEDULED, c.due_at <= now)
         )

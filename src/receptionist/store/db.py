@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -371,6 +372,22 @@ def upsert_insert(dialect: str, table: sa.Table) -> Any:
 
         return sqlite_insert(table)
     raise DatabaseError(f"no upsert for dialect {dialect!r}")
+
+
+async def lock_until_commit(conn: AsyncConnection, space: int, *key: str) -> None:
+    """Hold `key` (within `space`, a small constant per kind of lock) until the transaction
+    ends, so that a read that decides a write (a count against a limit, a free slot) cannot
+    interleave with another transaction's on the same key. PostgreSQL: a transaction-scoped
+    advisory lock on (space, a 32-bit hash of the key), a key space apart from the migrations'
+    one-number lock; two keys that share a hash only queue behind each other for a moment.
+    SQLite: nothing to do, `Database.begin` holds the write lock of the whole database."""
+    if conn.dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b("\x1f".join(key).encode(), digest_size=4).digest()
+    await conn.execute(
+        sa.text("SELECT pg_advisory_xact_lock(:space, :key)"),
+        {"space": space, "key": int.from_bytes(digest, "big", signed=True)},
+    )
 
 
 # an arbitrary constant: pg_advisory_xact_lock key for migrations
