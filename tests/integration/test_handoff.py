@@ -10,6 +10,7 @@ bridge asks it to say."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from receptionist.store.db import Database
 from receptionist.store.schema import notifications
 from receptionist.tenants.handoff import DAYS
 from tests.integration.bridge_harness import Bridge, row_for, running_bridge
+from tests.integration.test_dashboard import Browser
 
 KEY = "connect-secret-123"
 IST = ZoneInfo("Asia/Kolkata")
@@ -336,6 +338,17 @@ async def test_the_agent_pass_through_records_who_answered(bridge: Bridge) -> No
             headers={"Authorization": f"Bearer {api_key}"},
         )
     assert shown.json()["handoff"]["answered"]["number"] == "+919800000002"
+    # and the owner's call page says who picked up
+    b = Browser(f"http://127.0.0.1:{bridge.port}")
+    try:
+        form = await b.get("/app/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        assert (await b.post("/app/login", {"key": api_key, "csrf": token.group(1)})).is_redirect
+        page = (await b.get(f"/app/calls/{sid}")).text
+    finally:
+        await b.aclose()
+    assert 'data-testid="handoff-answered"' in page and "Answered by +919800000002" in page
 
 
 async def passthru(bridge: Bridge, **params: str) -> httpx.Response:
