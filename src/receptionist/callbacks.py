@@ -8,8 +8,8 @@ The rules, each refused with its own ``reason`` before anything is dialled:
 * the tenant has `[callbacks]` (its ExoPhone and hours);
 * the caller's number is known (a withheld number cannot be called);
 * now is inside the tenant's hours (a request is refused saying when they open; the call-type
-  rule instead schedules the callback for that opening, and the worker dials it then:
-  :func:`dial_due`);
+  rule, and a request "when open", instead schedule the callback for that opening, and the
+  worker dials it then: :func:`dial_due`);
 * the number has had fewer than `per_number_per_day` callbacks in the last 24 hours, counted
   in the same transaction that claims the row (store/callbacks.py), so requests at once never
   pass the limit together;
@@ -95,10 +95,11 @@ class CallbackRefused(Exception):
     """Not dialled; ``reason`` is a short stable word (not_found, not_configured, withheld,
     outside_hours, rate_limited, already, bad_reason, no_exotel)."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, opens_at: datetime | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.opens_at = opens_at  # outside_hours: the hours' next opening (None: never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,8 @@ class Placed:
 
 @dataclass(frozen=True, slots=True)
 class Scheduled:
-    """A rule's callback outside the hours: the worker dials it at ``due_at``."""
+    """A callback outside the hours (a rule's, or one asked for "when open"): the worker dials
+    it at ``due_at``."""
 
     key: str
     to_number: str
@@ -239,10 +241,15 @@ async def place_callback(
     return placed
 
 
-async def schedule_callback(deps: CallbackDeps, call_sid: str, reason: str) -> Placed | Scheduled:
-    """The call-type rule's callback: dialled now inside the hours, else claimed `scheduled`
-    for their next opening (the worker dials it then, :func:`dial_due`)."""
-    return await _place(deps, call_sid, reason, tenant_id=None, schedule=True)
+async def schedule_callback(
+    deps: CallbackDeps, call_sid: str, reason: str, *, tenant_id: str | None = None
+) -> Placed | Scheduled:
+    """Dialled now inside the hours, else claimed `scheduled` for their next opening (the
+    worker dials it then, :func:`dial_due`): the call-type rule's callback, and one a person
+    asks for "when open" (CLI `--when-open`, the API's `{"when": "next_open"}`, the
+    dashboard's button outside the hours). Every other rule holds as for
+    :func:`place_callback`: once per reason, the daily limit, no withheld number."""
+    return await _place(deps, call_sid, reason, tenant_id=tenant_id, schedule=True)
 
 
 async def _place(
@@ -277,7 +284,9 @@ async def _place(
         due_at = rules.hours.next_open(now) if schedule else None
         if due_at is None:
             raise CallbackRefused(
-                "outside_hours", f"outside the business's hours: {opening_words(rules.hours, now)}"
+                "outside_hours",
+                f"outside the business's hours: {opening_words(rules.hours, now)}",
+                rules.hours.next_open(now),
             )
     token = secrets.token_urlsafe(18)
     key = callback_key(call_sid, reason)

@@ -6,7 +6,10 @@ many today, twice for one reason; a number that does not answer is recorded, nev
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import socket
+import sys
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -50,6 +53,7 @@ from receptionist.telephony.exotel_api import ExotelApiConfig
 from receptionist.tenants.handoff import DAYS
 from receptionist.tenants.repository import TenantRepository
 from tests.integration.bridge_harness import Bridge, row_for, running_bridge, tenants_dir
+from tests.integration.test_dashboard import Browser
 
 IST = ZoneInfo("Asia/Kolkata")
 CALLER = "+919845012345"
@@ -649,3 +653,157 @@ async def test_exotels_status_callback_records_a_number_that_does_not_answer(
             status_url, params={"key": STATUS_KEY}, json={"CallSid": "CAnobody", "Status": "busy"}
         )
         assert unknown.status_code == 200 and unknown.json() == {"ok": True, "known": False}
+
+
+# ---------------------------------------------------------------- asked for "when open"
+
+
+async def test_asked_outside_hours_it_is_refused_or_scheduled_for_the_opening(
+    db: Database, tmp_path: Path, exotel: FakeExotelApi
+) -> None:
+    """Over real HTTP: a plain request outside the hours is refused with `opens_at`; asked
+    "next_open" it is scheduled for that opening (nothing dialled), still once per reason,
+    counted against the number's daily limit, and never for a withheld number. The dashboard's
+    button says when and schedules it the same way."""
+    port = free_port()
+    settings = {
+        "exotel_account_sid": "ACrx",
+        "exotel_api_key": "k",
+        "exotel_api_token": SecretStr("t"),
+        "exotel_api_base_url": exotel.base_url,
+        "callback_stream_url": f"ws://127.0.0.1:{port}/exotel",
+    }
+    async with (
+        FakeGeminiLive() as fake,
+        running_bridge(db, tmp_path, fake, port=port, **settings) as bridge,
+    ):
+        set_hours(bridge.ctx.settings.tenants_dir, not_today(), per_day=2)
+        bridge.ctx.tenants.invalidate("bakery")
+        rules = bridge.ctx.tenants.get("bakery").callbacks
+        assert rules is not None
+        for sid in ("CAopen000001", "CAopen000002", "CAopen000003", "CAopen000004"):
+            await a_call(db, sid)
+        await a_call(db, "CAhidden0001", from_number="anonymous")
+        _, key = await create_key(db, tenant="bakery")
+        auth = {"Authorization": f"Bearer {key}"}
+        base = f"http://127.0.0.1:{bridge.port}/api/v1/calls"
+        later = {"when": "next_open"}
+        async with httpx.AsyncClient() as http:
+            refused = await http.post(f"{base}/CAopen000001/callback", headers=auth)
+            opening = rules.hours.next_open(datetime.now(IST))
+            assert refused.status_code == 409, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "callback_outside_hours"
+            assert datetime.fromisoformat(error["opens_at"]) == opening
+            now_asked = await http.post(
+                f"{base}/CAopen000001/callback", headers=auth, json={"when": "now"}
+            )
+            assert now_asked.json()["error"]["code"] == "callback_outside_hours"
+
+            got = await http.post(f"{base}/CAopen000001/callback", headers=auth, json=later)
+            assert got.status_code == 200, got.text
+            assert got.json()["status"] == "scheduled"
+            assert datetime.fromisoformat(got.json()["due_at"]) == opening
+            (row,) = await callbacks_for_call(db, "CAopen000001")
+            assert (row.status, row.reason, row.due_at) == ("scheduled", "requested", opening)
+
+            again = await http.post(f"{base}/CAopen000001/callback", headers=auth, json=later)
+            assert again.json()["error"]["code"] == "callback_already"
+            second = await http.post(f"{base}/CAopen000002/callback", headers=auth, json=later)
+            assert second.json()["status"] == "scheduled"
+            third = await http.post(f"{base}/CAopen000003/callback", headers=auth, json=later)
+            assert third.status_code == 409
+            assert third.json()["error"]["code"] == "callback_rate_limited"  # 2 a day
+            hidden = await http.post(f"{base}/CAhidden0001/callback", headers=auth, json=later)
+            assert hidden.json()["error"]["code"] == "callback_withheld"
+            for bad in ({"when": "later"}, {"when": "next_open", "extra": 1}, {"when": 1}):
+                got = await http.post(f"{base}/CAopen000004/callback", headers=auth, json=bad)
+                assert got.status_code == 400, (bad, got.text)
+            assert await callbacks_for_call(db, "CAopen000004") == []
+
+        # the dashboard: outside the hours the button offers the opening, and schedules
+        set_hours(bridge.ctx.settings.tenants_dir, not_today(), per_day=5)
+        bridge.ctx.tenants.invalidate("bakery")
+        async with db.begin() as conn:  # over: the page offers a callback
+            await conn.execute(
+                sa.update(call_details)
+                .where(call_details.c.call_sid == "CAopen000004")
+                .values(status="completed")
+            )
+        b = Browser(f"http://127.0.0.1:{bridge.port}")
+        try:
+            form = await b.get("/app/login")
+            token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert token is not None
+            assert (await b.post("/app/login", {"key": key, "csrf": token.group(1)})).is_redirect
+            page = (await b.get("/app/calls/CAopen000004")).text
+            label = f"Call back when open ({opening.astimezone(IST).strftime('%a %H:%M')})"
+            assert label in page, page
+            assert 'name="when" value="next_open"' in page
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+            assert csrf is not None
+            sent = await b.post(
+                "/app/calls/CAopen000004/callback", {"csrf": csrf.group(1), "when": "next_open"}
+            )
+            assert sent.headers["location"] == "/app/calls/CAopen000004?m=callback_scheduled"
+            shown = (await b.get(sent.headers["location"])).text
+            assert "will call the caller back when the business opens" in shown
+            assert 'data-testid="callback" data-status="scheduled"' in shown
+        finally:
+            await b.aclose()
+        (row,) = await callbacks_for_call(db, "CAopen000004")
+        assert (row.status, row.due_at) == ("scheduled", opening)
+    assert exotel.connects == []  # nothing dialled outside the hours
+
+
+async def test_the_calls_callback_command_when_open(tmp_path: Path, exotel: FakeExotelApi) -> None:
+    """The command in its own process: refused outside the hours, scheduled with --when-open,
+    not twice, never for a withheld number."""
+    root = tenants_dir(tmp_path)
+    set_hours(root, not_today())
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    db = Database(url)
+    await db.upgrade()
+    try:
+        await a_call(db, "CAcliopen01")
+        await a_call(db, "CAcliopen02", from_number="anonymous")
+    finally:
+        await db.dispose()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+        "DATABASE_URL": url,
+        "TENANTS_DIR": str(root),
+        "EXOTEL_ACCOUNT_SID": "ACrx",
+        "EXOTEL_API_KEY": "k",
+        "EXOTEL_API_TOKEN": "t",
+        "EXOTEL_API_BASE_URL": exotel.base_url,
+        "CALLBACK_STREAM_URL": "wss://rx.example.com/exotel",
+    }
+
+    async def run(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "receptionist.cli", "calls", "callback", *args,
+            cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, out.decode()
+
+    code, out = await run("CAcliopen01", "--no-wait")
+    assert code == 1 and "not called back (outside_hours)" in out and "they open" in out, out
+    code, out = await run("CAcliopen01", "--when-open")
+    assert code == 0, out
+    assert f"{CALLER} will be called back at" in out and "callback CAcliopen01: scheduled" in out
+    code, out = await run("CAcliopen01", "--when-open")
+    assert code == 1 and "not called back (already)" in out, out
+    code, out = await run("CAcliopen02", "--when-open")
+    assert code == 1 and "not called back (withheld)" in out, out
+    db = Database(url)
+    try:
+        (row,) = await callbacks_for_call(db, "CAcliopen01")
+    finally:
+        await db.dispose()
+    assert row.status == "scheduled" and row.due_at is not None
+    assert exotel.connects == []

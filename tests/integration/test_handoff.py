@@ -10,6 +10,7 @@ bridge asks it to say."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from receptionist.bridge.session import CallSession
 from receptionist.engines.local.models import LocalModelsMissing, check_local_models
 from receptionist.engines.local.tts import TextToSpeech, TtsSettings
 from receptionist.sim.caller import CallerScript, CallOptions, CallResult, place_call
+from receptionist.sim.exotel_api import FakeExotelApi
 from receptionist.sim.gemini_live import FakeGeminiLive
 from receptionist.store.api_keys import create_key
 from receptionist.store.calls import get_call
@@ -32,6 +34,7 @@ from receptionist.store.db import Database
 from receptionist.store.schema import notifications
 from receptionist.tenants.handoff import DAYS
 from tests.integration.bridge_harness import Bridge, row_for, running_bridge
+from tests.integration.test_dashboard import Browser
 
 KEY = "connect-secret-123"
 IST = ZoneInfo("Asia/Kolkata")
@@ -287,3 +290,106 @@ async def test_the_local_engine_puts_a_caller_through_when_asked(
     handoff = b.ctx.tenants.get("bakery").handoff
     assert handoff is not None
     assert row["transcript"][-1]["text"].strip() == handoff.phrase("en-IN")
+
+
+# ---------------------------------------------------------------- who answered (pass-through)
+
+
+async def test_the_agent_pass_through_records_who_answered(bridge: Bridge) -> None:
+    """Exotel's flow double runs the Connect applet: the first number rings out, the second
+    picks up; its pass-through's Answered event names them on the hand-off, once."""
+    set_hours(bridge, "daily 00:00-24:00")
+    _, api_key = await create_key(bridge.db, tenant="bakery")
+    sid = await finished_call(bridge)
+    base = f"http://127.0.0.1:{bridge.port}/exotel"
+    async with FakeExotelApi() as exotel:
+        sent = await exotel.run_connect_applet(
+            f"{base}/connect?key={KEY}",
+            call_sid=sid,
+            call_from="09845012345",
+            call_to="08047112233",
+            answered_by="+919800000002",
+            passthru_url=f"{base}/passthru?key={KEY}",
+        )
+    assert sent == [
+        ("Dial", "+919800000001", 200),
+        ("Terminal", "+919800000001", 200),
+        ("Dial", "+919800000002", 200),
+        ("Answered", "+919800000002", 200),
+        ("Terminal", "+919800000002", 200),
+    ]
+    row = await get_call(bridge.db, sid)
+    assert row is not None
+    answered = row["handoff"]["answered"]
+    assert answered["number"] == "+919800000002"
+    at = datetime.fromisoformat(answered["at"])
+    # a repeat (Exotel sending it again, or the other number) changes nothing
+    for number in ("+919800000002", "09800000001"):
+        again = await passthru(
+            bridge, key=KEY, CallSid=sid, EventType="Answered", DialWhomNumber=number
+        )
+        assert again.status_code == 200 and again.json()["recorded"] is False
+    row = await get_call(bridge.db, sid)
+    assert row is not None and row["handoff"]["answered"] == answered
+    assert datetime.fromisoformat(row["handoff"]["answered"]["at"]) == at
+    async with httpx.AsyncClient() as http:
+        shown = await http.get(
+            f"{base.removesuffix('/exotel')}/api/v1/calls/{sid}",
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
+    assert shown.json()["handoff"]["answered"]["number"] == "+919800000002"
+    # and the owner's call page says who picked up
+    b = Browser(f"http://127.0.0.1:{bridge.port}")
+    try:
+        form = await b.get("/app/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        assert (await b.post("/app/login", {"key": api_key, "csrf": token.group(1)})).is_redirect
+        page = (await b.get(f"/app/calls/{sid}")).text
+    finally:
+        await b.aclose()
+    assert 'data-testid="handoff-answered"' in page and "Answered by +919800000002" in page
+
+
+async def passthru(bridge: Bridge, **params: str) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.get(f"http://127.0.0.1:{bridge.port}/exotel/passthru", params=params)
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({}, 403),  # no key
+        ({"key": "guess"}, 403),  # a wrong key
+        ({"key": KEY[:-1]}, 403),  # nearly right
+        ({"key": KEY, "CallSid": "../etc"}, 400),  # not a call sid
+        ({"key": KEY, "CallSid": "CAnevercarried"}, 403),  # a call we never carried
+        ({"key": KEY, "EventType": "Exploded"}, 400),
+        ({"key": KEY, "DialWhomNumber": "+91980000000"}, 400),  # one digit short
+        ({"key": KEY, "DialWhomNumber": "9" * 40}, 400),  # too long to be a number
+        ({"key": KEY, "DialWhomNumber": "<script>"}, 400),
+        ({"key": KEY, "DialWhomNumber": "anonymous"}, 400),
+        ({"key": KEY, "DialWhomNumber": "+919845099999"}, 403),  # a number we never rang
+    ],
+)
+async def test_a_forged_or_bad_pass_through_records_nothing(
+    bridge: Bridge, params: dict[str, str], status: int
+) -> None:
+    set_hours(bridge, "daily 00:00-24:00")
+    sid = await finished_call(bridge)
+    assert (await connect(bridge, key=KEY, CallSid=sid)).status_code == 200  # it rang
+    sent = {"CallSid": sid, "EventType": "Answered", "DialWhomNumber": "+919800000001"}
+    answer = await passthru(bridge, **(sent | params))
+    assert answer.status_code == status, answer.text
+    row = await get_call(bridge.db, sid)
+    assert row is not None and "answered" not in row["handoff"]
+
+
+async def test_a_pass_through_for_a_call_that_never_rang_records_nothing(bridge: Bridge) -> None:
+    set_hours(bridge, not_today())  # the Connect URL named nobody
+    sid = await finished_call(bridge)
+    assert (await connect(bridge, key=KEY, CallSid=sid)).json()["destination"]["numbers"] == []
+    sent = {"CallSid": sid, "EventType": "Answered", "DialWhomNumber": "+919800000001"}
+    assert (await passthru(bridge, key=KEY, **sent)).status_code == 403
+    row = await get_call(bridge.db, sid)
+    assert row is not None and "answered" not in row["handoff"]

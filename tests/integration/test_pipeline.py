@@ -38,7 +38,12 @@ from receptionist.sim.gemini_rest import FakeGeminiRest, Fault
 from receptionist.store.calls import FinishedCall, finish_call, get_call
 from receptionist.store.db import Database
 from receptionist.store.exotel_details import get_exotel_details
-from receptionist.store.handoffs import get_handoff, record_handoff, record_handoff_outcome
+from receptionist.store.handoffs import (
+    get_handoff,
+    record_handoff,
+    record_handoff_answer,
+    record_handoff_outcome,
+)
 from receptionist.store.jobs import reschedule
 from receptionist.store.schema import (
     NOTIFY_QUEUED,
@@ -563,7 +568,13 @@ async def test_the_person_a_hand_off_rang_is_recorded_from_the_calls_legs(db: Da
     await record_handoff_outcome(db, "CAhand1", "ringing", "+919800000001")
     await record_handoff(db, "CAhand2", who=None, reason="complaint")
     await record_handoff_outcome(db, "CAhand2", "ringing", "+919800000001, +919800000002")
+    # two rung, the pass-through's Answered event named who picked up
+    await saved_call(db, "CAhand3", ORDER)
+    await record_handoff(db, "CAhand3", who=None, reason="complaint")
+    await record_handoff_outcome(db, "CAhand3", "ringing", "+919800000001, +919800000002")
+    assert await record_handoff_answer(db, "CAhand3", "+919800000002", utcnow()) == "recorded"
     async with _exotel_api() as fake:
+        fake.add_call("CAhand3", from_number="0981", to_number="0804", leg2=("completed", 12))
         fake.add_call("CAhand1", from_number="0981", to_number="0804", leg2=("completed", 73))
         fake.add_call("CAhand2", from_number="0981", to_number="0804", leg2=("no-answer", 0))
         fake.add_call("CAplain", from_number="0981", to_number="0804")
@@ -575,7 +586,8 @@ async def test_the_person_a_hand_off_rang_is_recorded_from_the_calls_legs(db: Da
         async with _exotel_worker(db, fake, _Clock(), on_request=look) as w:
             await w.drain()
     assert sorted(asked) == [
-        "CAhand1.json?details=true", "CAhand2.json?details=true", "CAplain.json?",
+        "CAhand1.json?details=true", "CAhand2.json?details=true",
+        "CAhand3.json?details=true", "CAplain.json?",
     ]  # fmt: skip
     one = await get_handoff(db, "CAhand1")
     assert one is not None and one["reason"] == "wants to speak to the owner"
@@ -587,6 +599,13 @@ async def test_the_person_a_hand_off_rang_is_recorded_from_the_calls_legs(db: Da
     two = await get_handoff(db, "CAhand2")
     assert two is not None
     assert two["person_leg"] == {"status": "no-answer", "talk_s": 0, "answered_by": None}
+    three = await get_handoff(db, "CAhand3")
+    assert three is not None
+    assert three["person_leg"] == {
+        "status": "completed",
+        "talk_s": 12,
+        "answered_by": "+919800000002",
+    }
     assert await get_handoff(db, "CAplain") is None
 
 

@@ -33,6 +33,7 @@ from receptionist.bridge.checkpointer import Checkpointer
 from receptionist.bridge.connect_url import exotel_connect
 from receptionist.bridge.drain import Drain
 from receptionist.bridge.loop_lag import LoopLagMonitor
+from receptionist.bridge.passthru import exotel_passthru
 from receptionist.bridge.recorder import CallRecorder
 from receptionist.bridge.session import CallSession
 from receptionist.bridge.start_gate import StartGate
@@ -344,6 +345,7 @@ def create_app(ctx: BridgeContext) -> Starlette:
         routes=[
             Route("/exotel/connect", exotel_connect),  # before the stream's /exotel/{tenant_id}
             Route("/exotel/status", exotel_status, methods=["POST"]),
+            Route("/exotel/passthru", exotel_passthru),
             WebSocketRoute("/exotel/{tenant_id}", exotel_stream),
             WebSocketRoute("/exotel", exotel_stream),
             Route("/healthz", healthz),

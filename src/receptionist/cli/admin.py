@@ -102,15 +102,25 @@ def calls_callback(
         str, typer.Option(help="Why: requested, failed, dropped or unresolved (once each).")
     ] = "requested",
     wait: Annotated[bool, typer.Option(help="Wait to see whether the caller answered.")] = True,
+    when_open: Annotated[
+        bool,
+        typer.Option(
+            "--when-open",
+            help="Outside the hours, schedule it for their next opening instead of refusing.",
+        ),
+    ] = False,
 ) -> None:
     """Have the AI call this call's caller back now, with the first call's context (within the
-    tenant's [callbacks] hours, rate-limited per number, never twice for one reason)."""
+    tenant's [callbacks] hours, rate-limited per number, never twice for one reason). With
+    --when-open, outside the hours it is scheduled and the worker dials it when they open."""
     settings = settings_for()
 
     from receptionist.callbacks import (
         CallbackRefused,
+        Scheduled,
         callback_deps,
         place_callback,
+        schedule_callback,
         settle_callback,
     )
     from receptionist.cli.tenants import configured_tenants
@@ -126,7 +136,14 @@ def calls_callback(
                 "set EXOTEL_ACCOUNT_SID, EXOTEL_API_KEY, EXOTEL_API_TOKEN and CALLBACK_STREAM_URL",
             )
         try:
-            placed = await place_callback(deps, call_sid, reason)
+            if when_open:
+                done = await schedule_callback(deps, call_sid, reason)
+            else:
+                done = await place_callback(deps, call_sid, reason)
+            if isinstance(done, Scheduled):
+                plain(f"{done.to_number} will be called back at {done.due_at.isoformat()}")
+                return "scheduled"
+            placed = done
             plain(f"calling {placed.to_number} back: Exotel call {placed.exotel_sid}")
             return await settle_callback(deps, placed) if wait else "placed"
         finally:

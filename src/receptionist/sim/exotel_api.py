@@ -35,6 +35,8 @@ Behaviour (see the docstring of :mod:`receptionist.telephony.exotel_api` for the
   :attr:`callee_scripts` (per number, else silence until the agent has spoken and then a
   hang-up) through the simulated caller
   (:mod:`receptionist.sim.caller`). :meth:`stream_done` waits for that call to end.
+* :meth:`run_connect_applet`: a flow's Connect applet with a dynamic URL (GET for the numbers,
+  dialled in order) and its agent pass-through events (``Dial``, ``Answered``, ``Terminal``).
 * Order of checks per request: record it, ``delay_s``, scripted faults (``fail_next``,
   ``garble_next``: like a load balancer, before auth), Basic auth (401), account sid in the
   path (403: valid credentials, another account), unknown call (404). Error bodies are
@@ -336,6 +338,64 @@ class FakeExotelApi(HttpDouble):
         if callback:
             await self._post_status(callback, sid, "completed")
         return result
+
+    # ---- a flow's Connect applet (hand-off to a person)
+
+    async def run_connect_applet(
+        self,
+        connect_url: str,
+        *,
+        call_sid: str,
+        call_from: str,
+        call_to: str,
+        answered_by: str | None = None,
+        passthru_url: str | None = None,
+    ) -> list[tuple[str, str, int]]:
+        """Run a flow's Connect applet with a dynamic URL, as Exotel does: GET ``connect_url``
+        with the call's details (header ``Exotel-Version: 1.0``), then dial the numbers it
+        answers one after the other until ``answered_by`` picks up (None: nobody does). With
+        ``passthru_url`` (the applet's agent pass-through) each attempt is reported there by
+        GET: ``Dial`` (Status ``busy``), ``Answered`` for the one who picks up, and
+        ``Terminal`` (Status ``free``) when the attempt ends (support article 3000106308).
+        Returns every pass-through request as (EventType, DialWhomNumber, our HTTP code); the
+        numbers as the Connect URL gave them."""
+        call = {"CallSid": call_sid, "CallFrom": call_from, "CallTo": call_to}
+        sent: list[tuple[str, str, int]] = []
+        async with httpx.AsyncClient() as client:
+            # the URL's own query (its key) is kept, the call's details added to it
+            answer = await client.get(
+                httpx.URL(connect_url).copy_merge_params({**call, "Direction": "incoming"}),
+                headers={"Exotel-Version": "1.0"},
+            )
+            numbers = answer.json().get("destination", {}).get("numbers", [])
+
+            async def event(number: str, kind: str, status: str) -> None:
+                if passthru_url is None:
+                    return
+                now = _fmt(datetime.now(IST)) or ""
+                params = {
+                    **call,
+                    "From": call_from,
+                    "To": call_to,
+                    "Direction": "outbound-dial",
+                    "Created": now,
+                    "CurrentTime": now,
+                    "DialWhomNumber": number,
+                    "Status": status,
+                    "EventType": kind,
+                }
+                got = await client.get(httpx.URL(passthru_url).copy_merge_params(params))
+                sent.append((kind, number, got.status_code))
+
+            for number in numbers:
+                await event(number, "Dial", "busy")
+                picked = number == answered_by
+                if picked:
+                    await event(number, "Answered", "busy")
+                await event(number, "Terminal", "free")
+                if picked:
+                    break
+        return sent
 
     # ---- the record
 

@@ -4,6 +4,7 @@ outside the hours, ...)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from receptionist.store.db import Database
 from receptionist.store.schema import call_details, utcnow
 
-__all__ = ["get_handoff", "record_handoff", "record_handoff_leg", "record_handoff_outcome"]
+__all__ = [
+    "get_handoff",
+    "record_handoff",
+    "record_handoff_answer",
+    "record_handoff_leg",
+    "record_handoff_outcome",
+]
 
 MAX_TEXT = 200  # who / why / outcome come from a model or a request: bounded on the row
 
@@ -70,17 +77,40 @@ async def record_handoff_leg(
 ) -> bool:
     """What Exotel's record says of the Connect applet's leg, on the hand-off (in the caller's
     transaction): its status (``completed``: the person answered), how long the caller and the
-    person talked, and who answered when that is known (only one number was rung: Exotel's
-    record names no number). False when the call has no hand-off."""
+    person talked, and who answered when that is known: the agent pass-through's ``Answered``
+    event named them (record_handoff_answer), or only one number was rung (Exotel's record
+    names no number). False when the call has no hand-off."""
     c = call_details.c
     row = (await conn.execute(sa.select(c.handoff).where(c.call_sid == call_sid))).first()
     if row is None or not row.handoff:
         return False
     value = dict(row.handoff)
+    # several numbers rung: Exotel's record names none, the pass-through's answer does
+    heard = (value.get("answered") or {}).get("number") or number
     value["person_leg"] = {
         "status": (status or "")[:40] or None,
         "talk_s": talk_s,
-        "answered_by": number if status == "completed" else None,
+        "answered_by": heard if status == "completed" else None,
     }
     await conn.execute(sa.update(call_details).where(c.call_sid == call_sid).values(handoff=value))
     return True
+
+
+async def record_handoff_answer(db: Database, call_sid: str, number: str, at: datetime) -> str:
+    """Who picked up the Connect applet's call and when (Exotel's agent pass-through, its
+    ``Answered`` event), kept on the hand-off as ``answered``. Only one person can answer a
+    call: the first answer stays, a repeat changes nothing (Exotel may send an event again).
+    Returns ``recorded``, ``already`` or ``unknown`` (no such call)."""
+    c = call_details.c
+    async with db.begin() as conn:
+        row = (await conn.execute(sa.select(c.handoff).where(c.call_sid == call_sid))).first()
+        if row is None:
+            return "unknown"
+        value = dict(row.handoff or {"who": None, "reason": "connect_applet"})
+        if value.get("answered"):
+            return "already"
+        value["answered"] = {"number": number[:MAX_TEXT], "at": at.isoformat()}
+        await conn.execute(
+            sa.update(call_details).where(c.call_sid == call_sid).values(handoff=value)
+        )
+    return "recorded"

@@ -33,6 +33,8 @@ from receptionist.web.models import (
     Booking,
     CalendarFeed,
     CalendarSyncProblem,
+    CallbackDone,
+    CallbackRequest,
     CallDetail,
     CallSummary,
     Done,
@@ -51,11 +53,17 @@ from receptionist.web.scope import Scope
 
 
 def _error(
-    status: int, code: str, message: str, problems: list[dict[str, Any]] | None = None
+    status: int,
+    code: str,
+    message: str,
+    problems: list[dict[str, Any]] | None = None,
+    opens_at: datetime | None = None,
 ) -> JSONResponse:
     error: dict[str, Any] = {"code": code, "message": message}
     if problems is not None:
         error["problems"] = problems
+    if opens_at is not None:
+        error["opens_at"] = opens_at.isoformat()
     return JSONResponse({"error": error}, status_code=status)
 
 
@@ -202,12 +210,18 @@ async def retry_call(call_sid: str, s: ScopeDep, deps: DepsDep) -> Done:
 
 @router.post(
     "/calls/{call_sid}/callback",
-    response_model=Done,
+    response_model=CallbackDone,
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 502: {"model": ErrorBody}},
     summary="Have the AI call the caller back now (within hours, once per reason, rate-limited)",
+    description="Outside the hours a plain request is refused (409 `callback_outside_hours`,"
+    ' with `opens_at`); with the body `{"when": "next_open"}` it is scheduled for that'
+    " opening instead (`status` `scheduled`, `due_at`), and dialled at once inside them.",
 )
-async def call_back(call_sid: str, s: ScopeDep, deps: DepsDep) -> Done:
-    return await queries.call_back(s, deps, call_sid)
+async def call_back(
+    call_sid: str, s: ScopeDep, deps: DepsDep, body: CallbackRequest | None = None
+) -> CallbackDone:
+    when_open = body is not None and body.when == "next_open"
+    return await queries.call_back(s, deps, call_sid, when_open=when_open)
 
 
 @router.get("/notifications", response_model=list[Notification], summary="WhatsApp messages")
@@ -425,7 +439,7 @@ def create_api(deps: WebDeps) -> FastAPI:
 
     @api.exception_handler(WebError)
     async def api_error(request: Request, exc: WebError) -> JSONResponse:
-        response = _error(exc.status, exc.code, exc.message, exc.problems)
+        response = _error(exc.status, exc.code, exc.message, exc.problems, exc.opens_at)
         response.headers.update(exc.headers or {})
         return response
 

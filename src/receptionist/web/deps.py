@@ -33,11 +33,13 @@ class WebError(Exception):
         message: str,
         problems: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        opens_at: datetime | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.problems = problems  # what is wrong, field by field (a tenant edit)
         self.headers = headers  # sent with the answer (a 416's Content-Range)
+        self.opens_at = opens_at  # a callback refused outside the hours: their next opening
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
@@ -21,6 +21,9 @@ class ErrorDetail(BaseModel):
     message: str
     problems: list[Problem] | None = Field(
         None, description="A refused tenant edit: every problem."
+    )
+    opens_at: datetime | None = Field(
+        None, description="A callback refused outside the hours: when they next open."
     )
 
 
@@ -266,6 +269,21 @@ class WebhookDelivery(BaseModel):
 class Done(BaseModel):
     ok: bool = True
     message: str
+
+
+class CallbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    when: Literal["now", "next_open"] = Field(
+        "now",
+        description="`now`: dial now, refused outside the hours; `next_open`: dial now inside"
+        " them, else schedule for their next opening.",
+    )
+
+
+class CallbackDone(Done):
+    status: Literal["placed", "scheduled"]
+    due_at: datetime | None = Field(None, description="Scheduled: when the AI will dial.")
 
 
 class TenantFiles(BaseModel):

@@ -50,6 +50,7 @@ from receptionist.web.call_list import (
 )
 from receptionist.web.deps import DEFAULT_PAGE, MAX_PAGE, WebDeps, WebError, tenant_tz
 from receptionist.web.models import (
+    CallbackDone,
     CallbackItem,
     CallDetail,
     CallSummary,
@@ -282,21 +283,40 @@ async def retry_call(s: Scope, deps: WebDeps, call_sid: str) -> Done:
     return Done(message=f"call {call_sid} will be processed again")
 
 
-async def call_back(s: Scope, deps: WebDeps, call_sid: str) -> Done:
-    """Have the AI call this call's caller back now (callbacks.py has the rules)."""
+async def call_back(
+    s: Scope, deps: WebDeps, call_sid: str, *, when_open: bool = False
+) -> CallbackDone:
+    """Have the AI call this call's caller back now (callbacks.py has the rules); with
+    ``when_open`` a request outside the hours is scheduled for their next opening instead of
+    refused (the refusal carries that opening as ``opens_at``)."""
     row = await _call_row(s, deps, call_sid)  # in scope, or a 404
     if deps.callbacks is None:
         raise WebError(409, "no_exotel", "callbacks need Exotel's API and CALLBACK_STREAM_URL")
     try:
-        placed = await callbacks.place_callback(
-            deps.callbacks, call_sid, "requested", tenant_id=row.tenant
-        )
+        if when_open:
+            done = await callbacks.schedule_callback(
+                deps.callbacks, call_sid, "requested", tenant_id=row.tenant
+            )
+        else:
+            done = await callbacks.place_callback(
+                deps.callbacks, call_sid, "requested", tenant_id=row.tenant
+            )
     except callbacks.CallbackRefused as exc:
-        raise WebError(409, f"callback_{exc.reason}", exc.message) from None
+        raise WebError(409, f"callback_{exc.reason}", exc.message, opens_at=exc.opens_at) from None
     except ExotelApiError as exc:
         raise WebError(502, "exotel_error", f"Exotel refused the call: {exc.kind}") from None
-    callbacks.follow_up(deps.callbacks, placed)
-    return Done(message=f"calling {placed.to_number} back (Exotel call {placed.exotel_sid})")
+    if isinstance(done, callbacks.Scheduled):
+        return CallbackDone(
+            message=f"{done.to_number} will be called back at {done.due_at.isoformat()}",
+            status="scheduled",
+            due_at=done.due_at,
+        )
+    callbacks.follow_up(deps.callbacks, done)
+    return CallbackDone(
+        message=f"calling {done.to_number} back (Exotel call {done.exotel_sid})",
+        status="placed",
+        due_at=None,
+    )
 
 
 async def notification_list(

@@ -91,6 +91,7 @@ NOTICE_TEXT = {
     "deactivated": N_("The business no longer answers calls. Calls in progress finish."),
     "created": N_("The new business is saved."),
     "calling_back": N_("The caller is being called back now."),
+    "callback_scheduled": N_("The AI will call the caller back when the business opens."),
     "callback_refused": N_("The caller could not be called back."),
     "callback_withheld": N_("The caller's number is withheld: it cannot be called back."),
     "callback_outside_hours": N_(

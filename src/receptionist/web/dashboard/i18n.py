@@ -88,6 +88,19 @@ class Formats:
             return "–"
         return format_datetime(value, "d MMM y, h:mm a", tzinfo=self.tz, locale=self.locale)
 
+    def opening(self, value: datetime | None) -> str:
+        """A coming opening, short: "Tue 10:00" (a button's label)."""
+        if value is None:
+            return "–"
+        return format_datetime(value, "EEE HH:mm", tzinfo=self.tz, locale=self.locale)
+
+    def when_iso(self, value: object) -> str:
+        """`when` of a time kept as ISO 8601 text in a JSON column (a hand-off's)."""
+        try:
+            return self.when(datetime.fromisoformat(str(value)))
+        except ValueError:
+            return "–"
+
     def time(self, value: datetime | None) -> str:
         if value is None:
             return "–"

@@ -449,14 +449,17 @@ async def call_back(request: Request, viewer: Viewer) -> Response:
     form = await posted(request, viewer)
     sid = request.path_params["call_sid"]
     page = f"{_prefix(request)}/calls/{sid}"
+    when_open = form.get("when") == "next_open"  # the button shown outside the hours
     try:
-        await queries.call_back(viewer.scope, _dash(request).deps, sid)
+        done = await queries.call_back(viewer.scope, _dash(request).deps, sid, when_open=when_open)
     except WebError as exc:
         if exc.status not in (409, 502):
             raise
         code = exc.code if exc.code in NOTICE_TEXT else "callback_refused"
         return _back(request, form, page, code)
-    return _back(request, form, page, "calling_back")
+    return _back(
+        request, form, page, "callback_scheduled" if done.status == "scheduled" else "calling_back"
+    )
 
 
 # --- messages ---------------------------------------------------------------------------------
