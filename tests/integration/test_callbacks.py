@@ -50,7 +50,7 @@ from receptionist.store.calls import FinishedCall, NewCall, create_call, finish_
 from receptionist.store.db import Database
 from receptionist.store.schema import call_details
 from receptionist.telephony.exotel_api import ExotelApiConfig
-from receptionist.tenants.handoff import DAYS
+from receptionist.tenants.hours import DAYS
 from receptionist.tenants.repository import TenantRepository
 from tests.integration.bridge_harness import Bridge, row_for, running_bridge, tenants_dir
 from tests.integration.test_dashboard import Browser

@@ -39,7 +39,7 @@ from receptionist.store.schema import (
 )
 from receptionist.store.web_sessions import expire_session_now
 from receptionist.store.webhook_deliveries import NewDelivery, insert_deliveries
-from receptionist.tenants.handoff import DAYS
+from receptionist.tenants.hours import DAYS
 from receptionist.tenants.repository import TenantRepository
 from receptionist.web.api import create_api
 from receptionist.web.dashboard import Options, create_dashboard

@@ -32,7 +32,7 @@ from receptionist.store.api_keys import create_key
 from receptionist.store.calls import get_call
 from receptionist.store.db import Database
 from receptionist.store.schema import notifications
-from receptionist.tenants.handoff import DAYS
+from receptionist.tenants.hours import DAYS
 from tests.integration.bridge_harness import Bridge, row_for, running_bridge
 from tests.integration.test_dashboard import Browser
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from receptionist.bridge.connect_url import connect_answer
-from receptionist.tenants.handoff import parse_hours_line
+from receptionist.tenants.hours import parse_hours_line
 from receptionist.tenants.loading import load_tenant
 from tests.unit.test_tenants import MINIMAL_TOML, make_tenant
 

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .hours import DAYS, Hours, parse_hours_line
+from .hours import Hours
 from .messages import language_prefix
 
 __all__ = [
-    "DAYS",
     "DEFAULT_SAY",
     "DEFAULT_UNAVAILABLE",
     "NOTICE_VARIABLES",
     "CallbackRules",
     "Handoff",
-    "Hours",
-    "parse_hours_line",
 ]
 
 # what the owner's notice about a hand-off that could not happen says, in placeholder order
