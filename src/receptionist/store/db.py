@@ -251,8 +251,9 @@ class Database:
         that reads and then writes fails at once with "database is locked" when another
         connection committed in between (SQLite cannot upgrade a stale read snapshot, and the
         busy timeout does not apply), so every ``begin`` waits for the lock up front instead.
-        Reads that write nothing use :meth:`session`. PostgreSQL is unaffected (use
-        ``SELECT ... FOR UPDATE`` there where a read decides a write).
+        Reads that write nothing use :meth:`session`. PostgreSQL is unaffected: where a read
+        decides a write there, lock the row (``SELECT ... FOR UPDATE``) or, when there is no
+        row to lock yet, the key (:func:`lock_until_commit`).
         """
         async with self._engine.connect() as conn:
             if self._dialect == "sqlite":
